@@ -1,0 +1,239 @@
+"""Commands and the bus that runs them: one handler per command, whatever the transport.
+
+HTTP, NATS request/reply and JetStream ingest all call `CommandBus.dispatch` (or
+`dispatch_many` for a batch in one transaction), so validation, permissions, idempotency and
+the error shapes are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import asyncpg
+import structlog
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from salesplatform.clock import Clock
+from salesplatform.errors import (
+    ConcurrencyConflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    ServiceError,
+    from_validation_error,
+)
+from salesplatform.events import Actor, EventRegistry, Role
+from salesplatform.projections import Change, Projection
+from salesplatform.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+
+class Command(BaseModel):
+    """Base of every command: imperative name, frozen, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    name: ClassVar[str]
+
+
+Result = dict[str, Any]
+Handler = Callable[[Any, UnitOfWork], Awaitable[Result]]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    command: type[Command]
+    handler: Handler
+    roles: frozenset[Role] | None
+    summary: str
+
+
+@dataclass
+class Request:
+    """One command as it arrived: raw payload plus who sent it and why."""
+
+    name: str
+    payload: Any
+    actor: Actor
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    result: Result | None = None
+    error: ServiceError | None = None
+    changes: list[tuple[str, list[Change]]] = field(default_factory=list)
+    replayed: bool = False
+
+    @property
+    def status(self) -> int:
+        return 200 if self.ok else self.error.status  # type: ignore[union-attr]
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.ok:
+            return {"ok": True, "result": self.result}
+        return {"ok": False, "status": self.status, "error": self.error.to_dict()}  # type: ignore[union-attr]
+
+
+_CONFLICT_RETRIES = 12
+
+
+class CommandBus:
+    def __init__(
+        self,
+        registry: EventRegistry,
+        clock: Clock,
+        *,
+        inline_projections: Sequence[Projection] = (),
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.inline_projections = list(inline_projections)
+        self.specs: dict[str, CommandSpec] = {}
+        self.pool: asyncpg.Pool | None = None
+        self.after_commit: list[Callable[[list[tuple[str, list[Change]]]], Awaitable[None]]] = []
+
+    def command(
+        self, cls: type[Command], *, roles: set[Role] | None = None, summary: str = ""
+    ) -> Callable[[Handler], Handler]:
+        """Register the handler of `cls`; `roles` limits who may send it at all (the handler
+        still checks finer rules like territory)."""
+
+        def decorate(fn: Handler) -> Handler:
+            if cls.name in self.specs:
+                raise ValueError(f"command {cls.name} registered twice")
+            self.specs[cls.name] = CommandSpec(
+                cls, fn, frozenset(roles) if roles else None, summary or (fn.__doc__ or "").strip()
+            )
+            return fn
+
+        return decorate
+
+    def _prepare(self, request: Request) -> tuple[CommandSpec, Command]:
+        spec = self.specs.get(request.name)
+        if spec is None:
+            raise NotFound(f"unknown command {request.name}", code="unknown_command")
+        if spec.roles is not None and request.actor.role not in spec.roles:
+            raise PermissionDenied(
+                f"role {request.actor.role} may not {request.name}", code="role_not_allowed"
+            )
+        try:
+            if isinstance(request.payload, (bytes, str)):
+                command = spec.command.model_validate_json(request.payload)
+            else:
+                command = spec.command.model_validate(request.payload)
+        except ValidationError as exc:
+            raise from_validation_error(exc) from None
+        return spec, command
+
+    async def _run_in(
+        self, conn: asyncpg.Connection, request: Request, spec: CommandSpec, command: Command
+    ) -> tuple[Result, bool, UnitOfWork]:
+        """Run one command inside the caller's open transaction. Returns (result, replayed)."""
+        key = request.idempotency_key
+        uow = UnitOfWork(
+            conn,
+            self.registry,
+            self.clock,
+            request.actor,
+            self.inline_projections,
+            correlation_id=request.correlation_id or str(uuid.uuid4()),
+            causation_id=request.causation_id,
+        )
+        if key is not None:
+            stored = await conn.fetchval(
+                "SELECT result FROM command_results WHERE command = $1 AND idempotency_key = $2",
+                request.name, key,
+            )
+            if stored is not None:
+                return stored, True, uow
+        result = await spec.handler(command, uow)
+        if key is not None:
+            await conn.execute(
+                "INSERT INTO command_results (command, idempotency_key, result) VALUES ($1, $2, $3)",
+                request.name, key, result,
+            )
+        await uow.finish()
+        return result, False, uow
+
+    async def dispatch(self, request: Request) -> Outcome:
+        """Run one command in its own transaction; never raises for bad input or broken rules."""
+        assert self.pool is not None, "bus not bound to a pool"
+        try:
+            spec, command = self._prepare(request)
+        except ServiceError as exc:
+            return Outcome(False, error=exc)
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                async with self.pool.acquire() as conn:
+                    async with conn.transaction():
+                        result, replayed, uow = await self._run_in(conn, request, spec, command)
+                outcome = Outcome(True, result, changes=uow.changes, replayed=replayed)
+                await self._after(outcome)
+                return outcome
+            except ConcurrencyConflict as exc:
+                # Another writer got there first: load again and decide again, after a short
+                # random pause so a crowd of writers on one aggregate spreads out.
+                if attempt == _CONFLICT_RETRIES - 1:
+                    return Outcome(False, error=exc)
+                await asyncio.sleep(random.uniform(0, 0.002 * 2**min(attempt, 6)))
+            except asyncpg.UniqueViolationError as exc:
+                if exc.table_name == "command_results" or "command_results" in str(exc):
+                    continue  # the same key committed concurrently: next loop returns its result
+                raise
+            except ServiceError as exc:
+                return Outcome(False, error=exc)
+        raise AssertionError("unreachable")
+
+    async def dispatch_many(self, requests: list[Request]) -> list[Outcome]:
+        """Run a batch in one transaction (group commit), each command in its own savepoint so
+        one rejection does not undo the others. Falls back to one by one on a conflict."""
+        assert self.pool is not None, "bus not bound to a pool"
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        prepared: list[tuple[int, CommandSpec, Command]] = []
+        for i, request in enumerate(requests):
+            try:
+                spec, command = self._prepare(request)
+                prepared.append((i, spec, command))
+            except ServiceError as exc:
+                outcomes[i] = Outcome(False, error=exc)
+        retry_alone: list[int] = []
+        if prepared:
+            async with self.pool.acquire() as conn:
+                async with conn.transaction():
+                    for i, spec, command in prepared:
+                        try:
+                            async with conn.transaction():
+                                result, replayed, uow = await self._run_in(conn, requests[i], spec, command)
+                            outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed)
+                        except (ConcurrencyConflict, asyncpg.UniqueViolationError):
+                            retry_alone.append(i)
+                        except ServiceError as exc:
+                            outcomes[i] = Outcome(False, error=exc)
+            for o in outcomes:
+                if o is not None and o.ok:
+                    await self._after(o)
+        for i in retry_alone:
+            outcomes[i] = await self.dispatch(requests[i])
+        return [o for o in outcomes if o is not None]
+
+    async def _after(self, outcome: Outcome) -> None:
+        if outcome.changes:
+            for hook in self.after_commit:
+                await hook(outcome.changes)
+
+    def json_schemas(self) -> dict[str, Any]:
+        return {name: spec.command.model_json_schema() for name, spec in sorted(self.specs.items())}
+
+
+def invalid(field_name: str, message: str, code: str = "invalid") -> InvalidInput:
+    return InvalidInput([{"field": field_name, "code": code, "message": message}])

@@ -1,0 +1,415 @@
+"""Read models built from the event log: inline, catch-up, and rebuilt without downtime.
+
+A projection keeps its tables in a schema of its own per *generation* (`p_<name>_<n>`), and the
+`projections` row names the generation that answers queries. Projection SQL uses unqualified
+table names; the runner points `search_path` at the right generation.
+
+- Inline: applied inside the appending transaction (read-your-writes).
+- Catch-up: a runner reads the global log after the generation's checkpoint and stores the new
+  checkpoint in the same transaction as the change (exactly-once effect).
+- Rebuild: a new generation is filled from position 0 while the active one keeps serving; the
+  switch takes the projection's lock exclusively (writers hold it shared while they apply),
+  applies the last events and flips `active_schema` in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import asyncpg
+import structlog
+
+from salesplatform.errors import ConcurrencyConflict
+from salesplatform.store import LOG_START, LogPosition, RecordedEvent, read_log
+
+log = structlog.get_logger(__name__)
+
+Change = dict[str, Any]
+ChangeSink = Callable[[str, list[Change]], Awaitable[None]]
+FailureSink = Callable[[str, RecordedEvent, str], Awaitable[None]]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+_APPLY_ATTEMPTS = 3
+# Failures that say nothing about the event: the whole batch is retried later in a new
+# transaction (a lost connection, or a reactor's append that needs a younger transaction id).
+_RETRY_WHOLE_BATCH = (asyncpg.PostgresConnectionError, ConnectionError, OSError, ConcurrencyConflict)
+
+
+class Projection:
+    """A read model. Subclasses set `name`, `schema_sql` and implement `apply`.
+
+    `event_types`: the types it reads (None: all). `code_version`: bump it when the apply logic
+    or the tables change; the service then rebuilds the projection on start.
+    `inline`: apply in the appending transaction instead of by the catch-up runner.
+    """
+
+    name: ClassVar[str]
+    schema_sql: ClassVar[str]
+    event_types: ClassVar[frozenset[str] | None] = None
+    code_version: ClassVar[int] = 1
+    inline: ClassVar[bool] = False
+
+    def handles(self, event: RecordedEvent) -> bool:
+        return self.event_types is None or event.event_type in self.event_types
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
+        raise NotImplementedError
+
+    async def apply_batch(self, conn: asyncpg.Connection, events: list[RecordedEvent]) -> list[Change]:
+        """Apply many events; override for set-based speed. Returns the changed keys."""
+        changes: list[Change] = []
+        for event in events:
+            if self.handles(event):
+                out = await self.apply(conn, event)
+                if out:
+                    changes.extend(out)
+        return changes
+
+
+def _lock_key(name: str) -> str:
+    return f"projection:{name}"
+
+
+async def _use_schema(conn: asyncpg.Connection, schema: str) -> None:
+    await conn.execute("SELECT set_config('search_path', $1, true)", f"{schema}, public")
+
+
+async def _reset_schema(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT set_config('search_path', 'public', true)")
+
+
+async def ensure_projection(conn: asyncpg.Connection, projection: Projection) -> bool:
+    """Create generation 1 if the projection is new. Returns True when a rebuild is due
+    (the stored code version differs from the code's)."""
+    if not _NAME.match(projection.name):
+        raise ValueError(f"bad projection name {projection.name!r}")
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _lock_key(projection.name))
+        row = await conn.fetchrow(
+            "SELECT code_version FROM projections WHERE name = $1", projection.name
+        )
+        if row is not None:
+            return row["code_version"] != projection.code_version
+        schema = f"p_{projection.name}_1"
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+        await _use_schema(conn, schema)
+        await conn.execute(projection.schema_sql)
+        await _reset_schema(conn)
+        await conn.execute(
+            "INSERT INTO projection_generations (name, generation, schema_name, code_version, status)"
+            " VALUES ($1, 1, $2, $3, 'active')",
+            projection.name, schema, projection.code_version,
+        )
+        await conn.execute(
+            "INSERT INTO projections (name, active_schema, generation, code_version)"
+            " VALUES ($1, $2, 1, $3)",
+            projection.name, schema, projection.code_version,
+        )
+    return False
+
+
+async def apply_inline(
+    conn: asyncpg.Connection, projection: Projection, events: list[RecordedEvent]
+) -> list[Change]:
+    """Apply in the caller's transaction, to whichever generation is active once the shared
+    lock is held (a rebuild's switch holds it exclusively)."""
+    relevant = [e for e in events if projection.handles(e)]
+    if not relevant:
+        return []
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock_shared(hashtext($1))", _lock_key(projection.name)
+    )
+    await conn.execute(
+        "SELECT set_config('search_path', active_schema || ', public', true)"
+        " FROM projections WHERE name = $1",
+        projection.name,
+    )
+    try:
+        return await projection.apply_batch(conn, relevant)
+    finally:
+        await _reset_schema(conn)
+
+
+@contextlib.asynccontextmanager
+async def reading(pool: asyncpg.Pool, projection_name: str) -> AsyncIterator[asyncpg.Connection]:
+    """A read-only connection whose search_path is the active generation of a projection."""
+    async with pool.acquire() as conn:
+        async with conn.transaction(readonly=True):
+            schema = await conn.fetchval(
+                "SELECT set_config('search_path', active_schema || ', public', true)"
+                " FROM projections WHERE name = $1",
+                projection_name,
+            )
+            if schema is None:
+                raise LookupError(f"no projection {projection_name}")
+            yield conn
+
+
+@dataclass
+class _Generation:
+    schema: str
+    generation: int
+    checkpoint: LogPosition
+
+
+async def _active_generation(conn: asyncpg.Connection, name: str) -> _Generation:
+    row = await conn.fetchrow(
+        "SELECT g.schema_name, g.generation, g.tx_id::text::bigint AS tx_id, g.position"
+        " FROM projections p JOIN projection_generations g"
+        "   ON g.name = p.name AND g.generation = p.generation WHERE p.name = $1",
+        name,
+    )
+    return _Generation(row["schema_name"], row["generation"], LogPosition(row["tx_id"], row["position"]))
+
+
+async def _save_checkpoint(
+    conn: asyncpg.Connection, name: str, generation: int, at: LogPosition, applied: int
+) -> None:
+    await conn.execute(
+        "UPDATE projection_generations SET tx_id = $3::text::xid8, position = $4,"
+        " events_applied = events_applied + $5 WHERE name = $1 AND generation = $2",
+        name, generation, str(at.tx_id), at.position, applied,
+    )
+
+
+async def _apply_guarded(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    events: list[RecordedEvent],
+    on_failure: FailureSink | None,
+) -> list[Change]:
+    """Apply a batch; if it fails, isolate the events that fail, record them, go on.
+
+    A failing event never blocks the projection and is never lost: it is kept in
+    `projection_failures` with the reason and handed to `on_failure` (the dead-letter subject).
+    """
+    relevant = [e for e in events if projection.handles(e)]
+    if not relevant:
+        return []
+    try:
+        async with conn.transaction():
+            return await projection.apply_batch(conn, relevant)
+    except _RETRY_WHOLE_BATCH:
+        raise
+    except Exception:
+        pass
+    changes: list[Change] = []
+    for event in relevant:
+        error = ""
+        for _ in range(_APPLY_ATTEMPTS):
+            try:
+                async with conn.transaction():
+                    changes.extend(await projection.apply_batch(conn, [event]))
+                error = ""
+                break
+            except _RETRY_WHOLE_BATCH:
+                raise
+            except Exception as exc:  # recorded below, never swallowed silently
+                error = f"{type(exc).__name__}: {exc}"
+        if error:
+            log.error(
+                "projection_event_failed", projection=projection.name,
+                event_id=str(event.envelope.event_id), position=event.position, error=error,
+            )
+            await conn.execute(
+                "INSERT INTO public.projection_failures (name, event_id, position, error)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                projection.name, event.envelope.event_id, event.position, error,
+            )
+            if on_failure is not None:
+                await on_failure(projection.name, event, error)
+    return changes
+
+
+async def catch_up_once(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    *,
+    batch_size: int = 1000,
+    on_failure: FailureSink | None = None,
+) -> tuple[int, list[Change]]:
+    """One batch of the active generation, in one transaction. Returns (events read, changes)."""
+    async with conn.transaction():
+        # One runner at a time per projection (replicas, or a runner and an operator), then the
+        # switch lock shared; the checkpoint is read only after both are held.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))", f"catch-up:{projection.name}"
+        )
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock_shared(hashtext($1))", _lock_key(projection.name)
+        )
+        gen = await _active_generation(conn, projection.name)
+        events = await read_log(conn, gen.checkpoint, batch_size)
+        if not events:
+            return 0, []
+        await _use_schema(conn, gen.schema)
+        changes = await _apply_guarded(conn, projection, events, on_failure)
+        await _reset_schema(conn)
+        last = events[-1]
+        await _save_checkpoint(
+            conn, projection.name, gen.generation, LogPosition(last.tx_id, last.position), len(events)
+        )
+        return len(events), changes
+
+
+async def rebuild(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    *,
+    batch_size: int = 5000,
+    on_progress: Callable[[int], Awaitable[None] | None] | None = None,
+    on_failure: FailureSink | None = None,
+) -> int:
+    """Build a new generation from the start of the log, then switch to it atomically.
+
+    The active generation keeps answering queries (and being updated) until the switch.
+    Returns the new generation number.
+    """
+    name = projection.name
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"rebuild:{name}")
+            for row in await conn.fetch(
+                "SELECT schema_name FROM projection_generations"
+                " WHERE name = $1 AND status IN ('retired', 'building')",
+                name,
+            ):
+                await conn.execute(f"DROP SCHEMA IF EXISTS {row['schema_name']} CASCADE")
+            await conn.execute(
+                "DELETE FROM projection_generations WHERE name = $1 AND status IN ('retired', 'building')",
+                name,
+            )
+            generation = 1 + await conn.fetchval(
+                "SELECT coalesce(max(generation), 0) FROM projection_generations WHERE name = $1", name
+            )
+            schema = f"p_{name}_{generation}"
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+            await _use_schema(conn, schema)
+            await conn.execute(projection.schema_sql)
+            await _reset_schema(conn)
+            await conn.execute(
+                "INSERT INTO projection_generations (name, generation, schema_name, code_version, status)"
+                " VALUES ($1, $2, $3, $4, 'building')",
+                name, generation, schema, projection.code_version,
+            )
+        log.info("projection_rebuild_started", projection=name, generation=generation)
+
+        checkpoint = LOG_START
+        applied = 0
+
+        async def step(settled_only: bool) -> int:
+            nonlocal checkpoint, applied
+            events = await read_log(conn, checkpoint, batch_size, settled_only=settled_only)
+            if not events:
+                return 0
+            await _use_schema(conn, schema)
+            await _apply_guarded(conn, projection, events, on_failure)
+            await _reset_schema(conn)
+            checkpoint = LogPosition(events[-1].tx_id, events[-1].position)
+            applied += len(events)
+            await _save_checkpoint(conn, name, generation, checkpoint, len(events))
+            if on_progress is not None:
+                result = on_progress(applied)
+                if asyncio.iscoroutine(result):
+                    await result
+            return len(events)
+
+        while True:
+            async with conn.transaction():
+                n = await step(settled_only=True)
+            if n < batch_size:
+                break
+
+        async with conn.transaction():
+            # Writers and the catch-up runner hold this lock shared while they apply; holding
+            # it exclusively, everything committed is visible and nothing new can be applied,
+            # so the last events can be read without the settled-only filter.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _lock_key(name))
+            while await step(settled_only=False) == batch_size:
+                pass
+            await conn.execute(
+                "UPDATE projection_generations SET status = 'retired', finished_at = now()"
+                " WHERE name = $1 AND status = 'active'",
+                name,
+            )
+            await conn.execute(
+                "UPDATE projection_generations SET status = 'active', finished_at = now()"
+                " WHERE name = $1 AND generation = $2",
+                name, generation,
+            )
+            await conn.execute(
+                "UPDATE projections SET active_schema = $2, generation = $3, code_version = $4"
+                " WHERE name = $1",
+                name, schema, generation, projection.code_version,
+            )
+    log.info("projection_rebuilt", projection=name, generation=generation, events=applied)
+    return generation
+
+
+class ProjectionRunner:
+    """Keeps the catch-up projections of a service up to date with its log.
+
+    Woken by `wake()` (LISTEN/NOTIFY on new events) and by a polling fallback.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        projections: list[Projection],
+        *,
+        batch_size: int = 1000,
+        poll_interval: float = 1.0,
+        on_changes: ChangeSink | None = None,
+        on_failure: FailureSink | None = None,
+    ) -> None:
+        self.pool = pool
+        self.projections = projections
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.on_changes = on_changes
+        self.on_failure = on_failure
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Catch every projection up to the settled head; returns events read."""
+        total = 0
+        async with self.pool.acquire() as conn:
+            for projection in self.projections:
+                while True:
+                    n, changes = await catch_up_once(
+                        conn, projection, batch_size=self.batch_size, on_failure=self.on_failure
+                    )
+                    total += n
+                    if changes and self.on_changes is not None:
+                        await self.on_changes(projection.name, changes)
+                    if n < self.batch_size or self._stopping.is_set():
+                        break
+        return total
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                await self.run_once()
+                backoff = 0.5
+            except Exception as exc:
+                log.warning("projection_runner_retry", error=str(exc), backoff=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)

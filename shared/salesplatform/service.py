@@ -1,0 +1,460 @@
+"""The composition root every service uses: one definition, one runtime, one HTTP app.
+
+A service describes itself in a `ServiceDefinition` (its events, commands, projections, what it
+consumes, its routes and timers); `Runtime` opens the pool and the NATS connection, migrates,
+creates streams and runs the relay, consumers, projection runner and timers; `http_app` serves
+the commands and queries. Nothing is opened at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request as HttpRequest
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from salesplatform.auth import actor_from_header
+from salesplatform.clock import Clock, SystemClock
+from salesplatform.commands import CommandBus, Request
+from salesplatform.errors import PermissionDenied, ServiceError
+from salesplatform.events import Actor, EventRegistry
+from salesplatform.logging import configure_logging
+from salesplatform.messaging import (
+    CommandResponder,
+    DeadLetters,
+    ForeignEventConsumer,
+    IngestConsumer,
+    OutboxRelay,
+    Topology,
+    connect,
+    ensure_streams,
+)
+from salesplatform.migrations import migrate
+from salesplatform.projections import Change, Projection, ProjectionRunner, ensure_projection, rebuild
+from salesplatform.settings import ServiceSettings
+from salesplatform.store import RecordedEvent, init_connection
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Consumes:
+    """Another service's events this service keeps a copy of."""
+
+    service: str
+    event_types: list[str] | None = None
+
+
+Timer = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    registry: EventRegistry
+    build_bus: Callable[[EventRegistry, Clock], CommandBus]
+    projections: list[Projection] = field(default_factory=list)
+    consumes: list[Consumes] = field(default_factory=list)
+    migrations: Path | None = None
+    routers: list[Callable[[Runtime], APIRouter]] = field(default_factory=list)
+    # Periodic jobs (SLA timers, end of business day): (name, seconds between runs, job).
+    timers: list[tuple[str, float, Timer]] = field(default_factory=list)
+    # Called after projection changes commit (reporting publishes reporting.changed.*).
+    on_changes: Callable[[Runtime, str, list[Change]], Awaitable[None]] | None = None
+    title: str = ""
+    description: str = ""
+
+
+class Runtime:
+    """Everything a running service holds. Use as `async with Runtime(defn, settings) as rt`."""
+
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        settings: ServiceSettings,
+        *,
+        clock: Clock | None = None,
+        run_timers: bool = True,
+    ) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.run_timers = run_timers
+        self.topology = Topology(definition.name, settings.stream_prefix)
+        self.registry = definition.registry
+        self.bus = definition.build_bus(self.registry, self.clock)
+        self.pool: asyncpg.Pool
+        self.nc: NATS
+        self.js: JetStreamContext
+        self.relay: OutboxRelay
+        self.runner: ProjectionRunner
+        self.consumers: list[ForeignEventConsumer] = []
+        self.ingest: IngestConsumer
+        self.responder: CommandResponder
+        self.dead_letters: DeadLetters
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._listen_conn: asyncpg.Connection | None = None
+        self.rebuilds: dict[str, dict[str, Any]] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        s = self.settings
+        self.pool = await asyncpg.create_pool(
+            s.database_url, min_size=s.pool_min, max_size=s.pool_max, init=init_connection
+        )
+        async with self.pool.acquire() as conn:
+            await migrate(conn, self.definition.migrations)
+            due = []
+            for p in self.definition.projections + self.bus.inline_projections:
+                if await ensure_projection(conn, p):
+                    due.append(p)
+        self.bus.pool = self.pool
+        self.nc = await connect(s.nats_url, f"{self.definition.name}-service")
+        self.js = self.nc.jetstream()
+        await ensure_streams(self.js, self.topology)
+        self.dead_letters = DeadLetters(self.js, self.topology)
+
+        self.relay = OutboxRelay(
+            self.pool, self.js, self.topology, batch_size=s.relay_batch, poll_interval=s.poll_interval
+        )
+        self.runner = ProjectionRunner(
+            self.pool,
+            self.definition.projections,
+            poll_interval=s.poll_interval,
+            on_changes=self._on_changes,
+            on_failure=self._on_projection_failure,
+        )
+        self.bus.after_commit.append(self._after_commit)
+        for c in self.definition.consumes:
+            self.consumers.append(
+                ForeignEventConsumer(
+                    self.pool,
+                    self.js,
+                    self.dead_letters,
+                    source=self.topology.of(c.service),
+                    consumer_service=self.definition.name,
+                    event_types=c.event_types,
+                    batch_size=s.consumer_batch,
+                    max_deliveries=s.max_deliveries,
+                    on_stored=lambda _stored: self.runner.wake(),
+                )
+            )
+        self.ingest = IngestConsumer(
+            self.bus, self.nc, self.js, self.dead_letters, self.topology, s.jwt_secret,
+            batch_size=s.consumer_batch, max_deliveries=s.max_deliveries,
+        )
+        self.responder = CommandResponder(self.bus, self.nc, self.topology, s.jwt_secret)
+        await self.responder.start()
+
+        self._listen_conn = await asyncpg.connect(s.database_url)
+        await self._listen_conn.add_listener("events", self._on_notify)
+
+        self._spawn("relay", self.relay.run())
+        self._spawn("projections", self.runner.run())
+        self._spawn("ingest", self.ingest.run())
+        for c in self.consumers:
+            self._spawn(c.durable, c.run())
+        if self.run_timers:
+            for name, every, job in self.definition.timers:
+                self._spawn(f"timer:{name}", self._every(name, every, job))
+        for p in due:
+            self._spawn(f"rebuild:{p.name}", self.rebuild(p.name))
+        log.info("service_started", nats=s.nats_url, topology=self.topology.service)
+
+    async def stop(self) -> None:
+        """Finish in-flight work, then close: stop taking new work, let loops end their batch."""
+        await self.responder.stop()
+        for c in self.consumers:
+            c.stop()
+        self.ingest.stop()
+        self.relay.stop()
+        self.runner.stop()
+        await asyncio.sleep(0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.relay_flush()
+        if self._listen_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._listen_conn.close()
+        # Every loop has finished its batch and the responder has drained its subscription, so
+        # what is left is to flush what was published and close.
+        with contextlib.suppress(Exception):
+            await self.nc.flush(timeout=2)
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+        await self.pool.close()
+        log.info("service_stopped")
+
+    async def relay_flush(self) -> None:
+        """Publish what is in the outbox now (used at shutdown and by tests)."""
+        async with self.pool.acquire() as conn:
+            while await self.relay.publish_pending(conn) == self.relay.batch_size:
+                pass
+
+    def _spawn(self, name: str, coro: Awaitable[Any]) -> None:
+        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    @staticmethod
+    def _task_done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background_task_failed", task=task.get_name(), error=repr(task.exception()))
+
+    def _on_notify(self, *_: object) -> None:
+        self.relay.wake()
+        self.runner.wake()
+
+    async def _every(self, name: str, seconds: float, job: Timer) -> None:
+        while True:
+            try:
+                await job(self)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer_failed", timer=name)
+            await asyncio.sleep(seconds)
+
+    async def _after_commit(self, changes: list[tuple[str, list[Change]]]) -> None:
+        for name, keys in changes:
+            await self._on_changes(name, keys)
+
+    async def _on_changes(self, name: str, changes: list[Change]) -> None:
+        if self.definition.on_changes is not None:
+            await self.definition.on_changes(self, name, changes)
+
+    async def _on_projection_failure(self, name: str, event: RecordedEvent, error: str) -> None:
+        await self.dead_letters.send(
+            "projection_failed",
+            event.envelope.to_json(),
+            error=error,
+            headers={"Projection": name, "Event-Id": str(event.envelope.event_id)},
+            source=f"projection:{name}",
+            dedup_id=f"dlq-projection-{name}-{event.envelope.event_id}",
+        )
+
+    # -- operations ------------------------------------------------------------------------
+
+    def projection(self, name: str) -> Projection:
+        for p in self.definition.projections + self.bus.inline_projections:
+            if p.name == name:
+                return p
+        raise LookupError(name)
+
+    async def rebuild(self, name: str) -> int:
+        """Rebuild one projection from the log while the current one keeps serving."""
+        projection = self.projection(name)
+        state = {"projection": name, "status": "running", "events": 0}
+        self.rebuilds[name] = state
+
+        def progress(n: int) -> None:
+            state["events"] = n
+
+        try:
+            generation = await rebuild(self.pool, projection, on_progress=progress,
+                                       on_failure=self._on_projection_failure)
+        except Exception as exc:
+            state["status"] = f"failed: {exc!r}"
+            raise
+        state.update(status="done", generation=generation)
+        return generation
+
+    async def ready(self) -> dict[str, bool]:
+        db = False
+        with contextlib.suppress(Exception):
+            async with self.pool.acquire() as conn:
+                db = await conn.fetchval("SELECT true")
+        return {"database": bool(db), "nats": self.nc.is_connected}
+
+    async def run_command(self, name: str, payload: Any, actor: Actor, **kw: Any) -> Any:
+        """Run a command as a given actor (timers and tests)."""
+        return await self.bus.dispatch(Request(name=name, payload=payload, actor=actor, **kw))
+
+
+# -- HTTP -----------------------------------------------------------------------------------
+
+
+def error_response(exc: ServiceError) -> JSONResponse:
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+
+
+def http_actor(request: HttpRequest) -> Actor:
+    """FastAPI dependency: the actor named by the bearer token."""
+    runtime: Runtime = request.app.state.runtime
+    return actor_from_header(request.headers.get("authorization"), runtime.settings.jwt_secret)
+
+
+def http_app(runtime: Runtime, *, lifespan: Any = None) -> FastAPI:
+    defn = runtime.definition
+    app = FastAPI(
+        title=defn.title or f"{defn.name} service",
+        description=defn.description,
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: HttpRequest, exc: ServiceError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: HttpRequest, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "code": e.get("type"), "message": e.get("msg")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            {"error": {"code": "validation_failed", "message": "the input is not valid", "details": details}},
+            status_code=422,
+        )
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        return {"status": "live"}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        checks = await runtime.ready()
+        ok = all(checks.values())
+        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/schemas/events", tags=["contract"])
+    async def event_schemas() -> dict[str, Any]:
+        """JSON Schema of every event this service publishes (the envelope's `data`)."""
+        return runtime.registry.json_schemas()
+
+    @app.get("/schemas/commands", tags=["contract"])
+    async def command_schemas() -> dict[str, Any]:
+        return runtime.bus.json_schemas()
+
+    @app.get("/admin/projections", tags=["operations"])
+    async def projections_state(request: HttpRequest) -> Any:
+        http_actor(request)
+        async with runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT g.name, g.generation, g.status, g.events_applied, g.position, g.started_at,"
+                " g.finished_at FROM projection_generations g ORDER BY g.name, g.generation"
+            )
+        return {"generations": [dict(r) for r in rows], "rebuilds": runtime.rebuilds}
+
+    @app.post("/admin/projections/{name}/rebuild", tags=["operations"], status_code=202)
+    async def start_rebuild(name: str, request: HttpRequest) -> Any:
+        """Rebuild a projection from the log; the current version answers until the switch."""
+        actor = http_actor(request)
+        if not actor.is_manager:
+            raise PermissionDenied("only sales managers and up may rebuild projections")
+        try:
+            runtime.projection(name)
+        except LookupError:
+            return error_response(ServiceError(f"no projection {name}", code="unknown_projection"))
+        runtime._spawn(f"rebuild:{name}", runtime.rebuild(name))
+        return {"projection": name, "status": "started"}
+
+    for name, spec in runtime.bus.specs.items():
+        _add_command_route(app, runtime, name, spec.command, spec.summary)
+
+    for make_router in defn.routers:
+        app.include_router(make_router(runtime))
+    return app
+
+
+def _add_command_route(app: FastAPI, runtime: Runtime, name: str, model: type, summary: str) -> None:
+    async def endpoint(request: HttpRequest) -> Response:
+        try:
+            actor = http_actor(request)
+        except ServiceError as exc:
+            return error_response(exc)
+        body = await request.body()
+        outcome = await runtime.bus.dispatch(
+            Request(
+                name=name,
+                payload=body or b"{}",
+                actor=actor,
+                idempotency_key=request.headers.get("idempotency-key"),
+                correlation_id=request.headers.get("x-correlation-id") or str(uuid.uuid4()),
+            )
+        )
+        if outcome.ok:
+            return Response(orjson.dumps(outcome.result), media_type="application/json")
+        return error_response(outcome.error)  # type: ignore[arg-type]
+
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    app.add_api_route(
+        f"/commands/{name}",
+        endpoint,
+        methods=["POST"],
+        name=name,
+        summary=summary.splitlines()[0] if summary else name,
+        description=summary,
+        tags=["commands"],
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+            "x-defs": defs,
+            "parameters": [
+                {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
+            ],
+        },
+    )
+
+
+def main(definition: ServiceDefinition, settings: ServiceSettings) -> None:
+    """Run a service until SIGTERM/SIGINT; in-flight work finishes before exit."""
+    configure_logging(definition.name, settings.log_level)
+    runtime = Runtime(definition, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = http_app(runtime, lifespan=lifespan)
+    config = uvicorn.Config(
+        app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+
+
+def dump_contract(definition: ServiceDefinition) -> str:
+    """The published contract of a service as JSON (events and commands)."""
+    from salesplatform.clock import SystemClock as _Clock
+
+    bus = definition.build_bus(definition.registry, _Clock())
+    return json.dumps(
+        {"service": definition.name, "events": definition.registry.json_schemas(), "commands": bus.json_schemas()},
+        indent=2,
+        default=str,
+    )
+
+
+__all__ = ["Consumes", "Runtime", "ServiceDefinition", "http_actor", "http_app", "main", "error_response"]

@@ -1,0 +1,38 @@
+"""Typed settings. Each service reads `<SERVICE>_…` variables; NATS_URL, AUTH_JWT_SECRET,
+COMPANY_TIMEZONE and LOG_LEVEL are shared by all."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL"))
+    jwt_secret: str = Field(min_length=16, validation_alias=AliasChoices("AUTH_JWT_SECRET"))
+    timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("COMPANY_TIMEZONE"))
+    log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL"))
+    # Names JetStream streams and consumers; tests set it to run several systems on one server.
+    stream_prefix: str = Field("", validation_alias=AliasChoices("STREAM_PREFIX"))
+    pool_min: int = 2
+    pool_max: int = 10
+    relay_batch: int = 500
+    consumer_batch: int = 500
+    max_deliveries: int = 5
+    poll_interval: float = 1.0
+
+
+def settings_for(service: str, **overrides: object) -> ServiceSettings:
+    """Settings of one service: `CUSTOMER_DATABASE_URL`, `CUSTOMER_HTTP_PORT`, …"""
+
+    class _Settings(ServiceSettings):
+        model_config = SettingsConfigDict(
+            env_prefix=f"{service.upper()}_", extra="ignore", populate_by_name=True
+        )
+
+    return _Settings(**overrides)  # type: ignore[arg-type]

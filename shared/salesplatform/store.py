@@ -1,0 +1,257 @@
+"""The PostgreSQL event store: append with optimistic concurrency, load a stream, read the log.
+
+Functions take a connection, never a pool: the caller owns the transaction, so the events, the
+inline projections and the outbox row commit together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from salesplatform.errors import ConcurrencyConflict
+from salesplatform.events import Actor, Envelope, Role
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event about to be appended; the store gives it its stream version."""
+
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: Actor
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    event_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored, with its place in the global log."""
+
+    position: int
+    tx_id: int
+    envelope: Envelope
+    origin: str | None = None
+
+    @property
+    def event_type(self) -> str:
+        return self.envelope.event_type
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.envelope.data
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LogPosition:
+    """A place in the global log: (transaction id, position), compared in that order."""
+
+    tx_id: int = 0
+    position: int = 0
+
+
+LOG_START = LogPosition()
+
+_COLUMNS = (
+    "position, tx_id::text::bigint AS tx_id, stream_id, stream_version, event_id, event_type, "
+    "schema_version, occurred_at, recorded_at, correlation_id, causation_id, actor, data, origin"
+)
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Codecs every platform connection uses: jsonb as orjson-decoded Python values."""
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+        format="text",
+    )
+
+
+def _actor(raw: dict[str, Any]) -> Actor:
+    return Actor.model_construct(
+        id=raw["id"], role=Role(raw["role"]), district=raw.get("district"), area=raw.get("area")
+    )
+
+
+def _row_to_recorded(row: asyncpg.Record) -> RecordedEvent:
+    envelope = Envelope.model_construct(
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        schema_version=row["schema_version"],
+        stream_id=row["stream_id"],
+        stream_version=row["stream_version"],
+        occurred_at=row["occurred_at"],
+        recorded_at=row["recorded_at"],
+        correlation_id=row["correlation_id"],
+        causation_id=row["causation_id"],
+        actor=_actor(row["actor"]),
+        data=row["data"],
+    )
+    return RecordedEvent(row["position"], row["tx_id"], envelope, row["origin"])
+
+
+async def append(
+    conn: asyncpg.Connection,
+    stream_id: str,
+    expected_version: int,
+    events: list[NewEvent],
+) -> list[RecordedEvent]:
+    """Append `events` to a stream that must be at `expected_version` (0: a new stream).
+
+    Two guards: the version check in the INSERT refuses a stale or too-high expectation, and
+    the primary key (stream_id, stream_version) refuses the loser of a race between two writers
+    that both read the same version. Either way: ConcurrencyConflict, nothing appended.
+
+    A third keeps the global log consistent with stream order: the log is read in transaction-id
+    order, so a transaction may only extend a stream whose last event was written by an older
+    (or the same) transaction. A younger head means this transaction took its id before that
+    writer but appends after it; it gets a ConcurrencyConflict and is retried with a new id.
+    """
+    if not events:
+        return []
+    n = len(events)
+    ids = [e.event_id or uuid.uuid4() for e in events]
+    try:
+        rows = await conn.fetch(
+            f"""
+            INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
+                                occurred_at, recorded_at, correlation_id, causation_id, actor, data)
+            SELECT $1, $2 + v.ord, v.event_id, v.event_type, v.schema_version, v.occurred_at,
+                   v.recorded_at, v.correlation_id, v.causation_id, v.actor, v.data
+            FROM unnest($3::uuid[], $4::text[], $5::int[], $6::timestamptz[], $7::timestamptz[],
+                        $8::text[], $9::text[], $10::jsonb[], $11::jsonb[])
+                 WITH ORDINALITY AS v(event_id, event_type, schema_version, occurred_at,
+                                      recorded_at, correlation_id, causation_id, actor, data, ord)
+            LEFT JOIN LATERAL (
+                SELECT h.stream_version, h.tx_id FROM events h
+                WHERE h.stream_id = $1 ORDER BY h.stream_version DESC LIMIT 1
+            ) AS head ON true
+            WHERE coalesce(head.stream_version, 0) = $2
+              AND coalesce(head.tx_id <= pg_current_xact_id(), true)
+            ORDER BY v.ord
+            RETURNING {_COLUMNS}
+            """,
+            stream_id,
+            expected_version,
+            ids,
+            [e.event_type for e in events],
+            [e.schema_version for e in events],
+            [e.occurred_at for e in events],
+            [e.recorded_at for e in events],
+            [e.correlation_id for e in events],
+            [e.causation_id for e in events],
+            [e.actor.model_dump(mode="json") for e in events],
+            [e.data for e in events],
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise ConcurrencyConflict(
+            f"stream {stream_id} is no longer at version {expected_version}"
+        ) from exc
+    if len(rows) != n:
+        raise ConcurrencyConflict(f"stream {stream_id} is not at version {expected_version}")
+    return sorted((_row_to_recorded(r) for r in rows), key=lambda r: r.envelope.stream_version)
+
+
+async def copy_foreign(
+    conn: asyncpg.Connection, origin: str, envelopes: list[Envelope]
+) -> list[RecordedEvent]:
+    """Keep copies of other services' events; an event already kept is ignored (by event_id).
+
+    Returns only the newly stored ones, so a redelivered message changes nothing.
+    """
+    if not envelopes:
+        return []
+    rows = await conn.fetch(
+        f"""
+        INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
+                            occurred_at, recorded_at, correlation_id, causation_id, actor, data,
+                            origin)
+        SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::int[],
+                             $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[],
+                             $10::jsonb[], $11::jsonb[], $12::text[])
+        ON CONFLICT DO NOTHING
+        RETURNING {_COLUMNS}
+        """,
+        [e.stream_id for e in envelopes],
+        [e.stream_version for e in envelopes],
+        [e.event_id for e in envelopes],
+        [e.event_type for e in envelopes],
+        [e.schema_version for e in envelopes],
+        [e.occurred_at for e in envelopes],
+        [e.recorded_at for e in envelopes],
+        [e.correlation_id for e in envelopes],
+        [e.causation_id for e in envelopes],
+        [e.actor.model_dump(mode="json") for e in envelopes],
+        [e.data for e in envelopes],
+        [origin] * len(envelopes),
+    )
+    return sorted((_row_to_recorded(r) for r in rows), key=lambda r: r.position)
+
+
+async def load_stream(
+    conn: asyncpg.Connection, stream_id: str, after_version: int = 0
+) -> list[RecordedEvent]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2 "
+        "ORDER BY stream_version",
+        stream_id,
+        after_version,
+    )
+    return [_row_to_recorded(r) for r in rows]
+
+
+async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
+    return await conn.fetchval(
+        "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1", stream_id
+    )
+
+
+async def read_log(
+    conn: asyncpg.Connection,
+    after: LogPosition,
+    limit: int,
+    *,
+    event_types: list[str] | None = None,
+    settled_only: bool = True,
+) -> list[RecordedEvent]:
+    """Read the global log after `after`, in (tx_id, position) order.
+
+    Gap policy: with `settled_only`, only events of transactions older than the oldest one still
+    running are returned. Every transaction that could still commit has a larger tx_id than
+    anything returned, so advancing the checkpoint past what was read never skips an event that
+    commits late. `settled_only=False` is for a reader that holds a lock keeping writers out.
+    """
+    settled = "AND tx_id < pg_snapshot_xmin(pg_current_snapshot())" if settled_only else ""
+    types = "AND event_type = ANY($4::text[])" if event_types is not None else ""
+    args: list[Any] = [str(after.tx_id), after.position, limit]
+    if event_types is not None:
+        args.append(event_types)
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM events
+        WHERE (tx_id, position) > ($1::text::xid8, $2) {settled} {types}
+        ORDER BY tx_id, position
+        LIMIT $3
+        """,
+        *args,
+    )
+    return [_row_to_recorded(r) for r in rows]
+
+
+async def log_head(conn: asyncpg.Connection) -> LogPosition:
+    row = await conn.fetchrow(
+        "SELECT tx_id::text::bigint AS tx_id, position FROM events "
+        "ORDER BY tx_id DESC, position DESC LIMIT 1"
+    )
+    return LogPosition(row["tx_id"], row["position"]) if row else LOG_START

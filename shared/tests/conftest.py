@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import asyncpg
+import pytest_asyncio
+
+from salesplatform.migrations import migrate
+from salesplatform.settings import ServiceSettings
+from salesplatform.store import init_connection
+
+from tally import SECRET
+
+
+@pytest_asyncio.fixture
+async def db(make_database):
+    """A fresh, migrated database and a pool on it."""
+    dsn = await make_database("plat")
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, init=init_connection)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest_asyncio.fixture
+async def service_settings(make_database, nats_url, unique_prefix):
+    dsn = await make_database("svc")
+    return ServiceSettings(
+        database_url=dsn,
+        nats_url=nats_url,
+        jwt_secret=SECRET,
+        stream_prefix=unique_prefix,
+        poll_interval=0.2,
+        max_deliveries=3,
+        pool_min=1,
+        pool_max=8,
+    )

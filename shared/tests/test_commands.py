@@ -1,0 +1,178 @@
+"""Commands over HTTP and NATS, idempotency (guarantee 7), atomic writes (guarantee 2),
+permissions, and the structured errors of bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import orjson
+import pytest
+import pytest_asyncio
+
+from salesplatform.auth import mint
+from salesplatform.commands import Request
+from salesplatform.events import Actor, Envelope, Role
+from salesplatform.projections import reading
+from salesplatform.service import Runtime, http_app
+from salesplatform.store import load_stream
+
+from tally import SECRET
+from tally import definition, registry
+
+REP = Actor(id="r1", role=Role.rep, district="d1", area="a1")
+CLERK = Actor(id="c1", role=Role.clerk)
+
+
+def bearer(actor: Actor) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint(actor, SECRET)}"}
+
+
+@pytest_asyncio.fixture
+async def rt(service_settings):
+    async with Runtime(definition(), service_settings) as runtime:
+        yield runtime
+
+
+@pytest_asyncio.fixture
+async def http(rt):
+    transport = httpx.ASGITransport(app=http_app(rt))
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        yield client
+
+
+async def event_count(rt: Runtime) -> int:
+    async with rt.pool.acquire() as conn:
+        return await conn.fetchval("SELECT count(*) FROM events")
+
+
+async def test_http_command_appends_and_inline_projection_is_readable_at_once(rt, http) -> None:
+    r = await http.post("/commands/open_sheet", json={"sheet_id": "s1", "title": "Monday"}, headers=bearer(REP))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"sheet_id": "s1", "version": 1}
+    async with reading(rt.pool, "sheet_totals") as conn:
+        assert await conn.fetchval("SELECT title FROM totals WHERE sheet_id = 's1'") == "Monday"
+
+
+async def test_repeated_idempotency_key_returns_first_result_and_appends_nothing(rt, http) -> None:
+    await http.post("/commands/open_sheet", json={"sheet_id": "s1", "title": "M"}, headers=bearer(REP))
+    headers = {**bearer(REP), "Idempotency-Key": "k-1"}
+    first = await http.post("/commands/count_visits", json={"sheet_id": "s1", "count": 3}, headers=headers)
+    before = await event_count(rt)
+    again = await http.post("/commands/count_visits", json={"sheet_id": "s1", "count": 3}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() == {"sheet_id": "s1", "total": 3, "version": 2}
+    assert await event_count(rt) == before
+
+
+async def test_concurrent_requests_with_one_key_append_once(rt) -> None:
+    await rt.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
+    outcomes = await asyncio.gather(*(
+        rt.bus.dispatch(Request("count_visits", {"sheet_id": "s1", "count": 2}, REP, idempotency_key="same"))
+        for _ in range(6)
+    ))
+    assert all(o.ok for o in outcomes)
+    assert all(o.result == {"sheet_id": "s1", "total": 2, "version": 2} for o in outcomes)
+    assert sum(not o.replayed for o in outcomes) == 1
+    async with rt.pool.acquire() as conn:
+        assert len(await load_stream(conn, "sheet-s1")) == 2
+
+
+async def test_concurrent_commands_on_one_aggregate_all_apply(rt) -> None:
+    """Conflicts between writers are retried by loading again: none is lost, none doubled."""
+    await rt.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
+    outcomes = await asyncio.gather(*(rt.run_command("count_visits", {"sheet_id": "s1", "count": 1}, REP) for _ in range(10)))
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
+    async with reading(rt.pool, "sheet_totals") as conn:
+        assert await conn.fetchval("SELECT total FROM totals WHERE sheet_id = 's1'") == 10
+
+
+async def test_failure_in_inline_projection_rolls_back_events_and_outbox(rt) -> None:
+    with pytest.raises(RuntimeError):
+        await rt.run_command("open_sheet", {"sheet_id": "boom", "title": "explode"}, REP)
+    async with rt.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE stream_id = 'sheet-boom'") == 0
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_validation_errors_are_structured_422(rt, http) -> None:
+    before = await event_count(rt)
+    r = await http.post("/commands/count_visits", json={"sheet_id": "s1", "count": -4, "extra": 1}, headers=bearer(REP))
+    assert r.status_code == 422
+    details = r.json()["error"]["details"]
+    assert {d["field"] for d in details} == {"count", "extra"}
+    assert all(d["code"] and d["message"] for d in details)
+    r = await http.post("/commands/count_visits", content=b"{not json", headers=bearer(REP))
+    assert r.status_code == 422
+    assert await event_count(rt) == before
+
+
+async def test_broken_rule_is_409_with_code_and_changes_nothing(rt, http) -> None:
+    await http.post("/commands/open_sheet", json={"sheet_id": "s1", "title": "M"}, headers=bearer(REP))
+    before = await event_count(rt)
+    r = await http.post("/commands/open_sheet", json={"sheet_id": "s1", "title": "M"}, headers=bearer(REP))
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "sheet_exists"
+    r = await http.post("/commands/count_visits", json={"sheet_id": "nope", "count": 1}, headers=bearer(REP))
+    assert r.status_code == 404
+    assert await event_count(rt) == before
+
+
+async def test_wrong_role_gets_403_and_missing_token_401(rt, http) -> None:
+    r = await http.post("/commands/open_sheet", json={"sheet_id": "s1", "title": "M"}, headers=bearer(CLERK))
+    assert r.status_code == 403
+    assert "clerk" in r.json()["error"]["message"]
+    r = await http.post("/commands/open_sheet", json={"sheet_id": "s1", "title": "M"})
+    assert r.status_code == 401
+    r = await http.post("/commands/open_sheet", json={"sheet_id": "s1", "title": "M"}, headers={"Authorization": "Bearer forged"})
+    assert r.status_code == 401
+    assert await event_count(rt) == 0
+
+
+async def test_nats_request_reply_runs_the_same_handler(rt) -> None:
+    subject = rt.topology.subject("cmd", "open_sheet")
+    reply = await rt.nc.request(subject, orjson.dumps({"sheet_id": "n1", "title": "T"}), headers=bearer(REP), timeout=5)
+    assert orjson.loads(reply.data) == {"ok": True, "result": {"sheet_id": "n1", "version": 1}}
+    reply = await rt.nc.request(subject, b'{"sheet_id": "n1"}', headers=bearer(REP), timeout=5)
+    body = orjson.loads(reply.data)
+    assert body["ok"] is False and body["status"] == 422
+    assert body["error"]["details"][0]["field"] == "title"
+    reply = await rt.nc.request(subject, orjson.dumps({"sheet_id": "n2", "title": "T"}), headers=bearer(CLERK), timeout=5)
+    assert orjson.loads(reply.data)["status"] == 403
+
+
+async def test_ingest_publishes_results_and_dead_letters_rejections(rt) -> None:
+    results = await rt.nc.subscribe(rt.topology.subject("result", ">"))
+    dlq = await rt.js.subscribe(rt.topology.subject("dlq", "rejected"), ordered_consumer=True)
+    key = str(uuid.uuid4())
+    ingest = rt.topology.subject("ingest", "open_sheet")
+    await rt.js.publish(ingest, orjson.dumps({"sheet_id": "i1", "title": "T"}), headers={**bearer(REP), "Idempotency-Key": key})
+    await rt.js.publish(ingest, orjson.dumps({"sheet_id": "i1", "title": "T"}), headers={**bearer(REP), "Idempotency-Key": key})
+    await rt.js.publish(ingest, b'{"sheet_id": 5}', headers=bearer(REP))
+    msg = await results.next_msg(timeout=10)
+    assert orjson.loads(msg.data)["result"] == {"sheet_id": "i1", "version": 1}
+    rejected = await dlq.next_msg(timeout=10)
+    assert rejected.headers["Dlq-Reason"] == "rejected"
+    assert "validation_failed" in rejected.headers["Dlq-Error"]
+    assert rejected.data == b'{"sheet_id": 5}'
+    async with rt.pool.acquire() as conn:
+        assert len(await load_stream(conn, "sheet-i1")) == 1
+
+
+async def test_upcaster_turns_old_versions_into_current_on_read() -> None:
+    old = Envelope.model_validate({
+        "event_id": str(uuid.uuid4()), "event_type": "sheet.opened", "schema_version": 1,
+        "stream_id": "sheet-1", "stream_version": 1, "occurred_at": "2026-01-01T00:00:00Z",
+        "recorded_at": "2026-01-01T00:00:00Z", "actor": {"id": "x", "role": "rep"},
+        "data": {"title": "old"},
+    })
+    event = registry.decode(old)
+    assert event.owner == "clerk" and event.title == "old"
+
+
+def test_json_schema_export_lists_every_event_type() -> None:
+    schemas = registry.json_schemas()
+    assert set(schemas) == {"envelope", "sheet.opened", "sheet.counted"}
+    assert schemas["sheet.opened"]["x-schema-version"] == 2
+    assert "owner" in schemas["sheet.opened"]["required"]

@@ -1,0 +1,254 @@
+"""Guarantees 3, 4 and 5: delivery from the outbox, exactly-once effect, no silent loss."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import nats
+import orjson
+import pytest
+
+from salesplatform.events import Actor, Role
+from salesplatform.messaging import DeadLetters, ForeignEventConsumer, OutboxRelay, Topology, ensure_streams
+from salesplatform.projections import reading
+from salesplatform.service import Consumes, Runtime
+
+from tally import definition, new_event
+
+REP = Actor(id="r1", role=Role.rep, district="d1")
+
+
+async def stream_messages(js, stream: str) -> list:
+    info = await js.stream_info(stream)
+    out = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        if info.state.messages:
+            out.append(await js.get_msg(stream, seq))
+    return out
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_committed_events_reach_jetstream_in_stream_order_with_msg_id(service_settings) -> None:
+    async with Runtime(definition(), service_settings) as rt:
+        await rt.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
+        for _ in range(5):
+            await rt.run_command("count_visits", {"sheet_id": "s1", "count": 1}, REP)
+
+        async def all_out() -> bool:
+            return (await rt.js.stream_info(rt.topology.event_stream)).state.messages == 6
+
+        await wait_for(all_out)
+        msgs = await stream_messages(rt.js, rt.topology.event_stream)
+        bodies = [orjson.loads(m.data) for m in msgs]
+        assert [b["stream_version"] for b in bodies] == [1, 2, 3, 4, 5, 6]
+        assert all(m.headers["Nats-Msg-Id"] == b["event_id"] for m, b in zip(msgs, bodies))
+        assert msgs[0].subject == rt.topology.event_subject("sheet.opened")
+        async with rt.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_events_committed_while_relay_is_down_are_published_once_after_restart(service_settings) -> None:
+    """The service dies between commit and publish: the outbox keeps the rows; on restart the
+    relay publishes each event exactly once."""
+    rt = Runtime(definition(), service_settings)
+    await rt.start()
+    rt.relay.stop()  # the relay is gone: commits happen, nothing is published
+    await asyncio.sleep(0.1)
+    for i in range(3):
+        await rt.run_command("open_sheet", {"sheet_id": f"d{i}", "title": "M"}, REP)
+    assert (await rt.js.stream_info(rt.topology.event_stream)).state.messages == 0
+    async with rt.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 3
+    # crash: no graceful flush
+    for t in rt._tasks:
+        t.cancel()
+    await asyncio.gather(*rt._tasks, return_exceptions=True)
+    await rt.nc.close()
+    await rt.pool.close()
+
+    async with Runtime(definition(), service_settings) as again:
+        async def published() -> bool:
+            return (await again.js.stream_info(again.topology.event_stream)).state.messages >= 3
+
+        await wait_for(published)
+        await asyncio.sleep(0.3)
+        assert (await again.js.stream_info(again.topology.event_stream)).state.messages == 3
+
+
+async def test_republished_event_is_dropped_by_jetstream(service_settings) -> None:
+    """Publish confirmed but the outbox delete lost (crash right after publish): the relay
+    sends the same events again and JetStream keeps one copy of each."""
+    async with Runtime(definition(), service_settings) as rt:
+        rt.relay.stop()
+        await asyncio.sleep(0.1)
+        await rt.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
+        await rt.run_command("count_visits", {"sheet_id": "s1", "count": 1}, REP)
+        async with rt.pool.acquire() as conn:
+            saved = [r["position"] for r in await conn.fetch("SELECT position FROM outbox")]
+            relay = OutboxRelay(rt.pool, rt.js, rt.topology)
+            assert await relay.publish_pending(conn) == 2
+            await conn.execute("INSERT INTO outbox SELECT unnest($1::bigint[])", saved)
+            assert await relay.publish_pending(conn) == 2
+        info = await rt.js.stream_info(rt.topology.event_stream)
+        assert info.state.messages == 2
+
+
+async def test_relay_backs_off_while_nats_is_down_and_resumes(make_database, unique_prefix, tmp_path) -> None:
+    from salesplatform.devstack.servers import NatsServer
+    from salesplatform.settings import ServiceSettings
+
+    from tally import SECRET
+
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    try:
+        settings = ServiceSettings(database_url=await make_database("relay"), nats_url=server.url,
+                                   jwt_secret=SECRET, stream_prefix=unique_prefix, poll_interval=0.2)
+        async with Runtime(definition(), settings) as rt:
+            await rt.run_command("open_sheet", {"sheet_id": "before", "title": "M"}, REP)
+            await wait_for(lambda: _outbox_empty(rt))
+            server.stop()
+            await rt.run_command("open_sheet", {"sheet_id": "during", "title": "M"}, REP)
+            await asyncio.sleep(1.0)
+            async with rt.pool.acquire() as conn:
+                assert await conn.fetchval("SELECT count(*) FROM outbox") == 1
+            server.start()
+            await wait_for(lambda: _outbox_empty(rt), timeout=30)
+            info = await rt.js.stream_info(rt.topology.event_stream)
+            assert info.state.messages == 2
+    finally:
+        server.stop()
+
+
+async def _outbox_empty(rt: Runtime) -> bool:
+    async with rt.pool.acquire() as conn:
+        return await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_consumer_copies_foreign_events_once_even_when_redelivered(service_settings, make_database) -> None:
+    """Two services: `board` keeps copies of `tally` events and counts them (catch-up
+    projection). The same events published again change nothing."""
+    from salesplatform.settings import ServiceSettings
+
+    board_settings = ServiceSettings(**{**service_settings.model_dump(), "database_url": await make_database("board")})
+    async with Runtime(definition("tally"), service_settings) as tally, \
+            Runtime(definition("board", consumes=[Consumes("tally")]), board_settings) as board:
+        await tally.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
+        await tally.run_command("count_visits", {"sheet_id": "s1", "count": 2}, REP)
+
+        async def counted() -> bool:
+            async with reading(board.pool, "event_counts") as conn:
+                return await conn.fetchval("SELECT coalesce(sum(n), 0) FROM counts") == 2
+
+        await wait_for(counted)
+        # Redeliver: publish the very same messages again under new message ids.
+        msgs = await stream_messages(tally.js, tally.topology.event_stream)
+        for m in msgs:
+            await tally.js.publish(m.subject, m.data, headers={"Nats-Msg-Id": str(uuid.uuid4())})
+        await wait_for(lambda: _consumer_drained(board))
+        await asyncio.sleep(0.5)
+        async with reading(board.pool, "event_counts") as conn:
+            assert await conn.fetchval("SELECT sum(n) FROM counts") == 2
+        async with board.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM events WHERE origin IS NOT NULL") == 2
+
+
+async def _consumer_drained(rt: Runtime) -> bool:
+    c = rt.consumers[0]
+    info = await rt.js.consumer_info(c.stream, c.durable)
+    return info.num_pending == 0 and info.num_ack_pending == 0
+
+
+async def test_poison_message_goes_to_dlq_with_reason_and_next_is_processed(service_settings, make_database) -> None:
+    from salesplatform.settings import ServiceSettings
+
+    board_settings = ServiceSettings(**{**service_settings.model_dump(), "database_url": await make_database("board")})
+    async with Runtime(definition("tally"), service_settings) as tally, \
+            Runtime(definition("board", consumes=[Consumes("tally")]), board_settings) as board:
+        dlq = await board.js.subscribe(board.topology.subject("dlq", ">"), ordered_consumer=True)
+        subject = tally.topology.event_subject("sheet.opened")
+        await tally.js.publish(subject, b"this is not an event", headers={"Nats-Msg-Id": "poison-1"})
+        await tally.run_command("open_sheet", {"sheet_id": "after", "title": "M"}, REP)
+
+        dead = await dlq.next_msg(timeout=10)
+        assert dead.headers["Dlq-Reason"] == "malformed"
+        assert dead.data == b"this is not an event"
+        assert dead.headers["Original-Msg-Id"] == "poison-1"
+        assert dead.headers["Dlq-Error"]
+
+        async def after_processed() -> bool:
+            async with reading(board.pool, "event_counts") as conn:
+                return await conn.fetchval("SELECT coalesce(sum(n), 0) FROM counts") == 1
+
+        await wait_for(after_processed)
+
+
+async def test_event_a_projection_cannot_apply_is_dead_lettered_and_skipped(service_settings) -> None:
+    """An event the projection fails on is kept in projection_failures and sent to the DLQ;
+    the events after it are applied."""
+    async with Runtime(definition(), service_settings) as rt:
+        dlq = await rt.js.subscribe(rt.topology.subject("dlq", "projection_failed"), ordered_consumer=True)
+        async with rt.pool.acquire() as conn:
+            from salesplatform.store import append
+            async with conn.transaction():
+                await append(conn, "sheet-p", 0, [new_event(1, poison=True), new_event(2)])
+        rt.runner.wake()
+        dead = await dlq.next_msg(timeout=10)
+        assert dead.headers["Projection"] == "event_counts"
+        assert "poison event" in dead.headers["Dlq-Error"]
+
+        async def good_one_applied() -> bool:
+            async with reading(rt.pool, "event_counts") as conn:
+                return await conn.fetchval("SELECT coalesce(sum(n), 0) FROM counts") == 1
+
+        await wait_for(good_one_applied)
+        async with rt.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM projection_failures") == 1
+
+
+async def test_failing_processing_is_retried_then_dead_lettered(service_settings) -> None:
+    """A batch whose effect cannot commit is nak'ed (retried with backoff) and, after the
+    bounded number of deliveries, dead-lettered; it is never acked away without a trace."""
+    async with Runtime(definition("tally"), service_settings) as tally:
+        nc = await nats.connect(service_settings.nats_url)
+        js = nc.jetstream()
+        topo = Topology("watcher", service_settings.stream_prefix)
+        await ensure_streams(js, topo)
+
+        class BrokenPool:
+            def acquire(self):
+                raise ConnectionError("database unreachable")
+
+        consumer = ForeignEventConsumer(BrokenPool(), js, DeadLetters(js, topo), source=tally.topology,
+                                        consumer_service="watcher", batch_size=10, max_deliveries=3)
+        dlq = await js.subscribe(topo.subject("dlq", ">"), ordered_consumer=True)
+        await tally.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
+        task = asyncio.create_task(consumer.run())
+        try:
+            dead = await dlq.next_msg(timeout=20)
+            assert dead.headers["Dlq-Reason"] == "processing_failed"
+            assert "database unreachable" in dead.headers["Dlq-Error"]
+            assert orjson.loads(dead.data)["event_type"] == "sheet.opened"
+        finally:
+            consumer.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await nc.close()
+
+
+@pytest.mark.parametrize("bad", [b"", b"[]", b'{"event_type": "x"}'])
+def test_envelope_rejects_bad_payloads(bad: bytes) -> None:
+    from pydantic import ValidationError
+
+    from salesplatform.events import Envelope
+
+    with pytest.raises(ValidationError):
+        Envelope.from_json(bad)
