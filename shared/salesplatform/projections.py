@@ -135,6 +135,17 @@ async def apply_inline(
         await _reset_schema(conn)
 
 
+async def active_schema(conn: asyncpg.Connection, projection_name: str) -> str:
+    """The schema of a projection's active generation, for queries inside another transaction
+    (a command handler checking a read model): `f"SELECT … FROM {schema}.customers"`."""
+    schema = await conn.fetchval(
+        "SELECT active_schema FROM public.projections WHERE name = $1", projection_name
+    )
+    if schema is None:
+        raise LookupError(f"no projection {projection_name}")
+    return schema
+
+
 @contextlib.asynccontextmanager
 async def reading(pool: asyncpg.Pool, projection_name: str) -> AsyncIterator[asyncpg.Connection]:
     """A read-only connection whose search_path is the active generation of a projection."""
