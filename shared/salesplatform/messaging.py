@@ -523,8 +523,16 @@ class IngestConsumer(_PullLoop):
 class CommandResponder:
     """NATS request/reply for `<service>.cmd.<command>`, in a queue group so replicas share."""
 
-    def __init__(self, bus: CommandBus, nc: NATS, topology: Topology, jwt_secret: str, *, concurrency: int = 32):
-        self.bus = bus
+    def __init__(
+        self,
+        submit: Callable[[Request], Awaitable[Outcome]],
+        nc: NATS,
+        topology: Topology,
+        jwt_secret: str,
+        *,
+        concurrency: int = 256,
+    ) -> None:
+        self.submit = submit
         self.nc = nc
         self.topology = topology
         self.jwt_secret = jwt_secret
@@ -555,7 +563,7 @@ class CommandResponder:
             name = msg.subject.rsplit(".", 1)[-1]
             try:
                 actor = actor_from_header(_header(msg, "Authorization"), self.jwt_secret)
-                outcome = await self.bus.dispatch(
+                outcome = await self.submit(
                     Request(
                         name=name,
                         payload=msg.data,

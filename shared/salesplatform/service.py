@@ -29,7 +29,7 @@ from nats.js import JetStreamContext
 
 from salesplatform.auth import actor_from_header
 from salesplatform.clock import Clock, SystemClock
-from salesplatform.commands import CommandBus, Request
+from salesplatform.commands import CommandBus, GroupCommit, Request
 from salesplatform.errors import PermissionDenied, ServiceError
 from salesplatform.events import Actor, EventRegistry
 from salesplatform.logging import configure_logging
@@ -105,6 +105,7 @@ class Runtime:
         self.consumers: list[ForeignEventConsumer] = []
         self.ingest: IngestConsumer
         self.responder: CommandResponder
+        self.group: GroupCommit
         self.dead_letters: DeadLetters
         self._tasks: list[asyncio.Task[Any]] = []
         self._listen_conn: asyncpg.Connection | None = None
@@ -165,7 +166,8 @@ class Runtime:
             self.bus, self.nc, self.js, self.dead_letters, self.topology, s.jwt_secret,
             batch_size=s.consumer_batch, max_deliveries=s.max_deliveries,
         )
-        self.responder = CommandResponder(self.bus, self.nc, self.topology, s.jwt_secret)
+        self.group = GroupCommit(self.bus, workers=max(1, s.pool_max // 2))
+        self.responder = CommandResponder(self.group.submit, self.nc, self.topology, s.jwt_secret)
         await self.responder.start()
 
         self._listen_conn = await asyncpg.connect(s.database_url)
@@ -186,6 +188,7 @@ class Runtime:
     async def stop(self) -> None:
         """Finish in-flight work, then close: stop taking new work, let loops end their batch."""
         await self.responder.stop()
+        await self.group.close()
         for c in self.consumers:
             c.stop()
         self.ingest.stop()
@@ -390,7 +393,7 @@ def _add_command_route(app: FastAPI, runtime: Runtime, name: str, model: type, s
         except ServiceError as exc:
             return error_response(exc)
         body = await request.body()
-        outcome = await runtime.bus.dispatch(
+        outcome = await runtime.group.submit(
             Request(
                 name=name,
                 payload=body or b"{}",

@@ -176,3 +176,19 @@ def test_json_schema_export_lists_every_event_type() -> None:
     assert set(schemas) == {"envelope", "sheet.opened", "sheet.counted"}
     assert schemas["sheet.opened"]["x-schema-version"] == 2
     assert "owner" in schemas["sheet.opened"]["required"]
+
+
+async def test_group_commit_shares_transactions_and_isolates_failures(rt) -> None:
+    """Concurrent commands are committed together, but each keeps its own outcome: a rejected
+    or failing one does not undo the others."""
+    requests = [Request("open_sheet", {"sheet_id": f"g{i}", "title": "T"}, REP) for i in range(30)]
+    requests.append(Request("open_sheet", {"sheet_id": "g0", "title": "T"}, REP))  # duplicate: 409
+    requests.append(Request("open_sheet", {"sheet_id": "gx", "title": "explode"}, REP))  # handler fault
+    outcomes = await asyncio.gather(*(rt.group.submit(r) for r in requests))
+    assert [o.ok for o in outcomes[:30]] == [True] * 30
+    assert outcomes[30].status == 409 and outcomes[30].error.code == "sheet_exists"
+    assert outcomes[31].status == 500
+    async with rt.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM events") == 30
+        transactions = await conn.fetchval("SELECT count(DISTINCT tx_id) FROM events")
+    assert transactions < 30
