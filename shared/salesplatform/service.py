@@ -77,6 +77,8 @@ class ServiceDefinition:
     on_changes: Callable[[Runtime, str, list[Change]], Awaitable[None]] | None = None
     title: str = ""
     description: str = ""
+    # Further subjects it publishes, for the AsyncAPI document: (subject suffix, model, text).
+    extra_publishers: list[tuple[str, type, str]] = field(default_factory=list)
 
 
 class Runtime:
@@ -350,6 +352,17 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> FastAPI:
     async def event_schemas() -> dict[str, Any]:
         """JSON Schema of every event this service publishes (the envelope's `data`)."""
         return runtime.registry.json_schemas()
+
+    @app.get("/asyncapi.json", tags=["contract"])
+    async def asyncapi_document() -> dict[str, Any]:
+        """The AsyncAPI 3 document of every subject this service publishes or serves."""
+        from salesplatform.contract import asyncapi
+
+        return asyncapi(
+            runtime.topology, runtime.registry, runtime.bus,
+            title=app.title, description=defn.description,
+            extra_publishers=defn.extra_publishers, server=runtime.settings.nats_url,
+        )
 
     @app.get("/schemas/commands", tags=["contract"])
     async def command_schemas() -> dict[str, Any]:

@@ -192,3 +192,17 @@ async def test_group_commit_shares_transactions_and_isolates_failures(rt) -> Non
         assert await conn.fetchval("SELECT count(*) FROM events") == 30
         transactions = await conn.fetchval("SELECT count(DISTINCT tx_id) FROM events")
     assert transactions < 30
+
+
+async def test_asyncapi_document_describes_events_commands_and_ingest(rt, http) -> None:
+    r = await http.get("/asyncapi.json")
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["asyncapi"].startswith("3.")
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert rt.topology.event_subject("sheet.opened") in addresses
+    assert rt.topology.subject("cmd", "open_sheet") in addresses
+    assert rt.topology.subject("ingest", "count_visits") in addresses
+    schemas = doc["components"]["schemas"]
+    opened = next(v for k, v in schemas.items() if k.startswith("SheetOpenedEnvelope"))
+    assert "data" in opened["properties"]
