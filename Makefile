@@ -14,9 +14,9 @@ help:
 	@echo "make venv         create .venv and install the platform, the services and test tools"
 	@echo "make run          start PostgreSQL, NATS and the four services under .run/"
 	@echo "make test         run the test suite (starts its own servers on free ports)"
-	@echo "make bench        run the benchmarks against a running 'make run'"
+	@echo "make bench        run the benchmarks (they start their own servers)"
 	@echo "make bench-quick  a short benchmark run"
-	@echo "make demo         walk through a sales day against a running 'make run'"
+	@echo "make demo         load a simulated month of a sales department into a running 'make run'"
 	@echo "make lint         ruff, if installed"
 	@echo "make clean        delete .run/ (databases, streams, logs, secrets)"
 
@@ -37,10 +37,12 @@ test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv
-	$(PY) -m bench.bench
+	@[ ! -f bench/requirements.txt ] || $(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) -m bench
 
 bench-quick: venv
-	$(PY) -m bench.bench --quick
+	@[ ! -f bench/requirements.txt ] || $(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) -m bench --quick
 
 demo: venv
 	$(PY) -m bench.demo
