@@ -136,9 +136,20 @@ class CommandBus:
         return spec, command
 
     async def _run_in(
-        self, conn: asyncpg.Connection, request: Request, spec: CommandSpec, command: Command
+        self,
+        conn: asyncpg.Connection,
+        request: Request,
+        spec: CommandSpec,
+        command: Command,
+        *,
+        locked: dict[str, str] | None = None,
+        looked_up: bool = False,
+        notify: bool = True,
     ) -> tuple[Result, bool, UnitOfWork]:
-        """Run one command inside the caller's open transaction. Returns (result, replayed)."""
+        """Run one command inside the caller's open transaction. Returns (result, replayed).
+
+        `looked_up`: the caller already checked the idempotency key (a batch does it once).
+        """
         key = request.idempotency_key
         uow = UnitOfWork(
             conn,
@@ -149,7 +160,9 @@ class CommandBus:
             correlation_id=request.correlation_id or str(uuid.uuid4()),
             causation_id=request.causation_id,
         )
-        if key is not None:
+        if locked is not None:
+            uow.locked_projections = locked
+        if key is not None and not looked_up:
             stored = await conn.fetchval(
                 "SELECT result FROM command_results WHERE command = $1 AND idempotency_key = $2",
                 request.name, key,
@@ -162,7 +175,8 @@ class CommandBus:
                 "INSERT INTO command_results (command, idempotency_key, result) VALUES ($1, $2, $3)",
                 request.name, key, result,
             )
-        await uow.finish()
+        if notify:
+            await uow.finish()
         return result, False, uow
 
     async def dispatch(self, request: Request) -> Outcome:
@@ -210,10 +224,21 @@ class CommandBus:
         if prepared:
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
+                    replays = await self._stored_results(conn, [requests[i] for i, _, _ in prepared])
+                    locked: dict[str, str] = {}
+                    appended = False
                     for i, spec, command in prepared:
+                        request = requests[i]
+                        stored = replays.get((request.name, request.idempotency_key))
+                        if stored is not None:
+                            outcomes[i] = Outcome(True, stored, replayed=True)
+                            continue
                         try:
                             async with conn.transaction():
-                                result, replayed, uow = await self._run_in(conn, requests[i], spec, command)
+                                result, replayed, uow = await self._run_in(
+                                    conn, request, spec, command, locked=locked, looked_up=True, notify=False
+                                )
+                            appended = appended or bool(uow.recorded)
                             outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed)
                         except (ConcurrencyConflict, asyncpg.UniqueViolationError):
                             retry_alone.append(i)
@@ -225,12 +250,32 @@ class CommandBus:
                             # A fault in one handler must not fail the others in the batch.
                             log.exception("command_failed", command=requests[i].name)
                             outcomes[i] = Outcome(False, error=InternalError(f"{requests[i].name} failed"))
+                    if appended:
+                        await conn.execute("SELECT pg_notify('events', '')")
             for o in outcomes:
                 if o is not None and o.ok:
                     await self._after(o)
         for i in retry_alone:
             outcomes[i] = await self.dispatch(requests[i])
         return [o for o in outcomes if o is not None]
+
+    @staticmethod
+    async def _stored_results(
+        conn: asyncpg.Connection, requests: list[Request]
+    ) -> dict[tuple[str, str | None], Result]:
+        """Results of the batch's keys that were handled before, in one query. Two commands of
+        one batch with the same key: the first runs; the second hits the key's unique index, is
+        rolled back to its savepoint and run alone afterwards, where it finds the first result."""
+        keyed = [(r.name, r.idempotency_key) for r in requests if r.idempotency_key is not None]
+        if not keyed:
+            return {}
+        rows = await conn.fetch(
+            "SELECT c.command, c.idempotency_key, c.result FROM command_results c"
+            " JOIN unnest($1::text[], $2::text[]) AS k(command, key)"
+            "   ON c.command = k.command AND c.idempotency_key = k.key",
+            [n for n, _ in keyed], [k for _, k in keyed],
+        )
+        return {(r["command"], r["idempotency_key"]): r["result"] for r in rows}
 
     async def _after(self, outcome: Outcome) -> None:
         if outcome.changes:

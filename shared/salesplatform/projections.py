@@ -114,21 +114,29 @@ async def ensure_projection(conn: asyncpg.Connection, projection: Projection) ->
 
 
 async def apply_inline(
-    conn: asyncpg.Connection, projection: Projection, events: list[RecordedEvent]
+    conn: asyncpg.Connection,
+    projection: Projection,
+    events: list[RecordedEvent],
+    locked: dict[str, str] | None = None,
 ) -> list[Change]:
     """Apply in the caller's transaction, to whichever generation is active once the shared
-    lock is held (a rebuild's switch holds it exclusively)."""
+    lock is held (a rebuild's switch holds it exclusively).
+
+    `locked` remembers, for the rest of the transaction, which projections' locks are held and
+    their schema: the lock lasts until commit, so later commands of a batch skip both queries.
+    """
     relevant = [e for e in events if projection.handles(e)]
     if not relevant:
         return []
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock_shared(hashtext($1))", _lock_key(projection.name)
-    )
-    await conn.execute(
-        "SELECT set_config('search_path', active_schema || ', public', true)"
-        " FROM projections WHERE name = $1",
-        projection.name,
-    )
+    schema = locked.get(projection.name) if locked is not None else None
+    if schema is None:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock_shared(hashtext($1))", _lock_key(projection.name)
+        )
+        schema = await active_schema(conn, projection.name)
+        if locked is not None:
+            locked[projection.name] = schema
+    await _use_schema(conn, schema)
     try:
         return await projection.apply_batch(conn, relevant)
     finally:

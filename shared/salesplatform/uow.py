@@ -34,6 +34,8 @@ class UnitOfWork:
     inline_projections: Sequence[Projection] = ()
     correlation_id: str | None = None
     causation_id: str | None = None
+    # Per-transaction state shared by the units of work of one batch (projection locks held).
+    locked_projections: dict[str, str] = field(default_factory=dict)
     recorded: list[RecordedEvent] = field(default_factory=list)
     changes: list[tuple[str, list[Change]]] = field(default_factory=list)
 
@@ -82,7 +84,7 @@ class UnitOfWork:
             [r.position for r in recorded],
         )
         for projection in self.inline_projections:
-            changes = await apply_inline(self.conn, projection, recorded)
+            changes = await apply_inline(self.conn, projection, recorded, self.locked_projections)
             if changes:
                 self.changes.append((projection.name, changes))
         self.recorded.extend(recorded)
