@@ -182,9 +182,13 @@ class CommandBus:
     async def dispatch(self, request: Request) -> Outcome:
         """Run one command in its own transaction; never raises for bad input or broken rules."""
         assert self.pool is not None, "bus not bound to a pool"
+        structlog.contextvars.bind_contextvars(
+            command=request.name, correlation_id=request.correlation_id, actor_id=request.actor.id
+        )
         try:
             spec, command = self._prepare(request)
         except ServiceError as exc:
+            log.info("command_refused", status=exc.status, code=exc.code)
             return Outcome(False, error=exc)
         for attempt in range(_CONFLICT_RETRIES):
             try:

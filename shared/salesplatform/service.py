@@ -196,9 +196,16 @@ class Runtime:
         self.ingest.stop()
         self.relay.stop()
         self.runner.stop()
-        await asyncio.sleep(0)
+        # Loops end after the batch they are in (a consumer's fetch waits at most a second);
+        # timers and anything still running after the grace period are cancelled, which rolls
+        # back an open transaction and leaves its messages unacked for redelivery.
         for task in self._tasks:
-            task.cancel()
+            if task.get_name().startswith("timer:"):
+                task.cancel()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=5.0)
+            for task in pending:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.relay_flush()
