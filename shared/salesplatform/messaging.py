@@ -336,7 +336,6 @@ class _PullLoop:
                 await msg.nak(delay=min(0.2 * 2 ** delivered, 10.0))
 
     async def run(self) -> None:
-        psub = None
         try:
             await self._loop()
         finally:
@@ -346,6 +345,20 @@ class _PullLoop:
 
     _psub: JetStreamContext.PullSubscription | None = None
 
+    async def _fetch(self, psub: JetStreamContext.PullSubscription) -> list[Msg]:
+        """Fetch a batch, or nothing if the loop is told to stop while it waits."""
+        fetch = asyncio.ensure_future(psub.fetch(self.batch_size, timeout=1.0))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if fetch in done:
+            return fetch.result()
+        fetch.cancel()
+        await asyncio.gather(fetch, return_exceptions=True)
+        return []
+
     async def _loop(self) -> None:
         psub = None
         while not self._stopping.is_set():
@@ -353,8 +366,10 @@ class _PullLoop:
                 if psub is None:
                     psub = self._psub = await self._subscribe()
                 try:
-                    msgs = await psub.fetch(self.batch_size, timeout=1.0)
+                    msgs = await self._fetch(psub)
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    continue
+                if not msgs:
                     continue
                 try:
                     await self.handle(msgs)
