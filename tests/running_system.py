@@ -1,0 +1,47 @@
+"""Helpers of the cross-service tests: a running service and patience for asynchronous effects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from salesplatform.auth import mint
+from salesplatform.events import Actor
+from salesplatform.service import Runtime
+
+SECRET = "cross-service-test-secret-0123456789"
+
+
+@dataclass
+class Service:
+    runtime: Runtime
+    http: httpx.AsyncClient
+
+    async def command(self, actor: Actor, name: str, payload: dict[str, Any], **headers: str) -> httpx.Response:
+        return await self.http.post(
+            f"/commands/{name}", json=payload, headers={"Authorization": f"Bearer {mint(actor, SECRET)}", **headers}
+        )
+
+    async def ok(self, actor: Actor, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        r = await self.command(actor, name, payload)
+        assert r.status_code == 200, f"{name}: {r.status_code} {r.text}"
+        return r.json()
+
+    async def get(self, actor: Actor, path: str, **params: Any) -> httpx.Response:
+        return await self.http.get(path, params=params, headers={"Authorization": f"Bearer {mint(actor, SECRET)}"})
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll `check()` until it returns something truthy; effects across services are asynchronous."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"not reached within {timeout}s; last result: {last!r}")
