@@ -298,7 +298,7 @@ class _PullLoop:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+    async def _subscribe(self) -> JetStreamContext.PullSubscription | None:
         config = ConsumerConfig(
             durable_name=self.durable,
             ack_policy=AckPolicy.EXPLICIT,
@@ -320,7 +320,10 @@ class _PullLoop:
             except nats.js.errors.NotFoundError:
                 # The producing service has not created its stream yet.
                 log.info("waiting_for_stream", stream=self.stream)
-                await asyncio.sleep(1.0)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                if self._stopping.is_set():
+                    return None
         return await self.js.pull_subscribe_bind(self.durable, self.stream)
 
     async def handle(self, msgs: list[Msg]) -> None:  # pragma: no cover - abstract
@@ -365,6 +368,8 @@ class _PullLoop:
             try:
                 if psub is None:
                     psub = self._psub = await self._subscribe()
+                    if psub is None:
+                        break
                 try:
                     msgs = await self._fetch(psub)
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):

@@ -136,11 +136,17 @@ async def apply_inline(
         schema = await active_schema(conn, projection.name)
         if locked is not None:
             locked[projection.name] = schema
-    await _use_schema(conn, schema)
+    # Restore whatever search_path the caller had: a reactor runs commands from inside its
+    # own projection and must find its own tables again afterwards.
+    previous = await conn.fetchval(
+        "WITH o AS MATERIALIZED (SELECT current_setting('search_path') AS old)"
+        " SELECT o.old FROM o WHERE set_config('search_path', $1, true) IS NOT NULL",
+        f"{schema}, public",
+    )
     try:
         return await projection.apply_batch(conn, relevant)
     finally:
-        await _reset_schema(conn)
+        await conn.execute("SELECT set_config('search_path', $1, true)", previous)
 
 
 async def active_schema(conn: asyncpg.Connection, projection_name: str) -> str:

@@ -109,3 +109,20 @@ async def test_redelivered_catch_up_batch_changes_nothing(service_settings) -> N
         assert first == [("sheet.opened", 1)]
         assert await rt.runner.run_once() == 0
         assert await snapshot(rt, "event_counts", "SELECT * FROM counts") == first
+
+
+async def test_inline_apply_restores_the_callers_search_path(service_settings) -> None:
+    """A reactor runs commands from inside its projection schema and must find its own tables
+    again after the command's inline projections ran."""
+    from salesplatform.projections import apply_inline
+    from salesplatform.store import append
+
+    from tally import SheetTotals, new_event
+
+    async with Runtime(definition(), service_settings) as rt:
+        async with rt.pool.acquire() as conn:
+            async with conn.transaction():
+                await conn.execute("SELECT set_config('search_path', 'p_event_counts_1, public', true)")
+                recorded = await append(conn, "sheet-z", 0, [new_event(1)])
+                await apply_inline(conn, SheetTotals(), recorded)
+                assert await conn.fetchval("SELECT current_setting('search_path')") == "p_event_counts_1, public"
