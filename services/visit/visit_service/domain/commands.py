@@ -1,0 +1,287 @@
+"""Commands of the visit service (POST /commands/<name>). Constrained fields: bad input is a 422
+with field details and changes nothing."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from salesplatform.commands import Command
+
+from visit_service.domain.events import (
+    ComplaintCategory,
+    Department,
+    OrderLine,
+    ReportIssue,
+    StockLine,
+)
+
+Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Weekdays = Annotated[list[Annotated[int, Field(ge=1, le=7)]], Field(min_length=1, max_length=7)]
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Score = Annotated[int, Field(ge=1, le=5)]
+
+
+def _unique(values: list[str], what: str) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} must not repeat")
+    return values
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+class DefineRoute(Command):
+    """A rep's new route; a rep defines their own, a supervisor one for a rep of the team."""
+
+    name = "define_route"
+    route_id: Id | None = None
+    rep_id: Id | None = None  # default: the acting rep
+    route_name: Name
+    weekdays: Weekdays
+    customer_ids: list[Id] = Field(default_factory=list, max_length=500)
+
+    @field_validator("customer_ids")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        return _unique(v, "customer_ids")
+
+
+class AddRouteCustomer(Command):
+    name = "add_route_customer"
+    route_id: Id
+    customer_id: Id
+    position: int | None = Field(default=None, ge=1, description="1-based place in the route order; default last")
+
+
+class RemoveRouteCustomer(Command):
+    name = "remove_route_customer"
+    route_id: Id
+    customer_id: Id
+
+
+class ReorderRoute(Command):
+    name = "reorder_route"
+    route_id: Id
+    customer_ids: list[Id] = Field(max_length=500)
+
+    @field_validator("customer_ids")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        return _unique(v, "customer_ids")
+
+
+class SetRouteWeekdays(Command):
+    name = "set_route_weekdays"
+    route_id: Id
+    weekdays: Weekdays
+
+
+# -- visits ---------------------------------------------------------------------------------
+
+
+class PlanVisit(Command):
+    """A route visit for the business day (the planning timer sends it)."""
+
+    name = "plan_visit"
+    rep_id: Id
+    customer_id: Id
+    business_date: date
+    route_id: Id | None = None
+    sequence: int = Field(ge=1)
+
+
+class RequestUnplannedVisit(Command):
+    """A visit off the route; the supervisor approves it."""
+
+    name = "request_unplanned_visit"
+    customer_id: Id
+    rep_id: Id | None = None  # default: the acting rep
+    business_date: date | None = None  # default: today (company time zone)
+
+
+class ApproveVisit(Command):
+    name = "approve_visit"
+    visit_id: Id
+
+
+class RejectVisit(Command):
+    name = "reject_visit"
+    visit_id: Id
+    reason: Text
+
+
+class FlagApprovalOverdue(Command):
+    name = "flag_approval_overdue"
+    visit_id: Id
+
+
+class CheckIn(Command):
+    name = "check_in"
+    visit_id: Id
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class CountStock(Command):
+    """Stock per SKU on the shelf and in the store room; computes the suggested order."""
+
+    name = "count_stock"
+    visit_id: Id
+    lines: list[StockLine] = Field(min_length=1, max_length=500)
+
+
+class AuditMerchandising(Command):
+    """The merchandising audit against the standard picture (生动化): the required SKUs come
+    from the customer's channel."""
+
+    name = "audit_merchandising"
+    visit_id: Id
+    present_skus: list[Id] = Field(max_length=500)
+    price_tags_ok: bool
+    display_ok: bool
+
+
+class CheckCooler(Command):
+    name = "check_cooler"
+    visit_id: Id
+    cooler_id: Id
+    at_outlet: bool
+    best_position: bool
+    powered: bool
+    light_on: bool
+    clean: bool
+    working: bool
+    required_packs: bool
+    misused: bool
+
+
+class ObserveCompetitor(Command):
+    name = "observe_competitor"
+    visit_id: Id
+    brand: Name
+    product: Name
+    price_fen: int | None = Field(default=None, ge=0)
+    promotion: Annotated[str, Field(max_length=500)] | None = None
+    stock_age_days: int | None = Field(default=None, ge=0)
+
+
+class TakeOrder(Command):
+    """The order taken on the visit; the visit service names the order and hands it to the
+    orders service with `visit.order_taken`."""
+
+    name = "take_order"
+    visit_id: Id
+    lines: list[OrderLine] = Field(min_length=1, max_length=500)
+
+
+class RefuseOrder(Command):
+    name = "refuse_order"
+    visit_id: Id
+    reason: Text
+
+
+class ConfirmDelivery(Command):
+    """Whether the previous order arrived; `order_id` defaults to the customer's latest order
+    before this visit."""
+
+    name = "confirm_delivery"
+    visit_id: Id
+    order_id: Id | None = None
+    delivered: bool
+
+
+class CheckOut(Command):
+    name = "check_out"
+    visit_id: Id
+
+
+class MarkVisitMissed(Command):
+    name = "mark_visit_missed"
+    visit_id: Id
+
+
+# -- complaints -----------------------------------------------------------------------------
+
+
+class ReceiveComplaint(Command):
+    name = "receive_complaint"
+    complaint_id: Id | None = None
+    customer_id: Id
+    channel: Literal["phone", "letter", "email", "visit", "web", "in_person", "other"]
+    category: ComplaintCategory
+    severity: Literal["low", "medium", "high", "critical"]
+    description: Text
+    received_at: datetime | None = None  # default: now; never in the future
+
+
+class AcknowledgeComplaint(Command):
+    name = "acknowledge_complaint"
+    complaint_id: Id
+
+
+class RouteComplaint(Command):
+    name = "route_complaint"
+    complaint_id: Id
+    department: Department | None = None  # default: by category
+
+
+class ResolveComplaint(Command):
+    name = "resolve_complaint"
+    complaint_id: Id
+    resolution: Text
+    customer_misuse: bool = False
+
+
+class CloseComplaint(Command):
+    name = "close_complaint"
+    complaint_id: Id
+    customer_confirmed: Literal[True]
+
+
+class FlagComplaintBreach(Command):
+    name = "flag_complaint_breach"
+    complaint_id: Id
+
+
+# -- surveys, key-account reports, coaching, spot checks --------------------------------------
+
+
+class RecordSurvey(Command):
+    name = "record_survey"
+    customer_id: Id
+    period: Annotated[str, Field(pattern=r"^20[0-9]{2}H[12]$")] | None = None  # default: this half year
+    scores: dict[Annotated[str, Field(min_length=1, max_length=100)], Score] = Field(min_length=1, max_length=50)
+    satisfied: bool
+
+
+class FileKeyAccountReport(Command):
+    name = "file_key_account_report"
+    report_id: Id | None = None
+    customer_id: Id
+    visit_id: Id | None = None
+    summary: Text
+    issues: list[ReportIssue] = Field(default_factory=list, max_length=50)
+
+
+class RecordCoaching(Command):
+    name = "record_coaching"
+    rep_id: Id
+    visit_id: Id | None = None
+    customer_id: Id | None = None
+    notes: Text
+    strengths: list[Name] = Field(default_factory=list, max_length=20)
+    improvements: list[Name] = Field(default_factory=list, max_length=20)
+
+
+class SpotCheckDelivery(Command):
+    name = "spot_check_delivery"
+    order_id: Id
+    customer_id: Id
+    delivered: bool
+    on_time: bool | None = None
+    quantities_match: bool
+    notes: Annotated[str, Field(max_length=2000)] = ""

@@ -1,0 +1,372 @@
+"""The local directory of other services' data, built from their events copied into this
+service's log: customers, staff and territory (customer service), the catalogue, required SKUs
+per channel and the customers' orders (orders service). The visit service never asks another
+service; it reads these tables.
+
+Events from different services (and different streams) arrive in no guaranteed order: a
+`customer.assigned` may be copied before the `customer.registered` it follows. So every row is
+upserted by id, and every column remembers the stream version of the event that last set it
+(`versions`): an event for an unknown id creates a placeholder row (`registered`/`defined`
+false), a later-arriving older event fills only the columns no newer event has set, and
+re-applying an event changes nothing. The result depends only on the events, not on their
+arrival order, so a rebuild equals the incremental build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from salesplatform.projections import Change, Projection, active_schema
+from salesplatform.store import RecordedEvent
+
+CUSTOMER_EVENTS = [
+    "customer.registered",
+    "customer.approved",
+    "customer.rejected",
+    "customer.classified",
+    "customer.assigned",
+    "customer.status_changed",
+    "customer.released",
+    "customer.claimed",
+    "customer.merged",
+    "customer.profile_updated",
+    "customer.personal_data_erased",
+    "territory.division_defined",
+    "territory.area_defined",
+    "territory.district_defined",
+    "staff.assigned",
+    "staff.departed",
+]
+
+ORDERS_EVENTS = [
+    "sku.defined",
+    "sku.price_set",
+    "required_skus.set",
+    "order.placed",
+    "order.approved",
+    "order.rejected",
+    "order.confirmed",
+    "order.delivered",
+    "order.cancelled",
+]
+
+
+async def merge_row(
+    conn: asyncpg.Connection, table: str, key_column: str, key: str, version: int, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Set `values` on the row `key`, column by column, unless a newer event (higher stream
+    version) already set that column. Creates the row if it is missing."""
+    row = await conn.fetchrow(f"SELECT * FROM {table} WHERE {key_column} = $1 FOR UPDATE", key)
+    current: dict[str, Any] = dict(row) if row is not None else {key_column: key, "versions": {}}
+    versions: dict[str, int] = dict(current.get("versions") or {})
+    for column, value in values.items():
+        if version >= versions.get(column, 0):
+            current[column] = value
+            versions[column] = version
+    current["versions"] = versions
+    columns = list(current)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key_column)
+    await conn.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
+        f" ON CONFLICT ({key_column}) DO UPDATE SET {updates}",
+        *[current[c] for c in columns],
+    )
+    return current
+
+
+class CustomerDirectory(Projection):
+    """Customers with their rep, territory, channel and grade; staff; districts and areas."""
+
+    name = "customer_directory"
+    event_types = frozenset(CUSTOMER_EVENTS)
+    code_version = 1
+    schema_sql = """
+    CREATE TABLE customers (
+        customer_id   text PRIMARY KEY,
+        registered    boolean NOT NULL DEFAULT false,
+        name          text,
+        address       text,
+        customer_code text,
+        district_id   text,
+        area_id       text,
+        division_id   text,
+        rep_id        text,
+        channel       text,
+        grade         text,
+        status        text,
+        merged_into   text,
+        versions      jsonb NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX customers_rep ON customers (rep_id);
+    CREATE INDEX customers_district ON customers (district_id);
+    CREATE INDEX customers_area_grade ON customers (area_id, grade);
+    CREATE TABLE staff (
+        staff_id      text PRIMARY KEY,
+        name          text,
+        role          text,
+        district_id   text,
+        area_id       text,
+        supervisor_id text,
+        active        boolean NOT NULL DEFAULT true,
+        versions      jsonb NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX staff_district ON staff (district_id, role);
+    CREATE TABLE districts (
+        district_id text PRIMARY KEY,
+        name        text,
+        area_id     text,
+        division_id text,
+        versions    jsonb NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE areas (
+        area_id     text PRIMARY KEY,
+        name        text,
+        division_id text,
+        versions    jsonb NOT NULL DEFAULT '{}'
+    );
+    """
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
+        d = event.data
+        v = event.envelope.stream_version
+        match event.event_type:
+            case "customer.registered":
+                await self._customer(conn, d["customer_id"], v, {
+                    "registered": True, "name": d.get("name"), "address": d.get("address"),
+                    "district_id": d.get("district_id"), "area_id": d.get("area_id"),
+                    "division_id": d.get("division_id"), "rep_id": d.get("rep_id"),
+                    "channel": d.get("channel"), "status": d.get("status", "pending"),
+                })
+            case "customer.approved":
+                await self._customer(conn, d["customer_id"], v, {
+                    "customer_code": d.get("customer_code"), "status": d.get("status", "active"),
+                })
+            case "customer.rejected":
+                await self._customer(conn, d["customer_id"], v, {"status": "rejected"})
+            case "customer.classified":
+                await self._customer(conn, d["customer_id"], v, {"channel": d.get("channel"), "grade": d.get("grade")})
+            case "customer.assigned":
+                await self._customer(conn, d["customer_id"], v, {
+                    "rep_id": d.get("rep_id"), "district_id": d.get("district_id"), "area_id": d.get("area_id"),
+                })
+            case "customer.status_changed":
+                await self._customer(conn, d["customer_id"], v, {"status": d["status"]})
+            case "customer.released":
+                await self._customer(conn, d["customer_id"], v, {"rep_id": None})
+            case "customer.claimed":
+                await self._customer(conn, d["customer_id"], v, {"rep_id": d["rep_id"]})
+            case "customer.merged":
+                await self._customer(conn, d["customer_id"], v, {"status": "merged", "merged_into": d["survivor_id"]})
+            case "customer.profile_updated":
+                changes = d.get("changes") or {}
+                values = {k: changes[k] for k in ("name", "address") if k in changes}
+                if values:
+                    await self._customer(conn, d["customer_id"], v, values)
+            case "customer.personal_data_erased":
+                await self._customer(conn, d["customer_id"], v, {"name": None, "address": None})
+            case "staff.assigned":
+                await merge_row(conn, "staff", "staff_id", d["staff_id"], v, {
+                    "name": d.get("name"), "role": d.get("role"), "district_id": d.get("district_id"),
+                    "area_id": d.get("area_id"), "supervisor_id": d.get("supervisor_id"), "active": True,
+                })
+            case "staff.departed":
+                await merge_row(conn, "staff", "staff_id", d["staff_id"], v, {"active": False})
+            case "territory.district_defined":
+                await merge_row(conn, "districts", "district_id", d["district_id"], v, {
+                    "name": d.get("name"), "area_id": d.get("area_id"), "division_id": d.get("division_id"),
+                })
+            case "territory.area_defined":
+                await merge_row(conn, "areas", "area_id", d["area_id"], v, {
+                    "name": d.get("name"), "division_id": d.get("division_id"),
+                })
+            case _:
+                return None
+        return [{"event_type": event.event_type}]
+
+    @staticmethod
+    async def _customer(conn: asyncpg.Connection, customer_id: str, version: int, values: dict[str, Any]) -> None:
+        await merge_row(conn, "customers", "customer_id", customer_id, version, values)
+
+
+class Catalogue(Projection):
+    """SKUs and prices, the required SKUs per channel, and each customer's orders (for the
+    usual quantities of the suggested order and the previous-delivery confirmation)."""
+
+    name = "catalogue"
+    event_types = frozenset(ORDERS_EVENTS)
+    code_version = 1
+    schema_sql = """
+    CREATE TABLE skus (
+        sku             text PRIMARY KEY,
+        defined         boolean NOT NULL DEFAULT false,
+        name            text,
+        brand           text,
+        product_group   text,
+        package         text,
+        list_price_fen  bigint,
+        floor_price_fen bigint,
+        versions        jsonb NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE required_skus (
+        channel  text PRIMARY KEY,
+        skus     text[] NOT NULL DEFAULT '{}',
+        versions jsonb NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE orders (
+        order_id      text PRIMARY KEY,
+        customer_id   text,
+        rep_id        text,
+        visit_id      text,
+        source        text,
+        placed_at     timestamptz,
+        business_date date,
+        lines         jsonb,
+        amount_fen    bigint,
+        status        text,
+        delivered_at  timestamptz,
+        on_time       boolean,
+        versions      jsonb NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX orders_customer ON orders (customer_id, placed_at DESC);
+    """
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
+        d = event.data
+        v = event.envelope.stream_version
+        match event.event_type:
+            case "sku.defined":
+                await merge_row(conn, "skus", "sku", d["sku"], v, {
+                    "defined": True, "name": d.get("name"), "brand": d.get("brand"),
+                    "product_group": d.get("product_group"), "package": d.get("package"),
+                    "list_price_fen": d.get("list_price_fen"), "floor_price_fen": d.get("floor_price_fen"),
+                })
+            case "sku.price_set":
+                # Area prices matter to the orders service; the visit card shows the list price.
+                if d.get("area_id") is None:
+                    await merge_row(conn, "skus", "sku", d["sku"], v, {
+                        "list_price_fen": d.get("list_price_fen"), "floor_price_fen": d.get("floor_price_fen"),
+                    })
+            case "required_skus.set":
+                await merge_row(conn, "required_skus", "channel", d["channel"], v, {"skus": list(d["skus"])})
+            case "order.placed":
+                business = d.get("business_date")
+                await merge_row(conn, "orders", "order_id", d["order_id"], v, {
+                    "customer_id": d.get("customer_id"), "rep_id": d.get("rep_id"),
+                    "visit_id": d.get("visit_id"), "source": d.get("source"),
+                    "placed_at": _timestamp(d.get("placed_at")) or event.envelope.occurred_at,
+                    "business_date": date.fromisoformat(business) if business else None,
+                    "lines": [{"sku": ln["sku"], "quantity": ln["quantity"]} for ln in d.get("lines", [])],
+                    "amount_fen": d.get("amount_fen"), "status": "placed",
+                })
+            case "order.approved" | "order.confirmed" | "order.rejected" | "order.cancelled":
+                status = event.event_type.split(".")[1]
+                await merge_row(conn, "orders", "order_id", d["order_id"], v, {"status": status})
+            case "order.delivered":
+                await merge_row(conn, "orders", "order_id", d["order_id"], v, {
+                    "customer_id": d.get("customer_id"), "status": "delivered",
+                    "delivered_at": _timestamp(d.get("delivered_at")), "on_time": d.get("on_time"),
+                })
+            case _:
+                return None
+        return [{"event_type": event.event_type}]
+
+
+def _timestamp(value: Any) -> Any:
+    if value is None or not isinstance(value, str):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# -- lookups (handlers, timers and queries) ----------------------------------------------------
+# Each takes any connection and qualifies tables with the active generation's schema, so it
+# works inside a command's transaction as well as on a plain pooled connection.
+
+
+async def customer(conn: asyncpg.Connection, customer_id: str) -> dict[str, Any] | None:
+    schema = await active_schema(conn, CustomerDirectory.name)
+    row = await conn.fetchrow(f"SELECT * FROM {schema}.customers WHERE customer_id = $1", customer_id)
+    return dict(row) if row else None
+
+
+async def staff_member(conn: asyncpg.Connection, staff_id: str) -> dict[str, Any] | None:
+    schema = await active_schema(conn, CustomerDirectory.name)
+    row = await conn.fetchrow(f"SELECT * FROM {schema}.staff WHERE staff_id = $1", staff_id)
+    return dict(row) if row else None
+
+
+async def area_of_district(conn: asyncpg.Connection, district_id: str) -> str | None:
+    schema = await active_schema(conn, CustomerDirectory.name)
+    return await conn.fetchval(f"SELECT area_id FROM {schema}.districts WHERE district_id = $1", district_id)
+
+
+async def supervisor_of(conn: asyncpg.Connection, rep_id: str, district_id: str | None) -> str | None:
+    """The rep's supervisor as the staff directory names it, else the district's supervisor."""
+    schema = await active_schema(conn, CustomerDirectory.name)
+    named = await conn.fetchval(
+        f"SELECT supervisor_id FROM {schema}.staff WHERE staff_id = $1 AND supervisor_id IS NOT NULL", rep_id
+    )
+    if named:
+        return named
+    if district_id is None:
+        return None
+    return await conn.fetchval(
+        f"SELECT staff_id FROM {schema}.staff WHERE district_id = $1 AND role = 'supervisor' AND active"
+        " ORDER BY staff_id LIMIT 1",
+        district_id,
+    )
+
+
+async def known_skus(conn: asyncpg.Connection, skus: Iterable[str]) -> set[str]:
+    schema = await active_schema(conn, Catalogue.name)
+    rows = await conn.fetch(f"SELECT sku FROM {schema}.skus WHERE sku = ANY($1::text[])", list(skus))
+    return {r["sku"] for r in rows}
+
+
+async def required_skus(conn: asyncpg.Connection, channel: str | None) -> list[str]:
+    if channel is None:
+        return []
+    schema = await active_schema(conn, Catalogue.name)
+    skus = await conn.fetchval(f"SELECT skus FROM {schema}.required_skus WHERE channel = $1", channel)
+    return list(skus or [])
+
+
+async def recent_orders(conn: asyncpg.Connection, customer_id: str, limit: int = 3) -> list[dict[str, int]]:
+    """Quantity per SKU of the customer's latest orders, newest first; cancelled and rejected
+    orders do not count, nor do rows known only from a delivery (no lines yet)."""
+    schema = await active_schema(conn, Catalogue.name)
+    rows = await conn.fetch(
+        f"SELECT lines FROM {schema}.orders WHERE customer_id = $1 AND lines IS NOT NULL"
+        " AND placed_at IS NOT NULL AND status NOT IN ('cancelled', 'rejected')"
+        " ORDER BY placed_at DESC, order_id DESC LIMIT $2",
+        customer_id, limit,
+    )
+    out: list[dict[str, int]] = []
+    for r in rows:
+        quantities: dict[str, int] = {}
+        for line in r["lines"]:
+            quantities[line["sku"]] = quantities.get(line["sku"], 0) + int(line["quantity"])
+        out.append(quantities)
+    return out
+
+
+async def order(conn: asyncpg.Connection, order_id: str) -> dict[str, Any] | None:
+    schema = await active_schema(conn, Catalogue.name)
+    row = await conn.fetchrow(f"SELECT * FROM {schema}.orders WHERE order_id = $1", order_id)
+    return dict(row) if row else None
+
+
+async def previous_order(conn: asyncpg.Connection, customer_id: str, visit_id: str) -> dict[str, Any] | None:
+    """The customer's latest order not taken on this visit."""
+    schema = await active_schema(conn, Catalogue.name)
+    row = await conn.fetchrow(
+        f"SELECT * FROM {schema}.orders WHERE customer_id = $1 AND placed_at IS NOT NULL"
+        " AND visit_id IS DISTINCT FROM $2 AND status NOT IN ('cancelled', 'rejected')"
+        " ORDER BY placed_at DESC, order_id DESC LIMIT 1",
+        customer_id, visit_id,
+    )
+    return dict(row) if row else None
