@@ -1,0 +1,279 @@
+"""Queries over HTTP: the card, its history, lists, composition, the release pool, territory
+and staff. Every customer query is held to the reader's line of command: out-of-line requests
+are refused with 403 and a reason. A list without filters is the reader's own list (a rep's
+customers, a supervisor's district, an area manager's area) — that is the reader's scope, not
+silent filtering; asking for anything outside it is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, Query
+
+from salesplatform.errors import NotFound, PermissionDenied
+from salesplatform.events import Actor, Role
+from salesplatform.projections import reading
+from salesplatform.service import Runtime, http_actor
+
+from customer_service.adapters.cards import SUMMARY_COLUMNS, present_card, present_event
+from customer_service.adapters.sealing import keys_of
+from customer_service.domain.access import SEES_ALL, Line, require_in_line
+from customer_service.domain.values import (
+    Channel,
+    CreditRating,
+    Grade,
+    Status,
+)
+
+APPROVED = ["prospect", "active", "dormant", "lost"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    rep_id: str | None = None
+    district_id: str | None = None
+    area_id: str | None = None
+    grade: str | None = None
+    channel: str | None = None
+    status: str | None = None
+    credit_rating: str | None = None
+    q: str | None = None
+
+
+def _refuse(message: str, code: str) -> PermissionDenied:
+    return PermissionDenied(message, code=code)
+
+
+async def _scope(runtime: Runtime, actor: Actor, f: Filters) -> list[tuple[str, str]]:
+    """The reader's own part of the archive as (column, value) conditions; a filter reaching
+    outside it is refused."""
+    if actor.role in SEES_ALL:
+        return []
+    if actor.role == Role.rep:
+        if f.rep_id not in (None, actor.id):
+            raise _refuse(f"rep {actor.id} may list only own customers", "not_your_customer")
+        if f.district_id not in (None, actor.district):
+            raise _refuse(f"rep {actor.id} may not list district {f.district_id}", "outside_district")
+        if f.area_id not in (None, actor.area):
+            raise _refuse(f"rep {actor.id} may not list area {f.area_id}", "outside_area")
+        return [("rep_id", actor.id)]
+    if actor.role == Role.supervisor:
+        if actor.district is None or f.district_id not in (None, actor.district):
+            raise _refuse(f"supervisor of {actor.district} may not list district {f.district_id}", "outside_district")
+        if f.area_id is not None:
+            raise _refuse("a supervisor sees the team's district, not an area", "outside_district")
+        if f.rep_id is not None:
+            staff = await _staff(runtime, f.rep_id)
+            if staff is None or staff["district_id"] != actor.district:
+                raise _refuse(f"rep {f.rep_id} is not in district {actor.district}", "outside_district")
+        return [("district_id", actor.district)]
+    if actor.role == Role.area_manager:
+        if actor.area is None or f.area_id not in (None, actor.area):
+            raise _refuse(f"area manager of {actor.area} may not list area {f.area_id}", "outside_area")
+        if f.district_id is not None:
+            unit = await _unit(runtime, f.district_id)
+            if unit is None or unit["area_id"] != actor.area:
+                raise _refuse(f"district {f.district_id} is not in area {actor.area}", "outside_area")
+        if f.rep_id is not None:
+            staff = await _staff(runtime, f.rep_id)
+            if staff is None or staff["area_id"] != actor.area:
+                raise _refuse(f"rep {f.rep_id} is not in area {actor.area}", "outside_area")
+        return [("area_id", actor.area)]
+    raise _refuse(f"role {actor.role} has no access to customer cards", "role_not_in_line")
+
+
+async def _staff(runtime: Runtime, staff_id: str) -> asyncpg.Record | None:
+    async with reading(runtime.pool, "territory_directory") as conn:
+        return await conn.fetchrow("SELECT * FROM staff WHERE staff_id = $1", staff_id)
+
+
+async def _unit(runtime: Runtime, unit_id: str) -> asyncpg.Record | None:
+    async with reading(runtime.pool, "territory_directory") as conn:
+        return await conn.fetchrow("SELECT * FROM units WHERE unit_id = $1", unit_id)
+
+
+class _Where:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.args: list[Any] = []
+
+    def add(self, sql: str, *values: Any) -> None:
+        refs = []
+        for v in values:
+            self.args.append(v)
+            refs.append(f"${len(self.args)}")
+        self.parts.append(sql.format(*refs))
+
+    def sql(self) -> str:
+        return " AND ".join(self.parts) if self.parts else "true"
+
+
+def _where(scope: list[tuple[str, str]], f: Filters, default_statuses: list[str] | None) -> _Where:
+    w = _Where()
+    for column, value in scope:
+        w.add(f"{column} = {{}}", value)
+    for column in ("rep_id", "district_id", "area_id", "grade", "channel", "credit_rating"):
+        value = getattr(f, column)
+        if value is not None:
+            w.add(f"{column} = {{}}", value)
+    if f.status is not None:
+        w.add("status = {}", f.status)
+    elif default_statuses is not None:
+        w.add("status = ANY({}::text[])", default_statuses)
+    else:
+        w.add("status <> {}", "merged")
+    if f.q:
+        pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        w.add("(name ILIKE {0} OR phone ILIKE {0} OR address ILIKE {0} OR customer_code ILIKE {0})", pattern)
+    return w
+
+
+def router(runtime: Runtime) -> APIRouter:
+    api = APIRouter(tags=["queries"])
+
+    def filters(
+        rep_id: str | None = None,
+        district_id: str | None = None,
+        area_id: str | None = None,
+        grade: Grade | None = None,
+        channel: Channel | None = None,
+        status: Status | None = None,
+        credit_rating: CreditRating | None = None,
+        q: str | None = Query(None, min_length=1, max_length=100, description="text in name, phone, address or code"),
+    ) -> Filters:
+        return Filters(rep_id, district_id, area_id, grade, channel, status, credit_rating, q)
+
+    @api.get("/customers", summary="List customers (filters, pagination)")
+    async def list_customers(
+        actor: Actor = Depends(http_actor),
+        f: Filters = Depends(filters),
+        limit: int = Query(50, ge=1, le=200),
+        offset: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        """Merged cards are left out unless `status=merged` is asked for. Individuals appear
+        under their label: their name, address and phone are personal data (open the card)."""
+        w = _where(await _scope(runtime, actor, f), f, None)
+        async with reading(runtime.pool, "customer_directory") as conn:
+            total = await conn.fetchval(f"SELECT count(*) FROM customers WHERE {w.sql()}", *w.args)
+            rows = await conn.fetch(
+                f"SELECT {SUMMARY_COLUMNS} FROM customers WHERE {w.sql()}"
+                f" ORDER BY registered_at, customer_id LIMIT {limit} OFFSET {offset}",
+                *w.args,
+            )
+        return {"items": [dict(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+    @api.get("/customers/composition", summary="Customer counts per grade, channel and district")
+    async def composition(actor: Actor = Depends(http_actor), f: Filters = Depends(filters)) -> dict[str, Any]:
+        """Counts approved customers (prospect, active, dormant, lost) unless a status is asked for."""
+        w = _where(await _scope(runtime, actor, f), f, APPROVED)
+        out: dict[str, Any] = {}
+        async with reading(runtime.pool, "customer_directory") as conn:
+            out["total"] = await conn.fetchval(f"SELECT count(*) FROM customers WHERE {w.sql()}", *w.args)
+            for dimension in ("grade", "channel", "district_id"):
+                rows = await conn.fetch(
+                    f"SELECT coalesce({dimension}, 'ungraded') AS k, count(*) AS n FROM customers"
+                    f" WHERE {w.sql()} GROUP BY 1 ORDER BY 1",
+                    *w.args,
+                )
+                key = "by_district" if dimension == "district_id" else f"by_{dimension}"
+                out[key] = {r["k"]: r["n"] for r in rows}
+        return out
+
+    @api.get("/customers/pool", summary="Released prospects waiting to be claimed")
+    async def pool(
+        actor: Actor = Depends(http_actor),
+        district_id: str | None = None,
+        limit: int = Query(50, ge=1, le=200),
+        offset: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        """A rep or supervisor sees the pool of the own district (a rep claims from it), an
+        area manager the area's."""
+        w = _Where()
+        w.add("status = {}", "prospect")
+        w.add("rep_id IS NULL")
+        if actor.role in (Role.rep, Role.supervisor):
+            if actor.district is None or district_id not in (None, actor.district):
+                raise _refuse(f"the pool of district {district_id} is not {actor.id}'s", "outside_district")
+            w.add("district_id = {}", actor.district)
+        elif actor.role == Role.area_manager:
+            if actor.area is None:
+                raise _refuse("an area manager without an area", "outside_area")
+            w.add("area_id = {}", actor.area)
+            if district_id is not None:
+                w.add("district_id = {}", district_id)
+        elif actor.role in SEES_ALL:
+            if district_id is not None:
+                w.add("district_id = {}", district_id)
+        else:
+            raise _refuse(f"role {actor.role} has no access to customer cards", "role_not_in_line")
+        async with reading(runtime.pool, "customer_directory") as conn:
+            total = await conn.fetchval(f"SELECT count(*) FROM customers WHERE {w.sql()}", *w.args)
+            rows = await conn.fetch(
+                f"SELECT {SUMMARY_COLUMNS}, released_from FROM customers WHERE {w.sql()}"
+                f" ORDER BY registered_at, customer_id LIMIT {limit} OFFSET {offset}",
+                *w.args,
+            )
+        return {"items": [dict(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+    async def _card_row(conn: asyncpg.Connection, customer_id: str, actor: Actor) -> asyncpg.Record:
+        row = await conn.fetchrow("SELECT * FROM customers WHERE customer_id = $1", customer_id)
+        if row is None:
+            raise NotFound(f"customer {customer_id} does not exist", code="customer_not_found")
+        require_in_line(actor, Line(row["district_id"], row["area_id"], row["rep_id"]))
+        return row
+
+    @api.get("/customers/{customer_id}", summary="The customer card")
+    async def get_card(customer_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
+        async with reading(runtime.pool, "customer_directory") as conn:
+            row = await _card_row(conn, customer_id, actor)
+            keys = await keys_of(conn, [customer_id])
+        return present_card(row, keys, actor)
+
+    @api.get("/customers/{customer_id}/history", summary="Every change of the card: what, when, who, why")
+    async def history(customer_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
+        async with reading(runtime.pool, "customer_directory") as conn:
+            await _card_row(conn, customer_id, actor)
+            keys = await keys_of(conn, [customer_id])
+            rows = await conn.fetch(
+                "SELECT stream_version, event_type, occurred_at, actor, data FROM public.events"
+                " WHERE stream_id = $1 ORDER BY stream_version",
+                f"customer-{customer_id}",
+            )
+        return {"customer_id": customer_id, "events": [present_event(r, keys, customer_id, actor) for r in rows]}
+
+    @api.get("/territory", summary="The territory tree: divisions, areas, districts")
+    async def territory(_: Actor = Depends(http_actor)) -> dict[str, Any]:
+        async with reading(runtime.pool, "territory_directory") as conn:
+            rows = await conn.fetch("SELECT * FROM units ORDER BY unit_id")
+        divisions = {r["unit_id"]: {"division_id": r["unit_id"], "name": r["name"], "areas": []}
+                     for r in rows if r["kind"] == "division"}
+        areas = {r["unit_id"]: {"area_id": r["unit_id"], "name": r["name"], "districts": []}
+                 for r in rows if r["kind"] == "area"}
+        for r in rows:
+            if r["kind"] == "area":
+                divisions[r["division_id"]]["areas"].append(areas[r["unit_id"]])
+            elif r["kind"] == "district":
+                areas[r["area_id"]]["districts"].append({"district_id": r["unit_id"], "name": r["name"]})
+        return {"divisions": list(divisions.values())}
+
+    @api.get("/staff", summary="Reps, supervisors and area managers")
+    async def staff(
+        _: Actor = Depends(http_actor),
+        district_id: str | None = None,
+        area_id: str | None = None,
+        role: str | None = None,
+        active: bool | None = True,
+    ) -> dict[str, Any]:
+        w = _Where()
+        for column, value in (("district_id", district_id), ("area_id", area_id), ("role", role),
+                              ("active", active)):
+            if value is not None:
+                w.add(f"{column} = {{}}", value)
+        async with reading(runtime.pool, "territory_directory") as conn:
+            rows = await conn.fetch(f"SELECT * FROM staff WHERE {w.sql()} ORDER BY staff_id", *w.args)
+        return {"items": [dict(r) for r in rows]}
+
+    return api

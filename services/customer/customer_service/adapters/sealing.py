@@ -1,0 +1,93 @@
+"""Sealing personal data with per-customer keys (crypto-shredding).
+
+A sealed part is `v1.<key id>.<base64url(nonce + AES-GCM ciphertext)>`; the associated data
+binds it to its customer, so a sealed part copied onto another card does not open. Keys are
+rows of `customer_keys` in this service's database, never in events or messages; deleting a
+customer's keys (`shred`) makes every copy of its personal data unreadable for good.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_VERSION = "v1"
+Keys = dict[str, bytes]  # key id → key
+
+
+def _aad(customer_id: str) -> bytes:
+    return f"customer-{customer_id}".encode()
+
+
+@dataclass(frozen=True)
+class DataKey:
+    key_id: str
+    customer_id: str
+    key: bytes
+    new: bool  # made for this command; stored once the events are appended
+
+    def seal(self, part: dict[str, Any]) -> str:
+        nonce = os.urandom(12)
+        sealed = AESGCM(self.key).encrypt(nonce, orjson.dumps(part), _aad(self.customer_id))
+        return f"{_VERSION}.{self.key_id}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+
+def open_sealed(token: str, keys: Keys, customer_id: str) -> dict[str, Any] | None:
+    """The part, or None when its key is gone (erased) or it does not belong to the customer."""
+    try:
+        version, key_id, body = token.split(".", 2)
+    except ValueError:
+        return None
+    key = keys.get(key_id)
+    if version != _VERSION or key is None:
+        return None
+    raw = base64.urlsafe_b64decode(body.encode())
+    try:
+        plain = AESGCM(key).decrypt(raw[:12], raw[12:], _aad(customer_id))
+    except InvalidTag:
+        return None
+    part: dict[str, Any] = orjson.loads(plain)
+    return part
+
+
+async def key_for_writing(conn: asyncpg.Connection, customer_id: str) -> DataKey:
+    """The customer's current key, or a new one (after an erasure, or for a new card)."""
+    row = await conn.fetchrow(
+        "SELECT key_id, key FROM public.customer_keys WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 1",
+        customer_id,
+    )
+    if row is not None:
+        return DataKey(str(row["key_id"]), customer_id, bytes(row["key"]), new=False)
+    return DataKey(str(uuid.uuid4()), customer_id, AESGCM.generate_key(bit_length=256), new=True)
+
+
+async def keep(conn: asyncpg.Connection, key: DataKey) -> None:
+    """Store a new key. Call after the command's events are appended (the first write of a
+    command's transaction is the event append)."""
+    if key.new:
+        await conn.execute(
+            "INSERT INTO public.customer_keys (key_id, customer_id, key) VALUES ($1, $2, $3)",
+            uuid.UUID(key.key_id), key.customer_id, key.key,
+        )
+
+
+async def keys_of(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> Keys:
+    rows = await conn.fetch(
+        "SELECT key_id, key FROM public.customer_keys WHERE customer_id = ANY($1::text[])", list(customer_ids)
+    )
+    return {str(r["key_id"]): bytes(r["key"]) for r in rows}
+
+
+async def shred(conn: asyncpg.Connection, customer_id: str) -> int:
+    """Delete every key of the customer: its sealed personal data is gone for good."""
+    result = await conn.execute("DELETE FROM public.customer_keys WHERE customer_id = $1", customer_id)
+    return int(result.split()[-1])

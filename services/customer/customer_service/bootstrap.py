@@ -1,0 +1,34 @@
+"""The composition root of the customer service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from salesplatform.service import Consumes, ServiceDefinition
+
+from customer_service.adapters.http import router
+from customer_service.application.handlers import build_bus
+from customer_service.application.timers import FOLLOW_UP_CHECK_SECONDS, release_neglected_prospects
+from customer_service.domain.events import registry
+from customer_service.projections.follow_ups import FollowUps
+
+
+def definition() -> ServiceDefinition:
+    return ServiceDefinition(
+        name="customer",
+        registry=registry,
+        build_bus=build_bus,
+        projections=[FollowUps()],
+        consumes=[
+            # visits count as follow-ups for the 7-day rule
+            Consumes("visit", ["visit.checked_in"]),
+            # the first order decides which card survives a merge
+            Consumes("orders", ["order.placed"]),
+        ],
+        migrations=Path(__file__).parent / "migrations",
+        routers=[router],
+        timers=[("release_neglected_prospects", FOLLOW_UP_CHECK_SECONDS, release_neglected_prospects)],
+        title="Customer service",
+        description="The customer archive (客户档案): territory and staff, customer cards, approval of new "
+        "outlets, classification, credit, assignment, the 7-day follow-up rule, merges and erasure.",
+    )
