@@ -1,0 +1,1 @@
+"""The orders service: catalogue, orders, deliveries, promotions, receivables and returns."""

@@ -1,0 +1,99 @@
+"""Placing an order, shared by the `place_order` command and the visit reactor."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from salesplatform.aggregate import Aggregate
+from salesplatform.clock import business_date as business_date_of
+from salesplatform.errors import DomainError, NotFound
+from salesplatform.events import Event, Role
+from salesplatform.uow import UnitOfWork
+
+from orders_service.adapters import lookups
+from orders_service.domain.catalogue import Sku
+from orders_service.domain.customers import CustomerCard
+from orders_service.domain.events import Source
+from orders_service.domain.order import Order
+from orders_service.domain.ordering import RequestedLine, take_order
+from orders_service.domain.policy import OrderPolicy
+from orders_service.domain.promotion import Promotion
+
+_ORDER_KEY_NS = uuid.UUID("2f4e7b1c-5a8d-4c3e-9b6f-7d1a0e2c8b45")
+
+
+def order_id_for_key(sender: str, key: str) -> str:
+    """An idempotency key names one order per sender, so a retry finds the order it made."""
+    return str(uuid.uuid5(_ORDER_KEY_NS, f"{sender}:{key}"))
+
+
+def summary(order: Order, **extra: Any) -> dict[str, Any]:
+    return {
+        "order_id": order.id, "status": order.status, "amount_fen": order.amount_fen,
+        "approval_reasons": list(order.reasons),
+        "required_role": order.required_role.value if order.required_role else None,
+        "deliver_by": order.deliver_by.isoformat() if order.deliver_by else None,
+        "lines": [line.model_dump() for line in order.lines], **extra,
+    }
+
+
+async def load_all(uow: UnitOfWork, wanted: list[tuple[type[Aggregate], str]]) -> list[Aggregate]:
+    """Several aggregates, of any kinds, in one read of the log (an order, its SKUs and the
+    promotions in scope): one round trip instead of one per stream."""
+    stream_ids = [cls.stream_id_for(i) for cls, i in wanted]
+    rows = await uow.conn.fetch(
+        "SELECT stream_id, event_type, schema_version, data FROM events"
+        " WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version",
+        stream_ids,
+    )
+    events: dict[str, list[Event]] = defaultdict(list)
+    for r in rows:
+        data = uow.registry.upcast(r["event_type"], r["schema_version"], r["data"])
+        events[r["stream_id"]].append(uow.registry.model(r["event_type"]).model_validate(data))
+    return [cls.replay(i, events.get(sid, [])) for (cls, i), sid in zip(wanted, stream_ids, strict=True)]
+
+
+async def place(
+    uow: UnitOfWork, *, order_id: str, customer_id: str, lines: list[RequestedLine], source: Source,
+    visit_id: str | None, policy: OrderPolicy, rep_id: str | None = None,
+    authorize: Callable[[CustomerCard], None] | None = None, directory_here: bool = False,
+    business_date: date | None = None, placed_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Load what the decision needs, decide, save. An order id that already exists for the same
+    customer is the same order again: nothing is appended and its state is returned.
+
+    The order's rep: `rep_id`, else the placing rep, else the customer's rep. `authorize` checks
+    the caller may act for the customer; `directory_here` reads the customer from the directory
+    generation on the search path (the reactor, applying inside it)."""
+    now = uow.clock.now()
+    day = business_date or business_date_of(now, policy.timezone)
+    skus = [line.sku for line in lines]
+    context = await lookups.order_context(uow.conn, customer_id, skus, day, here=directory_here)
+    if context.card is None:
+        raise NotFound(f"customer {customer_id} is not known here", code="unknown_customer", field="customer_id")
+    if authorize is not None:
+        authorize(context.card)
+    loaded = await load_all(
+        uow, [(Order, order_id), *((Sku, s) for s in skus), *((Promotion, p) for p in context.promotion_ids)],
+    )
+    order = loaded[0]
+    assert isinstance(order, Order)
+    if order.exists:
+        if order.customer_id != customer_id:
+            raise DomainError(f"order id {order_id} is taken by another order", code="order_id_taken")
+        return summary(order, already_placed=True)
+    if rep_id is None:
+        rep_id = uow.actor.id if uow.actor.role == Role.rep else context.card.rep_id
+    catalogue = {s: sku for s, sku in zip(skus, loaded[1:1 + len(skus)], strict=True)}
+    promotions = [p for p in loaded[1 + len(skus):] if isinstance(p, Promotion)]
+    used = take_order(
+        order, customer=context.card, requested=lines, skus=catalogue, promotions=promotions,
+        position=context.position, placer=uow.actor, rep_id=rep_id, source=source, visit_id=visit_id,
+        business_date=day, placed_at=placed_at or now, now=now, policy=policy,
+    )
+    await uow.save(order, *used)
+    return summary(order)

@@ -1,0 +1,58 @@
+"""The composition root: events, commands, read models, consumers, routes and timers."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from salesplatform.clock import Clock
+from salesplatform.commands import CommandBus
+from salesplatform.events import EventRegistry
+from salesplatform.projections import Projection
+from salesplatform.service import Consumes, ServiceDefinition
+
+from orders_service.adapters.http import router
+from orders_service.application.handlers import build_bus
+from orders_service.application.reactor import VisitOrders
+from orders_service.application.timers import check_deadlines
+from orders_service.config import OrderRulesSettings
+from orders_service.domain.events import registry
+from orders_service.domain.policy import OrderPolicy
+from orders_service.projections.catalogue import Catalogue
+from orders_service.projections.directory import CustomerDirectory
+from orders_service.projections.orders import OrderBoard
+from orders_service.projections.promotions import Promotions
+from orders_service.projections.receivables import Receivables
+from orders_service.projections.returns import Returns
+
+DEADLINE_CHECK_SECONDS = 60.0
+
+
+def inline_projections() -> list[Projection]:
+    return [OrderBoard(), Receivables(), Catalogue(), Promotions(), Returns()]
+
+
+def definition(policy: OrderPolicy | None = None) -> ServiceDefinition:
+    policy = policy or OrderRulesSettings().policy()
+    visit_orders = VisitOrders(policy)
+    inline = inline_projections()
+
+    def build(reg: EventRegistry, clock: Clock) -> CommandBus:
+        bus = build_bus(reg, clock, policy, inline)
+        visit_orders.bus = bus  # the reactor runs its commands with the runtime's bus and clock
+        return bus
+
+    return ServiceDefinition(
+        name="orders",
+        registry=registry,
+        build_bus=build,
+        projections=[CustomerDirectory(visit_orders)],
+        consumes=[
+            Consumes("customer"),
+            Consumes("visit", ["visit.order_taken", "visit.delivery_confirmed"]),
+        ],
+        routers=[partial(router, policy=policy)],
+        timers=[("deadlines", DEADLINE_CHECK_SECONDS, check_deadlines)],
+        title="Orders service",
+        description="Catalogue and prices, orders and deliveries, promotions, deposits, receivables "
+        "and returns (退回产品处理单) of the sales department.",
+    )
