@@ -25,7 +25,7 @@ import asyncpg
 import structlog
 
 from salesplatform.errors import ConcurrencyConflict
-from salesplatform.store import LOG_START, LogPosition, RecordedEvent, read_log
+from salesplatform.store import LOG_START, LogPosition, RecordedEvent, read_log, read_log_of_types
 
 log = structlog.get_logger(__name__)
 
@@ -269,17 +269,28 @@ async def catch_up_once(
             "SELECT pg_advisory_xact_lock_shared(hashtext($1))", _lock_key(projection.name)
         )
         gen = await _active_generation(conn, projection.name)
-        events = await read_log(conn, gen.checkpoint, batch_size)
-        if not events:
+        events, scanned, reached = await _read_for(conn, projection, gen.checkpoint, batch_size, True)
+        if not scanned:
             return 0, []
-        await _use_schema(conn, gen.schema)
-        changes = await _apply_guarded(conn, projection, events, on_failure)
-        await _reset_schema(conn)
-        last = events[-1]
-        await _save_checkpoint(
-            conn, projection.name, gen.generation, LogPosition(last.tx_id, last.position), len(events)
-        )
-        return len(events), changes
+        changes: list[Change] = []
+        if events:
+            await _use_schema(conn, gen.schema)
+            changes = await _apply_guarded(conn, projection, events, on_failure)
+            await _reset_schema(conn)
+        await _save_checkpoint(conn, projection.name, gen.generation, reached, len(events))
+        return scanned, changes
+
+
+async def _read_for(
+    conn: asyncpg.Connection, projection: Projection, after: LogPosition, limit: int, settled_only: bool
+) -> tuple[list[RecordedEvent], int, LogPosition]:
+    """The next batch for a projection: only its event types are loaded, if it names them."""
+    if projection.event_types is not None:
+        return await read_log_of_types(conn, after, limit, projection.event_types, settled_only=settled_only)
+    events = await read_log(conn, after, limit, settled_only=settled_only)
+    if not events:
+        return [], 0, after
+    return events, len(events), LogPosition(events[-1].tx_id, events[-1].position)
 
 
 async def rebuild(
@@ -329,20 +340,21 @@ async def rebuild(
 
         async def step(settled_only: bool) -> int:
             nonlocal checkpoint, applied
-            events = await read_log(conn, checkpoint, batch_size, settled_only=settled_only)
-            if not events:
+            events, scanned, reached = await _read_for(conn, projection, checkpoint, batch_size, settled_only)
+            if not scanned:
                 return 0
-            await _use_schema(conn, schema)
-            await _apply_guarded(conn, projection, events, on_failure)
-            await _reset_schema(conn)
-            checkpoint = LogPosition(events[-1].tx_id, events[-1].position)
-            applied += len(events)
+            if events:
+                await _use_schema(conn, schema)
+                await _apply_guarded(conn, projection, events, on_failure)
+                await _reset_schema(conn)
+            checkpoint = reached
+            applied += scanned
             await _save_checkpoint(conn, name, generation, checkpoint, len(events))
             if on_progress is not None:
                 result = on_progress(applied)
                 if asyncio.iscoroutine(result):
                     await result
-            return len(events)
+            return scanned
 
         while True:
             async with conn.transaction():

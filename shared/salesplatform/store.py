@@ -249,6 +249,49 @@ async def read_log(
     return [_row_to_recorded(r) for r in rows]
 
 
+async def read_log_of_types(
+    conn: asyncpg.Connection,
+    after: LogPosition,
+    limit: int,
+    event_types: frozenset[str] | set[str] | list[str],
+    *,
+    settled_only: bool = True,
+) -> tuple[list[RecordedEvent], int, LogPosition]:
+    """Scan up to `limit` events of the log after `after` (same order and gap policy as
+    `read_log`) but return only those of `event_types`, with how many were scanned and the
+    position reached — so a reader of a few types moves past the rest without loading them.
+
+    Two statements, one snapshot each, agree: everything at or below the scanned end belongs
+    to transactions that had finished before the first one ran.
+    """
+    settled = "AND tx_id < pg_snapshot_xmin(pg_current_snapshot())" if settled_only else ""
+    end = await conn.fetchrow(
+        f"""
+        SELECT tx_id::text::bigint AS tx_id, position, scanned FROM (
+            SELECT tx_id, position, count(*) OVER () AS scanned FROM (
+                SELECT tx_id, position FROM events
+                WHERE (tx_id, position) > ($1::text::xid8, $2) {settled}
+                ORDER BY tx_id, position LIMIT $3
+            ) batch
+        ) counted ORDER BY tx_id DESC, position DESC LIMIT 1
+        """,
+        str(after.tx_id), after.position, limit,
+    )
+    if end is None:
+        return [], 0, after
+    reached = LogPosition(end["tx_id"], end["position"])
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM events
+        WHERE (tx_id, position) > ($1::text::xid8, $2) AND (tx_id, position) <= ($3::text::xid8, $4)
+          AND event_type = ANY($5::text[])
+        ORDER BY tx_id, position
+        """,
+        str(after.tx_id), after.position, str(reached.tx_id), reached.position, list(event_types),
+    )
+    return [_row_to_recorded(r) for r in rows], end["scanned"], reached
+
+
 async def log_head(conn: asyncpg.Connection) -> LogPosition:
     row = await conn.fetchrow(
         "SELECT tx_id::text::bigint AS tx_id, position FROM events "

@@ -116,3 +116,40 @@ async def test_global_log_reads_in_batches_without_loss(db: asyncpg.Pool) -> Non
             at = LogPosition(batch[-1].tx_id, batch[-1].position)
     assert len(got) == 25
     assert len({e.envelope.event_id for e in got}) == 25
+
+
+async def test_reading_some_types_moves_past_the_others_and_misses_none(db: asyncpg.Pool) -> None:
+    from salesplatform.store import read_log_of_types
+
+    async with db.acquire() as conn:
+        for i in range(30):
+            await append(conn, f"sheet-{i}", 0, [ev(i, "sheet.opened" if i % 3 == 0 else "sheet.counted")])
+        at, found, scanned_total = LOG_START, [], 0
+        while True:
+            events, scanned, at = await read_log_of_types(conn, at, 7, {"sheet.opened"})
+            if not scanned:
+                break
+            scanned_total += scanned
+            found += events
+    assert scanned_total == 30
+    assert [e.data["count"] for e in found] == list(range(0, 30, 3))
+
+
+async def test_reading_some_types_does_not_skip_a_late_commit(db: asyncpg.Pool) -> None:
+    from salesplatform.store import read_log_of_types
+
+    late = await db.acquire()
+    tx = late.transaction()
+    await tx.start()
+    try:
+        await append(late, "sheet-late", 0, [ev(1, "sheet.opened")])
+        async with db.acquire() as conn:
+            await append(conn, "sheet-early", 0, [ev(2, "sheet.opened")])
+            events, scanned, at = await read_log_of_types(conn, LOG_START, 100, {"sheet.opened"})
+            assert (events, scanned, at) == ([], 0, LOG_START)
+        await tx.commit()
+    finally:
+        await db.release(late)
+    async with db.acquire() as conn:
+        events, scanned, _ = await read_log_of_types(conn, LOG_START, 100, {"sheet.opened"})
+    assert sorted(e.envelope.stream_id for e in events) == ["sheet-early", "sheet-late"]
