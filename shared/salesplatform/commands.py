@@ -85,6 +85,8 @@ class Outcome:
 
 
 _CONFLICT_RETRIES = 12
+# Errors that say nothing about the command: run it again in a new transaction.
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
 class CommandBus:
@@ -198,11 +200,14 @@ class CommandBus:
                 outcome = Outcome(True, result, changes=uow.changes, replayed=replayed)
                 await self._after(outcome)
                 return outcome
-            except ConcurrencyConflict as exc:
-                # Another writer got there first: load again and decide again, after a short
-                # random pause so a crowd of writers on one aggregate spreads out.
+            except (ConcurrencyConflict, *_RETRYABLE) as exc:
+                # Another writer got there first (or PostgreSQL chose this transaction as a
+                # deadlock victim): load again and decide again, after a short random pause so
+                # a crowd of writers on one aggregate spreads out.
                 if attempt == _CONFLICT_RETRIES - 1:
-                    return Outcome(False, error=exc)
+                    if isinstance(exc, ConcurrencyConflict):
+                        return Outcome(False, error=exc)
+                    return Outcome(False, error=ConcurrencyConflict(f"{request.name} kept conflicting: {exc}"))
                 await asyncio.sleep(random.uniform(0, 0.002 * 2**min(attempt, 6)))
             except asyncpg.UniqueViolationError as exc:
                 if exc.table_name == "command_results" or "command_results" in str(exc):
@@ -244,7 +249,7 @@ class CommandBus:
                                 )
                             appended = appended or bool(uow.recorded)
                             outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed)
-                        except (ConcurrencyConflict, asyncpg.UniqueViolationError):
+                        except (ConcurrencyConflict, asyncpg.UniqueViolationError, *_RETRYABLE):
                             retry_alone.append(i)
                         except ServiceError as exc:
                             outcomes[i] = Outcome(False, error=exc)

@@ -128,6 +128,18 @@ class EventCounts(Projection):
         return [{"event_type": event.event_type}]
 
 
+class CountOnBoth(Command):
+    """Counts the same visits on two sheets, saving them in the order given."""
+
+    name = "count_on_both"
+    first: str
+    second: str
+
+
+# A test sets this to line up two handlers between their two saves (a deadlock on purpose).
+between_saves: list[Any] = []
+
+
 def build_bus(reg: EventRegistry, clock: Clock) -> CommandBus:
     bus = CommandBus(reg, clock, inline_projections=[SheetTotals()])
 
@@ -144,6 +156,18 @@ def build_bus(reg: EventRegistry, clock: Clock) -> CommandBus:
         sheet.count(cmd.count)
         await uow.save(sheet)
         return {"sheet_id": cmd.sheet_id, "total": sheet.total, "version": sheet.version}
+
+    @bus.command(CountOnBoth, roles={Role.rep})
+    async def count_on_both(cmd: CountOnBoth, uow: UnitOfWork) -> dict:
+        first = await uow.get(Sheet, cmd.first)
+        second = await uow.get(Sheet, cmd.second)
+        first.count(1)
+        second.count(1)
+        await uow.save(first)
+        for wait in between_saves:
+            await wait()
+        await uow.save(second)
+        return {"ok": True}
 
     return bus
 

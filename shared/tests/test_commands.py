@@ -4,6 +4,7 @@ permissions, and the structured errors of bad input."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import httpx
@@ -206,3 +207,30 @@ async def test_asyncapi_document_describes_events_commands_and_ingest(rt, http) 
     schemas = doc["components"]["schemas"]
     opened = next(v for k, v in schemas.items() if k.startswith("SheetOpenedEnvelope"))
     assert "data" in opened["properties"]
+
+
+async def test_a_deadlock_victim_is_run_again_not_failed(rt) -> None:
+    """Two commands save two sheets in opposite orders at the same moment: PostgreSQL aborts
+    one as a deadlock victim; the bus runs it again and both take effect."""
+    import tally
+
+    await rt.run_command("open_sheet", {"sheet_id": "a", "title": "A"}, REP)
+    await rt.run_command("open_sheet", {"sheet_id": "b", "title": "B"}, REP)
+    barrier = asyncio.Barrier(2)
+
+    async def line_up() -> None:  # both hold their first sheet before saving the second
+        with contextlib.suppress(asyncio.BrokenBarrierError, TimeoutError):
+            await asyncio.wait_for(barrier.wait(), 2)
+
+    tally.between_saves.append(line_up)
+    try:
+        outcomes = await asyncio.gather(
+            rt.run_command("count_on_both", {"first": "a", "second": "b"}, REP),
+            rt.run_command("count_on_both", {"first": "b", "second": "a"}, REP),
+        )
+    finally:
+        tally.between_saves.clear()
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    async with reading(rt.pool, "sheet_totals") as conn:
+        totals = dict(await conn.fetch("SELECT sheet_id, total FROM totals"))
+    assert totals == {"a": 2, "b": 2}
