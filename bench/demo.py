@@ -1,0 +1,208 @@
+"""`make demo` (`python -m bench.demo`): load a simulated month of a sales department into the
+system `make run` is running.
+
+    .venv/bin/python -m bench.demo                          # 2 divisions, 60 reps, ~3,000 customers, 30 days
+    .venv/bin/python -m bench.demo --scale 0.1 --days 3     # a tenth of it, three days
+    make demo DEMO_SCALE=0.1 DEMO_DAYS=3                    # the same through make
+
+Reads the addresses from `.run/stack.json` and the token key from `.run/secrets.json`, shows a
+progress bar on stderr, and prints what was sent, what was refused (per status and code) and
+where to look at the reports. The same seed on the same day sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlencode
+
+from salesplatform.clock import business_date
+
+from bench.simulation.driver import Summary, drive
+from bench.simulation.organisation import TIMEZONE, Plan, build_plan
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (phase, bar, share, units, commands per second); on
+    a stream that is not a terminal, one line per phase instead."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 28) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self.total = 0
+        self.done = 0
+        self.name = ""
+        self.started = time.monotonic()
+        self._drawn = 0.0
+
+    def phase(self, name: str) -> None:
+        self.name = name
+        if not self.tty:
+            self.stream.write(f"  … {name} ({self.done}/{self.total})\n")
+            self.stream.flush()
+        self._draw(force=True)
+
+    def add_total(self, n: int) -> None:
+        self.total += n
+
+    def advance(self, n: int = 1) -> None:
+        before = self.done
+        self.done += n
+        if not self.tty and self.total and before * 10 // self.total != self.done * 10 // self.total:
+            self.stream.write(f"  {self.done * 100 // self.total:3d}%  {self.done}/{self.total}"
+                              f"  {time.monotonic() - self.started:.0f}s  {self.name}\n")
+            self.stream.flush()
+        self._draw()
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.tty or (not force and now - self._drawn < 0.1):
+            return
+        self._drawn = now
+        share = min(1.0, self.done / self.total) if self.total else 0.0
+        filled = int(share * self.width)
+        bar = "█" * filled + "░" * (self.width - filled)
+        elapsed = now - self.started
+        line = f"\r  {bar} {share:4.0%}  {self.done}/{self.total}  {elapsed:5.0f}s  {self.name[:40]:<40}"
+        self.stream.write(line)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self._draw(force=True)
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health/ready", timeout=3) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def load_stack(stack_path: Path, secrets_path: Path | None) -> tuple[dict[str, str], str, str]:
+    """Service base URLs, the NATS URL and the token key of a running `make run`."""
+    if not stack_path.exists():
+        raise SystemExit(f"{stack_path} does not exist: start the system first (`make run`, in another terminal)")
+    stack = json.loads(stack_path.read_text())
+    urls = {name: info["url"] for name, info in stack.get("services", {}).items()}
+    missing = [s for s in ("customer", "visit", "orders", "reporting") if s not in urls]
+    if missing:
+        raise SystemExit(f"{stack_path} names no {', '.join(missing)} service")
+    secrets_file = secrets_path or Path(stack.get("secrets_file") or stack_path.with_name("secrets.json"))
+    secret = os.environ.get("AUTH_JWT_SECRET") or json.loads(secrets_file.read_text())["AUTH_JWT_SECRET"]
+    not_ready = [name for name, url in urls.items() if not _ready(url)]
+    if not_ready:
+        raise SystemExit(f"not ready: {', '.join(not_ready)} (is `make run` still running? see {stack_path})")
+    return urls, stack["nats_url"], secret
+
+
+def where_to_look(plan: Plan, urls: dict[str, str]) -> str:
+    org = plan.organisation
+    reporting = urls["reporting"]
+    month = plan.end.strftime("%Y-%m")
+    window = {"from": plan.start.isoformat(), "to": plan.end.isoformat()}
+
+    def url(path: str, **params: Any) -> str:
+        return f"{reporting}{path}?{urlencode(params)}"
+
+    reports = [
+        ("KPI board per rep (today: visits, success, adoption, required SKUs, coolers)",
+         url("/reports/kpi", **{"from": plan.end.isoformat(), "to": plan.end.isoformat()}, group_by="rep")),
+        ("KPI board per area, whole window", url("/reports/kpi", **window, group_by="area")),
+        ("sales by area and month (net of returns)", url("/reports/sales", **window, group_by="area", period="month")),
+        ("sales by day and product group", url("/reports/sales", **window, group_by="product_group")),
+        ("composition by customer grade", url("/reports/composition", **window, by="grade")),
+        ("target achievement per rep, month to date", url("/reports/targets", month=month, level="rep")),
+        ("target achievement per area", url("/reports/targets", month=month, level="area")),
+        ("receivables ageing per rep", url("/reports/receivables", group_by="rep")),
+        ("returns by reason", url("/reports/returns", **window, group_by="reason")),
+        ("complaints by category, 48 h SLA", url("/reports/complaints", **window, group_by="category")),
+        ("promotions", url("/reports/promotions")),
+        ("satisfaction against 95/97/98%", url("/reports/satisfaction")),
+        ("customer base: new, active, dormant, lost", url("/reports/customer-base", **window, group_by="area")),
+    ]
+    width = max(len(label) for label, _ in reports)
+    lines = ["", "Where to look (every query needs a bearer token):",
+             "  TOKEN=$(.venv/bin/python -m salesplatform.auth mint --role sales_manager"
+             f" --id {org.sales_manager.staff_id})",
+             f'  curl -s -H "Authorization: Bearer $TOKEN" \'{reports[0][1]}\'', ""]
+    lines += [f"  {label:<{width}}  {link}" for label, link in reports]
+    lines += ["", "  All reports and what they count: " + f"{reporting}/reports",
+              "  API pages (Authorize with the token):"]
+    lines += [f"    {name:<10} {base}/docs" for name, base in urls.items()]
+    lines += ["", "  Elsewhere: orders awaiting approval " + f"{urls['orders']}/approvals?role=sales_manager",
+              f"             receivables {urls['orders']}/receivables",
+              f"             a rep's day plan {urls['visit']}/day-plan?rep_id={org.reps[0].staff_id}"
+              f"&date={plan.end.isoformat()} (token of that rep: --role rep --id {org.reps[0].staff_id}"
+              f" --district {org.reps[0].district_id} --area {org.reps[0].area_id})"]
+    return "\n".join(lines)
+
+
+def describe(plan: Plan) -> str:
+    c = plan.counts()
+    return (f"Seed {plan.seed}, scale {plan.scale:g}: {c['divisions']} divisions, {c['areas']} areas, "
+            f"{c['districts']} districts, {c['supervisors']} supervisors, {c['reps']} reps, "
+            f"{c['customers']} customers, "
+            f"{c['skus']} SKUs, {c['routes']} routes.\n"
+            f"{c['days']} business days {plan.start} … {plan.end}: {c['visits']} route visits, {c['orders']} orders, "
+            f"{c['deliveries']} deliveries ({c['late_deliveries']} late), {c['payments']} payments "
+            f"({c['overdue_invoices']} invoices overdue), {c['returns']} returns, {c['complaints']} complaints, "
+            f"{c['surveys']} surveys.\n"
+            f"Past days go in as the order history (dated orders, deliveries, payments); today "
+            f"({plan.end}) is lived live: {len(plan.days[-1].visits)} visits with all eight steps, "
+            f"{len(plan.days[-1].orders)} orders, approvals, deliveries, returns, complaints.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="python -m bench.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=int(env.get("DEMO_SEED", 7)),
+                        help="same seed, same department (default 7)")
+    parser.add_argument("--days", type=int, default=int(env.get("DEMO_DAYS", 30)),
+                        help="business days up to today (default 30)")
+    parser.add_argument("--scale", type=float, default=float(env.get("DEMO_SCALE", 1.0)),
+                        help="fraction of the default size: 60 reps, ~3,000 customers (default 1)")
+    parser.add_argument("--stack", type=Path, default=Path(env.get("DEMO_STACK", ".run/stack.json")),
+                        help="addresses of the running system (default .run/stack.json)")
+    parser.add_argument("--secrets", type=Path, default=None, help="token key file (default: the one stack.json names)")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
+    parser.add_argument("--patience", type=float, default=60.0,
+                        help="seconds to wait for events to reach another service before counting a refusal")
+    args = parser.parse_args(argv)
+    if args.days < 1 or args.scale <= 0:
+        parser.error("--days must be at least 1 and --scale positive")
+    urls, nats_url, secret = load_stack(args.stack, args.secrets)
+    today = business_date(datetime.now().astimezone(), TIMEZONE)
+    plan = build_plan(args.seed, scale=args.scale, days=args.days, end=today)
+    print(describe(plan), flush=True)
+    bar = ProgressBar()
+    try:
+        summary: Summary = asyncio.run(drive(
+            plan, secret=secret, base_urls=urls, nats_url=nats_url, concurrency=args.concurrency,
+            progress=bar, patience=args.patience,
+        ))
+    except KeyboardInterrupt:
+        bar.close()
+        print("interrupted; run it again with the same seed to continue (nothing is sent twice)")
+        return 130
+    bar.close()
+    print(summary.render())
+    print(where_to_look(plan, urls))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

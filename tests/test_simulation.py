@@ -1,0 +1,136 @@
+"""The simulated sales department: the plan is deterministic and covers what the demo must show,
+and a small department living two days goes into the four real services through their public
+interfaces only (HTTP commands and queries, NATS request/reply and ingest)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import date, datetime, timezone
+
+from customer_service.bootstrap import definition as customer_definition
+from orders_service.bootstrap import definition as orders_definition
+from reporting_service.bootstrap import definition as reporting_definition
+from running_system import SECRET, eventually
+from visit_service.bootstrap import definition as visit_definition
+
+from bench.simulation.driver import drive
+from bench.simulation.organisation import (
+    CHANNELS,
+    COMPLAINT_CATEGORIES,
+    GRADES,
+    RETURN_REASONS,
+    TIMEZONE,
+    Size,
+    build_plan,
+)
+from salesplatform.clock import business_date
+from salesplatform.events import Actor, Role
+
+END = date(2026, 5, 20)
+
+
+def test_the_plan_is_the_same_for_a_seed_and_differs_for_another() -> None:
+    one, again, other = (build_plan(seed, scale=0.1, days=10, end=END) for seed in (3, 3, 4))
+    assert one == again
+    assert [c.customer_id for c in one.organisation.customers] != [c.customer_id for c in other.organisation.customers]
+    assert [o.lines for o in one.all("orders")] != [o.lines for o in other.all("orders")]
+    # Ids come from the seed: two seeds in one system never share a customer, rep or SKU.
+    ids = [{c.customer_id for c in p.organisation.customers} for p in (one, other)]
+    assert not ids[0] & ids[1]
+    assert not {s.sku for s in one.organisation.skus} & {s.sku for s in other.organisation.skus}
+
+
+def test_the_plan_has_every_grade_channel_return_reason_and_some_late_deliveries_and_overdue_debt() -> None:
+    plan = build_plan(7, scale=0.1, days=10, end=END)
+    customers = plan.organisation.customers
+    assert {c.grade for c in customers} == set(GRADES)
+    assert {c.channel for c in customers} == set(CHANNELS)
+    assert {r.reason for r in plan.all("returns")} == set(RETURN_REASONS)
+    assert {c.category for c in plan.all("complaints")} == set(COMPLAINT_CATEGORIES)
+    assert any(d.late for d in plan.all("deliveries"))
+    assert not all(d.late for d in plan.all("deliveries"))
+    assert plan.overdue_invoices()
+    assert any(p.late for p in plan.all("payments"))
+    assert {v.outcome for v in plan.all("visits")} >= {"order", "refused", "missed"}
+    assert plan.start == date(2026, 5, 11) and plan.end == END
+    # Routes: each rep's approved customers, about ten a day, on every day of the week.
+    for rep in plan.organisation.reps:
+        on_routes = [c for r in plan.organisation.routes if r.rep_id == rep.staff_id for c in r.customer_ids]
+        assert sorted(on_routes) == sorted(c.customer_id for c in customers if c.rep_id == rep.staff_id and c.approved)
+    assert {w for r in plan.organisation.routes for w in r.weekdays} == set(range(1, 8))
+
+
+def test_even_the_smallest_window_keeps_the_cases_the_demo_shows() -> None:
+    plan = build_plan(1, scale=0.02, days=2, end=END)
+    assert {c.grade for c in plan.organisation.customers} == set(GRADES)
+    assert {c.channel for c in plan.organisation.customers} == set(CHANNELS)
+    assert {r.reason for r in plan.all("returns")} == set(RETURN_REASONS)
+    assert any(d.late for d in plan.all("deliveries"))
+    assert plan.overdue_invoices()
+
+
+def test_the_default_size_is_a_mid_sized_department() -> None:
+    size = Size.scaled(1.0)
+    assert (size.divisions, size.areas, size.districts, size.reps, size.skus) == (2, 4, 12, 60, 40)
+    plan = build_plan(7, scale=1.0, days=7, end=END)
+    assert 2900 <= len(plan.organisation.customers) <= 3100
+    per_day = Counter((v.rep_id, v.day) for v in plan.all("visits"))
+    assert 8 <= sum(per_day.values()) / len(per_day) <= 12
+
+
+async def test_a_small_department_lives_two_days_in_the_real_services(start_service, nats_url, unique_prefix) -> None:
+    started = time.monotonic()
+    customer = await start_service(customer_definition())
+    visit = await start_service(visit_definition())
+    orders = await start_service(orders_definition())
+    reporting = await start_service(reporting_definition())
+    today = business_date(datetime.now(timezone.utc), TIMEZONE)
+    plan = build_plan(11, scale=0.02, days=2, end=today)
+
+    summary = await drive(
+        plan, secret=SECRET, nats_url=nats_url, nats_namespace=unique_prefix, patience=20.0,
+        clients={"customer": customer.http, "visit": visit.http, "orders": orders.http, "reporting": reporting.http},
+    )
+
+    manager = Actor(id=plan.organisation.sales_manager.staff_id, role=Role.sales_manager)
+    rejected = summary.rejected_by_code()
+    assert summary.sent > 500
+    # Nothing refused for a reason that would be a bug in the plan or the driver.
+    assert not [k for k in rejected if k[0] in (403, 404, 422)], summary.render()
+    assert sum(rejected.values()) < summary.sent * 0.02, summary.render()
+    assert "nats ingest" in summary.transports and "nats request/reply" in summary.transports, summary.render()
+
+    # The customer archive holds every card the plan registered.
+    listed = (await customer.get(manager, "/customers", limit=1)).json()
+    assert listed["total"] == len(plan.organisation.customers)
+    # The orders service holds the imported history and today's orders.
+    history_orders = [o for o in plan.all("orders") if o.day < today]
+    assert summary.imported["orders"] == len(history_orders)
+    listed = (await orders.get(manager, "/orders", date_from=plan.start.isoformat(), limit=1)).json()
+    live = sum(1 for o in plan.all("orders") if o.day == today)
+    assert listed["total"] >= len(history_orders) + live * 0.8
+    returns = (await orders.get(manager, "/returns")).json()
+    assert {c["reason"] for c in returns["counts"]} == set(RETURN_REASONS)
+
+    # The reports are filled from the events of the other three services: today's visits on
+    # the KPI board, every rep on it.
+    done_today = sum(1 for v in plan.all("visits") if v.day == today and v.outcome in ("order", "refused"))
+
+    async def kpi_board():
+        r = await reporting.get(manager, "/reports/kpi", to=today.isoformat(), group_by="rep")
+        items = r.json().get("items", []) if r.status_code == 200 else []
+        return items if sum(i["done"] for i in items) == done_today else None
+
+    board = await eventually(kpi_board, timeout=20)
+    assert {i["rep_id"] for i in board} == {r.staff_id for r in plan.organisation.reps}
+    assert all(i["planned"] > 0 for i in board)
+
+    async def sales_by_area():
+        r = await reporting.get(manager, "/reports/sales", **{"from": plan.start.isoformat()},
+                                to=today.isoformat(), group_by="area", period="month")
+        items = r.json().get("items", []) if r.status_code == 200 else []
+        return items if len(items) == len(plan.organisation.areas) else None
+
+    await eventually(sales_by_area, timeout=20)
+    assert time.monotonic() - started < 60
