@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from salesplatform.errors import DomainError, PermissionDenied
+from salesplatform.events import Role
 
 from visit_service.domain.events import (
     OrderLine,
@@ -82,6 +83,29 @@ def test_a_key_account_visit_asks_for_approval_due_in_24_hours() -> None:
     assert request.reason == "key_account"
     assert request.due_at - request.requested_at == APPROVAL_SLA == timedelta(hours=24)
     assert visit.approval == "pending"
+
+
+def test_a_high_value_accounts_visit_is_approved_at_director_level_only() -> None:
+    visit = Visit("v3")
+    visit.plan(
+        rep_id="rep-1", customer_id="c1", business_date=DAY, route_id="r1", sequence=1,
+        district_id="d1", area_id="a1", key_account=True, now=NINE, approver_role=Role.area_manager,
+    )
+    assert visit.pending[1].approver_role == "area_manager"
+    with pytest.raises(PermissionDenied) as e:
+        visit.approve("sup-1", Role.supervisor)
+    assert code_of(e) == "approver_rank_required"
+    with pytest.raises(PermissionDenied):
+        visit.reject_approval("sup-1", "no", Role.supervisor)
+    visit.approve("am-1", Role.area_manager)
+    assert visit.approval == "approved"
+
+
+def test_an_ordinary_key_account_visit_is_approved_by_the_supervisor() -> None:
+    visit = planned(key_account=True)
+    assert visit.pending[1].approver_role == "supervisor"
+    visit.approve("sup-1", Role.supervisor)
+    assert visit.approval == "approved"
 
 
 def test_an_unplanned_visit_asks_for_approval_and_is_marked_unplanned() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 
+from salesplatform.events import Role
 from salesplatform.service import Consumes, ServiceDefinition
 
 from visit_service.adapters.http import router
@@ -26,15 +27,31 @@ coaching and delivery spot checks. Keeps its own directory of customers, staff, 
 and orders from the customer and orders services' events."""
 
 
-def definition(timezone: str | None = None) -> ServiceDefinition:
+def definition(
+    timezone: str | None = None,
+    high_value_grades: frozenset[str] | None = None,
+    high_value_approver: Role | None = None,
+) -> ServiceDefinition:
     """`timezone`: the company time zone for business dates in commands (the platform builds
     the command bus from the registry and clock only, so it is bound here; default
-    COMPANY_TIMEZONE or Asia/Shanghai, as in the settings)."""
+    COMPANY_TIMEZONE or Asia/Shanghai, as in the settings).
+
+    Director-level approval of high-value accounts is a configured rule:
+    VISIT_HIGH_VALUE_GRADES (e.g. "A") names the grades whose key-account visits are approved
+    by VISIT_HIGH_VALUE_APPROVER (default area_manager) or above instead of the supervisor.
+    """
     tz = timezone or os.environ.get("COMPANY_TIMEZONE", "Asia/Shanghai")
+    if high_value_grades is None:
+        raw = os.environ.get("VISIT_HIGH_VALUE_GRADES", "")
+        high_value_grades = frozenset(g.strip().upper() for g in raw.split(",") if g.strip())
+    if high_value_approver is None:
+        high_value_approver = Role(os.environ.get("VISIT_HIGH_VALUE_APPROVER", Role.area_manager.value))
     return ServiceDefinition(
         name="visit",
         registry=registry,
-        build_bus=functools.partial(build_bus, timezone=tz),
+        build_bus=functools.partial(
+            build_bus, timezone=tz, high_value_grades=high_value_grades, high_value_approver=high_value_approver
+        ),
         projections=[
             CustomerDirectory(),
             Catalogue(),

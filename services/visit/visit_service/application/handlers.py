@@ -143,7 +143,16 @@ def visit_result(visit: Visit) -> dict[str, Any]:
 # -- the bus ---------------------------------------------------------------------------------
 
 
-def build_bus(registry: EventRegistry, clock: Clock, *, timezone: str = "Asia/Shanghai") -> CommandBus:
+def build_bus(
+    registry: EventRegistry,
+    clock: Clock,
+    *,
+    timezone: str = "Asia/Shanghai",
+    high_value_grades: frozenset[str] = frozenset(),
+    high_value_approver: Role = Role.area_manager,
+) -> CommandBus:
+    """`high_value_grades`: customer grades whose key-account visits are approved at director
+    level (`high_value_approver` or above) instead of by the supervisor; empty: none."""
     bus = CommandBus(registry, clock, inline_projections=inline_projections())
 
     def today(uow: UnitOfWork) -> date:
@@ -227,6 +236,7 @@ def build_bus(registry: EventRegistry, clock: Clock, *, timezone: str = "Asia/Sh
             district_id=(rep or {}).get("district_id") or customer["district_id"],
             area_id=(rep or {}).get("area_id") or customer["area_id"],
             key_account=customer["grade"] == "A", now=uow.clock.now(),
+            approver_role=high_value_approver if customer["grade"] in high_value_grades else Role.supervisor,
         )
         return await saved(uow, visit, created=True)
 
@@ -253,14 +263,14 @@ def build_bus(registry: EventRegistry, clock: Clock, *, timezone: str = "Asia/Sh
     async def approve_visit(cmd: ApproveVisit, uow: UnitOfWork) -> dict[str, Any]:
         visit = await uow.get(Visit, cmd.visit_id)
         ensure_can_approve(uow.actor, visit_territory(visit), f"visit {cmd.visit_id}")
-        visit.approve(uow.actor.id)
+        visit.approve(uow.actor.id, uow.actor.role)
         return await saved(uow, visit)
 
     @bus.command(RejectVisit, roles=SUPERVISORS, summary="Reject a visit approval request (with the reason)")
     async def reject_visit(cmd: RejectVisit, uow: UnitOfWork) -> dict[str, Any]:
         visit = await uow.get(Visit, cmd.visit_id)
         ensure_can_approve(uow.actor, visit_territory(visit), f"visit {cmd.visit_id}")
-        visit.reject_approval(uow.actor.id, cmd.reason)
+        visit.reject_approval(uow.actor.id, cmd.reason, uow.actor.role)
         return await saved(uow, visit)
 
     @bus.command(FlagApprovalOverdue, roles=SYSTEM, summary="Flag an approval unanswered for 24 hours")

@@ -102,6 +102,8 @@ class VisitApprovalRequested(VisitEvent):
     requested_by: str
     requested_at: datetime
     due_at: datetime
+    # Who may answer: a supervisor, or higher for high-value accounts (a configured rule).
+    approver_role: Literal["supervisor", "area_manager", "sales_manager", "general_manager"] = "supervisor"
 
 
 class VisitApproved(VisitEvent):

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from salesplatform.aggregate import Aggregate
 from salesplatform.clock import end_of_business_day
 from salesplatform.errors import DomainError, PermissionDenied
-from salesplatform.events import Event
+from salesplatform.events import Event, Role, rank
 
 from visit_service.domain.events import (
     OrderLine,
@@ -63,6 +63,7 @@ class Visit(Aggregate):
         self.area_id: str | None = None
         self.status: Status = "planned"
         self.approval: Literal["pending", "approved", "rejected"] | None = None
+        self.approver_role = Role.supervisor
         self.requested_by: str | None = None
         self.approval_due_at: datetime | None = None
         self.approval_overdue = False
@@ -85,6 +86,7 @@ class Visit(Aggregate):
                 self.area_id = event.area_id
             case VisitApprovalRequested():
                 self.approval = "pending"
+                self.approver_role = Role(event.approver_role)
                 self.requested_by = event.requested_by
                 self.approval_due_at = event.due_at
             case VisitApproved():
@@ -155,8 +157,10 @@ class Visit(Aggregate):
         area_id: str | None,
         key_account: bool,
         now: datetime,
+        approver_role: Role = Role.supervisor,
     ) -> None:
-        """A visit from the rep's route; an A-grade customer's visit asks for approval."""
+        """A visit from the rep's route; an A-grade customer's visit asks for approval, from
+        `approver_role` or above (higher than a supervisor for high-value accounts)."""
         if self.exists:
             raise DomainError(f"visit {self.id} is already planned", code="already_planned")
         self.record(
@@ -166,7 +170,7 @@ class Visit(Aggregate):
             )
         )
         if key_account:
-            self._request_approval("key_account", rep_id, now)
+            self._request_approval("key_account", rep_id, now, approver_role)
 
     def request_unplanned(
         self,
@@ -193,27 +197,39 @@ class Visit(Aggregate):
         )
         self._request_approval("unplanned", requested_by, now)
 
-    def _request_approval(self, reason: Literal["key_account", "unplanned"], requested_by: str, now: datetime) -> None:
+    def _request_approval(
+        self,
+        reason: Literal["key_account", "unplanned"],
+        requested_by: str,
+        now: datetime,
+        approver_role: Role = Role.supervisor,
+    ) -> None:
         self.record(
             VisitApprovalRequested(
-                **self._ids(), reason=reason, requested_by=requested_by, requested_at=now, due_at=now + APPROVAL_SLA
+                **self._ids(), reason=reason, requested_by=requested_by, requested_at=now,
+                due_at=now + APPROVAL_SLA, approver_role=approver_role.value,
             )
         )
 
-    def _check_approver(self, approver_id: str) -> None:
+    def _check_approver(self, approver_id: str, approver_role: Role | None = None) -> None:
         if self.approval != "pending":
             raise DomainError(f"visit {self.id} has no approval request pending", code="no_approval_pending")
+        if approver_role is not None and rank(approver_role) < rank(self.approver_role):
+            raise PermissionDenied(
+                f"visit {self.id} is a high-value account's: a {self.approver_role} or above approves it",
+                code="approver_rank_required",
+            )
         if approver_id in (self.requested_by, self.rep_id):
             raise PermissionDenied(
                 f"{approver_id} asked for this visit and may not approve it", code="own_request"
             )
 
-    def approve(self, approver_id: str) -> None:
-        self._check_approver(approver_id)
+    def approve(self, approver_id: str, approver_role: Role | None = None) -> None:
+        self._check_approver(approver_id, approver_role)
         self.record(VisitApproved(**self._ids(), approver_id=approver_id))
 
-    def reject_approval(self, approver_id: str, reason: str) -> None:
-        self._check_approver(approver_id)
+    def reject_approval(self, approver_id: str, reason: str, approver_role: Role | None = None) -> None:
+        self._check_approver(approver_id, approver_role)
         self.record(VisitApprovalRejected(**self._ids(), approver_id=approver_id, reason=reason))
 
     def flag_approval_overdue(self, now: datetime, supervisor_id: str | None) -> None:
