@@ -363,11 +363,13 @@ async def rebuild(
                 break
 
         async with conn.transaction():
-            # Writers and the catch-up runner hold this lock shared while they apply; holding
-            # it exclusively, everything committed is visible and nothing new can be applied,
-            # so the last events can be read without the settled-only filter.
+            # Inline writers and the catch-up runner hold this lock shared while they apply.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _lock_key(name))
-            while await step(settled_only=False) == batch_size:
+            # Inline projections: every writer of their events applies them under the shared
+            # lock, so with it held exclusively all of them are committed and visible.
+            # Catch-up projections: other writers (consumers copying foreign events) do not take
+            # the lock, so only settled events are safe; the runner goes on from the checkpoint.
+            while await step(settled_only=not projection.inline) == batch_size:
                 pass
             await conn.execute(
                 "UPDATE projection_generations SET status = 'retired', finished_at = now()"

@@ -227,6 +227,10 @@ class Runtime:
             while await self.relay.publish_pending(conn) == self.relay.batch_size:
                 pass
 
+    def spawn(self, name: str, coro: Awaitable[Any]) -> None:
+        """Run background work that the service's stop cancels (a rebuild, a long import)."""
+        self._spawn(name, coro)
+
     def _spawn(self, name: str, coro: Awaitable[Any]) -> None:
         task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
         task.add_done_callback(self._task_done)

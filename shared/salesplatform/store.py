@@ -61,6 +61,8 @@ class LogPosition:
 
 LOG_START = LogPosition()
 
+# Note: `tx_id` is selected as a bigint under its own name, so ORDER BY must say
+# `events.tx_id` to sort by the indexed column rather than by the converted output value.
 _COLUMNS = (
     "position, tx_id::text::bigint AS tx_id, stream_id, stream_version, event_id, event_type, "
     "schema_version, occurred_at, recorded_at, correlation_id, causation_id, actor, data, origin"
@@ -241,7 +243,7 @@ async def read_log(
         f"""
         SELECT {_COLUMNS} FROM events
         WHERE (tx_id, position) > ($1::text::xid8, $2) {settled} {types}
-        ORDER BY tx_id, position
+        ORDER BY events.tx_id, events.position
         LIMIT $3
         """,
         *args,
@@ -285,7 +287,7 @@ async def read_log_of_types(
         SELECT {_COLUMNS} FROM events
         WHERE (tx_id, position) > ($1::text::xid8, $2) AND (tx_id, position) <= ($3::text::xid8, $4)
           AND event_type = ANY($5::text[])
-        ORDER BY tx_id, position
+        ORDER BY events.tx_id, events.position
         """,
         str(after.tx_id), after.position, str(reached.tx_id), reached.position, list(event_types),
     )
@@ -295,6 +297,6 @@ async def read_log_of_types(
 async def log_head(conn: asyncpg.Connection) -> LogPosition:
     row = await conn.fetchrow(
         "SELECT tx_id::text::bigint AS tx_id, position FROM events "
-        "ORDER BY tx_id DESC, position DESC LIMIT 1"
+        "ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"
     )
     return LogPosition(row["tx_id"], row["position"]) if row else LOG_START

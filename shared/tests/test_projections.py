@@ -126,3 +126,42 @@ async def test_inline_apply_restores_the_callers_search_path(service_settings) -
                 recorded = await append(conn, "sheet-z", 0, [new_event(1)])
                 await apply_inline(conn, SheetTotals(), recorded)
                 assert await conn.fetchval("SELECT current_setting('search_path')") == "p_event_counts_1, public"
+
+
+async def test_rebuild_switch_does_not_lose_a_copy_still_committing(service_settings) -> None:
+    """A catch-up projection is rebuilt while a consumer's copy transaction is still open and a
+    younger transaction has already committed: the open one's events must still be applied
+    once it commits (the switch must not move the checkpoint past them)."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from salesplatform.events import Envelope
+    from salesplatform.store import append, copy_foreign
+
+    from tally import new_event
+
+    async with Runtime(definition(), service_settings) as rt:
+        rt.runner.stop()  # drive the projection by hand
+        now = datetime.now(timezone.utc)
+        foreign = Envelope(
+            event_id=uuid.uuid4(), event_type="other.happened", schema_version=1, stream_id="other-1",
+            stream_version=1, occurred_at=now, recorded_at=now, actor=REP, data={},
+        )
+        copier = await rt.pool.acquire()
+        tx = copier.transaction()
+        await tx.start()
+        try:
+            await copy_foreign(copier, "OTHER", [foreign])  # older transaction, still open
+            async with rt.pool.acquire() as conn:
+                await append(conn, "sheet-young", 0, [new_event(1)])  # younger, committed
+            await rt.rebuild("event_counts")
+            await tx.commit()
+        finally:
+            await rt.pool.release(copier)
+        for _ in range(100):
+            await rt.runner.run_once()
+            rows = dict(await snapshot(rt, "event_counts", "SELECT event_type, n FROM counts"))
+            if rows.get("other.happened"):
+                break
+            await asyncio.sleep(0.05)
+        assert rows == {"other.happened": 1, "sheet.counted": 1}
