@@ -399,7 +399,7 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> FastAPI:
             runtime.projection(name)
         except LookupError:
             return error_response(ServiceError(f"no projection {name}", code="unknown_projection"))
-        runtime._spawn(f"rebuild:{name}", runtime.rebuild(name))
+        runtime.spawn(f"rebuild:{name}", runtime.rebuild(name))
         return {"projection": name, "status": "started"}
 
     for name, spec in runtime.bus.specs.items():

@@ -1,0 +1,54 @@
+"""The composition root of the reporting service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from salesplatform.service import Consumes, ServiceDefinition
+
+from reporting_service.adapters.changes import ChangeNotice, publish_changes
+from reporting_service.adapters.http import router
+from reporting_service.application.handlers import build_bus
+from reporting_service.domain.events import registry
+from reporting_service.domain.reports import CHANGE_SUBJECTS, REPORTS
+from reporting_service.projections.directory import DirectoryProjection
+from reporting_service.projections.field import FieldWorkProjection
+from reporting_service.projections.receivables import ReceivablesProjection
+from reporting_service.projections.sales import SalesProjection
+from reporting_service.projections.service_quality import ServiceQualityProjection
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+DESCRIPTION = """
+Reports, targets and the KPI board of the sales department, built as projections of the other
+services' events (kept in this service's own log, so any report can be rebuilt from it).
+Every report route describes what it counts: numerator, denominator, events and date.
+Report consumers subscribe to core-NATS `reporting.changed.<report>`.
+"""
+
+
+def _notice_text(report: str) -> str:
+    title = REPORTS[report].title if report in REPORTS else "targets"
+    return f"What changed in the report {title} (core NATS, at most once), after each committed batch."
+
+
+def definition(timezone: str = "Asia/Shanghai") -> ServiceDefinition:
+    return ServiceDefinition(
+        name="reporting",
+        registry=registry,
+        build_bus=build_bus,
+        projections=[
+            DirectoryProjection(timezone),
+            SalesProjection(timezone),
+            FieldWorkProjection(timezone),
+            ServiceQualityProjection(timezone),
+            ReceivablesProjection(timezone),
+        ],
+        consumes=[Consumes("customer"), Consumes("visit"), Consumes("orders")],
+        migrations=MIGRATIONS,
+        routers=[router],
+        on_changes=publish_changes,
+        extra_publishers=[(f"changed.{report}", ChangeNotice, _notice_text(report)) for report in CHANGE_SUBJECTS],
+        title="Reporting service",
+        description=DESCRIPTION,
+    )

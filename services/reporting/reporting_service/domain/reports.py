@@ -1,0 +1,156 @@
+"""What each report counts, in words: numerator, denominator, events and date. The HTTP routes
+show these texts and README.md repeats them; change both together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Definition:
+    title: str
+    text: str
+
+
+SALES = Definition(
+    "Sales per day / week / month (日报, 周报, 月报)",
+    """Quantity (units) and amount (fen) sold, net of approved returns.
+- Delivered: the lines (`sku`, `product_group`, `quantity`, `amount_fen`, `gift_quantity`) of an
+  order's `order.placed`, counted when `order.delivered` arrives, on the business date of
+  `delivered_at` in the company time zone. Rep, district and area are the ones on `order.placed`.
+- Returned: the lines of `return.requested`, subtracted when `return.approved` arrives, on the
+  business date of the approval (its `occurred_at`), whatever the later resolution; attributed to
+  the original order's rep, district and area.
+- `quantity` = delivered − returned units; `amount_fen` = delivered − returned fen; the gross
+  and returned figures are shown too. Cancelled orders are never delivered, so never counted.
+- Periods: `day`; `week` (ISO, Monday first); `month`; `total`. Group by any of rep, customer,
+  sku, product_group, district, area.""",
+)
+
+COMPOSITION = Definition(
+    "Sales composition (客户构成分析)",
+    """Each group's share of net sales (as in the sales report) in the date range:
+`amount_share` = group's net amount / net amount of all groups in the reader's line;
+`quantity_share` likewise for units. Customer grade, channel and credit rating are the
+customer's current ones (`customer.classified`, `customer.credit_limit_set`); product group,
+SKU, district and area are those of the order lines.""",
+)
+
+CREDIT = Definition(
+    "Credit-rating analysis (信誉等级)",
+    """Per credit rating (current `customer.credit_limit_set`; none = `unrated`), or per customer:
+customers with an archive entry, the sum of their credit limits, their net sales in the date range,
+the receivables open on `as_of` (as in the ageing report) and how many customers owe more than
+their limit (`customers_over_limit`). `limit_used` = open receivables / credit limits.""",
+)
+
+KPI = Definition(
+    "Rep KPI board (KPI看板)",
+    """Per rep (or rolled up by the rep's current district or area), for visits whose business date
+(from the visit events) falls in the range; each figure has numerator, denominator, goal, met:
+- planned_visit_completion = planned visits checked out / planned visits (`visit.planned` with
+  planned = true; done = `visit.checked_out`). Goal 100%.
+- visit_success = checked-out visits with successful = true (an order was taken) / checked-out
+  visits. Goal ≥ 85%.
+- suggested_order_adoption = `visit.order_taken` with suggested_adopted / `visit.order_suggested`.
+  Goal 100%.
+- required_sku_distribution = required SKUs present / required SKUs, over all
+  `visit.merchandising_audited`. Goal 100%.
+- price_tag_compliance, display_compliance = audits with price_tags_ok (display_ok) / audits.
+  Goal 100%.
+- cooler_compliance = `visit.cooler_checked` with compliant / cooler checks. Goal 100%;
+  cooler_misuse = misused / cooler checks, goal 0%.
+- on_time_delivery = `order.delivered` with on_time (within 24 h) / deliveries of the rep's
+  orders, by the delivery's business date. Goal 100%.
+- complaint_ack_48h = complaints acknowledged within 48 h (`complaint.acknowledged`
+  within_sla) / complaints whose 48 hours are decided: acknowledged, or flagged
+  `complaint.sla_breached` (one still inside its 48 hours counts in neither). Complaints by
+  the business date of received_at; rep = the complaint's rep, else the customer's. Goal 100%.
+Also shown: planned and unplanned visits, visits done, missed (`visit.missed`), orders taken
+and refused.""",
+)
+
+TARGETS = Definition(
+    "Target achievement (销售指标完成率), month to date",
+    """For each target of the month (`target.set`): actual = net sales amount (as in the sales
+report) from the first of the month to `as_of` (capped at the month's end) of the target's rep,
+district or area (the order's), restricted to the target's product group if it has one.
+achievement = actual / target amount (goal 100%); expected_by_now = target × days elapsed /
+days in month; on_track = actual ≥ expected_by_now.""",
+)
+
+RECEIVABLES = Definition(
+    "Receivables ageing (应收账款账龄)",
+    """As of a date: every invoice issued by then (`invoice.issued`) with its open amount =
+amount − payments allocated to it by then (`payment.received` allocations, by received_on).
+Open amounts are bucketed by days past due = as_of − due_on: not_due (< 0), d0_30 (0–30),
+d31_60, d61_90, d90_plus (> 90). Per customer, rep, district or area (the customer's current
+ones); past_due_fen = everything due on or before `as_of`.""",
+)
+
+RETURNS = Definition(
+    "Returns by reason, product and resolution (退货)",
+    """Returns requested in the date range (`return.requested`, by the business date it was
+requested), counted and summed (quantity, amount_fen) by reason, SKU, product group,
+resolution (`return.resolved`), scope or status (requested → inspected → approved / rejected →
+resolved). Approved, rejected and resolved counts come from `return.approved`,
+`return.rejected`, `return.resolved`.""",
+)
+
+COMPLAINTS = Definition(
+    "Complaints by category with SLA (投诉)",
+    """Complaints received in the date range (`complaint.received`, business date of
+received_at), by category (or severity, channel, department): received, acknowledged,
+acknowledged within 48 h (`complaint.acknowledged` within_sla), breached
+(`complaint.sla_breached`), awaiting acknowledgement (neither yet), resolved, closed, customer
+misuse. sla_compliance = acknowledged within 48 h / complaints acknowledged or breached (those
+still inside their 48 hours are not judged yet); goal 100%.""",
+)
+
+PROMOTIONS = Definition(
+    "Promotion statistics (促销活动的销售统计报表)",
+    """Per promotion (`promotion.planned`): net sales of its SKUs to its channels (all, when it names
+none) during its period (starts_on … ends_on) against the same number of days just before
+(`before_*`), uplift = during / before − 1; promoted sales and gifts issued = delivered lines
+carrying the promotion's id (net of returns; gifts from gift_quantity); budget spent = sum of
+`promotion.cost_incurred` less `promotion.cost_released` (an order cancelled or rejected gives
+its cost back); budget_used = spent / budget.""",
+)
+
+SATISFACTION = Definition(
+    "Customer satisfaction per half-year (满意度调查)",
+    """Per half-year period of `survey.recorded` (optionally per rep, district, area): satisfied
+surveys / surveys. Goal by the year of the survey programme, counted from the first period
+any survey was recorded: 95% in the first year (its first two half-years), 97% in the
+second, 98% from the third.""",
+)
+
+CUSTOMER_BASE = Definition(
+    "Customer base (客户构成): new, active, dormant, lost",
+    """Customers with an archive entry, by their status on `as_of` (the last of
+`customer.registered` / `approved` / `rejected` / `status_changed` / `merged` by then):
+- new: became active (first status `active`) between `from` and `as_of`;
+- active: status active (or dormant) and an order placed (`order.placed`, not cancelled by
+  then) in the last N days, or became active in the last N days;
+- dormant: status active (or dormant) and no order placed in the last N days (N =
+  `dormant_days`, default 60);
+- lost: status lost; prospects: pending or prospect.
+Per rep, district or area of the customer's current assignment.""",
+)
+
+REPORTS: dict[str, Definition] = {
+    "sales": SALES,
+    "composition": COMPOSITION,
+    "credit": CREDIT,
+    "kpi": KPI,
+    "target_achievement": TARGETS,
+    "receivables": RECEIVABLES,
+    "returns": RETURNS,
+    "complaints": COMPLAINTS,
+    "promotions": PROMOTIONS,
+    "satisfaction": SATISFACTION,
+    "customer_base": CUSTOMER_BASE,
+}
+
+# Reports whose changes are announced on reporting.changed.<report> (plus `targets`).
+CHANGE_SUBJECTS = (*REPORTS, "targets")
