@@ -238,7 +238,8 @@ class CommandBus:
                     appended = False
                     for i, spec, command in prepared:
                         request = requests[i]
-                        stored = replays.get((request.name, request.idempotency_key))
+                        key = (request.name, request.idempotency_key)
+                        stored = replays.get(key) if request.idempotency_key is not None else None
                         if stored is not None:
                             outcomes[i] = Outcome(True, stored, replayed=True)
                             continue
@@ -249,6 +250,9 @@ class CommandBus:
                                 )
                             appended = appended or bool(uow.recorded)
                             outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed)
+                            if request.idempotency_key is not None:
+                                # A later command of this batch with the same key replays it.
+                                replays[key] = result
                         except (ConcurrencyConflict, asyncpg.UniqueViolationError, *_RETRYABLE):
                             retry_alone.append(i)
                         except ServiceError as exc:
@@ -272,9 +276,8 @@ class CommandBus:
     async def _stored_results(
         conn: asyncpg.Connection, requests: list[Request]
     ) -> dict[tuple[str, str | None], Result]:
-        """Results of the batch's keys that were handled before, in one query. Two commands of
-        one batch with the same key: the first runs; the second hits the key's unique index, is
-        rolled back to its savepoint and run alone afterwards, where it finds the first result."""
+        """Results of the batch's keys that were handled before, in one query. (Two commands of
+        one batch with the same key: the first runs, the second replays its result.)"""
         keyed = [(r.name, r.idempotency_key) for r in requests if r.idempotency_key is not None]
         if not keyed:
             return {}

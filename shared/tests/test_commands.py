@@ -234,3 +234,13 @@ async def test_a_deadlock_victim_is_run_again_not_failed(rt) -> None:
     async with reading(rt.pool, "sheet_totals") as conn:
         totals = dict(await conn.fetch("SELECT sheet_id, total FROM totals"))
     assert totals == {"a": 2, "b": 2}
+
+
+async def test_a_key_repeated_within_one_batch_replays_the_first_result(rt) -> None:
+    requests = [Request("open_sheet", {"sheet_id": "b1", "title": "T"}, REP, idempotency_key="dup") for _ in range(3)]
+    outcomes = await rt.bus.dispatch_many(requests)
+    assert [o.ok for o in outcomes] == [True, True, True]
+    assert [o.replayed for o in outcomes] == [False, True, True]
+    assert outcomes[1].result == outcomes[0].result
+    async with rt.pool.acquire() as conn:
+        assert len(await load_stream(conn, "sheet-b1")) == 1
