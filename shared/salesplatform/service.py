@@ -164,10 +164,16 @@ class Runtime:
                     on_stored=lambda _stored: self.runner.wake(),
                 )
             )
-        self.ingest = IngestConsumer(
-            self.bus, self.nc, self.js, self.dead_letters, self.topology, s.jwt_secret,
-            batch_size=s.consumer_batch, max_deliveries=s.max_deliveries,
-        )
+        # Several ingest loops share the durable consumer: while one waits on PostgreSQL for
+        # its batch's commit, another runs the next batch.
+        self.ingest_loops = [
+            IngestConsumer(
+                self.bus, self.nc, self.js, self.dead_letters, self.topology, s.jwt_secret,
+                batch_size=s.ingest_batch, max_deliveries=s.max_deliveries,
+            )
+            for _ in range(max(1, s.ingest_workers))
+        ]
+        self.ingest = self.ingest_loops[0]
         self.group = GroupCommit(self.bus, workers=max(1, s.pool_max // 2))
         self.responder = CommandResponder(self.group.submit, self.nc, self.topology, s.jwt_secret)
         await self.responder.start()
@@ -177,7 +183,8 @@ class Runtime:
 
         self._spawn("relay", self.relay.run())
         self._spawn("projections", self.runner.run())
-        self._spawn("ingest", self.ingest.run())
+        for i, loop in enumerate(self.ingest_loops):
+            self._spawn(f"ingest:{i}", loop.run())
         for c in self.consumers:
             self._spawn(c.durable, c.run())
         if self.run_timers:
@@ -193,7 +200,8 @@ class Runtime:
         await self.group.close()
         for c in self.consumers:
             c.stop()
-        self.ingest.stop()
+        for loop in self.ingest_loops:
+            loop.stop()
         self.relay.stop()
         self.runner.stop()
         # Loops end after the batch they are in (a consumer's fetch waits at most a second);
