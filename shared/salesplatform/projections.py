@@ -118,16 +118,20 @@ async def apply_inline(
     projection: Projection,
     events: list[RecordedEvent],
     locked: dict[str, str] | None = None,
-) -> list[Change]:
+    *,
+    restore: bool = True,
+) -> Any:
     """Apply in the caller's transaction, to whichever generation is active once the shared
     lock is held (a rebuild's switch holds it exclusively).
 
     `locked` remembers, for the rest of the transaction, which projections' locks are held and
     their schema: the lock lasts until commit, so later commands of a batch skip both queries.
+    With `restore=False` the caller restores the search_path itself (once for several
+    projections) and gets `(changes, previous search_path or None)`.
     """
     relevant = [e for e in events if projection.handles(e)]
     if not relevant:
-        return []
+        return [] if restore else ([], None)
     schema = locked.get(projection.name) if locked is not None else None
     if schema is None:
         await conn.execute(
@@ -143,6 +147,8 @@ async def apply_inline(
         " SELECT o.old FROM o WHERE set_config('search_path', $1, true) IS NOT NULL",
         f"{schema}, public",
     )
+    if not restore:
+        return await projection.apply_batch(conn, relevant), previous
     try:
         return await projection.apply_batch(conn, relevant)
     finally:

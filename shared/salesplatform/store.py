@@ -108,12 +108,16 @@ async def append(
     stream_id: str,
     expected_version: int,
     events: list[NewEvent],
+    *,
+    outbox: bool = False,
 ) -> list[RecordedEvent]:
     """Append `events` to a stream that must be at `expected_version` (0: a new stream).
 
     Two guards: the version check in the INSERT refuses a stale or too-high expectation, and
     the primary key (stream_id, stream_version) refuses the loser of a race between two writers
     that both read the same version. Either way: ConcurrencyConflict, nothing appended.
+
+    `outbox`: also queue the events for publishing, in the same statement.
 
     A third keeps the global log consistent with stream order: the log is read in transaction-id
     order, so a transaction may only extend a stream whose last event was written by an older
@@ -124,9 +128,13 @@ async def append(
         return []
     n = len(events)
     ids = [e.event_id or uuid.uuid4() for e in events]
+    queue = (
+        ", queued AS (INSERT INTO outbox (position) SELECT position FROM appended)" if outbox else ""
+    )
     try:
         rows = await conn.fetch(
             f"""
+            WITH appended AS (
             INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
                                 occurred_at, recorded_at, correlation_id, causation_id, actor, data)
             SELECT $1, $2 + v.ord, v.event_id, v.event_type, v.schema_version, v.occurred_at,
@@ -143,6 +151,8 @@ async def append(
               AND coalesce(head.tx_id <= pg_current_xact_id(), true)
             ORDER BY v.ord
             RETURNING {_COLUMNS}
+            ){queue}
+            SELECT * FROM appended
             """,
             stream_id,
             expected_version,

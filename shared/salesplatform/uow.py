@@ -78,15 +78,21 @@ class UnitOfWork:
             )
             for e in events
         ]
-        recorded = await append(self.conn, stream_id, expected_version, new)
-        await self.conn.execute(
-            "INSERT INTO outbox (position) SELECT unnest($1::bigint[])",
-            [r.position for r in recorded],
-        )
-        for projection in self.inline_projections:
-            changes = await apply_inline(self.conn, projection, recorded, self.locked_projections)
-            if changes:
-                self.changes.append((projection.name, changes))
+        recorded = await append(self.conn, stream_id, expected_version, new, outbox=True)
+        previous_path: str | None = None
+        try:
+            for projection in self.inline_projections:
+                changes, path = await apply_inline(
+                    self.conn, projection, recorded, self.locked_projections, restore=False
+                )
+                if previous_path is None:
+                    previous_path = path
+                if changes:
+                    self.changes.append((projection.name, changes))
+        finally:
+            # One restore after all of them (a reactor finds its own tables again).
+            if previous_path is not None:
+                await self.conn.execute("SELECT set_config('search_path', $1, true)", previous_path)
         self.recorded.extend(recorded)
         return recorded
 
