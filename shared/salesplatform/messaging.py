@@ -36,6 +36,8 @@ from salesplatform.store import RecordedEvent, copy_foreign
 log = structlog.get_logger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 120.0
+# How long a woken loop waits for more work to arrive before it runs.
+COALESCE_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,9 @@ class OutboxRelay:
                             backoff = 0.2
                             if n < self.batch_size:
                                 await self._sleep(self.poll_interval)
+                                # Let the commits of the next few milliseconds join this batch:
+                                # one round of publishes and one delete for many commands.
+                                await asyncio.sleep(COALESCE_SECONDS)
                     finally:
                         with contextlib.suppress(Exception):
                             await conn.remove_listener("events", self._on_notify)

@@ -458,3 +458,5 @@ class ProjectionRunner:
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            # Commits arrive in bursts: a few milliseconds more make one batch of many.
+            await asyncio.sleep(0.005)
