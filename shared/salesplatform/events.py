@@ -168,8 +168,14 @@ class EventRegistry:
         return data
 
     def decode(self, envelope: Envelope) -> Event:
-        data = self.upcast(envelope.event_type, envelope.schema_version, envelope.data)
-        return self.model(envelope.event_type).model_validate(data)
+        return self.decode_payload(envelope.event_type, envelope.schema_version, envelope.data)
+
+    def decode_payload(self, event_type: str, schema_version: int, data: dict[str, Any]) -> Event:
+        """The current model of a stored payload, upcast from its version if need be."""
+        model = self.model(event_type)
+        if schema_version != model.schema_version:
+            data = self.upcast(event_type, schema_version, data)
+        return model.model_validate(data)
 
     def json_schemas(self) -> dict[str, Any]:
         """The published contract: one JSON Schema per event type, plus the envelope."""

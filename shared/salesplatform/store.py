@@ -223,6 +223,18 @@ async def load_stream(
     return [_row_to_recorded(r) for r in rows]
 
 
+async def load_payloads(
+    conn: asyncpg.Connection, stream_id: str
+) -> list[tuple[str, int, dict[str, Any]]]:
+    """A stream as (event_type, schema_version, data), in order: what replaying an aggregate
+    needs, without building envelopes (the command path loads a stream per command)."""
+    rows = await conn.fetch(
+        "SELECT event_type, schema_version, data FROM events WHERE stream_id = $1 ORDER BY stream_version",
+        stream_id,
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
 async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
     return await conn.fetchval(
         "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1", stream_id

@@ -14,7 +14,7 @@ from salesplatform.clock import Clock
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor, Event, EventRegistry
 from salesplatform.projections import Change, Projection, apply_inline
-from salesplatform.store import NewEvent, RecordedEvent, append, load_stream
+from salesplatform.store import NewEvent, RecordedEvent, append, load_payloads
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -41,8 +41,9 @@ class UnitOfWork:
 
     async def load(self, cls: type[A], id: str) -> A:
         """The aggregate as of now (a new, empty one if the stream does not exist)."""
-        stored = await load_stream(self.conn, cls.stream_id_for(id))
-        events: list[Event] = [self.registry.decode(r.envelope) for r in stored]
+        stored = await load_payloads(self.conn, cls.stream_id_for(id))
+        decode = self.registry.decode_payload
+        events: list[Event] = [decode(t, v, data) for t, v, data in stored]
         return cls.replay(id, events)
 
     async def get(self, cls: type[A], id: str, what: str | None = None) -> A:
