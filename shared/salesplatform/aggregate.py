@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar, Self
 
 from salesplatform.events import Event
 
 
-class Aggregate:
+class Aggregate(ABC):
     """State rebuilt from its own events; decisions recorded as new pending events.
 
     Subclasses set `stream_prefix`, implement `apply` (state change for one event, never
@@ -45,5 +46,6 @@ class Aggregate:
         self.apply(event)
         self.pending.append(event)
 
-    def apply(self, event: Event) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def apply(self, event: Event) -> None:
+        """Change the state for one event; never fails (the event already happened)."""

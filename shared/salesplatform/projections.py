@@ -58,7 +58,8 @@ class Projection:
         return self.event_types is None or event.event_type in self.event_types
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
-        raise NotImplementedError
+        """Apply one event. Override this, or `apply_batch` for set-based work."""
+        raise TypeError(f"{type(self).__name__} overrides neither apply nor apply_batch")
 
     async def apply_batch(self, conn: asyncpg.Connection, events: list[RecordedEvent]) -> list[Change]:
         """Apply many events; override for set-based speed. Returns the changed keys."""

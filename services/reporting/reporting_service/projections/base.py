@@ -14,6 +14,7 @@ can commit inside it later).
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +69,7 @@ def checked_timezone(name: str) -> str:
     return name
 
 
-class StretchProjection(Projection):
+class StretchProjection(Projection, ABC):
     """A catch-up projection applied stretch by stretch with set-based SQL."""
 
     def __init__(self, timezone: str = "Asia/Shanghai") -> None:
@@ -80,6 +81,7 @@ class StretchProjection(Projection):
         present = {e.event_type for e in events}
         return await self.apply_stretch(conn, Stretch.of(events), present, changes=True)
 
+    @abstractmethod
     async def apply_stretch(
         self,
         conn: asyncpg.Connection,
@@ -90,7 +92,6 @@ class StretchProjection(Projection):
     ) -> list[Change]:
         """Apply every event of the stretch this projection reads. `present`: the event types
         the stretch holds, if known (statements for absent types are skipped)."""
-        raise NotImplementedError
 
 
 class SqlProjection(StretchProjection):
