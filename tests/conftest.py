@@ -8,10 +8,9 @@ import contextlib
 import httpx
 import pytest_asyncio
 from running_system import SECRET, Service
-
 from salesplatform.clock import Clock
+from salesplatform.devstack.pytest_plugin import settings_for_tests
 from salesplatform.service import Runtime, ServiceDefinition, http_app
-from salesplatform.settings import ServiceSettings
 
 
 @pytest_asyncio.fixture
@@ -20,15 +19,8 @@ async def start_service(make_database, nats_url, unique_prefix):
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(definition: ServiceDefinition, clock: Clock | None = None, **settings: object) -> Service:
-            config = ServiceSettings(
-                database_url=await make_database(definition.name),
-                nats_url=nats_url,
-                jwt_secret=SECRET,
-                stream_prefix=unique_prefix,
-                poll_interval=0.2,
-                pool_min=1,
-                pool_max=6,
-                **settings,
+            config = settings_for_tests(
+                await make_database(definition.name), nats_url, SECRET, unique_prefix, pool_max=6, **settings
             )
             runtime = await stack.enter_async_context(Runtime(definition, config, clock=clock, run_timers=False))
             client = await stack.enter_async_context(

@@ -10,6 +10,7 @@ BASELINES.md) would take most of the ingest budget.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -91,6 +92,19 @@ async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
     await ensure_stream(js, topology.event_stream, [topology.subject("event", ">")])
     await ensure_stream(js, topology.ingest_stream, [topology.subject("ingest", ">")])
     await ensure_stream(js, topology.dlq_stream, [topology.subject("dlq", ">")])
+
+
+async def ensure_streams_of(nats_url: str, namespace: str, services: list[str] | tuple[str, ...]) -> None:
+    """Create other services' streams ahead of them (idempotent): a consumer then binds at once
+    instead of waiting for its producer to start — deployments that start consumers first, and
+    tests that run one service alone."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        for service in services:
+            await ensure_streams(js, Topology(service, namespace))
+    finally:
+        await nc.close()
 
 
 def event_headers(envelope: Envelope) -> dict[str, str]:
@@ -277,7 +291,7 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
 
-class _PullLoop:
+class _PullLoop(ABC):
     """A durable pull consumer loop with the platform's ack policy."""
 
     def __init__(
@@ -331,8 +345,9 @@ class _PullLoop:
                     return None
         return await self.js.pull_subscribe_bind(self.durable, self.stream)
 
-    async def handle(self, msgs: list[Msg]) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    async def handle(self, msgs: list[Msg]) -> None:
+        """Process a fetched batch; ack what committed. Raising naks the batch for a retry."""
 
     async def retry_or_dead_letter(self, msgs: list[Msg], error: str) -> None:
         for msg in msgs:

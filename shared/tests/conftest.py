@@ -2,11 +2,9 @@ from __future__ import annotations
 
 import asyncpg
 import pytest_asyncio
-
+from salesplatform.devstack.pytest_plugin import settings_for_tests
 from salesplatform.migrations import migrate
-from salesplatform.settings import ServiceSettings
 from salesplatform.store import init_connection
-
 from tally import SECRET
 
 
@@ -26,13 +24,4 @@ async def db(make_database):
 @pytest_asyncio.fixture
 async def service_settings(make_database, nats_url, unique_prefix):
     dsn = await make_database("svc")
-    return ServiceSettings(
-        database_url=dsn,
-        nats_url=nats_url,
-        jwt_secret=SECRET,
-        stream_prefix=unique_prefix,
-        poll_interval=0.2,
-        max_deliveries=3,
-        pool_min=1,
-        pool_max=8,
-    )
+    return settings_for_tests(dsn, nats_url, SECRET, unique_prefix)

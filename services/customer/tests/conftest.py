@@ -8,18 +8,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
-import nats
 import pytest
 import pytest_asyncio
-
+from customer_service.bootstrap import definition
 from salesplatform.auth import mint
 from salesplatform.clock import FixedClock
+from salesplatform.devstack.pytest_plugin import settings_for_tests
 from salesplatform.events import SYSTEM_ACTOR, Actor, Role
-from salesplatform.messaging import Topology, ensure_streams
+from salesplatform.messaging import ensure_streams_of
 from salesplatform.service import Runtime, http_app
 from salesplatform.settings import ServiceSettings
-
-from customer_service.bootstrap import definition
 
 SECRET = "customer-service-test-secret-0123"
 START = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)  # Monday 09:30 in Shanghai
@@ -93,16 +91,7 @@ def clock() -> FixedClock:
 
 @pytest_asyncio.fixture
 async def service_settings(make_database, nats_url, unique_prefix) -> ServiceSettings:
-    return ServiceSettings(
-        database_url=await make_database("cust"),
-        nats_url=nats_url,
-        jwt_secret=SECRET,
-        stream_prefix=unique_prefix,
-        poll_interval=0.2,
-        max_deliveries=3,
-        pool_min=1,
-        pool_max=6,
-    )
+    return settings_for_tests(await make_database("cust"), nats_url, SECRET, unique_prefix, pool_max=6)
 
 
 @pytest_asyncio.fixture
@@ -110,12 +99,7 @@ async def rt(service_settings, clock):
     # The services this one consumes from exist in a running system; their streams are made
     # here so the runtime's consumers attach at once (waiting for a missing stream slows its
     # shutdown by seconds).
-    nc = await nats.connect(service_settings.nats_url)
-    try:
-        for producer in ("visit", "orders"):
-            await ensure_streams(nc.jetstream(), Topology(producer, service_settings.stream_prefix))
-    finally:
-        await nc.close()
+    await ensure_streams_of(service_settings.nats_url, service_settings.stream_prefix, ("visit", "orders"))
     async with Runtime(definition(), service_settings, clock=clock, run_timers=False) as runtime:
         yield runtime
 

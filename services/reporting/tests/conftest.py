@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import nats
 import pytest_asyncio
 from reporting_service.bootstrap import definition
 from salesplatform.clock import FixedClock
+from salesplatform.devstack.pytest_plugin import settings_for_tests
 from salesplatform.devstack.servers import create_database, drop_database
-from salesplatform.messaging import Topology, ensure_streams
+from salesplatform.messaging import ensure_streams_of
 from salesplatform.service import Runtime, http_app
 from salesplatform.settings import ServiceSettings
 
@@ -33,23 +33,14 @@ END_OF_MONTH = local("2026-11-30", 12)
 
 
 def settings_for_test(dsn: str, nats_url: str, prefix: str) -> ServiceSettings:
-    return ServiceSettings(
-        database_url=dsn, nats_url=nats_url, jwt_secret=SECRET, stream_prefix=prefix,
-        poll_interval=0.2, max_deliveries=3, pool_min=1, pool_max=8,
-    )
+    return settings_for_tests(dsn, nats_url, SECRET, prefix)
 
 
 @contextlib.asynccontextmanager
 async def running(settings: ServiceSettings) -> AsyncIterator[Harness]:
     # The producing services' streams exist, as in a running system, so the consumers bind at
     # once instead of waiting for them.
-    nc = await nats.connect(settings.nats_url)
-    try:
-        topology = Topology("reporting", settings.stream_prefix)
-        for service in ("customer", "visit", "orders"):
-            await ensure_streams(nc.jetstream(), topology.of(service))
-    finally:
-        await nc.close()
+    await ensure_streams_of(settings.nats_url, settings.stream_prefix, ("customer", "visit", "orders"))
     clock = FixedClock(END_OF_MONTH)
     async with Runtime(definition("Asia/Shanghai"), settings, clock=clock, run_timers=False) as rt:
         transport = httpx.ASGITransport(app=http_app(rt))

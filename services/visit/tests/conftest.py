@@ -7,14 +7,12 @@ import sys
 from pathlib import Path
 
 import httpx
-import nats
 import pytest_asyncio
-
 from salesplatform.clock import FixedClock
-from salesplatform.messaging import Topology, ensure_streams
+from salesplatform.devstack.pytest_plugin import settings_for_tests
+from salesplatform.messaging import ensure_streams_of
 from salesplatform.service import Runtime, http_app
 from salesplatform.settings import ServiceSettings
-
 from visit_service.bootstrap import definition
 
 # The test kit sits next to this file; the suite imports test modules by path (importlib mode).
@@ -25,11 +23,7 @@ from visit_testkit import MONDAY_9AM, SECRET, Harness  # noqa: E402
 
 @pytest_asyncio.fixture
 async def visit_settings(make_database, nats_url, unique_prefix) -> ServiceSettings:
-    dsn = await make_database("visit")
-    return ServiceSettings(
-        database_url=dsn, nats_url=nats_url, jwt_secret=SECRET, stream_prefix=unique_prefix,
-        poll_interval=0.2, max_deliveries=3, pool_min=1, pool_max=8,
-    )
+    return settings_for_tests(await make_database("visit"), nats_url, SECRET, unique_prefix)
 
 
 @pytest_asyncio.fixture
@@ -37,13 +31,7 @@ async def h(visit_settings):
     clock = FixedClock(MONDAY_9AM)
     # The producing services' streams exist, as in a running system, so the foreign-event
     # consumers bind at once instead of waiting for them.
-    nc = await nats.connect(visit_settings.nats_url)
-    try:
-        topology = Topology("visit", visit_settings.stream_prefix)
-        for service in ("customer", "orders"):
-            await ensure_streams(nc.jetstream(), topology.of(service))
-    finally:
-        await nc.close()
+    await ensure_streams_of(visit_settings.nats_url, visit_settings.stream_prefix, ("customer", "orders"))
     async with Runtime(definition("Asia/Shanghai"), visit_settings, clock=clock, run_timers=False) as rt:
         transport = httpx.ASGITransport(app=http_app(rt))
         async with httpx.AsyncClient(transport=transport, base_url="http://visit") as client:

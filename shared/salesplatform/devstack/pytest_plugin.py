@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from salesplatform.settings import ServiceSettings
+
 from salesplatform.devstack.servers import (
     NatsServer,
     PostgresServer,
@@ -141,3 +143,16 @@ def make_database(stack_servers: StackServers) -> Iterator[Callable[..., Awaitab
 
     if created:
         _run_coroutine(drop_all())
+
+
+def settings_for_tests(
+    database_url: str, nats_url: str, jwt_secret: str, namespace: str, **overrides: object
+) -> ServiceSettings:
+    """A service's settings in the test suite: its own database, the session's NATS under a
+    namespace of its own, short polling, few deliveries before a dead letter, a small pool."""
+    values: dict[str, object] = {
+        "poll_interval": 0.2, "max_deliveries": 3, "pool_min": 1, "pool_max": 8, **overrides,
+    }
+    return ServiceSettings(
+        database_url=database_url, nats_url=nats_url, jwt_secret=jwt_secret, stream_prefix=namespace, **values
+    )
