@@ -103,6 +103,15 @@ def _row_to_recorded(row: asyncpg.Record) -> RecordedEvent:
     return RecordedEvent(row["position"], row["tx_id"], envelope, row["origin"])
 
 
+@dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """Events for one stream that must be at `expected_version` (0: a new stream)."""
+
+    stream_id: str
+    expected_version: int
+    events: list[NewEvent]
+
+
 async def append(
     conn: asyncpg.Connection,
     stream_id: str,
@@ -124,10 +133,30 @@ async def append(
     (or the same) transaction. A younger head means this transaction took its id before that
     writer but appends after it; it gets a ConcurrencyConflict and is retried with a new id.
     """
-    if not events:
+    return await append_streams(conn, [StreamAppend(stream_id, expected_version, events)], outbox=outbox)
+
+
+async def append_streams(
+    conn: asyncpg.Connection, appends: list[StreamAppend], *, outbox: bool = False
+) -> list[RecordedEvent]:
+    """`append` for several streams in one statement (the writes of many commands run
+    together): all or nothing, with the same three guards for every stream. A stream appears
+    at most once. Returns the recorded events in log order (the order given)."""
+    appends = [a for a in appends if a.events]
+    if not appends:
         return []
-    n = len(events)
-    ids = [e.event_id or uuid.uuid4() for e in events]
+    if len({a.stream_id for a in appends}) != len(appends):
+        raise ValueError("a stream appears twice in one append")
+    events = [e for a in appends for e in a.events]
+    streams: list[str] = []
+    versions: list[int] = []
+    bases: list[int] = []
+    for a in appends:
+        for k in range(1, len(a.events) + 1):
+            streams.append(a.stream_id)
+            bases.append(a.expected_version)
+            versions.append(a.expected_version + k)
+    actors: dict[int, Any] = {}
     queue = (
         ", queued AS (INSERT INTO outbox (position) SELECT position FROM appended)" if outbox else ""
     )
@@ -137,42 +166,57 @@ async def append(
             WITH appended AS (
             INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
                                 occurred_at, recorded_at, correlation_id, causation_id, actor, data)
-            SELECT $1, $2 + v.ord, v.event_id, v.event_type, v.schema_version, v.occurred_at,
-                   v.recorded_at, v.correlation_id, v.causation_id, v.actor, v.data
-            FROM unnest($3::uuid[], $4::text[], $5::int[], $6::timestamptz[], $7::timestamptz[],
-                        $8::text[], $9::text[], $10::jsonb[], $11::jsonb[])
-                 WITH ORDINALITY AS v(event_id, event_type, schema_version, occurred_at,
-                                      recorded_at, correlation_id, causation_id, actor, data, ord)
+            SELECT v.stream_id, v.stream_version, v.event_id, v.event_type, v.schema_version,
+                   v.occurred_at, v.recorded_at, v.correlation_id, v.causation_id, v.actor, v.data
+            FROM unnest($1::text[], $2::int[], $3::int[], $4::uuid[], $5::text[], $6::int[],
+                        $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[],
+                        $11::jsonb[], $12::jsonb[])
+                 WITH ORDINALITY AS v(stream_id, base, stream_version, event_id, event_type,
+                                      schema_version, occurred_at, recorded_at, correlation_id,
+                                      causation_id, actor, data, ord)
             LEFT JOIN LATERAL (
                 SELECT h.stream_version, h.tx_id FROM events h
-                WHERE h.stream_id = $1 ORDER BY h.stream_version DESC LIMIT 1
+                WHERE h.stream_id = v.stream_id ORDER BY h.stream_version DESC LIMIT 1
             ) AS head ON true
-            WHERE coalesce(head.stream_version, 0) = $2
+            WHERE coalesce(head.stream_version, 0) = v.base
               AND coalesce(head.tx_id <= pg_current_xact_id(), true)
             ORDER BY v.ord
             RETURNING {_COLUMNS}
             ){queue}
             SELECT * FROM appended
             """,
-            stream_id,
-            expected_version,
-            ids,
+            streams,
+            bases,
+            versions,
+            [e.event_id or uuid.uuid4() for e in events],
             [e.event_type for e in events],
             [e.schema_version for e in events],
             [e.occurred_at for e in events],
             [e.recorded_at for e in events],
             [e.correlation_id for e in events],
             [e.causation_id for e in events],
-            [e.actor.model_dump(mode="json") for e in events],
+            [_actor_json(e.actor, actors) for e in events],
             [e.data for e in events],
         )
     except asyncpg.UniqueViolationError as exc:
-        raise ConcurrencyConflict(
-            f"stream {stream_id} is no longer at version {expected_version}"
-        ) from exc
-    if len(rows) != n:
-        raise ConcurrencyConflict(f"stream {stream_id} is not at version {expected_version}")
-    return sorted((_row_to_recorded(r) for r in rows), key=lambda r: r.envelope.stream_version)
+        raise ConcurrencyConflict(_moved_on(appends, "is no longer at version")) from exc
+    if len(rows) != len(events):
+        raise ConcurrencyConflict(_moved_on(appends, "is not at version"))
+    return sorted((_row_to_recorded(r) for r in rows), key=lambda r: r.position)
+
+
+def _actor_json(actor: Actor, seen: dict[int, Any]) -> Any:
+    """The actor as stored; the events of one command share one actor, dumped once."""
+    dumped = seen.get(id(actor))
+    if dumped is None:
+        dumped = seen[id(actor)] = actor.model_dump(mode="json")
+    return dumped
+
+
+def _moved_on(appends: list[StreamAppend], what: str) -> str:
+    if len(appends) == 1:
+        return f"stream {appends[0].stream_id} {what} {appends[0].expected_version}"
+    return f"one of {len(appends)} streams {what} expected (first: {appends[0].stream_id})"
 
 
 async def copy_foreign(
