@@ -29,7 +29,8 @@ from salesplatform.errors import (
 )
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.projections import Change, Projection
-from salesplatform.uow import UnitOfWork
+from salesplatform.store import append_streams
+from salesplatform.uow import UnitOfWork, Wave, WaveConflict, apply_all_inline
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +53,8 @@ class CommandSpec:
     handler: Handler
     roles: frozenset[Role] | None
     summary: str
+    # In a batch, its writes join the others' (see `UnitOfWork.claim` for what it promises).
+    batched: bool = False
 
 
 @dataclass
@@ -105,16 +108,21 @@ class CommandBus:
         self.after_commit: list[Callable[[list[tuple[str, list[Change]]]], Awaitable[None]]] = []
 
     def command(
-        self, cls: type[Command], *, roles: set[Role] | None = None, summary: str = ""
+        self, cls: type[Command], *, roles: set[Role] | None = None, summary: str = "", batched: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Register the handler of `cls`; `roles` limits who may send it at all (the handler
-        still checks finer rules like territory)."""
+        still checks finer rules like territory).
+
+        `batched`: in a batch (ingest, group commit) the handler's writes are applied together
+        with other batched commands'. The handler promises to read other streams only through
+        the unit of work, to name with `uow.claim` every read-model key it reads that a batched
+        command may change, and to raise before it saves when it refuses."""
 
         def decorate(fn: Handler) -> Handler:
             if cls.name in self.specs:
                 raise ValueError(f"command {cls.name} registered twice")
             self.specs[cls.name] = CommandSpec(
-                cls, fn, frozenset(roles) if roles else None, summary or (fn.__doc__ or "").strip()
+                cls, fn, frozenset(roles) if roles else None, summary or (fn.__doc__ or "").strip(), batched
             )
             return fn
 
@@ -218,8 +226,13 @@ class CommandBus:
         raise AssertionError("unreachable")
 
     async def dispatch_many(self, requests: list[Request]) -> list[Outcome]:
-        """Run a batch in one transaction (group commit), each command in its own savepoint so
-        one rejection does not undo the others. Falls back to one by one on a conflict."""
+        """Run a batch in one transaction (group commit), so one commit serves them all.
+
+        Batched commands run in waves: their writes wait and are applied together, once for
+        the wave, so a rejected one has written nothing. Other commands run each in a
+        savepoint, after the wave before them is applied, so one rejection does not undo the
+        others. A conflict with another transaction sends the commands concerned to run again
+        alone; an error that breaks the transaction runs the whole batch again one by one."""
         assert self.pool is not None, "bus not bound to a pool"
         outcomes: list[Outcome | None] = [None] * len(requests)
         prepared: list[tuple[int, CommandSpec, Command]] = []
@@ -229,48 +242,35 @@ class CommandBus:
                 prepared.append((i, spec, command))
             except ServiceError as exc:
                 outcomes[i] = Outcome(False, error=exc)
-        retry_alone: list[int] = []
-        if prepared:
+        if not prepared:
+            return [o for o in outcomes if o is not None]
+        try:
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
-                    replays = await self._stored_results(conn, [requests[i] for i, _, _ in prepared])
-                    locked: dict[str, str] = {}
-                    appended = False
-                    for i, spec, command in prepared:
-                        request = requests[i]
-                        key = (request.name, request.idempotency_key)
-                        stored = replays.get(key) if request.idempotency_key is not None else None
-                        if stored is not None:
-                            outcomes[i] = Outcome(True, stored, replayed=True)
-                            continue
-                        try:
-                            async with conn.transaction():
-                                result, replayed, uow = await self._run_in(
-                                    conn, request, spec, command, locked=locked, looked_up=True, notify=False
-                                )
-                            appended = appended or bool(uow.recorded)
-                            outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed)
-                            if request.idempotency_key is not None:
-                                # A later command of this batch with the same key replays it.
-                                replays[key] = result
-                        except (ConcurrencyConflict, asyncpg.UniqueViolationError, *_RETRYABLE):
-                            retry_alone.append(i)
-                        except ServiceError as exc:
-                            outcomes[i] = Outcome(False, error=exc)
-                        except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
-                            raise
-                        except Exception:
-                            # A fault in one handler must not fail the others in the batch.
-                            log.exception("command_failed", command=requests[i].name)
-                            outcomes[i] = Outcome(False, error=InternalError(f"{requests[i].name} failed"))
-                    if appended:
-                        await conn.execute("SELECT pg_notify('events', '')")
-            for o in outcomes:
-                if o is not None and o.ok:
-                    await self._after(o)
-        for i in retry_alone:
-            outcomes[i] = await self.dispatch(requests[i])
+                    batch = _Batch(self, conn, requests, outcomes)
+                    await batch.run(prepared)
+        except (asyncpg.PostgresError, _BatchBroken) as exc:
+            if isinstance(exc, asyncpg.PostgresConnectionError):
+                raise
+            # A statement failed outside any savepoint (a handler's read in a wave): nothing of
+            # the batch committed, so each command runs again in its own transaction.
+            log.warning("batch_failed", error=str(exc), commands=len(prepared))
+            return [await self._dispatch_guarded(r) for r in requests]
+        for o in outcomes:
+            if o is not None and o.ok:
+                await self._after(o)
+        for i in sorted(batch.retry_alone):
+            outcomes[i] = await self._dispatch_guarded(requests[i])
         return [o for o in outcomes if o is not None]
+
+    async def _dispatch_guarded(self, request: Request) -> Outcome:
+        try:
+            return await self.dispatch(request)
+        except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
+            raise
+        except Exception:
+            log.exception("command_failed", command=request.name)
+            return Outcome(False, error=InternalError(f"{request.name} failed"))
 
     @staticmethod
     async def _stored_results(
@@ -296,6 +296,152 @@ class CommandBus:
 
     def json_schemas(self) -> dict[str, Any]:
         return {name: spec.command.model_json_schema() for name, spec in sorted(self.specs.items())}
+
+
+class _BatchBroken(Exception):
+    """The batch's transaction cannot go on; its commands run again one by one."""
+
+
+class _Batch:
+    """One run of `CommandBus.dispatch_many` inside its open transaction."""
+
+    def __init__(
+        self, bus: CommandBus, conn: asyncpg.Connection, requests: list[Request], outcomes: list[Outcome | None]
+    ) -> None:
+        self.bus = bus
+        self.conn = conn
+        self.requests = requests
+        self.outcomes = outcomes
+        self.retry_alone: list[int] = []
+        self.locked: dict[str, str] = {}  # projection locks held, with their schemas
+        self.replays: dict[tuple[str, str | None], Result] = {}
+        self.wave = Wave()
+        self.appended = False
+
+    async def run(self, prepared: list[tuple[int, CommandSpec, Command]]) -> None:
+        self.replays = await self.bus._stored_results(self.conn, [self.requests[i] for i, _, _ in prepared])
+        for i, spec, command in prepared:
+            request = self.requests[i]
+            if request.idempotency_key is not None:
+                stored = self.replays.get((request.name, request.idempotency_key))
+                if stored is not None:
+                    self.outcomes[i] = Outcome(True, stored, replayed=True)
+                    continue
+            if spec.batched and await self._run_deferred(i, spec, command):
+                continue
+            await self._apply_wave()
+            await self._run_at_once(i, spec, command)
+        await self._apply_wave()
+        if self.appended:
+            await self.conn.execute("SELECT pg_notify('events', '')")
+
+    def _unit_of_work(self, request: Request, wave: Wave | None) -> UnitOfWork:
+        return UnitOfWork(
+            self.conn, self.bus.registry, self.bus.clock, request.actor, self.bus.inline_projections,
+            correlation_id=request.correlation_id or str(uuid.uuid4()), causation_id=request.causation_id,
+            locked_projections=self.locked, wave=wave,
+        )
+
+    async def _run_deferred(self, i: int, spec: CommandSpec, command: Command) -> bool:
+        """Run a batched command with its writes kept for the wave. False: it reads its own
+        writes, so it must run writing at once."""
+        request = self.requests[i]
+        for attempt in (1, 2):
+            uow = self._unit_of_work(request, self.wave)
+            try:
+                result = await spec.handler(command, uow)
+            except WaveConflict as conflict:
+                # It reads what the wave writes: apply the wave, then run it again in a new one.
+                await self._apply_wave()
+                if conflict.own or attempt == 2:
+                    return False
+                continue
+            except ConcurrencyConflict as exc:
+                # Raised by a read (a lock wait PostgreSQL broke): the transaction may be lost.
+                raise _BatchBroken(str(exc)) from exc
+            except ServiceError as exc:
+                self.outcomes[i] = Outcome(False, error=exc)
+                return True
+            except (asyncpg.PostgresError, ConnectionError, OSError):
+                raise
+            except Exception:
+                log.exception("command_failed", command=request.name)
+                self.outcomes[i] = Outcome(False, error=InternalError(f"{request.name} failed"))
+                return True
+            self.wave.take(uow, i)
+            if request.idempotency_key is not None:
+                self.wave.results.append((request.name, request.idempotency_key, result))
+                self.replays[(request.name, request.idempotency_key)] = result
+            self.outcomes[i] = Outcome(True, result)
+            return True
+        return False
+
+    async def _run_at_once(self, i: int, spec: CommandSpec, command: Command) -> None:
+        """Run a command in a savepoint, writing as it goes."""
+        request = self.requests[i]
+        try:
+            async with self.conn.transaction():
+                result, replayed, uow = await self.bus._run_in(
+                    self.conn, request, spec, command, locked=self.locked, looked_up=True, notify=False
+                )
+            self.appended = self.appended or bool(uow.recorded)
+            self.outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed)
+            if request.idempotency_key is not None:
+                # A later command of this batch with the same key replays it.
+                self.replays[(request.name, request.idempotency_key)] = result
+        except (ConcurrencyConflict, asyncpg.UniqueViolationError, *_RETRYABLE):
+            self.retry_alone.append(i)
+        except ServiceError as exc:
+            self.outcomes[i] = Outcome(False, error=exc)
+        except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
+            raise
+        except Exception:
+            # A fault in one handler must not fail the others in the batch.
+            log.exception("command_failed", command=request.name)
+            self.outcomes[i] = Outcome(False, error=InternalError(f"{request.name} failed"))
+
+    async def _apply_wave(self) -> None:
+        """Append the wave's events, apply them to the inline projections and keep its results,
+        in a savepoint. If another transaction got there first, its commands run again alone
+        after the batch; if an inline projection fails, each runs again here in a savepoint of
+        its own, so only the one at fault fails."""
+        wave, self.wave = self.wave, Wave()
+        if not wave.members:
+            return
+        try:
+            async with self.conn.transaction():
+                recorded = await append_streams(self.conn, wave.appends, outbox=True)
+                changes = await apply_all_inline(self.conn, self.bus.inline_projections, recorded, self.locked)
+                if wave.results:
+                    await self.conn.execute(
+                        "INSERT INTO command_results (command, idempotency_key, result)"
+                        " SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])",
+                        [r[0] for r in wave.results], [r[1] for r in wave.results], [r[2] for r in wave.results],
+                    )
+        except (ConcurrencyConflict, asyncpg.UniqueViolationError, *_RETRYABLE):
+            self._forget(wave)
+            self.retry_alone.extend(wave.members)
+            return
+        except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
+            raise
+        except Exception:
+            log.warning("wave_failed", commands=len(wave.members), exc_info=True)
+            self._forget(wave)
+            for i in wave.members:
+                request = self.requests[i]
+                spec, command = self.bus._prepare(request)
+                await self._run_at_once(i, spec, command)
+            return
+        self.appended = self.appended or bool(recorded)
+        first = self.outcomes[wave.members[0]]
+        assert first is not None
+        first.changes = changes
+
+    def _forget(self, wave: Wave) -> None:
+        for i in wave.members:
+            self.outcomes[i] = None
+        for name, key, _ in wave.results:
+            self.replays.pop((name, key), None)
 
 
 class InternalError(ServiceError):

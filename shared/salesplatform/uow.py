@@ -1,11 +1,18 @@
 """Unit of work: load aggregates, decide, then append + inline projections + outbox in one
-transaction. No dual write: publishing happens later, from the outbox, by the relay."""
+transaction. No dual write: publishing happens later, from the outbox, by the relay.
+
+A unit of work writes at once, or — for commands registered `batched` and run in a batch —
+keeps its writes for the batch to apply together with other commands' (a `Wave`): one append
+statement and one pass of every inline projection for many commands instead of several
+statements for each.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -13,10 +20,43 @@ from salesplatform.aggregate import Aggregate
 from salesplatform.clock import Clock
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor, Event, EventRegistry
-from salesplatform.projections import Change, Projection, apply_inline
-from salesplatform.store import NewEvent, RecordedEvent, append, load_payloads
+from salesplatform.projections import Change, Projection, active_schema, apply_inline
+from salesplatform.store import NewEvent, RecordedEvent, StreamAppend, append_streams, load_payloads
 
 A = TypeVar("A", bound=Aggregate)
+
+
+class WaveConflict(Exception):
+    """A batched command reads what an earlier command of its wave is about to write (a stream
+    it appends to, or a key it claimed): the wave is applied first and the command runs again.
+    `own`: the command reads a stream it wrote itself, which only writing at once supports."""
+
+    def __init__(self, what: str, *, own: bool = False) -> None:
+        super().__init__(what)
+        self.own = own
+
+
+@dataclass
+class Wave:
+    """Writes of batched commands not yet applied. Commands of one wave never read what
+    another of them writes: each stream is written by one command, each claimed key is held by
+    one, and a command that would break that raises `WaveConflict`."""
+
+    appends: list[StreamAppend] = field(default_factory=list)
+    streams: set[str] = field(default_factory=set)
+    keys: set[str] = field(default_factory=set)
+    # (command, idempotency key, result) of keyed commands, stored with the writes.
+    results: list[tuple[str, str, Any]] = field(default_factory=list)
+    members: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def take(self, uow: UnitOfWork, member: int) -> None:
+        self.appends.extend(uow.deferred)
+        self.streams.update(a.stream_id for a in uow.deferred)
+        self.keys.update(uow.claimed)
+        self.members.append(member)
 
 
 @dataclass
@@ -38,13 +78,44 @@ class UnitOfWork:
     locked_projections: dict[str, str] = field(default_factory=dict)
     recorded: list[RecordedEvent] = field(default_factory=list)
     changes: list[tuple[str, list[Change]]] = field(default_factory=list)
+    # Set when the writes are kept for the batch: the wave they will join.
+    wave: Wave | None = None
+    deferred: list[StreamAppend] = field(default_factory=list)
+    claimed: set[str] = field(default_factory=set)
+
+    def _check_read(self, stream_id: str) -> None:
+        if self.wave is None:
+            return
+        if stream_id in self.wave.streams:
+            raise WaveConflict(f"{stream_id} is written earlier in the batch")
+        if any(a.stream_id == stream_id for a in self.deferred):
+            raise WaveConflict(f"{stream_id} is read after being written", own=True)
 
     async def load(self, cls: type[A], id: str) -> A:
         """The aggregate as of now (a new, empty one if the stream does not exist)."""
-        stored = await load_payloads(self.conn, cls.stream_id_for(id))
+        stream_id = cls.stream_id_for(id)
+        self._check_read(stream_id)
+        stored = await load_payloads(self.conn, stream_id)
         decode = self.registry.decode_payload
         events: list[Event] = [decode(t, v, data) for t, v, data in stored]
         return cls.replay(id, events)
+
+    async def load_many(self, wanted: Sequence[tuple[type[Aggregate], str]]) -> list[Aggregate]:
+        """Several aggregates, of any kinds, in one read of the log (an order, its SKUs and the
+        promotions in scope): one round trip instead of one per stream."""
+        stream_ids = [cls.stream_id_for(i) for cls, i in wanted]
+        for stream_id in stream_ids:
+            self._check_read(stream_id)
+        rows = await self.conn.fetch(
+            "SELECT stream_id, event_type, schema_version, data FROM events"
+            " WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version",
+            stream_ids,
+        )
+        decode = self.registry.decode_payload
+        events: dict[str, list[Event]] = defaultdict(list)
+        for r in rows:
+            events[r[0]].append(decode(r[1], r[2], r[3]))
+        return [cls.replay(i, events.get(sid, [])) for (cls, i), sid in zip(wanted, stream_ids, strict=True)]
 
     async def get(self, cls: type[A], id: str, what: str | None = None) -> A:
         agg = await self.load(cls, id)
@@ -52,19 +123,41 @@ class UnitOfWork:
             raise NotFound(f"{what or cls.stream_prefix} {id} does not exist", code=f"{cls.stream_prefix}_not_found")
         return agg
 
-    async def save(self, *aggregates: Aggregate) -> list[RecordedEvent]:
-        out: list[RecordedEvent] = []
+    def claim(self, *keys: str) -> None:
+        """Name the read-model state this command reads and may change (say `customer:c1` for a
+        customer's open orders and invoices). In a batch, commands claiming one key run one
+        after the other, each seeing the last one's writes; alone it does nothing."""
+        if self.wave is None:
+            return
+        for key in keys:
+            if key in self.wave.keys:
+                raise WaveConflict(f"{key} is claimed earlier in the batch")
+        self.claimed.update(keys)
+
+    async def schemas(self, *projection_names: str) -> dict[str, str]:
+        """The active schema of each projection, for reads in this transaction. Takes each
+        projection's lock shared, so no rebuild switches it before the transaction ends: all
+        reads and inline writes of the transaction use one generation."""
+        out: dict[str, str] = {}
+        for name in projection_names:
+            schema = self.locked_projections.get(name)
+            if schema is None:
+                await self.conn.execute(
+                    "SELECT pg_advisory_xact_lock_shared(hashtext($1))", f"projection:{name}"
+                )
+                schema = self.locked_projections[name] = await active_schema(self.conn, name)
+            out[name] = schema
+        return out
+
+    async def save(self, *aggregates: Aggregate) -> None:
         for agg in aggregates:
             if not agg.pending:
                 continue
-            out.extend(await self.append(agg.stream_id, agg.version, agg.pending))
+            await self.append(agg.stream_id, agg.version, agg.pending)
             agg.version += len(agg.pending)
             agg.pending = []
-        return out
 
-    async def append(
-        self, stream_id: str, expected_version: int, events: Sequence[Event]
-    ) -> list[RecordedEvent]:
+    async def append(self, stream_id: str, expected_version: int, events: Sequence[Event]) -> None:
         now = self.clock.now()
         new = [
             NewEvent(
@@ -79,25 +172,49 @@ class UnitOfWork:
             )
             for e in events
         ]
-        recorded = await append(self.conn, stream_id, expected_version, new, outbox=True)
-        previous_path: str | None = None
-        try:
-            for projection in self.inline_projections:
-                changes, path = await apply_inline(
-                    self.conn, projection, recorded, self.locked_projections, restore=False
-                )
-                if previous_path is None:
-                    previous_path = path
-                if changes:
-                    self.changes.append((projection.name, changes))
-        finally:
-            # One restore after all of them (a reactor finds its own tables again).
-            if previous_path is not None:
-                await self.conn.execute("SELECT set_config('search_path', $1, true)", previous_path)
+        if self.wave is not None:
+            self._defer(StreamAppend(stream_id, expected_version, new))
+            return
+        recorded = await append_streams(self.conn, [StreamAppend(stream_id, expected_version, new)], outbox=True)
+        self.changes.extend(await apply_all_inline(self.conn, self.inline_projections, recorded, self.locked_projections))
         self.recorded.extend(recorded)
-        return recorded
+
+    def _defer(self, write: StreamAppend) -> None:
+        for i, earlier in enumerate(self.deferred):
+            if earlier.stream_id == write.stream_id:
+                # The same stream again in this command: one append of both, in order.
+                if write.expected_version != earlier.expected_version + len(earlier.events):
+                    raise ValueError(f"{write.stream_id}: appends out of order")
+                self.deferred[i] = StreamAppend(
+                    earlier.stream_id, earlier.expected_version, [*earlier.events, *write.events]
+                )
+                return
+        self.deferred.append(write)
 
     async def finish(self) -> None:
         """Wake the relay and the catch-up runners once this transaction commits."""
         if self.recorded:
             await self.conn.execute("SELECT pg_notify('events', '')")
+
+
+async def apply_all_inline(
+    conn: asyncpg.Connection,
+    projections: Sequence[Projection],
+    recorded: list[RecordedEvent],
+    locked: dict[str, str],
+) -> list[tuple[str, list[Change]]]:
+    """Apply freshly appended events to every inline projection, in the appending transaction."""
+    changed: list[tuple[str, list[Change]]] = []
+    previous_path: str | None = None
+    try:
+        for projection in projections:
+            changes, path = await apply_inline(conn, projection, recorded, locked, restore=False)
+            if previous_path is None:
+                previous_path = path
+            if changes:
+                changed.append((projection.name, changes))
+    finally:
+        # One restore after all of them (a reactor finds its own tables again).
+        if previous_path is not None:
+            await conn.execute("SELECT set_config('search_path', $1, true)", previous_path)
+    return changed

@@ -136,26 +136,81 @@ class CountOnBoth(Command):
     second: str
 
 
+class CountWithinCap(Command):
+    """Counts visits unless the total over all sheets would pass `cap`: a rule over a read
+    model, so in a batch it claims the key of what it reads."""
+
+    name = "count_within_cap"
+    sheet_id: str
+    count: int = Field(gt=0)
+    cap: int
+
+
+class OpenAndCount(Command):
+    """Opens a sheet and counts on it, loading it again in between (reads its own write)."""
+
+    name = "open_and_count"
+    sheet_id: str
+    count: int = Field(gt=0)
+
+
+class BreakTransaction(Command):
+    """Runs a statement PostgreSQL refuses (a fault below the rules)."""
+
+    name = "break_transaction"
+
+
 # A test sets this to line up two handlers between their two saves (a deadlock on purpose).
 between_saves: list[Any] = []
+# A test sets this to act between a batched count's decision and the batch's commit.
+after_count: list[Any] = []
 
 
 def build_bus(reg: EventRegistry, clock: Clock) -> CommandBus:
     bus = CommandBus(reg, clock, inline_projections=[SheetTotals()])
 
-    @bus.command(OpenSheet, roles={Role.rep, Role.supervisor, Role.system})
+    @bus.command(OpenSheet, roles={Role.rep, Role.supervisor, Role.system}, batched=True)
     async def open_sheet(cmd: OpenSheet, uow: UnitOfWork) -> dict:
         sheet = await uow.load(Sheet, cmd.sheet_id)
         sheet.open(cmd.title, uow.actor.id)
         await uow.save(sheet)
         return {"sheet_id": cmd.sheet_id, "version": sheet.version}
 
-    @bus.command(CountVisits, roles={Role.rep, Role.supervisor, Role.system})
+    @bus.command(CountVisits, roles={Role.rep, Role.supervisor, Role.system}, batched=True)
     async def count_visits(cmd: CountVisits, uow: UnitOfWork) -> dict:
         sheet = await uow.get(Sheet, cmd.sheet_id)
         sheet.count(cmd.count)
         await uow.save(sheet)
+        for hook in after_count:
+            await hook(cmd.sheet_id)
         return {"sheet_id": cmd.sheet_id, "total": sheet.total, "version": sheet.version}
+
+    @bus.command(CountWithinCap, roles={Role.rep}, batched=True)
+    async def count_within_cap(cmd: CountWithinCap, uow: UnitOfWork) -> dict:
+        uow.claim("all-sheets")
+        schema = (await uow.schemas("sheet_totals"))["sheet_totals"]
+        total = await uow.conn.fetchval(f"SELECT coalesce(sum(total), 0) FROM {schema}.totals")
+        if total + cmd.count > cmd.cap:
+            raise DomainError(f"the sheets hold {total} already", code="over_cap")
+        sheet = await uow.get(Sheet, cmd.sheet_id)
+        sheet.count(cmd.count)
+        await uow.save(sheet)
+        return {"sheet_id": cmd.sheet_id, "total": total + cmd.count}
+
+    @bus.command(OpenAndCount, roles={Role.rep}, batched=True)
+    async def open_and_count(cmd: OpenAndCount, uow: UnitOfWork) -> dict:
+        sheet = await uow.load(Sheet, cmd.sheet_id)
+        sheet.open(cmd.sheet_id, uow.actor.id)
+        await uow.save(sheet)
+        again = await uow.get(Sheet, cmd.sheet_id)
+        again.count(cmd.count)
+        await uow.save(again)
+        return {"sheet_id": cmd.sheet_id, "version": again.version}
+
+    @bus.command(BreakTransaction, roles={Role.rep}, batched=True)
+    async def break_transaction(cmd: BreakTransaction, uow: UnitOfWork) -> dict:
+        await uow.conn.fetchval("SELECT 1 / 0")
+        return {}
 
     @bus.command(CountOnBoth, roles={Role.rep})
     async def count_on_both(cmd: CountOnBoth, uow: UnitOfWork) -> dict:

@@ -1,0 +1,142 @@
+"""Batches of commands in one transaction (ingest, group commit): batched commands' writes are
+applied together in waves, and the result is what running them one after the other gives."""
+
+from __future__ import annotations
+
+import pytest_asyncio
+
+from salesplatform.commands import Request
+from salesplatform.events import Actor, Role
+from salesplatform.projections import reading
+from salesplatform.service import Runtime
+from salesplatform.store import load_stream
+
+import tally
+from tally import definition, new_event
+
+REP = Actor(id="r1", role=Role.rep, district="d1", area="a1")
+
+
+@pytest_asyncio.fixture
+async def rt(service_settings):
+    async with Runtime(definition(), service_settings) as runtime:
+        yield runtime
+
+
+def count(sheet: str, n: int = 1, **extra: str) -> Request:
+    return Request("count_visits", {"sheet_id": sheet, "count": n}, REP, **extra)
+
+
+def open_(sheet: str, title: str = "T") -> Request:
+    return Request("open_sheet", {"sheet_id": sheet, "title": title}, REP)
+
+
+async def totals(rt: Runtime) -> dict[str, int]:
+    async with reading(rt.pool, "sheet_totals") as conn:
+        return dict(await conn.fetch("SELECT sheet_id, total FROM totals"))
+
+
+async def test_a_wave_is_one_transaction_in_the_order_of_the_batch(rt) -> None:
+    outcomes = await rt.bus.dispatch_many([open_(f"s{i}") for i in range(20)])
+    assert all(o.ok for o in outcomes)
+    async with rt.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT stream_id, tx_id::text FROM events ORDER BY position")
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 20
+    assert [r["stream_id"] for r in rows] == [f"sheet-s{i}" for i in range(20)]
+    assert len({r["tx_id"] for r in rows}) == 1
+    assert await totals(rt) == {f"s{i}": 0 for i in range(20)}
+
+
+async def test_commands_on_one_stream_in_one_batch_each_see_the_last(rt) -> None:
+    """Opening a sheet and counting on it three times in one batch: each command reads what the
+    one before wrote, as if they ran one by one."""
+    outcomes = await rt.bus.dispatch_many([open_("a"), count("a", 2), open_("b"), count("a", 3), count("b")])
+    assert [o.ok for o in outcomes] == [True] * 5
+    assert [o.result["version"] for o in outcomes] == [1, 2, 1, 3, 2]
+    assert outcomes[3].result["total"] == 5
+    async with rt.pool.acquire() as conn:
+        assert [e.envelope.stream_version for e in await load_stream(conn, "sheet-a")] == [1, 2, 3]
+    assert await totals(rt) == {"a": 5, "b": 1}
+
+
+async def test_a_refused_command_in_a_wave_writes_nothing_and_the_others_apply(rt) -> None:
+    outcomes = await rt.bus.dispatch_many([open_("a"), open_("a"), count("nope"), open_("b")])
+    assert [o.ok for o in outcomes] == [True, False, False, True]
+    assert outcomes[1].error.code == "sheet_exists"
+    assert outcomes[2].status == 404
+    async with rt.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM events") == 2
+
+
+async def test_a_claimed_key_orders_commands_that_read_a_read_model(rt) -> None:
+    """Two counts under a cap of 5 over all sheets, in one batch: the second must see the
+    first's write in the read model, so it is refused."""
+    await rt.bus.dispatch_many([open_("a"), open_("b")])
+    capped = [
+        Request("count_within_cap", {"sheet_id": s, "count": 3, "cap": 5}, REP) for s in ("a", "b")
+    ]
+    outcomes = await rt.bus.dispatch_many(capped)
+    assert outcomes[0].ok
+    assert not outcomes[1].ok and outcomes[1].error.code == "over_cap"
+    assert await totals(rt) == {"a": 3, "b": 0}
+
+
+async def test_a_command_that_reads_its_own_write_runs_writing_at_once(rt) -> None:
+    outcomes = await rt.bus.dispatch_many([
+        open_("x"), Request("open_and_count", {"sheet_id": "y", "count": 4}, REP), count("x"),
+    ])
+    assert [o.ok for o in outcomes] == [True] * 3
+    assert outcomes[1].result == {"sheet_id": "y", "version": 2}
+    assert await totals(rt) == {"x": 1, "y": 4}
+
+
+async def test_idempotency_keys_of_a_wave_are_kept_with_its_writes(rt) -> None:
+    await rt.bus.dispatch_many([open_("a")])
+    first = await rt.bus.dispatch_many([count("a", 2, idempotency_key="k1"), count("a", 2, idempotency_key="k1")])
+    assert [o.replayed for o in first] == [False, True]
+    again = await rt.bus.dispatch_many([count("a", 2, idempotency_key="k1")])
+    assert again[0].replayed and again[0].result == first[0].result
+    assert await totals(rt) == {"a": 2}
+
+
+async def test_a_wave_beaten_by_another_transaction_runs_again_alone(rt) -> None:
+    """Another writer appends to a sheet after the batch read it: the wave's append conflicts,
+    nothing of it is applied, and its commands run again on their own: no count is lost."""
+    await rt.bus.dispatch_many([open_("a"), open_("b")])
+
+    async def sneak_in(sheet: str) -> None:
+        if sheet == "a" and not sneaked:
+            sneaked.append(True)
+            async with rt.pool.acquire() as other:
+                head = await other.fetchval("SELECT max(stream_version) FROM events WHERE stream_id = 'sheet-a'")
+                from salesplatform.store import append
+
+                await append(other, "sheet-a", head, [new_event(10)])
+
+    sneaked: list[bool] = []
+    tally.after_count.append(sneak_in)
+    try:
+        outcomes = await rt.bus.dispatch_many([count("a", 1), count("b", 1)])
+    finally:
+        tally.after_count.clear()
+    assert [o.ok for o in outcomes] == [True, True]
+    assert outcomes[0].result["total"] == 11
+    async with rt.pool.acquire() as conn:
+        assert [e.data["count"] for e in await load_stream(conn, "sheet-a", 1)] == [10, 1]
+        assert len(await load_stream(conn, "sheet-b")) == 2
+
+
+async def test_a_failing_inline_projection_fails_only_its_command(rt) -> None:
+    outcomes = await rt.bus.dispatch_many([open_("a"), open_("boom", "explode"), open_("b")])
+    assert [o.ok for o in outcomes] == [True, False, True]
+    assert outcomes[1].status == 500
+    async with rt.pool.acquire() as conn:
+        streams = {r[0] for r in await conn.fetch("SELECT stream_id FROM events")}
+    assert streams == {"sheet-a", "sheet-b"}
+
+
+async def test_a_statement_fault_in_a_wave_runs_the_batch_again_one_by_one(rt) -> None:
+    outcomes = await rt.bus.dispatch_many([open_("a"), Request("break_transaction", {}, REP), open_("b")])
+    assert [o.ok for o in outcomes] == [True, False, True]
+    assert outcomes[1].status == 500
+    assert await totals(rt) == {"a": 0, "b": 0}
