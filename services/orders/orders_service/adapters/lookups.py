@@ -10,6 +10,7 @@ import asyncpg
 
 from salesplatform.errors import ConcurrencyConflict
 from salesplatform.projections import active_schema
+from salesplatform.uow import UnitOfWork
 
 from orders_service.domain.customers import CustomerCard
 from orders_service.domain.ordering import CreditPosition
@@ -35,18 +36,6 @@ async def customer_card(conn: asyncpg.Connection, customer_id: str, *, here: boo
     return CustomerCard(**dict(row)) if row else None
 
 
-async def schemas(conn: asyncpg.Connection, *names: str) -> dict[str, str]:
-    """The active schemas of several projections in one query."""
-    rows = await conn.fetch(
-        "SELECT name, active_schema FROM public.projections WHERE name = ANY($1::text[])", list(names),
-    )
-    found = {r["name"]: r["active_schema"] for r in rows}
-    missing = set(names) - found.keys()
-    if missing:
-        raise LookupError(f"no projection {', '.join(sorted(missing))}")
-    return found
-
-
 @dataclass(frozen=True)
 class OrderContext:
     """What deciding an order needs from the read side, fetched in one round trip."""
@@ -57,14 +46,14 @@ class OrderContext:
 
 
 async def order_context(
-    conn: asyncpg.Connection, customer_id: str, skus: list[str], day: date, *, here: bool = False,
+    uow: UnitOfWork, customer_id: str, skus: list[str], day: date, *, here: bool = False,
 ) -> OrderContext:
     """The customer card, its credit position (open and overdue invoices, confirmed orders not
     yet invoiced) and the promotions covering these SKUs on `day`. `here`: the directory
     generation on the search path (the reactor), as in `customer_card`."""
-    s = await schemas(conn, "receivables", "order_board", "promotions", *(() if here else (DIRECTORY,)))
+    s = await uow.schemas("receivables", "order_board", "promotions", *(() if here else (DIRECTORY,)))
     customers = "customers" if here else f"{s[DIRECTORY]}.customers"
-    row = await conn.fetchrow(
+    row = await uow.conn.fetchrow(
         f"""
         SELECT {_CARD_COLUMNS_OF_C},
                (SELECT coalesce(sum(open_fen), 0)::bigint FROM {s["receivables"]}.invoices i

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from salesplatform.aggregate import Aggregate
 from salesplatform.clock import business_date as business_date_of
 from salesplatform.errors import DomainError, NotFound
-from salesplatform.events import Event, Role
+from salesplatform.events import Role
 from salesplatform.uow import UnitOfWork
 
 from orders_service.adapters import lookups
@@ -41,22 +39,6 @@ def summary(order: Order, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def load_all(uow: UnitOfWork, wanted: list[tuple[type[Aggregate], str]]) -> list[Aggregate]:
-    """Several aggregates, of any kinds, in one read of the log (an order, its SKUs and the
-    promotions in scope): one round trip instead of one per stream."""
-    stream_ids = [cls.stream_id_for(i) for cls, i in wanted]
-    rows = await uow.conn.fetch(
-        "SELECT stream_id, event_type, schema_version, data FROM events"
-        " WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version",
-        stream_ids,
-    )
-    events: dict[str, list[Event]] = defaultdict(list)
-    for r in rows:
-        data = uow.registry.upcast(r["event_type"], r["schema_version"], r["data"])
-        events[r["stream_id"]].append(uow.registry.model(r["event_type"]).model_validate(data))
-    return [cls.replay(i, events.get(sid, [])) for (cls, i), sid in zip(wanted, stream_ids, strict=True)]
-
-
 async def place(
     uow: UnitOfWork, *, order_id: str, customer_id: str, lines: list[RequestedLine], source: Source,
     visit_id: str | None, policy: OrderPolicy, rep_id: str | None = None,
@@ -72,13 +54,16 @@ async def place(
     now = uow.clock.now()
     day = business_date or business_date_of(now, policy.timezone)
     skus = [line.sku for line in lines]
-    context = await lookups.order_context(uow.conn, customer_id, skus, day, here=directory_here)
+    # The customer's open orders and invoices decide the credit check: orders of one customer
+    # in one batch are decided one after the other.
+    uow.claim(f"customer:{customer_id}")
+    context = await lookups.order_context(uow, customer_id, skus, day, here=directory_here)
     if context.card is None:
         raise NotFound(f"customer {customer_id} is not known here", code="unknown_customer", field="customer_id")
     if authorize is not None:
         authorize(context.card)
-    loaded = await load_all(
-        uow, [(Order, order_id), *((Sku, s) for s in skus), *((Promotion, p) for p in context.promotion_ids)],
+    loaded = await uow.load_many(
+        [(Order, order_id), *((Sku, s) for s in skus), *((Promotion, p) for p in context.promotion_ids)],
     )
     order = loaded[0]
     assert isinstance(order, Order)
