@@ -157,6 +157,7 @@ async def append_streams(
             bases.append(a.expected_version)
             versions.append(a.expected_version + k)
     actors: dict[int, Any] = {}
+    ids = [e.event_id or uuid.uuid4() for e in events]
     queue = (
         ", queued AS (INSERT INTO outbox (position) SELECT position FROM appended)" if outbox else ""
     )
@@ -181,14 +182,14 @@ async def append_streams(
             WHERE coalesce(head.stream_version, 0) = v.base
               AND coalesce(head.tx_id <= pg_current_xact_id(), true)
             ORDER BY v.ord
-            RETURNING {_COLUMNS}
+            RETURNING position, tx_id::text::bigint AS tx_id, stream_id, stream_version
             ){queue}
             SELECT * FROM appended
             """,
             streams,
             bases,
             versions,
-            [e.event_id or uuid.uuid4() for e in events],
+            ids,
             [e.event_type for e in events],
             [e.schema_version for e in events],
             [e.occurred_at for e in events],
@@ -202,7 +203,21 @@ async def append_streams(
         raise ConcurrencyConflict(_moved_on(appends, "is no longer at version")) from exc
     if len(rows) != len(events):
         raise ConcurrencyConflict(_moved_on(appends, "is not at version"))
-    return sorted((_row_to_recorded(r) for r in rows), key=lambda r: r.position)
+    # The events as written, from what was sent (decoding the stored JSON again would only
+    # give back the same values), with the places the log gave them.
+    placed = {(r[2], r[3]): (r[0], r[1]) for r in rows}
+    recorded = []
+    for stream_id, version, event_id, e in zip(streams, versions, ids, events, strict=True):
+        position, tx_id = placed[(stream_id, version)]
+        envelope = Envelope.model_construct(
+            event_id=event_id, event_type=e.event_type, schema_version=e.schema_version,
+            stream_id=stream_id, stream_version=version, occurred_at=e.occurred_at,
+            recorded_at=e.recorded_at, correlation_id=e.correlation_id, causation_id=e.causation_id,
+            actor=e.actor, data=e.data,
+        )
+        recorded.append(RecordedEvent(position, tx_id, envelope))
+    recorded.sort(key=lambda r: r.position)
+    return recorded
 
 
 def _actor_json(actor: Actor, seen: dict[int, Any]) -> Any:

@@ -10,7 +10,16 @@ import pytest
 
 from salesplatform.errors import ConcurrencyConflict
 from salesplatform.events import Actor, Role
-from salesplatform.store import LOG_START, LogPosition, NewEvent, append, load_stream, read_log
+from salesplatform.store import (
+    LOG_START,
+    LogPosition,
+    NewEvent,
+    StreamAppend,
+    append,
+    append_streams,
+    load_stream,
+    read_log,
+)
 
 ACTOR = Actor(id="r1", role=Role.rep, district="d1")
 
@@ -27,6 +36,25 @@ async def test_append_and_load_in_order(db: asyncpg.Pool) -> None:
         stored = await load_stream(conn, "sheet-a")
     assert [e.envelope.stream_version for e in stored] == [1, 2, 3]
     assert [e.data["count"] for e in stored] == [1, 2, 3]
+
+
+async def test_several_streams_append_together_all_or_nothing(db: asyncpg.Pool) -> None:
+    async with db.acquire() as conn:
+        await append(conn, "sheet-b", 0, [ev(9)])
+        async with conn.transaction():
+            recorded = await append_streams(
+                conn, [StreamAppend("sheet-a", 0, [ev(1), ev(2)]), StreamAppend("sheet-b", 1, [ev(3)])], outbox=True,
+            )
+        # What append returns is what the log holds, event for event.
+        stored = [*await load_stream(conn, "sheet-a"), *await load_stream(conn, "sheet-b", 1)]
+        assert [r.envelope for r in recorded] == [s.envelope for s in stored]
+        assert [(r.position, r.tx_id) for r in recorded] == [(s.position, s.tx_id) for s in stored]
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 3
+        # One stale stream refuses the whole append.
+        with pytest.raises(ConcurrencyConflict):
+            async with conn.transaction():
+                await append_streams(conn, [StreamAppend("sheet-c", 0, [ev()]), StreamAppend("sheet-a", 1, [ev()])])
+        assert await load_stream(conn, "sheet-c") == []
 
 
 async def test_stale_or_future_expected_version_is_refused(db: asyncpg.Pool) -> None:
