@@ -239,12 +239,13 @@ async def copy_foreign(
 ) -> list[RecordedEvent]:
     """Keep copies of other services' events; an event already kept is ignored (by event_id).
 
-    Returns only the newly stored ones, so a redelivered message changes nothing.
+    Returns only the newly stored ones, in log order, so a redelivered message changes nothing.
     """
     if not envelopes:
         return []
+    actors: dict[int, Any] = {}
     rows = await conn.fetch(
-        f"""
+        """
         INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
                             occurred_at, recorded_at, correlation_id, causation_id, actor, data,
                             origin)
@@ -252,7 +253,7 @@ async def copy_foreign(
                              $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[],
                              $10::jsonb[], $11::jsonb[], $12::text[])
         ON CONFLICT DO NOTHING
-        RETURNING {_COLUMNS}
+        RETURNING event_id, position, tx_id::text::bigint AS tx_id
         """,
         [e.stream_id for e in envelopes],
         [e.stream_version for e in envelopes],
@@ -263,11 +264,15 @@ async def copy_foreign(
         [e.recorded_at for e in envelopes],
         [e.correlation_id for e in envelopes],
         [e.causation_id for e in envelopes],
-        [e.actor.model_dump(mode="json") for e in envelopes],
+        [_actor_json(e.actor, actors) for e in envelopes],
         [e.data for e in envelopes],
         [origin] * len(envelopes),
     )
-    return sorted((_row_to_recorded(r) for r in rows), key=lambda r: r.position)
+    # The copies as received (the stored JSON holds the same values), with their places here.
+    by_id = {e.event_id: e for e in envelopes}
+    stored = [RecordedEvent(r[1], r[2], by_id[r[0]], origin) for r in rows]
+    stored.sort(key=lambda r: r.position)
+    return stored
 
 
 async def load_stream(

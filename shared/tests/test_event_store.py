@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime, timezone
 
 import asyncpg
@@ -181,3 +182,20 @@ async def test_reading_some_types_does_not_skip_a_late_commit(db: asyncpg.Pool) 
     async with db.acquire() as conn:
         events, scanned, _ = await read_log_of_types(conn, LOG_START, 100, {"sheet.opened"})
     assert sorted(e.envelope.stream_id for e in events) == ["sheet-early", "sheet-late"]
+
+
+async def test_copies_of_foreign_events_are_kept_once_and_returned_as_stored(db: asyncpg.Pool) -> None:
+    from salesplatform.store import copy_foreign
+
+    async with db.acquire() as conn:
+        async with conn.transaction():
+            own = await append(conn, "sheet-a", 0, [ev(1), ev(2)])
+        foreign = [r.envelope.model_copy(update={"event_id": uuid.uuid4(), "stream_id": "visit-v1"}) for r in own]
+        first = await copy_foreign(conn, "OTHER", foreign)
+        again = await copy_foreign(conn, "OTHER", foreign)
+        logged = await read_log(conn, LOG_START, 10)
+    assert again == []
+    assert [(r.position, r.tx_id, r.envelope, r.origin) for r in first] == [
+        (r.position, r.tx_id, r.envelope, r.origin) for r in logged[2:]
+    ]
+    assert [r.origin for r in first] == ["OTHER", "OTHER"]
