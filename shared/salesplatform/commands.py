@@ -412,6 +412,8 @@ class _Batch:
             async with self.conn.transaction():
                 recorded = await append_streams(self.conn, wave.appends, outbox=True)
                 changes = await apply_all_inline(self.conn, self.bus.inline_projections, recorded, self.locked)
+                for write in wave.writes:
+                    await write(self.conn)
                 if wave.results:
                     await self.conn.execute(
                         "INSERT INTO command_results (command, idempotency_key, result)"

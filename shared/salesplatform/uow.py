@@ -10,7 +10,7 @@ statements for each.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from salesplatform.projections import Change, Projection, active_schema, apply_i
 from salesplatform.store import NewEvent, RecordedEvent, StreamAppend, append_streams, load_payloads
 
 A = TypeVar("A", bound=Aggregate)
+Write = Callable[[asyncpg.Connection], Awaitable[object]]
 
 
 class WaveConflict(Exception):
@@ -47,6 +48,7 @@ class Wave:
     keys: set[str] = field(default_factory=set)
     # (command, idempotency key, result) of keyed commands, stored with the writes.
     results: list[tuple[str, str, Any]] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
     members: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -56,6 +58,7 @@ class Wave:
         self.appends.extend(uow.deferred)
         self.streams.update(a.stream_id for a in uow.deferred)
         self.keys.update(uow.claimed)
+        self.writes.extend(uow.side_writes)
         self.members.append(member)
 
 
@@ -82,6 +85,7 @@ class UnitOfWork:
     wave: Wave | None = None
     deferred: list[StreamAppend] = field(default_factory=list)
     claimed: set[str] = field(default_factory=set)
+    side_writes: list[Write] = field(default_factory=list)
 
     def _check_read(self, stream_id: str) -> None:
         if self.wave is None:
@@ -178,6 +182,14 @@ class UnitOfWork:
         recorded = await append_streams(self.conn, [StreamAppend(stream_id, expected_version, new)], outbox=True)
         self.changes.extend(await apply_all_inline(self.conn, self.inline_projections, recorded, self.locked_projections))
         self.recorded.extend(recorded)
+
+    async def write_with_events(self, write: Write) -> None:
+        """A write of the command's besides its events (a new data key, say) that must commit
+        with them: at once, or in a batch together with the wave's events, after them."""
+        if self.wave is None:
+            await write(self.conn)
+        else:
+            self.side_writes.append(write)
 
     def _defer(self, write: StreamAppend) -> None:
         for i, earlier in enumerate(self.deferred):

@@ -154,6 +154,15 @@ class OpenAndCount(Command):
     count: int = Field(gt=0)
 
 
+class NoteSheet(Command):
+    """Counts one visit and keeps a note beside the events (in `public.sheet_notes`, a table
+    the test makes)."""
+
+    name = "note_sheet"
+    sheet_id: str
+    note: str
+
+
 class BreakTransaction(Command):
     """Runs a statement PostgreSQL refuses (a fault below the rules)."""
 
@@ -206,6 +215,16 @@ def build_bus(reg: EventRegistry, clock: Clock) -> CommandBus:
         again.count(cmd.count)
         await uow.save(again)
         return {"sheet_id": cmd.sheet_id, "version": again.version}
+
+    @bus.command(NoteSheet, roles={Role.rep}, batched=True)
+    async def note_sheet(cmd: NoteSheet, uow: UnitOfWork) -> dict:
+        sheet = await uow.get(Sheet, cmd.sheet_id)
+        sheet.count(1)
+        await uow.save(sheet)
+        await uow.write_with_events(
+            lambda conn: conn.execute("INSERT INTO public.sheet_notes VALUES ($1, $2)", cmd.sheet_id, cmd.note)
+        )
+        return {"sheet_id": cmd.sheet_id}
 
     @bus.command(BreakTransaction, roles={Role.rep}, batched=True)
     async def break_transaction(cmd: BreakTransaction, uow: UnitOfWork) -> dict:

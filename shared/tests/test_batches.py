@@ -140,3 +140,16 @@ async def test_a_statement_fault_in_a_wave_runs_the_batch_again_one_by_one(rt) -
     assert [o.ok for o in outcomes] == [True, False, True]
     assert outcomes[1].status == 500
     assert await totals(rt) == {"a": 0, "b": 0}
+
+
+async def test_writes_beside_the_events_commit_with_their_wave_only(rt) -> None:
+    async with rt.pool.acquire() as conn:
+        await conn.execute("CREATE TABLE public.sheet_notes (sheet_id text, note text)")
+    await rt.bus.dispatch_many([open_("a"), open_("b")])
+    note = [Request("note_sheet", {"sheet_id": s, "note": f"on {s}"}, REP) for s in ("a", "nope", "b", "a")]
+    outcomes = await rt.bus.dispatch_many(note)
+    assert [o.ok for o in outcomes] == [True, False, True, True]
+    async with rt.pool.acquire() as conn:
+        notes = await conn.fetch("SELECT sheet_id, note FROM public.sheet_notes ORDER BY sheet_id")
+    assert [tuple(n) for n in notes] == [("a", "on a"), ("a", "on a"), ("b", "on b")]
+    assert await totals(rt) == {"a": 2, "b": 1}
