@@ -20,6 +20,8 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from salesplatform.uow import UnitOfWork
+
 _VERSION = "v1"
 Keys = dict[str, bytes]  # key id → key
 
@@ -70,14 +72,14 @@ async def key_for_writing(conn: asyncpg.Connection, customer_id: str) -> DataKey
     return DataKey(str(uuid.uuid4()), customer_id, AESGCM.generate_key(bit_length=256), new=True)
 
 
-async def keep(conn: asyncpg.Connection, key: DataKey) -> None:
-    """Store a new key. Call after the command's events are appended (the first write of a
-    command's transaction is the event append)."""
+async def keep(uow: UnitOfWork, key: DataKey) -> None:
+    """Store a new key, with the command's events (after them: the first write of a command's
+    transaction is the event append)."""
     if key.new:
-        await conn.execute(
+        await uow.write_with_events(lambda conn: conn.execute(
             "INSERT INTO public.customer_keys (key_id, customer_id, key) VALUES ($1, $2, $3)",
             uuid.UUID(key.key_id), key.customer_id, key.key,
-        )
+        ))
 
 
 async def keys_of(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> Keys:

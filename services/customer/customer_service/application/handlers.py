@@ -145,7 +145,7 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
         )
         customer.register(reg, district=district, rep=rep, seal=key.seal)
         await uow.save(customer)
-        await sealing.keep(uow.conn, key)
+        await sealing.keep(uow, key)
         return {"customer_id": customer_id, "status": customer.status, "verified": customer.verified}
 
     @bus.command(VerifyCustomerData, roles={Role.clerk, *LINE_MANAGERS})
@@ -260,14 +260,14 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
         await uow.save(customer)
         return {"customer_id": customer.id, "rep_id": rep.id}
 
-    @bus.command(LogContact, roles={Role.rep, *LINE_MANAGERS})
+    @bus.command(LogContact, roles={Role.rep, *LINE_MANAGERS}, batched=True)
     async def log_contact(cmd: LogContact, uow: UnitOfWork) -> dict:
         customer = await _customer(uow, cmd.customer_id)
         require_in_line(uow.actor, line_of(customer))
         key = await sealing.key_for_writing(uow.conn, customer.id)
         customer.log_contact(uow.clock.now(), cmd.channel, cmd.note, seal=key.seal)
         await uow.save(customer)
-        await sealing.keep(uow.conn, key)
+        await sealing.keep(uow, key)
         return {"customer_id": customer.id, "rep_id": customer.rep_id}
 
     # -- the card ------------------------------------------------------------------------------
@@ -280,7 +280,7 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
         key = await sealing.key_for_writing(uow.conn, customer.id)
         customer.update_profile(changes, cmd.reason, seal=key.seal)
         await uow.save(customer)
-        await sealing.keep(uow.conn, key)
+        await sealing.keep(uow, key)
         return {"customer_id": customer.id, "changed": sorted(changes), "version": customer.version}
 
     @bus.command(MergeCustomers, roles={Role.clerk, *LINE_MANAGERS})
