@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import ClassVar, Self
 
 from salesplatform.events import Event
@@ -49,3 +52,43 @@ class Aggregate(ABC):
     @abstractmethod
     def apply(self, event: Event) -> None:
         """Change the state for one event; never fails (the event already happened)."""
+
+
+class AggregateCache:
+    """Aggregates as of a committed version, kept in memory (least recently used dropped), so
+    loading one reads and replays only the events after that version.
+
+    Only what a committed command saw goes in: every aggregate it loaded and left without
+    pending events is, after the commit, the replay of its stream up to its version (state
+    changes only by applying events). Entries are never changed in place: `get` gives a copy.
+    Another process appending to a stream makes an entry older, never wrong: the newer
+    events are read on the next load.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Aggregate] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, stream_id: str) -> Aggregate | None:
+        agg = self._items.get(stream_id)
+        if agg is None:
+            return None
+        self._items.move_to_end(stream_id)
+        return copy.deepcopy(agg)
+
+    def put(self, aggregates: Iterable[Aggregate]) -> None:
+        if self.size <= 0:
+            return
+        for agg in aggregates:
+            if agg.pending:
+                continue
+            kept = self._items.get(agg.stream_id)
+            if kept is not None and kept.version > agg.version:
+                continue
+            self._items[agg.stream_id] = agg
+            self._items.move_to_end(agg.stream_id)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)

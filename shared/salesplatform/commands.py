@@ -18,6 +18,7 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from salesplatform.aggregate import Aggregate, AggregateCache
 from salesplatform.clock import Clock
 from salesplatform.errors import (
     ConcurrencyConflict,
@@ -76,6 +77,8 @@ class Outcome:
     error: ServiceError | None = None
     changes: list[tuple[str, list[Change]]] = field(default_factory=list)
     replayed: bool = False
+    # The aggregates the command loaded: cached once its transaction commits.
+    seen: list[Aggregate] = field(default_factory=list, repr=False)
 
     @property
     def status(self) -> int:
@@ -99,8 +102,10 @@ class CommandBus:
         clock: Clock,
         *,
         inline_projections: Sequence[Projection] = (),
+        cache_size: int = 10_000,
     ) -> None:
         self.registry = registry
+        self.aggregates = AggregateCache(cache_size)
         self.clock = clock
         self.inline_projections = list(inline_projections)
         self.specs: dict[str, CommandSpec] = {}
@@ -169,6 +174,7 @@ class CommandBus:
             self.inline_projections,
             correlation_id=request.correlation_id or str(uuid.uuid4()),
             causation_id=request.causation_id,
+            cache=self.aggregates,
         )
         if locked is not None:
             uow.locked_projections = locked
@@ -205,6 +211,7 @@ class CommandBus:
                 async with self.pool.acquire() as conn:
                     async with conn.transaction():
                         result, replayed, uow = await self._run_in(conn, request, spec, command)
+                self.aggregates.put(uow.seen)
                 outcome = Outcome(True, result, changes=uow.changes, replayed=replayed)
                 await self._after(outcome)
                 return outcome
@@ -256,6 +263,9 @@ class CommandBus:
             # the batch committed, so each command runs again in its own transaction.
             log.warning("batch_failed", error=str(exc), commands=len(prepared))
             return [await self._dispatch_guarded(r) for r in requests]
+        for o in outcomes:
+            if o is not None and o.ok:
+                self.aggregates.put(o.seen)
         for o in outcomes:
             if o is not None and o.ok:
                 await self._after(o)
@@ -339,7 +349,7 @@ class _Batch:
         return UnitOfWork(
             self.conn, self.bus.registry, self.bus.clock, request.actor, self.bus.inline_projections,
             correlation_id=request.correlation_id or str(uuid.uuid4()), causation_id=request.causation_id,
-            locked_projections=self.locked, wave=wave,
+            locked_projections=self.locked, wave=wave, cache=self.bus.aggregates,
         )
 
     async def _run_deferred(self, i: int, spec: CommandSpec, command: Command) -> bool:
@@ -372,7 +382,7 @@ class _Batch:
             if request.idempotency_key is not None:
                 self.wave.results.append((request.name, request.idempotency_key, result))
                 self.replays[(request.name, request.idempotency_key)] = result
-            self.outcomes[i] = Outcome(True, result)
+            self.outcomes[i] = Outcome(True, result, seen=uow.seen)
             return True
         return False
 
@@ -385,7 +395,7 @@ class _Batch:
                     self.conn, request, spec, command, locked=self.locked, looked_up=True, notify=False
                 )
             self.appended = self.appended or bool(uow.recorded)
-            self.outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed)
+            self.outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed, seen=uow.seen)
             if request.idempotency_key is not None:
                 # A later command of this batch with the same key replays it.
                 self.replays[(request.name, request.idempotency_key)] = result

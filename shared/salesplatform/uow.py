@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from salesplatform.aggregate import Aggregate
+from salesplatform.aggregate import Aggregate, AggregateCache
 from salesplatform.clock import Clock
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor, Event, EventRegistry
 from salesplatform.projections import Change, Projection, active_schema, apply_inline
-from salesplatform.store import NewEvent, RecordedEvent, StreamAppend, append_streams, load_payloads
+from salesplatform.store import NewEvent, RecordedEvent, StreamAppend, append_streams
 
 A = TypeVar("A", bound=Aggregate)
 Write = Callable[[asyncpg.Connection], Awaitable[object]]
@@ -86,6 +86,10 @@ class UnitOfWork:
     deferred: list[StreamAppend] = field(default_factory=list)
     claimed: set[str] = field(default_factory=set)
     side_writes: list[Write] = field(default_factory=list)
+    # Committed aggregates to start loads from; and what this command loaded, for the cache
+    # once the transaction commits.
+    cache: AggregateCache | None = None
+    seen: list[Aggregate] = field(default_factory=list)
 
     def _check_read(self, stream_id: str) -> None:
         if self.wave is None:
@@ -97,29 +101,50 @@ class UnitOfWork:
 
     async def load(self, cls: type[A], id: str) -> A:
         """The aggregate as of now (a new, empty one if the stream does not exist)."""
-        stream_id = cls.stream_id_for(id)
-        self._check_read(stream_id)
-        stored = await load_payloads(self.conn, stream_id)
-        decode = self.registry.decode_payload
-        events: list[Event] = [decode(t, v, data) for t, v, data in stored]
-        return cls.replay(id, events)
+        return (await self.load_many([(cls, id)]))[0]  # type: ignore[return-value]
 
     async def load_many(self, wanted: Sequence[tuple[type[Aggregate], str]]) -> list[Aggregate]:
         """Several aggregates, of any kinds, in one read of the log (an order, its SKUs and the
-        promotions in scope): one round trip instead of one per stream."""
+        promotions in scope): one round trip instead of one per stream. An aggregate in the
+        cache is read from after its version."""
         stream_ids = [cls.stream_id_for(i) for cls, i in wanted]
         for stream_id in stream_ids:
             self._check_read(stream_id)
-        rows = await self.conn.fetch(
-            "SELECT stream_id, event_type, schema_version, data FROM events"
-            " WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version",
-            stream_ids,
-        )
+        start: list[Aggregate | None] = [
+            self.cache.get(sid) if self.cache is not None else None for sid in stream_ids
+        ]
+        after: dict[str, int] = {}
+        for sid, agg in zip(stream_ids, start, strict=True):
+            after.setdefault(sid, agg.version if agg is not None else 0)
+        if len(after) == 1:
+            rows = await self.conn.fetch(
+                "SELECT stream_id, event_type, schema_version, data FROM events"
+                " WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version",
+                stream_ids[0], after[stream_ids[0]],
+            )
+        else:
+            rows = await self.conn.fetch(
+                "SELECT e.stream_id, e.event_type, e.schema_version, e.data"
+                " FROM unnest($1::text[], $2::int[]) AS w(stream_id, after)"
+                " JOIN events e ON e.stream_id = w.stream_id AND e.stream_version > w.after"
+                " ORDER BY e.stream_id, e.stream_version",
+                list(after), list(after.values()),
+            )
         decode = self.registry.decode_payload
         events: dict[str, list[Event]] = defaultdict(list)
         for r in rows:
             events[r[0]].append(decode(r[1], r[2], r[3]))
-        return [cls.replay(i, events.get(sid, [])) for (cls, i), sid in zip(wanted, stream_ids, strict=True)]
+        loaded: list[Aggregate] = []
+        for (cls, i), sid, agg in zip(wanted, stream_ids, start, strict=True):
+            if agg is None:
+                agg = cls.replay(i, events.get(sid, []))
+            else:
+                for event in events.get(sid, ()):
+                    agg.apply(event)
+                    agg.version += 1
+            loaded.append(agg)
+        self.seen.extend(loaded)
+        return loaded
 
     async def get(self, cls: type[A], id: str, what: str | None = None) -> A:
         agg = await self.load(cls, id)
