@@ -291,6 +291,10 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
 
+# How long a pull loop waits for more messages once one has arrived.
+_GATHER_SECONDS = 0.005
+
+
 class _PullLoop(ABC):
     """A durable pull consumer loop with the platform's ack policy."""
 
@@ -370,7 +374,7 @@ class _PullLoop(ABC):
 
     async def _fetch(self, psub: JetStreamContext.PullSubscription) -> list[Msg]:
         """Fetch a batch, or nothing if the loop is told to stop while it waits."""
-        fetch = asyncio.ensure_future(psub.fetch(self.batch_size, timeout=1.0))
+        fetch = asyncio.ensure_future(self._next_batch(psub))
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -381,6 +385,16 @@ class _PullLoop(ABC):
         fetch.cancel()
         await asyncio.gather(fetch, return_exceptions=True)
         return []
+
+    async def _next_batch(self, psub: JetStreamContext.PullSubscription) -> list[Msg]:
+        """Wait (up to a second) for one message, then take what else has arrived, up to a
+        batch, within a few milliseconds. Asking for a whole batch at once would hold the first
+        message until the batch fills or the wait ends: up to a second of lag at a low rate."""
+        msgs = await psub.fetch(1, timeout=1.0)
+        if self.batch_size > 1:
+            with contextlib.suppress(nats.errors.TimeoutError, asyncio.TimeoutError):
+                msgs += await psub.fetch(self.batch_size - 1, timeout=_GATHER_SECONDS)
+        return msgs
 
     async def _loop(self) -> None:
         psub = None

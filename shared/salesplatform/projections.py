@@ -265,8 +265,13 @@ async def catch_up_once(
     batch_size: int = 1000,
     on_failure: FailureSink | None = None,
 ) -> tuple[int, list[Change]]:
-    """One batch of the active generation, in one transaction. Returns (events read, changes)."""
+    """One batch of the active generation, in one transaction. Returns (events read, changes).
+
+    The commit does not wait for the disk: a read model is derived data, and its changes commit
+    atomically with its checkpoint, so a crash can only take back both together (the batch is
+    applied again from the log). The log itself is always written with synchronous commits."""
     async with conn.transaction():
+        await conn.execute("SET LOCAL synchronous_commit = off")
         # One runner at a time per projection (replicas, or a runner and an operator), then the
         # switch lock shared; the checkpoint is read only after both are held.
         await conn.execute(
@@ -430,19 +435,25 @@ class ProjectionRunner:
         self._wake.set()
 
     async def run_once(self) -> int:
-        """Catch every projection up to the settled head; returns events read."""
+        """Catch every projection up to the settled head; returns events read. The projections
+        catch up side by side, each on a connection of its own, so a new event waits for the
+        slowest of them rather than for all of them in turn."""
+        if len(self.projections) == 1:
+            return await self._catch_up(self.projections[0])
+        return sum(await asyncio.gather(*(self._catch_up(p) for p in self.projections)))
+
+    async def _catch_up(self, projection: Projection) -> int:
         total = 0
         async with self.pool.acquire() as conn:
-            for projection in self.projections:
-                while True:
-                    n, changes = await catch_up_once(
-                        conn, projection, batch_size=self.batch_size, on_failure=self.on_failure
-                    )
-                    total += n
-                    if changes and self.on_changes is not None:
-                        await self.on_changes(projection.name, changes)
-                    if n < self.batch_size or self._stopping.is_set():
-                        break
+            while True:
+                n, changes = await catch_up_once(
+                    conn, projection, batch_size=self.batch_size, on_failure=self.on_failure
+                )
+                total += n
+                if changes and self.on_changes is not None:
+                    await self.on_changes(projection.name, changes)
+                if n < self.batch_size or self._stopping.is_set():
+                    break
         return total
 
     async def run(self) -> None:
