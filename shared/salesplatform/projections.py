@@ -267,11 +267,11 @@ async def catch_up_once(
 ) -> tuple[int, list[Change]]:
     """One batch of the active generation, in one transaction. Returns (events read, changes).
 
-    The commit does not wait for the disk: a read model is derived data, and its changes commit
-    atomically with its checkpoint, so a crash can only take back both together (the batch is
-    applied again from the log). The log itself is always written with synchronous commits."""
+    Unless the batch appended events (a reactor running commands), the commit does not wait for
+    the disk: a read model is derived data, and its changes commit atomically with its
+    checkpoint, so a crash can only take back both together and the batch is applied again from
+    the log. Events are only ever written with synchronous commits."""
     async with conn.transaction():
-        await conn.execute("SET LOCAL synchronous_commit = off")
         # One runner at a time per projection (replicas, or a runner and an operator), then the
         # switch lock shared; the checkpoint is read only after both are held.
         await conn.execute(
@@ -290,6 +290,11 @@ async def catch_up_once(
             changes = await _apply_guarded(conn, projection, events, on_failure)
             await _reset_schema(conn)
         await _save_checkpoint(conn, projection.name, gen.generation, reached, len(events))
+        await conn.execute(
+            "SELECT set_config('synchronous_commit', CASE WHEN EXISTS ("
+            "  SELECT 1 FROM events WHERE tx_id = pg_current_xact_id_if_assigned()"
+            ") THEN 'on' ELSE 'off' END, true)"
+        )
         return scanned, changes
 
 

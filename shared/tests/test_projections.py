@@ -165,3 +165,47 @@ async def test_rebuild_switch_does_not_lose_a_copy_still_committing(service_sett
                 break
             await asyncio.sleep(0.05)
         assert rows == {"other.happened": 1, "sheet.counted": 1}
+
+
+async def test_a_catch_up_batch_waits_for_the_disk_only_when_it_appended_events(db) -> None:
+    """Read-model batches commit without waiting for the disk; a batch whose projection appended
+    events (a reactor) keeps the synchronous commit every event gets."""
+    from salesplatform.projections import Projection, catch_up_once, ensure_projection
+    from salesplatform.store import append
+
+    from tally import new_event
+
+    settings: list[str] = []
+
+    class Recording(Projection):
+        name = "recording"
+        schema_sql = "CREATE TABLE seen (n int)"
+
+        def __init__(self, react: bool) -> None:
+            self.react = react
+
+        async def apply_batch(self, conn, events):
+            await conn.execute("INSERT INTO seen VALUES (1)")
+            if self.react:
+                await append(conn, f"reaction-{len(settings)}", 0, [new_event()])
+            return []
+
+    async with db.acquire() as conn:
+        await ensure_projection(conn, Recording(False))
+        for react in (False, True):
+            async with conn.transaction():
+                await append(conn, f"sheet-{react}", 0, [new_event()])
+            class Watching:
+                """The connection, noting synchronous_commit as the batch leaves it for its commit."""
+
+                def __getattr__(self, name):
+                    return getattr(conn, name)
+
+                async def execute(self, query, *args):
+                    result = await conn.execute(query, *args)
+                    if "synchronous_commit" in query:
+                        settings.append(await conn.fetchval("SHOW synchronous_commit"))
+                    return result
+
+            assert (await catch_up_once(Watching(), Recording(react)))[0] >= 1
+    assert settings == ["off", "on"]
