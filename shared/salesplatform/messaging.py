@@ -234,12 +234,18 @@ class OutboxRelay:
                     self.topology.event_subject(r["event_type"]), orjson.dumps(body), headers=headers
                 )
             )
-        results = await asyncio.gather(
-            *(asyncio.wait_for(f, self.ack_timeout) for f in futures), return_exceptions=True
-        )
+        # One wait for all the acknowledgements (not a timer per event).
+        await asyncio.wait(futures, timeout=self.ack_timeout)
+        results: list[BaseException | None] = []
+        for f in futures:
+            if not f.done():
+                f.cancel()
+                results.append(TimeoutError(f"no acknowledgement within {self.ack_timeout} s"))
+            else:
+                results.append(f.exception())
         confirmed = 0
         for res in results:
-            if isinstance(res, BaseException):
+            if res is not None:
                 break
             confirmed += 1
         if confirmed:
@@ -249,7 +255,7 @@ class OutboxRelay:
             )
             self.published += confirmed
         if confirmed < len(rows):
-            failure = next(r for r in results if isinstance(r, BaseException))
+            failure = next(r for r in results if r is not None)
             raise ConnectionError(f"JetStream did not confirm an event: {failure!r}")
         return confirmed
 

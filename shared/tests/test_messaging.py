@@ -101,6 +101,37 @@ async def test_republished_event_is_dropped_by_jetstream(service_settings) -> No
         assert info.state.messages == 2
 
 
+async def test_unconfirmed_publishes_stay_in_the_outbox_after_the_confirmed_prefix(service_settings) -> None:
+    """JetStream confirms the first two events of a batch and never the third: the relay deletes
+    only the first two outbox rows and reports the failure; the rest is sent again later."""
+    async with Runtime(definition(), service_settings) as rt:
+        rt.relay.stop()
+        await asyncio.sleep(0.1)
+        for i in range(4):
+            await rt.run_command("open_sheet", {"sheet_id": f"u{i}", "title": "M"}, REP)
+
+        class SilentAfterTwo:
+            """JetStream, but the third publish and later are never acknowledged."""
+
+            sent = 0
+
+            async def publish_async(self, *args, **kwargs):
+                self.sent += 1
+                if self.sent > 2:
+                    return asyncio.get_running_loop().create_future()
+                return await rt.js.publish_async(*args, **kwargs)
+
+        relay = OutboxRelay(rt.pool, SilentAfterTwo(), rt.topology, ack_timeout=0.3)
+        async with rt.pool.acquire() as conn:
+            first = await conn.fetchval("SELECT min(position) FROM outbox")
+            with pytest.raises(ConnectionError):
+                await relay.publish_pending(conn)
+            left = [r[0] for r in await conn.fetch("SELECT position FROM outbox ORDER BY position")]
+            assert len(left) == 2 and min(left) > first + 1
+            assert await OutboxRelay(rt.pool, rt.js, rt.topology).publish_pending(conn) == 2
+        assert (await rt.js.stream_info(rt.topology.event_stream)).state.messages == 4
+
+
 async def test_relay_backs_off_while_nats_is_down_and_resumes(make_database, unique_prefix, tmp_path) -> None:
     from salesplatform.devstack.servers import NatsServer
     from salesplatform.settings import ServiceSettings
