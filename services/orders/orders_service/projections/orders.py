@@ -39,7 +39,7 @@ def _fold_confirmations(events: list[RecordedEvent]) -> tuple[list[RecordedEvent
 class OrderBoard(RunProjection):
     name = "order_board"
     inline = True
-    code_version = 1
+    code_version = 2
     event_types = frozenset({
         "order.placed", "order.approval_required", "order.approved", "order.rejected",
         "order.confirmed", "order.dispatched", "order.delivered", "order.delivery_overdue",
@@ -83,6 +83,10 @@ class OrderBoard(RunProjection):
     CREATE INDEX orders_by_rep ON orders (rep_id, business_date);
     CREATE INDEX orders_awaiting_approval ON orders (required_role, placed_at) WHERE status = 'pending_approval';
     CREATE INDEX orders_awaiting_delivery ON orders (deliver_by) WHERE status IN ('confirmed', 'dispatched');
+    -- A customer's open orders, for the credit check of every new order: as many rows to read
+    -- as orders still open, however many the customer placed before.
+    CREATE INDEX orders_open_by_customer ON orders (customer_id) INCLUDE (amount_fen)
+        WHERE status IN ('confirmed', 'dispatched');
     CREATE INDEX orders_partial_deposit ON orders (deposit_due_by) WHERE deposit_due_by IS NOT NULL;
     CREATE TABLE order_lines (
         order_id        text NOT NULL,

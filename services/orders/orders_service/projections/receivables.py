@@ -11,7 +11,7 @@ from orders_service.projections.base import Run, RunProjection, actors, column, 
 class Receivables(RunProjection):
     name = "receivables"
     inline = True
-    code_version = 1
+    code_version = 2
     event_types = frozenset({
         "invoice.issued", "payment.received", "collection.note_recorded",
         "return.requested", "return.resolved",
@@ -30,6 +30,9 @@ class Receivables(RunProjection):
     );
     CREATE INDEX invoices_by_customer ON invoices (customer_id, issued_on);
     CREATE INDEX invoices_by_order ON invoices (order_id);
+    -- A customer's open invoices (credit check, collection): only the unpaid ones are read.
+    CREATE INDEX invoices_open_by_customer ON invoices (customer_id) INCLUDE (open_fen, due_on)
+        WHERE open_fen > 0;
     CREATE TABLE payments (
         payment_id      text PRIMARY KEY,
         customer_id     text NOT NULL,
