@@ -200,8 +200,8 @@ class OutboxRelay:
         rows = await conn.fetch(
             "SELECT e.position, e.event_id, e.event_type, e.schema_version, e.stream_id,"
             " e.stream_version, e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id,"
-            " e.actor, e.data FROM outbox o JOIN events e USING (position)"
-            " ORDER BY o.position LIMIT $1",
+            " e.actor, e.data FROM outbox o JOIN events e ON e.tx_id = o.tx_id AND e.position = o.position"
+            " ORDER BY o.tx_id, o.position LIMIT $1",
             self.batch_size,
         )
         if not rows:

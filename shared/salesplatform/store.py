@@ -159,7 +159,9 @@ async def append_streams(
     actors: dict[int, Any] = {}
     ids = [e.event_id or uuid.uuid4() for e in events]
     queue = (
-        ", queued AS (INSERT INTO outbox (position) SELECT position FROM appended)" if outbox else ""
+        ", queued AS (INSERT INTO outbox (tx_id, position) SELECT pg_current_xact_id(), position FROM appended)"
+        if outbox
+        else ""
     )
     try:
         rows = await conn.fetch(

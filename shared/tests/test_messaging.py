@@ -95,7 +95,9 @@ async def test_republished_event_is_dropped_by_jetstream(service_settings) -> No
             saved = [r["position"] for r in await conn.fetch("SELECT position FROM outbox")]
             relay = OutboxRelay(rt.pool, rt.js, rt.topology)
             assert await relay.publish_pending(conn) == 2
-            await conn.execute("INSERT INTO outbox SELECT unnest($1::bigint[])", saved)
+            await conn.execute(
+                "INSERT INTO outbox (tx_id, position) SELECT tx_id, position FROM events WHERE position = ANY($1)", saved
+            )
             assert await relay.publish_pending(conn) == 2
         info = await rt.js.stream_info(rt.topology.event_stream)
         assert info.state.messages == 2
@@ -283,3 +285,38 @@ def test_envelope_rejects_bad_payloads(bad: bytes) -> None:
 
     with pytest.raises(ValidationError):
         Envelope.from_json(bad)
+
+
+async def test_events_pending_before_the_outbox_named_log_places_are_still_published(service_settings) -> None:
+    """A database whose outbox rows predate migration 002 (positions only): the migration gives
+    them their transaction ids and the relay publishes them."""
+    import asyncpg
+
+    from salesplatform import migrations
+    from salesplatform.store import init_connection
+
+    dsn = service_settings.database_url
+    conn = await asyncpg.connect(dsn)
+    await init_connection(conn)
+    try:
+        await conn.execute("CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        first = migrations._platform_files()[0]
+        await conn.execute(first[1])
+        await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", first[0])
+        async with conn.transaction():
+            position = await conn.fetchval(
+                "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, occurred_at,"
+                " recorded_at, actor, data) VALUES ('sheet-old', 1, $1, 'sheet.counted', 1, now(), now(), $2, $3)"
+                " RETURNING position",
+                uuid.uuid4(), {"id": "r1", "role": "rep"}, {"count": 1},
+            )
+            await conn.execute("INSERT INTO outbox (position) VALUES ($1)", position)
+    finally:
+        await conn.close()
+    async with Runtime(definition(), service_settings) as rt:  # migrates, then relays
+        async def published() -> bool:
+            return (await rt.js.stream_info(rt.topology.event_stream)).state.messages == 1
+
+        await wait_for(published)
+        async with rt.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0

@@ -72,7 +72,7 @@ WITH ins AS (
     ON CONFLICT DO NOTHING
     RETURNING event_id, position
 ), queued AS (
-    INSERT INTO outbox (position) SELECT position FROM ins
+    INSERT INTO outbox (tx_id, position) SELECT pg_current_xact_id(), position FROM ins
 )
 SELECT event_id, position FROM ins
 """
@@ -127,7 +127,7 @@ async def _copy_new_streams(
         WITH mine AS (
             SELECT position FROM events WHERE tx_id = pg_current_xact_id()
         ), queued AS (
-            INSERT INTO outbox (position) SELECT position FROM mine
+            INSERT INTO outbox (tx_id, position) SELECT pg_current_xact_id(), position FROM mine
         )
         SELECT position FROM mine ORDER BY position
         """
