@@ -158,6 +158,10 @@ class DeadLetters:
         await self.send(reason, msg.data, error=error, headers=dict(msg.headers or {}), source=source, dedup_id=dedup)
 
 
+# Rows the relay deletes from the outbox between two vacuums of it.
+VACUUM_EVERY = 5_000
+
+
 class OutboxRelay:
     """Publishes committed events from the outbox to JetStream, then deletes their rows.
 
@@ -187,6 +191,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.published = 0
+        self._deleted_since_vacuum = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -277,6 +282,7 @@ class OutboxRelay:
                             self._wake.clear()
                             n = await self.publish_pending(conn)
                             backoff = 0.2
+                            await self._vacuum_if_due(conn, n)
                             if n < self.batch_size:
                                 await self._sleep(self.poll_interval)
                                 # Let the commits of the next few milliseconds join this batch:
@@ -292,6 +298,15 @@ class OutboxRelay:
                 log.warning("relay_retry", error=repr(exc), backoff=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    async def _vacuum_if_due(self, conn: asyncpg.Connection, deleted: int) -> None:
+        """The outbox is a queue: every row is deleted soon after it is written. Its dead rows
+        are cleared here every few thousand events rather than at autovacuum's pace (a minute),
+        so reading the oldest pending rows never walks far past deleted ones."""
+        self._deleted_since_vacuum += deleted
+        if self._deleted_since_vacuum >= VACUUM_EVERY:
+            self._deleted_since_vacuum = 0
+            await conn.execute("VACUUM (SKIP_LOCKED) outbox")
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

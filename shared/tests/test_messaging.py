@@ -320,3 +320,21 @@ async def test_events_pending_before_the_outbox_named_log_places_are_still_publi
         await wait_for(published)
         async with rt.pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_the_relay_clears_the_outbox_of_dead_rows_as_it_goes(service_settings, monkeypatch) -> None:
+    from salesplatform import messaging
+
+    monkeypatch.setattr(messaging, "VACUUM_EVERY", 3)
+    async with Runtime(definition(), service_settings) as rt:
+        for i in range(4):
+            await rt.run_command("open_sheet", {"sheet_id": f"v{i}", "title": "M"}, REP)
+
+        async def vacuumed() -> bool:
+            async with rt.pool.acquire() as conn:
+                await conn.execute("SELECT pg_stat_clear_snapshot()")
+                return bool(await conn.fetchval(
+                    "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'"
+                ))
+
+        await wait_for(vacuumed)
