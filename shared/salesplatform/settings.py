@@ -23,7 +23,7 @@ class ServiceSettings(BaseSettings):
     pool_max: int = 10
     relay_batch: int = 500
     consumer_batch: int = 500
-    ingest_batch: int = 100
+    ingest_batch: int = 250
     ingest_workers: int = 3
     max_deliveries: int = 5
     poll_interval: float = 1.0
