@@ -302,9 +302,10 @@ class OutboxRelay:
     async def _vacuum_if_due(self, conn: asyncpg.Connection, deleted: int) -> None:
         """The outbox is a queue: every row is deleted soon after it is written. Its dead rows
         are cleared here every few thousand events rather than at autovacuum's pace (a minute),
-        so reading the oldest pending rows never walks far past deleted ones."""
+        so reading the oldest pending rows never walks far past deleted ones. Only once the
+        relay has caught up: with a backlog, each vacuum would scan what is still pending."""
         self._deleted_since_vacuum += deleted
-        if self._deleted_since_vacuum >= VACUUM_EVERY:
+        if deleted < self.batch_size and self._deleted_since_vacuum >= VACUUM_EVERY:
             self._deleted_since_vacuum = 0
             await conn.execute("VACUUM (SKIP_LOCKED) outbox")
 
