@@ -221,8 +221,9 @@ def read_memory(pid: int) -> tuple[float, float] | None:
     return values["VmRSS"], values.get("VmHWM", values["VmRSS"])
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time a process has used so far, from /proc/<pid>/stat."""
+def cpu_seconds(pid: int | None, *, reaped_children: bool = False) -> float | None:
+    """User + system CPU time a process has used so far, from /proc/<pid>/stat. With
+    `reaped_children`, also that of its children that have exited and been waited for."""
     if pid is None:
         return None
     try:
@@ -230,8 +231,11 @@ def cpu_seconds(pid: int | None) -> float | None:
     except (OSError, IndexError):
         return None
     ticks = os.sysconf("SC_CLK_TCK")
-    # Fields after the command name: state is [0]; utime and stime are [11] and [12].
-    return (int(fields[11]) + int(fields[12])) / ticks
+    # Fields after the command name: state is [0]; utime, stime, cutime, cstime are [11]..[14].
+    used = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        used += int(fields[13]) + int(fields[14])
+    return used / ticks
 
 
 def children_of(parent: int) -> list[int]:
@@ -254,8 +258,9 @@ class CpuMeter:
     processes, the load generator (this process), PostgreSQL (postmaster and backends) and
     nats-server. Per operation it says which process the time goes to.
 
-    A backend that exits between two readings takes its CPU time with it; the pools here are
-    long-lived, so that loss is small."""
+    PostgreSQL's share counts the backends running now and, through the postmaster's account of
+    the children it has waited for, those that exited since (a connection closed between two
+    readings would otherwise take its CPU time with it)."""
 
     def __init__(self, stack: Stack, services: Mapping[str, int | None]) -> None:
         self.stack = stack
@@ -278,7 +283,9 @@ class CpuMeter:
         out["load generator (bench process)"] = times.user + times.system
         postmaster = self._postmaster()
         if postmaster is not None:
-            out["postgres"] = sum(cpu_seconds(p) or 0.0 for p in [postmaster, *children_of(postmaster)])
+            out["postgres"] = (cpu_seconds(postmaster, reaped_children=True) or 0.0) + sum(
+                cpu_seconds(p) or 0.0 for p in children_of(postmaster)
+            )
         process = self.stack.nats.process
         if process is not None:
             out["nats-server"] = cpu_seconds(process.pid) or 0.0
