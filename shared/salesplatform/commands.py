@@ -325,10 +325,12 @@ class _Batch:
         self.retry_alone: list[int] = []
         self.locked: dict[str, str] = {}  # projection locks held, with their schemas
         self.replays: dict[tuple[str, str | None], Result] = {}
+        self.prepared: dict[int, tuple[CommandSpec, Command]] = {}
         self.wave = Wave()
         self.appended = False
 
     async def run(self, prepared: list[tuple[int, CommandSpec, Command]]) -> None:
+        self.prepared = {i: (spec, command) for i, spec, command in prepared}
         self.replays = await self.bus._stored_results(self.conn, [self.requests[i] for i, _, _ in prepared])
         for i, spec, command in prepared:
             request = self.requests[i]
@@ -440,9 +442,7 @@ class _Batch:
             log.warning("wave_failed", commands=len(wave.members), exc_info=True)
             self._forget(wave)
             for i in wave.members:
-                request = self.requests[i]
-                spec, command = self.bus._prepare(request)
-                await self._run_at_once(i, spec, command)
+                await self._run_at_once(i, *self.prepared[i])
             return
         self.appended = self.appended or bool(recorded)
         first = self.outcomes[wave.members[0]]

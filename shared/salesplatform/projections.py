@@ -133,14 +133,7 @@ async def apply_inline(
     relevant = [e for e in events if projection.handles(e)]
     if not relevant:
         return [] if restore else ([], None)
-    schema = locked.get(projection.name) if locked is not None else None
-    if schema is None:
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock_shared(hashtext($1))", _lock_key(projection.name)
-        )
-        schema = await active_schema(conn, projection.name)
-        if locked is not None:
-            locked[projection.name] = schema
+    schema = await locked_schema(conn, projection.name, locked if locked is not None else {})
     # Restore whatever search_path the caller had: a reactor runs commands from inside its
     # own projection and must find its own tables again afterwards.
     previous = await conn.fetchval(
@@ -154,6 +147,17 @@ async def apply_inline(
         return await projection.apply_batch(conn, relevant)
     finally:
         await conn.execute("SELECT set_config('search_path', $1, true)", previous)
+
+
+async def locked_schema(conn: asyncpg.Connection, projection_name: str, locked: dict[str, str]) -> str:
+    """The active schema of a projection, with its lock held shared until the transaction ends,
+    so no rebuild switches it meanwhile. `locked` remembers, for the rest of the transaction,
+    the projections already locked and their schemas."""
+    schema = locked.get(projection_name)
+    if schema is None:
+        await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext($1))", _lock_key(projection_name))
+        schema = locked[projection_name] = await active_schema(conn, projection_name)
+    return schema
 
 
 async def active_schema(conn: asyncpg.Connection, projection_name: str) -> str:

@@ -6,6 +6,7 @@ inline projections and the outbox row commit together.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -290,15 +291,27 @@ async def load_stream(
 
 
 async def load_payloads(
-    conn: asyncpg.Connection, stream_id: str
-) -> list[tuple[str, int, dict[str, Any]]]:
-    """A stream as (event_type, schema_version, data), in order: what replaying an aggregate
-    needs, without building envelopes (the command path loads a stream per command)."""
-    rows = await conn.fetch(
-        "SELECT event_type, schema_version, data FROM events WHERE stream_id = $1 ORDER BY stream_version",
-        stream_id,
+    conn: asyncpg.Connection, after: dict[str, int]
+) -> dict[str, list[tuple[str, int, dict[str, Any]]]]:
+    """Streams as (event_type, schema_version, data) in order, each from after the version
+    given: what replaying aggregates needs, without building envelopes (the command path loads
+    streams for every command). One index range scan per stream (a join against an array of
+    streams was measured several times slower on a fast-growing log)."""
+    rows = await conn.fetch(_streams_after(len(after)), *(x for pair in after.items() for x in pair))
+    out: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
+    for r in rows:
+        out.setdefault(r[0], []).append((r[1], r[2], r[3]))
+    return out
+
+
+@functools.cache
+def _streams_after(n: int) -> str:
+    one = (
+        "SELECT stream_id, event_type, schema_version, data, stream_version FROM events"
+        " WHERE stream_id = ${} AND stream_version > ${}"
     )
-    return [(r[0], r[1], r[2]) for r in rows]
+    parts = [one.format(2 * i + 1, 2 * i + 2) for i in range(n)]
+    return " UNION ALL ".join(f"({p})" for p in parts) + " ORDER BY stream_id, stream_version"
 
 
 async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:

@@ -9,8 +9,6 @@ statements for each.
 
 from __future__ import annotations
 
-import functools
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,21 +19,11 @@ from salesplatform.aggregate import Aggregate, AggregateCache
 from salesplatform.clock import Clock
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor, Event, EventRegistry
-from salesplatform.projections import Change, Projection, active_schema, apply_inline
-from salesplatform.store import NewEvent, RecordedEvent, StreamAppend, append_streams
+from salesplatform.projections import Change, Projection, apply_inline, locked_schema
+from salesplatform.store import NewEvent, RecordedEvent, StreamAppend, append_streams, load_payloads
 
 A = TypeVar("A", bound=Aggregate)
 Write = Callable[[asyncpg.Connection], Awaitable[object]]
-
-
-@functools.cache
-def _streams_after(n: int) -> str:
-    """A read of `n` streams, each from after a version: one index range scan per stream (a
-    join against an array of streams was measured several times slower on a fast-growing log)."""
-    one = "SELECT stream_id, event_type, schema_version, data, stream_version FROM events" \
-          " WHERE stream_id = ${} AND stream_version > ${}"
-    parts = [one.format(2 * i + 1, 2 * i + 2) for i in range(n)]
-    return " UNION ALL ".join(f"({p})" for p in parts) + " ORDER BY stream_id, stream_version"
 
 
 class WaveConflict(Exception):
@@ -61,9 +49,6 @@ class Wave:
     results: list[tuple[str, str, Any]] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     members: list[int] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.members)
 
     def take(self, uow: UnitOfWork, member: int) -> None:
         self.appends.extend(uow.deferred)
@@ -127,17 +112,15 @@ class UnitOfWork:
         after: dict[str, int] = {}
         for sid, agg in zip(stream_ids, start, strict=True):
             after.setdefault(sid, agg.version if agg is not None else 0)
-        rows = await self.conn.fetch(_streams_after(len(after)), *(x for pair in after.items() for x in pair))
+        stored = await load_payloads(self.conn, after)
         decode = self.registry.decode_payload
-        events: dict[str, list[Event]] = defaultdict(list)
-        for r in rows:
-            events[r[0]].append(decode(r[1], r[2], r[3]))
         loaded: list[Aggregate] = []
         for (cls, i), sid, agg in zip(wanted, stream_ids, start, strict=True):
+            events = [decode(t, v, data) for t, v, data in stored.get(sid, ())]
             if agg is None:
-                agg = cls.replay(i, events.get(sid, []))
+                agg = cls.replay(i, events)
             else:
-                for event in events.get(sid, ()):
+                for event in events:
                     agg.apply(event)
                     agg.version += 1
             loaded.append(agg)
@@ -165,16 +148,7 @@ class UnitOfWork:
         """The active schema of each projection, for reads in this transaction. Takes each
         projection's lock shared, so no rebuild switches it before the transaction ends: all
         reads and inline writes of the transaction use one generation."""
-        out: dict[str, str] = {}
-        for name in projection_names:
-            schema = self.locked_projections.get(name)
-            if schema is None:
-                await self.conn.execute(
-                    "SELECT pg_advisory_xact_lock_shared(hashtext($1))", f"projection:{name}"
-                )
-                schema = self.locked_projections[name] = await active_schema(self.conn, name)
-            out[name] = schema
-        return out
+        return {name: await locked_schema(self.conn, name, self.locked_projections) for name in projection_names}
 
     async def save(self, *aggregates: Aggregate) -> None:
         for agg in aggregates:
