@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,7 +31,7 @@ from salesplatform.errors import (
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.projections import Change, Projection
 from salesplatform.store import append_streams
-from salesplatform.uow import UnitOfWork, Wave, WaveConflict, apply_all_inline
+from salesplatform.uow import ClaimBusy, UnitOfWork, Wave, WaveConflict, apply_all_inline, try_claims
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +56,9 @@ class CommandSpec:
     summary: str
     # In a batch, its writes join the others' (see `UnitOfWork.claim` for what it promises).
     batched: bool = False
+    # The keys the handler will claim, known from the command alone: a batch takes them all
+    # in one statement before it runs its commands.
+    claims: Callable[[Any], Iterable[str]] | None = None
 
 
 @dataclass
@@ -114,6 +117,7 @@ class CommandBus:
 
     def command(
         self, cls: type[Command], *, roles: set[Role] | None = None, summary: str = "", batched: bool = False,
+        claims: Callable[[Any], Iterable[str]] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register the handler of `cls`; `roles` limits who may send it at all (the handler
         still checks finer rules like territory).
@@ -121,13 +125,15 @@ class CommandBus:
         `batched`: in a batch (ingest, group commit) the handler's writes are applied together
         with other batched commands'. The handler promises to read other streams only through
         the unit of work, to name with `uow.claim` every read-model key it reads that a batched
-        command may change, and to raise before it saves when it refuses."""
+        command may change, and to raise before it saves when it refuses. `claims`: the keys
+        the handler claims, from the command, for a batch to take ahead."""
 
         def decorate(fn: Handler) -> Handler:
             if cls.name in self.specs:
                 raise ValueError(f"command {cls.name} registered twice")
             self.specs[cls.name] = CommandSpec(
-                cls, fn, frozenset(roles) if roles else None, summary or (fn.__doc__ or "").strip(), batched
+                cls, fn, frozenset(roles) if roles else None, summary or (fn.__doc__ or "").strip(), batched,
+                claims,
             )
             return fn
 
@@ -158,12 +164,14 @@ class CommandBus:
         command: Command,
         *,
         locked: dict[str, str] | None = None,
+        held_claims: set[str] | None = None,
         looked_up: bool = False,
         notify: bool = True,
     ) -> tuple[Result, bool, UnitOfWork]:
         """Run one command inside the caller's open transaction. Returns (result, replayed).
 
         `looked_up`: the caller already checked the idempotency key (a batch does it once).
+        `held_claims`: the batch's claims; a claim held elsewhere is then not waited for.
         """
         key = request.idempotency_key
         uow = UnitOfWork(
@@ -178,6 +186,9 @@ class CommandBus:
         )
         if locked is not None:
             uow.locked_projections = locked
+        if held_claims is not None:
+            uow.held_claims = held_claims
+            uow.waits_for_claims = False
         if key is not None and not looked_up:
             stored = await conn.fetchval(
                 "SELECT result FROM command_results WHERE command = $1 AND idempotency_key = $2",
@@ -324,6 +335,7 @@ class _Batch:
         self.outcomes = outcomes
         self.retry_alone: list[int] = []
         self.locked: dict[str, str] = {}  # projection locks held, with their schemas
+        self.held: set[str] = set()  # claims held
         self.replays: dict[tuple[str, str | None], Result] = {}
         self.prepared: dict[int, tuple[CommandSpec, Command]] = {}
         self.wave = Wave()
@@ -332,6 +344,7 @@ class _Batch:
     async def run(self, prepared: list[tuple[int, CommandSpec, Command]]) -> None:
         self.prepared = {i: (spec, command) for i, spec, command in prepared}
         self.replays = await self.bus._stored_results(self.conn, [self.requests[i] for i, _, _ in prepared])
+        await self._claim_ahead(prepared)
         for i, spec, command in prepared:
             request = self.requests[i]
             if request.idempotency_key is not None:
@@ -347,11 +360,24 @@ class _Batch:
         if self.appended:
             await self.conn.execute("SELECT pg_notify('events', '')")
 
+    async def _claim_ahead(self, prepared: list[tuple[int, CommandSpec, Command]]) -> None:
+        """Take the claims the commands declare, in one statement; a key another transaction
+        holds is left, and the command claiming it runs again alone after the batch."""
+        keys: set[str] = set()
+        for i, spec, command in prepared:
+            request = self.requests[i]
+            if spec.claims is None or (request.name, request.idempotency_key) in self.replays:
+                continue
+            keys.update(spec.claims(command))
+        if keys:
+            self.held.update(await try_claims(self.conn, sorted(keys)))
+
     def _unit_of_work(self, request: Request, wave: Wave | None) -> UnitOfWork:
         return UnitOfWork(
             self.conn, self.bus.registry, self.bus.clock, request.actor, self.bus.inline_projections,
             correlation_id=request.correlation_id or str(uuid.uuid4()), causation_id=request.causation_id,
             locked_projections=self.locked, wave=wave, cache=self.bus.aggregates,
+            held_claims=self.held, waits_for_claims=False,
         )
 
     async def _run_deferred(self, i: int, spec: CommandSpec, command: Command) -> bool:
@@ -368,6 +394,9 @@ class _Batch:
                 if conflict.own or attempt == 2:
                     return False
                 continue
+            except ClaimBusy:
+                self.retry_alone.append(i)
+                return True
             except ConcurrencyConflict as exc:
                 # Raised by a read (a lock wait PostgreSQL broke): the transaction may be lost.
                 raise _BatchBroken(str(exc)) from exc
@@ -391,10 +420,12 @@ class _Batch:
     async def _run_at_once(self, i: int, spec: CommandSpec, command: Command) -> None:
         """Run a command in a savepoint, writing as it goes."""
         request = self.requests[i]
+        held_before = set(self.held)
         try:
             async with self.conn.transaction():
                 result, replayed, uow = await self.bus._run_in(
-                    self.conn, request, spec, command, locked=self.locked, looked_up=True, notify=False
+                    self.conn, request, spec, command, locked=self.locked, held_claims=self.held,
+                    looked_up=True, notify=False,
                 )
             self.appended = self.appended or bool(uow.recorded)
             self.outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed, seen=uow.seen)
@@ -402,13 +433,16 @@ class _Batch:
                 # A later command of this batch with the same key replays it.
                 self.replays[(request.name, request.idempotency_key)] = result
         except (ConcurrencyConflict, asyncpg.UniqueViolationError, *_RETRYABLE):
+            self.held.intersection_update(held_before)
             self.retry_alone.append(i)
         except ServiceError as exc:
+            self.held.intersection_update(held_before)  # claims taken in the savepoint went with it
             self.outcomes[i] = Outcome(False, error=exc)
         except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
             raise
         except Exception:
             # A fault in one handler must not fail the others in the batch.
+            self.held.intersection_update(held_before)
             log.exception("command_failed", command=request.name)
             self.outcomes[i] = Outcome(False, error=InternalError(f"{request.name} failed"))
 

@@ -17,13 +17,44 @@ import asyncpg
 
 from salesplatform.aggregate import Aggregate, AggregateCache
 from salesplatform.clock import Clock
-from salesplatform.errors import NotFound
+from salesplatform.errors import ConcurrencyConflict, NotFound
 from salesplatform.events import Actor, Event, EventRegistry
 from salesplatform.projections import Change, Projection, apply_inline, locked_schema
 from salesplatform.store import NewEvent, RecordedEvent, StreamAppend, append_streams, load_payloads
 
 A = TypeVar("A", bound=Aggregate)
 Write = Callable[[asyncpg.Connection], Awaitable[object]]
+
+
+# A claim is a transaction-scoped advisory lock in a key space of its own (the two-int form:
+# a class number for claims and the hash of the key). Two keys with one hash only wait more.
+_CLAIM_CLASS = 0x636C
+
+
+async def try_claims(conn: asyncpg.Connection, keys: Sequence[str]) -> list[str]:
+    """Lock each key no other transaction holds; returns the keys now held."""
+    return list(await conn.fetchval(
+        "SELECT coalesce(array_agg(k), '{}') FROM unnest($1::text[]) AS k"
+        " WHERE pg_try_advisory_xact_lock($2, hashtext(k))",
+        list(keys), _CLAIM_CLASS,
+    ))
+
+
+async def wait_for_claims(conn: asyncpg.Connection, keys: Sequence[str]) -> None:
+    """Lock the keys, waiting for transactions that hold them; in one order everywhere, so two
+    waiters never hold one key each of the other's."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($2, h)"
+        " FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY 1) AS ordered",
+        list(keys), _CLAIM_CLASS,
+    )
+
+
+class ClaimBusy(ConcurrencyConflict):
+    """A key this command claims is held by another transaction, and the command runs in a
+    batch, which does not wait: it runs again alone after the batch."""
+
+    code = "claim_busy"
 
 
 class WaveConflict(Exception):
@@ -81,6 +112,10 @@ class UnitOfWork:
     wave: Wave | None = None
     deferred: list[StreamAppend] = field(default_factory=list)
     claimed: set[str] = field(default_factory=set)
+    # Claims this transaction holds (shared by the units of work of one batch), and whether a
+    # claim held elsewhere is waited for (alone) or refused with `ClaimBusy` (in a batch).
+    held_claims: set[str] = field(default_factory=set)
+    waits_for_claims: bool = True
     side_writes: list[Write] = field(default_factory=list)
     # Committed aggregates to start loads from; and what this command loaded, for the cache
     # once the transaction commits.
@@ -133,16 +168,29 @@ class UnitOfWork:
             raise NotFound(f"{what or cls.stream_prefix} {id} does not exist", code=f"{cls.stream_prefix}_not_found")
         return agg
 
-    def claim(self, *keys: str) -> None:
+    async def claim(self, *keys: str) -> None:
         """Name the read-model state this command reads and may change (say `customer:c1` for a
-        customer's open orders and invoices). In a batch, commands claiming one key run one
-        after the other, each seeing the last one's writes; alone it does nothing."""
-        if self.wave is None:
-            return
-        for key in keys:
-            if key in self.wave.keys:
-                raise WaveConflict(f"{key} is claimed earlier in the batch")
-        self.claimed.update(keys)
+        customer's open orders and invoices), before reading it. Commands claiming one key run
+        one after the other, each seeing the last one's writes: in a batch by waves, across
+        transactions by a lock held until commit. Alone, a command waits for the lock; in a
+        batch it does not (`ClaimBusy`: it runs again alone once the batch has committed), so
+        batches never wait for each other."""
+        if self.wave is not None:
+            for key in keys:
+                if key in self.wave.keys:
+                    raise WaveConflict(f"{key} is claimed earlier in the batch")
+        missing = sorted(set(keys) - self.held_claims)
+        if missing:
+            if self.waits_for_claims:
+                await wait_for_claims(self.conn, missing)
+                self.held_claims.update(missing)
+            else:
+                self.held_claims.update(await try_claims(self.conn, missing))
+                busy = [k for k in missing if k not in self.held_claims]
+                if busy:
+                    raise ClaimBusy(f"{', '.join(busy)} is held by another transaction")
+        if self.wave is not None:
+            self.claimed.update(keys)
 
     async def schemas(self, *projection_names: str) -> dict[str, str]:
         """The active schema of each projection, for reads in this transaction. Takes each

@@ -173,6 +173,8 @@ class BreakTransaction(Command):
 between_saves: list[Any] = []
 # A test sets this to act between a batched count's decision and the batch's commit.
 after_count: list[Any] = []
+# A test sets this to hold a capped count between its read of the totals and its commit.
+after_cap_check: list[Any] = []
 
 
 def build_bus(reg: EventRegistry, clock: Clock) -> CommandBus:
@@ -194,9 +196,9 @@ def build_bus(reg: EventRegistry, clock: Clock) -> CommandBus:
             await hook(cmd.sheet_id)
         return {"sheet_id": cmd.sheet_id, "total": sheet.total, "version": sheet.version}
 
-    @bus.command(CountWithinCap, roles={Role.rep}, batched=True)
+    @bus.command(CountWithinCap, roles={Role.rep}, batched=True, claims=lambda cmd: ["all-sheets"])
     async def count_within_cap(cmd: CountWithinCap, uow: UnitOfWork) -> dict:
-        uow.claim("all-sheets")
+        await uow.claim("all-sheets")
         schema = (await uow.schemas("sheet_totals"))["sheet_totals"]
         total = await uow.conn.fetchval(f"SELECT coalesce(sum(total), 0) FROM {schema}.totals")
         if total + cmd.count > cmd.cap:
@@ -204,6 +206,8 @@ def build_bus(reg: EventRegistry, clock: Clock) -> CommandBus:
         sheet = await uow.get(Sheet, cmd.sheet_id)
         sheet.count(cmd.count)
         await uow.save(sheet)
+        for hook in after_cap_check:
+            await hook(cmd.sheet_id)
         return {"sheet_id": cmd.sheet_id, "total": total + cmd.count}
 
     @bus.command(OpenAndCount, roles={Role.rep}, batched=True)

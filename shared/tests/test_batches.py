@@ -3,6 +3,8 @@ applied together in waves, and the result is what running them one after the oth
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest_asyncio
 
 from salesplatform.commands import Request
@@ -10,6 +12,7 @@ from salesplatform.events import Actor, Role
 from salesplatform.projections import reading
 from salesplatform.service import Runtime
 from salesplatform.store import load_stream
+from salesplatform.uow import try_claims
 
 import tally
 from tally import definition, new_event
@@ -153,3 +156,69 @@ async def test_writes_beside_the_events_commit_with_their_wave_only(rt) -> None:
         notes = await conn.fetch("SELECT sheet_id, note FROM public.sheet_notes ORDER BY sheet_id")
     assert [tuple(n) for n in notes] == [("a", "on a"), ("a", "on a"), ("b", "on b")]
     assert await totals(rt) == {"a": 2, "b": 1}
+
+
+def capped(sheet: str, n: int = 3, cap: int = 5) -> Request:
+    return Request("count_within_cap", {"sheet_id": sheet, "count": n, "cap": cap}, REP)
+
+
+async def _hold_first_capped_count(rt: Runtime, first, second) -> tuple[list, list]:
+    """Runs `first` until its capped count has read the totals and decided, then `second`
+    while the first's transaction is still open; then lets the first commit."""
+    decided, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(sheet_id: str) -> None:
+        if sheet_id == "a":
+            decided.set()
+            await release.wait()
+
+    tally.after_cap_check.append(hold)
+    try:
+        first_task = asyncio.create_task(first())
+        await asyncio.wait_for(decided.wait(), 10)
+        second_task = asyncio.create_task(second())
+        await asyncio.sleep(0.3)  # the second is now waiting for the first's claim, or done
+        async with rt.pool.acquire() as conn:
+            during = [r[0] for r in await conn.fetch("SELECT stream_id FROM events ORDER BY position")]
+        release.set()
+        first_out, second_out = await asyncio.wait_for(asyncio.gather(first_task, second_task), 10)
+    finally:
+        tally.after_cap_check.clear()
+    return [first_out, second_out], during
+
+
+async def test_a_claim_orders_commands_of_concurrent_batches(rt) -> None:
+    """Two batches in concurrent transactions each count 3 under a cap of 5: the second must
+    not decide on totals the first is about to change. It does not wait inside its batch (the
+    batch's other command commits while the first still runs); it runs again alone after its
+    batch, waits for the first's claim, and is refused."""
+    await rt.bus.dispatch_many([open_("a"), open_("b"), open_("c")])
+    (first, second), during = await _hold_first_capped_count(
+        rt,
+        lambda: rt.bus.dispatch_many([capped("a")]),
+        lambda: rt.bus.dispatch_many([capped("b"), count("c")]),
+    )
+    assert first[0].ok
+    assert not second[0].ok and second[0].error.code == "over_cap"
+    assert second[1].ok
+    assert during[-1] == "sheet-c"  # the second batch committed its other command meanwhile
+    assert await totals(rt) == {"a": 3, "b": 0, "c": 1}
+
+
+async def test_a_claim_orders_commands_run_alone(rt) -> None:
+    await rt.bus.dispatch_many([open_("a"), open_("b")])
+    (first, second), _ = await _hold_first_capped_count(
+        rt, lambda: rt.bus.dispatch(capped("a")), lambda: rt.bus.dispatch(capped("b")),
+    )
+    assert first.ok
+    assert not second.ok and second.error.code == "over_cap"
+    assert await totals(rt) == {"a": 3, "b": 0}
+
+
+async def test_claims_are_released_at_commit(rt) -> None:
+    await rt.bus.dispatch_many([open_("a"), open_("b")])
+    assert (await rt.bus.dispatch_many([capped("a", 1)]))[0].ok
+    async with rt.pool.acquire() as conn:
+        async with conn.transaction():
+            assert await try_claims(conn, ["all-sheets"]) == ["all-sheets"]
+    assert (await rt.bus.dispatch(capped("b", 1))).ok

@@ -3,10 +3,14 @@ deadline, deposits, promotions, cancellation, and bad input that changes nothing
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+from salesplatform.commands import Request
 from salesplatform.projections import reading
+from salesplatform.uow import try_claims
 
+from orders_service.application.ordering import customer_claim
 from orders_service.application.timers import check_deadlines
 from orders_testkit import (
     AREA_MANAGER, CLERK, OTHER_AREA_MANAGER, OTHER_REP, REP, SALES_MANAGER, SUPERVISOR, SYSTEM,
@@ -87,6 +91,28 @@ async def test_credit_limit_and_overdue_debt_send_orders_to_the_sales_manager(rt
     clock.advance(timedelta(days=11))
     late = await ok(rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 1}]}, REP)
     assert (late["approval_reasons"], late["required_role"]) == (["overdue_receivables"], "sales_manager")
+
+
+async def test_orders_of_one_customer_in_concurrent_transactions_are_decided_one_after_the_other(rt) -> None:
+    """While another transaction holds the customer's credit claim, an order for that customer
+    is not decided, alone or in a batch; once it commits, each decides on the other's order."""
+    await define_skus(rt)
+    await add_customer(rt, "c1", credit_limit_fen=5_000)
+    line = {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 10}]}  # 3,000 each
+    before = await event_count(rt)
+    async with rt.pool.acquire() as holder:
+        tx = holder.transaction()
+        await tx.start()
+        assert await try_claims(holder, [customer_claim("c1")]) == ["customer:c1"]
+        alone = asyncio.create_task(rt.run_command("place_order", line, REP))
+        batch = asyncio.create_task(rt.bus.dispatch_many([Request("place_order", line, REP)]))
+        await asyncio.sleep(0.5)
+        assert not alone.done() and not batch.done()
+        assert await event_count(rt) == before
+        await tx.commit()
+    decided = [await asyncio.wait_for(alone, 10), (await asyncio.wait_for(batch, 10))[0]]
+    assert all(o.ok for o in decided)
+    assert sorted(o.result["status"] for o in decided) == ["confirmed", "pending_approval"]
 
 
 async def test_prices_between_floor_and_list_are_the_area_managers_call(rt) -> None:

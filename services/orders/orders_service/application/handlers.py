@@ -108,7 +108,7 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     # -- orders ---------------------------------------------------------------------------
 
     @bus.command(
-        c.PlaceOrder, roles=SELLERS, batched=True,
+        c.PlaceOrder, roles=SELLERS, batched=True, claims=lambda cmd: [ordering.customer_claim(cmd.customer_id)],
         summary="Place an order; it is confirmed at once unless a rule sends it for approval.",
     )
     async def place_order(cmd: c.PlaceOrder, uow: UnitOfWork) -> dict[str, Any]:

@@ -29,6 +29,12 @@ def order_id_for_key(sender: str, key: str) -> str:
     return str(uuid.uuid5(_ORDER_KEY_NS, f"{sender}:{key}"))
 
 
+def customer_claim(customer_id: str) -> str:
+    """The key of a customer's open orders and invoices, which decide its credit check: orders
+    of one customer are decided one after the other (`UnitOfWork.claim`)."""
+    return f"customer:{customer_id}"
+
+
 def summary(order: Order, **extra: Any) -> dict[str, Any]:
     return {
         "order_id": order.id, "status": order.status, "amount_fen": order.amount_fen,
@@ -54,9 +60,7 @@ async def place(
     now = uow.clock.now()
     day = business_date or business_date_of(now, policy.timezone)
     skus = [line.sku for line in lines]
-    # The customer's open orders and invoices decide the credit check: orders of one customer
-    # in one batch are decided one after the other.
-    uow.claim(f"customer:{customer_id}")
+    await uow.claim(customer_claim(customer_id))
     context = await lookups.order_context(uow, customer_id, skus, day, here=directory_here)
     if context.card is None:
         raise NotFound(f"customer {customer_id} is not known here", code="unknown_customer", field="customer_id")
