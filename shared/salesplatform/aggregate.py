@@ -79,6 +79,11 @@ class AggregateCache:
         self._items.move_to_end(stream_id)
         return copy.deepcopy(agg)
 
+    def version(self, stream_id: str) -> int:
+        """The version a load of the stream starts from (0: not kept)."""
+        agg = self._items.get(stream_id)
+        return agg.version if agg is not None else 0
+
     def put(self, aggregates: Iterable[Aggregate]) -> None:
         if self.size <= 0:
             return

@@ -31,7 +31,9 @@ from salesplatform.errors import (
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.projections import Change, Projection
 from salesplatform.store import append_streams
-from salesplatform.uow import ClaimBusy, UnitOfWork, Wave, WaveConflict, apply_all_inline, try_claims
+from salesplatform.uow import (
+    ClaimBusy, Preloaded, UnitOfWork, Wave, WaveConflict, apply_all_inline, wait_for_claims,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +48,7 @@ class Command(BaseModel):
 
 Result = dict[str, Any]
 Handler = Callable[[Any, UnitOfWork], Awaitable[Result]]
+Preload = Callable[[UnitOfWork, list[tuple["Request", Any]]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class CommandSpec:
     # The keys the handler will claim, known from the command alone: a batch takes them all
     # in one statement before it runs its commands.
     claims: Callable[[Any], Iterable[str]] | None = None
+    # Reads ahead for a batch's commands of this kind: (unit of work, [(request, command)]).
+    preload: Preload | None = None
 
 
 @dataclass
@@ -117,7 +122,7 @@ class CommandBus:
 
     def command(
         self, cls: type[Command], *, roles: set[Role] | None = None, summary: str = "", batched: bool = False,
-        claims: Callable[[Any], Iterable[str]] | None = None,
+        claims: Callable[[Any], Iterable[str]] | None = None, preload: Preload | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register the handler of `cls`; `roles` limits who may send it at all (the handler
         still checks finer rules like territory).
@@ -126,14 +131,16 @@ class CommandBus:
         with other batched commands'. The handler promises to read other streams only through
         the unit of work, to name with `uow.claim` every read-model key it reads that a batched
         command may change, and to raise before it saves when it refuses. `claims`: the keys
-        the handler claims, from the command, for a batch to take ahead."""
+        the handler claims, from the command, for a batch to take ahead. `preload`: reads a
+        batch makes once for all its commands of this kind (`UnitOfWork.preload_streams`,
+        `Preloaded.keep`) before running them; their handlers find them in `uow.preloaded`."""
 
         def decorate(fn: Handler) -> Handler:
             if cls.name in self.specs:
                 raise ValueError(f"command {cls.name} registered twice")
             self.specs[cls.name] = CommandSpec(
                 cls, fn, frozenset(roles) if roles else None, summary or (fn.__doc__ or "").strip(), batched,
-                claims,
+                claims, preload,
             )
             return fn
 
@@ -165,6 +172,7 @@ class CommandBus:
         *,
         locked: dict[str, str] | None = None,
         held_claims: set[str] | None = None,
+        preloaded: Preloaded | None = None,
         looked_up: bool = False,
         notify: bool = True,
     ) -> tuple[Result, bool, UnitOfWork]:
@@ -189,6 +197,7 @@ class CommandBus:
         if held_claims is not None:
             uow.held_claims = held_claims
             uow.waits_for_claims = False
+        uow.preloaded = preloaded
         if key is not None and not looked_up:
             stored = await conn.fetchval(
                 "SELECT result FROM command_results WHERE command = $1 AND idempotency_key = $2",
@@ -336,6 +345,7 @@ class _Batch:
         self.retry_alone: list[int] = []
         self.locked: dict[str, str] = {}  # projection locks held, with their schemas
         self.held: set[str] = set()  # claims held
+        self.preloaded = Preloaded()
         self.replays: dict[tuple[str, str | None], Result] = {}
         self.prepared: dict[int, tuple[CommandSpec, Command]] = {}
         self.wave = Wave()
@@ -343,8 +353,9 @@ class _Batch:
 
     async def run(self, prepared: list[tuple[int, CommandSpec, Command]]) -> None:
         self.prepared = {i: (spec, command) for i, spec, command in prepared}
-        self.replays = await self.bus._stored_results(self.conn, [self.requests[i] for i, _, _ in prepared])
         await self._claim_ahead(prepared)
+        self.replays = await self.bus._stored_results(self.conn, [self.requests[i] for i, _, _ in prepared])
+        await self._preload(prepared)
         for i, spec, command in prepared:
             request = self.requests[i]
             if request.idempotency_key is not None:
@@ -361,23 +372,33 @@ class _Batch:
             await self.conn.execute("SELECT pg_notify('events', '')")
 
     async def _claim_ahead(self, prepared: list[tuple[int, CommandSpec, Command]]) -> None:
-        """Take the claims the commands declare, in one statement; a key another transaction
-        holds is left, and the command claiming it runs again alone after the batch."""
-        keys: set[str] = set()
+        """Take the claims the commands declare, in one statement, waiting for transactions
+        that hold them: batches over the same customers run one after the other. All batches
+        take their declared claims at once in one order, so they never deadlock; a claim a
+        handler makes beyond them does not wait (`ClaimBusy`)."""
+        keys = {key for _, spec, command in prepared if spec.claims is not None for key in spec.claims(command)}
+        if keys:
+            await wait_for_claims(self.conn, sorted(keys))
+            self.held.update(keys)
+
+    async def _preload(self, prepared: list[tuple[int, CommandSpec, Command]]) -> None:
+        """Let each kind of command read ahead for all of its commands in the batch."""
+        by_spec: dict[str, tuple[CommandSpec, list[tuple[Request, Command]]]] = {}
         for i, spec, command in prepared:
             request = self.requests[i]
-            if spec.claims is None or (request.name, request.idempotency_key) in self.replays:
+            if spec.preload is None or (request.name, request.idempotency_key) in self.replays:
                 continue
-            keys.update(spec.claims(command))
-        if keys:
-            self.held.update(await try_claims(self.conn, sorted(keys)))
+            by_spec.setdefault(request.name, (spec, []))[1].append((request, command))
+        for spec, items in by_spec.values():
+            assert spec.preload is not None
+            await spec.preload(self._unit_of_work(items[0][0], None), items)
 
     def _unit_of_work(self, request: Request, wave: Wave | None) -> UnitOfWork:
         return UnitOfWork(
             self.conn, self.bus.registry, self.bus.clock, request.actor, self.bus.inline_projections,
             correlation_id=request.correlation_id or str(uuid.uuid4()), causation_id=request.causation_id,
             locked_projections=self.locked, wave=wave, cache=self.bus.aggregates,
-            held_claims=self.held, waits_for_claims=False,
+            held_claims=self.held, waits_for_claims=False, preloaded=self.preloaded,
         )
 
     async def _run_deferred(self, i: int, spec: CommandSpec, command: Command) -> bool:
@@ -425,8 +446,9 @@ class _Batch:
             async with self.conn.transaction():
                 result, replayed, uow = await self.bus._run_in(
                     self.conn, request, spec, command, locked=self.locked, held_claims=self.held,
-                    looked_up=True, notify=False,
+                    preloaded=self.preloaded, looked_up=True, notify=False,
                 )
+            self.preloaded.wrote({e.envelope.stream_id for e in uow.recorded}, uow.claimed)
             self.appended = self.appended or bool(uow.recorded)
             self.outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed, seen=uow.seen)
             if request.idempotency_key is not None:
@@ -479,6 +501,7 @@ class _Batch:
                 await self._run_at_once(i, *self.prepared[i])
             return
         self.appended = self.appended or bool(recorded)
+        self.preloaded.wrote(wave.streams, wave.keys)
         first = self.outcomes[wave.members[0]]
         assert first is not None
         first.changes = changes

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import asyncpg
 
@@ -20,7 +20,9 @@ from salesplatform.clock import Clock
 from salesplatform.errors import ConcurrencyConflict, NotFound
 from salesplatform.events import Actor, Event, EventRegistry
 from salesplatform.projections import Change, Projection, apply_inline, locked_schema
-from salesplatform.store import NewEvent, RecordedEvent, StreamAppend, append_streams, load_payloads
+from salesplatform.store import (
+    NewEvent, RecordedEvent, StreamAppend, append_streams, load_many_payloads, load_payloads,
+)
 
 A = TypeVar("A", bound=Aggregate)
 Write = Callable[[asyncpg.Connection], Awaitable[object]]
@@ -89,6 +91,46 @@ class Wave:
         self.members.append(member)
 
 
+Payloads = list[tuple[str, int, dict[str, Any]]]
+_MISSING = object()
+
+
+@dataclass
+class Preloaded:
+    """What a batch read ahead for its commands, a statement for all of them instead of one per
+    command: streams from the versions their loads start at, and read-model values, each
+    filed under the claim key that orders its writers. A stream the batch writes afterwards, or
+    a key a command of the batch claimed and wrote, is read again. (A stream another
+    transaction appends to meanwhile needs nothing here: the append's version guard refuses.)"""
+
+    streams: dict[str, tuple[int, Payloads]] = field(default_factory=dict)
+    values: dict[tuple[str, str], tuple[Any, str]] = field(default_factory=dict)
+    written: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+
+    def events_after(self, stream_id: str, version: int) -> Payloads | None:
+        kept = self.streams.get(stream_id)
+        if kept is None or kept[0] != version or stream_id in self.written:
+            return None
+        return kept[1]
+
+    def keep(self, kind: str, key: str, value: Any, *, claim: str) -> None:
+        self.values[(kind, key)] = (value, claim)
+
+    def value(self, kind: str, key: str) -> Any:
+        """The value kept, or `Preloaded.MISSING` when there is none or it went stale."""
+        kept = self.values.get((kind, key))
+        if kept is None or kept[1] in self.changed:
+            return _MISSING
+        return kept[0]
+
+    def wrote(self, streams: set[str], keys: set[str]) -> None:
+        self.written.update(streams)
+        self.changed.update(keys)
+
+    MISSING: ClassVar[object] = _MISSING
+
+
 @dataclass
 class UnitOfWork:
     """Lives inside one open transaction on `conn`; the caller commits or rolls back.
@@ -116,6 +158,8 @@ class UnitOfWork:
     # claim held elsewhere is waited for (alone) or refused with `ClaimBusy` (in a batch).
     held_claims: set[str] = field(default_factory=set)
     waits_for_claims: bool = True
+    # Reads the batch made ahead (none alone).
+    preloaded: Preloaded | None = None
     side_writes: list[Write] = field(default_factory=list)
     # Committed aggregates to start loads from; and what this command loaded, for the cache
     # once the transaction commits.
@@ -145,9 +189,16 @@ class UnitOfWork:
             self.cache.get(sid) if self.cache is not None else None for sid in stream_ids
         ]
         after: dict[str, int] = {}
+        stored: dict[str, Payloads] = {}
         for sid, agg in zip(stream_ids, start, strict=True):
-            after.setdefault(sid, agg.version if agg is not None else 0)
-        stored = await load_payloads(self.conn, after)
+            version = agg.version if agg is not None else 0
+            ahead = self.preloaded.events_after(sid, version) if self.preloaded is not None else None
+            if ahead is not None:
+                stored[sid] = ahead
+            else:
+                after.setdefault(sid, version)
+        if after:
+            stored.update(await load_payloads(self.conn, after))
         decode = self.registry.decode_payload
         loaded: list[Aggregate] = []
         for (cls, i), sid, agg in zip(wanted, stream_ids, start, strict=True):
@@ -168,13 +219,26 @@ class UnitOfWork:
             raise NotFound(f"{what or cls.stream_prefix} {id} does not exist", code=f"{cls.stream_prefix}_not_found")
         return agg
 
+    async def preload_streams(self, stream_ids: Sequence[str]) -> None:
+        """Read these streams ahead, for the loads of the batch's commands (one statement)."""
+        if self.preloaded is None:
+            return
+        after = {sid: self.cache.version(sid) if self.cache is not None else 0 for sid in stream_ids}
+        after = {sid: v for sid, v in after.items() if sid not in self.preloaded.streams}
+        if not after:
+            return
+        stored = await load_many_payloads(self.conn, after)
+        for sid, version in after.items():
+            self.preloaded.streams[sid] = (version, stored.get(sid, []))
+
     async def claim(self, *keys: str) -> None:
         """Name the read-model state this command reads and may change (say `customer:c1` for a
         customer's open orders and invoices), before reading it. Commands claiming one key run
         one after the other, each seeing the last one's writes: in a batch by waves, across
-        transactions by a lock held until commit. Alone, a command waits for the lock; in a
-        batch it does not (`ClaimBusy`: it runs again alone once the batch has committed), so
-        batches never wait for each other."""
+        transactions by a lock held until commit. Alone, a command waits for the lock. A batch
+        takes the claims its commands declare ahead, waiting (`CommandSpec.claims`); a claim
+        beyond those does not wait in a batch (`ClaimBusy`: the command runs again alone once
+        the batch has committed), so two batches never wait for each other's handlers."""
         if self.wave is not None:
             for key in keys:
                 if key in self.wave.keys:
@@ -189,8 +253,7 @@ class UnitOfWork:
                 busy = [k for k in missing if k not in self.held_claims]
                 if busy:
                     raise ClaimBusy(f"{', '.join(busy)} is held by another transaction")
-        if self.wave is not None:
-            self.claimed.update(keys)
+        self.claimed.update(keys)
 
     async def schemas(self, *projection_names: str) -> dict[str, str]:
         """The active schema of each projection, for reads in this transaction. Takes each

@@ -146,6 +146,13 @@ class CountWithinCap(Command):
     cap: int
 
 
+class CountWithinCapUndeclared(CountWithinCap):
+    """`count_within_cap` that names its claim only in the handler, so a batch cannot take it
+    ahead."""
+
+    name = "count_within_cap_undeclared"
+
+
 class OpenAndCount(Command):
     """Opens a sheet and counts on it, loading it again in between (reads its own write)."""
 
@@ -187,7 +194,12 @@ def build_bus(reg: EventRegistry, clock: Clock) -> CommandBus:
         await uow.save(sheet)
         return {"sheet_id": cmd.sheet_id, "version": sheet.version}
 
-    @bus.command(CountVisits, roles={Role.rep, Role.supervisor, Role.system}, batched=True)
+    async def read_sheets_ahead(uow: UnitOfWork, items: list) -> None:
+        await uow.preload_streams([Sheet.stream_id_for(cmd.sheet_id) for _, cmd in items])
+
+    @bus.command(
+        CountVisits, roles={Role.rep, Role.supervisor, Role.system}, batched=True, preload=read_sheets_ahead,
+    )
     async def count_visits(cmd: CountVisits, uow: UnitOfWork) -> dict:
         sheet = await uow.get(Sheet, cmd.sheet_id)
         sheet.count(cmd.count)
@@ -196,6 +208,7 @@ def build_bus(reg: EventRegistry, clock: Clock) -> CommandBus:
             await hook(cmd.sheet_id)
         return {"sheet_id": cmd.sheet_id, "total": sheet.total, "version": sheet.version}
 
+    @bus.command(CountWithinCapUndeclared, roles={Role.rep}, batched=True)
     @bus.command(CountWithinCap, roles={Role.rep}, batched=True, claims=lambda cmd: ["all-sheets"])
     async def count_within_cap(cmd: CountWithinCap, uow: UnitOfWork) -> dict:
         await uow.claim("all-sheets")

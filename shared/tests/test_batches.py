@@ -158,13 +158,15 @@ async def test_writes_beside_the_events_commit_with_their_wave_only(rt) -> None:
     assert await totals(rt) == {"a": 2, "b": 1}
 
 
-def capped(sheet: str, n: int = 3, cap: int = 5) -> Request:
-    return Request("count_within_cap", {"sheet_id": sheet, "count": n, "cap": cap}, REP)
+def capped(sheet: str, n: int = 3, cap: int = 5, *, declared: bool = True) -> Request:
+    name = "count_within_cap" if declared else "count_within_cap_undeclared"
+    return Request(name, {"sheet_id": sheet, "count": n, "cap": cap}, REP)
 
 
 async def _hold_first_capped_count(rt: Runtime, first, second) -> tuple[list, list]:
     """Runs `first` until its capped count has read the totals and decided, then `second`
-    while the first's transaction is still open; then lets the first commit."""
+    while the first's transaction is still open; then lets the first commit. Also returns the
+    streams of the events committed while the first was held."""
     decided, release = asyncio.Event(), asyncio.Event()
 
     async def hold(sheet_id: str) -> None:
@@ -172,6 +174,8 @@ async def _hold_first_capped_count(rt: Runtime, first, second) -> tuple[list, li
             decided.set()
             await release.wait()
 
+    async with rt.pool.acquire() as conn:
+        last = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
     tally.after_cap_check.append(hold)
     try:
         first_task = asyncio.create_task(first())
@@ -179,7 +183,9 @@ async def _hold_first_capped_count(rt: Runtime, first, second) -> tuple[list, li
         second_task = asyncio.create_task(second())
         await asyncio.sleep(0.3)  # the second is now waiting for the first's claim, or done
         async with rt.pool.acquire() as conn:
-            during = [r[0] for r in await conn.fetch("SELECT stream_id FROM events ORDER BY position")]
+            during = [r[0] for r in await conn.fetch(
+                "SELECT stream_id FROM events WHERE position > $1 ORDER BY position", last,
+            )]
         release.set()
         first_out, second_out = await asyncio.wait_for(asyncio.gather(first_task, second_task), 10)
     finally:
@@ -189,19 +195,35 @@ async def _hold_first_capped_count(rt: Runtime, first, second) -> tuple[list, li
 
 async def test_a_claim_orders_commands_of_concurrent_batches(rt) -> None:
     """Two batches in concurrent transactions each count 3 under a cap of 5: the second must
-    not decide on totals the first is about to change. It does not wait inside its batch (the
-    batch's other command commits while the first still runs); it runs again alone after its
-    batch, waits for the first's claim, and is refused."""
+    not decide on totals the first is about to change. The claim is declared, so the second
+    batch takes it ahead, waiting: none of it commits before the first, then it is refused."""
     await rt.bus.dispatch_many([open_("a"), open_("b"), open_("c")])
     (first, second), during = await _hold_first_capped_count(
         rt,
         lambda: rt.bus.dispatch_many([capped("a")]),
         lambda: rt.bus.dispatch_many([capped("b"), count("c")]),
     )
+    assert during == []
     assert first[0].ok
     assert not second[0].ok and second[0].error.code == "over_cap"
     assert second[1].ok
-    assert during[-1] == "sheet-c"  # the second batch committed its other command meanwhile
+    assert await totals(rt) == {"a": 3, "b": 0, "c": 1}
+
+
+async def test_a_claim_made_only_in_a_handler_is_not_waited_for_in_a_batch(rt) -> None:
+    """The same with a claim the batch cannot take ahead: the second batch does not wait (its
+    other command commits while the first is held); the capped count runs again alone after
+    it, waits for the first's claim, and is refused."""
+    await rt.bus.dispatch_many([open_("a"), open_("b"), open_("c")])
+    (first, second), during = await _hold_first_capped_count(
+        rt,
+        lambda: rt.bus.dispatch_many([capped("a")]),
+        lambda: rt.bus.dispatch_many([capped("b", declared=False), count("c")]),
+    )
+    assert during == ["sheet-c"]
+    assert first[0].ok
+    assert not second[0].ok and second[0].error.code == "over_cap"
+    assert second[1].ok
     assert await totals(rt) == {"a": 3, "b": 0, "c": 1}
 
 

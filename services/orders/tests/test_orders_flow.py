@@ -115,6 +115,33 @@ async def test_orders_of_one_customer_in_concurrent_transactions_are_decided_one
     assert sorted(o.result["status"] for o in decided) == ["confirmed", "pending_approval"]
 
 
+async def test_orders_of_one_batch_each_decide_on_what_the_ones_before_wrote(rt) -> None:
+    """A batch reads its orders' customers, SKUs and promotions ahead, once; what a command of
+    the batch changes (a promotion planned, a customer's open orders, a promotion's budget, an
+    order placed) is read again by the commands after it."""
+    await define_skus(rt)
+    await add_customer(rt, "c1", credit_limit_fen=5_000)
+    await add_customer(rt, "c2")
+    cola = {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 10}]}
+    outcomes = await rt.bus.dispatch_many([
+        Request("plan_promotion", {
+            "promotion_id": "spring", "name": "Spring cola", "starts_on": "2026-03-01", "ends_on": "2026-03-31",
+            "skus": ["COLA"], "channels": ["retail"], "discount_percent": 10, "budget_fen": 500,
+        }, SALES_MANAGER),
+        Request("place_order", cola, REP),
+        Request("place_order", cola, REP),
+        Request("place_order", {"order_id": "o-1", "customer_id": "c2", "lines": [{"sku": "TEA", "quantity": 1}]}, REP),
+        Request("place_order", {"order_id": "o-1", "customer_id": "c2", "lines": [{"sku": "TEA", "quantity": 1}]}, REP),
+    ])
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    first, second, once, again = (o.result for o in outcomes[1:])
+    assert (first["status"], first["amount_fen"], first["lines"][0]["promotion_id"]) == ("confirmed", 2700, "spring")
+    # the budget is spent, and 2,700 open + 3,000 passes the limit of 5,000
+    assert (second["amount_fen"], second["lines"][0]["promotion_id"]) == (3000, None)
+    assert (second["status"], second["approval_reasons"]) == ("pending_approval", ["credit_limit_exceeded"])
+    assert "already_placed" not in once and again["already_placed"] is True
+
+
 async def test_prices_between_floor_and_list_are_the_area_managers_call(rt) -> None:
     await define_skus(rt)
     await add_customer(rt, "c1")

@@ -3,14 +3,15 @@ read models kept inline with this service's own events. Each takes the command's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import asyncpg
 
-from salesplatform.errors import ConcurrencyConflict
 from salesplatform.projections import active_schema
-from salesplatform.uow import UnitOfWork
+from salesplatform.uow import Preloaded, UnitOfWork
 
 from orders_service.domain.customers import CustomerCard
 from orders_service.domain.ordering import CreditPosition
@@ -18,6 +19,8 @@ from orders_service.domain.receivables import OpenInvoice
 from orders_service.domain.returns import Returned
 
 DIRECTORY = "customer_directory"
+# Claimed by commands that change promotions, which orders read.
+PROMOTIONS_CLAIM = "promotions"
 
 _CARD_COLUMNS = (
     "customer_id, status, district_id, area_id, division_id, rep_id, channel, grade,"
@@ -38,45 +41,99 @@ async def customer_card(conn: asyncpg.Connection, customer_id: str, *, here: boo
 
 @dataclass(frozen=True)
 class OrderContext:
-    """What deciding an order needs from the read side, fetched in one round trip."""
+    """What deciding an order needs from the read side."""
 
     card: CustomerCard | None
     position: CreditPosition
     promotion_ids: list[str]
 
 
+@dataclass(frozen=True)
+class CustomerStanding:
+    """A customer's card and credit position as of one business day."""
+
+    card: CustomerCard | None
+    position: CreditPosition
+
+
 async def order_context(
     uow: UnitOfWork, customer_id: str, skus: list[str], day: date, *, here: bool = False,
 ) -> OrderContext:
     """The customer card, its credit position (open and overdue invoices, confirmed orders not
-    yet invoiced) and the promotions covering these SKUs on `day`. `here`: the directory
+    yet invoiced) and the promotions covering these SKUs on `day`: read ahead by the batch
+    (`preload_order_contexts`) when it still holds, else read now. `here`: the directory
     generation on the search path (the reactor), as in `customer_card`."""
+    standing: Any = Preloaded.MISSING
+    promotions: Any = Preloaded.MISSING
+    if uow.preloaded is not None and not here:
+        standing = uow.preloaded.value("standing", f"{customer_id}@{day}")
+        promotions = uow.preloaded.value("promotions", str(day))
+    if standing is Preloaded.MISSING or promotions is Preloaded.MISSING:
+        standings, promotions = await _read_standings(uow, [customer_id], skus, day, here=here)
+        standing = standings[customer_id]
+    wanted = set(skus)
+    promotion_ids = sorted(p for p, covered in promotions.items() if wanted & covered)
+    return OrderContext(standing.card, standing.position, promotion_ids)
+
+
+async def preload_order_contexts(
+    uow: UnitOfWork, customer_ids: list[str], skus: list[str], day: date, *, claim_of: Callable[[str], str],
+) -> dict[str, list[str]]:
+    """Read the order contexts of a batch's orders at once, for `order_context` to find. Each
+    customer's standing is kept under its claim (`claim_of`): once an order of the batch for
+    that customer is written, it is read again. Returns the promotions in scope by id, with
+    their SKUs."""
+    assert uow.preloaded is not None
+    standings, promotions = await _read_standings(uow, customer_ids, skus, day)
+    for customer_id, standing in standings.items():
+        uow.preloaded.keep("standing", f"{customer_id}@{day}", standing, claim=claim_of(customer_id))
+    uow.preloaded.keep("promotions", str(day), promotions, claim=PROMOTIONS_CLAIM)
+    return {p: sorted(covered) for p, covered in promotions.items()}
+
+
+async def _read_standings(
+    uow: UnitOfWork, customer_ids: list[str], skus: list[str], day: date, *, here: bool = False,
+) -> tuple[dict[str, CustomerStanding], dict[str, set[str]]]:
+    """The standing of each customer (an unknown one has no card), and the promotions running
+    on `day` that cover any of `skus` with the SKUs each covers: two statements, whatever the
+    number of customers."""
     s = await uow.schemas("receivables", "order_board", "promotions", *(() if here else (DIRECTORY,)))
     customers = "customers" if here else f"{s[DIRECTORY]}.customers"
-    row = await uow.conn.fetchrow(
+    rows = await uow.conn.fetch(
         f"""
-        SELECT {_CARD_COLUMNS_OF_C},
-               (SELECT coalesce(sum(open_fen), 0)::bigint FROM {s["receivables"]}.invoices i
-                 WHERE i.customer_id = $1 AND i.open_fen > 0) AS open_invoices_fen,
-               (SELECT coalesce(sum(open_fen), 0)::bigint FROM {s["receivables"]}.invoices i
-                 WHERE i.customer_id = $1 AND i.open_fen > 0 AND i.due_on < $3) AS overdue_fen,
-               (SELECT coalesce(sum(amount_fen), 0)::bigint FROM {s["order_board"]}.orders o
-                 WHERE o.customer_id = $1 AND o.status IN ('confirmed', 'dispatched')) AS open_orders_fen,
-               (SELECT coalesce(array_agg(promotion_id ORDER BY promotion_id), '{{}}')
-                  FROM {s["promotions"]}.promotions p
-                 WHERE p.starts_on <= $3 AND p.ends_on >= $3 AND p.skus && $2::text[]) AS promotion_ids
-        FROM (SELECT 1) AS one LEFT JOIN {customers} c ON c.customer_id = $1
+        SELECT k.wanted_id, {_CARD_COLUMNS_OF_C},
+               coalesce(inv.open_fen, 0)::bigint AS open_invoices_fen,
+               coalesce(inv.overdue_fen, 0)::bigint AS overdue_fen,
+               coalesce(ord.open_fen, 0)::bigint AS open_orders_fen
+        FROM unnest($1::text[]) AS k(wanted_id)
+        LEFT JOIN {customers} c ON c.customer_id = k.wanted_id
+        LEFT JOIN LATERAL (
+            SELECT sum(open_fen) AS open_fen, sum(open_fen) FILTER (WHERE i.due_on < $2) AS overdue_fen
+              FROM {s["receivables"]}.invoices i WHERE i.customer_id = k.wanted_id AND i.open_fen > 0
+        ) inv ON true
+        LEFT JOIN LATERAL (
+            SELECT sum(amount_fen) AS open_fen FROM {s["order_board"]}.orders o
+             WHERE o.customer_id = k.wanted_id AND o.status IN ('confirmed', 'dispatched')
+        ) ord ON true
         """,
-        customer_id, skus, day,
+        sorted(set(customer_ids)), day,
     )
-    card = None
-    if row["customer_id"] is not None:
-        card = CustomerCard(**{k: row[k] for k in CustomerCard.__dataclass_fields__})
-    position = CreditPosition(
-        open_invoices_fen=row["open_invoices_fen"], open_orders_fen=row["open_orders_fen"],
-        overdue_fen=row["overdue_fen"],
+    standings: dict[str, CustomerStanding] = {}
+    for row in rows:
+        card = None
+        if row["customer_id"] is not None:
+            card = CustomerCard(**{k: row[k] for k in CustomerCard.__dataclass_fields__})
+        position = CreditPosition(
+            open_invoices_fen=row["open_invoices_fen"], open_orders_fen=row["open_orders_fen"],
+            overdue_fen=row["overdue_fen"],
+        )
+        standings[row["wanted_id"]] = CustomerStanding(card, position)
+    promotions = await uow.conn.fetch(
+        f"SELECT promotion_id, skus FROM {s['promotions']}.promotions"
+        " WHERE starts_on <= $1 AND ends_on >= $1 AND skus && $2::text[]",
+        day, sorted(set(skus)),
     )
-    return OrderContext(card, position, list(row["promotion_ids"]))
+    return standings, {r["promotion_id"]: set(r["skus"]) for r in promotions}
 
 
 async def open_invoices(conn: asyncpg.Connection, customer_id: str) -> list[OpenInvoice]:
@@ -105,18 +162,6 @@ async def known_skus(conn: asyncpg.Connection, skus: list[str]) -> set[str]:
     schema = await active_schema(conn, "catalogue")
     rows = await conn.fetch(f"SELECT sku FROM {schema}.skus WHERE sku = ANY($1::text[])", skus)
     return {r["sku"] for r in rows}
-
-
-async def lock(conn: asyncpg.Connection, key: str) -> None:
-    """Serialise commands that check a sum over several streams (a customer's open invoices, an
-    order's returns). An advisory lock writes nothing, so the events append stays the
-    transaction's first write. Two batches of commands (group commit) taking the same keys in
-    opposite order deadlock; PostgreSQL breaks that by failing one wait, which is turned into a
-    conflict so the bus runs that command again on its own."""
-    try:
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
-    except asyncpg.DeadlockDetectedError as exc:
-        raise ConcurrencyConflict(f"{key} is being changed by another transaction") from exc
 
 
 async def customer_cards(conn: asyncpg.Connection, customer_ids: list[str]) -> dict[str, CustomerCard]:

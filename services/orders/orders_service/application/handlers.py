@@ -109,17 +109,13 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
 
     @bus.command(
         c.PlaceOrder, roles=SELLERS, batched=True, claims=lambda cmd: [ordering.customer_claim(cmd.customer_id)],
+        preload=lambda uow, items: ordering.preload(uow, items, policy),
         summary="Place an order; it is confirmed at once unless a rule sends it for approval.",
     )
     async def place_order(cmd: c.PlaceOrder, uow: UnitOfWork) -> dict[str, Any]:
-        if cmd.order_id:
-            order_id = cmd.order_id
-        elif cmd.idempotency_key:
-            order_id = ordering.order_id_for_key(uow.actor.id, cmd.idempotency_key)
-        else:
-            order_id = str(uuid.uuid4())
+        order_id = ordering.requested_order_id(cmd, uow.actor.id)
         return await ordering.place(
-            uow, order_id=order_id, customer_id=cmd.customer_id,
+            uow, order_id=order_id or str(uuid.uuid4()), new_id=order_id is None, customer_id=cmd.customer_id,
             lines=[RequestedLine(x.sku, x.quantity, x.unit_price_fen) for x in cmd.lines],
             source=cmd.source, visit_id=cmd.visit_id, policy=policy,
             authorize=lambda card: require_territory(uow.actor, card),
@@ -236,7 +232,7 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     async def record_payment(cmd: c.RecordPayment, uow: UnitOfWork) -> dict[str, Any]:
         card = await known_customer(uow, cmd.customer_id)
         require_territory(uow.actor, card)
-        await lookups.lock(uow.conn, f"receivables:{card.customer_id}")
+        await uow.claim(f"receivables:{card.customer_id}")
         open_now = await lookups.open_invoices(uow.conn, card.customer_id)
         requested = [(a.invoice_id, a.amount_fen) for a in cmd.allocations] if cmd.allocations else None
         allocations = allocate(cmd.amount_fen, open_now, requested)
@@ -273,6 +269,7 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         summary="Plan a promotion (促销): period, SKUs, channels, discount or gift rule, cost budget.",
     )
     async def plan_promotion(cmd: c.PlanPromotion, uow: UnitOfWork) -> dict[str, Any]:
+        await uow.claim(lookups.PROMOTIONS_CLAIM)  # orders of this batch read promotions again
         unknown = set(cmd.skus) - await lookups.known_skus(uow.conn, cmd.skus)
         if unknown:
             raise NotFound(f"unknown SKUs: {', '.join(sorted(unknown))}", code="unknown_sku", field="skus")
@@ -295,7 +292,7 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     async def request_return(cmd: c.RequestReturn, uow: UnitOfWork) -> dict[str, Any]:
         order = await uow.get(Order, cmd.order_id, "order")
         await require_order_territory(uow, order)
-        await lookups.lock(uow.conn, f"returns:{order.id}")
+        await uow.claim(f"returns:{order.id}")
         ret = await uow.load(ReturnRequest, cmd.return_id or str(uuid.uuid4()))
         detail = f"{cmd.wrong_shipment_kind}: {cmd.detail}".strip() if cmd.wrong_shipment_kind else cmd.detail
         ret.request(

@@ -8,12 +8,15 @@ from datetime import date, datetime
 from typing import Any
 
 from salesplatform.clock import business_date as business_date_of
+from salesplatform.aggregate import Aggregate
+from salesplatform.commands import Request
 from salesplatform.errors import DomainError, NotFound
 from salesplatform.events import Role
 from salesplatform.uow import UnitOfWork
 
 from orders_service.adapters import lookups
 from orders_service.domain.catalogue import Sku
+from orders_service.domain.commands import PlaceOrder
 from orders_service.domain.customers import CustomerCard
 from orders_service.domain.events import Source
 from orders_service.domain.order import Order
@@ -27,6 +30,16 @@ _ORDER_KEY_NS = uuid.UUID("2f4e7b1c-5a8d-4c3e-9b6f-7d1a0e2c8b45")
 def order_id_for_key(sender: str, key: str) -> str:
     """An idempotency key names one order per sender, so a retry finds the order it made."""
     return str(uuid.uuid5(_ORDER_KEY_NS, f"{sender}:{key}"))
+
+
+def requested_order_id(cmd: PlaceOrder, sender: str) -> str | None:
+    """The order id a `place_order` names: its own, or the one its idempotency key stands for
+    (None: the order gets a new id)."""
+    if cmd.order_id:
+        return cmd.order_id
+    if cmd.idempotency_key:
+        return order_id_for_key(sender, cmd.idempotency_key)
+    return None
 
 
 def customer_claim(customer_id: str) -> str:
@@ -45,18 +58,36 @@ def summary(order: Order, **extra: Any) -> dict[str, Any]:
     }
 
 
+async def preload(uow: UnitOfWork, items: list[tuple[Request, PlaceOrder]], policy: OrderPolicy) -> None:
+    """Read ahead what a batch's orders need (`place` finds it in the unit of work): the
+    customers' standings and the promotions in scope, and the streams of the orders, their
+    SKUs and those promotions."""
+    day = business_date_of(uow.clock.now(), policy.timezone)
+    skus = sorted({line.sku for _, cmd in items for line in cmd.lines})
+    promotions = await lookups.preload_order_contexts(
+        uow, [cmd.customer_id for _, cmd in items], skus, day, claim_of=customer_claim,
+    )
+    order_ids = {requested_order_id(cmd, request.actor.id) for request, cmd in items} - {None}
+    await uow.preload_streams([
+        *(Order.stream_id_for(o) for o in sorted(order_ids) if o is not None),
+        *(Sku.stream_id_for(s) for s in skus),
+        *(Promotion.stream_id_for(p) for p in promotions),
+    ])
+
+
 async def place(
     uow: UnitOfWork, *, order_id: str, customer_id: str, lines: list[RequestedLine], source: Source,
     visit_id: str | None, policy: OrderPolicy, rep_id: str | None = None,
     authorize: Callable[[CustomerCard], None] | None = None, directory_here: bool = False,
-    business_date: date | None = None, placed_at: datetime | None = None,
+    business_date: date | None = None, placed_at: datetime | None = None, new_id: bool = False,
 ) -> dict[str, Any]:
     """Load what the decision needs, decide, save. An order id that already exists for the same
     customer is the same order again: nothing is appended and its state is returned.
 
     The order's rep: `rep_id`, else the placing rep, else the customer's rep. `authorize` checks
     the caller may act for the customer; `directory_here` reads the customer from the directory
-    generation on the search path (the reactor, applying inside it)."""
+    generation on the search path (the reactor, applying inside it). `new_id`: the order id
+    was just made, so no stream of it can exist to read."""
     now = uow.clock.now()
     day = business_date or business_date_of(now, policy.timezone)
     skus = [line.sku for line in lines]
@@ -66,10 +97,12 @@ async def place(
         raise NotFound(f"customer {customer_id} is not known here", code="unknown_customer", field="customer_id")
     if authorize is not None:
         authorize(context.card)
-    loaded = await uow.load_many(
-        [(Order, order_id), *((Sku, s) for s in skus), *((Promotion, p) for p in context.promotion_ids)],
-    )
-    order = loaded[0]
+    wanted: list[tuple[type[Aggregate], str]] = [(Sku, s) for s in skus]
+    wanted += [(Promotion, p) for p in context.promotion_ids]
+    if not new_id:
+        wanted.insert(0, (Order, order_id))
+    loaded = await uow.load_many(wanted)
+    order = Order(order_id) if new_id else loaded.pop(0)
     assert isinstance(order, Order)
     if order.exists:
         if order.customer_id != customer_id:
@@ -77,8 +110,8 @@ async def place(
         return summary(order, already_placed=True)
     if rep_id is None:
         rep_id = uow.actor.id if uow.actor.role == Role.rep else context.card.rep_id
-    catalogue = {s: sku for s, sku in zip(skus, loaded[1:1 + len(skus)], strict=True)}
-    promotions = [p for p in loaded[1 + len(skus):] if isinstance(p, Promotion)]
+    catalogue = {s: sku for s, sku in zip(skus, loaded[:len(skus)], strict=True)}
+    promotions = [p for p in loaded[len(skus):] if isinstance(p, Promotion)]
     used = take_order(
         order, customer=context.card, requested=lines, skus=catalogue, promotions=promotions,
         position=context.position, placer=uow.actor, rep_id=rep_id, source=source, visit_id=visit_id,
