@@ -99,8 +99,9 @@ _MISSING = object()
 class Preloaded:
     """What a batch read ahead for its commands, a statement for all of them instead of one per
     command: streams from the versions their loads start at, and read-model values, each
-    filed under the claim key that orders its writers. A stream the batch writes afterwards, or
-    a key a command of the batch claimed and wrote, is read again. (A stream another
+    filed under the claim key that orders its writers (or the stream whose writers change it).
+    A stream the batch writes afterwards, or a key a command of the batch claimed and wrote, is
+    read again. (A stream another
     transaction appends to meanwhile needs nothing here: the append's version guard refuses.)"""
 
     streams: dict[str, tuple[int, Payloads]] = field(default_factory=dict)
@@ -120,7 +121,7 @@ class Preloaded:
     def value(self, kind: str, key: str) -> Any:
         """The value kept, or `Preloaded.MISSING` when there is none or it went stale."""
         kept = self.values.get((kind, key))
-        if kept is None or kept[1] in self.changed:
+        if kept is None or kept[1] in self.changed or kept[1] in self.written:
             return _MISSING
         return kept[0]
 

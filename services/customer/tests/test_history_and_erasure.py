@@ -8,6 +8,8 @@ from datetime import timedelta
 import nats
 import orjson
 
+from salesplatform.commands import Request
+
 INDIVIDUAL = {
     "name": "刘芳", "address": "上海市徐汇区漕溪北路8弄3号", "phone": "13700001111",
     "nature": "individual", "ownership": None, "channel": "retail", "location_type": "residential",
@@ -131,3 +133,28 @@ async def test_an_individuals_nature_is_fixed(api, org, outlet) -> None:
     person = (await api.ok(org.r1, "register_customer", outlet(**INDIVIDUAL)))["customer_id"]
     r = await api.command(org.s1, "classify_customer", {"customer_id": person, "nature": "company", "reason": "x"})
     assert r.status_code == 409 and r.json()["error"]["code"] == "individual_nature_fixed"
+
+
+async def test_contacts_logged_in_one_batch_with_an_erasure_seal_with_the_key_of_their_moment(
+    rt, archive, org,
+) -> None:
+    """A batch reads its customers' keys ahead; an erasure in the batch is seen by the contact
+    logged after it, which seals with a new key, not the destroyed one."""
+    person = await archive.approved(org.r1)
+    async with rt.pool.acquire() as conn:
+        before = await conn.fetchval("SELECT key_id::text FROM customer_keys WHERE customer_id = $1", person)
+    contact = {"customer_id": person, "channel": "phone"}
+    outcomes = await rt.bus.dispatch_many([
+        Request("log_contact", {**contact, "note": "上午来电"}, org.r1),
+        Request("erase_personal_data", {"customer_id": person, "reason": "本人申请删除"}, org.clerk),
+        Request("log_contact", {**contact, "note": "下午又来电"}, org.r1),
+    ])
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    async with rt.pool.acquire() as conn:
+        keys = [r[0] for r in await conn.fetch("SELECT key_id::text FROM customer_keys WHERE customer_id = $1", person)]
+        contacts = [r[0] for r in await conn.fetch(
+            "SELECT data::text FROM events WHERE stream_id = $1 AND event_type = 'customer.contact_logged'"
+            " ORDER BY stream_version", f"customer-{person}",
+        )]
+    assert len(keys) == 1 and keys[0] != before
+    assert before in contacts[0] and keys[0] in contacts[1]

@@ -20,7 +20,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from salesplatform.uow import UnitOfWork
+from salesplatform.uow import Preloaded, UnitOfWork
 
 _VERSION = "v1"
 Keys = dict[str, bytes]  # key id → key
@@ -61,15 +61,35 @@ def open_sealed(token: str, keys: Keys, customer_id: str) -> dict[str, Any] | No
     return part
 
 
-async def key_for_writing(conn: asyncpg.Connection, customer_id: str) -> DataKey:
-    """The customer's current key, or a new one (after an erasure, or for a new card)."""
-    row = await conn.fetchrow(
-        "SELECT key_id, key FROM public.customer_keys WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 1",
-        customer_id,
-    )
-    if row is not None:
-        return DataKey(str(row["key_id"]), customer_id, bytes(row["key"]), new=False)
+async def key_for_writing(uow: UnitOfWork, customer_id: str) -> DataKey:
+    """The customer's current key, or a new one (after an erasure, or for a new card): as the
+    batch read it ahead (`preload_keys`) unless the customer's stream was written since."""
+    found: Any = Preloaded.MISSING
+    if uow.preloaded is not None:
+        found = uow.preloaded.value("data_key", customer_id)
+    if found is Preloaded.MISSING:
+        found = (await _current_keys(uow.conn, [customer_id])).get(customer_id)
+    if found is not None:
+        return found
     return DataKey(str(uuid.uuid4()), customer_id, AESGCM.generate_key(bit_length=256), new=True)
+
+
+async def preload_keys(uow: UnitOfWork, customer_ids: list[str]) -> None:
+    """Read the current keys of a batch's customers at once, for `key_for_writing`. A key
+    changes only with a write to its customer's stream, so it is kept under that stream."""
+    assert uow.preloaded is not None
+    current = await _current_keys(uow.conn, customer_ids)
+    for customer_id in customer_ids:
+        uow.preloaded.keep("data_key", customer_id, current.get(customer_id), claim=f"customer-{customer_id}")
+
+
+async def _current_keys(conn: asyncpg.Connection, customer_ids: list[str]) -> dict[str, DataKey]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (customer_id) customer_id, key_id, key FROM public.customer_keys"
+        " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id, created_at DESC",
+        customer_ids,
+    )
+    return {r["customer_id"]: DataKey(str(r["key_id"]), r["customer_id"], bytes(r["key"]), new=False) for r in rows}
 
 
 async def keep(uow: UnitOfWork, key: DataKey) -> None:

@@ -4,9 +4,10 @@ HTTP, NATS request/reply and ingest alike (the platform's bus)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from salesplatform.clock import Clock
-from salesplatform.commands import CommandBus, invalid
+from salesplatform.commands import CommandBus, Request, invalid
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import EventRegistry, Role
 from salesplatform.uow import UnitOfWork
@@ -135,7 +136,7 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
             TerritoryUnit, cmd.district_id)
         require_in_line(actor, Line(district.id, district.area_id, rep.id))
         customer_id = cmd.customer_id or str(uuid.uuid4())
-        key = await sealing.key_for_writing(uow.conn, customer_id)
+        key = await sealing.key_for_writing(uow, customer_id)
         customer = await uow.load(Customer, customer_id)
         reg = Registration(
             name=cmd.customer_name, address=cmd.address, phone=cmd.phone, nature=cmd.nature,
@@ -260,11 +261,16 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
         await uow.save(customer)
         return {"customer_id": customer.id, "rep_id": rep.id}
 
-    @bus.command(LogContact, roles={Role.rep, *LINE_MANAGERS}, batched=True)
+    async def read_customers_ahead(uow: UnitOfWork, items: list[tuple[Request, Any]]) -> None:
+        ids = sorted({cmd.customer_id for _, cmd in items})
+        await uow.preload_streams([Customer.stream_id_for(i) for i in ids])
+        await sealing.preload_keys(uow, ids)
+
+    @bus.command(LogContact, roles={Role.rep, *LINE_MANAGERS}, batched=True, preload=read_customers_ahead)
     async def log_contact(cmd: LogContact, uow: UnitOfWork) -> dict:
         customer = await _customer(uow, cmd.customer_id)
         require_in_line(uow.actor, line_of(customer))
-        key = await sealing.key_for_writing(uow.conn, customer.id)
+        key = await sealing.key_for_writing(uow, customer.id)
         customer.log_contact(uow.clock.now(), cmd.channel, cmd.note, seal=key.seal)
         await uow.save(customer)
         await sealing.keep(uow, key)
@@ -277,7 +283,7 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
         changes = card.validate_changes(cmd.changes)
         customer = await _customer(uow, cmd.customer_id)
         require_in_line(uow.actor, line_of(customer))
-        key = await sealing.key_for_writing(uow.conn, customer.id)
+        key = await sealing.key_for_writing(uow, customer.id)
         customer.update_profile(changes, cmd.reason, seal=key.seal)
         await uow.save(customer)
         await sealing.keep(uow, key)
