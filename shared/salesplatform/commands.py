@@ -30,7 +30,7 @@ from salesplatform.errors import (
 )
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.projections import Change, Projection
-from salesplatform.store import append_streams
+from salesplatform.store import RecordedEvent, append_streams
 from salesplatform.uow import (
     ClaimBusy, Preloaded, UnitOfWork, Wave, WaveConflict, apply_all_inline, wait_for_claims,
 )
@@ -346,6 +346,7 @@ class _Batch:
         self.locked: dict[str, str] = {}  # projection locks held, with their schemas
         self.held: set[str] = set()  # claims held
         self.preloaded = Preloaded()
+        self.written = False  # anything written in the transaction yet
         self.replays: dict[tuple[str, str | None], Result] = {}
         self.prepared: dict[int, tuple[CommandSpec, Command]] = {}
         self.wave = Wave()
@@ -441,6 +442,7 @@ class _Batch:
     async def _run_at_once(self, i: int, spec: CommandSpec, command: Command) -> None:
         """Run a command in a savepoint, writing as it goes."""
         request = self.requests[i]
+        self.written = True
         held_before = set(self.held)
         try:
             async with self.conn.transaction():
@@ -472,29 +474,29 @@ class _Batch:
         """Append the wave's events, apply them to the inline projections and keep its results,
         in a savepoint. If another transaction got there first, its commands run again alone
         after the batch; if an inline projection fails, each runs again here in a savepoint of
-        its own, so only the one at fault fails."""
+        its own, so only the one at fault fails.
+
+        The batch's first write needs no savepoint (two round trips fewer): if it fails, there
+        is nothing of the batch to keep, and every command runs again one by one."""
         wave, self.wave = self.wave, Wave()
         if not wave.members:
             return
+        first_write, self.written = not self.written, True
         try:
-            async with self.conn.transaction():
-                recorded = await append_streams(self.conn, wave.appends, outbox=True)
-                changes = await apply_all_inline(self.conn, self.bus.inline_projections, recorded, self.locked)
-                for write in wave.writes:
-                    await write(self.conn)
-                if wave.results:
-                    await self.conn.execute(
-                        "INSERT INTO command_results (command, idempotency_key, result)"
-                        " SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])",
-                        [r[0] for r in wave.results], [r[1] for r in wave.results], [r[2] for r in wave.results],
-                    )
-        except (ConcurrencyConflict, asyncpg.UniqueViolationError, *_RETRYABLE):
-            self._forget(wave)
-            self.retry_alone.extend(wave.members)
-            return
+            if first_write:
+                recorded, changes = await self._write(wave)
+            else:
+                async with self.conn.transaction():
+                    recorded, changes = await self._write(wave)
         except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
             raise
-        except Exception:
+        except Exception as exc:
+            if first_write:
+                raise _BatchBroken(f"the first wave failed: {exc!r}") from exc
+            if isinstance(exc, (ConcurrencyConflict, asyncpg.UniqueViolationError, *_RETRYABLE)):
+                self._forget(wave)
+                self.retry_alone.extend(wave.members)
+                return
             log.warning("wave_failed", commands=len(wave.members), exc_info=True)
             self._forget(wave)
             for i in wave.members:
@@ -505,6 +507,19 @@ class _Batch:
         first = self.outcomes[wave.members[0]]
         assert first is not None
         first.changes = changes
+
+    async def _write(self, wave: Wave) -> tuple[list[RecordedEvent], list[tuple[str, list[Change]]]]:
+        recorded = await append_streams(self.conn, wave.appends, outbox=True)
+        changes = await apply_all_inline(self.conn, self.bus.inline_projections, recorded, self.locked)
+        for write in wave.writes:
+            await write(self.conn)
+        if wave.results:
+            await self.conn.execute(
+                "INSERT INTO command_results (command, idempotency_key, result)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])",
+                [r[0] for r in wave.results], [r[1] for r in wave.results], [r[2] for r in wave.results],
+            )
+        return recorded, changes
 
     def _forget(self, wave: Wave) -> None:
         for i in wave.members:

@@ -138,6 +138,17 @@ async def test_a_failing_inline_projection_fails_only_its_command(rt) -> None:
     assert streams == {"sheet-a", "sheet-b"}
 
 
+async def test_a_failing_later_wave_keeps_the_wave_before_it(rt) -> None:
+    """The count on `a` reads what the first wave writes, so it starts a second wave with the
+    failing open; that wave is undone alone (a savepoint) and its good command runs again."""
+    outcomes = await rt.bus.dispatch_many([open_("a"), count("a", 2), open_("boom", "explode"), open_("b")])
+    assert [o.ok for o in outcomes] == [True, True, False, True]
+    assert outcomes[2].status == 500
+    async with rt.pool.acquire() as conn:
+        assert len({r[0] for r in await conn.fetch("SELECT tx_id FROM events")}) == 1
+    assert await totals(rt) == {"a": 2, "b": 0}
+
+
 async def test_a_statement_fault_in_a_wave_runs_the_batch_again_one_by_one(rt) -> None:
     outcomes = await rt.bus.dispatch_many([open_("a"), Request("break_transaction", {}, REP), open_("b")])
     assert [o.ok for o in outcomes] == [True, False, True]
