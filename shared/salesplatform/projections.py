@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -72,7 +72,30 @@ class Projection:
         return changes
 
 
+class StatementRuns:
+    """A projection's statements, sent in order, where a run of one statement with different
+    arguments (a batch's contacts logged, say) goes in one round trip (`executemany`). Call
+    `flush` before using the connection directly, and at the end."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self._sql = ""
+        self._args: list[Sequence[Any]] = []
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        if sql != self._sql:
+            await self.flush()
+            self._sql = sql
+        self._args.append(args)
+
+    async def flush(self) -> None:
+        if self._args:
+            await self.conn.executemany(self._sql, self._args)
+            self._args = []
+
+
 def _lock_key(name: str) -> str:
+    # sql/003_lock_projections.sql builds the same key.
     return f"projection:{name}"
 
 
@@ -153,11 +176,19 @@ async def locked_schema(conn: asyncpg.Connection, projection_name: str, locked: 
     """The active schema of a projection, with its lock held shared until the transaction ends,
     so no rebuild switches it meanwhile. `locked` remembers, for the rest of the transaction,
     the projections already locked and their schemas."""
-    schema = locked.get(projection_name)
-    if schema is None:
-        await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext($1))", _lock_key(projection_name))
-        schema = locked[projection_name] = await active_schema(conn, projection_name)
-    return schema
+    return (await locked_schemas(conn, [projection_name], locked))[projection_name]
+
+
+async def locked_schemas(conn: asyncpg.Connection, names: Sequence[str], locked: dict[str, str]) -> dict[str, str]:
+    """`locked_schema` of several projections, the ones not yet locked in one round trip."""
+    missing = [n for n in names if n not in locked]
+    if missing:
+        found = dict(await conn.fetch("SELECT name, active_schema FROM public.lock_projections($1::text[])", missing))
+        unknown = set(missing) - found.keys()
+        if unknown:
+            raise LookupError(f"no projection {', '.join(sorted(unknown))}")
+        locked.update(found)
+    return {n: locked[n] for n in names}
 
 
 async def active_schema(conn: asyncpg.Connection, projection_name: str) -> str:

@@ -19,7 +19,7 @@ from salesplatform.aggregate import Aggregate, AggregateCache
 from salesplatform.clock import Clock
 from salesplatform.errors import ConcurrencyConflict, NotFound
 from salesplatform.events import Actor, Event, EventRegistry
-from salesplatform.projections import Change, Projection, apply_inline, locked_schema
+from salesplatform.projections import Change, Projection, apply_inline, locked_schemas
 from salesplatform.store import (
     NewEvent, RecordedEvent, StreamAppend, append_streams, load_many_payloads, load_payloads,
 )
@@ -260,7 +260,7 @@ class UnitOfWork:
         """The active schema of each projection, for reads in this transaction. Takes each
         projection's lock shared, so no rebuild switches it before the transaction ends: all
         reads and inline writes of the transaction use one generation."""
-        return {name: await locked_schema(self.conn, name, self.locked_projections) for name in projection_names}
+        return await locked_schemas(self.conn, projection_names, self.locked_projections)
 
     async def save(self, *aggregates: Aggregate) -> None:
         for agg in aggregates:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from salesplatform.events import Actor, Role
-from salesplatform.projections import reading
+from salesplatform.projections import StatementRuns, locked_schemas, reading
 from salesplatform.service import Runtime
 
 from tally import definition
@@ -209,3 +209,43 @@ async def test_a_catch_up_batch_waits_for_the_disk_only_when_it_appended_events(
 
             assert (await catch_up_once(Watching(), Recording(react)))[0] >= 1
     assert settings == ["off", "on"]
+
+
+async def test_statement_runs_keep_order_and_send_a_run_at_once(db) -> None:
+    async with db.acquire() as conn:
+        await conn.execute("CREATE TEMP TABLE t (k text PRIMARY KEY, v int NOT NULL)")
+        await conn.execute("INSERT INTO t VALUES ('a', 1), ('b', 1)")
+        sent: list[int] = []
+
+        class Counting:
+            async def executemany(self, sql, args):
+                sent.append(len(args))
+                return await conn.executemany(sql, args)
+
+        runs = StatementRuns(Counting())  # type: ignore[arg-type]
+        for k in ("a", "b", "a"):
+            await runs.execute("UPDATE t SET v = v + 1 WHERE k = $1", k)
+        await runs.execute("UPDATE t SET v = v * 10 WHERE k = $1", "a")
+        await runs.execute("UPDATE t SET v = v + 1 WHERE k = $1", "a")
+        await runs.flush()
+        assert sent == [3, 1, 1]
+        assert dict(await conn.fetch("SELECT k, v FROM t")) == {"a": 31, "b": 2}  # (1 + 2) * 10 + 1
+
+
+async def test_a_locked_schema_is_read_after_a_switch_in_progress_commits(service_settings) -> None:
+    """A rebuild switches a projection's schema holding its lock exclusively; a transaction
+    locking it meanwhile waits, and then reads the schema switched to, not the one before."""
+    async with Runtime(definition(), service_settings) as rt:
+        async with rt.pool.acquire() as switcher, rt.pool.acquire() as reader:
+            switch = switcher.transaction()
+            await switch.start()
+            await switcher.execute("SELECT pg_advisory_xact_lock(hashtext('projection:sheet_totals'))")
+            await switcher.execute("UPDATE projections SET active_schema = 'switched' WHERE name = 'sheet_totals'")
+            async with reader.transaction():
+                waiting = asyncio.create_task(locked_schemas(reader, ["sheet_totals", "event_counts"], {}))
+                await asyncio.sleep(0.3)
+                assert not waiting.done()
+                await switch.commit()
+                schemas = await asyncio.wait_for(waiting, 10)
+            assert schemas["sheet_totals"] == "switched"
+            assert schemas["event_counts"].startswith("p_event_counts_")
