@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from salesplatform.projections import Change, Projection
+from salesplatform.projections import Change, Projection, StatementRuns
 from salesplatform.store import RecordedEvent
 
 from customer_service.domain import card
@@ -73,23 +73,35 @@ class CustomerDirectory(Projection):
     """
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change]:
-        d = event.data
-        env = event.envelope
-        cid = d["customer_id"]
-        if event.event_type == "customer.registered":
-            await self._register(conn, event)
-            return [{"customer_id": cid}]
-        sets, args = self._changes(event)
-        if event.event_type == "customer.profile_updated":
-            await self._update_card(conn, cid, d)
-        args = [cid, env.occurred_at, env.stream_version, *args]
-        assignments = ", ".join(f"{col} = ${i + 4}" for i, col in enumerate(sets))
-        await conn.execute(
-            f"UPDATE customers SET updated_at = $2, version = $3{', ' if sets else ''}{assignments}"
-            " WHERE customer_id = $1",
-            *args,
-        )
-        return [{"customer_id": cid}]
+        return await self.apply_batch(conn, [event])
+
+    async def apply_batch(self, conn: asyncpg.Connection, events: list[RecordedEvent]) -> list[Change]:
+        """Events in order; a run of events that set the same columns (contacts logged by a
+        batch of commands, say) is one round trip."""
+        changes: list[Change] = []
+        runs = StatementRuns(conn)
+        for event in events:
+            if not self.handles(event):
+                continue
+            d = event.data
+            cid = d["customer_id"]
+            changes.append({"customer_id": cid})
+            if event.event_type == "customer.registered":
+                await runs.flush()
+                await self._register(conn, event)
+                continue
+            if event.event_type == "customer.profile_updated":
+                await runs.flush()
+                await self._update_card(conn, cid, d)
+            sets, args = self._changes(event)
+            assignments = ", ".join(f"{col} = ${i + 4}" for i, col in enumerate(sets))
+            await runs.execute(
+                f"UPDATE customers SET updated_at = $2, version = $3{', ' if sets else ''}{assignments}"
+                " WHERE customer_id = $1",
+                cid, event.envelope.occurred_at, event.envelope.stream_version, *args,
+            )
+        await runs.flush()
+        return changes
 
     @staticmethod
     def _changes(event: RecordedEvent) -> tuple[list[str], list[Any]]:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import asyncpg
 
-from salesplatform.projections import Change, Projection
+from salesplatform.projections import Change, Projection, StatementRuns
 from salesplatform.store import RecordedEvent
 
 # Events of the card after which the rep's 7 days start again.
@@ -47,35 +47,49 @@ class FollowUps(Projection):
     """
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change]:
+        return await self.apply_batch(conn, [event])
+
+    async def apply_batch(self, conn: asyncpg.Connection, events: list[RecordedEvent]) -> list[Change]:
+        """Events in order; a run of one kind (contacts logged, visits) is one round trip."""
+        runs = StatementRuns(conn)
+        changes: list[Change] = []
+        for event in events:
+            if self.handles(event):
+                await self._apply(runs, event)
+                changes.append({"customer_id": event.data["customer_id"]})
+        await runs.flush()
+        return changes
+
+    @staticmethod
+    async def _apply(runs: StatementRuns, event: RecordedEvent) -> None:
         d = event.data
         cid = d["customer_id"]
         at = event.envelope.occurred_at
         match event.event_type:
             case "customer.registered":
-                await conn.execute(
+                await runs.execute(
                     "INSERT INTO follow_ups VALUES ($1, $2, 'pending', $3) ON CONFLICT (customer_id) DO NOTHING",
                     cid, d["rep_id"], at,
                 )
             case "customer.approved" | "customer.status_changed":
-                await conn.execute("UPDATE follow_ups SET status = $2, since = $3 WHERE customer_id = $1",
+                await runs.execute("UPDATE follow_ups SET status = $2, since = $3 WHERE customer_id = $1",
                                    cid, d["status"], at)
             case "customer.assigned" | "customer.claimed":
-                await conn.execute("UPDATE follow_ups SET rep_id = $2, since = $3 WHERE customer_id = $1",
+                await runs.execute("UPDATE follow_ups SET rep_id = $2, since = $3 WHERE customer_id = $1",
                                    cid, d["rep_id"], at)
             case "customer.released":
-                await conn.execute("UPDATE follow_ups SET rep_id = NULL WHERE customer_id = $1", cid)
+                await runs.execute("UPDATE follow_ups SET rep_id = NULL WHERE customer_id = $1", cid)
             case "customer.rejected" | "customer.merged":
                 status = "rejected" if event.event_type == "customer.rejected" else "merged"
-                await conn.execute("UPDATE follow_ups SET status = $2 WHERE customer_id = $1", cid, status)
+                await runs.execute("UPDATE follow_ups SET status = $2 WHERE customer_id = $1", cid, status)
             case "customer.contact_logged":
-                await self._followed_up(conn, cid, d["rep_id"], at)
+                await _followed_up(runs, cid, d["rep_id"], at)
             case "visit.checked_in":
-                await self._followed_up(conn, cid, d.get("rep_id"), visit_time(event))
-        return [{"customer_id": cid}]
+                await _followed_up(runs, cid, d.get("rep_id"), visit_time(event))
 
-    @staticmethod
-    async def _followed_up(conn: asyncpg.Connection, customer_id: str, rep_id: str | None, at: datetime) -> None:
-        await conn.execute(
-            "UPDATE follow_ups SET since = greatest(since, $3) WHERE customer_id = $1 AND rep_id = $2",
-            customer_id, rep_id, at,
-        )
+
+async def _followed_up(runs: StatementRuns, customer_id: str, rep_id: str | None, at: datetime) -> None:
+    await runs.execute(
+        "UPDATE follow_ups SET since = greatest(since, $3) WHERE customer_id = $1 AND rep_id = $2",
+        customer_id, rep_id, at,
+    )
