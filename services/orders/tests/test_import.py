@@ -41,10 +41,10 @@ def records(n: int) -> list[dict]:
     return list(synthetic_history(n, CUSTOMERS, PRICES, end=START - timedelta(hours=1)))
 
 
-async def run_import(rt, lines: list[bytes], chunk_size: int = 2000):
+async def run_import(rt, lines: list[bytes], chunk_size: int = 2000, **kw):
     return await import_lines(
         rt.pool, lines, actor=IMPORT_ACTOR, clock=rt.clock, policy=OrderPolicy(),
-        inline=rt.bus.inline_projections, chunk_size=chunk_size,
+        inline=rt.bus.inline_projections, chunk_size=chunk_size, **kw,
     )
 
 
@@ -100,6 +100,22 @@ async def test_five_thousand_records_import_exactly_once_with_right_totals(rt) -
     assert (again.events_appended, again.already_imported, again.accepted, again.rejected) == (0, 5000, 0, [])
     async with rt.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM events WHERE causation_id LIKE 'import:%'") == stored
+
+
+async def test_an_import_that_keeps_nothing_between_chunks_reads_back_what_it_needs(rt) -> None:
+    """Memory stays bounded by forgetting orders and invoices between chunks; deliveries and
+    payments of later chunks read their orders and open invoices back, with the same result."""
+    await history_ready(rt)
+    history = records(3000)
+    deliveries = [r for r in history if r["kind"] == "delivery"]
+    payments = [r for r in history if r["kind"] == "payment"]
+    report = await run_import(rt, [orjson.dumps(r) for r in history], chunk_size=250, keep=0)
+    assert report.rejected == []
+    assert (report.accepted, report.deliveries, report.payments) == (3000, len(deliveries), len(payments))
+    paid = sum(p["amount_fen"] for p in payments)
+    async with reading(rt.pool, "receivables") as conn:
+        assert await conn.fetchval("SELECT sum(paid_fen)::bigint FROM invoices") == paid
+        assert await conn.fetchval("SELECT count(*) FROM invoices WHERE open_fen < 0") == 0
 
 
 async def test_rejected_records_are_listed_and_change_nothing(rt) -> None:

@@ -143,7 +143,7 @@ class ImportReport:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class _Order:
     order_id: str
     customer_id: str
@@ -154,7 +154,7 @@ class _Order:
     version: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Invoice:
     invoice_id: str
     order_id: str
@@ -185,8 +185,10 @@ class HistoryImport:
 
     def __init__(
         self, *, actor: Actor, clock: Clock, policy: OrderPolicy, inline: Sequence[Projection], bulk: bool,
+        keep: int = 50_000,
     ) -> None:
         self.actor, self.clock, self.policy, self.inline, self.bulk = actor, clock, policy, inline, bulk
+        self.keep = keep  # orders and invoices kept in memory between chunks, at most
         self.report = ImportReport()
         self.correlation_id = f"import-{uuid.uuid4()}"
         self.skus: dict[str, str] | None = None
@@ -195,6 +197,7 @@ class HistoryImport:
         self.invoices: dict[str, _Invoice] = {}
         self.invoices_by_order: dict[str, _Invoice] = {}
         self.open_by_customer: dict[str, list[_Invoice]] = {}
+        # Records of the chunk in hand (a record of an earlier chunk is found in the log).
         self.seen: set[tuple[str, str]] = set()
         self._events: list[tuple[int, HistoryEvent]] = []
         self._new_streams: set[str] = set()
@@ -218,6 +221,17 @@ class HistoryImport:
                         loc = loc[1:]  # the union's tag adds nothing for the reader
                     self._reject(line_no, rid, ".".join(loc) or None, err["msg"])
         return out
+
+    def chunk_committed(self) -> None:
+        """Forget what the log and the read models now hold, so memory stays bounded however
+        long the file: the chunk's records, and once many are kept, the orders and invoices
+        (a later record that needs one reads it again)."""
+        self.seen.clear()
+        if len(self.orders) + len(self.invoices) > self.keep:
+            self.orders.clear()
+            self.invoices.clear()
+            self.invoices_by_order.clear()
+            self.open_by_customer.clear()
 
     def _reject(self, line: int, record_id: str | None, field: str | None, message: str) -> None:
         self.report.rejected.append(Rejection(line, record_id, field, message))
@@ -459,11 +473,12 @@ async def import_records(
 
 async def import_lines(
     pool: asyncpg.Pool, lines: Iterable[str | bytes], *, actor: Actor, clock: Clock, policy: OrderPolicy,
-    inline: Sequence[Projection], chunk_size: int = 5000,
+    inline: Sequence[Projection], chunk_size: int = 5000, keep: int = 50_000,
 ) -> ImportReport:
-    """Import a JSON-lines file, one transaction per chunk (COPY through the staging table)."""
+    """Import a JSON-lines file, one transaction per chunk (COPY through the staging table).
+    Memory stays bounded: at most `keep` orders and invoices are held between chunks."""
     started = time.perf_counter()
-    run = HistoryImport(actor=actor, clock=clock, policy=policy, inline=inline, bulk=True)
+    run = HistoryImport(actor=actor, clock=clock, policy=policy, inline=inline, bulk=True, keep=keep)
     chunk: list[tuple[int, str | bytes]] = []
     async with pool.acquire() as pooled, binary_jsonb(pooled) as conn:
         for line_no, raw in enumerate(lines, 1):
@@ -473,6 +488,7 @@ async def import_lines(
             if len(chunk) >= chunk_size:
                 async with conn.transaction():
                     await run.import_chunk(conn, chunk)
+                run.chunk_committed()
                 chunk = []
         if chunk:
             async with conn.transaction():
