@@ -101,8 +101,8 @@ class Preloaded:
     command: streams from the versions their loads start at, and read-model values, each
     filed under the claim key that orders its writers (or the stream whose writers change it).
     A stream the batch writes afterwards, or a key a command of the batch claimed and wrote, is
-    read again. (A stream another
-    transaction appends to meanwhile needs nothing here: the append's version guard refuses.)"""
+    read again. (A stream another transaction appends to meanwhile needs nothing here: the
+    append's version guard refuses.)"""
 
     streams: dict[str, tuple[int, Payloads]] = field(default_factory=dict)
     values: dict[tuple[str, str], tuple[Any, str]] = field(default_factory=dict)
