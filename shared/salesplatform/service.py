@@ -175,7 +175,7 @@ class Runtime:
             for _ in range(max(1, s.ingest_workers))
         ]
         self.ingest = self.ingest_loops[0]
-        self.group = GroupCommit(self.bus, workers=max(1, s.pool_max // 2))
+        self.group = GroupCommit(self.bus, workers=max(1, min(s.command_workers, s.pool_max - 1)))
         self.responder = CommandResponder(self.group.submit, self.nc, self.topology, s.jwt_secret)
         await self.responder.start()
 

@@ -25,6 +25,10 @@ class ServiceSettings(BaseSettings):
     consumer_batch: int = 500
     ingest_batch: int = 250
     ingest_workers: int = 3
+    # Transactions the HTTP and request/reply commands share at once. Few keep batches large
+    # while the service is busy (the CPU is the bound on a small machine); more help when each
+    # commit waits long for a distant database.
+    command_workers: int = 2
     max_deliveries: int = 5
     poll_interval: float = 1.0
 
