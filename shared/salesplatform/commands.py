@@ -445,11 +445,15 @@ class _Batch:
         self.written = True
         held_before = set(self.held)
         try:
-            async with self.conn.transaction():
-                result, replayed, uow = await self.bus._run_in(
-                    self.conn, request, spec, command, locked=self.locked, held_claims=self.held,
-                    preloaded=self.preloaded, looked_up=True, notify=False,
-                )
+            try:
+                async with self.conn.transaction():
+                    result, replayed, uow = await self.bus._run_in(
+                        self.conn, request, spec, command, locked=self.locked, held_claims=self.held,
+                        preloaded=self.preloaded, looked_up=True, notify=False,
+                    )
+            except BaseException:
+                self.held.intersection_update(held_before)  # claims taken in the savepoint went with it
+                raise
             self.preloaded.wrote({e.envelope.stream_id for e in uow.recorded}, uow.claimed)
             self.appended = self.appended or bool(uow.recorded)
             self.outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed, seen=uow.seen)
@@ -457,16 +461,13 @@ class _Batch:
                 # A later command of this batch with the same key replays it.
                 self.replays[(request.name, request.idempotency_key)] = result
         except (ConcurrencyConflict, asyncpg.UniqueViolationError, *_RETRYABLE):
-            self.held.intersection_update(held_before)
             self.retry_alone.append(i)
         except ServiceError as exc:
-            self.held.intersection_update(held_before)  # claims taken in the savepoint went with it
             self.outcomes[i] = Outcome(False, error=exc)
         except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
             raise
         except Exception:
             # A fault in one handler must not fail the others in the batch.
-            self.held.intersection_update(held_before)
             log.exception("command_failed", command=request.name)
             self.outcomes[i] = Outcome(False, error=InternalError(f"{request.name} failed"))
 

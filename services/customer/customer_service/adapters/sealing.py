@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from salesplatform.uow import Preloaded, UnitOfWork
 
+from customer_service.domain.customer import Customer
+
 _VERSION = "v1"
 Keys = dict[str, bytes]  # key id → key
 
@@ -80,7 +82,7 @@ async def preload_keys(uow: UnitOfWork, customer_ids: list[str]) -> None:
     assert uow.preloaded is not None
     current = await _current_keys(uow.conn, customer_ids)
     for customer_id in customer_ids:
-        uow.preloaded.keep("data_key", customer_id, current.get(customer_id), claim=f"customer-{customer_id}")
+        uow.preloaded.keep("data_key", customer_id, current.get(customer_id), claim=Customer.stream_id_for(customer_id))
 
 
 async def _current_keys(conn: asyncpg.Connection, customer_ids: list[str]) -> dict[str, DataKey]:
