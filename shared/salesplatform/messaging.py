@@ -203,13 +203,14 @@ class OutboxRelay:
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch; returns how many were confirmed. Raises if some were not."""
         # The oldest pending rows by the outbox's own key, then each event by its place in the
-        # log: index lookups whatever the planner believes about two tables that change fast.
+        # log: index lookups whatever the planner believes about two tables that change fast
+        # (`OFFSET 0` keeps the lateral subquery from being merged into a hash join).
         rows = await conn.fetch(
             "SELECT e.position, e.event_id, e.event_type, e.schema_version, e.stream_id,"
             " e.stream_version, e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id,"
             " e.actor, e.data"
             " FROM (SELECT tx_id, position FROM outbox ORDER BY position LIMIT $1) o"
-            " CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.tx_id = o.tx_id AND e.position = o.position) e"
+            " CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.tx_id = o.tx_id AND e.position = o.position OFFSET 0) e"
             " ORDER BY o.position",
             self.batch_size,
         )

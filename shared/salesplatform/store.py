@@ -308,12 +308,14 @@ async def load_many_payloads(
     conn: asyncpg.Connection, after: dict[str, int]
 ) -> dict[str, list[tuple[str, int, dict[str, Any]]]]:
     """`load_payloads` for many streams at once (a batch's reads ahead): one statement of a
-    fixed text, an index range scan per stream through a lateral join."""
+    fixed text, an index range scan per stream through a lateral join. `OFFSET 0` keeps the
+    lateral subquery from being merged into a join: merged, a generic plan made while the
+    table was small hashes a scan of the whole log and keeps doing so as the log grows."""
     rows = await conn.fetch(
         "SELECT e.stream_id, e.event_type, e.schema_version, e.data"
         " FROM unnest($1::text[], $2::int[]) AS s(stream_id, after_version)"
         " CROSS JOIN LATERAL (SELECT stream_id, event_type, schema_version, data, stream_version FROM events"
-        "   WHERE stream_id = s.stream_id AND stream_version > s.after_version) AS e"
+        "   WHERE stream_id = s.stream_id AND stream_version > s.after_version OFFSET 0) AS e"
         " ORDER BY e.stream_id, e.stream_version",
         list(after), list(after.values()),
     )
