@@ -13,6 +13,8 @@ class ServiceSettings(BaseSettings):
     database_url: str
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # The largest HTTP command body taken (a history import batch is the largest); over it, 413.
+    http_command_max_bytes: int = 8 * 1024 * 1024
     nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL"))
     jwt_secret: str = Field(min_length=16, validation_alias=AliasChoices("AUTH_JWT_SECRET"))
     timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("COMPANY_TIMEZONE"))

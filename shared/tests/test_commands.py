@@ -131,6 +131,47 @@ async def test_wrong_role_gets_403_and_missing_token_401(rt, http) -> None:
     assert await event_count(rt) == 0
 
 
+async def test_a_command_body_over_the_limit_is_413_and_changes_nothing(rt) -> None:
+    rt.settings.http_command_max_bytes = 200
+    body = orjson.dumps({"sheet_id": "s1", "title": "M" * 300})
+
+    async def chunked():  # no Content-Length: the limit holds while the body is read
+        for i in range(0, len(body), 64):
+            yield body[i:i + 64]
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(rt)), base_url="http://svc") as http:
+        declared = await http.post("/commands/open_sheet", content=body, headers=bearer(REP))
+        streamed = await http.post("/commands/open_sheet", content=chunked(), headers=bearer(REP))
+        small = await http.post("/commands/open_sheet", json={"sheet_id": "s2", "title": "M"}, headers=bearer(REP))
+    for r in (declared, streamed):
+        assert r.status_code == 413
+        assert r.json()["error"]["code"] == "payload_too_large"
+    assert small.status_code == 200, small.text
+    assert await event_count(rt) == 1
+
+
+async def test_a_command_that_fails_unexpectedly_is_a_structured_500_and_changes_nothing(rt, http) -> None:
+    r = await http.post("/commands/open_sheet", json={"sheet_id": "boom", "title": "explode"}, headers=bearer(REP))
+    assert r.status_code == 500
+    assert r.json() == {"error": {"code": "internal_error", "message": "the command failed"}}
+    assert await event_count(rt) == 0
+
+
+async def test_the_documented_command_route_answers_as_the_gateway_does(rt) -> None:
+    """The FastAPI route that documents a command (and serves it where the gateway does not,
+    e.g. under a mount prefix) gives the same answers."""
+    gateway = http_app(rt)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.api), base_url="http://svc") as api:
+        ok = await api.post("/commands/open_sheet", json={"sheet_id": "s1", "title": "M"}, headers=bearer(REP))
+        again = await api.post("/commands/open_sheet", json={"sheet_id": "s1", "title": "M"}, headers=bearer(REP))
+        anonymous = await api.post("/commands/open_sheet", json={"sheet_id": "s2", "title": "M"})
+        documented = (await api.get("/openapi.json")).json()
+    assert (ok.status_code, ok.json()) == (200, {"sheet_id": "s1", "version": 1})
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "sheet_exists")
+    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "missing_token")
+    assert "/commands/open_sheet" in documented["paths"]
+
+
 async def test_nats_request_reply_runs_the_same_handler(rt) -> None:
     subject = rt.topology.subject("cmd", "open_sheet")
     reply = await rt.nc.request(subject, orjson.dumps({"sheet_id": "n1", "title": "T"}), headers=bearer(REP), timeout=5)
