@@ -205,10 +205,16 @@ class OutboxRelay:
         # The oldest pending rows by the outbox's own key, then each event by its place in the
         # log: index lookups whatever the planner believes about two tables that change fast
         # (`OFFSET 0` keeps the lateral subquery from being merged into a hash join).
+        # The envelope's JSON is built by PostgreSQL from the stored row (jsonb as it is
+        # stored, timestamps in ISO 8601 in UTC): the relay only hands bytes to NATS.
         rows = await conn.fetch(
-            "SELECT e.position, e.event_id, e.event_type, e.schema_version, e.stream_id,"
-            " e.stream_version, e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id,"
-            " e.actor, e.data"
+            "SELECT e.position, e.event_id::text, e.event_type, e.stream_id, e.stream_version, e.correlation_id,"
+            " convert_to(json_build_object('event_id', e.event_id, 'event_type', e.event_type,"
+            " 'schema_version', e.schema_version, 'stream_id', e.stream_id, 'stream_version', e.stream_version,"
+            " 'occurred_at', to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'),"
+            " 'recorded_at', to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'),"
+            " 'correlation_id', e.correlation_id, 'causation_id', e.causation_id,"
+            " 'actor', e.actor, 'data', e.data)::text, 'UTF8')"
             " FROM (SELECT tx_id, position FROM outbox ORDER BY position LIMIT $1) o"
             " CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.tx_id = o.tx_id AND e.position = o.position OFFSET 0) e"
             " ORDER BY o.position",
@@ -217,33 +223,18 @@ class OutboxRelay:
         if not rows:
             return 0
         futures = []
-        for r in rows:
-            body = {
-                "event_id": str(r["event_id"]),
-                "event_type": r["event_type"],
-                "schema_version": r["schema_version"],
-                "stream_id": r["stream_id"],
-                "stream_version": r["stream_version"],
-                "occurred_at": r["occurred_at"].isoformat(),
-                "recorded_at": r["recorded_at"].isoformat(),
-                "correlation_id": r["correlation_id"],
-                "causation_id": r["causation_id"],
-                "actor": r["actor"],
-                "data": r["data"],
-            }
+        publish = self.js.publish_async
+        subject = self.topology.event_subject
+        for _position, event_id, event_type, stream_id, stream_version, correlation_id, body in rows:
             headers = {
-                "Nats-Msg-Id": body["event_id"],
-                "Event-Type": r["event_type"],
-                "Stream-Id": r["stream_id"],
-                "Stream-Version": str(r["stream_version"]),
+                "Nats-Msg-Id": event_id,
+                "Event-Type": event_type,
+                "Stream-Id": stream_id,
+                "Stream-Version": str(stream_version),
             }
-            if r["correlation_id"]:
-                headers["Correlation-Id"] = r["correlation_id"]
-            futures.append(
-                await self.js.publish_async(
-                    self.topology.event_subject(r["event_type"]), orjson.dumps(body), headers=headers
-                )
-            )
+            if correlation_id:
+                headers["Correlation-Id"] = correlation_id
+            futures.append(await publish(subject(event_type), body, headers=headers))
         # One wait for all the acknowledgements (not a timer per event).
         await asyncio.wait(futures, timeout=self.ack_timeout)
         results: list[BaseException | None] = []
@@ -261,7 +252,7 @@ class OutboxRelay:
         if confirmed:
             await conn.execute(
                 "DELETE FROM outbox WHERE position = ANY($1::bigint[])",
-                [r["position"] for r in rows[:confirmed]],
+                [r[0] for r in rows[:confirmed]],
             )
             self.published += confirmed
         if confirmed < len(rows):
