@@ -71,14 +71,27 @@ _COLUMNS = (
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """Codecs every platform connection uses: jsonb as orjson-decoded Python values."""
+    """Codecs every platform connection uses: jsonb as orjson-decoded Python values, in jsonb's
+    binary form (a version byte, then the JSON text), so no text is decoded and encoded again
+    on the way."""
     await conn.set_type_codec(
         "jsonb",
-        encoder=lambda v: orjson.dumps(v).decode(),
-        decoder=orjson.loads,
+        encoder=_jsonb_encode,
+        decoder=_jsonb_decode,
         schema="pg_catalog",
-        format="text",
+        format="binary",
     )
+
+
+_JSONB_VERSION = b"\x01"
+
+
+def _jsonb_encode(value: Any) -> bytes:
+    return _JSONB_VERSION + orjson.dumps(value)
+
+
+def _jsonb_decode(data: bytes) -> Any:
+    return orjson.loads(memoryview(data)[1:])
 
 
 def _actor(raw: dict[str, Any]) -> Actor:
