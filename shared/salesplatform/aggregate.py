@@ -87,13 +87,16 @@ class AggregateCache:
     def put(self, aggregates: Iterable[Aggregate]) -> None:
         if self.size <= 0:
             return
+        items = self._items
         for agg in aggregates:
             if agg.pending:
                 continue
-            kept = self._items.get(agg.stream_id)
-            if kept is not None and kept.version > agg.version:
-                continue
-            self._items[agg.stream_id] = agg
-            self._items.move_to_end(agg.stream_id)
+            stream_id = agg.stream_id
+            kept = items.get(stream_id)
+            if kept is not None:
+                if kept.version > agg.version:
+                    continue
+                items.move_to_end(stream_id)
+            items[stream_id] = agg
         while len(self._items) > self.size:
             self._items.popitem(last=False)
