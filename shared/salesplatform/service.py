@@ -39,6 +39,7 @@ from salesplatform.messaging import (
     DeadLetters,
     ForeignEventConsumer,
     IngestConsumer,
+    JetStreamPublisher,
     OutboxRelay,
     Topology,
     connect,
@@ -141,7 +142,8 @@ class Runtime:
         self.dead_letters = DeadLetters(self.js, self.topology)
 
         self.relay = OutboxRelay(
-            self.pool, self.js, self.topology, batch_size=s.relay_batch, poll_interval=s.poll_interval
+            self.pool, JetStreamPublisher(self.nc), self.topology, batch_size=s.relay_batch,
+            poll_interval=s.poll_interval,
         )
         self.runner = ProjectionRunner(
             self.pool,

@@ -10,7 +10,14 @@ import orjson
 import pytest
 
 from salesplatform.events import Actor, Role
-from salesplatform.messaging import DeadLetters, ForeignEventConsumer, OutboxRelay, Topology, ensure_streams
+from salesplatform.messaging import (
+    DeadLetters,
+    ForeignEventConsumer,
+    JetStreamPublisher,
+    OutboxRelay,
+    Topology,
+    ensure_streams,
+)
 from salesplatform.projections import reading
 from salesplatform.service import Consumes, Runtime
 
@@ -93,7 +100,7 @@ async def test_republished_event_is_dropped_by_jetstream(service_settings) -> No
         await rt.run_command("count_visits", {"sheet_id": "s1", "count": 1}, REP)
         async with rt.pool.acquire() as conn:
             saved = [r["position"] for r in await conn.fetch("SELECT position FROM outbox")]
-            relay = OutboxRelay(rt.pool, rt.js, rt.topology)
+            relay = OutboxRelay(rt.pool, JetStreamPublisher(rt.nc), rt.topology)
             assert await relay.publish_pending(conn) == 2
             await conn.execute(
                 "INSERT INTO outbox (tx_id, position) SELECT tx_id, position FROM events WHERE position = ANY($1)", saved
@@ -112,26 +119,59 @@ async def test_unconfirmed_publishes_stay_in_the_outbox_after_the_confirmed_pref
         for i in range(4):
             await rt.run_command("open_sheet", {"sheet_id": f"u{i}", "title": "M"}, REP)
 
-        class SilentAfterTwo:
-            """JetStream, but the third publish and later are never acknowledged."""
+        class SilentAfterTwo(JetStreamPublisher):
+            """JetStream, but the third publish and later never arrive, so are never acknowledged."""
 
             sent = 0
 
-            async def publish_async(self, *args, **kwargs):
+            async def _send(self, *args, **kwargs):
                 self.sent += 1
-                if self.sent > 2:
-                    return asyncio.get_running_loop().create_future()
-                return await rt.js.publish_async(*args, **kwargs)
+                if self.sent <= 2:
+                    await super()._send(*args, **kwargs)
 
-        relay = OutboxRelay(rt.pool, SilentAfterTwo(), rt.topology, ack_timeout=0.3)
+        relay = OutboxRelay(rt.pool, SilentAfterTwo(rt.nc), rt.topology, ack_timeout=0.3)
         async with rt.pool.acquire() as conn:
             first = await conn.fetchval("SELECT min(position) FROM outbox")
             with pytest.raises(ConnectionError):
                 await relay.publish_pending(conn)
             left = [r[0] for r in await conn.fetch("SELECT position FROM outbox ORDER BY position")]
             assert len(left) == 2 and min(left) > first + 1
-            assert await OutboxRelay(rt.pool, rt.js, rt.topology).publish_pending(conn) == 2
+            assert await OutboxRelay(rt.pool, JetStreamPublisher(rt.nc), rt.topology).publish_pending(conn) == 2
         assert (await rt.js.stream_info(rt.topology.event_stream)).state.messages == 4
+
+
+async def test_a_message_no_stream_takes_is_refused_and_the_rest_of_its_batch_confirmed(service_settings) -> None:
+    async with Runtime(definition(), service_settings) as rt:
+        publisher = JetStreamPublisher(rt.nc)
+        subject = rt.topology.event_subject("sheet.opened")
+        results = await publisher.publish([
+            (subject, b'{"n": 1}', {"Nats-Msg-Id": f"m-{uuid.uuid4()}"}),
+            (f"nowhere.{uuid.uuid4().hex}", b'{"n": 2}', {"Nats-Msg-Id": f"m-{uuid.uuid4()}"}),
+            (subject, b'{"n": 3}', {"Nats-Msg-Id": f"m-{uuid.uuid4()}"}),
+        ], timeout=10)
+        await publisher.close()
+    assert results[0] is None and results[2] is None
+    assert results[1] == "not stored: status 503"
+
+
+async def test_acknowledgements_of_a_batch_given_up_do_not_count_for_the_next(service_settings) -> None:
+    """A batch whose answers did not come in time is given up; when they come, during the next
+    batch, they are not taken for that batch's answers."""
+    async with Runtime(definition(), service_settings) as rt:
+        rt.relay.stop()
+        publisher = JetStreamPublisher(rt.nc)
+        subject = rt.topology.event_subject("sheet.opened")
+        given_up = await publisher.publish(
+            [(subject, b"{}", {"Nats-Msg-Id": f"a-{i}"}) for i in range(50)], timeout=0
+        )
+        next_batch = await publisher.publish(
+            [(subject, b"{}", {"Nats-Msg-Id": f"b-{i}"}) for i in range(3)], timeout=10
+        )
+        stored = (await rt.js.stream_info(rt.topology.event_stream)).state.messages
+        await publisher.close()
+    assert given_up == ["no acknowledgement within 0 s"] * 50
+    assert next_batch == [None, None, None]
+    assert stored == 53
 
 
 async def test_relay_backs_off_while_nats_is_down_and_resumes(make_database, unique_prefix, tmp_path) -> None:
