@@ -229,7 +229,7 @@ _UNANSWERED: Any = object()
 
 
 class _Acks:
-    __slots__ = ("batch", "results", "left", "all_in")
+    __slots__ = ("all_in", "batch", "left", "results")
 
     def __init__(self, batch: int, size: int) -> None:
         self.batch = batch

@@ -20,10 +20,9 @@ commands may share) uses that guarded insert for everything.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,7 +33,7 @@ import orjson
 from salesplatform.errors import ConcurrencyConflict
 from salesplatform.events import Actor, Envelope
 from salesplatform.projections import Projection, apply_inline
-from salesplatform.store import RecordedEvent, init_connection
+from salesplatform.store import RecordedEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,33 +77,12 @@ SELECT event_id, position FROM ins
 """
 
 
-def _binary_jsonb(value: Any) -> bytes:
-    return b"\x01" + orjson.dumps(value)  # jsonb's binary format: version 1, then the text
-
-
-def _from_binary_jsonb(data: bytes) -> Any:
-    return orjson.loads(data[1:])
-
-
-@contextlib.asynccontextmanager
-async def binary_jsonb(conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
-    """The connection with a binary jsonb codec, which binary COPY needs (the platform's is
-    text); the usual one is put back afterwards. Enter and leave it outside a transaction."""
-    await conn.set_type_codec(
-        "jsonb", encoder=_binary_jsonb, decoder=_from_binary_jsonb, schema="pg_catalog", format="binary",
-    )
-    try:
-        yield conn
-    finally:
-        await init_connection(conn)
-
-
 async def _copy_new_streams(
     conn: asyncpg.Connection, events: Sequence[HistoryEvent], actor: dict[str, Any], recorded_at: datetime,
     correlation_id: str,
 ) -> list[tuple[uuid.UUID, int]]:
     """COPY into events (the transaction's first write), then queue them in the outbox.
-    Returns (event id, position) of each. The connection must be in `binary_jsonb`."""
+    Returns (event id, position) of each (binary COPY: the platform's jsonb codec is binary)."""
     try:
         await conn.copy_records_to_table(
             "events",
@@ -178,8 +156,7 @@ async def append_history(
     """Append in the caller's transaction; returns the events stored now (not the skipped ones).
 
     `bulk` needs a transaction of its own (the chunk's), for it reads back what this transaction
-    appended, on a connection in `binary_jsonb`. Otherwise the guarded insert serves a
-    transaction shared with other commands.
+    appended. Otherwise the guarded insert serves a transaction shared with other commands.
     `timings` adds up the seconds spent appending and updating the read models.
     """
     if not events:

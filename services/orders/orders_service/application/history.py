@@ -35,7 +35,7 @@ from salesplatform.events import Actor
 from salesplatform.projections import Projection
 
 from orders_service.adapters import lookups
-from orders_service.adapters.history_store import HistoryEvent, append_history, binary_jsonb
+from orders_service.adapters.history_store import HistoryEvent, append_history
 from orders_service.domain.customers import CustomerCard
 from orders_service.domain.policy import OrderPolicy
 from orders_service.domain.receivables import OpenInvoice, allocate, due_date, invoice_id_for
@@ -480,7 +480,7 @@ async def import_lines(
     started = time.perf_counter()
     run = HistoryImport(actor=actor, clock=clock, policy=policy, inline=inline, bulk=True, keep=keep)
     chunk: list[tuple[int, str | bytes]] = []
-    async with pool.acquire() as pooled, binary_jsonb(pooled) as conn:
+    async with pool.acquire() as conn:
         for line_no, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
