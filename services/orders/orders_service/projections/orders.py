@@ -36,6 +36,27 @@ def _fold_confirmations(events: list[RecordedEvent]) -> tuple[list[RecordedEvent
     return [e for e in events if id(e) not in dropped], folded
 
 
+_INSERT_PLACED = """
+WITH p AS MATERIALIZED (
+    SELECT v, v->'d' AS d FROM jsonb_array_elements($1::jsonb) AS v
+), placed AS (
+    INSERT INTO orders (order_id, customer_id, rep_id, district_id, area_id, source, visit_id, status,
+                        amount_fen, business_date, placed_at, placed_by, confirmed_at, deliver_by, updated_at)
+    SELECT d->>'order_id', d->>'customer_id', d->>'rep_id', d->>'district_id', d->>'area_id', d->>'source',
+           d->>'visit_id', CASE WHEN v->>'ca' IS NULL THEN 'placed' ELSE 'confirmed' END,
+           (d->>'amount_fen')::bigint, (d->>'business_date')::date, (d->>'placed_at')::timestamptz, v->>'by',
+           (v->>'ca')::timestamptz, (v->>'db')::timestamptz, (v->>'at')::timestamptz
+    FROM p
+)
+INSERT INTO order_lines (order_id, line_no, sku, product_group, quantity, unit_price_fen, amount_fen,
+                         promotion_id, gift_quantity)
+SELECT p.d->>'order_id', l.n, l.x->>'sku', l.x->>'product_group', (l.x->>'quantity')::int,
+       (l.x->>'unit_price_fen')::bigint, (l.x->>'amount_fen')::bigint, l.x->>'promotion_id',
+       coalesce((l.x->>'gift_quantity')::int, 0)
+FROM p CROSS JOIN LATERAL jsonb_array_elements(p.d->'lines') WITH ORDINALITY AS l(x, n)
+"""
+
+
 class OrderBoard(RunProjection):
     name = "order_board"
     inline = True
@@ -114,40 +135,17 @@ class OrderBoard(RunProjection):
     async def on_order_placed(
         self, conn: asyncpg.Connection, run: Run, confirmations: dict[int, RecordedEvent] | None = None,
     ) -> None:
-        confirmed = [(confirmations or {}).get(id(e)) for e in run]
-        await conn.execute(
-            """
-            INSERT INTO orders (order_id, customer_id, rep_id, district_id, area_id, source, visit_id,
-                                status, amount_fen, business_date, placed_at, placed_by, confirmed_at,
-                                deliver_by, updated_at)
-            SELECT o, c, r, d, a, s, v, CASE WHEN ca IS NULL THEN 'placed' ELSE 'confirmed' END, amt,
-                   bd::date, pa::timestamptz, who, ca::timestamptz, db::timestamptz, at
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                        $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[],
-                        $13::text[], $14::timestamptz[])
-                 AS t(o, c, r, d, a, s, v, amt, bd, pa, who, ca, db, at)
-            """,
-            column(run, "order_id"), column(run, "customer_id"), column(run, "rep_id"),
-            column(run, "district_id"), column(run, "area_id"), column(run, "source"),
-            column(run, "visit_id"), column(run, "amount_fen"), column(run, "business_date"),
-            column(run, "placed_at"), [e.envelope.actor.id for e in run],
-            [c.data["confirmed_at"] if c else None for c in confirmed],
-            [c.data["deliver_by"] if c else None for c in confirmed],
-            [c.envelope.occurred_at if c else e.envelope.occurred_at for e, c in zip(run, confirmed, strict=True)],
-        )
-        lines = [(e.data["order_id"], n, line) for e in run for n, line in enumerate(e.data["lines"], 1)]
-        await conn.execute(
-            """
-            INSERT INTO order_lines (order_id, line_no, sku, product_group, quantity, unit_price_fen,
-                                     amount_fen, promotion_id, gift_quantity)
-            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::int[], $6::bigint[],
-                                 $7::bigint[], $8::text[], $9::int[])
-            """,
-            [o for o, _, _ in lines], [n for _, n, _ in lines], [x["sku"] for _, _, x in lines],
-            [x["product_group"] for _, _, x in lines], [x["quantity"] for _, _, x in lines],
-            [x["unit_price_fen"] for _, _, x in lines], [x["amount_fen"] for _, _, x in lines],
-            [x.get("promotion_id") for _, _, x in lines], [x.get("gift_quantity", 0) for _, _, x in lines],
-        )
+        # The events' data go as one jsonb document, unpacked by PostgreSQL: one statement for
+        # orders and lines, and no array of values per column to build and encode here.
+        confirmations = confirmations or {}
+        placings = []
+        for e in run:
+            c = confirmations.get(id(e))
+            placings.append({
+                "d": e.data, "by": e.envelope.actor.id, "at": (c or e).envelope.occurred_at,
+                "ca": c.data["confirmed_at"] if c else None, "db": c.data["deliver_by"] if c else None,
+            })
+        await conn.execute(_INSERT_PLACED, placings)
 
     async def _set(self, conn: asyncpg.Connection, run: Run, assignments: str, *arrays: tuple[str, list]) -> None:
         """UPDATE orders from arrays: `arrays` are (sql type, values) aligned with order ids."""
