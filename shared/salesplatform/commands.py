@@ -32,7 +32,7 @@ from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.projections import Change, Projection
 from salesplatform.store import RecordedEvent, append_streams
 from salesplatform.uow import (
-    ClaimBusy, Preloaded, UnitOfWork, Wave, WaveConflict, apply_all_inline, wait_for_claims,
+    ClaimBusy, Preloaded, UnitOfWork, Wave, WaveConflict, apply_all_inline, try_claims, wait_for_claims,
 )
 
 log = structlog.get_logger(__name__)
@@ -252,14 +252,19 @@ class CommandBus:
                 return Outcome(False, error=exc)
         raise AssertionError("unreachable")
 
-    async def dispatch_many(self, requests: list[Request]) -> list[Outcome]:
+    async def dispatch_many(self, requests: list[Request], *, waits_for_claims: bool = False) -> list[Outcome]:
         """Run a batch in one transaction (group commit), so one commit serves them all.
 
         Batched commands run in waves: their writes wait and are applied together, once for
         the wave, so a rejected one has written nothing. Other commands run each in a
         savepoint, after the wave before them is applied, so one rejection does not undo the
         others. A conflict with another transaction sends the commands concerned to run again
-        alone; an error that breaks the transaction runs the whole batch again one by one."""
+        alone; an error that breaks the transaction runs the whole batch again one by one.
+
+        The claims the commands declare are taken ahead. A claim another transaction holds is
+        not waited for: the commands that declare it are set aside, the others commit, and
+        the ones set aside run next in a transaction of their own that waits for their claims
+        (`waits_for_claims`), so they decide after the transaction holding them."""
         assert self.pool is not None, "bus not bound to a pool"
         outcomes: list[Outcome | None] = [None] * len(requests)
         prepared: list[tuple[int, CommandSpec, Command]] = []
@@ -274,7 +279,7 @@ class CommandBus:
         try:
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
-                    batch = _Batch(self, conn, requests, outcomes)
+                    batch = _Batch(self, conn, requests, outcomes, waits_for_claims=waits_for_claims)
                     await batch.run(prepared)
         except (asyncpg.PostgresError, _BatchBroken) as exc:
             if isinstance(exc, asyncpg.PostgresConnectionError):
@@ -289,6 +294,10 @@ class CommandBus:
         for o in outcomes:
             if o is not None and o.ok:
                 await self._after(o)
+        if batch.set_aside:
+            later = await self.dispatch_many([requests[i] for i in batch.set_aside], waits_for_claims=True)
+            for i, outcome in zip(batch.set_aside, later, strict=True):
+                outcomes[i] = outcome
         for i in sorted(batch.retry_alone):
             outcomes[i] = await self._dispatch_guarded(requests[i])
         return [o for o in outcomes if o is not None]
@@ -336,13 +345,16 @@ class _Batch:
     """One run of `CommandBus.dispatch_many` inside its open transaction."""
 
     def __init__(
-        self, bus: CommandBus, conn: asyncpg.Connection, requests: list[Request], outcomes: list[Outcome | None]
+        self, bus: CommandBus, conn: asyncpg.Connection, requests: list[Request], outcomes: list[Outcome | None],
+        *, waits_for_claims: bool = False,
     ) -> None:
         self.bus = bus
         self.conn = conn
         self.requests = requests
         self.outcomes = outcomes
+        self.waits_for_claims = waits_for_claims
         self.retry_alone: list[int] = []
+        self.set_aside: list[int] = []  # their declared claims are held elsewhere: run next
         self.locked: dict[str, str] = {}  # projection locks held, with their schemas
         self.held: set[str] = set()  # claims held
         self.preloaded = Preloaded()
@@ -353,8 +365,8 @@ class _Batch:
         self.appended = False
 
     async def run(self, prepared: list[tuple[int, CommandSpec, Command]]) -> None:
+        prepared = await self._claim_ahead(prepared)
         self.prepared = {i: (spec, command) for i, spec, command in prepared}
-        await self._claim_ahead(prepared)
         self.replays = await self.bus._stored_results(self.conn, [self.requests[i] for i, _, _ in prepared])
         await self._preload(prepared)
         for i, spec, command in prepared:
@@ -372,15 +384,30 @@ class _Batch:
         if self.appended:
             await self.conn.execute("SELECT pg_notify('events', '')")
 
-    async def _claim_ahead(self, prepared: list[tuple[int, CommandSpec, Command]]) -> None:
-        """Take the claims the commands declare, in one statement, waiting for transactions
-        that hold them: batches over the same customers run one after the other. All batches
-        take their declared claims at once in one order, so they never deadlock; a claim a
-        handler makes beyond them does not wait (`ClaimBusy`)."""
-        keys = {key for _, spec, command in prepared if spec.claims is not None for key in spec.claims(command)}
-        if keys:
+    async def _claim_ahead(
+        self, prepared: list[tuple[int, CommandSpec, Command]]
+    ) -> list[tuple[int, CommandSpec, Command]]:
+        """Take the claims the commands declare, in one statement; returns the commands that
+        run now. Claims another transaction holds are not waited for: their commands are set
+        aside. With `waits_for_claims`, every claim is waited for instead; all waiting batches
+        take their claims in one order, so they never deadlock. A claim a handler makes beyond
+        the declared ones does not wait (`ClaimBusy`)."""
+        keys_of = {i: set(spec.claims(command)) for i, spec, command in prepared if spec.claims is not None}
+        keys = set().union(*keys_of.values())
+        if not keys:
+            return prepared
+        if self.waits_for_claims:
             await wait_for_claims(self.conn, sorted(keys))
             self.held.update(keys)
+            return prepared
+        taken = set(await try_claims(self.conn, sorted(keys)))
+        self.held.update(taken)
+        busy = keys - taken
+        if not busy:
+            return prepared
+        self.set_aside = [i for i, _, _ in prepared if keys_of.get(i, set()) & busy]
+        aside = set(self.set_aside)
+        return [p for p in prepared if p[0] not in aside]
 
     async def _preload(self, prepared: list[tuple[int, CommandSpec, Command]]) -> None:
         """Let each kind of command read ahead for all of its commands in the batch."""

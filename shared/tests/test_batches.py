@@ -207,14 +207,15 @@ async def _hold_first_capped_count(rt: Runtime, first, second) -> tuple[list, li
 async def test_a_claim_orders_commands_of_concurrent_batches(rt) -> None:
     """Two batches in concurrent transactions each count 3 under a cap of 5: the second must
     not decide on totals the first is about to change. The claim is declared, so the second
-    batch takes it ahead, waiting: none of it commits before the first, then it is refused."""
+    batch tries it ahead and finds it held: its other command commits at once, the capped
+    count waits for the first to commit, then is refused."""
     await rt.bus.dispatch_many([open_("a"), open_("b"), open_("c")])
     (first, second), during = await _hold_first_capped_count(
         rt,
         lambda: rt.bus.dispatch_many([capped("a")]),
         lambda: rt.bus.dispatch_many([capped("b"), count("c")]),
     )
-    assert during == []
+    assert during == ["sheet-c"]
     assert first[0].ok
     assert not second[0].ok and second[0].error.code == "over_cap"
     assert second[1].ok
