@@ -174,7 +174,6 @@ class CommandBus:
         held_claims: set[str] | None = None,
         preloaded: Preloaded | None = None,
         looked_up: bool = False,
-        notify: bool = True,
     ) -> tuple[Result, bool, UnitOfWork]:
         """Run one command inside the caller's open transaction. Returns (result, replayed).
 
@@ -211,8 +210,6 @@ class CommandBus:
                 "INSERT INTO command_results (command, idempotency_key, result) VALUES ($1, $2, $3)",
                 request.name, key, result,
             )
-        if notify:
-            await uow.finish()
         return result, False, uow
 
     async def dispatch(self, request: Request) -> Outcome:
@@ -362,7 +359,6 @@ class _Batch:
         self.replays: dict[tuple[str, str | None], Result] = {}
         self.prepared: dict[int, tuple[CommandSpec, Command]] = {}
         self.wave = Wave()
-        self.appended = False
 
     async def run(self, prepared: list[tuple[int, CommandSpec, Command]]) -> None:
         prepared = await self._claim_ahead(prepared)
@@ -381,8 +377,6 @@ class _Batch:
             await self._apply_wave()
             await self._run_at_once(i, spec, command)
         await self._apply_wave()
-        if self.appended:
-            await self.conn.execute("SELECT pg_notify('events', '')")
 
     async def _claim_ahead(
         self, prepared: list[tuple[int, CommandSpec, Command]]
@@ -476,13 +470,12 @@ class _Batch:
                 async with self.conn.transaction():
                     result, replayed, uow = await self.bus._run_in(
                         self.conn, request, spec, command, locked=self.locked, held_claims=self.held,
-                        preloaded=self.preloaded, looked_up=True, notify=False,
+                        preloaded=self.preloaded, looked_up=True,
                     )
             except BaseException:
                 self.held.intersection_update(held_before)  # claims taken in the savepoint went with it
                 raise
             self.preloaded.wrote({e.envelope.stream_id for e in uow.recorded}, uow.claimed)
-            self.appended = self.appended or bool(uow.recorded)
             self.outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed, seen=uow.seen)
             if request.idempotency_key is not None:
                 # A later command of this batch with the same key replays it.
@@ -530,7 +523,6 @@ class _Batch:
             for i in wave.members:
                 await self._run_at_once(i, *self.prepared[i])
             return
-        self.appended = self.appended or bool(recorded)
         self.preloaded.wrote(wave.streams, wave.keys)
         first = self.outcomes[wave.members[0]]
         assert first is not None

@@ -140,7 +140,8 @@ async def append(
     the primary key (stream_id, stream_version) refuses the loser of a race between two writers
     that both read the same version. Either way: ConcurrencyConflict, nothing appended.
 
-    `outbox`: also queue the events for publishing, in the same statement.
+    `outbox`: also queue the events for publishing and wake the relay and the catch-up
+    runners at commit (NOTIFY events), in the same statement.
 
     A third keeps the global log consistent with stream order: the log is read in transaction-id
     order, so a transaction may only extend a stream whose last event was written by an older
@@ -172,8 +173,11 @@ async def append_streams(
             versions.append(a.expected_version + k)
     actors: dict[int, Any] = {}
     ids = [e.event_id or uuid.uuid4() for e in events]
+    # Queued for the relay, which the notification wakes at commit (in the same statement:
+    # no round trip of its own).
     queue = (
         ", queued AS (INSERT INTO outbox (tx_id, position) SELECT pg_current_xact_id(), position FROM appended)"
+        ", notified AS MATERIALIZED (SELECT pg_notify('events', ''))"
         if outbox
         else ""
     )
@@ -200,7 +204,7 @@ async def append_streams(
             ORDER BY v.ord
             RETURNING position, tx_id::text::bigint AS tx_id, stream_id, stream_version
             ){queue}
-            SELECT * FROM appended
+            SELECT appended.* FROM appended{", notified" if outbox else ""}
             """,
             streams,
             bases,

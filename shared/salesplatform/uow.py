@@ -312,12 +312,6 @@ class UnitOfWork:
                 return
         self.deferred.append(write)
 
-    async def finish(self) -> None:
-        """Wake the relay and the catch-up runners once this transaction commits."""
-        if self.recorded:
-            await self.conn.execute("SELECT pg_notify('events', '')")
-
-
 async def apply_all_inline(
     conn: asyncpg.Connection,
     projections: Sequence[Projection],

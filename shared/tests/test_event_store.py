@@ -199,3 +199,21 @@ async def test_copies_of_foreign_events_are_kept_once_and_returned_as_stored(db:
         (r.position, r.tx_id, r.envelope, r.origin) for r in logged[2:]
     ]
     assert [r.origin for r in first] == ["OTHER", "OTHER"]
+
+
+async def test_an_append_for_the_relay_wakes_listeners_once_it_commits(db: asyncpg.Pool) -> None:
+    heard: list[str] = []
+    async with db.acquire() as listener, db.acquire() as conn:
+        await listener.add_listener("events", lambda _conn, _pid, channel, _payload: heard.append(channel))
+        async with conn.transaction():
+            await append_streams(conn, [StreamAppend("sheet-a", 0, [ev(1)]), StreamAppend("sheet-b", 0, [ev(2)])],
+                                 outbox=True)
+            await asyncio.sleep(0.2)
+            assert heard == []  # not before the commit
+        for _ in range(50):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+        await append(conn, "sheet-c", 0, [ev(3)])  # not queued for the relay: no notice
+        await asyncio.sleep(0.2)
+    assert heard == ["events"]

@@ -108,7 +108,6 @@ class VisitOrders:
                     policy=self.policy, directory_here=True,
                     business_date=date.fromisoformat(data["business_date"]), placed_at=envelope.occurred_at,
                 )
-                await uow.finish()
             return "placed"
         except ConcurrencyConflict:
             raise  # the whole batch is retried in a new transaction
@@ -135,7 +134,6 @@ class VisitOrders:
             async with conn.transaction():
                 order.confirm_delivery(bool(data["delivered"]))
                 await uow.save(order)
-                await uow.finish()
         except ConcurrencyConflict:
             raise
         except ServiceError as exc:

@@ -86,6 +86,5 @@ class RouteReassignment(Projection):
             route = await uow.get(Route, route_id)
             route.remove_customer(customer_id, reassigned=True)
             await uow.save(route)
-        await uow.finish()
         log.info("customer_left_routes", customer_id=customer_id, route_ids=route_ids, cause=event.event_type)
         return [{"customer_id": customer_id, "route_ids": route_ids}]
