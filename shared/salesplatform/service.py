@@ -167,8 +167,7 @@ class Runtime:
                     on_stored=lambda _stored: self.runner.wake(),
                 )
             )
-        # Several ingest loops share the durable consumer: while one waits on PostgreSQL for
-        # its batch's commit, another runs the next batch.
+        # Ingest loops share the durable consumer (`ingest_workers`, one by default).
         self.ingest_loops = [
             IngestConsumer(
                 self.bus, self.nc, self.js, self.dead_letters, self.topology, s.jwt_secret,

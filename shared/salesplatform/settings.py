@@ -26,7 +26,10 @@ class ServiceSettings(BaseSettings):
     relay_batch: int = 500
     consumer_batch: int = 500
     ingest_batch: int = 250
-    ingest_workers: int = 3
+    # Loops taking ingest batches from the one durable consumer. One loop's batches grow with
+    # the load; more loops cut them smaller, share the event loop's time and set aside each
+    # other's customers. More can help where each commit waits long for a distant database.
+    ingest_workers: int = 1
     # Transactions the HTTP and request/reply commands share at once. Few keep batches large
     # while the service is busy (the CPU is the bound on a small machine); more help when each
     # commit waits long for a distant database.
