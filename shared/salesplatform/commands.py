@@ -30,7 +30,7 @@ from salesplatform.errors import (
 )
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.projections import Change, Projection
-from salesplatform.store import RecordedEvent, append_streams
+from salesplatform.store import append_streams
 from salesplatform.uow import (
     ClaimBusy, Preloaded, UnitOfWork, Wave, WaveConflict, apply_all_inline, try_claims, wait_for_claims,
 )
@@ -505,10 +505,10 @@ class _Batch:
         first_write, self.written = not self.written, True
         try:
             if first_write:
-                recorded, changes = await self._write(wave)
+                changes = await self._write(wave)
             else:
                 async with self.conn.transaction():
-                    recorded, changes = await self._write(wave)
+                    changes = await self._write(wave)
         except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
             raise
         except Exception as exc:
@@ -528,7 +528,7 @@ class _Batch:
         assert first is not None
         first.changes = changes
 
-    async def _write(self, wave: Wave) -> tuple[list[RecordedEvent], list[tuple[str, list[Change]]]]:
+    async def _write(self, wave: Wave) -> list[tuple[str, list[Change]]]:
         recorded = await append_streams(self.conn, wave.appends, outbox=True)
         changes = await apply_all_inline(self.conn, self.bus.inline_projections, recorded, self.locked)
         for write in wave.writes:
@@ -539,7 +539,7 @@ class _Batch:
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])",
                 [r[0] for r in wave.results], [r[1] for r in wave.results], [r[2] for r in wave.results],
             )
-        return recorded, changes
+        return changes
 
     def _forget(self, wave: Wave) -> None:
         for i in wave.members:

@@ -204,7 +204,10 @@ async def test_copies_of_foreign_events_are_kept_once_and_returned_as_stored(db:
 async def test_an_append_for_the_relay_wakes_listeners_once_it_commits(db: asyncpg.Pool) -> None:
     heard: list[str] = []
     async with db.acquire() as listener, db.acquire() as conn:
-        await listener.add_listener("events", lambda _conn, _pid, channel, _payload: heard.append(channel))
+        def hear(_conn: object, _pid: int, channel: str, _payload: str) -> None:
+            heard.append(channel)
+
+        await listener.add_listener("events", hear)
         async with conn.transaction():
             await append_streams(conn, [StreamAppend("sheet-a", 0, [ev(1)]), StreamAppend("sheet-b", 0, [ev(2)])],
                                  outbox=True)
@@ -216,4 +219,5 @@ async def test_an_append_for_the_relay_wakes_listeners_once_it_commits(db: async
             await asyncio.sleep(0.02)
         await append(conn, "sheet-c", 0, [ev(3)])  # not queued for the relay: no notice
         await asyncio.sleep(0.2)
+        await listener.remove_listener("events", hear)
     assert heard == ["events"]
