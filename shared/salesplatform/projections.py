@@ -224,21 +224,11 @@ class _Generation:
     checkpoint: LogPosition
 
 
-async def _active_generation(conn: asyncpg.Connection, name: str) -> _Generation:
-    row = await conn.fetchrow(
-        "SELECT g.schema_name, g.generation, g.tx_id::text::bigint AS tx_id, g.position"
-        " FROM projections p JOIN projection_generations g"
-        "   ON g.name = p.name AND g.generation = p.generation WHERE p.name = $1",
-        name,
-    )
-    return _Generation(row["schema_name"], row["generation"], LogPosition(row["tx_id"], row["position"]))
-
-
 async def _save_checkpoint(
     conn: asyncpg.Connection, name: str, generation: int, at: LogPosition, applied: int
 ) -> None:
     await conn.execute(
-        "UPDATE projection_generations SET tx_id = $3::text::xid8, position = $4,"
+        "UPDATE public.projection_generations SET tx_id = $3::text::xid8, position = $4,"
         " events_applied = events_applied + $5 WHERE name = $1 AND generation = $2",
         name, generation, str(at.tx_id), at.position, applied,
     )
@@ -308,27 +298,27 @@ async def catch_up_once(
     the log. Events are only ever written with synchronous commits."""
     async with conn.transaction():
         # One runner at a time per projection (replicas, or a runner and an operator), then the
-        # switch lock shared; the checkpoint is read only after both are held.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1))", f"catch-up:{projection.name}"
-        )
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock_shared(hashtext($1))", _lock_key(projection.name)
-        )
-        gen = await _active_generation(conn, projection.name)
+        # switch lock shared; the checkpoint is read only after both are held (one round trip:
+        # sql/004_start_catch_up.sql).
+        row = await conn.fetchrow("SELECT * FROM public.start_catch_up($1)", projection.name)
+        gen = _Generation(row[0], row[1], LogPosition(row[2], row[3]))
         events, scanned, reached = await _read_for(conn, projection, gen.checkpoint, batch_size, True)
         if not scanned:
             return 0, []
         changes: list[Change] = []
         if events:
+            # The generation's schema stays first on the search path until the commit: what
+            # follows names the public tables.
             await _use_schema(conn, gen.schema)
             changes = await _apply_guarded(conn, projection, events, on_failure)
-            await _reset_schema(conn)
-        await _save_checkpoint(conn, projection.name, gen.generation, reached, len(events))
         await conn.execute(
-            "SELECT set_config('synchronous_commit', CASE WHEN EXISTS ("
-            "  SELECT 1 FROM events WHERE tx_id = pg_current_xact_id_if_assigned()"
-            ") THEN 'on' ELSE 'off' END, true)"
+            "WITH saved AS ("
+            "  UPDATE public.projection_generations SET tx_id = $3::text::xid8, position = $4,"
+            "  events_applied = events_applied + $5 WHERE name = $1 AND generation = $2 RETURNING 1"
+            ") SELECT set_config('synchronous_commit', CASE WHEN EXISTS ("
+            "  SELECT 1 FROM public.events WHERE tx_id = pg_current_xact_id_if_assigned()"
+            ") THEN 'on' ELSE 'off' END, true) FROM saved",
+            projection.name, gen.generation, str(reached.tx_id), reached.position, len(events),
         )
         return scanned, changes
 

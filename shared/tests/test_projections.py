@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from salesplatform.events import Actor, Role
-from salesplatform.projections import StatementRuns, locked_schemas, reading
+from salesplatform.projections import StatementRuns, catch_up_once, locked_schemas, reading
 from salesplatform.service import Runtime
 
-from tally import definition
+from tally import EventCounts, definition
 
 REP = Actor(id="r1", role=Role.rep, district="d1")
 
@@ -249,3 +249,42 @@ async def test_a_locked_schema_is_read_after_a_switch_in_progress_commits(servic
                 schemas = await asyncio.wait_for(waiting, 10)
             assert schemas["sheet_totals"] == "switched"
             assert schemas["event_counts"].startswith("p_event_counts_")
+
+
+async def test_a_catch_up_begun_during_a_switch_applies_to_the_generation_switched_to(service_settings) -> None:
+    """The catch-up runner takes the projection's lock shared before it reads the active
+    generation and its checkpoint: a batch begun while a rebuild switches waits, then applies
+    to the new generation and moves its checkpoint, not the old one's."""
+    projection = EventCounts()
+    async with Runtime(definition(), service_settings) as rt:
+        rt.runner.stop()
+        await rt.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
+        async with rt.pool.acquire() as switcher, rt.pool.acquire() as runner:
+            old = await switcher.fetchrow("SELECT generation, schema_name, tx_id, position FROM projection_generations"
+                                          " WHERE name = 'event_counts' AND status = 'active'")
+            switch = switcher.transaction()
+            await switch.start()
+            await switcher.execute("SELECT pg_advisory_xact_lock(hashtext('projection:event_counts'))")
+            await switcher.execute(f"CREATE SCHEMA p_event_counts_9; SET LOCAL search_path = p_event_counts_9;"
+                                   f" {projection.schema_sql}; SET LOCAL search_path = public")
+            await switcher.execute(
+                "INSERT INTO projection_generations (name, generation, schema_name, code_version, status, tx_id,"
+                " position) VALUES ('event_counts', 9, 'p_event_counts_9', $1, 'active', $2, $3)",
+                projection.code_version, old["tx_id"], old["position"],
+            )
+            await switcher.execute("UPDATE projection_generations SET status = 'retired'"
+                                   " WHERE name = 'event_counts' AND generation = $1", old["generation"])
+            await switcher.execute("UPDATE projections SET active_schema = 'p_event_counts_9', generation = 9"
+                                   " WHERE name = 'event_counts'")
+            waiting = asyncio.create_task(catch_up_once(runner, projection))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            await switch.commit()
+            scanned, _ = await asyncio.wait_for(waiting, 10)
+            assert scanned >= 1
+            generations = {r["generation"]: (r["tx_id"], r["position"], r["events_applied"]) for r in await switcher.fetch(
+                "SELECT generation, tx_id, position, events_applied FROM projection_generations"
+                " WHERE name = 'event_counts'")}
+            assert generations[old["generation"]][:2] == (old["tx_id"], old["position"])
+            assert generations[9][2] >= 1
+            assert await switcher.fetchval("SELECT n FROM p_event_counts_9.counts WHERE event_type = 'sheet.opened'") == 1
