@@ -30,7 +30,7 @@ from nats.js import JetStreamContext
 
 from salesplatform.auth import actor_from_header
 from salesplatform.clock import Clock, SystemClock
-from salesplatform.commands import CommandBus, GroupCommit, Request
+from salesplatform.commands import CommandBus, GroupCommit, InternalError, Request
 from salesplatform.errors import PermissionDenied, ServiceError
 from salesplatform.events import Actor, EventRegistry
 from salesplatform.logging import configure_logging
@@ -428,28 +428,36 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
     return CommandGateway(app, runtime, max_body=runtime.settings.http_command_max_bytes)
 
 
+class PayloadTooLarge(ServiceError):
+    status = 413
+    code = "payload_too_large"
+
+
+def _error_body(exc: ServiceError) -> tuple[int, bytes]:
+    return exc.status, orjson.dumps({"error": exc.to_dict()})
+
+
 async def serve_command(
-    runtime: Runtime, name: str, authorization: str | None, body: bytes, headers: Callable[[str], str | None],
+    runtime: Runtime, name: str, body: bytes, header: Callable[[str], str | None],
 ) -> tuple[int, bytes]:
-    """One HTTP command: (status, JSON body). `headers` looks up a request header by its
+    """One HTTP command: (status, JSON body). `header` looks up a request header by its
     lower-case name."""
     try:
-        actor = actor_from_header(authorization, runtime.settings.jwt_secret)
+        actor = actor_from_header(header("authorization"), runtime.settings.jwt_secret)
     except ServiceError as exc:
-        return exc.status, orjson.dumps({"error": exc.to_dict()})
+        return _error_body(exc)
     outcome = await runtime.group.submit(
         Request(
             name=name,
             payload=body or b"{}",
             actor=actor,
-            idempotency_key=headers("idempotency-key"),
-            correlation_id=headers("x-correlation-id") or str(uuid.uuid4()),
+            idempotency_key=header("idempotency-key"),
+            correlation_id=header("x-correlation-id") or str(uuid.uuid4()),
         )
     )
     if outcome.ok:
         return 200, orjson.dumps(outcome.result)
-    error: ServiceError = outcome.error  # type: ignore[assignment]
-    return error.status, orjson.dumps({"error": error.to_dict()})
+    return _error_body(outcome.error)  # type: ignore[arg-type]
 
 
 class CommandGateway:
@@ -459,8 +467,8 @@ class CommandGateway:
 
     Commands are the busiest requests a service takes, and each carries only a JSON body and
     a few headers: skipping the FastAPI and Starlette layers (middleware, routing over every
-    route, dependency solving) takes about a quarter off the CPU a command costs the service. A body
-    over `max_body` bytes is refused with 413 before it is read whole."""
+    route, dependency solving) takes about a quarter off the CPU a command costs the service.
+    A body over `max_body` bytes is refused with 413 before it is read whole."""
 
     PREFIX = "/commands/"
 
@@ -468,7 +476,6 @@ class CommandGateway:
         self.api = api
         self.runtime = runtime
         self.max_body = max_body
-        self.state = api.state
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
                        send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
@@ -486,44 +493,35 @@ class CommandGateway:
 
     async def _command(self, name: str, scope: dict[str, Any],
                        receive: Callable[[], Awaitable[dict[str, Any]]]) -> tuple[int, bytes]:
-        headers: dict[str, str] = {}
-        for key, value in scope["headers"]:
-            headers[key.decode("latin-1")] = value.decode("latin-1")
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        too_large = PayloadTooLarge(f"a command body may hold at most {self.max_body} bytes")
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:
-            return self._too_large()
+            return _error_body(too_large)
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return 400, orjson.dumps({"error": {"code": "disconnected", "message": "the client went away"}})
+                return _error_body(ServiceError("the client went away", code="disconnected"))
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                return self._too_large()
+                return _error_body(too_large)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
-            return await serve_command(self.runtime, name, headers.get("authorization"), body, headers.get)
+            return await serve_command(self.runtime, name, b"".join(chunks), headers.get)
         except Exception:
             log.exception("command_failed", command=name)
-            return 500, orjson.dumps({"error": {"code": "internal_error", "message": "the command failed"}})
-
-    def _too_large(self) -> tuple[int, bytes]:
-        return 413, orjson.dumps({"error": {
-            "code": "payload_too_large", "message": f"a command body may hold at most {self.max_body} bytes",
-        }})
+            return _error_body(InternalError("the command failed"))
 
 
 def _add_command_route(app: FastAPI, runtime: Runtime, name: str, model: type, summary: str) -> None:
     async def endpoint(request: HttpRequest) -> Response:
         # Reached only where the gateway does not answer (an app mounted under a prefix).
-        status, body = await serve_command(
-            runtime, name, request.headers.get("authorization"), await request.body(), request.headers.get,
-        )
+        status, body = await serve_command(runtime, name, await request.body(), request.headers.get)
         return Response(body, status_code=status, media_type="application/json")
 
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -67,9 +67,9 @@ async def preload(uow: UnitOfWork, items: list[tuple[Request, PlaceOrder]], poli
     promotions = await lookups.preload_order_contexts(
         uow, [cmd.customer_id for _, cmd in items], skus, day, claim_of=customer_claim,
     )
-    order_ids = {requested_order_id(cmd, request.actor.id) for request, cmd in items} - {None}
+    order_ids = {requested_order_id(cmd, request.actor.id) for request, cmd in items}
     await uow.preload_streams([
-        *(Order.stream_id_for(o) for o in sorted(order_ids) if o is not None),
+        *(Order.stream_id_for(o) for o in sorted(o for o in order_ids if o is not None)),
         *(Sku.stream_id_for(s) for s in skus),
         *(Promotion.stream_id_for(p) for p in promotions),
     ])
