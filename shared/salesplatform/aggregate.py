@@ -19,6 +19,9 @@ class Aggregate(ABC):
     """
 
     stream_prefix: ClassVar[str]
+    # True on a copy from the aggregate cache while it still shares its state with the kept
+    # aggregate: the state is copied before the first event changes it (`_own_state`).
+    _shares_state: bool = False
 
     def __init__(self, id: str) -> None:
         self.id = id
@@ -40,14 +43,25 @@ class Aggregate(ABC):
     @classmethod
     def replay(cls, id: str, events: list[Event]) -> Self:
         agg = cls(id)
-        for event in events:
-            agg.apply(event)
-            agg.version += 1
+        agg.catch_up(events)
         return agg
 
     def record(self, event: Event) -> None:
+        self._own_state()
         self.apply(event)
         self.pending.append(event)
+
+    def catch_up(self, events: Iterable[Event]) -> None:
+        """Apply events stored after this aggregate's version."""
+        for event in events:
+            self._own_state()
+            self.apply(event)
+            self.version += 1
+
+    def _own_state(self) -> None:
+        if self._shares_state:
+            self.__dict__ = copy.deepcopy(self.__dict__)
+            self._shares_state = False
 
     @abstractmethod
     def apply(self, event: Event) -> None:
@@ -60,7 +74,9 @@ class AggregateCache:
 
     Only what a committed command saw goes in: every aggregate it loaded and left without
     pending events is, after the commit, the replay of its stream up to its version (state
-    changes only by applying events). Entries are never changed in place: `get` gives a copy.
+    changes only by applying events). Entries are never changed in place: `get` gives a copy
+    that shares the kept state until an event is applied to it, and only then copies it (most
+    loads only read: the SKUs and promotions of an order).
     Another process appending to a stream makes an entry older, never wrong: the newer
     events are read on the next load.
     """
@@ -77,7 +93,11 @@ class AggregateCache:
         if agg is None:
             return None
         self._items.move_to_end(stream_id)
-        return copy.deepcopy(agg)
+        borrowed = object.__new__(type(agg))
+        borrowed.__dict__.update(agg.__dict__)
+        borrowed.pending = []
+        borrowed._shares_state = True
+        return borrowed
 
     def version(self, stream_id: str) -> int:
         """The version a load of the stream starts from (0: not kept)."""

@@ -207,9 +207,7 @@ class UnitOfWork:
             if agg is None:
                 agg = cls.replay(i, events)
             else:
-                for event in events:
-                    agg.apply(event)
-                    agg.version += 1
+                agg.catch_up(events)
             loaded.append(agg)
         self.seen.extend(loaded)
         return loaded

@@ -60,6 +60,7 @@ class Sheet(Aggregate):
         super().__init__(id)
         self.total = 0
         self.title = ""
+        self.counts: list[int] = []
 
     def apply(self, event: Event) -> None:
         match event:
@@ -67,6 +68,7 @@ class Sheet(Aggregate):
                 self.title = event.title
             case VisitsCounted():
                 self.total += event.count
+                self.counts.append(event.count)
 
     def open(self, title: str, owner: str) -> None:
         if self.exists:

@@ -32,7 +32,9 @@ def test_the_cache_gives_copies_keeps_the_newest_and_stays_bounded() -> None:
     got = cache.get("sheet-a")
     assert got is not None and (got.version, got.total) == (3, 3)
     got.count(5)  # changing the copy leaves the kept one alone
-    assert cache.get("sheet-a").total == 3
+    kept = cache.get("sheet-a")
+    assert (kept.total, kept.counts, kept.pending) == (3, [1, 2], [])
+    assert got.counts == [1, 2, 5]
     cache.put([sheet("a", 1)])  # an older version does not replace a newer one
     assert cache.get("sheet-a").version == 3
     pending = sheet("b")
@@ -41,6 +43,20 @@ def test_the_cache_gives_copies_keeps_the_newest_and_stays_bounded() -> None:
     assert cache.get("sheet-b") is None
     cache.put([sheet("b"), sheet("c")])
     assert len(cache) == 2 and cache.get("sheet-a") is None  # least recently used went
+
+
+def test_copies_share_the_kept_state_until_an_event_changes_them() -> None:
+    cache = AggregateCache()
+    cache.put([sheet("a", 1)])
+    reader, writer = cache.get("sheet-a"), cache.get("sheet-a")
+    assert reader.counts is writer.counts  # a load that only reads copies nothing
+    writer.catch_up([VisitsCounted(count=4)])  # newer events read from the log
+    writer.count(2)
+    assert (writer.version, writer.counts, writer.total) == (3, [1, 4, 2], 7)
+    assert (reader.version, reader.counts, reader.total) == (2, [1], 1)
+    assert cache.get("sheet-a").counts == [1]
+    cache.put([reader])  # a copy that only read is kept as it is; it still shares nothing it changed
+    assert cache.get("sheet-a").counts == [1]
 
 
 async def test_a_load_starts_from_the_cache_and_reads_what_others_appended(rt) -> None:
