@@ -25,7 +25,9 @@ import asyncpg
 import structlog
 
 from salesplatform.errors import ConcurrencyConflict
-from salesplatform.store import LOG_START, LogPosition, RecordedEvent, read_log, read_log_of_types
+from salesplatform.store import (
+    LOG_START, LogPosition, RecordedEvent, read_log, read_log_between, read_log_of_types, scan_log_of_types,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +48,9 @@ class Projection:
     `event_types`: the types it reads (None: all). `code_version`: bump it when the apply logic
     or the tables change; the service then rebuilds the projection on start.
     `inline`: apply in the appending transaction instead of by the catch-up runner.
+    `reads_log`: the projection reads its events from the log itself, with set-based SQL over
+    a stretch of it (`apply_range`); the catch-up runner then only scans the stretch for the
+    types present instead of loading the events. It must name its `event_types`.
     """
 
     name: ClassVar[str]
@@ -53,6 +58,7 @@ class Projection:
     event_types: ClassVar[frozenset[str] | None] = None
     code_version: ClassVar[int] = 1
     inline: ClassVar[bool] = False
+    reads_log: ClassVar[bool] = False
 
     def handles(self, event: RecordedEvent) -> bool:
         return self.event_types is None or event.event_type in self.event_types
@@ -70,6 +76,13 @@ class Projection:
                 if out:
                     changes.extend(out)
         return changes
+
+    async def apply_range(
+        self, conn: asyncpg.Connection, after: LogPosition, upto: LogPosition, present: frozenset[str]
+    ) -> list[Change]:
+        """Apply the events of its types in the stretch (after, upto] of `public.events`;
+        `present`: the types that occur there. For projections that set `reads_log`."""
+        raise TypeError(f"{type(self).__name__} sets reads_log but does not override apply_range")
 
 
 class StatementRuns:
@@ -302,15 +315,26 @@ async def catch_up_once(
         # sql/004_start_catch_up.sql).
         row = await conn.fetchrow("SELECT * FROM public.start_catch_up($1)", projection.name)
         gen = _Generation(row[0], row[1], LogPosition(row[2], row[3]))
-        events, scanned, reached = await _read_for(conn, projection, gen.checkpoint, batch_size, True)
-        if not scanned:
-            return 0, []
         changes: list[Change] = []
-        if events:
-            # The generation's schema stays first on the search path until the commit: what
-            # follows names the public tables.
-            await _use_schema(conn, gen.schema)
-            changes = await _apply_guarded(conn, projection, events, on_failure)
+        if projection.reads_log and projection.event_types is not None:
+            scan = await scan_log_of_types(conn, gen.checkpoint, batch_size, projection.event_types)
+            if scan is None:
+                return 0, []
+            scanned, reached, applied = scan.scanned, scan.reached, scan.matching
+            if scan.present:
+                await _use_schema(conn, gen.schema)
+                changes = await _apply_range_guarded(conn, projection, gen.checkpoint, scan.reached,
+                                                     scan.present, on_failure)
+        else:
+            events, scanned, reached = await _read_for(conn, projection, gen.checkpoint, batch_size, True)
+            if not scanned:
+                return 0, []
+            applied = len(events)
+            if events:
+                # The generation's schema stays first on the search path until the commit: what
+                # follows names the public tables.
+                await _use_schema(conn, gen.schema)
+                changes = await _apply_guarded(conn, projection, events, on_failure)
         await conn.execute(
             "WITH saved AS ("
             "  UPDATE public.projection_generations SET tx_id = $3::text::xid8, position = $4,"
@@ -318,9 +342,31 @@ async def catch_up_once(
             ") SELECT set_config('synchronous_commit', CASE WHEN EXISTS ("
             "  SELECT 1 FROM public.events WHERE tx_id = pg_current_xact_id_if_assigned()"
             ") THEN 'on' ELSE 'off' END, true) FROM saved",
-            projection.name, gen.generation, str(reached.tx_id), reached.position, len(events),
+            projection.name, gen.generation, str(reached.tx_id), reached.position, applied,
         )
         return scanned, changes
+
+
+async def _apply_range_guarded(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    after: LogPosition,
+    upto: LogPosition,
+    present: frozenset[str],
+    on_failure: FailureSink | None,
+) -> list[Change]:
+    """`apply_range`; if it fails, the stretch's events are loaded and applied the guarded way
+    (`_apply_guarded`), so an event that fails is isolated and recorded as for any projection."""
+    try:
+        async with conn.transaction():
+            return await projection.apply_range(conn, after, upto, present)
+    except _RETRY_WHOLE_BATCH:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure: the events are applied one by one below
+        log.warning("projection_range_failed", projection=projection.name, error=repr(exc))
+    assert projection.event_types is not None
+    events = await read_log_between(conn, after, upto, projection.event_types)
+    return await _apply_guarded(conn, projection, events, on_failure)
 
 
 async def _read_for(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -421,6 +422,13 @@ async def read_log_of_types(
     if end is None:
         return [], 0, after
     reached = LogPosition(end["tx_id"], end["position"])
+    return await read_log_between(conn, after, reached, event_types), end["scanned"], reached
+
+
+async def read_log_between(
+    conn: asyncpg.Connection, after: LogPosition, upto: LogPosition, event_types: Iterable[str]
+) -> list[RecordedEvent]:
+    """The events of `event_types` in the stretch (after, upto] of the log, in log order."""
     rows = await conn.fetch(
         f"""
         SELECT {_COLUMNS} FROM events
@@ -428,9 +436,45 @@ async def read_log_of_types(
           AND event_type = ANY($5::text[])
         ORDER BY events.tx_id, events.position
         """,
-        str(after.tx_id), after.position, str(reached.tx_id), reached.position, list(event_types),
+        str(after.tx_id), after.position, str(upto.tx_id), upto.position, list(event_types),
     )
-    return [_row_to_recorded(r) for r in rows], end["scanned"], reached
+    return [_row_to_recorded(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class LogScan:
+    """What a stretch of the log holds for a reader of some event types, without the events."""
+
+    scanned: int  # events of any type in the stretch
+    reached: LogPosition  # its end (inclusive)
+    matching: int  # events of the reader's types
+    present: frozenset[str]  # which of the reader's types occur
+
+
+async def scan_log_of_types(
+    conn: asyncpg.Connection, after: LogPosition, limit: int, event_types: Iterable[str]
+) -> LogScan | None:
+    """Scan up to `limit` settled events after `after` (the order and gap policy of `read_log`)
+    and say what they hold of `event_types`, in one statement: for a projection that reads its
+    events from the log itself with set-based SQL. None: nothing settled after `after`."""
+    row = await conn.fetchrow(
+        """
+        WITH batch AS MATERIALIZED (
+            SELECT tx_id, position, event_type FROM events
+            WHERE (tx_id, position) > ($1::text::xid8, $2) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+            ORDER BY tx_id, position LIMIT $3
+        )
+        SELECT last.tx_id::text::bigint, last.position, counted.scanned, counted.matching, counted.present
+        FROM (SELECT count(*) AS scanned, count(*) FILTER (WHERE event_type = ANY($4::text[])) AS matching,
+                     array_agg(DISTINCT event_type) FILTER (WHERE event_type = ANY($4::text[])) AS present
+              FROM batch) counted
+        CROSS JOIN LATERAL (SELECT tx_id, position FROM batch ORDER BY tx_id DESC, position DESC LIMIT 1) last
+        """,
+        str(after.tx_id), after.position, limit, list(event_types),
+    )
+    if row is None:
+        return None
+    return LogScan(row[2], LogPosition(row[0], row[1]), row[3], frozenset(row[4] or ()))
 
 
 async def log_head(conn: asyncpg.Connection) -> LogPosition:

@@ -288,3 +288,109 @@ async def test_a_catch_up_begun_during_a_switch_applies_to_the_generation_switch
             assert generations[old["generation"]][:2] == (old["tx_id"], old["position"])
             assert generations[9][2] >= 1
             assert await switcher.fetchval("SELECT n FROM p_event_counts_9.counts WHERE event_type = 'sheet.opened'") == 1
+
+
+class _RangeTotals:
+    """A projection that reads `sheet.counted` from the log itself, stretch by stretch."""
+
+    @staticmethod
+    def make(calls: list[tuple], poison_fails_range: bool = False):
+        from salesplatform.projections import Projection
+
+        class RangeTotals(Projection):
+            name = "range_totals"
+            reads_log = True
+            event_types = frozenset({"sheet.counted"})
+            schema_sql = "CREATE TABLE totals (n bigint NOT NULL); INSERT INTO totals VALUES (0)"
+
+            async def apply_range(self, conn, after, upto, present):
+                calls.append(("range", after, upto, present))
+                stretch = (f"(e.tx_id, e.position) > ('{after.tx_id}'::xid8, {after.position})"
+                           f" AND (e.tx_id, e.position) <= ('{upto.tx_id}'::xid8, {upto.position})")
+                if poison_fails_range and await conn.fetchval(
+                        f"SELECT count(*) FROM public.events e WHERE {stretch} AND e.data ? 'poison'"):
+                    raise ValueError("poison in the stretch")
+                await conn.execute("UPDATE totals SET n = n + (SELECT coalesce(sum((e.data->>'count')::int), 0)"
+                                   f" FROM public.events e WHERE {stretch} AND e.event_type = 'sheet.counted')")
+                return [{"stretch": upto.position}]
+
+            async def apply(self, conn, event):
+                calls.append(("event", event.position))
+                if event.data.get("poison"):
+                    raise ValueError("poison event")
+                await conn.execute("UPDATE totals SET n = n + $1", event.data["count"])
+                return [{"event": event.position}]
+
+        return RangeTotals()
+
+
+async def _append_raw(conn, stream: str, *events) -> None:
+    from salesplatform.store import append
+
+    async with conn.transaction():
+        await append(conn, stream, 0, list(events))
+
+
+async def test_a_projection_that_reads_the_log_gets_the_stretch_not_the_events(db) -> None:
+    from datetime import datetime, timezone
+
+    from salesplatform.projections import ensure_projection
+    from salesplatform.store import NewEvent
+
+    from tally import TEST_ACTOR, new_event
+
+    now = datetime.now(timezone.utc)
+    calls: list[tuple] = []
+    projection = _RangeTotals.make(calls)
+    async with db.acquire() as conn:
+        await ensure_projection(conn, projection)
+        await _append_raw(conn, "sheet-a", NewEvent("sheet.opened", 2, {"title": "A", "owner": "r1"}, now, now,
+                                                    TEST_ACTOR), new_event(2), new_event(3))
+        await _append_raw(conn, "sheet-b", new_event(5))
+        scanned, changes = await catch_up_once(conn, projection)
+        assert scanned == 4
+        assert [c[0] for c in calls] == ["range"] and calls[0][3] == frozenset({"sheet.counted"})
+        assert changes == [{"stretch": calls[0][2].position}]
+        row = await conn.fetchrow("SELECT g.position, g.events_applied FROM projection_generations g"
+                                  " WHERE g.name = 'range_totals'")
+        assert tuple(row) == (calls[0][2].position, 3)
+        assert await conn.fetchval("SELECT n FROM p_range_totals_1.totals") == 10
+        # Only other types: the checkpoint moves on, nothing is applied.
+        await _append_raw(conn, "sheet-c", NewEvent("sheet.opened", 2, {"title": "C", "owner": "r1"}, now, now,
+                                                    TEST_ACTOR))
+        assert (await catch_up_once(conn, projection))[0] == 1
+        assert len(calls) == 1
+        assert await catch_up_once(conn, projection) == (0, [])
+        # The next stretch starts where the last one ended.
+        await _append_raw(conn, "sheet-d", new_event(7))
+        await catch_up_once(conn, projection)
+        assert calls[1][1] > calls[0][2]
+        assert await conn.fetchval("SELECT n FROM p_range_totals_1.totals") == 17
+
+
+async def test_a_stretch_that_fails_is_applied_event_by_event_and_the_failing_event_kept(db) -> None:
+    from salesplatform.projections import ensure_projection
+
+    from tally import new_event
+
+    calls: list[tuple] = []
+    failed: list[tuple] = []
+    projection = _RangeTotals.make(calls, poison_fails_range=True)
+
+    async def on_failure(name, event, error):
+        failed.append((name, event.position, error))
+
+    async with db.acquire() as conn:
+        await ensure_projection(conn, projection)
+        await _append_raw(conn, "sheet-a", new_event(2), new_event(1, poison=True), new_event(4))
+        scanned, changes = await catch_up_once(conn, projection, on_failure=on_failure)
+        assert scanned == 3
+        # The stretch once, then the platform's guarded way, event by event.
+        assert calls[0][0] == "range" and {c[0] for c in calls[1:]} == {"event"}
+        assert await conn.fetchval("SELECT n FROM p_range_totals_1.totals") == 6
+        positions = sorted({c[1] for c in calls[1:]})
+        poison = positions[1]
+        assert [(n, p) for n, p, _ in failed] == [("range_totals", poison)]
+        assert await conn.fetchval("SELECT position FROM projection_failures WHERE name = 'range_totals'") == poison
+        assert len(changes) == 2
+        assert await catch_up_once(conn, projection, on_failure=on_failure) == (0, [])

@@ -70,10 +70,19 @@ def checked_timezone(name: str) -> str:
 
 
 class StretchProjection(Projection, ABC):
-    """A catch-up projection applied stretch by stretch with set-based SQL."""
+    """A catch-up projection applied stretch by stretch with set-based SQL. The catch-up runner
+    hands it the stretch it scanned (`apply_range`: no events loaded); `apply_batch` serves the
+    paths that have the events in hand."""
+
+    reads_log = True
 
     def __init__(self, timezone: str = "Asia/Shanghai") -> None:
         self.timezone = checked_timezone(timezone)
+
+    async def apply_range(
+        self, conn: asyncpg.Connection, after: LogPosition, upto: LogPosition, present: frozenset[str]
+    ) -> list[Change]:
+        return await self.apply_stretch(conn, Stretch(after, upto), set(present), changes=True)
 
     async def apply_batch(self, conn: asyncpg.Connection, events: list[RecordedEvent]) -> list[Change]:
         if not events:
