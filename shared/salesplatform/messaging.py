@@ -120,9 +120,13 @@ def event_headers(envelope: Envelope) -> dict[str, str]:
     return headers
 
 
+# Headers never copied into a dead letter: a durable stream is no place for credentials.
+_CREDENTIAL_HEADERS = frozenset({"authorization"})
+
+
 class DeadLetters:
     """Publishes what could not be handled to `<service>.dlq.<reason>` (a durable stream),
-    with the original payload and headers and the error."""
+    with the original payload and headers (credentials left out) and the error."""
 
     def __init__(self, js: JetStreamContext, topology: Topology) -> None:
         self.js = js
@@ -138,7 +142,8 @@ class DeadLetters:
         source: str | None = None,
         dedup_id: str | None = None,
     ) -> None:
-        hdrs = {k: v for k, v in (headers or {}).items() if k != "Nats-Msg-Id"}
+        hdrs = {k: v for k, v in (headers or {}).items()
+                if k != "Nats-Msg-Id" and k.lower() not in _CREDENTIAL_HEADERS}
         if headers and "Nats-Msg-Id" in headers:
             hdrs["Original-Msg-Id"] = headers["Nats-Msg-Id"]
         hdrs["Dlq-Reason"] = reason

@@ -198,6 +198,7 @@ async def test_ingest_publishes_results_and_dead_letters_rejections(rt) -> None:
     assert rejected.headers["Dlq-Reason"] == "rejected"
     assert "validation_failed" in rejected.headers["Dlq-Error"]
     assert rejected.data == b'{"sheet_id": 5}'
+    assert "Authorization" not in rejected.headers  # the sender's token is not kept
     async with rt.pool.acquire() as conn:
         assert len(await load_stream(conn, "sheet-i1")) == 1
 
