@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 
 from salesplatform.errors import ConcurrencyConflict
-from salesplatform.events import Actor, Envelope, Role
+from salesplatform.events import Actor, Envelope, Role, trusted
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,27 +95,33 @@ def _jsonb_decode(data: bytes) -> Any:
     return orjson.loads(memoryview(data)[1:])
 
 
+# Actors as read from the log: few people and systems write many events each (actors are
+# frozen, so one instance serves all of them). Bounded.
+_ACTORS: dict[tuple[Any, ...], Actor] = {}
+_ACTORS_MAX = 10_000
+
+
 def _actor(raw: dict[str, Any]) -> Actor:
-    return Actor.model_construct(
-        id=raw["id"], role=Role(raw["role"]), district=raw.get("district"), area=raw.get("area")
-    )
+    key = (raw["id"], raw["role"], raw.get("district"), raw.get("area"))
+    actor = _ACTORS.get(key)
+    if actor is None:
+        if len(_ACTORS) >= _ACTORS_MAX:
+            _ACTORS.clear()
+        actor = _ACTORS[key] = trusted(Actor, id=key[0], role=Role(key[1]), district=key[2], area=key[3])
+    return actor
 
 
 def _row_to_recorded(row: asyncpg.Record) -> RecordedEvent:
-    envelope = Envelope.model_construct(
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        schema_version=row["schema_version"],
-        stream_id=row["stream_id"],
-        stream_version=row["stream_version"],
-        occurred_at=row["occurred_at"],
-        recorded_at=row["recorded_at"],
-        correlation_id=row["correlation_id"],
-        causation_id=row["causation_id"],
-        actor=_actor(row["actor"]),
-        data=row["data"],
+    # Columns in the order of _COLUMNS.
+    position, tx_id, stream_id, stream_version, event_id, event_type, schema_version, occurred_at, \
+        recorded_at, correlation_id, causation_id, actor, data, origin = row
+    envelope = trusted(
+        Envelope, event_id=event_id, event_type=event_type, schema_version=schema_version,
+        stream_id=stream_id, stream_version=stream_version, occurred_at=occurred_at,
+        recorded_at=recorded_at, correlation_id=correlation_id, causation_id=causation_id,
+        actor=_actor(actor), data=data,
     )
-    return RecordedEvent(row["position"], row["tx_id"], envelope, row["origin"])
+    return RecordedEvent(position, tx_id, envelope, origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +236,8 @@ async def append_streams(
     recorded = []
     for stream_id, version, event_id, e in zip(streams, versions, ids, events, strict=True):
         position, tx_id = placed[(stream_id, version)]
-        envelope = Envelope.model_construct(
-            event_id=event_id, event_type=e.event_type, schema_version=e.schema_version,
+        envelope = trusted(
+            Envelope, event_id=event_id, event_type=e.event_type, schema_version=e.schema_version,
             stream_id=stream_id, stream_version=version, occurred_at=e.occurred_at,
             recorded_at=e.recorded_at, correlation_id=e.correlation_id, causation_id=e.causation_id,
             actor=e.actor, data=e.data,

@@ -221,3 +221,30 @@ async def test_an_append_for_the_relay_wakes_listeners_once_it_commits(db: async
         await asyncio.sleep(0.2)
         await listener.remove_listener("events", hear)
     assert heard == ["events"]
+
+
+def test_a_trusted_model_is_the_model_construct_gives() -> None:
+    from salesplatform.events import Envelope, trusted
+
+    now = ev().occurred_at
+    actor = trusted(Actor, id="r1", role=Role.rep, district="d1", area=None)
+    assert actor == Actor.model_construct(id="r1", role=Role.rep, district="d1", area=None)
+    values = {"event_id": uuid.uuid4(), "event_type": "sheet.counted", "schema_version": 1, "stream_id": "sheet-1",
+              "stream_version": 2, "occurred_at": now, "recorded_at": now, "correlation_id": "c",
+              "causation_id": None, "actor": actor, "data": {"count": 3}}
+    envelope, constructed = trusted(Envelope, **values), Envelope.model_construct(**values)
+    assert envelope == constructed and envelope.model_fields_set == constructed.model_fields_set
+    assert envelope.to_json() == constructed.to_json()
+    assert Envelope.from_json(envelope.to_json()) == envelope
+    with pytest.raises(Exception, match="frozen"):
+        envelope.stream_version = 3  # type: ignore[misc]
+
+
+async def test_events_read_back_are_the_events_written(db: asyncpg.Pool) -> None:
+    async with db.acquire() as conn:
+        async with conn.transaction():
+            written = await append_streams(conn, [StreamAppend("sheet-r", 0, [ev(1), ev(2)])])
+        read = await load_stream(conn, "sheet-r")
+    assert [r.envelope for r in read] == [w.envelope for w in written]
+    assert [(r.position, r.tx_id) for r in read] == [(w.position, w.tx_id) for w in written]
+    assert read[0].envelope.actor is read[1].envelope.actor  # one actor instance for both

@@ -31,7 +31,7 @@ import asyncpg
 import orjson
 
 from salesplatform.errors import ConcurrencyConflict
-from salesplatform.events import Actor, Envelope
+from salesplatform.events import Actor, Envelope, trusted
 from salesplatform.projections import Projection, apply_inline
 from salesplatform.store import RecordedEvent
 
@@ -183,8 +183,8 @@ async def append_history(
     recorded = []
     for event_id, position in sorted(rows, key=lambda r: r[1]):
         e = by_id[event_id]
-        envelope = Envelope.model_construct(
-            event_id=e.event_id, event_type=e.event_type, schema_version=1, stream_id=e.stream_id,
+        envelope = trusted(
+            Envelope, event_id=e.event_id, event_type=e.event_type, schema_version=1, stream_id=e.stream_id,
             stream_version=e.stream_version, occurred_at=e.occurred_at, recorded_at=recorded_at,
             correlation_id=correlation_id, causation_id=e.causation_id, actor=actor, data=e.data,
         )

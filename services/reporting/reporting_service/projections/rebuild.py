@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import structlog
 from salesplatform.errors import ConcurrencyConflict
-from salesplatform.events import Actor, Envelope, Role
+from salesplatform.events import Actor, Envelope, Role, trusted
 from salesplatform.projections import FailureSink, Projection
 from salesplatform.store import LOG_START, LogPosition, RecordedEvent, read_log
 
@@ -333,13 +333,13 @@ async def _events_of(
 
 def _recorded(row: Any) -> RecordedEvent:
     actor = row["actor"]
-    envelope = Envelope.model_construct(
-        event_id=row["event_id"], event_type=row["event_type"], schema_version=row["schema_version"],
+    envelope = trusted(
+        Envelope, event_id=row["event_id"], event_type=row["event_type"], schema_version=row["schema_version"],
         stream_id=row["stream_id"], stream_version=row["stream_version"],
         occurred_at=row["occurred_at"], recorded_at=row["recorded_at"],
         correlation_id=row["correlation_id"], causation_id=row["causation_id"],
-        actor=Actor.model_construct(
-            id=actor["id"], role=Role(actor["role"]), district=actor.get("district"), area=actor.get("area")
+        actor=trusted(
+            Actor, id=actor["id"], role=Role(actor["role"]), district=actor.get("district"), area=actor.get("area")
         ),
         data=row["data"],
     )
