@@ -32,6 +32,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 from salesplatform.clock import Clock, business_date
 from salesplatform.errors import DomainError
 from salesplatform.events import Actor
+from salesplatform.ids import uuid5
 from salesplatform.projections import Projection
 
 from orders_service.adapters import lookups
@@ -92,15 +93,15 @@ _records: TypeAdapter[AnyRecord] = TypeAdapter(Annotated[AnyRecord, Field(discri
 
 
 def record_event_id(kind: str, record_id: str, event_type: str) -> uuid.UUID:
-    return uuid.uuid5(IMPORT_NAMESPACE, f"{kind}:{record_id}:{event_type}")
+    return uuid5(IMPORT_NAMESPACE, f"{kind}:{record_id}:{event_type}")
 
 
 def order_id_for_record(record_id: str) -> str:
-    return str(uuid.uuid5(IMPORT_NAMESPACE, f"order:{record_id}"))
+    return str(uuid5(IMPORT_NAMESPACE, f"order:{record_id}"))
 
 
 def payment_id_for_record(record_id: str) -> str:
-    return str(uuid.uuid5(IMPORT_NAMESPACE, f"payment:{record_id}"))
+    return str(uuid5(IMPORT_NAMESPACE, f"payment:{record_id}"))
 
 
 _PRIMARY = {"order": "order.placed", "delivery": "order.delivered", "payment": "payment.received"}

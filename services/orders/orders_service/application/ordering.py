@@ -12,6 +12,7 @@ from salesplatform.aggregate import Aggregate
 from salesplatform.commands import Request
 from salesplatform.errors import DomainError, NotFound
 from salesplatform.events import Role
+from salesplatform.ids import uuid5
 from salesplatform.uow import UnitOfWork
 
 from orders_service.adapters import lookups
@@ -29,7 +30,7 @@ _ORDER_KEY_NS = uuid.UUID("2f4e7b1c-5a8d-4c3e-9b6f-7d1a0e2c8b45")
 
 def order_id_for_key(sender: str, key: str) -> str:
     """An idempotency key names one order per sender, so a retry finds the order it made."""
-    return str(uuid.uuid5(_ORDER_KEY_NS, f"{sender}:{key}"))
+    return str(uuid5(_ORDER_KEY_NS, f"{sender}:{key}"))
 
 
 def requested_order_id(cmd: PlaceOrder, sender: str) -> str | None:

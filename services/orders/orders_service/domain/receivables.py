@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from salesplatform.aggregate import Aggregate
 from salesplatform.errors import DomainError
 from salesplatform.events import Event
+from salesplatform.ids import uuid5
 
 from orders_service.domain.events import (
     Allocation,
@@ -26,11 +27,11 @@ _DEPOSIT_NS = uuid.UUID("0b7f0f0e-2b7c-4f0e-8d5a-1c9e7a3b6d21")
 
 
 def invoice_id_for(order_id: str) -> str:
-    return str(uuid.uuid5(_INVOICE_NS, order_id))
+    return str(uuid5(_INVOICE_NS, order_id))
 
 
 def deposit_payment_id_for(order_id: str) -> str:
-    return str(uuid.uuid5(_DEPOSIT_NS, order_id))
+    return str(uuid5(_DEPOSIT_NS, order_id))
 
 
 def due_date(issued_on: date, payment_terms_days: int | None) -> date:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from salesplatform.aggregate import Aggregate
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, Event, Role
+from salesplatform.ids import uuid5
 
 from reporting_service.domain.events import TargetSet
 
@@ -21,7 +22,7 @@ CHILD_LEVELS = {"area": ("district", "rep"), "district": ("rep",)}
 
 
 def target_id_for(month: str, level: str, subject_id: str, product_group: str | None) -> str:
-    return str(uuid.uuid5(_NAMESPACE, f"{month}/{level}/{subject_id}/{product_group or '*'}"))
+    return str(uuid5(_NAMESPACE, f"{month}/{level}/{subject_id}/{product_group or '*'}"))
 
 
 class Target(Aggregate):

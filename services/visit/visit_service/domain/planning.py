@@ -13,16 +13,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from salesplatform.ids import uuid5
+
 _VISIT_IDS = uuid.UUID("6f1d1c8e-2f0a-4a43-8d8e-1f1f4b8c9a10")
 _ORDER_IDS = uuid.UUID("9a0f8f3c-7b65-4a5e-b1d2-6c3e2a9d4f20")
 
 
 def visit_id_for(rep_id: str, customer_id: str, business_date: date) -> str:
-    return str(uuid.uuid5(_VISIT_IDS, f"{rep_id}:{customer_id}:{business_date.isoformat()}"))
+    return str(uuid5(_VISIT_IDS, f"{rep_id}:{customer_id}:{business_date.isoformat()}"))
 
 
 def order_id_for(visit_id: str) -> str:
-    return str(uuid.uuid5(_ORDER_IDS, visit_id))
+    return str(uuid5(_ORDER_IDS, visit_id))
 
 
 @dataclass(frozen=True)

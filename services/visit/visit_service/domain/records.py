@@ -10,6 +10,7 @@ from datetime import date
 from salesplatform.aggregate import Aggregate
 from salesplatform.errors import DomainError
 from salesplatform.events import Event
+from salesplatform.ids import uuid5
 
 from visit_service.domain.events import (
     CoachingRecorded,
@@ -30,7 +31,7 @@ def half_year(day: date) -> str:
 def survey_id_for(customer_id: str, period: str) -> str:
     """One survey per customer and half year: the id is derived from both, so a second survey
     of the same period lands on the same stream and is refused."""
-    return str(uuid.uuid5(_SURVEY_IDS, f"{customer_id}:{period}"))
+    return str(uuid5(_SURVEY_IDS, f"{customer_id}:{period}"))
 
 
 class _Once(Aggregate):
