@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -29,6 +28,7 @@ from salesplatform.errors import (
     from_validation_error,
 )
 from salesplatform.events import Actor, EventRegistry, Role
+from salesplatform.ids import uuid4
 from salesplatform.projections import Change, Projection
 from salesplatform.store import append_streams
 from salesplatform.uow import (
@@ -187,7 +187,7 @@ class CommandBus:
             self.clock,
             request.actor,
             self.inline_projections,
-            correlation_id=request.correlation_id or str(uuid.uuid4()),
+            correlation_id=request.correlation_id or str(uuid4()),
             causation_id=request.causation_id,
             cache=self.aggregates,
         )
@@ -418,7 +418,7 @@ class _Batch:
     def _unit_of_work(self, request: Request, wave: Wave | None) -> UnitOfWork:
         return UnitOfWork(
             self.conn, self.bus.registry, self.bus.clock, request.actor, self.bus.inline_projections,
-            correlation_id=request.correlation_id or str(uuid.uuid4()), causation_id=request.causation_id,
+            correlation_id=request.correlation_id or str(uuid4()), causation_id=request.causation_id,
             locked_projections=self.locked, wave=wave, cache=self.bus.aggregates,
             held_claims=self.held, waits_for_claims=False, preloaded=self.preloaded,
         )

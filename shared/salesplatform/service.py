@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from salesplatform.clock import Clock, SystemClock
 from salesplatform.commands import CommandBus, GroupCommit, InternalError, Request
 from salesplatform.errors import PermissionDenied, ServiceError
 from salesplatform.events import Actor, EventRegistry
+from salesplatform.ids import uuid4
 from salesplatform.logging import configure_logging
 from salesplatform.messaging import (
     CommandResponder,
@@ -452,7 +452,7 @@ async def serve_command(
             payload=body or b"{}",
             actor=actor,
             idempotency_key=header("idempotency-key"),
-            correlation_id=header("x-correlation-id") or str(uuid.uuid4()),
+            correlation_id=header("x-correlation-id") or str(uuid4()),
         )
     )
     if outcome.ok:

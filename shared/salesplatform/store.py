@@ -18,6 +18,7 @@ import orjson
 
 from salesplatform.errors import ConcurrencyConflict
 from salesplatform.events import Actor, Envelope, Role, trusted
+from salesplatform.ids import uuid4
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +180,7 @@ async def append_streams(
             bases.append(a.expected_version)
             versions.append(a.expected_version + k)
     actors: dict[int, Any] = {}
-    ids = [e.event_id or uuid.uuid4() for e in events]
+    ids = [e.event_id or uuid4() for e in events]
     # Queued for the relay, which the notification wakes at commit (in the same statement:
     # no round trip of its own).
     queue = (

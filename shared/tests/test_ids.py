@@ -1,4 +1,5 @@
-"""Name-based ids are the standard's: an id made once is the id every later run makes."""
+"""Ids are the standard's: a name-based id made once is the id every later run makes, and random
+ids are version 4 UUIDs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import random
 import uuid
 
 import pytest
-from salesplatform.ids import uuid5
+from salesplatform.ids import uuid4, uuid5
 
 
 def test_uuid5_gives_the_ids_the_standard_library_gives() -> None:
@@ -26,3 +27,18 @@ def test_uuid5_ids_are_immutable_uuids() -> None:
     assert isinstance(made, uuid.UUID) and made.is_safe is uuid.SafeUUID.unknown
     with pytest.raises(TypeError):
         made.int = 0  # type: ignore[misc]
+
+
+def test_uuid4_gives_distinct_version_4_uuids() -> None:
+    made = [uuid4() for _ in range(10_000)]
+    assert len(set(made)) == len(made)
+    for u in made[:100]:
+        assert u.version == 4 and u.variant == uuid.RFC_4122
+        assert uuid.UUID(str(u)) == u and uuid.UUID(bytes=u.bytes) == u
+    # Every one of the 122 random bits varies.
+    fixed = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+    ones = zeros = 0
+    for u in made:
+        ones |= u.int & fixed
+        zeros |= ~u.int & fixed
+    assert ones == zeros == fixed
