@@ -125,7 +125,7 @@ async def burst(desk: OrdersDesk, watcher: Watcher, orders: int, offset: int) ->
     sent: list[str] = []
     start = time.perf_counter()
     await desk.publish_orders(orders, offset, on_sent=sent.append)
-    if not await wait_until(_AllSeen(watcher, sent).check, timeout=300, interval=0.01):
+    if not await wait_until(_AllSeen(watcher, sent), timeout=300, interval=0.01):
         raise RuntimeError(f"only {sum(o in watcher.seen for o in sent)} of {len(sent)} orders became "
                            "visible in reporting within 300 s")
     return len(sent), max(watcher.seen[o] for o in sent) - start
@@ -166,14 +166,14 @@ async def measure(ctx: Any, fig: FigureResult, desk: OrdersDesk, reporting: Serv
         published = await _paced(desk, LAG_RATE, lag_seconds, offset)
         offset += len(published)
         orders_sent = list(published)
-        await wait_until(_AllSeen(watcher, orders_sent).check, timeout=sizes.lag_wait_seconds, interval=0.01)
+        await wait_until(_AllSeen(watcher, orders_sent), timeout=sizes.lag_wait_seconds, interval=0.01)
         cut_off = time.perf_counter()
         lags = [(watcher.seen.get(o, cut_off) - t) * 1000 for o, t in published.items()]
         missing = sum(o not in watcher.seen for o in published)
         if missing:
             fig.details["lag_not_visible_in_time"] = fig.details.get("lag_not_visible_in_time", 0) + missing
             # Let the backlog clear before the next burst, so runs do not pile up.
-            await wait_until(_AllSeen(watcher, orders_sent).check, timeout=300, interval=0.05)
+            await wait_until(_AllSeen(watcher, orders_sent), timeout=300, interval=0.05)
         p50.add(percentile(lags, 50))
         p99.add(percentile(lags, 99))
 
@@ -185,14 +185,11 @@ class _AllSeen:
     def __init__(self, watcher: Watcher, orders: list[str]) -> None:
         self.watcher, self.orders, self.checked = watcher, orders, 0
 
-    def __call__(self) -> bool:
+    async def __call__(self) -> bool:
         seen, orders = self.watcher.seen, self.orders
         while self.checked < len(orders) and orders[self.checked] in seen:
             self.checked += 1
         return self.checked == len(orders)
-
-    async def check(self) -> bool:
-        return self()
 
 
 async def _paced(desk: OrdersDesk, per_second: float, seconds: float, offset: int) -> dict[str, float]:

@@ -433,17 +433,21 @@ async def read_log_of_types(
 
 
 async def read_log_between(
-    conn: asyncpg.Connection, after: LogPosition, upto: LogPosition, event_types: Iterable[str]
+    conn: asyncpg.Connection, after: LogPosition, upto: LogPosition, event_types: Iterable[str] | None
 ) -> list[RecordedEvent]:
-    """The events of `event_types` in the stretch (after, upto] of the log, in log order."""
+    """The events of `event_types` (None: of every type) in the stretch (after, upto] of the log,
+    in log order. The log is named with its schema: a projection's generation may be first on
+    the search path."""
+    bounds = (str(after.tx_id), after.position, str(upto.tx_id), upto.position)
+    of_types = "" if event_types is None else "AND event_type = ANY($5::text[])"
     rows = await conn.fetch(
         f"""
-        SELECT {_COLUMNS} FROM events
+        SELECT {_COLUMNS} FROM public.events
         WHERE (tx_id, position) > ($1::text::xid8, $2) AND (tx_id, position) <= ($3::text::xid8, $4)
-          AND event_type = ANY($5::text[])
+          {of_types}
         ORDER BY events.tx_id, events.position
         """,
-        str(after.tx_id), after.position, str(upto.tx_id), upto.position, list(event_types),
+        *bounds, *(() if event_types is None else (list(event_types),)),
     )
     return [_row_to_recorded(r) for r in rows]
 

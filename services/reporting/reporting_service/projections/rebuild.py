@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import asyncpg
 import structlog
 from salesplatform.errors import ConcurrencyConflict
-from salesplatform.events import Actor, Envelope, Role, trusted
 from salesplatform.projections import FailureSink, Projection
-from salesplatform.store import LOG_START, LogPosition, RecordedEvent, read_log
+from salesplatform.store import (
+    LOG_START,
+    LogPosition,
+    RecordedEvent,
+    read_log,
+    read_log_between,
+)
 
 from reporting_service.projections.base import Stretch, StretchProjection
 
@@ -319,31 +323,7 @@ async def _relevant_positions(
 async def _events_of(
     conn: asyncpg.Connection, projection: Projection, stretch: Stretch
 ) -> list[RecordedEvent]:
-    types = sorted(projection.event_types) if projection.event_types is not None else None
-    rows = await conn.fetch(
-        "SELECT e.position, e.tx_id::text AS tx, e.stream_id, e.stream_version, e.event_id,"
-        " e.event_type, e.schema_version, e.occurred_at, e.recorded_at, e.correlation_id,"
-        " e.causation_id, e.actor, e.data, e.origin FROM public.events e"
-        f" WHERE ($1::text[] IS NULL OR e.event_type = ANY($1::text[])) AND {stretch.predicate('e')}"
-        " ORDER BY e.tx_id, e.position",
-        types,
-    )
-    return [_recorded(r) for r in rows]
-
-
-def _recorded(row: Any) -> RecordedEvent:
-    actor = row["actor"]
-    envelope = trusted(
-        Envelope, event_id=row["event_id"], event_type=row["event_type"], schema_version=row["schema_version"],
-        stream_id=row["stream_id"], stream_version=row["stream_version"],
-        occurred_at=row["occurred_at"], recorded_at=row["recorded_at"],
-        correlation_id=row["correlation_id"], causation_id=row["causation_id"],
-        actor=trusted(
-            Actor, id=actor["id"], role=Role(actor["role"]), district=actor.get("district"), area=actor.get("area")
-        ),
-        data=row["data"],
-    )
-    return RecordedEvent(row["position"], int(row["tx"]), envelope, row["origin"])
+    return await read_log_between(conn, stretch.after, stretch.upto, projection.event_types)
 
 
 async def _save_checkpoints(
