@@ -264,7 +264,9 @@ class OutboxRelay:
     One relay per service is active (a session advisory lock); others stand by. A batch is
     published in log order without waiting between messages (`JetStreamPublisher`); after a
     failure only the confirmed prefix is deleted and the rest is sent again — JetStream drops
-    duplicates by Nats-Msg-Id.
+    duplicates by Nats-Msg-Id. Within the process batches go one after the other: a flush
+    asked for while a batch is in flight (at shutdown, from a test) waits for it, then reads
+    what is still pending.
     """
 
     LOCK_KEY = 7_246_002
@@ -287,6 +289,7 @@ class OutboxRelay:
         self.ack_timeout = ack_timeout
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._one_batch = asyncio.Lock()
         self.published = 0
         self._deleted_since_vacuum = 0
 
@@ -299,6 +302,10 @@ class OutboxRelay:
 
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch; returns how many were confirmed. Raises if some were not."""
+        async with self._one_batch:
+            return await self._publish_batch(conn)
+
+    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
         # The oldest pending rows by the outbox's own key, then each event by its place in the
         # log: index lookups whatever the planner believes about two tables that change fast
         # (`OFFSET 0` keeps the lateral subquery from being merged into a hash join).

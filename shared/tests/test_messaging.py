@@ -110,6 +110,23 @@ async def test_republished_event_is_dropped_by_jetstream(service_settings) -> No
         assert info.state.messages == 2
 
 
+async def test_batches_asked_for_at_once_are_published_one_after_the_other(service_settings) -> None:
+    """A flush asked for while the relay is publishing (shutdown, an operator's tool) waits
+    for the batch in flight instead of failing, and every event is published once."""
+    async with Runtime(definition(), service_settings) as rt:
+        rt.relay.stop()
+        await asyncio.sleep(0.1)
+        for i in range(4):
+            await rt.run_command("open_sheet", {"sheet_id": f"c{i}", "title": "M"}, REP)
+        async with rt.pool.acquire() as first, rt.pool.acquire() as second:
+            relay = OutboxRelay(rt.pool, JetStreamPublisher(rt.nc), rt.topology)
+            published = await asyncio.gather(relay.publish_pending(first), relay.publish_pending(second))
+            assert sorted(published) == [0, 4]
+            assert await first.fetchval("SELECT count(*) FROM outbox") == 0
+        msgs = await stream_messages(rt.js, rt.topology.event_stream)
+        assert [orjson.loads(m.data)["stream_id"] for m in msgs] == [f"sheet-c{i}" for i in range(4)]
+
+
 async def test_unconfirmed_publishes_stay_in_the_outbox_after_the_confirmed_prefix(service_settings) -> None:
     """JetStream confirms the first two events of a batch and never the third: the relay deletes
     only the first two outbox rows and reports the failure; the rest is sent again later."""
