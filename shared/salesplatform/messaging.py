@@ -26,7 +26,7 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
 from pydantic import ValidationError
 
 from salesplatform.auth import actor_from_header
@@ -80,30 +80,57 @@ class Topology:
         return f"{self.namespace}_{name}" if self.namespace else name
 
 
-async def ensure_stream(js: JetStreamContext, name: str, subjects: list[str], **config: object) -> None:
+async def ensure_stream(
+    js: JetStreamContext, name: str, subjects: list[str], *, update: bool = True, **config: Any
+) -> None:
+    """Create the stream, or bring an existing one to this configuration (`update`). A
+    retention policy JetStream cannot change in place is kept, with a warning that says so."""
     cfg = StreamConfig(name=name, subjects=subjects, duplicate_window=DUPLICATE_WINDOW_SECONDS, **config)
     try:
         await js.add_stream(cfg)
+        return
     except nats.js.errors.BadRequestError:
-        await js.update_stream(cfg)
+        if not update:
+            return
+    existing = (await js.stream_info(name)).config
+    wanted = RetentionPolicy(cfg.retention or RetentionPolicy.LIMITS)
+    kept = RetentionPolicy(existing.retention or RetentionPolicy.LIMITS)
+    if kept != wanted:
+        log.warning(
+            "stream_retention_kept", stream=name, retention=kept.value, wanted=wanted.value,
+            hint="JetStream cannot change this in place: once the stream has no pending messages, "
+            "delete it and restart the service to recreate it",
+        )
+        cfg.retention = existing.retention
+    await js.update_stream(cfg)
 
 
-async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
-    """The service's own streams: events, ingest and dead letters."""
-    await ensure_stream(js, topology.event_stream, [topology.subject("event", ">")])
-    await ensure_stream(js, topology.ingest_stream, [topology.subject("ingest", ">")])
-    await ensure_stream(js, topology.dlq_stream, [topology.subject("dlq", ">")])
+async def ensure_streams(
+    js: JetStreamContext, topology: Topology, *, dead_letter_days: float = 30.0, update: bool = True
+) -> None:
+    """The service's own streams: events; ingest, a work queue (a command leaves it once
+    processed, with its sender's token and any personal data in it); and dead letters, kept
+    `dead_letter_days` for operators to look into."""
+    await ensure_stream(js, topology.event_stream, [topology.subject("event", ">")], update=update)
+    await ensure_stream(
+        js, topology.ingest_stream, [topology.subject("ingest", ">")],
+        update=update, retention=RetentionPolicy.WORK_QUEUE,
+    )
+    await ensure_stream(
+        js, topology.dlq_stream, [topology.subject("dlq", ">")],
+        update=update, max_age=dead_letter_days * 86_400,
+    )
 
 
 async def ensure_streams_of(nats_url: str, namespace: str, services: list[str] | tuple[str, ...]) -> None:
     """Create other services' streams ahead of them (idempotent): a consumer then binds at once
     instead of waiting for its producer to start — deployments that start consumers first, and
-    tests that run one service alone."""
+    tests that run one service alone. Streams that exist are left as their service set them."""
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         for service in services:
-            await ensure_streams(js, Topology(service, namespace))
+            await ensure_streams(js, Topology(service, namespace), update=False)
     finally:
         await nc.close()
 

@@ -138,7 +138,7 @@ class Runtime:
         self.bus.pool = self.pool
         self.nc = await connect(s.nats_url, f"{self.definition.name}-service")
         self.js = self.nc.jetstream()
-        await ensure_streams(self.js, self.topology)
+        await ensure_streams(self.js, self.topology, dead_letter_days=s.dead_letter_days)
         self.dead_letters = DeadLetters(self.js, self.topology)
 
         self.relay = OutboxRelay(

@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
     # commit waits long for a distant database.
     command_workers: int = 2
     max_deliveries: int = 5
+    # How long dead letters stay in `<service>.dlq.*` for operators to look into; a rejected
+    # command keeps its payload there, personal data included.
+    dead_letter_days: float = Field(30.0, gt=0)
     poll_interval: float = 1.0
 
 

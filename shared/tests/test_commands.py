@@ -21,6 +21,7 @@ from salesplatform.store import load_stream
 
 from tally import SECRET
 from tally import definition, registry
+from waiting import wait_for
 
 REP = Actor(id="r1", role=Role.rep, district="d1", area="a1")
 CLERK = Actor(id="c1", role=Role.clerk)
@@ -201,6 +202,11 @@ async def test_ingest_publishes_results_and_dead_letters_rejections(rt) -> None:
     assert "Authorization" not in rejected.headers  # the sender's token is not kept
     async with rt.pool.acquire() as conn:
         assert len(await load_stream(conn, "sheet-i1")) == 1
+
+    async def ingest_emptied() -> bool:
+        return (await rt.js.stream_info(rt.topology.ingest_stream)).state.messages == 0
+
+    await wait_for(ingest_emptied)  # processed commands leave the stream, tokens and all
 
 
 async def test_upcaster_turns_old_versions_into_current_on_read() -> None:

@@ -8,7 +8,10 @@ import uuid
 import nats
 import orjson
 import pytest
+import structlog.testing
+from nats.js.api import RetentionPolicy, StreamConfig
 
+from salesplatform.auth import mint
 from salesplatform.events import Actor, Role
 from salesplatform.messaging import (
     DeadLetters,
@@ -21,7 +24,8 @@ from salesplatform.messaging import (
 from salesplatform.projections import reading
 from salesplatform.service import Consumes, Runtime
 
-from tally import definition, new_event
+from tally import SECRET, definition, new_event
+from waiting import wait_for
 
 REP = Actor(id="r1", role=Role.rep, district="d1")
 
@@ -33,14 +37,6 @@ async def stream_messages(js, stream: str) -> list:
         if info.state.messages:
             out.append(await js.get_msg(stream, seq))
     return out
-
-
-async def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_committed_events_reach_jetstream_in_stream_order_with_msg_id(service_settings) -> None:
@@ -189,6 +185,66 @@ async def test_acknowledgements_of_a_batch_given_up_do_not_count_for_the_next(se
     assert given_up == ["no acknowledgement within 0 s"] * 50
     assert next_batch == [None, None, None]
     assert stored == 53
+
+
+async def test_commands_sent_before_the_service_first_starts_wait_for_it(service_settings) -> None:
+    """The ingest stream is a work queue: what is published before any consumer exists is
+    kept (an interest-based stream would drop it) and leaves only once processed."""
+    nc = await nats.connect(service_settings.nats_url)
+    try:
+        js = nc.jetstream()
+        topo = Topology("tally", service_settings.stream_prefix)
+        await ensure_streams(js, topo)
+        token = mint(REP, SECRET)
+        await js.publish(
+            topo.subject("ingest", "open_sheet"), orjson.dumps({"sheet_id": "early", "title": "M"}),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert (await js.stream_info(topo.ingest_stream)).state.messages == 1
+        async with Runtime(definition(), service_settings) as rt:
+            async def processed() -> bool:
+                return (await js.stream_info(topo.ingest_stream)).state.messages == 0
+
+            await wait_for(processed)
+            async with rt.pool.acquire() as conn:
+                assert await conn.fetchval("SELECT count(*) FROM events WHERE stream_id = 'sheet-early'") == 1
+    finally:
+        await nc.close()
+
+
+async def test_dead_letters_are_kept_for_the_days_set(service_settings) -> None:
+    settings = service_settings.model_copy(update={"dead_letter_days": 7})
+    async with Runtime(definition(), settings) as rt:
+        config = (await rt.js.stream_info(rt.topology.dlq_stream)).config
+        assert config.max_age == 7 * 86_400
+        assert (await rt.js.stream_info(rt.topology.ingest_stream)).config.retention == RetentionPolicy.WORK_QUEUE
+
+
+async def test_an_ingest_stream_made_before_it_was_a_work_queue_is_kept_and_served(service_settings) -> None:
+    """JetStream cannot turn a stream into a work queue in place: the service starts on the
+    stream as it is, says so, and runs the commands in it."""
+    nc = await nats.connect(service_settings.nats_url)
+    try:
+        js = nc.jetstream()
+        topo = Topology("tally", service_settings.stream_prefix)
+        await js.add_stream(StreamConfig(name=topo.ingest_stream, subjects=[topo.subject("ingest", ">")]))
+        with structlog.testing.capture_logs() as logs:
+            async with Runtime(definition(), service_settings) as rt:
+                await js.publish(
+                    topo.subject("ingest", "open_sheet"), orjson.dumps({"sheet_id": "old", "title": "M"}),
+                    headers={"Authorization": f"Bearer {mint(REP, SECRET)}"},
+                )
+
+                async def ran() -> bool:
+                    async with rt.pool.acquire() as conn:
+                        return await conn.fetchval("SELECT count(*) FROM events WHERE stream_id = 'sheet-old'") == 1
+
+                await wait_for(ran)
+        assert (await js.stream_info(topo.ingest_stream)).config.retention == RetentionPolicy.LIMITS
+        kept = [entry for entry in logs if entry["event"] == "stream_retention_kept"]
+        assert kept and kept[0]["stream"] == topo.ingest_stream and kept[0]["wanted"] == "workqueue"
+    finally:
+        await nc.close()
 
 
 async def test_relay_backs_off_while_nats_is_down_and_resumes(make_database, unique_prefix, tmp_path) -> None:
