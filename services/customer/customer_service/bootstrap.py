@@ -11,6 +11,7 @@ from customer_service.application.handlers import build_bus
 from customer_service.application.timers import FOLLOW_UP_CHECK_SECONDS, release_neglected_prospects
 from customer_service.domain.events import registry
 from customer_service.projections.follow_ups import FollowUps
+from customer_service.projections.personal_search import PersonalSearch
 
 
 def definition() -> ServiceDefinition:
@@ -18,7 +19,7 @@ def definition() -> ServiceDefinition:
         name="customer",
         registry=registry,
         build_bus=build_bus,
-        projections=[FollowUps()],
+        projections=[FollowUps(), PersonalSearch()],
         consumes=[
             # visits count as follow-ups for the 7-day rule
             Consumes("visit", ["visit.checked_in"]),

@@ -18,6 +18,7 @@ from salesplatform.events import Actor, Role
 from salesplatform.projections import reading
 from salesplatform.service import Runtime, http_actor
 
+from customer_service.adapters import personal_search
 from customer_service.adapters.cards import SUMMARY_COLUMNS, present_card, present_event
 from customer_service.adapters.sealing import keys_of
 from customer_service.domain.access import SEES_ALL, Line, require_in_line
@@ -111,7 +112,26 @@ class _Where:
         return " AND ".join(self.parts) if self.parts else "true"
 
 
-def _where(scope: list[tuple[str, str]], f: Filters, default_statuses: list[str] | None) -> _Where:
+async def _found_by_personal_data(runtime: Runtime, q: str | None) -> list[str]:
+    """Customers whose sealed names or phones are exactly `q` (the blind index)."""
+    terms = personal_search.query_terms(q) if q else []
+    if not terms:
+        return []
+    async with reading(runtime.pool, "personal_search") as conn:
+        key = await personal_search.search_key(conn, make=False)
+        if key is None:
+            return []
+        rows = await conn.fetch(
+            "SELECT DISTINCT customer_id FROM personal_terms WHERE term = ANY($1::bytea[])",
+            personal_search.blind(key, terms),
+        )
+    return [r["customer_id"] for r in rows]
+
+
+def _where(
+    scope: list[tuple[str, str]], f: Filters, default_statuses: list[str] | None, found: list[str] | None = None
+) -> _Where:
+    """`found`: customers the text `f.q` matched in their sealed personal data."""
     w = _Where()
     for column, value in scope:
         w.add(f"{column} = {{}}", value)
@@ -127,7 +147,8 @@ def _where(scope: list[tuple[str, str]], f: Filters, default_statuses: list[str]
         w.add("status <> {}", "merged")
     if f.q:
         pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        w.add("(name ILIKE {0} OR phone ILIKE {0} OR address ILIKE {0} OR customer_code ILIKE {0})", pattern)
+        w.add("(name ILIKE {0} OR phone ILIKE {0} OR address ILIKE {0} OR customer_code ILIKE {0}"
+              " OR customer_id = ANY({1}::text[]))", pattern, found or [])
     return w
 
 
@@ -142,7 +163,11 @@ def router(runtime: Runtime) -> APIRouter:
         channel: Channel | None = None,
         status: Status | None = None,
         credit_rating: CreditRating | None = None,
-        q: str | None = Query(None, min_length=1, max_length=100, description="text in name, phone, address or code"),
+        q: str | None = Query(
+            None, min_length=1, max_length=100,
+            description="text in name, phone, address or code; also a whole name or phone number sealed on a card "
+            "(an individual's, or an owner's, manager's, legal person's or contact's)",
+        ),
     ) -> Filters:
         return Filters(rep_id, district_id, area_id, grade, channel, status, credit_rating, q)
 
@@ -154,8 +179,9 @@ def router(runtime: Runtime) -> APIRouter:
         offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
         """Merged cards are left out unless `status=merged` is asked for. Individuals appear
-        under their label: their name, address and phone are personal data (open the card)."""
-        w = _where(await _scope(runtime, actor, f), f, None)
+        under their label: their name, address and phone are personal data (open the card);
+        `q` finds them, and owners' and contacts' names and phones, by a whole name or number."""
+        w = _where(await _scope(runtime, actor, f), f, None, await _found_by_personal_data(runtime, f.q))
         async with reading(runtime.pool, "customer_directory") as conn:
             total = await conn.fetchval(f"SELECT count(*) FROM customers WHERE {w.sql()}", *w.args)
             rows = await conn.fetch(
@@ -168,7 +194,7 @@ def router(runtime: Runtime) -> APIRouter:
     @api.get("/customers/composition", summary="Customer counts per grade, channel and district")
     async def composition(actor: Actor = Depends(http_actor), f: Filters = Depends(filters)) -> dict[str, Any]:
         """Counts approved customers (prospect, active, dormant, lost) unless a status is asked for."""
-        w = _where(await _scope(runtime, actor, f), f, APPROVED)
+        w = _where(await _scope(runtime, actor, f), f, APPROVED, await _found_by_personal_data(runtime, f.q))
         out: dict[str, Any] = {}
         async with reading(runtime.pool, "customer_directory") as conn:
             out["total"] = await conn.fetchval(f"SELECT count(*) FROM customers WHERE {w.sql()}", *w.args)
