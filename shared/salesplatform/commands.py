@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -119,6 +120,8 @@ class CommandBus:
         self.specs: dict[str, CommandSpec] = {}
         self.pool: asyncpg.Pool | None = None
         self.after_commit: list[Callable[[list[tuple[str, list[Change]]]], Awaitable[None]]] = []
+        # Outcomes since the process started, by (command, status): 200 accepted, else the error's.
+        self.counts: Counter[tuple[str, int]] = Counter()
 
     def command(
         self, cls: type[Command], *, roles: set[Role] | None = None, summary: str = "", batched: bool = False,
@@ -214,6 +217,11 @@ class CommandBus:
 
     async def dispatch(self, request: Request) -> Outcome:
         """Run one command in its own transaction; never raises for bad input or broken rules."""
+        outcome = await self._dispatch(request)
+        self.counts[request.name, outcome.status] += 1
+        return outcome
+
+    async def _dispatch(self, request: Request) -> Outcome:
         assert self.pool is not None, "bus not bound to a pool"
         structlog.contextvars.bind_contextvars(
             command=request.name, correlation_id=request.correlation_id, actor_id=request.actor.id
@@ -249,7 +257,15 @@ class CommandBus:
                 return Outcome(False, error=exc)
         raise AssertionError("unreachable")
 
-    async def dispatch_many(self, requests: list[Request], *, waits_for_claims: bool = False) -> list[Outcome]:
+    async def dispatch_many(self, requests: list[Request]) -> list[Outcome]:
+        """Run a batch in one transaction (group commit), so one commit serves them all;
+        outcomes in the order of `requests` (see `_dispatch_many`)."""
+        outcomes = await self._dispatch_many(requests)
+        for request, outcome in zip(requests, outcomes, strict=True):
+            self.counts[request.name, outcome.status] += 1
+        return outcomes
+
+    async def _dispatch_many(self, requests: list[Request], *, waits_for_claims: bool = False) -> list[Outcome]:
         """Run a batch in one transaction (group commit), so one commit serves them all.
 
         Batched commands run in waves: their writes wait and are applied together, once for
@@ -292,7 +308,7 @@ class CommandBus:
             if o is not None and o.ok:
                 await self._after(o)
         if batch.set_aside:
-            later = await self.dispatch_many([requests[i] for i in batch.set_aside], waits_for_claims=True)
+            later = await self._dispatch_many([requests[i] for i in batch.set_aside], waits_for_claims=True)
             for i, outcome in zip(batch.set_aside, later, strict=True):
                 outcomes[i] = outcome
         for i in sorted(batch.retry_alone):
@@ -301,7 +317,7 @@ class CommandBus:
 
     async def _dispatch_guarded(self, request: Request) -> Outcome:
         try:
-            return await self.dispatch(request)
+            return await self._dispatch(request)
         except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
             raise
         except Exception:

@@ -13,6 +13,7 @@ import asyncio
 from abc import ABC, abstractmethod
 import contextlib
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -158,6 +159,7 @@ class DeadLetters:
     def __init__(self, js: JetStreamContext, topology: Topology) -> None:
         self.js = js
         self.topology = topology
+        self.sent: Counter[str] = Counter()  # by reason, since the process started
 
     async def send(
         self,
@@ -179,6 +181,7 @@ class DeadLetters:
             hdrs["Dlq-Source"] = source
         hdrs["Nats-Msg-Id"] = dedup_id or f"dlq-{uuid.uuid4()}"
         await self.js.publish(self.topology.subject("dlq", reason), payload, headers=hdrs)
+        self.sent[reason] += 1
         log.warning("dead_lettered", reason=reason, error=error[:300], source=source)
 
     async def send_msg(self, reason: str, msg: Msg, error: str) -> None:

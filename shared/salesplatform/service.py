@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from salesplatform import metrics
 from salesplatform.auth import actor_from_header
 from salesplatform.clock import Clock, SystemClock
 from salesplatform.commands import CommandBus, GroupCommit, InternalError, Request
@@ -376,6 +377,12 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
         checks = await runtime.ready()
         ok = all(checks.values())
         return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics_exposition() -> Response:
+        """Outbox, consumer and projection backlogs and counts of what the service did, in
+        Prometheus text format: for a scraper on the operators' network."""
+        return Response(await metrics.exposition(runtime), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/schemas/events", tags=["contract"])
     async def event_schemas() -> dict[str, Any]:
