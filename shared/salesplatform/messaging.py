@@ -435,6 +435,29 @@ class OutboxRelay:
 
 # How long a pull loop waits for more messages once one has arrived.
 _GATHER_SECONDS = 0.005
+# How long a pull loop pauses while the database or NATS is down: doubling from the first.
+_OUTAGE_BACKOFF_FIRST = 0.5
+_OUTAGE_BACKOFF_MAX = 10.0
+
+# Failures of what a service depends on (the database, NATS, the network), not of a message.
+_OUTAGES: tuple[type[BaseException], ...] = (
+    OSError,  # connection refused or reset, timeouts (asyncio's and nats-py's too)
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says a dependency is unavailable rather than that the work is wrong."""
+    return isinstance(exc, _OUTAGES)
 
 
 class _PullLoop(ABC):
@@ -459,6 +482,7 @@ class _PullLoop(ABC):
         self.batch_size = batch_size
         self.max_deliveries = max_deliveries
         self._stopping = asyncio.Event()
+        self._outage_backoff = _OUTAGE_BACKOFF_FIRST
 
     def stop(self) -> None:
         self._stopping.set()
@@ -497,12 +521,54 @@ class _PullLoop(ABC):
 
     async def retry_or_dead_letter(self, msgs: list[Msg], error: str) -> None:
         for msg in msgs:
+            if msg.is_acked:
+                continue  # handled before the batch failed
             delivered = msg.metadata.num_delivered
             if delivered >= self.max_deliveries:
                 await self.dead_letters.send_msg("processing_failed", msg, error)
                 await msg.ack()
             else:
                 await msg.nak(delay=min(0.2 * 2 ** delivered, 10.0))
+
+    async def _failed(self, msgs: list[Msg], exc: Exception) -> None:
+        """A batch failed. If what the service depends on is down, the messages wait for it
+        (never dead-lettered for that). Otherwise one message may be to blame: each runs again
+        alone, so the others go through and only one that fails alone counts towards the
+        dead-letter stream."""
+        if is_outage(exc):
+            await self._wait_out(msgs, exc)
+            return
+        log.warning("consumer_batch_failed", durable=self.durable, error=repr(exc), messages=len(msgs))
+        if len(msgs) == 1:
+            await self.retry_or_dead_letter(msgs, repr(exc))
+            await asyncio.sleep(0.2)
+            return
+        for i, msg in enumerate(msgs):
+            if msg.is_acked:
+                continue
+            try:
+                await self.handle([msg])
+            except asyncio.CancelledError:
+                raise
+            except Exception as alone:  # noqa: BLE001 - whatever failed it alone is judged below
+                if is_outage(alone):
+                    await self._wait_out(msgs[i:], alone)
+                    return
+                log.warning("consumer_message_failed", durable=self.durable, error=repr(alone))
+                await self.retry_or_dead_letter([msg], repr(alone))
+        self._outage_backoff = _OUTAGE_BACKOFF_FIRST
+
+    async def _wait_out(self, msgs: list[Msg], exc: Exception) -> None:
+        """Hand the messages back for later and pause, longer each time the outage lasts."""
+        backoff = self._outage_backoff
+        log.warning("consumer_waiting_for_dependency", durable=self.durable, error=repr(exc), backoff=backoff)
+        for msg in msgs:
+            if not msg.is_acked:
+                with contextlib.suppress(Exception):  # NATS may be what is down: redelivered anyway
+                    await msg.nak(delay=backoff)
+        self._outage_backoff = min(backoff * 2, _OUTAGE_BACKOFF_MAX)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), backoff)
 
     async def run(self) -> None:
         try:
@@ -554,12 +620,11 @@ class _PullLoop(ABC):
                     continue
                 try:
                     await self.handle(msgs)
+                    self._outage_backoff = _OUTAGE_BACKOFF_FIRST
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.warning("consumer_batch_failed", durable=self.durable, error=repr(exc))
-                    await self.retry_or_dead_letter(msgs, repr(exc))
-                    await asyncio.sleep(0.2)
+                    await self._failed(msgs, exc)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -14,7 +14,6 @@ from nats.js.api import RetentionPolicy, StreamConfig
 from salesplatform.auth import mint
 from salesplatform.events import Actor, Role
 from salesplatform.messaging import (
-    DeadLetters,
     ForeignEventConsumer,
     JetStreamPublisher,
     OutboxRelay,
@@ -360,34 +359,122 @@ async def test_event_a_projection_cannot_apply_is_dead_lettered_and_skipped(serv
             assert await conn.fetchval("SELECT count(*) FROM projection_failures") == 1
 
 
-async def test_failing_processing_is_retried_then_dead_lettered(service_settings) -> None:
-    """A batch whose effect cannot commit is nak'ed (retried with backoff) and, after the
-    bounded number of deliveries, dead-lettered; it is never acked away without a trace."""
+class _FailingPool:
+    """A pool whose next `failures` acquisitions raise `error`; then the real pool's."""
+
+    def __init__(self, pool, error: Exception, failures: int) -> None:
+        self.pool, self.error, self.failures = pool, error, failures
+        self.refused = 0
+
+    def acquire(self):
+        if self.refused < self.failures:
+            self.refused += 1
+            raise self.error
+        return self.pool.acquire()
+
+
+async def _watch(tally: Runtime, settings, make_database, pool_error: Exception | None = None,
+                 failures: int = 1_000_000, max_deliveries: int = 3):
+    """A runtime of its own (`board`) and a consumer copying tally's events into it, through a
+    pool that fails as told; the caller starts the consumer."""
+    from salesplatform.settings import ServiceSettings
+
+    board_settings = ServiceSettings(**{**settings.model_dump(), "database_url": await make_database("board")})
+    board = Runtime(definition("board"), board_settings)
+    await board.start()
+    pool = board.pool if pool_error is None else _FailingPool(board.pool, pool_error, failures)
+    consumer = ForeignEventConsumer(pool, board.js, board.dead_letters, source=tally.topology,
+                                    consumer_service="watcher", batch_size=10, max_deliveries=max_deliveries)
+    return board, consumer, pool
+
+
+async def _copies(board: Runtime) -> list[str]:
+    async with board.pool.acquire() as conn:
+        return [r[0] for r in await conn.fetch("SELECT stream_id FROM events WHERE origin IS NOT NULL ORDER BY position")]
+
+
+async def _dead_letters(rt: Runtime) -> int:
+    return (await rt.js.stream_info(rt.topology.dlq_stream)).state.messages
+
+
+async def test_failing_processing_is_retried_then_dead_lettered(service_settings, make_database) -> None:
+    """A batch whose effect cannot commit (not for an outage) is nak'ed, retried with
+    backoff and, after the bounded number of deliveries, dead-lettered; it is never acked away
+    without a trace."""
     async with Runtime(definition("tally"), service_settings) as tally:
-        nc = await nats.connect(service_settings.nats_url)
-        js = nc.jetstream()
-        topo = Topology("watcher", service_settings.stream_prefix)
-        await ensure_streams(js, topo)
-
-        class BrokenPool:
-            def acquire(self):
-                raise ConnectionError("database unreachable")
-
-        consumer = ForeignEventConsumer(BrokenPool(), js, DeadLetters(js, topo), source=tally.topology,
-                                        consumer_service="watcher", batch_size=10, max_deliveries=3)
-        dlq = await js.subscribe(topo.subject("dlq", ">"), ordered_consumer=True)
+        board, consumer, _ = await _watch(tally, service_settings, make_database, ValueError("cannot keep this"))
+        dlq = await board.js.subscribe(board.topology.subject("dlq", ">"), ordered_consumer=True)
         await tally.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
         task = asyncio.create_task(consumer.run())
         try:
             dead = await dlq.next_msg(timeout=20)
             assert dead.headers["Dlq-Reason"] == "processing_failed"
-            assert "database unreachable" in dead.headers["Dlq-Error"]
+            assert "cannot keep this" in dead.headers["Dlq-Error"]
             assert orjson.loads(dead.data)["event_type"] == "sheet.opened"
         finally:
             consumer.stop()
-            task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            await nc.close()
+            await board.stop()
+
+
+async def test_events_wait_out_a_database_outage_and_are_never_dead_lettered(service_settings, make_database) -> None:
+    """The database is unreachable for longer than the deliveries a failing message gets:
+    the events are handed back and wait, and are kept once it is back."""
+    async with Runtime(definition("tally"), service_settings) as tally:
+        for i in range(3):
+            await tally.run_command("open_sheet", {"sheet_id": f"o{i}", "title": "M"}, REP)
+        board, consumer, pool = await _watch(
+            tally, service_settings, make_database, ConnectionRefusedError("database unreachable"), failures=4,
+            max_deliveries=2,
+        )
+        task = asyncio.create_task(consumer.run())
+        try:
+            async def kept() -> bool:
+                return len(await _copies(board)) == 3
+
+            await wait_for(kept, timeout=30)
+            assert pool.refused == 4
+            assert await _copies(board) == ["sheet-o0", "sheet-o1", "sheet-o2"]
+            assert await _dead_letters(board) == 0
+        finally:
+            consumer.stop()
+            await asyncio.gather(task, return_exceptions=True)
+            await board.stop()
+
+
+async def test_an_event_that_fails_in_a_batch_is_dead_lettered_alone(service_settings, make_database) -> None:
+    """One event PostgreSQL cannot store (a NUL character in its JSON) fails the batch it
+    came in: the others of the batch are kept, and only it goes to the dead-letter stream."""
+    async with Runtime(definition("tally"), service_settings) as tally:
+        await tally.run_command("open_sheet", {"sheet_id": "before", "title": "M"}, REP)
+        subject = tally.topology.event_subject("sheet.opened")
+        poison = {
+            "event_id": str(uuid.uuid4()), "event_type": "sheet.opened", "schema_version": 2,
+            "stream_id": "sheet-nul", "stream_version": 1, "occurred_at": "2026-01-01T00:00:00Z",
+            "recorded_at": "2026-01-01T00:00:00Z", "actor": {"id": "r1", "role": "rep"},
+            "data": {"title": "bad\u0000", "owner": "r1"},
+        }
+        await tally.js.publish(subject, orjson.dumps(poison), headers={"Nats-Msg-Id": poison["event_id"]})
+        await tally.run_command("open_sheet", {"sheet_id": "after", "title": "M"}, REP)
+
+        async def published() -> bool:
+            return (await tally.js.stream_info(tally.topology.event_stream)).state.messages == 3
+
+        await wait_for(published)
+        board, consumer, _ = await _watch(tally, service_settings, make_database, max_deliveries=2)
+        dlq = await board.js.subscribe(board.topology.subject("dlq", ">"), ordered_consumer=True)
+        task = asyncio.create_task(consumer.run())
+        try:
+            dead = await dlq.next_msg(timeout=20)
+            assert dead.headers["Dlq-Reason"] == "processing_failed"
+            assert orjson.loads(dead.data)["stream_id"] == "sheet-nul"
+            assert await _copies(board) == ["sheet-before", "sheet-after"]
+            await asyncio.sleep(0.3)
+            assert await _dead_letters(board) == 1
+        finally:
+            consumer.stop()
+            await asyncio.gather(task, return_exceptions=True)
+            await board.stop()
 
 
 @pytest.mark.parametrize("bad", [b"", b"[]", b'{"event_type": "x"}'])
