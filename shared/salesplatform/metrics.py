@@ -39,7 +39,7 @@ def family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> s
 
 _STATE = """
 SELECT (SELECT count(*) FROM public.outbox) AS outbox,
-       (SELECT last_value FROM public.events_position_seq) AS head,
+       (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM public.events_position_seq) AS head,
        (SELECT count(*) FROM public.projection_failures) AS failures
 """
 
