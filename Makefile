@@ -17,7 +17,7 @@ help:
 	@echo "make bench        run the benchmarks (they start their own servers)"
 	@echo "make bench-quick  a short benchmark run"
 	@echo "make demo         load a simulated month of a sales department into a running 'make run'"
-	@echo "make lint         ruff, if installed"
+	@echo "make lint         ruff (lint and format)"
 	@echo "make clean        delete .run/ (databases, streams, logs, secrets)"
 
 venv: $(VENV)/.installed
@@ -48,8 +48,8 @@ demo: venv
 	$(PY) -m bench.demo
 
 lint: venv
-	@$(PY) -m ruff --version >/dev/null 2>&1 || { echo "ruff is not installed: $(PY) -m pip install ruff"; exit 1; }
 	$(PY) -m ruff check shared services tests bench
+	$(PY) -m ruff format --check shared services tests bench
 
 clean:
 	rm -rf .run

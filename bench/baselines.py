@@ -67,16 +67,19 @@ class Case:
     unit: str = "events/s"
 
 
-CASES: dict[str, Case] = {c.key: c for c in (
-    Case("nats_publish_sync", "JetStream publish, one awaited ack at a time", "5,200", "msgs/s"),
-    Case("nats_publish_async", "JetStream publish_async (≤4000 pending)", "36,000", "msgs/s"),
-    Case("nats_fetch_ack", "JetStream durable pull, fetch 500, ack each", "17,200", "msgs/s"),
-    Case("pg_insert_per_tx", "asyncpg one INSERT per transaction", "1,900"),
-    Case("pg_executemany", "asyncpg executemany, 500 rows/tx", "48,000"),
-    Case("pg_copy", "asyncpg COPY, 5000 rows/tx", "95,000–113,000"),
-    Case("pg_replay", "replay: server cursor by id + orjson.loads", "243,000"),
-    Case("es_save_one", "eventsourcing: save 1 aggregate with 1 event", "650–1,050"),
-)}
+CASES: dict[str, Case] = {
+    c.key: c
+    for c in (
+        Case("nats_publish_sync", "JetStream publish, one awaited ack at a time", "5,200", "msgs/s"),
+        Case("nats_publish_async", "JetStream publish_async (≤4000 pending)", "36,000", "msgs/s"),
+        Case("nats_fetch_ack", "JetStream durable pull, fetch 500, ack each", "17,200", "msgs/s"),
+        Case("pg_insert_per_tx", "asyncpg one INSERT per transaction", "1,900"),
+        Case("pg_executemany", "asyncpg executemany, 500 rows/tx", "48,000"),
+        Case("pg_copy", "asyncpg COPY, 5000 rows/tx", "95,000–113,000"),
+        Case("pg_replay", "replay: server cursor by id + orjson.loads", "243,000"),
+        Case("es_save_one", "eventsourcing: save 1 aggregate with 1 event", "650–1,050"),
+    )
+}
 
 
 # --- NATS ----------------------------------------------------------------------------------------
@@ -132,9 +135,14 @@ async def nats_fetch_ack(nats_url: str, count: int) -> float:
         js = nc.jetstream()
         await _fresh_stream(js, "BENCH_FETCH", "bench.fetch")
         await _publish_pipelined(js, "bench.fetch", [envelope_bytes(i) for i in range(count)])
-        await js.add_consumer("BENCH_FETCH", ConsumerConfig(
-            durable_name="bench_fetch", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=20_000,
-        ))
+        await js.add_consumer(
+            "BENCH_FETCH",
+            ConsumerConfig(
+                durable_name="bench_fetch",
+                ack_policy=AckPolicy.EXPLICIT,
+                max_ack_pending=20_000,
+            ),
+        )
         psub = await js.pull_subscribe_bind("bench_fetch", "BENCH_FETCH")
         received = 0
         start = time.perf_counter()
@@ -203,7 +211,7 @@ async def pg_executemany(dsn: str, count: int, batch: int = 500) -> float:
         start = time.perf_counter()
         for i in range(0, count, batch):
             async with conn.transaction():
-                await conn.executemany(sql, rows[i:i + batch])
+                await conn.executemany(sql, rows[i : i + batch])
         return count / (time.perf_counter() - start)
     finally:
         await conn.close()
@@ -218,7 +226,7 @@ async def pg_copy(dsn: str, count: int, batch: int = 5000) -> float:
         start = time.perf_counter()
         for i in range(0, count, batch):
             async with conn.transaction():
-                await conn.copy_records_to_table("raw_events", records=rows[i:i + batch], columns=columns)
+                await conn.copy_records_to_table("raw_events", records=rows[i : i + batch], columns=columns)
         return count / (time.perf_counter() - start)
     finally:
         await conn.close()
@@ -376,7 +384,7 @@ async def measure(
                     await fill_raw_events(dsn, n)
                 for _ in range(runs):
                     m.add(await jobs[key](n))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported with the run's results
                 errors[key] = error_text(exc)
             if m.runs:
                 results[key] = m

@@ -28,8 +28,9 @@ GOAL_COPY_FACTOR = 0.8
 
 async def run(ctx: Any, fig: FigureResult) -> None:
     fig.ratios += [Ratio("events_per_second", "pg_copy"), Ratio("events_per_second", "same_events_copy")]
-    fig.goals.append(Goal(f"import ≥ {GOAL_COPY_FACTOR}× raw COPY", "events_per_second", baseline="pg_copy",
-                          factor=GOAL_COPY_FACTOR))
+    fig.goals.append(
+        Goal(f"import ≥ {GOAL_COPY_FACTOR}× raw COPY", "events_per_second", baseline="pg_copy", factor=GOAL_COPY_FACTOR)
+    )
     ensure_service_importable("orders")
     from orders_service import importer
 
@@ -42,9 +43,15 @@ async def run(ctx: Any, fig: FigureResult) -> None:
     rerun = fig.measure("rerun_seconds", "re-import of the same file (appends nothing)", "s", higher_is_better=False)
     ctx.say(f"importing {records:,} history records × {ctx.runs} runs")
     for run in range(ctx.runs):
-        result = await asyncio.to_thread(run_worker, ctx, "bench.import_worker",
-                                         {"records": records, "admin_dsn": ctx.stack.admin_dsn},
-                                         label="orders-importer", service="orders", profile=run == ctx.runs - 1)
+        result = await asyncio.to_thread(
+            run_worker,
+            ctx,
+            "bench.import_worker",
+            {"records": records, "admin_dsn": ctx.stack.admin_dsn},
+            label="orders-importer",
+            service="orders",
+            profile=run == ctx.runs - 1,
+        )
         if not result.get("events") or not result.get("seconds"):
             raise RuntimeError(f"the import appended nothing: {result}")
         events.add(result["events"] / result["seconds"])
@@ -58,7 +65,11 @@ async def run(ctx: Any, fig: FigureResult) -> None:
             fig.notes.append(f"{result['rejected']} of {result['records']} records were rejected in a run.")
         if result.get("rerun_events_appended"):
             fig.notes.append(f"the re-import appended {result['rerun_events_appended']} events (should be 0).")
-    fig.notes.append(f"{records:,} records per run (about half orders, three in ten deliveries, two in ten "
-                     "payments), each run on a fresh scratch database; the rate counts the import only.")
-    fig.notes.append("The worker's peak RSS is the importer's: the raw COPY comparison, which holds every "
-                     "appended event in memory, runs in a process of its own.")
+    fig.notes.append(
+        f"{records:,} records per run (about half orders, three in ten deliveries, two in ten "
+        "payments), each run on a fresh scratch database; the rate counts the import only."
+    )
+    fig.notes.append(
+        "The worker's peak RSS is the importer's: the raw COPY comparison, which holds every "
+        "appended event in memory, runs in a process of its own."
+    )

@@ -69,27 +69,47 @@ class CustomerContacts:
                 ("define_division", {"division_id": DIVISION, "name": "Division 1"}),
                 ("define_area", {"area_id": AREA, "name": "Area 1", "division_id": DIVISION}),
                 ("define_district", {"district_id": DISTRICT, "name": "District 1", "area_id": AREA}),
-                ("assign_staff", {"staff_id": SUPERVISOR, "name": "Supervisor 1", "role": "supervisor",
-                                  "district_id": DISTRICT}),
-                ("assign_staff", {"staff_id": REP, "name": "Rep 1", "role": "rep", "district_id": DISTRICT,
-                                  "supervisor_id": SUPERVISOR}),
+                (
+                    "assign_staff",
+                    {"staff_id": SUPERVISOR, "name": "Supervisor 1", "role": "supervisor", "district_id": DISTRICT},
+                ),
+                (
+                    "assign_staff",
+                    {
+                        "staff_id": REP,
+                        "name": "Rep 1",
+                        "role": "rep",
+                        "district_id": DISTRICT,
+                        "supervisor_id": SUPERVISOR,
+                    },
+                ),
             ):
                 await _post(http, path, body, manager)
             rep = {"Authorization": f"Bearer {self.rep_token}"}
             supervisor = {"Authorization": f"Bearer {self.supervisor_token}"}
             for n in range(count):
                 customer_id = f"c{uuid.uuid4().hex[:12]}"
-                await _post(http, "register_customer", {
-                    "customer_id": customer_id, "name": f"Outlet {n}", "address": f"{n} Nanjing Road",
-                    "phone": f"139{n:08d}", "nature": "company", "channel": "retail",
-                    "location_type": "residential",
-                }, rep)
+                await _post(
+                    http,
+                    "register_customer",
+                    {
+                        "customer_id": customer_id,
+                        "name": f"Outlet {n}",
+                        "address": f"{n} Nanjing Road",
+                        "phone": f"139{n:08d}",
+                        "nature": "company",
+                        "channel": "retail",
+                        "location_type": "residential",
+                    },
+                    rep,
+                )
                 await _post(http, "approve_customer", {"customer_id": customer_id, "status": "active"}, supervisor)
                 self.customers.append(customer_id)
 
     def body(self, i: int) -> tuple[str, dict[str, Any]]:
         return f"/commands/{self.command}", {
-            "customer_id": self.customers[i % len(self.customers)], "channel": "phone",
+            "customer_id": self.customers[i % len(self.customers)],
+            "channel": "phone",
             "note": "asked about the new promotion; will order next week",
         }
 
@@ -118,9 +138,19 @@ async def count_own_events(dsn: str) -> int:
         await conn.close()
 
 
-async def throughput(ctx: Any, fig: FigureResult, service: ServiceProcess, work: CustomerContacts,
-                     clients_list: list[int], seconds: float, *, key: str = "commands_per_second",
-                     label: str = "max sustained commands/s", context: str = "", runs: int | None = None) -> None:
+async def throughput(
+    ctx: Any,
+    fig: FigureResult,
+    service: ServiceProcess,
+    work: CustomerContacts,
+    clients_list: list[int],
+    seconds: float,
+    *,
+    key: str = "commands_per_second",
+    label: str = "max sustained commands/s",
+    context: str = "",
+    runs: int | None = None,
+) -> None:
     """Closed-loop runs for each N; the best N's runs become the headline measurement.
     `context` is added to the per-N labels (figure 7 runs this at several data sizes)."""
     runs = runs or ctx.runs
@@ -142,8 +172,9 @@ async def throughput(ctx: Any, fig: FigureResult, service: ServiceProcess, work:
                 last = run == runs - 1 and clients == clients_list[-1]
                 with ctx.profiled(service.pid, f"fig{ctx.figure}-{service.name}-n{clients}", last=last):
                     result = await closed_loop(http, work.body, clients, seconds, counter)
-                record_cpu(fig, meter, result.ok, "command", key=f"_{key}_n{clients}",
-                           context=f" ({clients} clients{context})")
+                record_cpu(
+                    fig, meter, result.ok, "command", key=f"_{key}_n{clients}", context=f" ({clients} clients{context})"
+                )
                 after = await count_own_events(service.database_url)
                 service.check_alive()
                 if result.errors:
@@ -171,8 +202,9 @@ async def latency(ctx: Any, fig: FigureResult, service: ServiceProcess, work: Cu
     async with client(work.base_url, work.rep_token, 64, ctx.http_client) as http:
         await open_loop(http, work.body, LATENCY_RATE, 0.5, counter)  # warm-up
         for _ in range(ctx.runs):
-            result = await open_loop(http, work.body, LATENCY_RATE, sizes.latency_seconds, counter,
-                                     drain_seconds=sizes.latency_drain)
+            result = await open_loop(
+                http, work.body, LATENCY_RATE, sizes.latency_seconds, counter, drain_seconds=sizes.latency_drain
+            )
             service.check_alive()
             if result.ok == 0 and result.errors:
                 raise RuntimeError(f"no command succeeded: {result.error_samples}")
@@ -194,12 +226,24 @@ async def run(ctx: Any, fig: FigureResult) -> None:
     fig.details["command"] = "log_contact"
     fig.ratios += [Ratio("commands_per_second", "es_save_one"), Ratio("commands_per_second", "pg_insert_per_tx")]
     fig.goals += [
-        Goal(f"commands/s ≥ {GOAL_ES_FACTOR:.0f}× eventsourcing single-event save", "commands_per_second",
-             baseline="es_save_one", factor=GOAL_ES_FACTOR),
-        Goal("commands/s > asyncpg one INSERT per transaction", "commands_per_second",
-             baseline="pg_insert_per_tx", strict=True),
-        Goal(f"p99 ≤ {GOAL_P99_MS:.0f} ms at {LATENCY_RATE:.0f} commands/s", "p99_ms_at_200", at_least=False,
-             target=GOAL_P99_MS),
+        Goal(
+            f"commands/s ≥ {GOAL_ES_FACTOR:.0f}× eventsourcing single-event save",
+            "commands_per_second",
+            baseline="es_save_one",
+            factor=GOAL_ES_FACTOR,
+        ),
+        Goal(
+            "commands/s > asyncpg one INSERT per transaction",
+            "commands_per_second",
+            baseline="pg_insert_per_tx",
+            strict=True,
+        ),
+        Goal(
+            f"p99 ≤ {GOAL_P99_MS:.0f} ms at {LATENCY_RATE:.0f} commands/s",
+            "p99_ms_at_200",
+            at_least=False,
+            target=GOAL_P99_MS,
+        ),
     ]
     try:
         with service:
@@ -214,12 +258,19 @@ async def run(ctx: Any, fig: FigureResult) -> None:
         await ctx.stack.drop_database(dsn)
     unanswered = fig.details.get("latency_unanswered")
     if unanswered:
-        fig.notes.append(f"At {LATENCY_RATE:.0f}/s the service fell behind: {unanswered:,} commands were still "
-                         f"unanswered {sizes.latency_drain:.0f} s after the last send; they count with the time waited "
-                         "so far (a lower bound).")
+        fig.notes.append(
+            f"At {LATENCY_RATE:.0f}/s the service fell behind: {unanswered:,} commands were still "
+            f"unanswered {sizes.latency_drain:.0f} s after the last send; they count with the time waited "
+            "so far (a lower bound)."
+        )
     epc = fig.details.get("commands_per_second_events_per_command")
-    generator = ("httpx AsyncClient" if ctx.http_client == "httpx"
-                 else "a minimal keep-alive HTTP/1.1 client (bench/load.py; httpx would take ~1.7 ms CPU a request)")
-    fig.notes.append(f"Service: customer, command log_contact (one event each; measured {epc} events appended "
-                     f"per successful command). Load generator: {generator}, in the "
-                     "benchmark process on the same 2 cores.")
+    generator = (
+        "httpx AsyncClient"
+        if ctx.http_client == "httpx"
+        else "a minimal keep-alive HTTP/1.1 client (bench/load.py; httpx would take ~1.7 ms CPU a request)"
+    )
+    fig.notes.append(
+        f"Service: customer, command log_contact (one event each; measured {epc} events appended "
+        f"per successful command). Load generator: {generator}, in the "
+        "benchmark process on the same 2 cores."
+    )

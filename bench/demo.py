@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode
 
-from salesplatform.clock import business_date
-
 from bench.simulation.driver import Summary, drive
 from bench.simulation.organisation import TIMEZONE, Plan, build_plan
+from salesplatform.clock import business_date
 
 
 class ProgressBar:
@@ -59,8 +58,10 @@ class ProgressBar:
         before = self.done
         self.done += n
         if not self.tty and self.total and before * 10 // self.total != self.done * 10 // self.total:
-            self.stream.write(f"  {self.done * 100 // self.total:3d}%  {self.done}/{self.total}"
-                              f"  {time.monotonic() - self.started:.0f}s  {self.name}\n")
+            self.stream.write(
+                f"  {self.done * 100 // self.total:3d}%  {self.done}/{self.total}"
+                f"  {time.monotonic() - self.started:.0f}s  {self.name}\n"
+            )
             self.stream.flush()
         self._draw()
 
@@ -119,8 +120,10 @@ def where_to_look(plan: Plan, urls: dict[str, str]) -> str:
         return f"{reporting}{path}?{urlencode(params)}"
 
     reports = [
-        ("KPI board per rep (today: visits, success, adoption, required SKUs, coolers)",
-         url("/reports/kpi", **{"from": plan.end.isoformat(), "to": plan.end.isoformat()}, group_by="rep")),
+        (
+            "KPI board per rep (today: visits, success, adoption, required SKUs, coolers)",
+            url("/reports/kpi", **{"from": plan.end.isoformat(), "to": plan.end.isoformat()}, group_by="rep"),
+        ),
         ("KPI board per area, whole window", url("/reports/kpi", **window, group_by="area")),
         ("sales by area and month (net of returns)", url("/reports/sales", **window, group_by="area", period="month")),
         ("sales by day and product group", url("/reports/sales", **window, group_by="product_group")),
@@ -135,52 +138,78 @@ def where_to_look(plan: Plan, urls: dict[str, str]) -> str:
         ("customer base: new, active, dormant, lost", url("/reports/customer-base", **window, group_by="area")),
     ]
     width = max(len(label) for label, _ in reports)
-    lines = ["", "Where to look (every query needs a bearer token):",
-             "  TOKEN=$(.venv/bin/python -m salesplatform.auth mint --role sales_manager"
-             f" --id {org.sales_manager.staff_id})",
-             f'  curl -s -H "Authorization: Bearer $TOKEN" \'{reports[0][1]}\'', ""]
+    lines = [
+        "",
+        "Where to look (every query needs a bearer token):",
+        "  TOKEN=$(.venv/bin/python -m salesplatform.auth mint --role sales_manager"
+        f" --id {org.sales_manager.staff_id})",
+        f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{reports[0][1]}'",
+        "",
+    ]
     lines += [f"  {label:<{width}}  {link}" for label, link in reports]
-    lines += ["", "  All reports and what they count: " + f"{reporting}/reports",
-              "  API pages (Authorize with the token):"]
+    lines += [
+        "",
+        "  All reports and what they count: " + f"{reporting}/reports",
+        "  API pages (Authorize with the token):",
+    ]
     lines += [f"    {name:<10} {base}/docs" for name, base in urls.items()]
-    lines += ["", "  Elsewhere: orders awaiting approval " + f"{urls['orders']}/approvals?role=sales_manager",
-              f"             receivables {urls['orders']}/receivables",
-              f"             a rep's day plan {urls['visit']}/day-plan?rep_id={org.reps[0].staff_id}"
-              f"&date={plan.end.isoformat()} (token of that rep: --role rep --id {org.reps[0].staff_id}"
-              f" --district {org.reps[0].district_id} --area {org.reps[0].area_id})"]
+    lines += [
+        "",
+        "  Elsewhere: orders awaiting approval " + f"{urls['orders']}/approvals?role=sales_manager",
+        f"             receivables {urls['orders']}/receivables",
+        f"             a rep's day plan {urls['visit']}/day-plan?rep_id={org.reps[0].staff_id}"
+        f"&date={plan.end.isoformat()} (token of that rep: --role rep --id {org.reps[0].staff_id}"
+        f" --district {org.reps[0].district_id} --area {org.reps[0].area_id})",
+    ]
     return "\n".join(lines)
 
 
 def describe(plan: Plan) -> str:
     c = plan.counts()
-    return (f"Seed {plan.seed}, scale {plan.scale:g}: {c['divisions']} divisions, {c['areas']} areas, "
-            f"{c['districts']} districts, {c['supervisors']} supervisors, {c['reps']} reps, "
-            f"{c['customers']} customers, "
-            f"{c['skus']} SKUs, {c['routes']} routes.\n"
-            f"{c['days']} business days {plan.start} … {plan.end}: {c['visits']} route visits, {c['orders']} orders, "
-            f"{c['deliveries']} deliveries ({c['late_deliveries']} late), {c['payments']} payments "
-            f"({c['overdue_invoices']} invoices overdue), {c['returns']} returns, {c['complaints']} complaints, "
-            f"{c['surveys']} surveys.\n"
-            f"Past days go in as the order history (dated orders, deliveries, payments); today "
-            f"({plan.end}) is lived live: {len(plan.days[-1].visits)} visits with all eight steps, "
-            f"{len(plan.days[-1].orders)} orders, approvals, deliveries, returns, complaints.")
+    return (
+        f"Seed {plan.seed}, scale {plan.scale:g}: {c['divisions']} divisions, {c['areas']} areas, "
+        f"{c['districts']} districts, {c['supervisors']} supervisors, {c['reps']} reps, "
+        f"{c['customers']} customers, "
+        f"{c['skus']} SKUs, {c['routes']} routes.\n"
+        f"{c['days']} business days {plan.start} … {plan.end}: {c['visits']} route visits, {c['orders']} orders, "
+        f"{c['deliveries']} deliveries ({c['late_deliveries']} late), {c['payments']} payments "
+        f"({c['overdue_invoices']} invoices overdue), {c['returns']} returns, {c['complaints']} complaints, "
+        f"{c['surveys']} surveys.\n"
+        f"Past days go in as the order history (dated orders, deliveries, payments); today "
+        f"({plan.end}) is lived live: {len(plan.days[-1].visits)} visits with all eight steps, "
+        f"{len(plan.days[-1].orders)} orders, approvals, deliveries, returns, complaints."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     env = os.environ
     parser = argparse.ArgumentParser(prog="python -m bench.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=int(env.get("DEMO_SEED", 7)),
-                        help="same seed, same department (default 7)")
-    parser.add_argument("--days", type=int, default=int(env.get("DEMO_DAYS", 30)),
-                        help="business days up to today (default 30)")
-    parser.add_argument("--scale", type=float, default=float(env.get("DEMO_SCALE", 1.0)),
-                        help="fraction of the default size: 60 reps, ~3,000 customers (default 1)")
-    parser.add_argument("--stack", type=Path, default=Path(env.get("DEMO_STACK", ".run/stack.json")),
-                        help="addresses of the running system (default .run/stack.json)")
+    parser.add_argument(
+        "--seed", type=int, default=int(env.get("DEMO_SEED", 7)), help="same seed, same department (default 7)"
+    )
+    parser.add_argument(
+        "--days", type=int, default=int(env.get("DEMO_DAYS", 30)), help="business days up to today (default 30)"
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=float(env.get("DEMO_SCALE", 1.0)),
+        help="fraction of the default size: 60 reps, ~3,000 customers (default 1)",
+    )
+    parser.add_argument(
+        "--stack",
+        type=Path,
+        default=Path(env.get("DEMO_STACK", ".run/stack.json")),
+        help="addresses of the running system (default .run/stack.json)",
+    )
     parser.add_argument("--secrets", type=Path, default=None, help="token key file (default: the one stack.json names)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
-    parser.add_argument("--patience", type=float, default=60.0,
-                        help="seconds to wait for events to reach another service before counting a refusal")
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=60.0,
+        help="seconds to wait for events to reach another service before counting a refusal",
+    )
     args = parser.parse_args(argv)
     if args.days < 1 or args.scale <= 0:
         parser.error("--days must be at least 1 and --scale positive")
@@ -190,10 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     print(describe(plan), flush=True)
     bar = ProgressBar()
     try:
-        summary: Summary = asyncio.run(drive(
-            plan, secret=secret, base_urls=urls, nats_url=nats_url, concurrency=args.concurrency,
-            progress=bar, patience=args.patience,
-        ))
+        summary: Summary = asyncio.run(
+            drive(
+                plan,
+                secret=secret,
+                base_urls=urls,
+                nats_url=nats_url,
+                concurrency=args.concurrency,
+                progress=bar,
+                patience=args.patience,
+            )
+        )
     except KeyboardInterrupt:
         bar.close()
         print("interrupted; run it again with the same seed to continue (nothing is sent twice)")

@@ -58,8 +58,9 @@ class Sizes:
 
 
 QUICK = Sizes(customers=300, probe=300, target_seconds=1.5, max_burst=20_000, lag_seconds=1.5, lag_wait_seconds=3.0)
-FULL = Sizes(customers=2_000, probe=2_000, target_seconds=8.0, max_burst=300_000, lag_seconds=10.0,
-             lag_wait_seconds=30.0)
+FULL = Sizes(
+    customers=2_000, probe=2_000, target_seconds=8.0, max_burst=300_000, lag_seconds=10.0, lag_wait_seconds=30.0
+)
 
 
 def order_readers() -> list[str]:
@@ -67,8 +68,7 @@ def order_readers() -> list[str]:
     ensure_service_importable("reporting")
     from reporting_service.bootstrap import definition
 
-    return [p.name for p in definition().projections
-            if p.event_types is None or "order.placed" in p.event_types]
+    return [p.name for p in definition().projections if p.event_types is None or "order.placed" in p.event_types]
 
 
 @dataclass
@@ -107,7 +107,9 @@ class Watcher:
             " WHERE e.event_type = 'order.placed'"
             "   AND (e.tx_id, e.position) > ($1::text::xid8, $2) AND (e.tx_id, e.position) <= (c.tx_id, c.position)"
             " ORDER BY e.tx_id, e.position",
-            self._last[0], self._last[1], self.projections,
+            self._last[0],
+            self._last[1],
+            self.projections,
         )
         now = time.perf_counter()
         for row in rows:
@@ -126,15 +128,22 @@ async def burst(desk: OrdersDesk, watcher: Watcher, orders: int, offset: int) ->
     start = time.perf_counter()
     await desk.publish_orders(orders, offset, on_sent=sent.append)
     if not await wait_until(_AllSeen(watcher, sent), timeout=300, interval=0.01):
-        raise RuntimeError(f"only {sum(o in watcher.seen for o in sent)} of {len(sent)} orders became "
-                           "visible in reporting within 300 s")
+        raise RuntimeError(
+            f"only {sum(o in watcher.seen for o in sent)} of {len(sent)} orders became "
+            "visible in reporting within 300 s"
+        )
     return len(sent), max(watcher.seen[o] for o in sent) - start
 
 
-async def measure(ctx: Any, fig: FigureResult, desk: OrdersDesk, reporting: ServiceProcess, watcher: Watcher,
-                  sizes: Sizes) -> None:
-    sustained = fig.measure("orders_per_second", "orders visible in reporting/s (sustained)", "events/s",
-                            note="order.placed events per second, publish of the first to visibility of the last")
+async def measure(
+    ctx: Any, fig: FigureResult, desk: OrdersDesk, reporting: ServiceProcess, watcher: Watcher, sizes: Sizes
+) -> None:
+    sustained = fig.measure(
+        "orders_per_second",
+        "orders visible in reporting/s (sustained)",
+        "events/s",
+        note="order.placed events per second, publish of the first to visibility of the last",
+    )
     p50 = fig.measure("lag_p50_ms", f"lag p50 at {LAG_RATE:,.0f}/s", "ms", higher_is_better=False)
     p99 = fig.measure("lag_p99_ms", f"lag p99 at {LAG_RATE:,.0f}/s", "ms", higher_is_better=False)
     warm, warm_seconds = await burst(desk, watcher, sizes.probe, 0)
@@ -146,17 +155,23 @@ async def measure(ctx: Any, fig: FigureResult, desk: OrdersDesk, reporting: Serv
         # The pipeline cannot carry the fixed rate: every lag run only builds a queue that must
         # drain before the next run. Short runs show the same (the goal is missed either way).
         lag_seconds = min(lag_seconds, 0.5)
-        fig.notes.append(f"The warm-up carried {warm / warm_seconds:,.0f} orders/s, below the fixed "
-                         f"{LAG_RATE:,.0f}/s, so the lag runs were cut to {lag_seconds} s each.")
+        fig.notes.append(
+            f"The warm-up carried {warm / warm_seconds:,.0f} orders/s, below the fixed "
+            f"{LAG_RATE:,.0f}/s, so the lag runs were cut to {lag_seconds} s each."
+        )
     fig.details["lag_seconds"] = lag_seconds
-    ctx.say(f"bursts of {orders:,} orders (warm-up: {warm / warm_seconds:,.0f}/s), then "
-            f"{LAG_RATE:,.0f}/s for {lag_seconds} s, × {ctx.runs} runs")
+    ctx.say(
+        f"bursts of {orders:,} orders (warm-up: {warm / warm_seconds:,.0f}/s), then "
+        f"{LAG_RATE:,.0f}/s for {lag_seconds} s, × {ctx.runs} runs"
+    )
     meter = CpuMeter(ctx.stack, {"orders": desk.service.pid, "reporting": reporting.pid})
     for run in range(ctx.runs):
         last = run == ctx.runs - 1
         meter.start()
-        with ctx.profiled(desk.service.pid, f"fig{ctx.figure}-orders-e2e", last=last), \
-                ctx.profiled(reporting.pid, f"fig{ctx.figure}-reporting-e2e", last=last):
+        with (
+            ctx.profiled(desk.service.pid, f"fig{ctx.figure}-orders-e2e", last=last),
+            ctx.profiled(reporting.pid, f"fig{ctx.figure}-reporting-e2e", last=last),
+        ):
             n, seconds = await burst(desk, watcher, orders, offset)
         record_cpu(fig, meter, n, "order end to end")
         offset += n
@@ -207,8 +222,13 @@ async def _paced(desk: OrdersDesk, per_second: float, seconds: float, offset: in
             await asyncio.sleep(delay)
         order_id, body = desk.order(offset + n)
         published[order_id] = time.perf_counter()
-        futures.append(await desk.js.publish_async(subject, orjson.dumps(body), headers={
-            "Authorization": f"Bearer {token}", "Nats-Msg-Id": f"ingest-{order_id}"}))
+        futures.append(
+            await desk.js.publish_async(
+                subject,
+                orjson.dumps(body),
+                headers={"Authorization": f"Bearer {token}", "Nats-Msg-Id": f"ingest-{order_id}"},
+            )
+        )
     await asyncio.gather(*futures)
     return published
 
@@ -256,12 +276,16 @@ async def run(ctx: Any, fig: FigureResult) -> None:
     finally:
         await ctx.stack.drop_database(orders_dsn)
         await ctx.stack.drop_database(reporting_dsn)
-    fig.notes.append(f"Bursts of {fig.details.get('orders_per_burst', 0):,} orders (sized from a warm-up to take "
-                     f"about {sizes.target_seconds:g} s); lag runs of {fig.details.get('lag_seconds')} s at "
-                     f"{LAG_RATE:,.0f} orders/s; visibility polled every {POLL_SECONDS * 1000:.0f} ms and on "
-                     "reporting.changed.*.")
+    fig.notes.append(
+        f"Bursts of {fig.details.get('orders_per_burst', 0):,} orders (sized from a warm-up to take "
+        f"about {sizes.target_seconds:g} s); lag runs of {fig.details.get('lag_seconds')} s at "
+        f"{LAG_RATE:,.0f} orders/s; visibility polled every {POLL_SECONDS * 1000:.0f} ms and on "
+        "reporting.changed.*."
+    )
     late = fig.details.get("lag_not_visible_in_time")
     if late:
-        fig.notes.append(f"{late:,} orders of the lag runs were not visible {sizes.lag_wait_seconds:.0f} s after the "
-                         "last publish; they count with the time waited so far (a lower bound): the pipeline "
-                         f"does not keep up with {LAG_RATE:,.0f}/s.")
+        fig.notes.append(
+            f"{late:,} orders of the lag runs were not visible {sizes.lag_wait_seconds:.0f} s after the "
+            "last publish; they count with the time waited so far (a lower bound): the pipeline "
+            f"does not keep up with {LAG_RATE:,.0f}/s."
+        )

@@ -36,8 +36,9 @@ FULL_REBUILD_EVENTS = 100_000
 
 def customer_history_rows(count: int) -> Any:
     """`count` customer-service events: the territory and staff, then customers (4 events each)."""
-    history = History(seed=23, customers_per_rep=0, origins={"customer": None, "visit": "VISIT", "orders": "ORDERS"},
-                      id_prefix="g")
+    history = History(
+        seed=23, customers_per_rep=0, origins={"customer": None, "visit": "VISIT", "orders": "ORDERS"}, id_prefix="g"
+    )
     produced = 0
     for row in history.territory_events():
         produced += 1
@@ -113,9 +114,17 @@ async def commands_at(ctx: Any, fig: FigureResult, events: int, key: str) -> Non
             await work.setup(10 if ctx.quick else 200)
             ctx.say("measuring")
             seconds = 1.0 if ctx.quick else commands.FULL.seconds
-            await commands.throughput(ctx, fig, service, work, [16], seconds, key=key,
-                                      label=f"commands/s with {events:,} events stored",
-                                      context=f", {events:,} events stored")
+            await commands.throughput(
+                ctx,
+                fig,
+                service,
+                work,
+                [16],
+                seconds,
+                key=key,
+                label=f"commands/s with {events:,} events stored",
+                context=f", {events:,} events stored",
+            )
     finally:
         await ctx.stack.drop_database(dsn)
     rate = fig.measurements[key]
@@ -127,8 +136,13 @@ def growth_ratio(fig: FigureResult, small: str, large: str, label: str) -> None:
     s, b = fig.measurements.get(small), fig.measurements.get(large)
     if s is None or b is None or not s.runs or not b.runs:
         return
-    m = fig.measure(f"{large}_over_{small}", label, "×", higher_is_better=False,
-                    note="median cost at 10× the data / median cost at 1× (1.00 = flat)")
+    m = fig.measure(
+        f"{large}_over_{small}",
+        label,
+        "×",
+        higher_is_better=False,
+        note="median cost at 10× the data / median cost at 1× (1.00 = flat)",
+    )
     m.runs = [b.median / s.median]
 
 
@@ -140,7 +154,7 @@ async def run(ctx: Any, fig: FigureResult) -> None:
         await commands_at(ctx, fig, command_events, "commands_1x")
         await commands_at(ctx, fig, command_events * FACTOR, "commands_10x")
         growth_ratio(fig, "commands_1x_us", "commands_10x_us", "command cost growth at 10× data")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported with the run's results
         errors.append(f"commands: {type(exc).__name__}: {exc}")
     try:
         # Quick mode keeps to the service's one-pass rebuild (if it has one): the platform's
@@ -149,16 +163,22 @@ async def run(ctx: Any, fig: FigureResult) -> None:
         platform = not ctx.quick or not rebuild.has_one_pass_rebuild()
         await rebuild.measure(ctx, fig, rebuild_events, key_suffix="_1x", platform=platform)
         await rebuild.measure(ctx, fig, rebuild_events * FACTOR, key_suffix="_10x", platform=platform)
-        growth_ratio(fig, "rebuild_us_per_event_1x", "rebuild_us_per_event_10x",
-                     "platform rebuild cost growth at 10× data")
-        growth_ratio(fig, "together_us_per_event_1x", "together_us_per_event_10x",
-                     "one-pass rebuild cost growth at 10× data")
-    except Exception as exc:
+        growth_ratio(
+            fig, "rebuild_us_per_event_1x", "rebuild_us_per_event_10x", "platform rebuild cost growth at 10× data"
+        )
+        growth_ratio(
+            fig, "together_us_per_event_1x", "together_us_per_event_10x", "one-pass rebuild cost growth at 10× data"
+        )
+    except Exception as exc:  # noqa: BLE001 - reported with the run's results
         errors.append(f"rebuild: {type(exc).__name__}: {exc}")
     for e in errors:
         fig.fail(e)
-    fig.notes.append(f"Commands: {command_events:,} and {command_events * FACTOR:,} stored events before the load; "
-                     f"rebuild: {rebuild_events:,} and {rebuild_events * FACTOR:,} events.")
+    fig.notes.append(
+        f"Commands: {command_events:,} and {command_events * FACTOR:,} stored events before the load; "
+        f"rebuild: {rebuild_events:,} and {rebuild_events * FACTOR:,} events."
+    )
     if ctx.quick:
-        fig.notes.append("At quick sizes fixed costs (schemas, process start, warm caches) weigh on the small "
-                         "point, so these ratios only show that the path works; the full run measures growth.")
+        fig.notes.append(
+            "At quick sizes fixed costs (schemas, process start, warm caches) weigh on the small "
+            "point, so these ratios only show that the path works; the full run measures growth."
+        )

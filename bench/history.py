@@ -21,8 +21,18 @@ from typing import Any
 import orjson
 
 EVENT_COLUMNS = (
-    "stream_id", "stream_version", "event_id", "event_type", "schema_version", "occurred_at",
-    "recorded_at", "correlation_id", "causation_id", "actor", "data", "origin",
+    "stream_id",
+    "stream_version",
+    "event_id",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "recorded_at",
+    "correlation_id",
+    "causation_id",
+    "actor",
+    "data",
+    "origin",
 )
 Row = tuple[str, int, uuid.UUID, str, int, datetime, datetime, str | None, str | None, str, str, str | None]
 
@@ -34,15 +44,35 @@ GRADES = ("A", "B", "C")
 PRODUCT_GROUPS = ("beverage", "snack", "dairy", "household")
 # The four card groups (客户卡) of a registration, with nothing filled in beyond the base data.
 EMPTY_CARD_GROUPS: dict[str, dict[str, Any]] = {
-    "base": {"founded_on": None, "relationship_since": None, "organisation_form": None, "industry": None,
-             "assets_fen": None},
-    "characteristics": {"service_area": None, "sales_capacity": None, "growth_potential": None,
-                        "business_policy": None, "staff_count": None, "annual_sales_fen": None,
-                        "management_style": None},
-    "business_status": {"sales_history": None, "staff_quality": None, "competitor_relations": None,
-                        "cooperation_attitude": None},
-    "trading_status": {"current_problems": None, "strengths": None, "credit_standing": None, "trade_terms": None,
-                       "credit_incidents": []},
+    "base": {
+        "founded_on": None,
+        "relationship_since": None,
+        "organisation_form": None,
+        "industry": None,
+        "assets_fen": None,
+    },
+    "characteristics": {
+        "service_area": None,
+        "sales_capacity": None,
+        "growth_potential": None,
+        "business_policy": None,
+        "staff_count": None,
+        "annual_sales_fen": None,
+        "management_style": None,
+    },
+    "business_status": {
+        "sales_history": None,
+        "staff_quality": None,
+        "competitor_relations": None,
+        "cooperation_attitude": None,
+    },
+    "trading_status": {
+        "current_problems": None,
+        "strengths": None,
+        "credit_standing": None,
+        "trade_terms": None,
+        "credit_incidents": [],
+    },
 }
 # Company time zone is UTC+8 (Asia/Shanghai): a business day runs 00:00–24:00 local.
 COMPANY_UTC_OFFSET = timedelta(hours=8)
@@ -96,13 +126,24 @@ class History:
         local = datetime(self.day.year, self.day.month, self.day.day, tzinfo=UTC) + timedelta(hours=hour)
         return local - COMPANY_UTC_OFFSET
 
-    def _event(self, source: str, stream_id: str, event_type: str, data: dict[str, Any], at: datetime,
-               actor: dict[str, Any]) -> Row:
+    def _event(
+        self, source: str, stream_id: str, event_type: str, data: dict[str, Any], at: datetime, actor: dict[str, Any]
+    ) -> Row:
         version = self.versions.get(stream_id, 0) + 1
         self.versions[stream_id] = version
         return (
-            stream_id, version, uuid.UUID(int=self.rng.getrandbits(128), version=4), event_type, 1, at, at,
-            None, None, orjson.dumps(actor).decode(), orjson.dumps(data).decode(), self.origins[source],
+            stream_id,
+            version,
+            uuid.UUID(int=self.rng.getrandbits(128), version=4),
+            event_type,
+            1,
+            at,
+            at,
+            None,
+            None,
+            orjson.dumps(actor).decode(),
+            orjson.dumps(data).decode(),
+            self.origins[source],
         )
 
     @staticmethod
@@ -121,31 +162,76 @@ class History:
         for d in range(divisions):
             division = f"div{d + 1}"
             self.territory.divisions.append(division)
-            yield self._event("customer", f"territory-{division}", "territory.division_defined",
-                              {"division_id": division, "name": f"Division {d + 1}"}, at, manager)
+            yield self._event(
+                "customer",
+                f"territory-{division}",
+                "territory.division_defined",
+                {"division_id": division, "name": f"Division {d + 1}"},
+                at,
+                manager,
+            )
             for a in range(areas):
                 area = f"{division}-a{a + 1}"
                 self.territory.areas[area] = division
-                yield self._event("customer", f"territory-{area}", "territory.area_defined",
-                                  {"area_id": area, "name": f"Area {area}", "division_id": division}, at, manager)
+                yield self._event(
+                    "customer",
+                    f"territory-{area}",
+                    "territory.area_defined",
+                    {"area_id": area, "name": f"Area {area}", "division_id": division},
+                    at,
+                    manager,
+                )
                 for k in range(districts):
                     district = f"{area}-d{k + 1}"
                     self.territory.districts[district] = area
-                    yield self._event("customer", f"territory-{district}", "territory.district_defined",
-                                      {"district_id": district, "name": f"District {district}", "area_id": area,
-                                       "division_id": division}, at, manager)
+                    yield self._event(
+                        "customer",
+                        f"territory-{district}",
+                        "territory.district_defined",
+                        {
+                            "district_id": district,
+                            "name": f"District {district}",
+                            "area_id": area,
+                            "division_id": division,
+                        },
+                        at,
+                        manager,
+                    )
                     supervisor = f"sup-{district}"
                     self.territory.supervisors[district] = supervisor
-                    yield self._event("customer", f"staff-{supervisor}", "staff.assigned",
-                                      {"staff_id": supervisor, "name": f"Supervisor {district}", "role": "supervisor",
-                                       "district_id": district, "area_id": area, "supervisor_id": None}, at, manager)
+                    yield self._event(
+                        "customer",
+                        f"staff-{supervisor}",
+                        "staff.assigned",
+                        {
+                            "staff_id": supervisor,
+                            "name": f"Supervisor {district}",
+                            "role": "supervisor",
+                            "district_id": district,
+                            "area_id": area,
+                            "supervisor_id": None,
+                        },
+                        at,
+                        manager,
+                    )
                     for r in range(reps):
                         rep = f"rep-{district}-{r + 1}"
                         self.territory.reps[rep] = district
-                        yield self._event("customer", f"staff-{rep}", "staff.assigned",
-                                          {"staff_id": rep, "name": f"Rep {rep}", "role": "rep",
-                                           "district_id": district,
-                                           "area_id": area, "supervisor_id": supervisor}, at, manager)
+                        yield self._event(
+                            "customer",
+                            f"staff-{rep}",
+                            "staff.assigned",
+                            {
+                                "staff_id": rep,
+                                "name": f"Rep {rep}",
+                                "role": "rep",
+                                "district_id": district,
+                                "area_id": area,
+                                "supervisor_id": supervisor,
+                            },
+                            at,
+                            manager,
+                        )
 
     def catalogue_events(self, count: int = 40) -> Iterator[Row]:
         manager = {"id": "m1", "role": "sales_manager", "district": None, "area": None}
@@ -155,13 +241,31 @@ class History:
             group = PRODUCT_GROUPS[i % len(PRODUCT_GROUPS)]
             price = 500 + 100 * (i % 30)
             self.skus.append((sku, group, price))
-            yield self._event("orders", f"sku-{sku}", "sku.defined",
-                              {"sku": sku, "name": f"Product {i + 1}", "brand": f"Brand {i % 5 + 1}",
-                               "product_group": group, "package": "24x330ml", "list_price_fen": price,
-                               "floor_price_fen": price * 9 // 10}, at, manager)
+            yield self._event(
+                "orders",
+                f"sku-{sku}",
+                "sku.defined",
+                {
+                    "sku": sku,
+                    "name": f"Product {i + 1}",
+                    "brand": f"Brand {i % 5 + 1}",
+                    "product_group": group,
+                    "package": "24x330ml",
+                    "list_price_fen": price,
+                    "floor_price_fen": price * 9 // 10,
+                },
+                at,
+                manager,
+            )
         for channel in CHANNELS:
-            yield self._event("orders", f"required_skus-{channel}", "required_skus.set",
-                              {"channel": channel, "skus": [s for s, _, _ in self.skus[:6]]}, at, manager)
+            yield self._event(
+                "orders",
+                f"required_skus-{channel}",
+                "required_skus.set",
+                {"channel": channel, "skus": [s for s, _, _ in self.skus[:6]]},
+                at,
+                manager,
+            )
 
     def register_customer(self, rep: str) -> Iterator[Row]:
         district = self.territory.reps[rep]
@@ -173,30 +277,85 @@ class History:
         channel = self.rng.choice(CHANNELS)
         nature = self.rng.choice(NATURES)
         location = self.rng.choice(LOCATIONS)
-        yield self._event("customer", stream, "customer.registered", {
-            "customer_id": customer, "name": f"Outlet {customer}", "address": f"{self.rng.randint(1, 999)} Road",
-            "phone": f"138{self.rng.randint(0, 99_999_999):08d}", "district_id": district, "area_id": area,
-            "division_id": division, "rep_id": rep, "channel": channel, "nature": nature,
-            "location_type": location, "ownership": None, "source": "rep_visit", "status": "pending",
-            "verified": True, **EMPTY_CARD_GROUPS, "personal": None, "personal_fields": [],
-        }, at, self._rep_actor(rep))
-        supervisor = {"id": self.territory.supervisors[district], "role": "supervisor", "district": district,
-                      "area": area}
-        yield self._event("customer", stream, "customer.approved", {
-            "customer_id": customer, "customer_code": f"K{self._counter:08d}", "status": "active",
-            "approved_by": supervisor["id"],
-        }, at + timedelta(hours=1), supervisor)
-        yield self._event("customer", stream, "customer.classified", {
-            "customer_id": customer, "nature": nature, "ownership": self.rng.choice(OWNERSHIPS), "channel": channel,
-            "location_type": location, "grade": self.rng.choice(GRADES), "basis": "manual", "figures": None,
-            "reason": "first classification",
-        }, at + timedelta(hours=1), supervisor)
+        yield self._event(
+            "customer",
+            stream,
+            "customer.registered",
+            {
+                "customer_id": customer,
+                "name": f"Outlet {customer}",
+                "address": f"{self.rng.randint(1, 999)} Road",
+                "phone": f"138{self.rng.randint(0, 99_999_999):08d}",
+                "district_id": district,
+                "area_id": area,
+                "division_id": division,
+                "rep_id": rep,
+                "channel": channel,
+                "nature": nature,
+                "location_type": location,
+                "ownership": None,
+                "source": "rep_visit",
+                "status": "pending",
+                "verified": True,
+                **EMPTY_CARD_GROUPS,
+                "personal": None,
+                "personal_fields": [],
+            },
+            at,
+            self._rep_actor(rep),
+        )
+        supervisor = {
+            "id": self.territory.supervisors[district],
+            "role": "supervisor",
+            "district": district,
+            "area": area,
+        }
+        yield self._event(
+            "customer",
+            stream,
+            "customer.approved",
+            {
+                "customer_id": customer,
+                "customer_code": f"K{self._counter:08d}",
+                "status": "active",
+                "approved_by": supervisor["id"],
+            },
+            at + timedelta(hours=1),
+            supervisor,
+        )
+        yield self._event(
+            "customer",
+            stream,
+            "customer.classified",
+            {
+                "customer_id": customer,
+                "nature": nature,
+                "ownership": self.rng.choice(OWNERSHIPS),
+                "channel": channel,
+                "location_type": location,
+                "grade": self.rng.choice(GRADES),
+                "basis": "manual",
+                "figures": None,
+                "reason": "first classification",
+            },
+            at + timedelta(hours=1),
+            supervisor,
+        )
         manager = {"id": "m1", "role": "sales_manager", "district": None, "area": None}
-        yield self._event("customer", stream, "customer.credit_limit_set", {
-            "customer_id": customer, "credit_rating": self.rng.choice(("AAA", "AA", "A", "B")),
-            "credit_limit_fen": self.rng.choice((5_000_000, 10_000_000, 50_000_000)), "payment_terms_days": 30,
-            "reason": None,
-        }, at + timedelta(hours=2), manager)
+        yield self._event(
+            "customer",
+            stream,
+            "customer.credit_limit_set",
+            {
+                "customer_id": customer,
+                "credit_rating": self.rng.choice(("AAA", "AA", "A", "B")),
+                "credit_limit_fen": self.rng.choice((5_000_000, 10_000_000, 50_000_000)),
+                "payment_terms_days": 30,
+                "reason": None,
+            },
+            at + timedelta(hours=2),
+            manager,
+        )
         self.customers.append((customer, rep))
         self.customer_place[customer] = (district, area, division)
 
@@ -204,8 +363,17 @@ class History:
         lines = []
         for sku, group, price in self.rng.sample(self.skus, self.rng.randint(1, 4)):
             quantity = self.rng.randint(1, 20)
-            lines.append({"sku": sku, "product_group": group, "quantity": quantity, "unit_price_fen": price,
-                          "amount_fen": quantity * price, "promotion_id": None, "gift_quantity": 0})
+            lines.append(
+                {
+                    "sku": sku,
+                    "product_group": group,
+                    "quantity": quantity,
+                    "unit_price_fen": price,
+                    "amount_fen": quantity * price,
+                    "promotion_id": None,
+                    "gift_quantity": 0,
+                }
+            )
         return lines
 
     def _visit(self, customer: str, rep: str, sequence: int) -> Iterator[Row]:
@@ -215,47 +383,105 @@ class History:
         actor = self._rep_actor(rep)
         base = {"visit_id": visit, "rep_id": rep, "customer_id": customer, "business_date": business_date}
         start = 9 + sequence * 0.4
-        yield self._event("visit", stream, "visit.planned", {**base, "route_id": None, "planned": True,
-                                                             "sequence": sequence}, self._at(7), actor)
-        yield self._event("visit", stream, "visit.checked_in", {**base, "at": self._at(start).isoformat(),
-                                                                "latitude": 31.23, "longitude": 121.47},
-                          self._at(start), actor)
+        yield self._event(
+            "visit",
+            stream,
+            "visit.planned",
+            {**base, "route_id": None, "planned": True, "sequence": sequence},
+            self._at(7),
+            actor,
+        )
+        yield self._event(
+            "visit",
+            stream,
+            "visit.checked_in",
+            {**base, "at": self._at(start).isoformat(), "latitude": 31.23, "longitude": 121.47},
+            self._at(start),
+            actor,
+        )
         successful = self.rng.random() < 0.85
         if successful:
             order = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
             lines = self._order_lines()
-            yield self._event("visit", stream, "visit.order_taken", {
-                **base, "order_id": order,
-                "lines": [{"sku": ln["sku"], "quantity": ln["quantity"], "unit_price_fen": None} for ln in lines],
-                "suggested_adopted": self.rng.random() < 0.7,
-            }, self._at(start + 0.2), actor)
+            yield self._event(
+                "visit",
+                stream,
+                "visit.order_taken",
+                {
+                    **base,
+                    "order_id": order,
+                    "lines": [{"sku": ln["sku"], "quantity": ln["quantity"], "unit_price_fen": None} for ln in lines],
+                    "suggested_adopted": self.rng.random() < 0.7,
+                },
+                self._at(start + 0.2),
+                actor,
+            )
             yield from self._order(order, customer, rep, visit, lines, self._at(start + 0.25))
         else:
-            yield self._event("visit", stream, "visit.order_refused", {**base, "reason": "enough stock"},
-                              self._at(start + 0.2), actor)
-        yield self._event("visit", stream, "visit.checked_out", {**base, "at": self._at(start + 0.3).isoformat(),
-                                                                 "successful": successful},
-                          self._at(start + 0.3), actor)
+            yield self._event(
+                "visit", stream, "visit.order_refused", {**base, "reason": "enough stock"}, self._at(start + 0.2), actor
+            )
+        yield self._event(
+            "visit",
+            stream,
+            "visit.checked_out",
+            {**base, "at": self._at(start + 0.3).isoformat(), "successful": successful},
+            self._at(start + 0.3),
+            actor,
+        )
 
-    def _order(self, order: str, customer: str, rep: str, visit: str | None, lines: list[dict[str, Any]],
-               at: datetime) -> Iterator[Row]:
+    def _order(
+        self, order: str, customer: str, rep: str, visit: str | None, lines: list[dict[str, Any]], at: datetime
+    ) -> Iterator[Row]:
         district, area, _ = self.customer_place[customer]
         stream = f"order-{order}"
         system = self._system()
-        yield self._event("orders", stream, "order.placed", {
-            "order_id": order, "customer_id": customer, "rep_id": rep, "district_id": district, "area_id": area,
-            "source": "visit" if visit else "phone", "visit_id": visit, "lines": lines,
-            "amount_fen": sum(ln["amount_fen"] for ln in lines), "business_date": self.day.isoformat(),
-            "placed_at": at.isoformat(),
-        }, at, system)
-        yield self._event("orders", stream, "order.confirmed", {
-            "order_id": order, "confirmed_at": at.isoformat(), "deliver_by": (at + timedelta(hours=24)).isoformat(),
-        }, at, system)
+        yield self._event(
+            "orders",
+            stream,
+            "order.placed",
+            {
+                "order_id": order,
+                "customer_id": customer,
+                "rep_id": rep,
+                "district_id": district,
+                "area_id": area,
+                "source": "visit" if visit else "phone",
+                "visit_id": visit,
+                "lines": lines,
+                "amount_fen": sum(ln["amount_fen"] for ln in lines),
+                "business_date": self.day.isoformat(),
+                "placed_at": at.isoformat(),
+            },
+            at,
+            system,
+        )
+        yield self._event(
+            "orders",
+            stream,
+            "order.confirmed",
+            {
+                "order_id": order,
+                "confirmed_at": at.isoformat(),
+                "deliver_by": (at + timedelta(hours=24)).isoformat(),
+            },
+            at,
+            system,
+        )
         delivered = at + timedelta(hours=self.rng.uniform(4, 30))
-        yield self._event("orders", stream, "order.delivered", {
-            "order_id": order, "customer_id": customer, "delivered_at": delivered.isoformat(),
-            "on_time": delivered - at <= timedelta(hours=24),
-        }, delivered, system)
+        yield self._event(
+            "orders",
+            stream,
+            "order.delivered",
+            {
+                "order_id": order,
+                "customer_id": customer,
+                "delivered_at": delivered.isoformat(),
+                "on_time": delivered - at <= timedelta(hours=24),
+            },
+            delivered,
+            system,
+        )
 
     # -- the whole history --
 
@@ -303,13 +529,32 @@ def chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
 
 def envelope_of(row: Row) -> dict[str, Any]:
     """A history row as the JSON envelope a service publishes (the relay's message body)."""
-    (stream_id, version, event_id, event_type, schema_version, occurred_at, recorded_at, correlation_id,
-     causation_id, actor, data, _origin) = row
+    (
+        stream_id,
+        version,
+        event_id,
+        event_type,
+        schema_version,
+        occurred_at,
+        recorded_at,
+        correlation_id,
+        causation_id,
+        actor,
+        data,
+        _origin,
+    ) = row
     return {
-        "event_id": str(event_id), "event_type": event_type, "schema_version": schema_version,
-        "stream_id": stream_id, "stream_version": version, "occurred_at": occurred_at.isoformat(),
-        "recorded_at": recorded_at.isoformat(), "correlation_id": correlation_id, "causation_id": causation_id,
-        "actor": orjson.loads(actor), "data": orjson.loads(data),
+        "event_id": str(event_id),
+        "event_type": event_type,
+        "schema_version": schema_version,
+        "stream_id": stream_id,
+        "stream_version": version,
+        "occurred_at": occurred_at.isoformat(),
+        "recorded_at": recorded_at.isoformat(),
+        "correlation_id": correlation_id,
+        "causation_id": causation_id,
+        "actor": orjson.loads(actor),
+        "data": orjson.loads(data),
     }
 
 

@@ -102,20 +102,32 @@ class OrdersDesk:
         futures = []
         for row in foreign:
             body = envelope_of(row)
-            futures.append(await self.js.publish_async(
-                source.event_subject(body["event_type"]), orjson.dumps(body),
-                headers={"Nats-Msg-Id": body["event_id"], "Event-Type": body["event_type"]},
-            ))
+            futures.append(
+                await self.js.publish_async(
+                    source.event_subject(body["event_type"]),
+                    orjson.dumps(body),
+                    headers={"Nats-Msg-Id": body["event_id"], "Event-Type": body["event_type"]},
+                )
+            )
         await asyncio.gather(*futures)
         self.customers = [c for c, _ in self.history.customers]
         manager = self.ctx.token("m1", "sales_manager")
-        async with httpx.AsyncClient(base_url=self.service.base_url, timeout=30,
-                                     headers={"Authorization": f"Bearer {manager}"}) as http:
+        async with httpx.AsyncClient(
+            base_url=self.service.base_url, timeout=30, headers={"Authorization": f"Bearer {manager}"}
+        ) as http:
             for sku, group, price in self.history.skus[:10]:
-                response = await http.post("/commands/define_sku", json={
-                    "sku": sku, "name": f"Product {sku}", "brand": "Brand 1", "product_group": group,
-                    "package": "24x330ml", "list_price_fen": price, "floor_price_fen": price * 9 // 10,
-                })
+                response = await http.post(
+                    "/commands/define_sku",
+                    json={
+                        "sku": sku,
+                        "name": f"Product {sku}",
+                        "brand": "Brand 1",
+                        "product_group": group,
+                        "package": "24x330ml",
+                        "list_price_fen": price,
+                        "floor_price_fen": price * 9 // 10,
+                    },
+                )
                 if response.status_code != 200:
                     raise RuntimeError(f"define_sku failed: {response.status_code} {response.text[:400]}")
                 self.skus.append(sku)
@@ -126,8 +138,9 @@ class OrdersDesk:
             raise RuntimeError("the orders service's projections did not catch up with the customer events")
 
     async def _foreign_stored(self, count: int) -> bool:
-        return await fetchval(self.service.database_url,
-                              "SELECT count(*) FROM events WHERE origin IS NOT NULL") >= count
+        return (
+            await fetchval(self.service.database_url, "SELECT count(*) FROM events WHERE origin IS NOT NULL") >= count
+        )
 
     async def caught_up(self) -> bool:
         return await projections_caught_up(self.service.database_url, "orders")
@@ -136,8 +149,12 @@ class OrdersDesk:
         """The n-th order: a few lines for one of the known customers."""
         order_id = f"o{uuid.uuid4().hex[:20]}"
         lines = [{"sku": self.skus[(n + k) % len(self.skus)], "quantity": 1 + (n + k) % 5} for k in range(2)]
-        return order_id, {"order_id": order_id, "customer_id": self.customers[n % len(self.customers)],
-                          "lines": lines, "source": "system"}
+        return order_id, {
+            "order_id": order_id,
+            "customer_id": self.customers[n % len(self.customers)],
+            "lines": lines,
+            "source": "system",
+        }
 
     async def publish_orders(self, count: int, start: int = 0, on_sent: Any = None) -> int:
         """Publish `count` orders as fast as JetStream takes them; returns the last stream seq."""
@@ -146,9 +163,16 @@ class OrdersDesk:
         futures = []
         for n in range(start, start + count):
             order_id, body = self.order(n)
-            futures.append(await self.js.publish_async(subject, orjson.dumps(body), headers={
-                "Authorization": f"Bearer {token}", "Nats-Msg-Id": f"ingest-{order_id}",
-            }))
+            futures.append(
+                await self.js.publish_async(
+                    subject,
+                    orjson.dumps(body),
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "Nats-Msg-Id": f"ingest-{order_id}",
+                    },
+                )
+            )
             if on_sent is not None:
                 on_sent(order_id)
         acks = await asyncio.gather(*futures)
@@ -183,15 +207,18 @@ async def projections_caught_up(dsn: str, service: str) -> bool:
     names = catch_up_projections(service)
     conn = await asyncpg.connect(dsn)
     try:
-        head = await conn.fetchrow("SELECT tx_id::text::bigint AS tx, position FROM events"
-                                   " ORDER BY tx_id DESC, position DESC LIMIT 1")
+        head = await conn.fetchrow(
+            "SELECT tx_id::text::bigint AS tx, position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1"
+        )
         if head is None:
             return True
         behind = await conn.fetchval(
             "SELECT count(*) FROM projections p JOIN projection_generations g"
             " ON g.name = p.name AND g.generation = p.generation"
             " WHERE p.name = ANY($1::text[]) AND (g.tx_id::text::bigint, g.position) < ($2::bigint, $3::bigint)",
-            names, head["tx"], head["position"],
+            names,
+            head["tx"],
+            head["position"],
         )
         return behind == 0
     finally:
@@ -251,7 +278,8 @@ async def measure_ingest(ctx: Any, fig: FigureResult, desk: OrdersDesk, sizes: S
         stored.add(result.events / result.seconds)
         placed.add((result.orders - result.rejected) / result.seconds)
         fig.details.setdefault("events_per_order", []).append(
-            round(result.events / max(1, result.orders - result.rejected), 2))
+            round(result.events / max(1, result.orders - result.rejected), 2)
+        )
 
 
 async def run(ctx: Any, fig: FigureResult) -> None:
@@ -262,8 +290,12 @@ async def run(ctx: Any, fig: FigureResult) -> None:
     fig.ratios += [Ratio("events_per_second", "nats_fetch_ack"), Ratio("orders_per_second", "nats_fetch_ack")]
     fig.goals += [
         Goal(f"ingest ≥ {GOAL_EVENTS_PER_SECOND:,} events/s", "events_per_second", target=GOAL_EVENTS_PER_SECOND),
-        Goal(f"ingest ≥ {GOAL_RAW_FACTOR}× raw fetch+ack", "events_per_second", baseline="nats_fetch_ack",
-             factor=GOAL_RAW_FACTOR),
+        Goal(
+            f"ingest ≥ {GOAL_RAW_FACTOR}× raw fetch+ack",
+            "events_per_second",
+            baseline="nats_fetch_ack",
+            factor=GOAL_RAW_FACTOR,
+        ),
     ]
     try:
         with service:
@@ -277,6 +309,8 @@ async def run(ctx: Any, fig: FigureResult) -> None:
                 await desk.close()
     finally:
         await ctx.stack.drop_database(dsn)
-    fig.notes.append(f"{fig.details.get('orders_per_run', 0):,} orders per run (sized from a warm-up to take about "
-                     f"{sizes.target_seconds:g} s), published with publish_async while the service consumes; the "
-                     "window runs from the first publish to the consumer's last ack.")
+    fig.notes.append(
+        f"{fig.details.get('orders_per_run', 0):,} orders per run (sized from a warm-up to take about "
+        f"{sizes.target_seconds:g} s), published with publish_async while the service consumes; the "
+        "window runs from the first publish to the consumer's last ack."
+    )

@@ -12,7 +12,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -71,13 +71,15 @@ class KeepAliveClient:
     def __init__(self, base_url: str, headers: dict[str, str], connections: int) -> None:
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self._head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{self.host}:{self.port}", **headers,
-                                                            "Content-Type": "application/json"}.items())
+        self._head = "".join(
+            f"{k}: {v}\r\n"
+            for k, v in {"Host": f"{self.host}:{self.port}", **headers, "Content-Type": "application/json"}.items()
+        )
         self._limit = asyncio.Semaphore(connections)
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._all: list[asyncio.StreamWriter] = []
 
-    async def __aenter__(self) -> KeepAliveClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -138,7 +140,9 @@ def client(base_url: str, token: str, connections: int, kind: str = "keepalive")
     headers = {"Authorization": f"Bearer {token}"}
     if kind == "httpx":
         return httpx.AsyncClient(
-            base_url=base_url, headers=headers, timeout=httpx.Timeout(30.0),
+            base_url=base_url,
+            headers=headers,
+            timeout=httpx.Timeout(30.0),
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
     return KeepAliveClient(base_url, headers, connections)
@@ -157,8 +161,9 @@ async def _send(http: HttpClient, body: Body, i: int, result: LoadResult) -> boo
     return False
 
 
-async def closed_loop(http: HttpClient, body: Body, clients: int, seconds: float,
-                      counter: itertools.count[int]) -> LoadResult:
+async def closed_loop(
+    http: HttpClient, body: Body, clients: int, seconds: float, counter: itertools.count[int]
+) -> LoadResult:
     """`clients` concurrent senders, each sending its next request when the last is answered."""
     result = LoadResult()
     deadline = time.perf_counter() + seconds
@@ -176,8 +181,14 @@ async def closed_loop(http: HttpClient, body: Body, clients: int, seconds: float
     return result
 
 
-async def open_loop(http: HttpClient, body: Body, per_second: float, seconds: float,
-                    counter: itertools.count[int], drain_seconds: float = 5.0) -> LoadResult:
+async def open_loop(
+    http: HttpClient,
+    body: Body,
+    per_second: float,
+    seconds: float,
+    counter: itertools.count[int],
+    drain_seconds: float = 5.0,
+) -> LoadResult:
     """Send at a fixed rate for `seconds`; latency counts from the scheduled send time.
 
     A service slower than the rate falls behind without bound; answers still missing

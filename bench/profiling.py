@@ -165,9 +165,22 @@ class Sampler:
             return
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [binary, "record", "--pid", str(self.pid), "--rate", str(self.rate), "--format", "raw",
-             "--output", str(self.output), "--nonblocking"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [
+                binary,
+                "record",
+                "--pid",
+                str(self.pid),
+                "--rate",
+                str(self.rate),
+                "--format",
+                "raw",
+                "--output",
+                str(self.output),
+                "--nonblocking",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
 
     def stop(self) -> Profile:
@@ -193,8 +206,9 @@ class Sampler:
 
 
 @contextlib.contextmanager
-def sampling(pid: int | None, label: str, out_dir: Path, results: list[Profile], figure: str = "",
-             rate: int = 100) -> Iterator[None]:
+def sampling(
+    pid: int | None, label: str, out_dir: Path, results: list[Profile], figure: str = "", rate: int = 100
+) -> Iterator[None]:
     """Profile `pid` for the duration of the block and append the result to `results`."""
     if pid is None:
         yield
@@ -211,10 +225,13 @@ def render(summary: dict[str, Any]) -> list[str]:
     """A few lines for the markdown report."""
     if "error" in summary:
         return [f"{summary['label']}: {summary['error']}"]
-    lines = [f"{summary['label']}: {summary['samples']} busy samples at {summary.get('rate', 100)} Hz "
-             f"(+{summary.get('idle_samples', 0)} waiting in the event loop's poll, left out)", "",
-             "share of busy samples by part of the stack (self: the innermost frame is there; "
-             "inclusive: the part is anywhere on the stack):"]
+    lines = [
+        f"{summary['label']}: {summary['samples']} busy samples at {summary.get('rate', 100)} Hz "
+        f"(+{summary.get('idle_samples', 0)} waiting in the event loop's poll, left out)",
+        "",
+        "share of busy samples by part of the stack (self: the innermost frame is there; "
+        "inclusive: the part is anywhere on the stack):",
+    ]
     inclusive = dict(summary["inclusive_by_part_percent"])
     for name, pct in summary["self_by_part_percent"]:
         lines.append(f"  {name:<28} self {pct:5.1f}%   inclusive {inclusive.get(name, pct):5.1f}%")

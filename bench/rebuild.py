@@ -104,8 +104,9 @@ async def replay_log(dsn: str) -> tuple[int, float]:
         seen = 0
         start = time.perf_counter()
         async with conn.transaction():
-            async for record in conn.cursor("SELECT actor::text, data::text FROM events ORDER BY tx_id, position",
-                                            prefetch=5000):
+            async for record in conn.cursor(
+                "SELECT actor::text, data::text FROM events ORDER BY tx_id, position", prefetch=5000
+            ):
                 orjson.loads(record[0])
                 orjson.loads(record[1])
                 seen += 1
@@ -114,15 +115,23 @@ async def replay_log(dsn: str) -> tuple[int, float]:
         await conn.close()
 
 
-def run_rebuild_worker(ctx: Any, dsn: str, names: list[str], together: list[str], runs: int,
-                       platform: bool) -> dict[str, Any]:
-    job = {"dsn": dsn, "runs": runs, "readable": names, "projections": names, "platform": platform,
-           "together": together}
+def run_rebuild_worker(
+    ctx: Any, dsn: str, names: list[str], together: list[str], runs: int, platform: bool
+) -> dict[str, Any]:
+    job = {
+        "dsn": dsn,
+        "runs": runs,
+        "readable": names,
+        "projections": names,
+        "platform": platform,
+        "together": together,
+    }
     return run_worker(ctx, "bench.rebuild_worker", job, label="reporting-rebuild", service="reporting")
 
 
-async def measure(ctx: Any, fig: FigureResult, events: int, *, key_suffix: str = "", runs: int | None = None,
-                  platform: bool = True) -> None:
+async def measure(
+    ctx: Any, fig: FigureResult, events: int, *, key_suffix: str = "", runs: int | None = None, platform: bool = True
+) -> None:
     """Load `events` into a fresh reporting database and rebuild all projections `runs` times:
     with the platform's rebuild one by one (unless `platform` is false) and with the service's
     one-pass rebuild if it has one."""
@@ -137,8 +146,9 @@ async def measure(ctx: Any, fig: FigureResult, events: int, *, key_suffix: str =
         load_rate = await load_history(dsn, events)
         fig.details.setdefault("event_mix", await event_mix(dsn))
         fig.details[f"load_events_per_second{key_suffix}"] = round(load_rate)
-        replay = fig.measure(f"replay_same_log{key_suffix}", f"raw replay of this log{_n(key_suffix, events)}",
-                             "events/s")
+        replay = fig.measure(
+            f"replay_same_log{key_suffix}", f"raw replay of this log{_n(key_suffix, events)}", "events/s"
+        )
         for _ in range(runs):
             _, replay_rate = await replay_log(dsn)
             replay.add(replay_rate)
@@ -147,20 +157,42 @@ async def measure(ctx: Any, fig: FigureResult, events: int, *, key_suffix: str =
     finally:
         await ctx.stack.drop_database(dsn)
     n = _n(key_suffix, events)
-    per = fig.measure(f"rebuild_rate{key_suffix}", f"log events/s through one projection's rebuild{n}",
-                      "events/s", note="N × projections / total rebuild time")
-    every = fig.measure(f"rebuild_all_rate{key_suffix}", f"log events/s, all projections in turn{n}",
-                        "events/s", note="N / total rebuild time")
-    cost = fig.measure(f"rebuild_us_per_event{key_suffix}", f"µs per event per projection{_n(key_suffix, events)}",
-                       "µs", higher_is_better=False)
-    failures = fig.measure(f"read_failures{key_suffix}", f"failed reads during rebuilds{_n(key_suffix, events)}",
-                           "reads", higher_is_better=False)
-    together_cost = fig.measure(f"together_us_per_event{key_suffix}",
-                                f"µs per event, all reports in one pass{_n(key_suffix, events)}", "µs",
-                                higher_is_better=False)
-    together = fig.measure(f"together_rate{key_suffix}",
-                           f"log events/s, all reports in one pass (service's rebuild){_n(key_suffix, events)}",
-                           "events/s", note="N / time of reporting_service rebuild_together")
+    per = fig.measure(
+        f"rebuild_rate{key_suffix}",
+        f"log events/s through one projection's rebuild{n}",
+        "events/s",
+        note="N × projections / total rebuild time",
+    )
+    every = fig.measure(
+        f"rebuild_all_rate{key_suffix}",
+        f"log events/s, all projections in turn{n}",
+        "events/s",
+        note="N / total rebuild time",
+    )
+    cost = fig.measure(
+        f"rebuild_us_per_event{key_suffix}",
+        f"µs per event per projection{_n(key_suffix, events)}",
+        "µs",
+        higher_is_better=False,
+    )
+    failures = fig.measure(
+        f"read_failures{key_suffix}",
+        f"failed reads during rebuilds{_n(key_suffix, events)}",
+        "reads",
+        higher_is_better=False,
+    )
+    together_cost = fig.measure(
+        f"together_us_per_event{key_suffix}",
+        f"µs per event, all reports in one pass{_n(key_suffix, events)}",
+        "µs",
+        higher_is_better=False,
+    )
+    together = fig.measure(
+        f"together_rate{key_suffix}",
+        f"log events/s, all reports in one pass (service's rebuild){_n(key_suffix, events)}",
+        "events/s",
+        note="N / time of reporting_service rebuild_together",
+    )
     by_projection: dict[str, list[float]] = {}
     for run in result["runs"]:
         failures.add(run["read_failures"])
@@ -191,8 +223,10 @@ async def measure(ctx: Any, fig: FigureResult, events: int, *, key_suffix: str =
     apply_failures = result["runs"][-1]["apply_failures"] if result["runs"] else 0
     fig.details[f"projection_apply_failures{key_suffix}"] = apply_failures
     if apply_failures:
-        fig.notes.append(f"{apply_failures} history events could not be applied by some projection "
-                         "(kept in projection_failures): the synthetic history and a projection disagree.")
+        fig.notes.append(
+            f"{apply_failures} history events could not be applied by some projection "
+            "(kept in projection_failures): the synthetic history and a projection disagree."
+        )
 
 
 def _n(suffix: str, events: int) -> str:
@@ -202,8 +236,11 @@ def _n(suffix: str, events: int) -> str:
 async def run(ctx: Any, fig: FigureResult) -> None:
     events = ctx.rebuild_events or (QUICK_EVENTS if ctx.quick else FULL_EVENTS)
     ways = [("rebuild_rate", "platform rebuild, per projection")]
-    fig.ratios += [Ratio("rebuild_rate", "pg_replay"), Ratio("rebuild_rate", "replay_same_log"),
-                   Ratio("replay_same_log", "pg_replay")]
+    fig.ratios += [
+        Ratio("rebuild_rate", "pg_replay"),
+        Ratio("rebuild_rate", "replay_same_log"),
+        Ratio("replay_same_log", "pg_replay"),
+    ]
     fig.goals.append(Goal("no failed read during rebuilds", "read_failures", at_least=False, target=0, stat="max"))
     if has_one_pass_rebuild():
         ways.append(("together_rate", "all reports, service's one-pass rebuild"))
@@ -216,10 +253,12 @@ async def run(ctx: Any, fig: FigureResult) -> None:
     # A million events through every projection takes minutes a run: the full run does the
     # minimum of three runs here.
     await measure(ctx, fig, events, runs=min(ctx.runs, 3))
-    fig.notes.append(f"N = {events:,} events ({_mix(fig)}). Platform pass: {len(fig.details['projections'])} "
-                     "projections rebuilt one after another with salesplatform.projections.rebuild, each reading "
-                     "the whole log; then, if the reporting service has one, its one-pass rebuild of all reports. "
-                     "Reads of every projection continued throughout.")
+    fig.notes.append(
+        f"N = {events:,} events ({_mix(fig)}). Platform pass: {len(fig.details['projections'])} "
+        "projections rebuilt one after another with salesplatform.projections.rebuild, each reading "
+        "the whole log; then, if the reporting service has one, its one-pass rebuild of all reports. "
+        "Reads of every projection continued throughout."
+    )
 
 
 def _mix(fig: FigureResult) -> str:

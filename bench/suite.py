@@ -71,13 +71,21 @@ class Context:
     def say(self, text: str) -> None:
         print(f"  [{self.figure or '-'} +{time.monotonic() - self.figure_started:4.1f}s] {text}", flush=True)
 
-    def service(self, name: str, *, database_url: str, stream_prefix: str,
-                extra_env: Mapping[str, str] | None = None) -> ServiceProcess:
+    def service(
+        self, name: str, *, database_url: str, stream_prefix: str, extra_env: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
         """A service process (not started) on its own database and stream prefix."""
         return ServiceProcess(
-            name, database_url=database_url, nats_url=self.stack.nats.url, jwt_secret=self.stack.jwt_secret,
-            stream_prefix=stream_prefix, log_dir=self.work_dir / "logs", sampler=self.sampler,
-            log_level=self.log_level, extra_env=extra_env, label=self.process_label(name),
+            name,
+            database_url=database_url,
+            nats_url=self.stack.nats.url,
+            jwt_secret=self.stack.jwt_secret,
+            stream_prefix=stream_prefix,
+            log_dir=self.work_dir / "logs",
+            sampler=self.sampler,
+            log_level=self.log_level,
+            extra_env=extra_env,
+            label=self.process_label(name),
         )
 
     def process_label(self, name: str) -> str:
@@ -137,10 +145,11 @@ async def run_figure(ctx: Context, figure: Figure) -> FigureResult:
     print(f"Figure {number}: {title}", flush=True)
     if figure.baselines:
         fig.baselines, fig.baseline_errors = await base.measure(
-            ctx.stack, list(figure.baselines), base.QUICK if ctx.quick else base.FULL, ctx.runs, say=ctx.say)
+            ctx.stack, list(figure.baselines), base.QUICK if ctx.quick else base.FULL, ctx.runs, say=ctx.say
+        )
     try:
         await fn(ctx, fig)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported with the run's results
         fig.fail(error_text(exc))
         if getattr(exc, "stderr", None):
             fig.details["worker_stderr"] = exc.stderr
@@ -159,16 +168,30 @@ def memory_figure(ctx: Context) -> FigureResult:
     """Figure 6: the highest RSS each service process reached during figures 1–5."""
     fig = FigureResult("6", "Memory: peak RSS of each service process during figures 1–5")
     for service, peaks in sorted(ctx.peaks.items()):
-        m = fig.measure(f"peak_rss_{service}", f"peak RSS, {service}", "MB", higher_is_better=False,
-                        note="one value per process started; the goal applies to the highest")
+        m = fig.measure(
+            f"peak_rss_{service}",
+            f"peak RSS, {service}",
+            "MB",
+            higher_is_better=False,
+            note="one value per process started; the goal applies to the highest",
+        )
         for peak in peaks:
             m.add(peak)
-        fig.goals.append(Goal(f"{service}: peak RSS ≤ {MEMORY_GOAL_MB:.0f} MB", m.key, at_least=False,
-                              target=MEMORY_GOAL_MB, stat="max"))
+        fig.goals.append(
+            Goal(
+                f"{service}: peak RSS ≤ {MEMORY_GOAL_MB:.0f} MB",
+                m.key,
+                at_least=False,
+                target=MEMORY_GOAL_MB,
+                stat="max",
+            )
+        )
     if not fig.measurements:
         fig.fail("no service process ran, so no memory was measured")
-    fig.notes.append("RSS is sampled every 0.2 s from /proc/<pid>/status (VmRSS) and the kernel's "
-                     "high-water mark VmHWM is read before each process stops.")
+    fig.notes.append(
+        "RSS is sampled every 0.2 s from /proc/<pid>/status (VmRSS) and the kernel's "
+        "high-water mark VmHWM is read before each process stops."
+    )
     return fig
 
 
@@ -203,18 +226,31 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "runs": runs,
         "machine": machine(),
         "versions": versions(),
-        "settings": {"postgres": "default settings (fsync on)", "service_log_level": args.log_level,
-                     "http_client": args.http_client},
+        "settings": {
+            "postgres": "default settings (fsync on)",
+            "service_log_level": args.log_level,
+            "http_client": args.http_client,
+        },
     }
     print(f"Benchmark ({report['mode']} mode, {runs} runs per figure); servers in {work_dir}", flush=True)
-    ctx = Context(stack, quick, runs, work_dir, sampler, {}, log_level=args.log_level, profile=not args.no_profile,
-                  rebuild_events=args.rebuild_events, http_client=args.http_client)
+    ctx = Context(
+        stack,
+        quick,
+        runs,
+        work_dir,
+        sampler,
+        {},
+        log_level=args.log_level,
+        profile=not args.no_profile,
+        rebuild_events=args.rebuild_events,
+        http_client=args.http_client,
+    )
     results: list[FigureResult] = []
     report.update(baselines={}, baseline_errors={}, figures=[], profile=None)
     try:
         try:
             stack.start()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported with the run's results
             # Without servers nothing can be measured; the report still says why.
             reason = f"the benchmark's own PostgreSQL/NATS did not start: {error_text(exc)}"
             report["error"] = reason
@@ -228,8 +264,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             adjacent = {key for f in chosen for key in f.baselines}
             print("Baselines", flush=True)
             measured, errors = await base.measure(
-                stack, [k for k in base.CASES if k not in adjacent], base.QUICK if quick else base.FULL, runs,
-                say=lambda text: print(f"  {text}", flush=True))
+                stack,
+                [k for k in base.CASES if k not in adjacent],
+                base.QUICK if quick else base.FULL,
+                runs,
+                say=lambda text: print(f"  {text}", flush=True),
+            )
             ctx.baselines = measured
             report["baselines"] = {k: m.to_dict() for k, m in measured.items()}
             report["baseline_errors"] = errors
@@ -262,8 +302,11 @@ def profile_report(ctx: Context, results: list[FigureResult]) -> dict[str, Any]:
     fig = next(f for f in results if f.figure == number)
     chosen = [s for s in summaries if s.get("figure") == number]
     sentences = [f"Slowest path: figure {number} ({fig.title}), the furthest below its goal."]
-    cpu = [(m.label.split(": ", 1)[-1], m.median) for k, m in fig.measurements.items()
-           if k.startswith("cpu_us_") and m.runs]
+    cpu = [
+        (m.label.split(": ", 1)[-1], m.median)
+        for k, m in fig.measurements.items()
+        if k.startswith("cpu_us_") and m.runs
+    ]
     if cpu:
         what = next(m.label for k, m in fig.measurements.items() if k.startswith("cpu_us_")).split(":")[0]
         sentences.append(f"{what} (median): " + ", ".join(f"{name} {us:,.0f}" for name, us in cpu) + ".")
@@ -271,13 +314,17 @@ def profile_report(ctx: Context, results: list[FigureResult]) -> dict[str, Any]:
         if "error" in s:
             continue
         parts = ", ".join(f"{name} {pct:.0f}%" for name, pct in s["self_by_part_percent"][:4])
-        own = ", ".join(f"{name.split(' (')[0]} {pct:.0f}%" for name, pct in
-                        s.get("top_own_functions_inclusive_percent", [])[:5])
-        sentences.append(f"In {s['label']}, busy time by innermost frame: {parts}; the project's own functions "
-                         f"with the most time under them: {own}.")
+        own = ", ".join(
+            f"{name.split(' (')[0]} {pct:.0f}%" for name, pct in s.get("top_own_functions_inclusive_percent", [])[:5]
+        )
+        sentences.append(
+            f"In {s['label']}, busy time by innermost frame: {parts}; the project's own functions "
+            f"with the most time under them: {own}."
+        )
     if not chosen:
-        sentences.append("No py-spy profile was taken for it (py-spy missing, or the figure failed before its "
-                         "last run).")
+        sentences.append(
+            "No py-spy profile was taken for it (py-spy missing, or the figure failed before its last run)."
+        )
     top: list[str] = []
     for s in chosen:
         top += [*render(s), ""]
@@ -285,20 +332,27 @@ def profile_report(ctx: Context, results: list[FigureResult]) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="every figure at small size (under 2 minutes)")
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 5, quick 3; at least 3)")
     parser.add_argument("--only", default=None, help="comma-separated figure numbers, e.g. 1,5")
     parser.add_argument("--work-dir", type=Path, default=None, help="where the servers live (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data, logs, profiles)")
     parser.add_argument("--log-level", default="INFO", help="the services' LOG_LEVEL (default INFO, as deployed)")
-    parser.add_argument("--no-profile", action="store_true",
-                        help="do not sample the last run of each figure with py-spy")
-    parser.add_argument("--http-client", choices=("keepalive", "httpx"), default="keepalive",
-                        help="figure 1's load generator: the light keep-alive client (default) or httpx")
-    parser.add_argument("--rebuild-events", type=int, default=None,
-                        help="N of figure 5 (default 1,000,000; quick 20,000)")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="do not sample the last run of each figure with py-spy"
+    )
+    parser.add_argument(
+        "--http-client",
+        choices=("keepalive", "httpx"),
+        default="keepalive",
+        help="figure 1's load generator: the light keep-alive client (default) or httpx",
+    )
+    parser.add_argument(
+        "--rebuild-events", type=int, default=None, help="N of figure 5 (default 1,000,000; quick 20,000)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
     args = parser.parse_args(argv)
     if args.runs is not None and args.runs < 3:

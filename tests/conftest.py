@@ -8,6 +8,7 @@ import contextlib
 import httpx
 import pytest_asyncio
 from running_system import SECRET, Service
+
 from salesplatform.clock import Clock
 from salesplatform.devstack.pytest_plugin import settings_for_tests
 from salesplatform.service import Runtime, ServiceDefinition, http_app
@@ -24,9 +25,10 @@ async def start_service(make_database, nats_url, unique_prefix):
             )
             runtime = await stack.enter_async_context(Runtime(definition, config, clock=clock, run_timers=False))
             client = await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(runtime)), base_url=f"http://{definition.name}")
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=http_app(runtime)), base_url=f"http://{definition.name}"
+                )
             )
             return Service(runtime, client)
 
         yield start
-

@@ -8,8 +8,23 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "update", "add", "discard",
-            "setdefault", "sort", "reverse", "popitem", "__setitem__", "__delitem__"}
+MUTATORS = {
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "update",
+    "add",
+    "discard",
+    "setdefault",
+    "sort",
+    "reverse",
+    "popitem",
+    "__setitem__",
+    "__delitem__",
+}
 
 
 def _writes_to_self(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:

@@ -7,6 +7,7 @@ fails here rather than silently in a projection."""
 from __future__ import annotations
 
 import pytest
+
 from customer_service.bootstrap import definition as customer
 from orders_service.bootstrap import definition as orders
 from reporting_service.bootstrap import definition as reporting
@@ -33,7 +34,15 @@ CONTRACT: dict[str, set[str]] = {
     "visit.merchandising_audited": {"visit_id", "required_skus", "present_skus", "price_tags_ok", "display_ok"},
     "visit.cooler_checked": {"visit_id", "cooler_id", "compliant", "misused"},
     "visit.order_suggested": {"visit_id", "lines"},
-    "visit.order_taken": {"visit_id", "rep_id", "customer_id", "business_date", "order_id", "lines", "suggested_adopted"},
+    "visit.order_taken": {
+        "visit_id",
+        "rep_id",
+        "customer_id",
+        "business_date",
+        "order_id",
+        "lines",
+        "suggested_adopted",
+    },
     "visit.delivery_confirmed": {"visit_id", "order_id", "delivered"},
     "visit.checked_out": {"visit_id", "successful"},
     "visit.missed": {"visit_id", "rep_id", "customer_id", "business_date"},
@@ -43,7 +52,17 @@ CONTRACT: dict[str, set[str]] = {
     "survey.recorded": {"survey_id", "customer_id", "period", "satisfied"},
     "sku.defined": {"sku", "name", "product_group", "list_price_fen", "floor_price_fen"},
     "required_skus.set": {"channel", "skus"},
-    "order.placed": {"order_id", "customer_id", "rep_id", "district_id", "area_id", "source", "lines", "amount_fen", "business_date"},
+    "order.placed": {
+        "order_id",
+        "customer_id",
+        "rep_id",
+        "district_id",
+        "area_id",
+        "source",
+        "lines",
+        "amount_fen",
+        "business_date",
+    },
     "order.confirmed": {"order_id", "deliver_by"},
     "order.delivered": {"order_id", "customer_id", "delivered_at", "on_time"},
     "order.cancelled": {"order_id"},
@@ -56,10 +75,21 @@ CONTRACT: dict[str, set[str]] = {
     "promotion.cost_incurred": {"promotion_id", "order_id", "cost_fen"},
 }
 
-PRODUCER = {"territory": "customer", "staff": "customer", "customer": "customer", "visit": "visit",
-            "complaint": "visit", "survey": "visit", "sku": "orders", "required_skus": "orders",
-            "order": "orders", "invoice": "orders", "payment": "orders", "return": "orders",
-            "promotion": "orders"}
+PRODUCER = {
+    "territory": "customer",
+    "staff": "customer",
+    "customer": "customer",
+    "visit": "visit",
+    "complaint": "visit",
+    "survey": "visit",
+    "sku": "orders",
+    "required_skus": "orders",
+    "order": "orders",
+    "invoice": "orders",
+    "payment": "orders",
+    "return": "orders",
+    "promotion": "orders",
+}
 
 
 def consumed() -> list[tuple[str, str, str]]:
@@ -73,7 +103,9 @@ def consumed() -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize(("consumer", "producer", "event_type"), consumed())
 def test_every_consumed_event_type_is_published_by_its_producer(consumer: str, producer: str, event_type: str) -> None:
-    assert event_type in DEFINITIONS[producer].registry, f"{consumer} consumes {event_type}, which {producer} does not publish"
+    assert event_type in DEFINITIONS[producer].registry, (
+        f"{consumer} consumes {event_type}, which {producer} does not publish"
+    )
 
 
 @pytest.mark.parametrize("event_type", sorted(CONTRACT))

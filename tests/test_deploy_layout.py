@@ -169,8 +169,12 @@ async def test_nats_config_limits_each_service_to_its_subjects(scratch_dir: Path
                 await client.close()
 
         with pytest.raises(NatsError):
-            await nats.connect(f"nats://customer:wrong@127.0.0.1:{server.port}", allow_reconnect=False,
-                               max_reconnect_attempts=0, connect_timeout=2)
+            await nats.connect(
+                f"nats://customer:wrong@127.0.0.1:{server.port}",
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                connect_timeout=2,
+            )
 
 
 # --- the shared-server Postgres init script, run by psql --------------------------------------
@@ -181,9 +185,21 @@ async def test_postgres_init_script_isolates_services(scratch_dir: Path) -> None
         variables = [arg for name in SERVICES for arg in ("-v", f"{name}_password={name}-pw")]
         await asyncio.to_thread(
             subprocess.run,
-            [str(postgres_bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *variables,
-             "-f", str(ROOT / "deploy/postgres/init.sql"), server.admin_dsn],
-            check=True, capture_output=True, text=True, env=child_env(),
+            [
+                str(postgres_bin_dir() / "psql"),
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                *variables,
+                "-f",
+                str(ROOT / "deploy/postgres/init.sql"),
+                server.admin_dsn,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=child_env(),
         )
         for name in SERVICES:
             conn = await asyncpg.connect(server.dsn(name, user=name, password=f"{name}-pw"))

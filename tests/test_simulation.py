@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
-from customer_service.bootstrap import definition as customer_definition
-from orders_service.bootstrap import definition as orders_definition
-from reporting_service.bootstrap import definition as reporting_definition
 from running_system import SECRET, eventually
-from visit_service.bootstrap import definition as visit_definition
 
 from bench.simulation.driver import drive
 from bench.simulation.organisation import (
@@ -24,8 +20,12 @@ from bench.simulation.organisation import (
     Size,
     build_plan,
 )
+from customer_service.bootstrap import definition as customer_definition
+from orders_service.bootstrap import definition as orders_definition
+from reporting_service.bootstrap import definition as reporting_definition
 from salesplatform.clock import business_date
 from salesplatform.events import Actor, Role
+from visit_service.bootstrap import definition as visit_definition
 
 END = date(2026, 5, 20)
 
@@ -85,11 +85,15 @@ async def test_a_small_department_lives_two_days_in_the_real_services(start_serv
     visit = await start_service(visit_definition())
     orders = await start_service(orders_definition())
     reporting = await start_service(reporting_definition())
-    today = business_date(datetime.now(timezone.utc), TIMEZONE)
+    today = business_date(datetime.now(UTC), TIMEZONE)
     plan = build_plan(11, scale=0.02, days=2, end=today)
 
     summary = await drive(
-        plan, secret=SECRET, nats_url=nats_url, nats_namespace=unique_prefix, patience=20.0,
+        plan,
+        secret=SECRET,
+        nats_url=nats_url,
+        nats_namespace=unique_prefix,
+        patience=20.0,
         clients={"customer": customer.http, "visit": visit.http, "orders": orders.http, "reporting": reporting.http},
     )
 
@@ -127,8 +131,14 @@ async def test_a_small_department_lives_two_days_in_the_real_services(start_serv
     assert all(i["planned"] > 0 for i in board)
 
     async def sales_by_area():
-        r = await reporting.get(manager, "/reports/sales", **{"from": plan.start.isoformat()},
-                                to=today.isoformat(), group_by="area", period="month")
+        r = await reporting.get(
+            manager,
+            "/reports/sales",
+            **{"from": plan.start.isoformat()},
+            to=today.isoformat(),
+            group_by="area",
+            period="month",
+        )
         items = r.json().get("items", []) if r.status_code == 200 else []
         # The two days may lie in two months: one row per area and month.
         return items if {i["area_id"] for i in items} == {a.area_id for a in plan.organisation.areas} else None

@@ -36,13 +36,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import httpx
 import orjson
-
-from salesplatform.auth import mint
-from salesplatform.events import Actor
 
 from bench.simulation.organisation import (
     TZ,
@@ -55,6 +52,8 @@ from bench.simulation.organisation import (
     Return,
     Visit,
 )
+from salesplatform.auth import mint
+from salesplatform.events import Actor
 
 SERVICES = ("customer", "visit", "orders", "reporting")
 RETRYABLE_STATUS = {502, 503, 504}
@@ -63,8 +62,14 @@ ID_NAMESPACE = uuid.UUID("1e5c7a2b-3d4f-4a6b-8c9d-0e1f2a3b4c5d")
 
 # Codes that mean "the event this depends on has not reached that service yet".
 WAITING_FOR_EVENTS = {
-    "customer_not_on_rep_list", "unknown_customer", "unknown_sku", "unknown_subject", "unknown_rep",
-    "no_previous_order", "order_not_for_customer", "target_not_found",
+    "customer_not_on_rep_list",
+    "unknown_customer",
+    "unknown_sku",
+    "unknown_subject",
+    "unknown_rep",
+    "no_previous_order",
+    "order_not_for_customer",
+    "target_not_found",
 }
 
 
@@ -145,9 +150,11 @@ class Summary:
         return out
 
     def render(self) -> str:
-        lines = [f"Sent {self.sent} commands in {self.seconds:.1f}s "
-                 f"({self.sent / max(self.seconds, 0.001):.0f}/s): {sum(self.ok.values())} accepted, "
-                 f"{sum(self.rejected.values())} rejected."]
+        lines = [
+            f"Sent {self.sent} commands in {self.seconds:.1f}s "
+            f"({self.sent / max(self.seconds, 0.001):.0f}/s): {sum(self.ok.values())} accepted, "
+            f"{sum(self.rejected.values())} rejected."
+        ]
         lines.append("  by transport: " + ", ".join(f"{k} {v}" for k, v in sorted(self.transports.items())))
         lines.append("  time per phase: " + ", ".join(f"{name} {sec:.1f}s" for name, sec in self.phases))
         if self.imported:
@@ -161,8 +168,10 @@ class Summary:
                 lines.append(f"    {status} {code:<32} ×{n:<5} {service}.{command}: {sample[:110]}")
         if self.retried:
             waited = sum(self.retried.values())
-            lines.append(f"  retried (events still on their way to another service, or a write conflict): {waited} "
-                         + ", ".join(f"{s}.{c} {code} ×{n}" for (s, c, code), n in self.retried.most_common(5)))
+            lines.append(
+                f"  retried (events still on their way to another service, or a write conflict): {waited} "
+                + ", ".join(f"{s}.{c} {code} ×{n}" for (s, c, code), n in self.retried.most_common(5))
+            )
         for reason, n in self.skipped.most_common():
             lines.append(f"  not sent ×{n}: {reason}")
         return "\n".join(lines)
@@ -215,21 +224,27 @@ class Driver:
 
     # -- connections ----------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Driver:
+    async def __aenter__(self) -> Self:
         for service in SERVICES:
             if service in self._given_clients:
                 self.clients[service] = self._given_clients[service]
             elif service in self._base_urls:
-                self.clients[service] = await self._stack.enter_async_context(httpx.AsyncClient(
-                    base_url=self._base_urls[service], timeout=httpx.Timeout(120.0),
-                    limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
-                ))
+                self.clients[service] = await self._stack.enter_async_context(
+                    httpx.AsyncClient(
+                        base_url=self._base_urls[service],
+                        timeout=httpx.Timeout(120.0),
+                        limits=httpx.Limits(
+                            max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+                        ),
+                    )
+                )
         if self.nats_url:
             import nats
 
             try:
-                self.nc = await nats.connect(self.nats_url, name="sales-simulation", connect_timeout=5,
-                                             max_reconnect_attempts=3)
+                self.nc = await nats.connect(
+                    self.nats_url, name="sales-simulation", connect_timeout=5, max_reconnect_attempts=3
+                )
                 self.js = self.nc.jetstream()
             except Exception as exc:  # noqa: BLE001 - NATS is optional: HTTP carries everything
                 self.summary.skipped[f"NATS unreachable ({type(exc).__name__}); everything went over HTTP"] += 1
@@ -266,16 +281,20 @@ class Driver:
             self.summary.rejected[key] += 1
             self.summary.samples.setdefault(key, reply.message)
 
-    async def _post(self, service: str, name: str, payload: dict[str, Any], who: Person | Actor,
-                    key: str | None) -> Reply:
+    async def _post(
+        self, service: str, name: str, payload: dict[str, Any], who: Person | Actor, key: str | None
+    ) -> Reply:
         headers = {"Authorization": f"Bearer {self.token(who)}"}
         if key is not None:
             headers["Idempotency-Key"] = key
         for attempt in range(6):
             try:
                 async with self.limit:
-                    r = await self.clients[service].post(f"/commands/{name}", content=orjson.dumps(payload),
-                                                         headers={**headers, "Content-Type": "application/json"})
+                    r = await self.clients[service].post(
+                        f"/commands/{name}",
+                        content=orjson.dumps(payload),
+                        headers={**headers, "Content-Type": "application/json"},
+                    )
             except (httpx.TransportError, OSError) as exc:
                 if attempt == 5:
                     return Reply(599, {"error": {"code": "transport_error", "message": repr(exc)}})
@@ -291,22 +310,33 @@ class Driver:
             return Reply(r.status_code, body)
         raise AssertionError("unreachable")
 
-    async def _request(self, service: str, name: str, payload: dict[str, Any], who: Person | Actor,
-                       key: str | None) -> Reply:
+    async def _request(
+        self, service: str, name: str, payload: dict[str, Any], who: Person | Actor, key: str | None
+    ) -> Reply:
         """NATS request/reply on `<service>.cmd.<name>`."""
         headers = {"Authorization": f"Bearer {self.token(who)}"}
         if key is not None:
             headers["Idempotency-Key"] = key
         async with self.limit:
-            msg = await self.nc.request(self.subject(service, "cmd", name), orjson.dumps(payload),
-                                        headers=headers, timeout=30)
+            msg = await self.nc.request(
+                self.subject(service, "cmd", name), orjson.dumps(payload), headers=headers, timeout=30
+            )
         body = orjson.loads(msg.data)
         if body.get("ok"):
             return Reply(200, body.get("result"))
         return Reply(int(body.get("status", 500)), {"error": body.get("error")})
 
-    async def send(self, service: str, name: str, payload: dict[str, Any], who: Person | Actor, *,
-                   key: str | None, wait_for: Iterable[str] = (), via: str = "http") -> Reply:
+    async def send(
+        self,
+        service: str,
+        name: str,
+        payload: dict[str, Any],
+        who: Person | Actor,
+        *,
+        key: str | None,
+        wait_for: Iterable[str] = (),
+        via: str = "http",
+    ) -> Reply:
         """One command; retried while it is refused for a reason in `wait_for` (another
         service's events still on their way), up to the driver's patience."""
         waiting = set(wait_for)
@@ -336,8 +366,11 @@ class Driver:
     async def get(self, service: str, path: str, who: Person | Actor, **params: Any) -> Reply:
         async with self.limit:
             try:
-                r = await self.clients[service].get(path, params={k: v for k, v in params.items() if v is not None},
-                                                    headers={"Authorization": f"Bearer {self.token(who)}"})
+                r = await self.clients[service].get(
+                    path,
+                    params={k: v for k, v in params.items() if v is not None},
+                    headers={"Authorization": f"Bearer {self.token(who)}"},
+                )
             except (httpx.TransportError, OSError) as exc:
                 return Reply(599, {"error": {"code": "transport_error", "message": repr(exc)}})
         try:
@@ -357,8 +390,11 @@ class Driver:
             future = self._ingest_waiting.pop(key, None) if key else None
             if future is not None and not future.done():
                 body = orjson.loads(msg.data)
-                future.set_result(Reply(200, body.get("result")) if body.get("ok") else
-                                  Reply(int(body.get("status", 500)), {"error": body.get("error")}))
+                future.set_result(
+                    Reply(200, body.get("result"))
+                    if body.get("ok")
+                    else Reply(int(body.get("status", 500)), {"error": body.get("error")})
+                )
 
         async def on_rejected(msg: Any) -> None:
             headers = msg.headers or {}
@@ -374,12 +410,20 @@ class Driver:
         await self.nc.subscribe(self.subject(service, "dlq", "rejected"), cb=on_rejected)
         await self.nc.flush()
 
-    async def ingest(self, service: str, name: str, items: Sequence[tuple[dict[str, Any], Person | Actor, str]],
-                     *, timeout: float = 180.0, advance: bool = False) -> list[Reply]:
+    async def ingest(
+        self,
+        service: str,
+        name: str,
+        items: Sequence[tuple[dict[str, Any], Person | Actor, str]],
+        *,
+        timeout: float = 180.0,
+        advance: bool = False,
+    ) -> list[Reply]:
         """Publish commands to `<service>.ingest.<name>` and wait for each one's result or
         rejection (the service runs a fetched batch in one transaction, which is what bulk work
         wants); without NATS, or without the ingest stream, they go over HTTP instead."""
         if self.js is None:
+
             async def one(p: dict[str, Any], w: Person | Actor, k: str) -> Reply:
                 reply = await self.send(service, name, p, w, key=k)
                 if advance:
@@ -399,7 +443,8 @@ class Driver:
                 # The Idempotency-Key makes a redelivery (or a rerun of the plan) append nothing twice.
                 async with self.limit:
                     await self.js.publish(
-                        self.subject(service, "ingest", name), orjson.dumps(payload),
+                        self.subject(service, "ingest", name),
+                        orjson.dumps(payload),
                         headers={"Authorization": f"Bearer {self.token(who)}", "Idempotency-Key": key},
                     )
             except Exception:  # noqa: BLE001 - no ingest stream: send it over HTTP instead
@@ -418,8 +463,9 @@ class Driver:
                     reply = await asyncio.wait_for(futures[i], max(0.1, deadline - loop.time()))
                 except TimeoutError:
                     self._ingest_waiting.pop(key, None)
-                    reply = Reply(504, {"error": {"code": "no_ingest_result",
-                                                  "message": f"no result within {timeout:.0f}s"}})
+                    reply = Reply(
+                        504, {"error": {"code": "no_ingest_result", "message": f"no result within {timeout:.0f}s"}}
+                    )
                 self._count(service, name, reply, "nats ingest")
             if advance:
                 self.progress.advance()
@@ -489,12 +535,33 @@ class Driver:
     def _units(self) -> int:
         org, today = self.org, self.plan.days[-1]
         archive = sum(2 + (c.source == "customer_form") + c.approved + (c.credit is not None) for c in org.customers)
-        setup = (len(org.divisions) + len(org.areas) + len(org.districts) + len(org.staff) + len(org.skus)
-                 + len(org.area_prices) + len(org.required_skus) + len(org.promotions) + archive
-                 + len(org.routes) + len(org.targets) + len(org.decompositions))
-        undated = sum(len(self.plan.all(kind)) for kind in (
-            "returns", "complaints", "surveys", "key_account_reports", "coachings", "spot_checks", "contacts",
-            "status_changes"))
+        setup = (
+            len(org.divisions)
+            + len(org.areas)
+            + len(org.districts)
+            + len(org.staff)
+            + len(org.skus)
+            + len(org.area_prices)
+            + len(org.required_skus)
+            + len(org.promotions)
+            + archive
+            + len(org.routes)
+            + len(org.targets)
+            + len(org.decompositions)
+        )
+        undated = sum(
+            len(self.plan.all(kind))
+            for kind in (
+                "returns",
+                "complaints",
+                "surveys",
+                "key_account_reports",
+                "coachings",
+                "spot_checks",
+                "contacts",
+                "status_changes",
+            )
+        )
         live = len(today.visits) + len(today.orders) - len([o for o in today.orders if o.source == "visit"])
         return setup + len(self.plan.days) - 1 + undated + live + len(today.deliveries) + len(today.payments)
 
@@ -503,45 +570,121 @@ class Driver:
     async def territory(self) -> None:
         self.phase("territory and staff")
         boss = self.org.sales_manager
-        await self.each(self.org.divisions, lambda d: self.send(
-            "customer", "define_division", {"division_id": d.division_id, "name": d.name}, boss,
-            key=self.key("division", d.division_id)))
-        await self.each(self.org.areas, lambda a: self.send(
-            "customer", "define_area", {"area_id": a.area_id, "name": a.name, "division_id": a.division_id}, boss,
-            key=self.key("area", a.area_id)))
-        await self.each(self.org.districts, lambda d: self.send(
-            "customer", "define_district", {"district_id": d.district_id, "name": d.name, "area_id": d.area_id}, boss,
-            key=self.key("district", d.district_id)))
+        await self.each(
+            self.org.divisions,
+            lambda d: self.send(
+                "customer",
+                "define_division",
+                {"division_id": d.division_id, "name": d.name},
+                boss,
+                key=self.key("division", d.division_id),
+            ),
+        )
+        await self.each(
+            self.org.areas,
+            lambda a: self.send(
+                "customer",
+                "define_area",
+                {"area_id": a.area_id, "name": a.name, "division_id": a.division_id},
+                boss,
+                key=self.key("area", a.area_id),
+            ),
+        )
+        await self.each(
+            self.org.districts,
+            lambda d: self.send(
+                "customer",
+                "define_district",
+                {"district_id": d.district_id, "name": d.name, "area_id": d.area_id},
+                boss,
+                key=self.key("district", d.district_id),
+            ),
+        )
         for role in ("area_manager", "supervisor", "rep"):  # a rep's supervisor is assigned first
-            await self.each([p for p in self.org.staff if p.role == role], lambda p: self.send(
-                "customer", "assign_staff",
-                {"staff_id": p.staff_id, "name": p.name, "role": p.role, "district_id": p.district_id,
-                 "area_id": p.area_id if p.role == "area_manager" else None, "supervisor_id": p.supervisor_id},
-                boss, key=self.key("staff", p.staff_id)))
+            await self.each(
+                [p for p in self.org.staff if p.role == role],
+                lambda p: self.send(
+                    "customer",
+                    "assign_staff",
+                    {
+                        "staff_id": p.staff_id,
+                        "name": p.name,
+                        "role": p.role,
+                        "district_id": p.district_id,
+                        "area_id": p.area_id if p.role == "area_manager" else None,
+                        "supervisor_id": p.supervisor_id,
+                    },
+                    boss,
+                    key=self.key("staff", p.staff_id),
+                ),
+            )
 
     async def catalogue(self) -> None:
         boss = self.org.sales_manager
-        await self.each(self.org.skus, lambda s: self.send(
-            "orders", "define_sku",
-            {"sku": s.sku, "name": s.name, "brand": s.brand, "product_group": s.product_group, "package": s.package,
-             "list_price_fen": s.list_price_fen, "floor_price_fen": s.floor_price_fen},
-            boss, key=self.key("sku", s.sku)))
+        await self.each(
+            self.org.skus,
+            lambda s: self.send(
+                "orders",
+                "define_sku",
+                {
+                    "sku": s.sku,
+                    "name": s.name,
+                    "brand": s.brand,
+                    "product_group": s.product_group,
+                    "package": s.package,
+                    "list_price_fen": s.list_price_fen,
+                    "floor_price_fen": s.floor_price_fen,
+                },
+                boss,
+                key=self.key("sku", s.sku),
+            ),
+        )
         # Area managers float their own area's prices (价格浮动权).
-        await self.each(self.org.area_prices, lambda p: self.send(
-            "orders", "set_sku_price",
-            {"sku": p.sku, "area_id": p.area_id, "list_price_fen": p.list_price_fen,
-             "floor_price_fen": p.floor_price_fen},
-            self.org.manager_of_area(p.area_id), key=self.key("price", p.sku, p.area_id)))
-        await self.each(self.org.required_skus, lambda cs: self.send(
-            "orders", "set_required_skus", {"channel": cs[0], "skus": list(cs[1])}, boss,
-            key=self.key("required", self.org.tag, cs[0])))
-        await self.each(self.org.promotions, lambda p: self.send(
-            "orders", "plan_promotion",
-            {"promotion_id": p.promotion_id, "name": p.name, "starts_on": p.starts_on.isoformat(),
-             "ends_on": p.ends_on.isoformat(), "skus": list(p.skus), "channels": list(p.channels),
-             "discount_percent": p.discount_percent,
-             "gift_rule": {"buy": p.gift_buy, "get": p.gift_get} if p.gift_buy else None, "budget_fen": p.budget_fen},
-            boss, key=self.key("promotion", p.promotion_id)))
+        await self.each(
+            self.org.area_prices,
+            lambda p: self.send(
+                "orders",
+                "set_sku_price",
+                {
+                    "sku": p.sku,
+                    "area_id": p.area_id,
+                    "list_price_fen": p.list_price_fen,
+                    "floor_price_fen": p.floor_price_fen,
+                },
+                self.org.manager_of_area(p.area_id),
+                key=self.key("price", p.sku, p.area_id),
+            ),
+        )
+        await self.each(
+            self.org.required_skus,
+            lambda cs: self.send(
+                "orders",
+                "set_required_skus",
+                {"channel": cs[0], "skus": list(cs[1])},
+                boss,
+                key=self.key("required", self.org.tag, cs[0]),
+            ),
+        )
+        await self.each(
+            self.org.promotions,
+            lambda p: self.send(
+                "orders",
+                "plan_promotion",
+                {
+                    "promotion_id": p.promotion_id,
+                    "name": p.name,
+                    "starts_on": p.starts_on.isoformat(),
+                    "ends_on": p.ends_on.isoformat(),
+                    "skus": list(p.skus),
+                    "channels": list(p.channels),
+                    "discount_percent": p.discount_percent,
+                    "gift_rule": {"buy": p.gift_buy, "get": p.gift_get} if p.gift_buy else None,
+                    "budget_fen": p.budget_fen,
+                },
+                boss,
+                key=self.key("promotion", p.promotion_id),
+            ),
+        )
 
     async def customers(self) -> None:
         """The archive, in bulk through the customer service's ingest: reps register their
@@ -550,61 +693,167 @@ class Driver:
         before; within a step the service takes the commands in batches."""
         self.phase("customers")
         org = self.org
-        registered = await self.ingest("customer", "register_customer", [({
-            "customer_id": c.customer_id, "name": c.name, "address": c.address, "phone": c.phone,
-            "nature": c.nature, "ownership": c.ownership, "channel": c.channel, "location_type": c.location_type,
-            "source": c.source, "base": {"owner": {"name": c.owner_name, "phone": c.phone}},
-        }, org.people[c.rep_id], self.key("register", c.customer_id)) for c in org.customers], advance=True)
+        registered = await self.ingest(
+            "customer",
+            "register_customer",
+            [
+                (
+                    {
+                        "customer_id": c.customer_id,
+                        "name": c.name,
+                        "address": c.address,
+                        "phone": c.phone,
+                        "nature": c.nature,
+                        "ownership": c.ownership,
+                        "channel": c.channel,
+                        "location_type": c.location_type,
+                        "source": c.source,
+                        "base": {"owner": {"name": c.owner_name, "phone": c.phone}},
+                    },
+                    org.people[c.rep_id],
+                    self.key("register", c.customer_id),
+                )
+                for c in org.customers
+            ],
+            advance=True,
+        )
         known = [c for c, r in zip(org.customers, registered, strict=True) if r.ok]
         # Customers exaggerate on forms: the supervisor verifies before approving (a form
         # verified in an earlier run answers already_verified, which changes nothing).
-        await self.ingest("customer", "verify_customer_data", [
-            ({"customer_id": c.customer_id, "note": "上门核实店面与营业执照"},
-             org.supervisor_of_district(c.district_id), self.key("verify", c.customer_id))
-            for c in known if c.source == "customer_form"], advance=True)
-        decided = await self.ingest("customer", "approve_customer", [
-            ({"customer_id": c.customer_id, "status": c.status}, org.supervisor_of_district(c.district_id),
-             self.key("approve", c.customer_id)) for c in known if c.approved], advance=True)
-        await self.ingest("customer", "reject_customer", [
-            ({"customer_id": c.customer_id, "reason": c.rejection_reason or "不符合开户条件"},
-             org.supervisor_of_district(c.district_id), self.key("reject", c.customer_id))
-            for c in known if not c.approved], advance=True)
+        await self.ingest(
+            "customer",
+            "verify_customer_data",
+            [
+                (
+                    {"customer_id": c.customer_id, "note": "上门核实店面与营业执照"},
+                    org.supervisor_of_district(c.district_id),
+                    self.key("verify", c.customer_id),
+                )
+                for c in known
+                if c.source == "customer_form"
+            ],
+            advance=True,
+        )
+        decided = await self.ingest(
+            "customer",
+            "approve_customer",
+            [
+                (
+                    {"customer_id": c.customer_id, "status": c.status},
+                    org.supervisor_of_district(c.district_id),
+                    self.key("approve", c.customer_id),
+                )
+                for c in known
+                if c.approved
+            ],
+            advance=True,
+        )
+        await self.ingest(
+            "customer",
+            "reject_customer",
+            [
+                (
+                    {"customer_id": c.customer_id, "reason": c.rejection_reason or "不符合开户条件"},
+                    org.supervisor_of_district(c.district_id),
+                    self.key("reject", c.customer_id),
+                )
+                for c in known
+                if not c.approved
+            ],
+            advance=True,
+        )
         approved = [c for c, r in zip([c for c in known if c.approved], decided, strict=True) if r.ok]
         await asyncio.gather(
-            self.ingest("customer", "classify_customer", [
-                ({"customer_id": c.customer_id, "grade": c.grade, "reason": "按近12个月销售额分级"},
-                 org.supervisor_of_district(c.district_id), self.key("grade", c.customer_id)) for c in approved],
-                advance=True),
-            self.ingest("customer", "set_credit_limit", [
-                ({"customer_id": c.customer_id, "credit_rating": c.credit.rating,
-                  "credit_limit_fen": c.credit.limit_fen, "payment_terms_days": c.credit.terms_days,
-                  "reason": "年度信用评审"},
-                 org.sales_manager, self.key("credit", c.customer_id)) for c in approved if c.credit is not None],
-                advance=True),
+            self.ingest(
+                "customer",
+                "classify_customer",
+                [
+                    (
+                        {"customer_id": c.customer_id, "grade": c.grade, "reason": "按近12个月销售额分级"},
+                        org.supervisor_of_district(c.district_id),
+                        self.key("grade", c.customer_id),
+                    )
+                    for c in approved
+                ],
+                advance=True,
+            ),
+            self.ingest(
+                "customer",
+                "set_credit_limit",
+                [
+                    (
+                        {
+                            "customer_id": c.customer_id,
+                            "credit_rating": c.credit.rating,
+                            "credit_limit_fen": c.credit.limit_fen,
+                            "payment_terms_days": c.credit.terms_days,
+                            "reason": "年度信用评审",
+                        },
+                        org.sales_manager,
+                        self.key("credit", c.customer_id),
+                    )
+                    for c in approved
+                    if c.credit is not None
+                ],
+                advance=True,
+            ),
         )
         self._settled_customers = [c.customer_id for c in approved]
 
     async def routes(self) -> None:
-        await self.each(self.org.routes, lambda r: self.send(
-            "visit", "define_route",
-            {"route_id": r.route_id, "route_name": r.name, "weekdays": list(r.weekdays),
-             "customer_ids": list(r.customer_ids)},
-            self.org.people[r.rep_id], key=self.key("route", r.route_id), wait_for=WAITING_FOR_EVENTS))
+        await self.each(
+            self.org.routes,
+            lambda r: self.send(
+                "visit",
+                "define_route",
+                {
+                    "route_id": r.route_id,
+                    "route_name": r.name,
+                    "weekdays": list(r.weekdays),
+                    "customer_ids": list(r.customer_ids),
+                },
+                self.org.people[r.rep_id],
+                key=self.key("route", r.route_id),
+                wait_for=WAITING_FOR_EVENTS,
+            ),
+        )
 
     async def targets(self) -> None:
-        await self.each(self.org.targets, lambda t: self.send(
-            "reporting", "set_target",
-            {"month": t.month, "level": t.level, "subject_id": t.subject_id, "product_group": t.product_group,
-             "amount_fen": t.amount_fen},
-            self.org.sales_manager, key=self.key("target", t.month, t.level, t.subject_id, t.product_group),
-            wait_for=WAITING_FOR_EVENTS))
+        await self.each(
+            self.org.targets,
+            lambda t: self.send(
+                "reporting",
+                "set_target",
+                {
+                    "month": t.month,
+                    "level": t.level,
+                    "subject_id": t.subject_id,
+                    "product_group": t.product_group,
+                    "amount_fen": t.amount_fen,
+                },
+                self.org.sales_manager,
+                key=self.key("target", t.month, t.level, t.subject_id, t.product_group),
+                wait_for=WAITING_FOR_EVENTS,
+            ),
+        )
         for level in ("area", "district"):  # a district's target exists once its area's is split
-            await self.each([d for d in self.org.decompositions if d.level == level], lambda d: self.send(
-                "reporting", "decompose_target",
-                {"month": d.month, "level": d.level, "subject_id": d.subject_id, "into": d.into,
-                 "weights": dict(d.weights)},
-                self.org.people[d.by], key=self.key("split", d.month, d.level, d.subject_id),
-                wait_for=WAITING_FOR_EVENTS))
+            await self.each(
+                [d for d in self.org.decompositions if d.level == level],
+                lambda d: self.send(
+                    "reporting",
+                    "decompose_target",
+                    {
+                        "month": d.month,
+                        "level": d.level,
+                        "subject_id": d.subject_id,
+                        "into": d.into,
+                        "weights": dict(d.weights),
+                    },
+                    self.org.people[d.by],
+                    key=self.key("split", d.month, d.level, d.subject_id),
+                    wait_for=WAITING_FOR_EVENTS,
+                ),
+            )
 
     async def wait_for_directories(self) -> None:
         """The visit and orders services learn customers and SKUs from events; the history and
@@ -642,20 +891,39 @@ class Driver:
         day = self.plan.days[day_index]
         records: list[dict[str, Any]] = []
         for o in day.orders:
-            records.append({
-                "kind": "order", "record_id": o.key, "customer_id": o.customer_id, "placed_at": o.placed_at.isoformat(),
-                "lines": [{"sku": x.sku, "quantity": x.quantity, "unit_price_fen": x.unit_price_fen} for x in o.lines],
-                "rep_id": o.rep_id,
-            })
+            records.append(
+                {
+                    "kind": "order",
+                    "record_id": o.key,
+                    "customer_id": o.customer_id,
+                    "placed_at": o.placed_at.isoformat(),
+                    "lines": [
+                        {"sku": x.sku, "quantity": x.quantity, "unit_price_fen": x.unit_price_fen} for x in o.lines
+                    ],
+                    "rep_id": o.rep_id,
+                }
+            )
         for d in day.deliveries:
-            records.append({"kind": "delivery", "record_id": d.key, "order_record_id": d.order_key,
-                            "delivered_at": d.delivered_at.isoformat(), "payment_terms_days": d.payment_terms_days})
+            records.append(
+                {
+                    "kind": "delivery",
+                    "record_id": d.key,
+                    "order_record_id": d.order_key,
+                    "delivered_at": d.delivered_at.isoformat(),
+                    "payment_terms_days": d.payment_terms_days,
+                }
+            )
         for p in day.payments:
-            records.append({
-                "kind": "payment", "record_id": p.key, "customer_id": p.customer_id, "amount_fen": p.amount_fen,
-                "received_on": p.day.isoformat(),
-                "allocations": [{"order_record_id": k, "amount_fen": a} for k, a in p.allocations],
-            })
+            records.append(
+                {
+                    "kind": "payment",
+                    "record_id": p.key,
+                    "customer_id": p.customer_id,
+                    "amount_fen": p.amount_fen,
+                    "received_on": p.day.isoformat(),
+                    "allocations": [{"order_record_id": k, "amount_fen": a} for k, a in p.allocations],
+                }
+            )
         return records
 
     async def history(self) -> None:
@@ -665,12 +933,14 @@ class Driver:
         self.phase("history (past days)")
         past_visits = sum(len(d.visits) for d in self.plan.days[:-1])
         if past_visits:
-            self.summary.skipped["route visits of past days: a visit is checked in only on its own business day,"
-                                 " so they went in as the orders they produced (history import)"] += past_visits
+            self.summary.skipped[
+                "route visits of past days: a visit is checked in only on its own business day,"
+                " so they went in as the orders they produced (history import)"
+            ] += past_visits
         for i in range(len(self.plan.days) - 1):
             records = self._history_records(i)
             for start in range(0, len(records), IMPORT_CHUNK):
-                await self._import(records[start:start + IMPORT_CHUNK])
+                await self._import(records[start : start + IMPORT_CHUNK])
             self.progress.advance()
 
     async def _import(self, records: list[dict[str, Any]]) -> None:
@@ -679,8 +949,9 @@ class Driver:
         while True:
             reply = await self.send("orders", "import_history", {"records": records}, self.org.erp, key=None)
             report = reply.result
-            waiting = [r for r in report.get("rejected", [])
-                       if str(r.get("message", "")).startswith("unknown customer")]
+            waiting = [
+                r for r in report.get("rejected", []) if str(r.get("message", "")).startswith("unknown customer")
+            ]
             if reply.ok and waiting and time.monotonic() < deadline:
                 if not counted:
                     self.summary.retried[("orders", "import_history", "unknown customer")] += 1
@@ -696,14 +967,24 @@ class Driver:
     async def index_history_orders(self) -> None:
         """Ids of the imported orders, found by customer and time through the orders query (the
         import derives them from the record ids; outside programs look them up)."""
-        wanted = {(o.customer_id, int(o.placed_at.timestamp())): o.key
-                  for o in self.plan.all("orders") if o.day < self.plan.end}
+        wanted = {
+            (o.customer_id, int(o.placed_at.timestamp())): o.key
+            for o in self.plan.all("orders")
+            if o.day < self.plan.end
+        }
         if not wanted:
             return
         offset = 0
         while True:
-            page = await self.get("orders", "/orders", self.org.sales_manager, date_from=self.plan.start.isoformat(),
-                                  date_to=(self.plan.end - timedelta(days=1)).isoformat(), limit=500, offset=offset)
+            page = await self.get(
+                "orders",
+                "/orders",
+                self.org.sales_manager,
+                date_from=self.plan.start.isoformat(),
+                date_to=(self.plan.end - timedelta(days=1)).isoformat(),
+                limit=500,
+                offset=offset,
+            )
             if not page.ok:
                 self.summary.skipped[f"order index: GET /orders answered {page.status}"] += 1
                 return
@@ -734,25 +1015,59 @@ class Driver:
             self.each(plan.all("returns"), self.return_request),
             self.each(plan.all("complaints"), self.complaint),
             self.surveys(plan.all("surveys")),
-            self.each(plan.all("key_account_reports"), lambda r: self.send(
-                "visit", "file_key_account_report",
-                {"report_id": self.id_for("report", r.key), "customer_id": r.customer_id,
-                 "summary": r.summary + self.day_note(r.day),
-                 "issues": [{"department": d, "description": t} for d, t in r.issues]},
-                self.org.people[r.rep_id], key=self.key("ka", r.key), wait_for=WAITING_FOR_EVENTS)),
-            self.each(plan.all("coachings"), lambda c: self.send(
-                "visit", "record_coaching",
-                {"rep_id": c.rep_id, "notes": c.notes + self.day_note(c.day), "strengths": list(c.strengths),
-                 "improvements": list(c.improvements)},
-                self.org.people[c.supervisor_id], key=self.key("coaching", c.key), wait_for=WAITING_FOR_EVENTS)),
+            self.each(
+                plan.all("key_account_reports"),
+                lambda r: self.send(
+                    "visit",
+                    "file_key_account_report",
+                    {
+                        "report_id": self.id_for("report", r.key),
+                        "customer_id": r.customer_id,
+                        "summary": r.summary + self.day_note(r.day),
+                        "issues": [{"department": d, "description": t} for d, t in r.issues],
+                    },
+                    self.org.people[r.rep_id],
+                    key=self.key("ka", r.key),
+                    wait_for=WAITING_FOR_EVENTS,
+                ),
+            ),
+            self.each(
+                plan.all("coachings"),
+                lambda c: self.send(
+                    "visit",
+                    "record_coaching",
+                    {
+                        "rep_id": c.rep_id,
+                        "notes": c.notes + self.day_note(c.day),
+                        "strengths": list(c.strengths),
+                        "improvements": list(c.improvements),
+                    },
+                    self.org.people[c.supervisor_id],
+                    key=self.key("coaching", c.key),
+                    wait_for=WAITING_FOR_EVENTS,
+                ),
+            ),
             self.each(plan.all("spot_checks"), self.spot_check),
-            self.each(plan.all("contacts"), lambda c: self.send(
-                "customer", "log_contact",
-                {"customer_id": c.customer_id, "channel": c.channel, "note": c.note + self.day_note(c.day)},
-                self.org.people[c.rep_id], key=self.key("contact", c.key))),
-            self.each(plan.all("status_changes"), lambda s: self.send(
-                "customer", "change_status", {"customer_id": s.customer_id, "status": s.status, "reason": s.reason},
-                self.supervisor(s.customer_id), key=self.key("status", s.key))),
+            self.each(
+                plan.all("contacts"),
+                lambda c: self.send(
+                    "customer",
+                    "log_contact",
+                    {"customer_id": c.customer_id, "channel": c.channel, "note": c.note + self.day_note(c.day)},
+                    self.org.people[c.rep_id],
+                    key=self.key("contact", c.key),
+                ),
+            ),
+            self.each(
+                plan.all("status_changes"),
+                lambda s: self.send(
+                    "customer",
+                    "change_status",
+                    {"customer_id": s.customer_id, "status": s.status, "reason": s.reason},
+                    self.supervisor(s.customer_id),
+                    key=self.key("status", s.key),
+                ),
+            ),
         )
         await self.settle_live_orders(day.orders)
         # Money comes in for what has been invoiced, i.e. delivered, so after the deliveries.
@@ -775,44 +1090,84 @@ class Driver:
         rep = self.org.people[v.rep_id]
         customer = self.customer(v.customer_id)
         k = v.key
-        planned = await self.send("visit", "plan_visit", {
-            "rep_id": v.rep_id, "customer_id": v.customer_id, "business_date": v.day.isoformat(),
-            "route_id": v.route_id, "sequence": v.sequence,
-        }, self.org.planner, key=self.key(k, "plan"), wait_for=WAITING_FOR_EVENTS)
+        planned = await self.send(
+            "visit",
+            "plan_visit",
+            {
+                "rep_id": v.rep_id,
+                "customer_id": v.customer_id,
+                "business_date": v.day.isoformat(),
+                "route_id": v.route_id,
+                "sequence": v.sequence,
+            },
+            self.org.planner,
+            key=self.key(k, "plan"),
+            wait_for=WAITING_FOR_EVENTS,
+        )
         if not planned.ok:
             return
         visit_id = planned.result["visit_id"]
         if planned.result.get("approval") == "pending":  # a key account: the supervisor decides
             supervisor = self.supervisor(v.customer_id)
             if v.outcome == "cancelled":
-                await self.send("visit", "reject_visit", {"visit_id": visit_id, "reason": "本周已安排主管陪访，改期"},
-                                supervisor, key=self.key(k, "reject"))
+                await self.send(
+                    "visit",
+                    "reject_visit",
+                    {"visit_id": visit_id, "reason": "本周已安排主管陪访，改期"},
+                    supervisor,
+                    key=self.key(k, "reject"),
+                )
                 return
             await self.send("visit", "approve_visit", {"visit_id": visit_id}, supervisor, key=self.key(k, "approve"))
         if v.outcome in ("missed", "cancelled"):
             return  # nobody comes: the service marks it missed when the business day ends
 
         async def step(name: str, payload: dict[str, Any], n: str = "", wait_for: Iterable[str] = ()) -> Reply:
-            return await self.send("visit", name, {"visit_id": visit_id, **payload}, rep,
-                                   key=self.key(k, name, n), wait_for=wait_for)
+            return await self.send(
+                "visit", name, {"visit_id": visit_id, **payload}, rep, key=self.key(k, name, n), wait_for=wait_for
+            )
 
         checked_in = await step("check_in", {"latitude": customer.latitude, "longitude": customer.longitude})
         if not checked_in.ok:
             return
-        counted = await step("count_stock", {"lines": [
-            {"sku": s.sku, "shelf_qty": s.shelf_qty, "store_qty": s.store_qty} for s in v.stock]},
-            wait_for={"unknown_sku"})
-        await step("audit_merchandising", {"present_skus": list(v.present_skus), "price_tags_ok": v.price_tags_ok,
-                                           "display_ok": v.display_ok}, wait_for={"unknown_sku"})
+        counted = await step(
+            "count_stock",
+            {"lines": [{"sku": s.sku, "shelf_qty": s.shelf_qty, "store_qty": s.store_qty} for s in v.stock]},
+            wait_for={"unknown_sku"},
+        )
+        await step(
+            "audit_merchandising",
+            {"present_skus": list(v.present_skus), "price_tags_ok": v.price_tags_ok, "display_ok": v.display_ok},
+            wait_for={"unknown_sku"},
+        )
         for c in v.coolers:
-            await step("check_cooler", {
-                "cooler_id": c.cooler_id, "at_outlet": c.at_outlet, "best_position": c.best_position,
-                "powered": c.powered, "light_on": c.light_on, "clean": c.clean, "working": c.working,
-                "required_packs": c.required_packs, "misused": c.misused}, n=c.cooler_id)
+            await step(
+                "check_cooler",
+                {
+                    "cooler_id": c.cooler_id,
+                    "at_outlet": c.at_outlet,
+                    "best_position": c.best_position,
+                    "powered": c.powered,
+                    "light_on": c.light_on,
+                    "clean": c.clean,
+                    "working": c.working,
+                    "required_packs": c.required_packs,
+                    "misused": c.misused,
+                },
+                n=c.cooler_id,
+            )
         if v.competitor is not None:
             seen = v.competitor
-            await step("observe_competitor", {"brand": seen.brand, "product": seen.product, "price_fen": seen.price_fen,
-                                              "promotion": seen.promotion, "stock_age_days": seen.stock_age_days})
+            await step(
+                "observe_competitor",
+                {
+                    "brand": seen.brand,
+                    "product": seen.product,
+                    "price_fen": seen.price_fen,
+                    "promotion": seen.promotion,
+                    "stock_age_days": seen.stock_age_days,
+                },
+            )
         if v.order_key is not None:
             order = self.plan.order_by_key[v.order_key]
             quantities = {line.sku: line.quantity for line in order.lines}
@@ -830,19 +1185,38 @@ class Driver:
         await step("check_out", {})
 
     async def phone_orders(self, orders: Sequence[Order]) -> None:
-        items = [({
-            "order_id": o.order_id, "customer_id": o.customer_id, "source": "phone",
-            "lines": [{"sku": x.sku, "quantity": x.quantity} for x in o.lines],
-        }, self.org.call_centre, self.key("phone", o.key)) for o in orders]
+        items = [
+            (
+                {
+                    "order_id": o.order_id,
+                    "customer_id": o.customer_id,
+                    "source": "phone",
+                    "lines": [{"sku": x.sku, "quantity": x.quantity} for x in o.lines],
+                },
+                self.org.call_centre,
+                self.key("phone", o.key),
+            )
+            for o in orders
+        ]
         replies = await self.ingest("orders", "place_order", items, advance=True)
         for o, reply in zip(orders, replies, strict=True):
             if reply.ok:
                 self.order_ids[o.key] = reply.result.get("order_id", o.order_id or "")
 
     async def surveys(self, surveys: Sequence[Any]) -> None:
-        await self.ingest("visit", "record_survey", [
-            ({"customer_id": s.customer_id, "scores": dict(s.scores), "satisfied": s.satisfied},
-             self.org.survey_desk, self.key("survey", s.key)) for s in surveys], advance=True)
+        await self.ingest(
+            "visit",
+            "record_survey",
+            [
+                (
+                    {"customer_id": s.customer_id, "scores": dict(s.scores), "satisfied": s.satisfied},
+                    self.org.survey_desk,
+                    self.key("survey", s.key),
+                )
+                for s in surveys
+            ],
+            advance=True,
+        )
 
     async def deliver_history_order(self, d: Delivery) -> None:
         """An order imported as history, delivered today at the planned time (if it has come)."""
@@ -858,8 +1232,13 @@ class Driver:
             return
         logistics = self.org.logistics
         await self.send("orders", "dispatch_order", {"order_id": order_id}, logistics, key=self.key(d.key, "dispatch"))
-        await self.send("orders", "deliver_order", {"order_id": order_id, "delivered_at": d.delivered_at.isoformat()},
-                        logistics, key=self.key(d.key, "deliver"))
+        await self.send(
+            "orders",
+            "deliver_order",
+            {"order_id": order_id, "delivered_at": d.delivered_at.isoformat()},
+            logistics,
+            key=self.key(d.key, "deliver"),
+        )
 
     async def payment(self, p: Any) -> None:
         """Today's payments, against the invoices the plan means (found through the customer's
@@ -873,54 +1252,100 @@ class Driver:
                 # What is still open, unless nothing is: then it was paid by an earlier run of
                 # this plan, whose idempotency key answers again with the first result.
                 open_fen = int(invoice.get("open_fen", 0))
-                allocations.append({"invoice_id": invoice["invoice_id"],
-                                    "amount_fen": min(amount, open_fen) if open_fen > 0 else amount})
+                allocations.append(
+                    {
+                        "invoice_id": invoice["invoice_id"],
+                        "amount_fen": min(amount, open_fen) if open_fen > 0 else amount,
+                    }
+                )
         if not allocations:
             self.summary.skipped["payment of an invoice not issued yet (its delivery is later today)"] += 1
             return
-        await self.send("orders", "record_payment", {
-            "payment_id": self.id_for("payment", p.key), "customer_id": p.customer_id,
-            "amount_fen": sum(a["amount_fen"] for a in allocations), "received_on": p.day.isoformat(),
-            "allocations": allocations,
-        }, self.rep(p.customer_id), key=self.key("payment", p.key))
+        await self.send(
+            "orders",
+            "record_payment",
+            {
+                "payment_id": self.id_for("payment", p.key),
+                "customer_id": p.customer_id,
+                "amount_fen": sum(a["amount_fen"] for a in allocations),
+                "received_on": p.day.isoformat(),
+                "allocations": allocations,
+            },
+            self.rep(p.customer_id),
+            key=self.key("payment", p.key),
+        )
 
     async def return_request(self, r: Return) -> None:
         order_id = self.order_ids.get(r.order_key)
         if order_id is None:
             self.summary.skipped["return on an order not found by the order query"] += 1
             return
-        requested = await self.send("orders", "request_return", {
-            "return_id": self.id_for("return", r.key), "order_id": order_id,
-            "lines": [{"sku": s, "quantity": q} for s, q in r.lines] if r.lines else None,
-            "scope": r.scope, "reason": r.reason, "wrong_shipment_kind": r.wrong_shipment_kind,
-            "detail": r.detail + self.day_note(r.day),
-        }, self.rep(r.customer_id), key=self.key(r.key, "request"))
+        requested = await self.send(
+            "orders",
+            "request_return",
+            {
+                "return_id": self.id_for("return", r.key),
+                "order_id": order_id,
+                "lines": [{"sku": s, "quantity": q} for s, q in r.lines] if r.lines else None,
+                "scope": r.scope,
+                "reason": r.reason,
+                "wrong_shipment_kind": r.wrong_shipment_kind,
+                "detail": r.detail + self.day_note(r.day),
+            },
+            self.rep(r.customer_id),
+            key=self.key(r.key, "request"),
+        )
         if not requested.ok:
             return
         return_id = requested.result["return_id"]
         confirmed = True
         if requested.result.get("inspection_required"):
             confirmed = r.inspection_confirmed
-            await self.send("orders", "record_return_inspection", {
-                "return_id": return_id, "confirmed": confirmed,
-                "notes": "复检确认问题属实" if confirmed else "复检未发现问题",
-            }, self.org.inspector, key=self.key(r.key, "inspect"))
+            await self.send(
+                "orders",
+                "record_return_inspection",
+                {
+                    "return_id": return_id,
+                    "confirmed": confirmed,
+                    "notes": "复检确认问题属实" if confirmed else "复检未发现问题",
+                },
+                self.org.inspector,
+                key=self.key(r.key, "inspect"),
+            )
         approver = self.approver(str(requested.result.get("approver_role")), r.customer_id)
         if not confirmed or r.decision == "reject":
-            await self.send("orders", "reject_return", {"return_id": return_id, "reason": r.rejection_reason},
-                            approver, key=self.key(r.key, "reject"))
+            await self.send(
+                "orders",
+                "reject_return",
+                {"return_id": return_id, "reason": r.rejection_reason},
+                approver,
+                key=self.key(r.key, "reject"),
+            )
             return
-        approved = await self.send("orders", "approve_return", {"return_id": return_id}, approver,
-                                   key=self.key(r.key, "approve"))
+        approved = await self.send(
+            "orders", "approve_return", {"return_id": return_id}, approver, key=self.key(r.key, "approve")
+        )
         if not approved.ok:
             return
-        resolved = await self.send("orders", "resolve_return", {
-            "return_id": return_id, "resolution": r.resolution,
-            "amount_fen": int(requested.result.get("amount_fen", 0)),
-        }, approver, key=self.key(r.key, "resolve"))
+        resolved = await self.send(
+            "orders",
+            "resolve_return",
+            {
+                "return_id": return_id,
+                "resolution": r.resolution,
+                "amount_fen": int(requested.result.get("amount_fen", 0)),
+            },
+            approver,
+            key=self.key(r.key, "resolve"),
+        )
         if resolved.ok and r.goods_received:
-            await self.send("orders", "receive_returned_goods", {"return_id": return_id}, self.org.logistics,
-                            key=self.key(r.key, "goods"))
+            await self.send(
+                "orders",
+                "receive_returned_goods",
+                {"return_id": return_id},
+                self.org.logistics,
+                key=self.key(r.key, "goods"),
+            )
 
     async def complaint(self, c: Complaint) -> None:
         """Received at its own time where that is honest: when it stays unanswered (so the 48 h
@@ -929,14 +1354,24 @@ class Driver:
         now = self.clock()
         dated = c.received_at <= now and (c.stage == "received" or now - c.received_at <= timedelta(hours=47))
         payload: dict[str, Any] = {
-            "complaint_id": self.id_for("complaint", c.key), "customer_id": c.customer_id, "channel": c.channel,
-            "category": c.category, "severity": c.severity,
+            "complaint_id": self.id_for("complaint", c.key),
+            "customer_id": c.customer_id,
+            "channel": c.channel,
+            "category": c.category,
+            "severity": c.severity,
             "description": c.description if dated else c.description + self.day_note(c.day),
         }
         if dated:
             payload["received_at"] = c.received_at.isoformat()
-        received = await self.send("visit", "receive_complaint", payload, self.org.call_centre,
-                                   key=self.key(c.key, "receive"), wait_for=WAITING_FOR_EVENTS, via="nats")
+        received = await self.send(
+            "visit",
+            "receive_complaint",
+            payload,
+            self.org.call_centre,
+            key=self.key(c.key, "receive"),
+            wait_for=WAITING_FOR_EVENTS,
+            via="nats",
+        )
         if not received.ok:
             return
         complaint_id = received.result["complaint_id"]
@@ -951,8 +1386,14 @@ class Driver:
         for stage, name, extra in steps:
             if order.index(c.stage) < order.index(stage):
                 return
-            reply = await self.send("visit", name, {"complaint_id": complaint_id, **extra}, supervisor,
-                                    key=self.key(c.key, name), via="nats")
+            reply = await self.send(
+                "visit",
+                name,
+                {"complaint_id": complaint_id, **extra},
+                supervisor,
+                key=self.key(c.key, name),
+                via="nats",
+            )
             if not reply.ok:
                 return
 
@@ -961,10 +1402,21 @@ class Driver:
         if order_id is None:
             self.summary.skipped["spot check of an order not found by the order query"] += 1
             return
-        await self.send("visit", "spot_check_delivery", {
-            "order_id": order_id, "customer_id": s.customer_id, "delivered": s.delivered, "on_time": s.on_time,
-            "quantities_match": s.quantities_match, "notes": s.notes + self.day_note(s.day),
-        }, self.org.people[s.supervisor_id], key=self.key("spot", s.key), wait_for=WAITING_FOR_EVENTS)
+        await self.send(
+            "visit",
+            "spot_check_delivery",
+            {
+                "order_id": order_id,
+                "customer_id": s.customer_id,
+                "delivered": s.delivered,
+                "on_time": s.on_time,
+                "quantities_match": s.quantities_match,
+                "notes": s.notes + self.day_note(s.day),
+            },
+            self.org.people[s.supervisor_id],
+            key=self.key("spot", s.key),
+            wait_for=WAITING_FOR_EVENTS,
+        )
 
     async def settle_live_orders(self, orders: Sequence[Order]) -> None:
         """Today's orders once the orders service has them (visit orders arrive through the
@@ -979,8 +1431,15 @@ class Driver:
         while True:
             offset = 0
             while True:
-                page = await self.get("orders", "/orders", self.org.sales_manager, date_from=self.plan.end.isoformat(),
-                                      date_to=self.plan.end.isoformat(), limit=500, offset=offset)
+                page = await self.get(
+                    "orders",
+                    "/orders",
+                    self.org.sales_manager,
+                    date_from=self.plan.end.isoformat(),
+                    date_to=self.plan.end.isoformat(),
+                    limit=500,
+                    offset=offset,
+                )
                 if not page.ok:
                     break
                 batch = page.body.get("orders", [])
@@ -993,8 +1452,10 @@ class Driver:
             await asyncio.sleep(0.5)
         missing = len(expected) - len(rows)
         if missing:
-            self.summary.skipped["orders taken today that the orders service did not show "
-                                 f"within {max(self.patience, 90.0):.0f}s (see GET /visit-orders)"] += missing
+            self.summary.skipped[
+                "orders taken today that the orders service did not show "
+                f"within {max(self.patience, 90.0):.0f}s (see GET /visit-orders)"
+            ] += missing
         self.progress.add_total(len(rows))
 
         async def settle(order_id: str) -> None:
@@ -1002,21 +1463,29 @@ class Driver:
             if row.get("status") == "pending_approval":
                 approver = self.approver(str(row.get("required_role")), order.customer_id)
                 if order.if_approval == "reject":
-                    await self.send("orders", "reject_order", {"order_id": order_id, "reason": "超出信用额度且有逾期欠款，暂缓发货"},
-                                    approver, key=self.key(order.key, "reject"))
+                    await self.send(
+                        "orders",
+                        "reject_order",
+                        {"order_id": order_id, "reason": "超出信用额度且有逾期欠款，暂缓发货"},
+                        approver,
+                        key=self.key(order.key, "reject"),
+                    )
                     return
-                approved = await self.send("orders", "approve_order", {"order_id": order_id}, approver,
-                                           key=self.key(order.key, "approve"))
+                approved = await self.send(
+                    "orders", "approve_order", {"order_id": order_id}, approver, key=self.key(order.key, "approve")
+                )
                 if not approved.ok:
                     return
             elif row.get("status") != "confirmed":
                 return
             if order.key in self.plan.delivery_by_order:
                 logistics = self.org.logistics
-                await self.send("orders", "dispatch_order", {"order_id": order_id}, logistics,
-                                key=self.key(order.key, "dispatch"))
-                await self.send("orders", "deliver_order", {"order_id": order_id}, logistics,
-                                key=self.key(order.key, "deliver"))
+                await self.send(
+                    "orders", "dispatch_order", {"order_id": order_id}, logistics, key=self.key(order.key, "dispatch")
+                )
+                await self.send(
+                    "orders", "deliver_order", {"order_id": order_id}, logistics, key=self.key(order.key, "deliver")
+                )
 
         await self.each(list(rows), settle)
 

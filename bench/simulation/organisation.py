@@ -259,8 +259,18 @@ class Organisation:
 
     @cached_property
     def people(self) -> dict[str, Person]:
-        everyone = (*self.staff, self.sales_manager, self.general_manager, self.inspector, self.clerk,
-                    self.planner, self.logistics, self.call_centre, self.survey_desk, self.erp)
+        everyone = (
+            *self.staff,
+            self.sales_manager,
+            self.general_manager,
+            self.inspector,
+            self.clerk,
+            self.planner,
+            self.logistics,
+            self.call_centre,
+            self.survey_desk,
+            self.erp,
+        )
         return {p.staff_id: p for p in everyone}
 
     @cached_property
@@ -581,9 +591,15 @@ class Plan:
     def counts(self) -> dict[str, int]:
         org = self.organisation
         out = {
-            "divisions": len(org.divisions), "areas": len(org.areas), "districts": len(org.districts),
-            "supervisors": len(org.supervisors), "reps": len(org.reps), "customers": len(org.customers),
-            "skus": len(org.skus), "routes": len(org.routes), "days": len(self.days),
+            "divisions": len(org.divisions),
+            "areas": len(org.areas),
+            "districts": len(org.districts),
+            "supervisors": len(org.supervisors),
+            "reps": len(org.reps),
+            "customers": len(org.customers),
+            "skus": len(org.skus),
+            "routes": len(org.routes),
+            "days": len(self.days),
         }
         for f in fields(Day):
             if f.name != "day":
@@ -596,20 +612,109 @@ class Plan:
 # -- building it --------------------------------------------------------------------------------
 
 _SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段"
-_GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超",
-          "秀英", "霞", "平", "刚", "桂英", "建华", "志强", "海燕", "晓东", "丹", "鹏", "宇", "浩", "婷", "雪")
+_GIVEN = (
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "霞",
+    "平",
+    "刚",
+    "桂英",
+    "建华",
+    "志强",
+    "海燕",
+    "晓东",
+    "丹",
+    "鹏",
+    "宇",
+    "浩",
+    "婷",
+    "雪",
+)
 _DIVISIONS = ("东区", "西区", "南区", "北区")
 _AREAS = (
-    ("浦东片区", 31.22, 121.54), ("浦西片区", 31.23, 121.45), ("苏州片区", 31.30, 120.62),
-    ("杭州片区", 30.27, 120.15), ("南京片区", 32.06, 118.80), ("宁波片区", 29.87, 121.55),
-    ("无锡片区", 31.49, 120.31), ("嘉兴片区", 30.75, 120.76),
+    ("浦东片区", 31.22, 121.54),
+    ("浦西片区", 31.23, 121.45),
+    ("苏州片区", 31.30, 120.62),
+    ("杭州片区", 30.27, 120.15),
+    ("南京片区", 32.06, 118.80),
+    ("宁波片区", 29.87, 121.55),
+    ("无锡片区", 31.49, 120.31),
+    ("嘉兴片区", 30.75, 120.76),
 )
-_DISTRICT_WORDS = ("陆家嘴", "张江", "金桥", "世纪公园", "徐家汇", "静安寺", "人民广场", "虹桥", "园区", "观前",
-                   "西湖", "滨江", "新街口", "鼓楼", "天一", "鄞州", "崇安", "南长", "南湖", "秀洲",
-                   "花木", "川沙", "周浦", "康桥")
-_STREETS = ("南京路", "淮海路", "四川路", "延安路", "长寿路", "中山路", "解放路", "人民路", "建设路", "和平路",
-            "光明路", "幸福路", "新华路", "文化路", "胜利路", "东方路", "世纪大道", "张杨路", "浦东大道", "金桥路",
-            "桂林路", "漕溪路", "天目路", "共和路", "武宁路", "曹杨路", "江宁路", "昌平路", "西藏路", "复兴路")
+_DISTRICT_WORDS = (
+    "陆家嘴",
+    "张江",
+    "金桥",
+    "世纪公园",
+    "徐家汇",
+    "静安寺",
+    "人民广场",
+    "虹桥",
+    "园区",
+    "观前",
+    "西湖",
+    "滨江",
+    "新街口",
+    "鼓楼",
+    "天一",
+    "鄞州",
+    "崇安",
+    "南长",
+    "南湖",
+    "秀洲",
+    "花木",
+    "川沙",
+    "周浦",
+    "康桥",
+)
+_STREETS = (
+    "南京路",
+    "淮海路",
+    "四川路",
+    "延安路",
+    "长寿路",
+    "中山路",
+    "解放路",
+    "人民路",
+    "建设路",
+    "和平路",
+    "光明路",
+    "幸福路",
+    "新华路",
+    "文化路",
+    "胜利路",
+    "东方路",
+    "世纪大道",
+    "张杨路",
+    "浦东大道",
+    "金桥路",
+    "桂林路",
+    "漕溪路",
+    "天目路",
+    "共和路",
+    "武宁路",
+    "曹杨路",
+    "江宁路",
+    "昌平路",
+    "西藏路",
+    "复兴路",
+)
 _OUTLET_KINDS = {
     "retail": ("便利店", "小卖部", "副食店", "烟杂店"),
     "chain": ("联华超市", "华联超市", "好德便利", "可的便利"),
@@ -628,10 +733,22 @@ _PRODUCT_LINES = (
 _PACKAGES = (("330ml罐", "330C", 1.0), ("500ml瓶", "500P", 1.3), ("1.5L瓶", "15LP", 2.5), ("6x330ml组", "6P", 5.4))
 _BASE_QUANTITY = {"wholesale": 96, "agent": 72, "chain": 36, "franchise": 24, "specialty": 12, "retail": 12}
 _GRADE_FACTOR = {"A": 2.0, "B": 1.0, "C": 0.6}
-_COMPETITORS = (("可口可乐", "可乐330ml"), ("百事", "百事可乐500ml"), ("农夫山泉", "饮用天然水550ml"),
-                ("康师傅", "冰红茶500ml"), ("统一", "鲜橙多450ml"), ("娃哈哈", "营养快线500ml"))
-_REFUSALS = ("库存充足，下次再订", "老板不在，无法下单", "资金周转紧张", "竞品促销力度更大", "店面装修暂停营业",
-             "上次的货还没卖完")
+_COMPETITORS = (
+    ("可口可乐", "可乐330ml"),
+    ("百事", "百事可乐500ml"),
+    ("农夫山泉", "饮用天然水550ml"),
+    ("康师傅", "冰红茶500ml"),
+    ("统一", "鲜橙多450ml"),
+    ("娃哈哈", "营养快线500ml"),
+)
+_REFUSALS = (
+    "库存充足，下次再订",
+    "老板不在，无法下单",
+    "资金周转紧张",
+    "竞品促销力度更大",
+    "店面装修暂停营业",
+    "上次的货还没卖完",
+)
 _COMPLAINTS = {
     "quality": ("一批可乐有沉淀物", "瓶盖漏气，口感变淡", "牛奶临近保质期", "包装破损渗漏"),
     "technical": ("冰柜温度上不去", "冰柜灯不亮", "扫码价签系统显示错误"),
@@ -697,26 +814,50 @@ class _Builder:
         for i in range(size.districts):
             area = areas[i % len(areas)]
             district_id = f"{tag}-d{i + 1:02d}"
-            supervisor = Person(f"{tag}-sv{i + 1:02d}", self.person_name(rng), "supervisor",
-                                district_id=district_id, area_id=area.area_id)
+            supervisor = Person(
+                f"{tag}-sv{i + 1:02d}",
+                self.person_name(rng),
+                "supervisor",
+                district_id=district_id,
+                area_id=area.area_id,
+            )
             supervisors.append(supervisor)
-            districts.append(District(
-                district_id, _DISTRICT_WORDS[i % len(_DISTRICT_WORDS)] + "小区", area.area_id, area.division_id,
-                supervisor.staff_id, round(area.latitude + rng.uniform(-0.05, 0.05), 5),
-                round(area.longitude + rng.uniform(-0.05, 0.05), 5),
-            ))
+            districts.append(
+                District(
+                    district_id,
+                    _DISTRICT_WORDS[i % len(_DISTRICT_WORDS)] + "小区",
+                    area.area_id,
+                    area.division_id,
+                    supervisor.staff_id,
+                    round(area.latitude + rng.uniform(-0.05, 0.05), 5),
+                    round(area.longitude + rng.uniform(-0.05, 0.05), 5),
+                )
+            )
         reps = []
         for i in range(size.reps):
             district = districts[i % len(districts)]
-            reps.append(Person(f"{tag}-r{i + 1:03d}", self.person_name(rng), "rep", district_id=district.district_id,
-                               area_id=district.area_id, supervisor_id=district.supervisor_id))
+            reps.append(
+                Person(
+                    f"{tag}-r{i + 1:03d}",
+                    self.person_name(rng),
+                    "rep",
+                    district_id=district.district_id,
+                    area_id=district.area_id,
+                    supervisor_id=district.supervisor_id,
+                )
+            )
         staff = [*area_managers, *supervisors, *reps]
         skus, area_prices = self.catalogue(areas)
         required = self.required_skus(skus)
         customers = self.customers(districts, reps, skus, dict(required))
         routes = self.routes(reps, customers)
         return Organisation(
-            seed=self.seed, tag=tag, size=size, divisions=divisions, areas=tuple(areas), districts=tuple(districts),
+            seed=self.seed,
+            tag=tag,
+            size=size,
+            divisions=divisions,
+            areas=tuple(areas),
+            districts=tuple(districts),
             staff=tuple(staff),
             sales_manager=Person(f"{tag}-sm", self.person_name(rng), "sales_manager"),
             general_manager=Person(f"{tag}-gm", self.person_name(rng), "general_manager"),
@@ -727,8 +868,14 @@ class _Builder:
             call_centre=Person(f"{tag}-callcentre", "call centre", "system"),
             survey_desk=Person(f"{tag}-surveys", "satisfaction surveys", "system"),
             erp=Person(f"{tag}-erp", "order history", "system"),
-            customers=tuple(customers), skus=tuple(skus), area_prices=tuple(area_prices),
-            required_skus=required, routes=tuple(routes), promotions=(), targets=(), decompositions=(),
+            customers=tuple(customers),
+            skus=tuple(skus),
+            area_prices=tuple(area_prices),
+            required_skus=required,
+            routes=tuple(routes),
+            promotions=(),
+            targets=(),
+            decompositions=(),
         )
 
     def catalogue(self, areas: Sequence[Area]) -> tuple[list[Sku], list[AreaPrice]]:
@@ -740,8 +887,17 @@ class _Builder:
             for package, pcode, factor in _PACKAGES:
                 for n, flavour in enumerate(flavours):
                     list_price = int(round(base * factor * rng.uniform(0.9, 1.1), -1))
-                    line.append(Sku(f"{self.tag}-{code}{n + 1}-{pcode}", f"{brand}{flavour} {package}", brand, group,
-                                    package, list_price, int(round(list_price * 0.85, -1))))
+                    line.append(
+                        Sku(
+                            f"{self.tag}-{code}{n + 1}-{pcode}",
+                            f"{brand}{flavour} {package}",
+                            brand,
+                            group,
+                            package,
+                            list_price,
+                            int(round(list_price * 0.85, -1)),
+                        )
+                    )
             by_group.append(line)
         skus: list[Sku] = []
         while len(skus) < self.size.skus and any(by_group):
@@ -768,8 +924,13 @@ class _Builder:
             out.append((channel, tuple(sorted(rng.sample(pool, count)))))
         return tuple(out)
 
-    def customers(self, districts: Sequence[District], reps: Sequence[Person], skus: Sequence[Sku],
-                  required: dict[str, tuple[str, ...]]) -> list[Customer]:
+    def customers(
+        self,
+        districts: Sequence[District],
+        reps: Sequence[Person],
+        skus: Sequence[Sku],
+        required: dict[str, tuple[str, ...]],
+    ) -> list[Customer]:
         rng = self.rng("customers")
         district_by_id = {d.district_id: d for d in districts}
         out = []
@@ -779,8 +940,11 @@ class _Builder:
             for _ in range(self.size.customers_per_rep):
                 # The first customers cycle through every channel and grade so even a tiny
                 # department has them all; after that the mix is a city's.
-                channel = CHANNELS[n % len(CHANNELS)] if n < len(CHANNELS) else rng.choices(
-                    CHANNELS, weights=(14, 38, 9, 10, 12, 17))[0]
+                channel = (
+                    CHANNELS[n % len(CHANNELS)]
+                    if n < len(CHANNELS)
+                    else rng.choices(CHANNELS, weights=(14, 38, 9, 10, 12, 17))[0]
+                )
                 grade = GRADES[n % 3] if n < 6 else self._grade(rng, channel)
                 out.append(self.customer(rng, n, rep, district, channel, grade, skus, required))
                 n += 1
@@ -791,11 +955,22 @@ class _Builder:
         weights = {"wholesale": (35, 45, 20), "agent": (30, 45, 25), "chain": (25, 50, 25)}.get(channel, (5, 33, 62))
         return rng.choices(GRADES, weights=weights)[0]
 
-    def customer(self, rng: random.Random, n: int, rep: Person, district: District, channel: str, grade: str,
-                 skus: Sequence[Sku], required: dict[str, tuple[str, ...]]) -> Customer:
+    def customer(
+        self,
+        rng: random.Random,
+        n: int,
+        rep: Person,
+        district: District,
+        channel: str,
+        grade: str,
+        skus: Sequence[Sku],
+        required: dict[str, tuple[str, ...]],
+    ) -> Customer:
         nature = {
-            "wholesale": ("trading_partner", "company"), "agent": ("trading_partner", "company"),
-            "chain": ("key_company", "company"), "franchise": ("company", "individual"),
+            "wholesale": ("trading_partner", "company"),
+            "agent": ("trading_partner", "company"),
+            "chain": ("key_company", "company"),
+            "franchise": ("company", "individual"),
         }.get(channel, ("individual", "company"))[0 if rng.random() < 0.6 else 1]
         if n == 6 or (channel == "retail" and rng.random() < 0.02):
             nature = "government"  # a canteen of an office: rare, but the archive knows the kind
@@ -831,15 +1006,28 @@ class _Builder:
         others = [s.sku for s in skus if s.sku not in basket]
         basket += rng.sample(others, min(len(others), rng.randint(2, 4)))
         return Customer(
-            customer_id=self.uid("customer", n), name=name,
+            customer_id=self.uid("customer", n),
+            name=name,
             address=f"{district.name.removesuffix('小区')}{street}{rng.randint(1, 999)}号",
-            phone=f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}", owner_name=owner,
-            rep_id=rep.staff_id, district_id=district.district_id, area_id=district.area_id,
-            division_id=district.division_id, nature=nature, ownership=ownership, channel=channel,
-            location_type=rng.choices(LOCATION_TYPES, weights=(25, 10, 45, 20))[0], source=source, grade=grade,
-            status=status, rejection_reason=rejection, credit=credit, coolers=coolers,
+            phone=f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}",
+            owner_name=owner,
+            rep_id=rep.staff_id,
+            district_id=district.district_id,
+            area_id=district.area_id,
+            division_id=district.division_id,
+            nature=nature,
+            ownership=ownership,
+            channel=channel,
+            location_type=rng.choices(LOCATION_TYPES, weights=(25, 10, 45, 20))[0],
+            source=source,
+            grade=grade,
+            status=status,
+            rejection_reason=rejection,
+            credit=credit,
+            coolers=coolers,
             latitude=round(district.latitude + rng.uniform(-0.02, 0.02), 5),
-            longitude=round(district.longitude + rng.uniform(-0.02, 0.02), 5), basket=tuple(basket),
+            longitude=round(district.longitude + rng.uniform(-0.02, 0.02), 5),
+            basket=tuple(basket),
         )
 
     def routes(self, reps: Sequence[Person], customers: Sequence[Customer]) -> list[Route]:
@@ -853,11 +1041,18 @@ class _Builder:
             mine = sorted(by_rep[rep.staff_id], key=lambda c: (c.latitude, c.longitude, c.customer_id))
             per_route = math.ceil(len(mine) / len(ROUTE_WEEKDAYS)) or 1
             for k, weekdays in enumerate(ROUTE_WEEKDAYS):
-                chunk = mine[k * per_route:(k + 1) * per_route]
+                chunk = mine[k * per_route : (k + 1) * per_route]
                 if chunk:
                     name = f"线路{k + 1} " + "/".join(WEEKDAY_NAMES[w] for w in weekdays)
-                    out.append(Route(f"{rep.staff_id}-rt{k + 1}", rep.staff_id, name, weekdays,
-                                     tuple(c.customer_id for c in chunk)))
+                    out.append(
+                        Route(
+                            f"{rep.staff_id}-rt{k + 1}",
+                            rep.staff_id,
+                            name,
+                            weekdays,
+                            tuple(c.customer_id for c in chunk),
+                        )
+                    )
         return out
 
     # -- the days -------------------------------------------------------------------------------
@@ -901,9 +1096,17 @@ class _Builder:
                     visit = self.visit(rng, org, customer, day, clock, route_id, sequence, last_order, delivered_by)
                     visits.append(visit)
                     if visit.order_key is not None:
-                        order = Order(visit.order_key, day, clock + timedelta(minutes=25), cid, rep.staff_id, "visit",
-                                      visit.key, self.order_lines(rng, org, customer),
-                                      "reject" if rng.random() < 0.08 else "approve")
+                        order = Order(
+                            visit.order_key,
+                            day,
+                            clock + timedelta(minutes=25),
+                            cid,
+                            rep.staff_id,
+                            "visit",
+                            visit.key,
+                            self.order_lines(rng, org, customer),
+                            "reject" if rng.random() < 0.08 else "approve",
+                        )
                         orders.append(order)
                         self._plan_delivery(rng, order, delivered_by)
                         last_order[cid] = order
@@ -911,22 +1114,44 @@ class _Builder:
             # Phone orders: the trade customers not on today's route call in.
             phone_rng = self.rng(f"phone:{day.isoformat()}")
             for customer in org.customers:
-                if (customer.status == "active" and customer.channel in ("wholesale", "agent", "chain")
-                        and customer.customer_id not in visited_today and phone_rng.random() < 0.03):
+                if (
+                    customer.status == "active"
+                    and customer.channel in ("wholesale", "agent", "chain")
+                    and customer.customer_id not in visited_today
+                    and phone_rng.random() < 0.03
+                ):
                     placed = self.at(day, phone_rng.randint(9, 16), phone_rng.randint(0, 59))
                     key = f"{self.tag}-ph-{day:%Y%m%d}-{customer.customer_id}"
-                    order = Order(key, day, placed, customer.customer_id, customer.rep_id, "phone", None,
-                                  self.order_lines(phone_rng, org, customer),
-                                  "reject" if phone_rng.random() < 0.08 else "approve", self.uid("order", key))
+                    order = Order(
+                        key,
+                        day,
+                        placed,
+                        customer.customer_id,
+                        customer.rep_id,
+                        "phone",
+                        None,
+                        self.order_lines(phone_rng, org, customer),
+                        "reject" if phone_rng.random() < 0.08 else "approve",
+                        self.uid("order", key),
+                    )
                     orders.append(order)
                     self._plan_delivery(phone_rng, order, delivered_by)
                     if customer.customer_id not in last_order or last_order[customer.customer_id].placed_at < placed:
                         last_order[customer.customer_id] = order
         return visits, orders
 
-    def visit(self, rng: random.Random, org: Organisation, customer: Customer, day: date, at: datetime,
-              route_id: str, sequence: int, last_order: dict[str, Order],
-              delivered_by: dict[str, datetime | None]) -> Visit:
+    def visit(
+        self,
+        rng: random.Random,
+        org: Organisation,
+        customer: Customer,
+        day: date,
+        at: datetime,
+        route_id: str,
+        sequence: int,
+        last_order: dict[str, Order],
+        delivered_by: dict[str, datetime | None],
+    ) -> Visit:
         key = f"{self.tag}-v-{day:%Y%m%d}-{customer.customer_id}"
         roll = rng.random()
         if customer.grade == "A" and rng.random() < 0.05:
@@ -945,27 +1170,51 @@ class _Builder:
             stock.append(StockCount(sku, shelf, rng.randint(0, max(1, round(usual * 0.4)))))
         present = tuple(sorted(s.sku for s in stock if s.shelf_qty > 0))
         coolers = tuple(
-            CoolerCheck(cid, at_outlet=rng.random() < 0.98, best_position=rng.random() < 0.85,
-                        powered=rng.random() < 0.97, light_on=rng.random() < 0.92, clean=rng.random() < 0.88,
-                        working=rng.random() < 0.97, required_packs=rng.random() < 0.85, misused=rng.random() < 0.03)
+            CoolerCheck(
+                cid,
+                at_outlet=rng.random() < 0.98,
+                best_position=rng.random() < 0.85,
+                powered=rng.random() < 0.97,
+                light_on=rng.random() < 0.92,
+                clean=rng.random() < 0.88,
+                working=rng.random() < 0.97,
+                required_packs=rng.random() < 0.85,
+                misused=rng.random() < 0.03,
+            )
             for cid in customer.coolers
         )
         competitor = None
         if rng.random() < 0.3:
             brand, product = rng.choice(_COMPETITORS)
-            competitor = CompetitorSeen(brand, product, rng.randrange(200, 700, 10),
-                                        rng.choice((None, None, "买二送一", "第二件半价", "满50减5")),
-                                        rng.randint(5, 120))
+            competitor = CompetitorSeen(
+                brand,
+                product,
+                rng.randrange(200, 700, 10),
+                rng.choice((None, None, "买二送一", "第二件半价", "满50减5")),
+                rng.randint(5, 120),
+            )
         previous = last_order.get(customer.customer_id)
         previous_delivered = None
         if previous is not None:
             delivered_at = delivered_by.get(previous.key)
             previous_delivered = delivered_at is not None and delivered_at <= at
         return Visit(
-            key=key, day=day, at=at, rep_id=customer.rep_id, customer_id=customer.customer_id, route_id=route_id,
-            sequence=sequence, outcome=outcome, stock=tuple(stock), present_skus=present,
-            price_tags_ok=rng.random() < 0.9, display_ok=rng.random() < 0.85, coolers=coolers, competitor=competitor,
-            order_key=f"{key}-o" if outcome == "order" else None, adopt_suggestion=rng.random() < 0.7,
+            key=key,
+            day=day,
+            at=at,
+            rep_id=customer.rep_id,
+            customer_id=customer.customer_id,
+            route_id=route_id,
+            sequence=sequence,
+            outcome=outcome,
+            stock=tuple(stock),
+            present_skus=present,
+            price_tags_ok=rng.random() < 0.9,
+            display_ok=rng.random() < 0.85,
+            coolers=coolers,
+            competitor=competitor,
+            order_key=f"{key}-o" if outcome == "order" else None,
+            adopt_suggestion=rng.random() < 0.7,
             refusal_reason=rng.choice(_REFUSALS) if outcome == "refused" else None,
             previous_delivered=previous_delivered,
         )
@@ -991,8 +1240,17 @@ class _Builder:
             if at is None:
                 continue
             customer = org.customer_by_id[order.customer_id]
-            out.append(Delivery(f"{order.key}-d", at.astimezone(TZ).date(), order.key, order.customer_id, at,
-                                at > order.placed_at + timedelta(hours=24), customer.payment_terms_days))
+            out.append(
+                Delivery(
+                    f"{order.key}-d",
+                    at.astimezone(TZ).date(),
+                    order.key,
+                    order.customer_id,
+                    at,
+                    at > order.placed_at + timedelta(hours=24),
+                    customer.payment_terms_days,
+                )
+            )
         self._ensure_late_delivery(out, orders)
         self._unpaid = self._ensure_overdue(out)
         return out
@@ -1005,8 +1263,15 @@ class _Builder:
             order = next(o for o in orders if o.key == d.order_key)
             late_at = order.placed_at + timedelta(hours=25)
             if late_at.astimezone(TZ).date() <= self.end:
-                deliveries[i] = Delivery(d.key, late_at.astimezone(TZ).date(), d.order_key, d.customer_id, late_at,
-                                         True, d.payment_terms_days)
+                deliveries[i] = Delivery(
+                    d.key,
+                    late_at.astimezone(TZ).date(),
+                    d.order_key,
+                    d.customer_id,
+                    late_at,
+                    True,
+                    d.payment_terms_days,
+                )
                 self._delivery_times[d.order_key] = late_at
                 return
 
@@ -1029,11 +1294,16 @@ class _Builder:
                 grouped[(d.customer_id, received)].append((d.order_key, amount[d.order_key], received > due))
         out = []
         for (customer_id, received), allocations in sorted(grouped.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            out.append(Payment(
-                f"{self.tag}-p-{received:%Y%m%d}-{customer_id}", received, customer_id,
-                sum(a for _, a, _ in allocations), tuple((k, a) for k, a, _ in allocations),
-                any(late for _, _, late in allocations),
-            ))
+            out.append(
+                Payment(
+                    f"{self.tag}-p-{received:%Y%m%d}-{customer_id}",
+                    received,
+                    customer_id,
+                    sum(a for _, a, _ in allocations),
+                    tuple((k, a) for k, a, _ in allocations),
+                    any(late for _, _, late in allocations),
+                )
+            )
         return out
 
     def _ensure_overdue(self, deliveries: list[Delivery]) -> str | None:
@@ -1066,12 +1336,22 @@ class _Builder:
         for reason in RETURN_REASONS:
             if reason not in seen and spare:
                 d = spare.pop(rng.randrange(len(spare)))
-                out.append(self._return(rng, org, order_by_key[d.order_key], d, self.end, reason, len(out),
-                                        decision="approve"))
+                out.append(
+                    self._return(rng, org, order_by_key[d.order_key], d, self.end, reason, len(out), decision="approve")
+                )
         return sorted(out, key=lambda r: (r.day, r.key))
 
-    def _return(self, rng: random.Random, org: Organisation, order: Order, delivery: Delivery, day: date,
-                reason: str, n: int, decision: str | None = None) -> Return:
+    def _return(
+        self,
+        rng: random.Random,
+        org: Organisation,
+        order: Order,
+        delivery: Delivery,
+        day: date,
+        reason: str,
+        n: int,
+        decision: str | None = None,
+    ) -> Return:
         whole = rng.random() < 0.2
         lines = None
         if not whole:
@@ -1094,12 +1374,20 @@ class _Builder:
             "transit_damage": "运输途中纸箱被压坏",
         }[reason]
         return Return(
-            key=f"{self.tag}-rt-{day:%Y%m%d}-{n:04d}", day=day, order_key=order.key, customer_id=order.customer_id,
-            scope="whole_batch" if whole else "part", reason=reason, lines=lines,
+            key=f"{self.tag}-rt-{day:%Y%m%d}-{n:04d}",
+            day=day,
+            order_key=order.key,
+            customer_id=order.customer_id,
+            scope="whole_batch" if whole else "part",
+            reason=reason,
+            lines=lines,
             wrong_shipment_kind=rng.choice(("model", "grade", "quantity")) if reason == "wrong_shipment" else None,
-            detail=detail, inspection_confirmed=confirmed, decision=decision,
+            detail=detail,
+            inspection_confirmed=confirmed,
+            decision=decision,
             rejection_reason="复检未发现质量问题" if inspected and not confirmed else "不符合退货条件：超过退货期限",
-            resolution=resolution, goods_received=rng.random() < 0.85,
+            resolution=resolution,
+            goods_received=rng.random() < 0.85,
         )
 
     def complaints(self, org: Organisation) -> list[Complaint]:
@@ -1121,12 +1409,18 @@ class _Builder:
         category = category or rng.choices(COMPLAINT_CATEGORIES, weights=(35, 15, 25, 25))[0]
         stage = rng.choices(COMPLAINT_STAGES, weights=(7, 11, 12, 12, 58))[0]
         return Complaint(
-            key=f"{self.tag}-cp-{day:%Y%m%d}-{n:04d}", day=day,
-            received_at=self.at(day, rng.randint(8, 17), rng.randint(0, 59)), customer_id=customer.customer_id,
-            channel=rng.choices(("phone", "visit", "letter", "email", "web", "in_person"),
-                                weights=(50, 20, 5, 10, 10, 5))[0],
-            category=category, severity=rng.choices(("low", "medium", "high", "critical"), weights=(40, 40, 15, 5))[0],
-            description=rng.choice(_COMPLAINTS[category]), stage=stage, resolution=_RESOLUTIONS[category],
+            key=f"{self.tag}-cp-{day:%Y%m%d}-{n:04d}",
+            day=day,
+            received_at=self.at(day, rng.randint(8, 17), rng.randint(0, 59)),
+            customer_id=customer.customer_id,
+            channel=rng.choices(
+                ("phone", "visit", "letter", "email", "web", "in_person"), weights=(50, 20, 5, 10, 10, 5)
+            )[0],
+            category=category,
+            severity=rng.choices(("low", "medium", "high", "critical"), weights=(40, 40, 15, 5))[0],
+            description=rng.choice(_COMPLAINTS[category]),
+            stage=stage,
+            resolution=_RESOLUTIONS[category],
             customer_misuse=category in ("quality", "technical") and rng.random() < 0.15,
         )
 
@@ -1147,11 +1441,24 @@ class _Builder:
         for c in org.customers:
             if c.grade == "A" and c.status == "active" and rng.random() < 0.5:
                 issues = tuple(
-                    (dept, {"quality": "希望改进包装强度", "delivery": "希望固定上午送货", "service": "希望增加陈列支持"}[dept])
+                    (
+                        dept,
+                        {"quality": "希望改进包装强度", "delivery": "希望固定上午送货", "service": "希望增加陈列支持"}[
+                            dept
+                        ],
+                    )
                     for dept in sorted(rng.sample(("quality", "delivery", "service"), rng.randint(0, 2)))
                 )
-                out.append(KeyAccountReport(f"{self.tag}-ka-{c.customer_id}", rng.choice(self.dates), c.customer_id,
-                                            c.rep_id, f"{c.name}年度走访：销售稳定，合作意愿强", issues))
+                out.append(
+                    KeyAccountReport(
+                        f"{self.tag}-ka-{c.customer_id}",
+                        rng.choice(self.dates),
+                        c.customer_id,
+                        c.rep_id,
+                        f"{c.name}年度走访：销售稳定，合作意愿强",
+                        issues,
+                    )
+                )
         return out
 
     def coachings(self, org: Organisation) -> list[Coaching]:
@@ -1162,14 +1469,20 @@ class _Builder:
         out = []
         for supervisor in org.supervisors:
             for week_start in range(0, len(self.dates), 7):
-                week = self.dates[week_start:week_start + 7]
+                week = self.dates[week_start : week_start + 7]
                 for day in sorted(rng.sample(week, min(len(week), rng.randint(1, 2)))):
                     rep = rng.choice(team[supervisor.staff_id])
-                    out.append(Coaching(
-                        f"{self.tag}-co-{day:%Y%m%d}-{supervisor.staff_id}", day, supervisor.staff_id, rep.staff_id,
-                        f"跟线{rep.name}一天，走完当天线路", tuple(rng.sample(_COACHING_STRENGTHS, 2)),
-                        tuple(rng.sample(_COACHING_IMPROVEMENTS, 1)),
-                    ))
+                    out.append(
+                        Coaching(
+                            f"{self.tag}-co-{day:%Y%m%d}-{supervisor.staff_id}",
+                            day,
+                            supervisor.staff_id,
+                            rep.staff_id,
+                            f"跟线{rep.name}一天，走完当天线路",
+                            tuple(rng.sample(_COACHING_STRENGTHS, 2)),
+                            tuple(rng.sample(_COACHING_IMPROVEMENTS, 1)),
+                        )
+                    )
         return out
 
     def spot_checks(self, org: Organisation, deliveries: Sequence[Delivery]) -> list[SpotCheck]:
@@ -1180,13 +1493,22 @@ class _Builder:
         out = []
         for supervisor in org.supervisors:
             for week_start in range(0, len(self.dates), 7):
-                day = rng.choice(self.dates[week_start:week_start + 7])
+                day = rng.choice(self.dates[week_start : week_start + 7])
                 done = [d for d in by_district[supervisor.district_id or ""] if d.day < day]
                 for d in rng.sample(done, min(len(done), 2)):
-                    out.append(SpotCheck(
-                        f"{self.tag}-sc-{day:%Y%m%d}-{d.order_key}", day, supervisor.staff_id, d.order_key,
-                        d.customer_id, True, not d.late, rng.random() < 0.95, "抽查送货：与店主核对签收单",
-                    ))
+                    out.append(
+                        SpotCheck(
+                            f"{self.tag}-sc-{day:%Y%m%d}-{d.order_key}",
+                            day,
+                            supervisor.staff_id,
+                            d.order_key,
+                            d.customer_id,
+                            True,
+                            not d.late,
+                            rng.random() < 0.95,
+                            "抽查送货：与店主核对签收单",
+                        )
+                    )
         return out
 
     def contacts(self, org: Organisation) -> list[Contact]:
@@ -1198,8 +1520,16 @@ class _Builder:
             day = self.start + timedelta(days=rng.randint(0, 4))
             while day <= self.end:
                 channel = rng.choice(("phone", "wechat", "meeting", "message"))
-                out.append(Contact(f"{self.tag}-ct-{day:%Y%m%d}-{c.customer_id}", day, c.customer_id, c.rep_id,
-                                   channel, "跟进潜在客户：介绍新品与进货政策"))
+                out.append(
+                    Contact(
+                        f"{self.tag}-ct-{day:%Y%m%d}-{c.customer_id}",
+                        day,
+                        c.customer_id,
+                        c.rep_id,
+                        channel,
+                        "跟进潜在客户：介绍新品与进货政策",
+                    )
+                )
                 day += timedelta(days=rng.randint(4, 6))
         return out
 
@@ -1212,8 +1542,15 @@ class _Builder:
         out = []
         for c in idle:
             if rng.random() < 0.5:
-                out.append(StatusChange(f"{self.tag}-st-{c.customer_id}", self.end, c.customer_id, "dormant",
-                                        f"{len(self.dates)}天内没有订货"))
+                out.append(
+                    StatusChange(
+                        f"{self.tag}-st-{c.customer_id}",
+                        self.end,
+                        c.customer_id,
+                        "dormant",
+                        f"{len(self.dates)}天内没有订货",
+                    )
+                )
         return out
 
     def promotions(self, org: Organisation, orders: Sequence[Order]) -> tuple[Promotion, ...]:
@@ -1223,22 +1560,56 @@ class _Builder:
         water = [s.sku for s in org.skus if s.product_group == "water"][:1]
         tea = [s.sku for s in org.skus if s.product_group == "tea"][:2]
         out = [
-            Promotion(f"{self.tag}-promo-1", "冰爽可乐夏季九折", self.start, self.end + timedelta(days=14),
-                      tuple(cans), ("retail", "specialty", "chain"), 10, None, None,
-                      max(100_000, int(round(window_sales * 0.004, -3)))),
+            Promotion(
+                f"{self.tag}-promo-1",
+                "冰爽可乐夏季九折",
+                self.start,
+                self.end + timedelta(days=14),
+                tuple(cans),
+                ("retail", "specialty", "chain"),
+                10,
+                None,
+                None,
+                max(100_000, int(round(window_sales * 0.004, -3))),
+            ),
         ]
         if water:
-            out.append(Promotion(f"{self.tag}-promo-2", "清泉水买十二送一", self.start, self.end + timedelta(days=30),
-                                 tuple(water), ("wholesale", "agent"), None, 12, 1,
-                                 max(50_000, int(round(window_sales * 0.002, -3)))))
+            out.append(
+                Promotion(
+                    f"{self.tag}-promo-2",
+                    "清泉水买十二送一",
+                    self.start,
+                    self.end + timedelta(days=30),
+                    tuple(water),
+                    ("wholesale", "agent"),
+                    None,
+                    12,
+                    1,
+                    max(50_000, int(round(window_sales * 0.002, -3))),
+                )
+            )
         if tea and len(self.dates) >= 4:
             middle = self.start + timedelta(days=len(self.dates) // 2 - 1)
-            out.append(Promotion(f"{self.tag}-promo-3", "茗香茶饮开学季", self.start, middle, tuple(tea), (), 5,
-                                 None, None, max(50_000, int(round(window_sales * 0.001 * rng.uniform(0.8, 1.2), -3)))))
+            out.append(
+                Promotion(
+                    f"{self.tag}-promo-3",
+                    "茗香茶饮开学季",
+                    self.start,
+                    middle,
+                    tuple(tea),
+                    (),
+                    5,
+                    None,
+                    None,
+                    max(50_000, int(round(window_sales * 0.001 * rng.uniform(0.8, 1.2), -3))),
+                )
+            )
         return tuple(out)
 
     def targets(
-        self, org: Organisation, orders: Sequence[Order],
+        self,
+        org: Organisation,
+        orders: Sequence[Order],
     ) -> tuple[tuple[Target, ...], tuple[Decomposition, ...]]:
         """Monthly targets (销售指标) for every month the window touches: each area's from its daily
         run rate plus growth, its carbonated-drinks share, split over districts and reps by the
@@ -1266,9 +1637,16 @@ class _Builder:
                 splits.append(Decomposition(month, "area", area.area_id, "district", weights, area.manager_id))
                 for d in districts:
                     reps = [r for r in org.reps if r.district_id == d.district_id]
-                    splits.append(Decomposition(month, "district", d.district_id, "rep",
-                                                tuple((r.staff_id, max(1, customers_of[r.staff_id])) for r in reps),
-                                                area.manager_id))
+                    splits.append(
+                        Decomposition(
+                            month,
+                            "district",
+                            d.district_id,
+                            "rep",
+                            tuple((r.staff_id, max(1, customers_of[r.staff_id])) for r in reps),
+                            area.manager_id,
+                        )
+                    )
         return tuple(targets), tuple(splits)
 
     # -- all of it ------------------------------------------------------------------------------
@@ -1283,17 +1661,22 @@ class _Builder:
         org = _replace(org, promotions=self.promotions(org, orders), targets=targets, decompositions=splits)
         per_day: dict[date, dict[str, list[Any]]] = {d: defaultdict(list) for d in self.dates}
         for kind, items in (
-            ("visits", visits), ("orders", orders), ("deliveries", deliveries), ("payments", payments),
-            ("returns", returns), ("complaints", self.complaints(org)), ("surveys", self.surveys(org)),
-            ("key_account_reports", self.key_account_reports(org)), ("coachings", self.coachings(org)),
-            ("spot_checks", self.spot_checks(org, deliveries)), ("contacts", self.contacts(org)),
+            ("visits", visits),
+            ("orders", orders),
+            ("deliveries", deliveries),
+            ("payments", payments),
+            ("returns", returns),
+            ("complaints", self.complaints(org)),
+            ("surveys", self.surveys(org)),
+            ("key_account_reports", self.key_account_reports(org)),
+            ("coachings", self.coachings(org)),
+            ("spot_checks", self.spot_checks(org, deliveries)),
+            ("contacts", self.contacts(org)),
             ("status_changes", self.status_changes(org, orders)),
         ):
             for item in items:
                 per_day[item.day][kind].append(item)
-        days = tuple(
-            Day(d, **{k: tuple(sorted(v, key=_when)) for k, v in per_day[d].items()}) for d in self.dates
-        )
+        days = tuple(Day(d, **{k: tuple(sorted(v, key=_when)) for k, v in per_day[d].items()}) for d in self.dates)
         return Plan(self.seed, self.scale, org, days)
 
 
@@ -1317,9 +1700,43 @@ def build_plan(seed: int = 7, *, scale: float = 1.0, days: int = 30, end: date) 
 
 
 __all__ = [
-    "CHANNELS", "COMPLAINT_CATEGORIES", "GRADES", "RETURN_REASONS", "TIMEZONE", "TZ", "Area", "AreaPrice",
-    "Coaching", "CompetitorSeen", "Complaint", "Contact", "CoolerCheck", "Credit", "Customer", "Day",
-    "Decomposition", "Delivery", "District", "Division", "KeyAccountReport", "Line", "Order", "Organisation",
-    "Payment", "Person", "Plan", "Promotion", "Return", "Route", "Size", "Sku", "SpotCheck", "StatusChange",
-    "StockCount", "Survey", "Target", "Visit", "build_plan",
+    "CHANNELS",
+    "COMPLAINT_CATEGORIES",
+    "GRADES",
+    "RETURN_REASONS",
+    "TIMEZONE",
+    "TZ",
+    "Area",
+    "AreaPrice",
+    "Coaching",
+    "CompetitorSeen",
+    "Complaint",
+    "Contact",
+    "CoolerCheck",
+    "Credit",
+    "Customer",
+    "Day",
+    "Decomposition",
+    "Delivery",
+    "District",
+    "Division",
+    "KeyAccountReport",
+    "Line",
+    "Order",
+    "Organisation",
+    "Payment",
+    "Person",
+    "Plan",
+    "Promotion",
+    "Return",
+    "Route",
+    "Size",
+    "Sku",
+    "SpotCheck",
+    "StatusChange",
+    "StockCount",
+    "Survey",
+    "Target",
+    "Visit",
+    "build_plan",
 ]

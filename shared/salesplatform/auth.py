@@ -63,15 +63,11 @@ def verify(token: str, secret: str) -> Actor:
 
 def _verify(token: str, secret: str) -> tuple[Actor, float]:
     try:
-        claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "sub"]}
-        )
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "sub"]})
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"invalid token: {exc}", code="invalid_token") from None
     try:
-        actor = Actor(
-            id=claims["sub"], role=claims["role"], district=claims.get("district"), area=claims.get("area")
-        )
+        actor = Actor(id=claims["sub"], role=claims["role"], district=claims.get("district"), area=claims.get("area"))
         return actor, float(claims["exp"])
     except (KeyError, ValidationError, TypeError, ValueError) as exc:
         raise Unauthenticated(f"token lacks a valid actor: {exc}", code="invalid_token") from None

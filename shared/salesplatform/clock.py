@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class FixedClock:
@@ -43,4 +43,4 @@ def business_date(at: datetime, tz: str | ZoneInfo = "Asia/Shanghai") -> date:
 def end_of_business_day(day: date, tz: str | ZoneInfo = "Asia/Shanghai") -> datetime:
     """The first instant after `day` in the company's time zone, as UTC."""
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
-    return datetime.combine(day + timedelta(days=1), datetime.min.time(), zone).astimezone(timezone.utc)
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)

@@ -33,7 +33,14 @@ from salesplatform.ids import uuid4
 from salesplatform.projections import Change, Projection
 from salesplatform.store import append_streams
 from salesplatform.uow import (
-    ClaimBusy, Preloaded, UnitOfWork, Wave, WaveConflict, apply_all_inline, try_claims, wait_for_claims,
+    ClaimBusy,
+    Preloaded,
+    UnitOfWork,
+    Wave,
+    WaveConflict,
+    apply_all_inline,
+    try_claims,
+    wait_for_claims,
 )
 
 log = structlog.get_logger(__name__)
@@ -124,8 +131,14 @@ class CommandBus:
         self.counts: Counter[tuple[str, int]] = Counter()
 
     def command(
-        self, cls: type[Command], *, roles: set[Role] | None = None, summary: str = "", batched: bool = False,
-        claims: Callable[[Any], Iterable[str]] | None = None, preload: Preload | None = None,
+        self,
+        cls: type[Command],
+        *,
+        roles: set[Role] | None = None,
+        summary: str = "",
+        batched: bool = False,
+        claims: Callable[[Any], Iterable[str]] | None = None,
+        preload: Preload | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register the handler of `cls`; `roles` limits who may send it at all (the handler
         still checks finer rules like territory).
@@ -142,8 +155,13 @@ class CommandBus:
             if cls.name in self.specs:
                 raise ValueError(f"command {cls.name} registered twice")
             self.specs[cls.name] = CommandSpec(
-                cls, fn, frozenset(roles) if roles else None, summary or (fn.__doc__ or "").strip(), batched,
-                claims, preload,
+                cls,
+                fn,
+                frozenset(roles) if roles else None,
+                summary or (fn.__doc__ or "").strip(),
+                batched,
+                claims,
+                preload,
             )
             return fn
 
@@ -154,9 +172,7 @@ class CommandBus:
         if spec is None:
             raise NotFound(f"unknown command {request.name}", code="unknown_command")
         if spec.roles is not None and request.actor.role not in spec.roles:
-            raise PermissionDenied(
-                f"role {request.actor.role} may not {request.name}", code="role_not_allowed"
-            )
+            raise PermissionDenied(f"role {request.actor.role} may not {request.name}", code="role_not_allowed")
         try:
             if isinstance(request.payload, (bytes, str)):
                 command = spec.command.model_validate_json(request.payload)
@@ -203,7 +219,8 @@ class CommandBus:
         if key is not None and not looked_up:
             stored = await conn.fetchval(
                 "SELECT result FROM command_results WHERE command = $1 AND idempotency_key = $2",
-                request.name, key,
+                request.name,
+                key,
             )
             if stored is not None:
                 return stored, True, uow
@@ -211,7 +228,9 @@ class CommandBus:
         if key is not None:
             await conn.execute(
                 "INSERT INTO command_results (command, idempotency_key, result) VALUES ($1, $2, $3)",
-                request.name, key, result,
+                request.name,
+                key,
+                result,
             )
         return result, False, uow
 
@@ -248,7 +267,7 @@ class CommandBus:
                     if isinstance(exc, ConcurrencyConflict):
                         return Outcome(False, error=exc)
                     return Outcome(False, error=ConcurrencyConflict(f"{request.name} kept conflicting: {exc}"))
-                await asyncio.sleep(random.uniform(0, 0.002 * 2**min(attempt, 6)))
+                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
             except asyncpg.UniqueViolationError as exc:
                 if exc.table_name == "command_results" or "command_results" in str(exc):
                     continue  # the same key committed concurrently: next loop returns its result
@@ -337,7 +356,8 @@ class CommandBus:
             "SELECT c.command, c.idempotency_key, c.result FROM command_results c"
             " JOIN unnest($1::text[], $2::text[]) AS k(command, key)"
             "   ON c.command = k.command AND c.idempotency_key = k.key",
-            [n for n, _ in keyed], [k for _, k in keyed],
+            [n for n, _ in keyed],
+            [k for _, k in keyed],
         )
         return {(r["command"], r["idempotency_key"]): r["result"] for r in rows}
 
@@ -358,8 +378,13 @@ class _Batch:
     """One run of `CommandBus.dispatch_many` inside its open transaction."""
 
     def __init__(
-        self, bus: CommandBus, conn: asyncpg.Connection, requests: list[Request], outcomes: list[Outcome | None],
-        *, waits_for_claims: bool = False,
+        self,
+        bus: CommandBus,
+        conn: asyncpg.Connection,
+        requests: list[Request],
+        outcomes: list[Outcome | None],
+        *,
+        waits_for_claims: bool = False,
     ) -> None:
         self.bus = bus
         self.conn = conn
@@ -433,10 +458,19 @@ class _Batch:
 
     def _unit_of_work(self, request: Request, wave: Wave | None) -> UnitOfWork:
         return UnitOfWork(
-            self.conn, self.bus.registry, self.bus.clock, request.actor, self.bus.inline_projections,
-            correlation_id=request.correlation_id or str(uuid4()), causation_id=request.causation_id,
-            locked_projections=self.locked, wave=wave, cache=self.bus.aggregates,
-            held_claims=self.held, waits_for_claims=False, preloaded=self.preloaded,
+            self.conn,
+            self.bus.registry,
+            self.bus.clock,
+            request.actor,
+            self.bus.inline_projections,
+            correlation_id=request.correlation_id or str(uuid4()),
+            causation_id=request.causation_id,
+            locked_projections=self.locked,
+            wave=wave,
+            cache=self.bus.aggregates,
+            held_claims=self.held,
+            waits_for_claims=False,
+            preloaded=self.preloaded,
         )
 
     async def _run_deferred(self, i: int, spec: CommandSpec, command: Command) -> bool:
@@ -485,8 +519,14 @@ class _Batch:
             try:
                 async with self.conn.transaction():
                     result, replayed, uow = await self.bus._run_in(
-                        self.conn, request, spec, command, locked=self.locked, held_claims=self.held,
-                        preloaded=self.preloaded, looked_up=True,
+                        self.conn,
+                        request,
+                        spec,
+                        command,
+                        locked=self.locked,
+                        held_claims=self.held,
+                        preloaded=self.preloaded,
+                        looked_up=True,
                     )
             except BaseException:
                 self.held.intersection_update(held_before)  # claims taken in the savepoint went with it
@@ -553,7 +593,9 @@ class _Batch:
             await self.conn.execute(
                 "INSERT INTO command_results (command, idempotency_key, result)"
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])",
-                [r[0] for r in wave.results], [r[1] for r in wave.results], [r[2] for r in wave.results],
+                [r[0] for r in wave.results],
+                [r[1] for r in wave.results],
+                [r[2] for r in wave.results],
             )
         return changes
 
@@ -599,18 +641,19 @@ class GroupCommit:
                     outcomes = [await self.bus.dispatch(batch[0][0])]
                 else:
                     outcomes = await self.bus.dispatch_many([r for r, _ in batch])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                continue
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
+            else:
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(outcome)
+            for _ in batch:
+                self._queue.task_done()
 
     async def close(self) -> None:
-        while not self._queue.empty():
-            await asyncio.sleep(0.01)
+        await self._queue.join()
         for w in self._workers:
             w.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)

@@ -10,9 +10,9 @@ BASELINES.md) would take most of the ingest budget.
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
 import contextlib
 import uuid
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -98,7 +98,10 @@ async def ensure_stream(
     kept = RetentionPolicy(existing.retention or RetentionPolicy.LIMITS)
     if kept != wanted:
         log.warning(
-            "stream_retention_kept", stream=name, retention=kept.value, wanted=wanted.value,
+            "stream_retention_kept",
+            stream=name,
+            retention=kept.value,
+            wanted=wanted.value,
             hint="JetStream cannot change this in place: once the stream has no pending messages, "
             "delete it and restart the service to recreate it",
         )
@@ -114,12 +117,18 @@ async def ensure_streams(
     `dead_letter_days` for operators to look into."""
     await ensure_stream(js, topology.event_stream, [topology.subject("event", ">")], update=update)
     await ensure_stream(
-        js, topology.ingest_stream, [topology.subject("ingest", ">")],
-        update=update, retention=RetentionPolicy.WORK_QUEUE,
+        js,
+        topology.ingest_stream,
+        [topology.subject("ingest", ">")],
+        update=update,
+        retention=RetentionPolicy.WORK_QUEUE,
     )
     await ensure_stream(
-        js, topology.dlq_stream, [topology.subject("dlq", ">")],
-        update=update, max_age=dead_letter_days * 86_400,
+        js,
+        topology.dlq_stream,
+        [topology.subject("dlq", ">")],
+        update=update,
+        max_age=dead_letter_days * 86_400,
     )
 
 
@@ -171,8 +180,7 @@ class DeadLetters:
         source: str | None = None,
         dedup_id: str | None = None,
     ) -> None:
-        hdrs = {k: v for k, v in (headers or {}).items()
-                if k != "Nats-Msg-Id" and k.lower() not in _CREDENTIAL_HEADERS}
+        hdrs = {k: v for k, v in (headers or {}).items() if k != "Nats-Msg-Id" and k.lower() not in _CREDENTIAL_HEADERS}
         if headers and "Nats-Msg-Id" in headers:
             hdrs["Original-Msg-Id"] = headers["Nats-Msg-Id"]
         hdrs["Dlq-Reason"] = reason
@@ -242,7 +250,7 @@ class JetStreamPublisher:
 
     async def _on_ack(self, msg: Msg) -> None:
         acks = self._waiting
-        batch, _, index = msg.subject[len(self._prefix):].partition(".")
+        batch, _, index = msg.subject[len(self._prefix) :].partition(".")
         if acks is None or batch != str(acks.batch) or not index.isdigit() or int(index) >= len(acks.results):
             return  # the answer to a batch already given up
         i = int(index)
@@ -410,7 +418,7 @@ class OutboxRelay:
                             await conn.execute("SELECT pg_advisory_unlock($1)", self.LOCK_KEY)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the relay outlives any failure, with a backoff
                 log.warning("relay_retry", error=repr(exc), backoff=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -528,7 +536,7 @@ class _PullLoop(ABC):
                 await self.dead_letters.send_msg("processing_failed", msg, error)
                 await msg.ack()
             else:
-                await msg.nak(delay=min(0.2 * 2 ** delivered, 10.0))
+                await msg.nak(delay=min(0.2 * 2**delivered, 10.0))
 
     async def _failed(self, msgs: list[Msg], exc: Exception) -> None:
         """A batch failed. If what the service depends on is down, the messages wait for it
@@ -614,7 +622,7 @@ class _PullLoop(ABC):
                         break
                 try:
                     msgs = await self._fetch(psub)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, nats.errors.TimeoutError):
                     continue
                 if not msgs:
                     continue
@@ -623,11 +631,11 @@ class _PullLoop(ABC):
                     self._outage_backoff = _OUTAGE_BACKOFF_FIRST
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - judged in _failed: outage, retry or dead letter
                     await self._failed(msgs, exc)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the loop outlives any failure and subscribes again
                 log.warning("consumer_retry", durable=self.durable, error=repr(exc))
                 psub = None
                 await asyncio.sleep(1.0)
@@ -650,11 +658,7 @@ class ForeignEventConsumer(_PullLoop):
         max_deliveries: int = 5,
         on_stored: Callable[[list[RecordedEvent]], None] | None = None,
     ) -> None:
-        subjects = (
-            [source.event_subject(t) for t in event_types]
-            if event_types
-            else [source.subject("event", ">")]
-        )
+        subjects = [source.event_subject(t) for t in event_types] if event_types else [source.subject("event", ">")]
         super().__init__(
             js,
             dead_letters,

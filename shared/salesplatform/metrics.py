@@ -61,33 +61,81 @@ async def exposition(runtime: Runtime) -> str:
     service = runtime.definition.name
     consumers = await _consumers(runtime)
     out = [
-        family("sales_outbox_pending", "gauge", "Committed events not yet confirmed by JetStream.",
-               [({"service": service}, state["outbox"])]),
-        family("sales_log_head_position", "gauge", "The last position handed out in the event log.",
-               [({"service": service}, head)]),
-        family("sales_projection_positions_behind", "gauge",
-               "Log positions between a catch-up projection's checkpoint and the head (at most the events to apply).",
-               [({"service": service, "projection": r["name"]}, max(0, head - r["position"])) for r in projections]),
-        family("sales_projection_events_applied", "gauge", "Events applied by a catch-up projection's active generation.",
-               [({"service": service, "projection": r["name"], "generation": str(r["generation"])},
-                 r["events_applied"]) for r in projections]),
-        family("sales_projection_failures", "gauge", "Events a projection could not apply (kept and dead-lettered).",
-               [({"service": service}, state["failures"])]),
-        family("sales_consumer_pending", "gauge", "Messages of a durable consumer's stream not yet delivered.",
-               [({"service": service, "durable": durable}, info.num_pending or 0) for durable, info in consumers]),
-        family("sales_consumer_ack_pending", "gauge", "Messages delivered to a durable consumer and not yet acked.",
-               [({"service": service, "durable": durable}, info.num_ack_pending or 0)
-                for durable, info in consumers]),
-        family("sales_commands_total", "counter", "Commands run, by command and status (200: accepted).",
-               [({"service": service, "command": name, "status": str(status)}, n)
-                for (name, status), n in sorted(runtime.bus.counts.items())]),
-        family("sales_events_published_total", "counter", "Events the outbox relay published.",
-               [({"service": service}, runtime.relay.published)]),
-        family("sales_ingest_total", "counter", "Asynchronous commands taken from the ingest stream, by outcome.",
-               [({"service": service, "outcome": "accepted"}, sum(loop.accepted for loop in runtime.ingest_loops)),
-                ({"service": service, "outcome": "rejected"}, sum(loop.rejected for loop in runtime.ingest_loops))]),
-        family("sales_dead_letters_total", "counter", "Messages sent to the dead-letter stream, by reason.",
-               [({"service": service, "reason": reason}, n) for reason, n in sorted(runtime.dead_letters.sent.items())]),
+        family(
+            "sales_outbox_pending",
+            "gauge",
+            "Committed events not yet confirmed by JetStream.",
+            [({"service": service}, state["outbox"])],
+        ),
+        family(
+            "sales_log_head_position",
+            "gauge",
+            "The last position handed out in the event log.",
+            [({"service": service}, head)],
+        ),
+        family(
+            "sales_projection_positions_behind",
+            "gauge",
+            "Log positions between a catch-up projection's checkpoint and the head (at most the events to apply).",
+            [({"service": service, "projection": r["name"]}, max(0, head - r["position"])) for r in projections],
+        ),
+        family(
+            "sales_projection_events_applied",
+            "gauge",
+            "Events applied by a catch-up projection's active generation.",
+            [
+                ({"service": service, "projection": r["name"], "generation": str(r["generation"])}, r["events_applied"])
+                for r in projections
+            ],
+        ),
+        family(
+            "sales_projection_failures",
+            "gauge",
+            "Events a projection could not apply (kept and dead-lettered).",
+            [({"service": service}, state["failures"])],
+        ),
+        family(
+            "sales_consumer_pending",
+            "gauge",
+            "Messages of a durable consumer's stream not yet delivered.",
+            [({"service": service, "durable": durable}, info.num_pending or 0) for durable, info in consumers],
+        ),
+        family(
+            "sales_consumer_ack_pending",
+            "gauge",
+            "Messages delivered to a durable consumer and not yet acked.",
+            [({"service": service, "durable": durable}, info.num_ack_pending or 0) for durable, info in consumers],
+        ),
+        family(
+            "sales_commands_total",
+            "counter",
+            "Commands run, by command and status (200: accepted).",
+            [
+                ({"service": service, "command": name, "status": str(status)}, n)
+                for (name, status), n in sorted(runtime.bus.counts.items())
+            ],
+        ),
+        family(
+            "sales_events_published_total",
+            "counter",
+            "Events the outbox relay published.",
+            [({"service": service}, runtime.relay.published)],
+        ),
+        family(
+            "sales_ingest_total",
+            "counter",
+            "Asynchronous commands taken from the ingest stream, by outcome.",
+            [
+                ({"service": service, "outcome": "accepted"}, sum(loop.accepted for loop in runtime.ingest_loops)),
+                ({"service": service, "outcome": "rejected"}, sum(loop.rejected for loop in runtime.ingest_loops)),
+            ],
+        ),
+        family(
+            "sales_dead_letters_total",
+            "counter",
+            "Messages sent to the dead-letter stream, by reason.",
+            [({"service": service, "reason": reason}, n) for reason, n in sorted(runtime.dead_letters.sent.items())],
+        ),
     ]
     return "".join(out)
 

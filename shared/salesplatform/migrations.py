@@ -20,18 +20,14 @@ _LOCK_KEY = 7_246_001  # any constant; only migrators take it
 def _platform_files() -> list[tuple[str, str]]:
     folder = resources.files("salesplatform") / "sql"
     return sorted(
-        (f"platform/{p.name}", p.read_text(encoding="utf-8"))
-        for p in folder.iterdir()
-        if p.name.endswith(".sql")
+        (f"platform/{p.name}", p.read_text(encoding="utf-8")) for p in folder.iterdir() if p.name.endswith(".sql")
     )
 
 
 def _service_files(folder: Path | None) -> list[tuple[str, str]]:
     if folder is None or not folder.exists():
         return []
-    return sorted(
-        (f"service/{p.name}", p.read_text(encoding="utf-8")) for p in folder.glob("*.sql")
-    )
+    return sorted((f"service/{p.name}", p.read_text(encoding="utf-8")) for p in folder.glob("*.sql"))
 
 
 async def migrate(conn: asyncpg.Connection, service_migrations: Path | None = None) -> list[str]:

@@ -26,7 +26,13 @@ import structlog
 
 from salesplatform.errors import ConcurrencyConflict
 from salesplatform.store import (
-    LOG_START, LogPosition, RecordedEvent, read_log, read_log_between, read_log_of_types, scan_log_of_types,
+    LOG_START,
+    LogPosition,
+    RecordedEvent,
+    read_log,
+    read_log_between,
+    read_log_of_types,
+    scan_log_of_types,
 )
 
 log = structlog.get_logger(__name__)
@@ -127,9 +133,7 @@ async def ensure_projection(conn: asyncpg.Connection, projection: Projection) ->
         raise ValueError(f"bad projection name {projection.name!r}")
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _lock_key(projection.name))
-        row = await conn.fetchrow(
-            "SELECT code_version FROM projections WHERE name = $1", projection.name
-        )
+        row = await conn.fetchrow("SELECT code_version FROM projections WHERE name = $1", projection.name)
         if row is not None:
             return row["code_version"] != projection.code_version
         schema = f"p_{projection.name}_1"
@@ -140,12 +144,15 @@ async def ensure_projection(conn: asyncpg.Connection, projection: Projection) ->
         await conn.execute(
             "INSERT INTO projection_generations (name, generation, schema_name, code_version, status)"
             " VALUES ($1, 1, $2, $3, 'active')",
-            projection.name, schema, projection.code_version,
+            projection.name,
+            schema,
+            projection.code_version,
         )
         await conn.execute(
-            "INSERT INTO projections (name, active_schema, generation, code_version)"
-            " VALUES ($1, $2, 1, $3)",
-            projection.name, schema, projection.code_version,
+            "INSERT INTO projections (name, active_schema, generation, code_version) VALUES ($1, $2, 1, $3)",
+            projection.name,
+            schema,
+            projection.code_version,
         )
     return False
 
@@ -207,9 +214,7 @@ async def locked_schemas(conn: asyncpg.Connection, names: Sequence[str], locked:
 async def active_schema(conn: asyncpg.Connection, projection_name: str) -> str:
     """The schema of a projection's active generation, for queries inside another transaction
     (a command handler checking a read model): `f"SELECT … FROM {schema}.customers"`."""
-    schema = await conn.fetchval(
-        "SELECT active_schema FROM public.projections WHERE name = $1", projection_name
-    )
+    schema = await conn.fetchval("SELECT active_schema FROM public.projections WHERE name = $1", projection_name)
     if schema is None:
         raise LookupError(f"no projection {projection_name}")
     return schema
@@ -221,8 +226,7 @@ async def reading(pool: asyncpg.Pool, projection_name: str) -> AsyncIterator[asy
     async with pool.acquire() as conn:
         async with conn.transaction(readonly=True):
             schema = await conn.fetchval(
-                "SELECT set_config('search_path', active_schema || ', public', true)"
-                " FROM projections WHERE name = $1",
+                "SELECT set_config('search_path', active_schema || ', public', true) FROM projections WHERE name = $1",
                 projection_name,
             )
             if schema is None:
@@ -237,13 +241,15 @@ class _Generation:
     checkpoint: LogPosition
 
 
-async def _save_checkpoint(
-    conn: asyncpg.Connection, name: str, generation: int, at: LogPosition, applied: int
-) -> None:
+async def _save_checkpoint(conn: asyncpg.Connection, name: str, generation: int, at: LogPosition, applied: int) -> None:
     await conn.execute(
         "UPDATE public.projection_generations SET tx_id = $3::text::xid8, position = $4,"
         " events_applied = events_applied + $5 WHERE name = $1 AND generation = $2",
-        name, generation, str(at.tx_id), at.position, applied,
+        name,
+        generation,
+        str(at.tx_id),
+        at.position,
+        applied,
     )
 
 
@@ -266,7 +272,7 @@ async def _apply_guarded(
             return await projection.apply_batch(conn, relevant)
     except _RETRY_WHOLE_BATCH:
         raise
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - the events are applied one by one below, where a failure is recorded
         pass
     changes: list[Change] = []
     for event in relevant:
@@ -279,17 +285,23 @@ async def _apply_guarded(
                 break
             except _RETRY_WHOLE_BATCH:
                 raise
-            except Exception as exc:  # recorded below, never swallowed silently
+            except Exception as exc:  # noqa: BLE001 - recorded below, never swallowed silently
                 error = f"{type(exc).__name__}: {exc}"
         if error:
             log.error(
-                "projection_event_failed", projection=projection.name,
-                event_id=str(event.envelope.event_id), position=event.position, error=error,
+                "projection_event_failed",
+                projection=projection.name,
+                event_id=str(event.envelope.event_id),
+                position=event.position,
+                error=error,
             )
             await conn.execute(
                 "INSERT INTO public.projection_failures (name, event_id, position, error)"
                 " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                projection.name, event.envelope.event_id, event.position, error,
+                projection.name,
+                event.envelope.event_id,
+                event.position,
+                error,
             )
             if on_failure is not None:
                 await on_failure(projection.name, event, error)
@@ -323,8 +335,9 @@ async def catch_up_once(
             scanned, reached, applied = scan.scanned, scan.reached, scan.matching
             if scan.present:
                 await _use_schema(conn, gen.schema)
-                changes = await _apply_range_guarded(conn, projection, gen.checkpoint, scan.reached,
-                                                     scan.present, on_failure)
+                changes = await _apply_range_guarded(
+                    conn, projection, gen.checkpoint, scan.reached, scan.present, on_failure
+                )
         else:
             events, scanned, reached = await _read_for(conn, projection, gen.checkpoint, batch_size, True)
             if not scanned:
@@ -342,7 +355,11 @@ async def catch_up_once(
             ") SELECT set_config('synchronous_commit', CASE WHEN EXISTS ("
             "  SELECT 1 FROM public.events WHERE tx_id = pg_current_xact_id_if_assigned()"
             ") THEN 'on' ELSE 'off' END, true) FROM saved",
-            projection.name, gen.generation, str(reached.tx_id), reached.position, applied,
+            projection.name,
+            gen.generation,
+            str(reached.tx_id),
+            reached.position,
+            applied,
         )
         return scanned, changes
 
@@ -399,8 +416,7 @@ async def rebuild(
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"rebuild:{name}")
             for row in await conn.fetch(
-                "SELECT schema_name FROM projection_generations"
-                " WHERE name = $1 AND status IN ('retired', 'building')",
+                "SELECT schema_name FROM projection_generations WHERE name = $1 AND status IN ('retired', 'building')",
                 name,
             ):
                 await conn.execute(f"DROP SCHEMA IF EXISTS {row['schema_name']} CASCADE")
@@ -419,7 +435,10 @@ async def rebuild(
             await conn.execute(
                 "INSERT INTO projection_generations (name, generation, schema_name, code_version, status)"
                 " VALUES ($1, $2, $3, $4, 'building')",
-                name, generation, schema, projection.code_version,
+                name,
+                generation,
+                schema,
+                projection.code_version,
             )
         log.info("projection_rebuild_started", projection=name, generation=generation)
 
@@ -467,12 +486,15 @@ async def rebuild(
             await conn.execute(
                 "UPDATE projection_generations SET status = 'active', finished_at = now()"
                 " WHERE name = $1 AND generation = $2",
-                name, generation,
+                name,
+                generation,
             )
             await conn.execute(
-                "UPDATE projections SET active_schema = $2, generation = $3, code_version = $4"
-                " WHERE name = $1",
-                name, schema, generation, projection.code_version,
+                "UPDATE projections SET active_schema = $2, generation = $3, code_version = $4 WHERE name = $1",
+                name,
+                schema,
+                generation,
+                projection.code_version,
             )
     log.info("projection_rebuilt", projection=name, generation=generation, events=applied)
     return generation
@@ -539,7 +561,7 @@ class ProjectionRunner:
             try:
                 await self.run_once()
                 backoff = 0.5
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the runner outlives any failure, with a backoff
                 log.warning("projection_runner_retry", error=str(exc), backoff=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)

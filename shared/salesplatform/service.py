@@ -15,13 +15,14 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import asyncpg
 import orjson
 import structlog
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request as HttpRequest
+from fastapi import APIRouter, FastAPI
+from fastapi import Request as HttpRequest
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
@@ -118,7 +119,7 @@ class Runtime:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Runtime:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -143,7 +144,10 @@ class Runtime:
         self.dead_letters = DeadLetters(self.js, self.topology)
 
         self.relay = OutboxRelay(
-            self.pool, JetStreamPublisher(self.nc), self.topology, batch_size=s.relay_batch,
+            self.pool,
+            JetStreamPublisher(self.nc),
+            self.topology,
+            batch_size=s.relay_batch,
             poll_interval=s.poll_interval,
         )
         self.runner = ProjectionRunner(
@@ -171,8 +175,14 @@ class Runtime:
         # Ingest loops share the durable consumer (`ingest_workers`, one by default).
         self.ingest_loops = [
             IngestConsumer(
-                self.bus, self.nc, self.js, self.dead_letters, self.topology, s.jwt_secret,
-                batch_size=s.ingest_batch, max_deliveries=s.max_deliveries,
+                self.bus,
+                self.nc,
+                self.js,
+                self.dead_letters,
+                self.topology,
+                s.jwt_secret,
+                batch_size=s.ingest_batch,
+                max_deliveries=s.max_deliveries,
             )
             for _ in range(max(1, s.ingest_workers))
         ]
@@ -310,8 +320,9 @@ class Runtime:
             state["events"] = n
 
         try:
-            generation = await rebuild(self.pool, projection, on_progress=progress,
-                                       on_failure=self._on_projection_failure)
+            generation = await rebuild(
+                self.pool, projection, on_progress=progress, on_failure=self._on_projection_failure
+            )
         except Exception as exc:
             state["status"] = f"failed: {exc!r}"
             raise
@@ -376,7 +387,9 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
     async def ready() -> JSONResponse:
         checks = await runtime.ready()
         ok = all(checks.values())
-        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
+        )
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def metrics_exposition() -> Response:
@@ -395,9 +408,13 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
         from salesplatform.contract import asyncapi
 
         return asyncapi(
-            runtime.topology, runtime.registry, runtime.bus,
-            title=app.title, description=defn.description,
-            extra_publishers=defn.extra_publishers, server=runtime.settings.nats_url,
+            runtime.topology,
+            runtime.registry,
+            runtime.bus,
+            title=app.title,
+            description=defn.description,
+            extra_publishers=defn.extra_publishers,
+            server=runtime.settings.nats_url,
         )
 
     @app.get("/schemas/commands", tags=["contract"])
@@ -445,7 +462,10 @@ def _error_body(exc: ServiceError) -> tuple[int, bytes]:
 
 
 async def serve_command(
-    runtime: Runtime, name: str, body: bytes, header: Callable[[str], str | None],
+    runtime: Runtime,
+    name: str,
+    body: bytes,
+    header: Callable[[str], str | None],
 ) -> tuple[int, bytes]:
     """One HTTP command: (status, JSON body). `header` looks up a request header by its
     lower-case name."""
@@ -484,22 +504,33 @@ class CommandGateway:
         self.runtime = runtime
         self.max_body = max_body
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
-                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
-            if path.startswith(self.PREFIX) and path[len(self.PREFIX):] in self.runtime.bus.specs:
-                status, body = await self._command(path[len(self.PREFIX):], scope, receive)
-                await send({
-                    "type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-                })
+            if path.startswith(self.PREFIX) and path[len(self.PREFIX) :] in self.runtime.bus.specs:
+                status, body = await self._command(path[len(self.PREFIX) :], scope, receive)
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.api(scope, receive, send)
 
-    async def _command(self, name: str, scope: dict[str, Any],
-                       receive: Callable[[], Awaitable[dict[str, Any]]]) -> tuple[int, bytes]:
+    async def _command(
+        self, name: str, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> tuple[int, bytes]:
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
         too_large = PayloadTooLarge(f"a command body may hold at most {self.max_body} bytes")
         declared = headers.get("content-length", "")
@@ -566,7 +597,12 @@ def main(definition: ServiceDefinition, settings: ServiceSettings) -> None:
 
     app = http_app(runtime, lifespan=lifespan)
     config = uvicorn.Config(
-        app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, interface="asgi3",
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        interface="asgi3",
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
@@ -585,4 +621,4 @@ def dump_contract(definition: ServiceDefinition) -> str:
     )
 
 
-__all__ = ["Consumes", "Runtime", "ServiceDefinition", "http_actor", "http_app", "main", "error_response"]
+__all__ = ["Consumes", "Runtime", "ServiceDefinition", "error_response", "http_actor", "http_app", "main"]

@@ -45,8 +45,6 @@ def settings_for(service: str, **overrides: object) -> ServiceSettings:
     """Settings of one service: `CUSTOMER_DATABASE_URL`, `CUSTOMER_HTTP_PORT`, …"""
 
     class _Settings(ServiceSettings):
-        model_config = SettingsConfigDict(
-            env_prefix=f"{service.upper()}_", extra="ignore", populate_by_name=True
-        )
+        model_config = SettingsConfigDict(env_prefix=f"{service.upper()}_", extra="ignore", populate_by_name=True)
 
     return _Settings(**overrides)  # type: ignore[arg-type]

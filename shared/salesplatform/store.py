@@ -114,13 +114,35 @@ def _actor(raw: dict[str, Any]) -> Actor:
 
 def _row_to_recorded(row: asyncpg.Record) -> RecordedEvent:
     # Columns in the order of _COLUMNS.
-    position, tx_id, stream_id, stream_version, event_id, event_type, schema_version, occurred_at, \
-        recorded_at, correlation_id, causation_id, actor, data, origin = row
+    (
+        position,
+        tx_id,
+        stream_id,
+        stream_version,
+        event_id,
+        event_type,
+        schema_version,
+        occurred_at,
+        recorded_at,
+        correlation_id,
+        causation_id,
+        actor,
+        data,
+        origin,
+    ) = row
     envelope = trusted(
-        Envelope, event_id=event_id, event_type=event_type, schema_version=schema_version,
-        stream_id=stream_id, stream_version=stream_version, occurred_at=occurred_at,
-        recorded_at=recorded_at, correlation_id=correlation_id, causation_id=causation_id,
-        actor=_actor(actor), data=data,
+        Envelope,
+        event_id=event_id,
+        event_type=event_type,
+        schema_version=schema_version,
+        stream_id=stream_id,
+        stream_version=stream_version,
+        occurred_at=occurred_at,
+        recorded_at=recorded_at,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        actor=_actor(actor),
+        data=data,
     )
     return RecordedEvent(position, tx_id, envelope, origin)
 
@@ -238,10 +260,18 @@ async def append_streams(
     for stream_id, version, event_id, e in zip(streams, versions, ids, events, strict=True):
         position, tx_id = placed[(stream_id, version)]
         envelope = trusted(
-            Envelope, event_id=event_id, event_type=e.event_type, schema_version=e.schema_version,
-            stream_id=stream_id, stream_version=version, occurred_at=e.occurred_at,
-            recorded_at=e.recorded_at, correlation_id=e.correlation_id, causation_id=e.causation_id,
-            actor=e.actor, data=e.data,
+            Envelope,
+            event_id=event_id,
+            event_type=e.event_type,
+            schema_version=e.schema_version,
+            stream_id=stream_id,
+            stream_version=version,
+            occurred_at=e.occurred_at,
+            recorded_at=e.recorded_at,
+            correlation_id=e.correlation_id,
+            causation_id=e.causation_id,
+            actor=e.actor,
+            data=e.data,
         )
         recorded.append(RecordedEvent(position, tx_id, envelope))
     recorded.sort(key=lambda r: r.position)
@@ -262,9 +292,7 @@ def _moved_on(appends: list[StreamAppend], what: str) -> str:
     return f"one of {len(appends)} streams {what} expected (first: {appends[0].stream_id})"
 
 
-async def copy_foreign(
-    conn: asyncpg.Connection, origin: str, envelopes: list[Envelope]
-) -> list[RecordedEvent]:
+async def copy_foreign(conn: asyncpg.Connection, origin: str, envelopes: list[Envelope]) -> list[RecordedEvent]:
     """Keep copies of other services' events; an event already kept is ignored (by event_id).
 
     Returns only the newly stored ones, in log order, so a redelivered message changes nothing.
@@ -303,12 +331,9 @@ async def copy_foreign(
     return stored
 
 
-async def load_stream(
-    conn: asyncpg.Connection, stream_id: str, after_version: int = 0
-) -> list[RecordedEvent]:
+async def load_stream(conn: asyncpg.Connection, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2 "
-        "ORDER BY stream_version",
+        f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version",
         stream_id,
         after_version,
     )
@@ -342,7 +367,8 @@ async def load_many_payloads(
         " CROSS JOIN LATERAL (SELECT stream_id, event_type, schema_version, data, stream_version FROM events"
         "   WHERE stream_id = s.stream_id AND stream_version > s.after_version OFFSET 0) AS e"
         " ORDER BY e.stream_id, e.stream_version",
-        list(after), list(after.values()),
+        list(after),
+        list(after.values()),
     )
     out: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
     for r in rows:
@@ -361,9 +387,7 @@ def _streams_after(n: int) -> str:
 
 
 async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
-    return await conn.fetchval(
-        "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1", stream_id
-    )
+    return await conn.fetchval("SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1", stream_id)
 
 
 async def read_log(
@@ -424,7 +448,9 @@ async def read_log_of_types(
             ) batch
         ) counted ORDER BY tx_id DESC, position DESC LIMIT 1
         """,
-        str(after.tx_id), after.position, limit,
+        str(after.tx_id),
+        after.position,
+        limit,
     )
     if end is None:
         return [], 0, after
@@ -447,7 +473,8 @@ async def read_log_between(
           {of_types}
         ORDER BY events.tx_id, events.position
         """,
-        *bounds, *(() if event_types is None else (list(event_types),)),
+        *bounds,
+        *(() if event_types is None else (list(event_types),)),
     )
     return [_row_to_recorded(r) for r in rows]
 
@@ -481,7 +508,10 @@ async def scan_log_of_types(
               FROM batch) counted
         CROSS JOIN LATERAL (SELECT tx_id, position FROM batch ORDER BY tx_id DESC, position DESC LIMIT 1) last
         """,
-        str(after.tx_id), after.position, limit, list(event_types),
+        str(after.tx_id),
+        after.position,
+        limit,
+        list(event_types),
     )
     if row is None:
         return None

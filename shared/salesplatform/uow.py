@@ -21,7 +21,12 @@ from salesplatform.errors import ConcurrencyConflict, NotFound
 from salesplatform.events import Actor, Event, EventRegistry
 from salesplatform.projections import Change, Projection, apply_inline, locked_schemas
 from salesplatform.store import (
-    NewEvent, RecordedEvent, StreamAppend, append_streams, load_many_payloads, load_payloads,
+    NewEvent,
+    RecordedEvent,
+    StreamAppend,
+    append_streams,
+    load_many_payloads,
+    load_payloads,
 )
 
 A = TypeVar("A", bound=Aggregate)
@@ -35,11 +40,14 @@ _CLAIM_CLASS = 0x636C
 
 async def try_claims(conn: asyncpg.Connection, keys: Sequence[str]) -> list[str]:
     """Lock each key no other transaction holds; returns the keys now held."""
-    return list(await conn.fetchval(
-        "SELECT coalesce(array_agg(k), '{}') FROM unnest($1::text[]) AS k"
-        " WHERE pg_try_advisory_xact_lock($2, hashtext(k))",
-        list(keys), _CLAIM_CLASS,
-    ))
+    return list(
+        await conn.fetchval(
+            "SELECT coalesce(array_agg(k), '{}') FROM unnest($1::text[]) AS k"
+            " WHERE pg_try_advisory_xact_lock($2, hashtext(k))",
+            list(keys),
+            _CLAIM_CLASS,
+        )
+    )
 
 
 async def wait_for_claims(conn: asyncpg.Connection, keys: Sequence[str]) -> None:
@@ -48,7 +56,8 @@ async def wait_for_claims(conn: asyncpg.Connection, keys: Sequence[str]) -> None
     await conn.execute(
         "SELECT pg_advisory_xact_lock($2, h)"
         " FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY 1) AS ordered",
-        list(keys), _CLAIM_CLASS,
+        list(keys),
+        _CLAIM_CLASS,
     )
 
 
@@ -186,9 +195,7 @@ class UnitOfWork:
         stream_ids = [cls.stream_id_for(i) for cls, i in wanted]
         for stream_id in stream_ids:
             self._check_read(stream_id)
-        start: list[Aggregate | None] = [
-            self.cache.get(sid) if self.cache is not None else None for sid in stream_ids
-        ]
+        start: list[Aggregate | None] = [self.cache.get(sid) if self.cache is not None else None for sid in stream_ids]
         after: dict[str, int] = {}
         stored: dict[str, Payloads] = {}
         for sid, agg in zip(stream_ids, start, strict=True):
@@ -287,7 +294,9 @@ class UnitOfWork:
             self._defer(StreamAppend(stream_id, expected_version, new))
             return
         recorded = await append_streams(self.conn, [StreamAppend(stream_id, expected_version, new)], outbox=True)
-        self.changes.extend(await apply_all_inline(self.conn, self.inline_projections, recorded, self.locked_projections))
+        self.changes.extend(
+            await apply_all_inline(self.conn, self.inline_projections, recorded, self.locked_projections)
+        )
         self.recorded.extend(recorded)
 
     async def write_with_events(self, write: Write) -> None:
@@ -309,6 +318,7 @@ class UnitOfWork:
                 )
                 return
         self.deferred.append(write)
+
 
 async def apply_all_inline(
     conn: asyncpg.Connection,

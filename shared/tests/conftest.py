@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import asyncpg
 import pytest_asyncio
+from tally import SECRET
+
 from salesplatform.devstack.pytest_plugin import settings_for_tests
 from salesplatform.migrations import migrate
 from salesplatform.store import init_connection
-from tally import SECRET
 
 
 @pytest_asyncio.fixture

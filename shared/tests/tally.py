@@ -7,7 +7,7 @@ catch-up projections, foreign events and rebuilds.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field
@@ -43,7 +43,7 @@ TEST_ACTOR = Actor(id="r1", role=Role.rep, district="d1")
 
 def new_event(count: int = 1, **extra: Any) -> NewEvent:
     """A raw `sheet.counted` event for tests that append below the command layer."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return NewEvent("sheet.counted", 1, {"count": count, **extra}, now, now, TEST_ACTOR)
 
 
@@ -79,7 +79,10 @@ class Sheet(Aggregate):
         if not self.exists:
             raise DomainError("sheet not open", code="sheet_not_open")
         if self.total + n > 1_000_000:
-            raise DomainError("too many", code="limit", )
+            raise DomainError(
+                "too many",
+                code="limit",
+            )
         self.record(VisitsCounted(count=n))
 
 
@@ -110,7 +113,9 @@ class SheetTotals(Projection):
                 raise RuntimeError("projection refuses this title")
             await conn.execute("INSERT INTO totals (sheet_id, title) VALUES ($1, $2)", sheet_id, event.data["title"])
         else:
-            await conn.execute("UPDATE totals SET total = total + $2 WHERE sheet_id = $1", sheet_id, event.data["count"])
+            await conn.execute(
+                "UPDATE totals SET total = total + $2 WHERE sheet_id = $1", sheet_id, event.data["count"]
+            )
         return [{"sheet_id": sheet_id}]
 
 
@@ -200,7 +205,10 @@ def build_bus(reg: EventRegistry, clock: Clock) -> CommandBus:
         await uow.preload_streams([Sheet.stream_id_for(cmd.sheet_id) for _, cmd in items])
 
     @bus.command(
-        CountVisits, roles={Role.rep, Role.supervisor, Role.system}, batched=True, preload=read_sheets_ahead,
+        CountVisits,
+        roles={Role.rep, Role.supervisor, Role.system},
+        batched=True,
+        preload=read_sheets_ahead,
     )
     async def count_visits(cmd: CountVisits, uow: UnitOfWork) -> dict:
         sheet = await uow.get(Sheet, cmd.sheet_id)

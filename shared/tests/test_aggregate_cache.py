@@ -4,14 +4,13 @@ transaction did not commit is ever kept."""
 from __future__ import annotations
 
 import pytest_asyncio
+from tally import Sheet, SheetOpened, VisitsCounted, definition, new_event
 
 from salesplatform.aggregate import AggregateCache
 from salesplatform.commands import Request
 from salesplatform.events import Actor, Role
 from salesplatform.service import Runtime
 from salesplatform.store import append
-
-from tally import Sheet, SheetOpened, VisitsCounted, definition, new_event
 
 REP = Actor(id="r1", role=Role.rep, district="d1", area="a1")
 
@@ -72,9 +71,12 @@ async def test_a_load_starts_from_the_cache_and_reads_what_others_appended(rt) -
 
 async def test_what_a_rolled_back_batch_saw_is_not_kept(rt) -> None:
     await rt.bus.dispatch(Request("open_sheet", {"sheet_id": "a", "title": "T"}, REP))
-    outcomes = await rt.bus.dispatch_many([
-        Request("count_visits", {"sheet_id": "a", "count": 5}, REP), Request("break_transaction", {}, REP),
-    ])
+    outcomes = await rt.bus.dispatch_many(
+        [
+            Request("count_visits", {"sheet_id": "a", "count": 5}, REP),
+            Request("break_transaction", {}, REP),
+        ]
+    )
     assert outcomes[0].ok and outcomes[0].result["total"] == 5
     again = await rt.bus.dispatch(Request("count_visits", {"sheet_id": "a", "count": 1}, REP))
     assert again.result == {"sheet_id": "a", "total": 6, "version": 3}

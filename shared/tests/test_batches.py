@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest_asyncio
+import tally
+from tally import definition, new_event
 
 from salesplatform.commands import Request
 from salesplatform.events import Actor, Role
@@ -13,9 +15,6 @@ from salesplatform.projections import reading
 from salesplatform.service import Runtime
 from salesplatform.store import load_stream
 from salesplatform.uow import try_claims
-
-import tally
-from tally import definition, new_event
 
 REP = Actor(id="r1", role=Role.rep, district="d1", area="a1")
 
@@ -75,9 +74,7 @@ async def test_a_claimed_key_orders_commands_that_read_a_read_model(rt) -> None:
     """Two counts under a cap of 5 over all sheets, in one batch: the second must see the
     first's write in the read model, so it is refused."""
     await rt.bus.dispatch_many([open_("a"), open_("b")])
-    capped = [
-        Request("count_within_cap", {"sheet_id": s, "count": 3, "cap": 5}, REP) for s in ("a", "b")
-    ]
+    capped = [Request("count_within_cap", {"sheet_id": s, "count": 3, "cap": 5}, REP) for s in ("a", "b")]
     outcomes = await rt.bus.dispatch_many(capped)
     assert outcomes[0].ok
     assert not outcomes[1].ok and outcomes[1].error.code == "over_cap"
@@ -85,9 +82,13 @@ async def test_a_claimed_key_orders_commands_that_read_a_read_model(rt) -> None:
 
 
 async def test_a_command_that_reads_its_own_write_runs_writing_at_once(rt) -> None:
-    outcomes = await rt.bus.dispatch_many([
-        open_("x"), Request("open_and_count", {"sheet_id": "y", "count": 4}, REP), count("x"),
-    ])
+    outcomes = await rt.bus.dispatch_many(
+        [
+            open_("x"),
+            Request("open_and_count", {"sheet_id": "y", "count": 4}, REP),
+            count("x"),
+        ]
+    )
     assert [o.ok for o in outcomes] == [True] * 3
     assert outcomes[1].result == {"sheet_id": "y", "version": 2}
     assert await totals(rt) == {"x": 1, "y": 4}
@@ -194,9 +195,13 @@ async def _hold_first_capped_count(rt: Runtime, first, second) -> tuple[list, li
         second_task = asyncio.create_task(second())
         await asyncio.sleep(0.3)  # the second is now waiting for the first's claim, or done
         async with rt.pool.acquire() as conn:
-            during = [r[0] for r in await conn.fetch(
-                "SELECT stream_id FROM events WHERE position > $1 ORDER BY position", last,
-            )]
+            during = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT stream_id FROM events WHERE position > $1 ORDER BY position",
+                    last,
+                )
+            ]
         release.set()
         first_out, second_out = await asyncio.wait_for(asyncio.gather(first_task, second_task), 10)
     finally:
@@ -242,7 +247,9 @@ async def test_a_claim_made_only_in_a_handler_is_not_waited_for_in_a_batch(rt) -
 async def test_a_claim_orders_commands_run_alone(rt) -> None:
     await rt.bus.dispatch_many([open_("a"), open_("b")])
     (first, second), _ = await _hold_first_capped_count(
-        rt, lambda: rt.bus.dispatch(capped("a")), lambda: rt.bus.dispatch(capped("b")),
+        rt,
+        lambda: rt.bus.dispatch(capped("a")),
+        lambda: rt.bus.dispatch(capped("b")),
     )
     assert first.ok
     assert not second.ok and second.error.code == "over_cap"

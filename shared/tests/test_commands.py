@@ -11,6 +11,8 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
+from tally import SECRET, definition, registry
+from waiting import wait_for
 
 from salesplatform.auth import mint
 from salesplatform.commands import Request
@@ -18,10 +20,6 @@ from salesplatform.events import Actor, Envelope, Role
 from salesplatform.projections import reading
 from salesplatform.service import Runtime, http_app
 from salesplatform.store import load_stream
-
-from tally import SECRET
-from tally import definition, registry
-from waiting import wait_for
 
 REP = Actor(id="r1", role=Role.rep, district="d1", area="a1")
 CLERK = Actor(id="c1", role=Role.clerk)
@@ -70,10 +68,12 @@ async def test_repeated_idempotency_key_returns_first_result_and_appends_nothing
 
 async def test_concurrent_requests_with_one_key_append_once(rt) -> None:
     await rt.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
-    outcomes = await asyncio.gather(*(
-        rt.bus.dispatch(Request("count_visits", {"sheet_id": "s1", "count": 2}, REP, idempotency_key="same"))
-        for _ in range(6)
-    ))
+    outcomes = await asyncio.gather(
+        *(
+            rt.bus.dispatch(Request("count_visits", {"sheet_id": "s1", "count": 2}, REP, idempotency_key="same"))
+            for _ in range(6)
+        )
+    )
     assert all(o.ok for o in outcomes)
     assert all(o.result == {"sheet_id": "s1", "total": 2, "version": 2} for o in outcomes)
     assert sum(not o.replayed for o in outcomes) == 1
@@ -84,7 +84,9 @@ async def test_concurrent_requests_with_one_key_append_once(rt) -> None:
 async def test_concurrent_commands_on_one_aggregate_all_apply(rt) -> None:
     """Conflicts between writers are retried by loading again: none is lost, none doubled."""
     await rt.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
-    outcomes = await asyncio.gather(*(rt.run_command("count_visits", {"sheet_id": "s1", "count": 1}, REP) for _ in range(10)))
+    outcomes = await asyncio.gather(
+        *(rt.run_command("count_visits", {"sheet_id": "s1", "count": 1}, REP) for _ in range(10))
+    )
     assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
     async with reading(rt.pool, "sheet_totals") as conn:
         assert await conn.fetchval("SELECT total FROM totals WHERE sheet_id = 's1'") == 10
@@ -127,7 +129,9 @@ async def test_wrong_role_gets_403_and_missing_token_401(rt, http) -> None:
     assert "clerk" in r.json()["error"]["message"]
     r = await http.post("/commands/open_sheet", json={"sheet_id": "s1", "title": "M"})
     assert r.status_code == 401
-    r = await http.post("/commands/open_sheet", json={"sheet_id": "s1", "title": "M"}, headers={"Authorization": "Bearer forged"})
+    r = await http.post(
+        "/commands/open_sheet", json={"sheet_id": "s1", "title": "M"}, headers={"Authorization": "Bearer forged"}
+    )
     assert r.status_code == 401
     assert await event_count(rt) == 0
 
@@ -138,7 +142,7 @@ async def test_a_command_body_over_the_limit_is_413_and_changes_nothing(rt) -> N
 
     async def chunked():  # no Content-Length: the limit holds while the body is read
         for i in range(0, len(body), 64):
-            yield body[i:i + 64]
+            yield body[i : i + 64]
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(rt)), base_url="http://svc") as http:
         declared = await http.post("/commands/open_sheet", content=body, headers=bearer(REP))
@@ -181,7 +185,9 @@ async def test_nats_request_reply_runs_the_same_handler(rt) -> None:
     body = orjson.loads(reply.data)
     assert body["ok"] is False and body["status"] == 422
     assert body["error"]["details"][0]["field"] == "title"
-    reply = await rt.nc.request(subject, orjson.dumps({"sheet_id": "n2", "title": "T"}), headers=bearer(CLERK), timeout=5)
+    reply = await rt.nc.request(
+        subject, orjson.dumps({"sheet_id": "n2", "title": "T"}), headers=bearer(CLERK), timeout=5
+    )
     assert orjson.loads(reply.data)["status"] == 403
 
 
@@ -190,8 +196,12 @@ async def test_ingest_publishes_results_and_dead_letters_rejections(rt) -> None:
     dlq = await rt.js.subscribe(rt.topology.subject("dlq", "rejected"), ordered_consumer=True)
     key = str(uuid.uuid4())
     ingest = rt.topology.subject("ingest", "open_sheet")
-    await rt.js.publish(ingest, orjson.dumps({"sheet_id": "i1", "title": "T"}), headers={**bearer(REP), "Idempotency-Key": key})
-    await rt.js.publish(ingest, orjson.dumps({"sheet_id": "i1", "title": "T"}), headers={**bearer(REP), "Idempotency-Key": key})
+    await rt.js.publish(
+        ingest, orjson.dumps({"sheet_id": "i1", "title": "T"}), headers={**bearer(REP), "Idempotency-Key": key}
+    )
+    await rt.js.publish(
+        ingest, orjson.dumps({"sheet_id": "i1", "title": "T"}), headers={**bearer(REP), "Idempotency-Key": key}
+    )
     await rt.js.publish(ingest, b'{"sheet_id": 5}', headers=bearer(REP))
     msg = await results.next_msg(timeout=10)
     assert orjson.loads(msg.data)["result"] == {"sheet_id": "i1", "version": 1}
@@ -210,12 +220,19 @@ async def test_ingest_publishes_results_and_dead_letters_rejections(rt) -> None:
 
 
 async def test_upcaster_turns_old_versions_into_current_on_read() -> None:
-    old = Envelope.model_validate({
-        "event_id": str(uuid.uuid4()), "event_type": "sheet.opened", "schema_version": 1,
-        "stream_id": "sheet-1", "stream_version": 1, "occurred_at": "2026-01-01T00:00:00Z",
-        "recorded_at": "2026-01-01T00:00:00Z", "actor": {"id": "x", "role": "rep"},
-        "data": {"title": "old"},
-    })
+    old = Envelope.model_validate(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "sheet.opened",
+            "schema_version": 1,
+            "stream_id": "sheet-1",
+            "stream_version": 1,
+            "occurred_at": "2026-01-01T00:00:00Z",
+            "recorded_at": "2026-01-01T00:00:00Z",
+            "actor": {"id": "x", "role": "rep"},
+            "data": {"title": "old"},
+        }
+    )
     event = registry.decode(old)
     assert event.owner == "clerk" and event.title == "old"
 

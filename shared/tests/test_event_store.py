@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -26,7 +26,7 @@ ACTOR = Actor(id="r1", role=Role.rep, district="d1")
 
 
 def ev(n: int = 1, type_: str = "sheet.counted") -> NewEvent:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return NewEvent(type_, 1, {"count": n}, now, now, ACTOR)
 
 
@@ -44,7 +44,9 @@ async def test_several_streams_append_together_all_or_nothing(db: asyncpg.Pool) 
         await append(conn, "sheet-b", 0, [ev(9)])
         async with conn.transaction():
             recorded = await append_streams(
-                conn, [StreamAppend("sheet-a", 0, [ev(1), ev(2)]), StreamAppend("sheet-b", 1, [ev(3)])], outbox=True,
+                conn,
+                [StreamAppend("sheet-a", 0, [ev(1), ev(2)]), StreamAppend("sheet-b", 1, [ev(3)])],
+                outbox=True,
             )
         # What append returns is what the log holds, event for event.
         stored = [*await load_stream(conn, "sheet-a"), *await load_stream(conn, "sheet-b", 1)]
@@ -204,13 +206,15 @@ async def test_copies_of_foreign_events_are_kept_once_and_returned_as_stored(db:
 async def test_an_append_for_the_relay_wakes_listeners_once_it_commits(db: asyncpg.Pool) -> None:
     heard: list[str] = []
     async with db.acquire() as listener, db.acquire() as conn:
+
         def hear(_conn: object, _pid: int, channel: str, _payload: str) -> None:
             heard.append(channel)
 
         await listener.add_listener("events", hear)
         async with conn.transaction():
-            await append_streams(conn, [StreamAppend("sheet-a", 0, [ev(1)]), StreamAppend("sheet-b", 0, [ev(2)])],
-                                 outbox=True)
+            await append_streams(
+                conn, [StreamAppend("sheet-a", 0, [ev(1)]), StreamAppend("sheet-b", 0, [ev(2)])], outbox=True
+            )
             await asyncio.sleep(0.2)
             assert heard == []  # not before the commit
         for _ in range(50):
@@ -229,9 +233,19 @@ def test_a_trusted_model_is_the_model_construct_gives() -> None:
     now = ev().occurred_at
     actor = trusted(Actor, id="r1", role=Role.rep, district="d1", area=None)
     assert actor == Actor.model_construct(id="r1", role=Role.rep, district="d1", area=None)
-    values = {"event_id": uuid.uuid4(), "event_type": "sheet.counted", "schema_version": 1, "stream_id": "sheet-1",
-              "stream_version": 2, "occurred_at": now, "recorded_at": now, "correlation_id": "c",
-              "causation_id": None, "actor": actor, "data": {"count": 3}}
+    values = {
+        "event_id": uuid.uuid4(),
+        "event_type": "sheet.counted",
+        "schema_version": 1,
+        "stream_id": "sheet-1",
+        "stream_version": 2,
+        "occurred_at": now,
+        "recorded_at": now,
+        "correlation_id": "c",
+        "causation_id": None,
+        "actor": actor,
+        "data": {"count": 3},
+    }
     envelope, constructed = trusted(Envelope, **values), Envelope.model_construct(**values)
     assert envelope == constructed and envelope.model_fields_set == constructed.model_fields_set
     assert envelope.to_json() == constructed.to_json()

@@ -7,14 +7,20 @@ import random
 import uuid
 
 import pytest
+
 from salesplatform.ids import uuid4, uuid5
 
 
 def test_uuid5_gives_the_ids_the_standard_library_gives() -> None:
     rng = random.Random(5)
     alphabet = "abcxyz0129:/-_ 中文é\u00a0"
-    names = ["", "order:r1", "order:r1:order.placed", "中文", *(
-        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(2_000))]
+    names = [
+        "",
+        "order:r1",
+        "order:r1:order.placed",
+        "中文",
+        *("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(2_000)),
+    ]
     for namespace in (uuid.NAMESPACE_URL, uuid.NAMESPACE_DNS, uuid.UUID("9c3d2a4e-6f1b-4e8a-b7c5-3a2f1e0d9c87")):
         for name in names:
             made, standard = uuid5(namespace, name), uuid.uuid5(namespace, name)

@@ -7,14 +7,13 @@ import re
 
 import httpx
 import orjson
+from tally import SECRET, definition
+from waiting import wait_for
 
 from salesplatform.auth import mint
 from salesplatform.events import Actor, Role
 from salesplatform.metrics import family
 from salesplatform.service import Runtime, http_app
-
-from tally import SECRET, definition
-from waiting import wait_for
 
 REP = Actor(id="r1", role=Role.rep, district="d1")
 
@@ -34,7 +33,7 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 def test_the_exposition_format_escapes_label_values() -> None:
     text = family("x_total", "counter", "Things.", [({"reason": 'say "hi"\nback\\slash'}, 3), ({}, 0.5)])
     assert text == (
-        '# HELP x_total Things.\n# TYPE x_total counter\n'
+        "# HELP x_total Things.\n# TYPE x_total counter\n"
         'x_total{reason="say \\"hi\\"\\nback\\\\slash"} 3\nx_total 0.5\n'
     )
 
@@ -43,6 +42,7 @@ async def test_metrics_follow_commands_backlogs_and_dead_letters(service_setting
     async with Runtime(definition(), service_settings) as rt:
         transport = httpx.ASGITransport(app=http_app(rt))
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
+
             async def scrape() -> str:
                 r = await http.get("/metrics")
                 assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -62,8 +62,9 @@ async def test_metrics_follow_commands_backlogs_and_dead_letters(service_setting
                 assert r.status_code == 200
             r = await http.post("/commands/open_sheet", json={"sheet_id": "m0", "title": "M"}, headers=headers)
             assert r.status_code == 409
-            await rt.js.publish(rt.topology.subject("ingest", "open_sheet"), orjson.dumps({"sheet_id": 5}),
-                                headers=headers)
+            await rt.js.publish(
+                rt.topology.subject("ingest", "open_sheet"), orjson.dumps({"sheet_id": 5}), headers=headers
+            )
 
             async def rejected() -> bool:
                 return sample(await scrape(), "sales_ingest_total", outcome="rejected") == 1

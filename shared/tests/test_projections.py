@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC
+
+from tally import EventCounts, definition
 
 from salesplatform.events import Actor, Role
 from salesplatform.projections import StatementRuns, catch_up_once, locked_schemas, reading
 from salesplatform.service import Runtime
-
-from tally import EventCounts, definition
 
 REP = Actor(id="r1", role=Role.rep, district="d1")
 
@@ -32,7 +33,7 @@ async def test_rebuild_during_writes_and_queries_equals_incremental(service_sett
                 try:
                     await snapshot(rt, "sheet_totals", "SELECT * FROM totals")
                     queries += 1
-                except BaseException as exc:  # collected and asserted below
+                except BaseException as exc:  # noqa: BLE001 - collected and asserted below
                     query_errors.append(exc)
                 await asyncio.sleep(0)
 
@@ -85,8 +86,9 @@ async def test_catch_up_projection_rebuild_equals_incremental(service_settings) 
         for i in range(10):
             await rt.run_command("open_sheet", {"sheet_id": f"s{i}", "title": "T"}, REP)
             await rt.run_command("count_visits", {"sheet_id": f"s{i}", "count": 2}, REP)
-        before = await settled(rt, "SELECT * FROM counts ORDER BY event_type",
-                               [("sheet.counted", 10), ("sheet.opened", 10)])
+        before = await settled(
+            rt, "SELECT * FROM counts ORDER BY event_type", [("sheet.counted", 10), ("sheet.opened", 10)]
+        )
         await rt.rebuild("event_counts")
         assert await snapshot(rt, "event_counts", "SELECT * FROM counts ORDER BY event_type") == before
         # The runner continues on the new generation without applying anything twice.
@@ -114,10 +116,10 @@ async def test_redelivered_catch_up_batch_changes_nothing(service_settings) -> N
 async def test_inline_apply_restores_the_callers_search_path(service_settings) -> None:
     """A reactor runs commands from inside its projection schema and must find its own tables
     again after the command's inline projections ran."""
+    from tally import SheetTotals, new_event
+
     from salesplatform.projections import apply_inline
     from salesplatform.store import append
-
-    from tally import SheetTotals, new_event
 
     async with Runtime(definition(), service_settings) as rt:
         async with rt.pool.acquire() as conn:
@@ -133,19 +135,26 @@ async def test_rebuild_switch_does_not_lose_a_copy_still_committing(service_sett
     younger transaction has already committed: the open one's events must still be applied
     once it commits (the switch must not move the checkpoint past them)."""
     import uuid
-    from datetime import datetime, timezone
+    from datetime import datetime
+
+    from tally import new_event
 
     from salesplatform.events import Envelope
     from salesplatform.store import append, copy_foreign
 
-    from tally import new_event
-
     async with Runtime(definition(), service_settings) as rt:
         rt.runner.stop()  # drive the projection by hand
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         foreign = Envelope(
-            event_id=uuid.uuid4(), event_type="other.happened", schema_version=1, stream_id="other-1",
-            stream_version=1, occurred_at=now, recorded_at=now, actor=REP, data={},
+            event_id=uuid.uuid4(),
+            event_type="other.happened",
+            schema_version=1,
+            stream_id="other-1",
+            stream_version=1,
+            occurred_at=now,
+            recorded_at=now,
+            actor=REP,
+            data={},
         )
         copier = await rt.pool.acquire()
         tx = copier.transaction()
@@ -170,10 +179,10 @@ async def test_rebuild_switch_does_not_lose_a_copy_still_committing(service_sett
 async def test_a_catch_up_batch_waits_for_the_disk_only_when_it_appended_events(db) -> None:
     """Read-model batches commit without waiting for the disk; a batch whose projection appended
     events (a reactor) keeps the synchronous commit every event gets."""
+    from tally import new_event
+
     from salesplatform.projections import Projection, catch_up_once, ensure_projection
     from salesplatform.store import append
-
-    from tally import new_event
 
     settings: list[str] = []
 
@@ -195,6 +204,7 @@ async def test_a_catch_up_batch_waits_for_the_disk_only_when_it_appended_events(
         for react in (False, True):
             async with conn.transaction():
                 await append(conn, f"sheet-{react}", 0, [new_event()])
+
             class Watching:
                 """The connection, noting synchronous_commit as the batch leaves it for its commit."""
 
@@ -260,34 +270,49 @@ async def test_a_catch_up_begun_during_a_switch_applies_to_the_generation_switch
         rt.runner.stop()
         await rt.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
         async with rt.pool.acquire() as switcher, rt.pool.acquire() as runner:
-            old = await switcher.fetchrow("SELECT generation, schema_name, tx_id, position FROM projection_generations"
-                                          " WHERE name = 'event_counts' AND status = 'active'")
+            old = await switcher.fetchrow(
+                "SELECT generation, schema_name, tx_id, position FROM projection_generations"
+                " WHERE name = 'event_counts' AND status = 'active'"
+            )
             switch = switcher.transaction()
             await switch.start()
             await switcher.execute("SELECT pg_advisory_xact_lock(hashtext('projection:event_counts'))")
-            await switcher.execute(f"CREATE SCHEMA p_event_counts_9; SET LOCAL search_path = p_event_counts_9;"
-                                   f" {projection.schema_sql}; SET LOCAL search_path = public")
+            await switcher.execute(
+                f"CREATE SCHEMA p_event_counts_9; SET LOCAL search_path = p_event_counts_9;"
+                f" {projection.schema_sql}; SET LOCAL search_path = public"
+            )
             await switcher.execute(
                 "INSERT INTO projection_generations (name, generation, schema_name, code_version, status, tx_id,"
                 " position) VALUES ('event_counts', 9, 'p_event_counts_9', $1, 'active', $2, $3)",
-                projection.code_version, old["tx_id"], old["position"],
+                projection.code_version,
+                old["tx_id"],
+                old["position"],
             )
-            await switcher.execute("UPDATE projection_generations SET status = 'retired'"
-                                   " WHERE name = 'event_counts' AND generation = $1", old["generation"])
-            await switcher.execute("UPDATE projections SET active_schema = 'p_event_counts_9', generation = 9"
-                                   " WHERE name = 'event_counts'")
+            await switcher.execute(
+                "UPDATE projection_generations SET status = 'retired' WHERE name = 'event_counts' AND generation = $1",
+                old["generation"],
+            )
+            await switcher.execute(
+                "UPDATE projections SET active_schema = 'p_event_counts_9', generation = 9 WHERE name = 'event_counts'"
+            )
             waiting = asyncio.create_task(catch_up_once(runner, projection))
             await asyncio.sleep(0.3)
             assert not waiting.done()
             await switch.commit()
             scanned, _ = await asyncio.wait_for(waiting, 10)
             assert scanned >= 1
-            generations = {r["generation"]: (r["tx_id"], r["position"], r["events_applied"]) for r in await switcher.fetch(
-                "SELECT generation, tx_id, position, events_applied FROM projection_generations"
-                " WHERE name = 'event_counts'")}
+            generations = {
+                r["generation"]: (r["tx_id"], r["position"], r["events_applied"])
+                for r in await switcher.fetch(
+                    "SELECT generation, tx_id, position, events_applied FROM projection_generations"
+                    " WHERE name = 'event_counts'"
+                )
+            }
             assert generations[old["generation"]][:2] == (old["tx_id"], old["position"])
             assert generations[9][2] >= 1
-            assert await switcher.fetchval("SELECT n FROM p_event_counts_9.counts WHERE event_type = 'sheet.opened'") == 1
+            assert (
+                await switcher.fetchval("SELECT n FROM p_event_counts_9.counts WHERE event_type = 'sheet.opened'") == 1
+            )
 
 
 class _RangeTotals:
@@ -305,13 +330,18 @@ class _RangeTotals:
 
             async def apply_range(self, conn, after, upto, present):
                 calls.append(("range", after, upto, present))
-                stretch = (f"(e.tx_id, e.position) > ('{after.tx_id}'::xid8, {after.position})"
-                           f" AND (e.tx_id, e.position) <= ('{upto.tx_id}'::xid8, {upto.position})")
+                stretch = (
+                    f"(e.tx_id, e.position) > ('{after.tx_id}'::xid8, {after.position})"
+                    f" AND (e.tx_id, e.position) <= ('{upto.tx_id}'::xid8, {upto.position})"
+                )
                 if poison_fails_range and await conn.fetchval(
-                        f"SELECT count(*) FROM public.events e WHERE {stretch} AND e.data ? 'poison'"):
+                    f"SELECT count(*) FROM public.events e WHERE {stretch} AND e.data ? 'poison'"
+                ):
                     raise ValueError("poison in the stretch")
-                await conn.execute("UPDATE totals SET n = n + (SELECT coalesce(sum((e.data->>'count')::int), 0)"
-                                   f" FROM public.events e WHERE {stretch} AND e.event_type = 'sheet.counted')")
+                await conn.execute(
+                    "UPDATE totals SET n = n + (SELECT coalesce(sum((e.data->>'count')::int), 0)"
+                    f" FROM public.events e WHERE {stretch} AND e.event_type = 'sheet.counted')"
+                )
                 return [{"stretch": upto.position}]
 
             async def apply(self, conn, event):
@@ -332,32 +362,39 @@ async def _append_raw(conn, stream: str, *events) -> None:
 
 
 async def test_a_projection_that_reads_the_log_gets_the_stretch_not_the_events(db) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
+
+    from tally import TEST_ACTOR, new_event
 
     from salesplatform.projections import ensure_projection
     from salesplatform.store import NewEvent
 
-    from tally import TEST_ACTOR, new_event
-
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     calls: list[tuple] = []
     projection = _RangeTotals.make(calls)
     async with db.acquire() as conn:
         await ensure_projection(conn, projection)
-        await _append_raw(conn, "sheet-a", NewEvent("sheet.opened", 2, {"title": "A", "owner": "r1"}, now, now,
-                                                    TEST_ACTOR), new_event(2), new_event(3))
+        await _append_raw(
+            conn,
+            "sheet-a",
+            NewEvent("sheet.opened", 2, {"title": "A", "owner": "r1"}, now, now, TEST_ACTOR),
+            new_event(2),
+            new_event(3),
+        )
         await _append_raw(conn, "sheet-b", new_event(5))
         scanned, changes = await catch_up_once(conn, projection)
         assert scanned == 4
         assert [c[0] for c in calls] == ["range"] and calls[0][3] == frozenset({"sheet.counted"})
         assert changes == [{"stretch": calls[0][2].position}]
-        row = await conn.fetchrow("SELECT g.position, g.events_applied FROM projection_generations g"
-                                  " WHERE g.name = 'range_totals'")
+        row = await conn.fetchrow(
+            "SELECT g.position, g.events_applied FROM projection_generations g WHERE g.name = 'range_totals'"
+        )
         assert tuple(row) == (calls[0][2].position, 3)
         assert await conn.fetchval("SELECT n FROM p_range_totals_1.totals") == 10
         # Only other types: the checkpoint moves on, nothing is applied.
-        await _append_raw(conn, "sheet-c", NewEvent("sheet.opened", 2, {"title": "C", "owner": "r1"}, now, now,
-                                                    TEST_ACTOR))
+        await _append_raw(
+            conn, "sheet-c", NewEvent("sheet.opened", 2, {"title": "C", "owner": "r1"}, now, now, TEST_ACTOR)
+        )
         assert (await catch_up_once(conn, projection))[0] == 1
         assert len(calls) == 1
         assert await catch_up_once(conn, projection) == (0, [])
@@ -369,9 +406,9 @@ async def test_a_projection_that_reads_the_log_gets_the_stretch_not_the_events(d
 
 
 async def test_a_stretch_that_fails_is_applied_event_by_event_and_the_failing_event_kept(db) -> None:
-    from salesplatform.projections import ensure_projection
-
     from tally import new_event
+
+    from salesplatform.projections import ensure_projection
 
     calls: list[tuple] = []
     failed: list[tuple] = []

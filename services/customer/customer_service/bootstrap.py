@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from salesplatform.service import Consumes, ServiceDefinition
-
 from customer_service.adapters.http import router
 from customer_service.application.handlers import build_bus
 from customer_service.application.timers import FOLLOW_UP_CHECK_SECONDS, release_neglected_prospects
 from customer_service.domain.events import registry
 from customer_service.projections.follow_ups import FollowUps
 from customer_service.projections.personal_search import PersonalSearch
+from salesplatform.service import Consumes, ServiceDefinition
 
 
 def definition() -> ServiceDefinition:

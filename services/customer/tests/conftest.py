@@ -3,13 +3,14 @@ platform's pytest plugin), a fixed clock, an HTTP client and a small territory w
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
+
 from customer_service.bootstrap import definition
 from salesplatform.auth import mint
 from salesplatform.clock import FixedClock
@@ -20,7 +21,7 @@ from salesplatform.service import Runtime, http_app
 from salesplatform.settings import ServiceSettings
 
 SECRET = "customer-service-test-secret-0123"
-START = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)  # Monday 09:30 in Shanghai
+START = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)  # Monday 09:30 in Shanghai
 
 # The territory of the tests: division N; areas A1 (districts D1, D2) and A2 (district D3).
 PEOPLE = SimpleNamespace(
@@ -41,9 +42,14 @@ PEOPLE = SimpleNamespace(
 )
 
 OWNER = {
-    "name": "王建国", "phone": "13812345678", "title": "老板",
-    "personality": "直爽, 重面子", "hobbies": "钓鱼", "family": "妻子在店里帮忙, 儿子上大学",
-    "education": "高中", "age": 52,
+    "name": "王建国",
+    "phone": "13812345678",
+    "title": "老板",
+    "personality": "直爽, 重面子",
+    "hobbies": "钓鱼",
+    "family": "妻子在店里帮忙, 儿子上大学",
+    "education": "高中",
+    "age": 52,
 }
 
 

@@ -69,8 +69,11 @@ async def test_bad_input_gets_a_clear_code_and_changes_nothing(rt, api, archive,
     other = await archive.approved(org.r2, name="二号店")
     survivor = await archive.approved(org.r1, name="三号店")
     duplicate = await archive.approved(org.r1, name="三号店(重复)")  # registered later: no order on either
-    await archive.run(org.s1, "merge_customers", {"customer_id": duplicate, "survivor_id": survivor,
-                                                  "rule": "same_outlet", "reason": "同一门店"})
+    await archive.run(
+        org.s1,
+        "merge_customers",
+        {"customer_id": duplicate, "survivor_id": survivor, "rule": "same_outlet", "reason": "同一门店"},
+    )
 
     cases: list[tuple[Actor, str, dict[str, Any], int, str, str | None]] = [
         (org.r1, "register_customer", outlet(district_id="D9"), 409, "unknown_district", None),
@@ -78,23 +81,64 @@ async def test_bad_input_gets_a_clear_code_and_changes_nothing(rt, api, archive,
         (org.sm, "register_customer", outlet(), 422, "rep_required", "rep_id"),
         (org.r1, "register_customer", outlet(phone="12345"), 422, "invalid_phone", "phone"),
         (org.r1, "register_customer", outlet(phone="12812345678"), 422, "invalid_phone", "phone"),
-        (org.r1, "register_customer", outlet(contacts=[{"name": "x", "phone": "5551234"}]), 422, "invalid_phone",
-         "contacts.0.phone"),
-        (org.sm, "set_credit_limit", {"customer_id": cid, "credit_rating": "A", "credit_limit_fen": -1,
-                                      "payment_terms_days": 30}, 422, "greater_than_equal", "credit_limit_fen"),
-        (org.s1, "classify_customer", {"customer_id": cid, "grade": "D", "reason": "x"}, 422, "invalid_grade",
-         "grade"),
+        (
+            org.r1,
+            "register_customer",
+            outlet(contacts=[{"name": "x", "phone": "5551234"}]),
+            422,
+            "invalid_phone",
+            "contacts.0.phone",
+        ),
+        (
+            org.sm,
+            "set_credit_limit",
+            {"customer_id": cid, "credit_rating": "A", "credit_limit_fen": -1, "payment_terms_days": 30},
+            422,
+            "greater_than_equal",
+            "credit_limit_fen",
+        ),
+        (org.s1, "classify_customer", {"customer_id": cid, "grade": "D", "reason": "x"}, 422, "invalid_grade", "grade"),
         (org.s1, "approve_customer", {"customer_id": cid}, 409, "already_approved", None),
-        (org.s1, "merge_customers", {"customer_id": cid, "survivor_id": cid, "rule": "same_outlet",
-                                     "reason": "x"}, 409, "merge_into_self", None),
-        (org.r1, "update_profile", {"customer_id": duplicate, "changes": {"address": "新地址"}, "reason": "x"}, 409,
-         "customer_merged", None),
-        (org.r1, "update_profile", {"customer_id": other, "changes": {"address": "新地址"}, "reason": "x"}, 403,
-         "not_your_customer", None),
-        (org.r1, "update_profile", {"customer_id": cid, "changes": {"base.shoe_size": 42}, "reason": "x"}, 422,
-         "unknown_field", "changes.base.shoe_size"),
-        (org.r1, "update_profile", {"customer_id": cid, "changes": {"phone": "110"}, "reason": "x"}, 422,
-         "invalid_phone", "changes.phone"),
+        (
+            org.s1,
+            "merge_customers",
+            {"customer_id": cid, "survivor_id": cid, "rule": "same_outlet", "reason": "x"},
+            409,
+            "merge_into_self",
+            None,
+        ),
+        (
+            org.r1,
+            "update_profile",
+            {"customer_id": duplicate, "changes": {"address": "新地址"}, "reason": "x"},
+            409,
+            "customer_merged",
+            None,
+        ),
+        (
+            org.r1,
+            "update_profile",
+            {"customer_id": other, "changes": {"address": "新地址"}, "reason": "x"},
+            403,
+            "not_your_customer",
+            None,
+        ),
+        (
+            org.r1,
+            "update_profile",
+            {"customer_id": cid, "changes": {"base.shoe_size": 42}, "reason": "x"},
+            422,
+            "unknown_field",
+            "changes.base.shoe_size",
+        ),
+        (
+            org.r1,
+            "update_profile",
+            {"customer_id": cid, "changes": {"phone": "110"}, "reason": "x"},
+            422,
+            "invalid_phone",
+            "changes.phone",
+        ),
         (org.s1, "assign_customer", {"customer_id": cid, "rep_id": "ghost", "reason": "x"}, 409, "unknown_rep", None),
         (org.r1, "approve_customer", {"customer_id": cid}, 403, "role_not_allowed", None),
         (org.s1, "approve_customer", {"customer_id": "no-such-card"}, 404, "customer_not_found", None),
@@ -105,8 +149,10 @@ async def test_bad_input_gets_a_clear_code_and_changes_nothing(rt, api, archive,
         assert r.status_code == status, (name, code, r.text)
         error = r.json()["error"]
         if status == 422:
-            assert any(d["code"] == code and (field is None or d["field"] == field) for d in error["details"]), \
-                (name, error)
+            assert any(d["code"] == code and (field is None or d["field"] == field) for d in error["details"]), (
+                name,
+                error,
+            )
         else:
             assert error["code"] == code, (name, error)
             assert error["message"]
@@ -115,8 +161,11 @@ async def test_bad_input_gets_a_clear_code_and_changes_nothing(rt, api, archive,
 
 async def test_classification_by_hand_and_grade_from_sales(api, archive, org) -> None:
     cid = await archive.approved(org.r1)
-    r = await api.ok(org.s1, "classify_customer", {"customer_id": cid, "grade": "A", "channel": "chain",
-                                                   "reason": "连锁门店, 重点客户"})
+    r = await api.ok(
+        org.s1,
+        "classify_customer",
+        {"customer_id": cid, "grade": "A", "channel": "chain", "reason": "连锁门店, 重点客户"},
+    )
     assert r["grade"] == "A" and r["channel"] == "chain"
     r = await api.command(org.s1, "classify_customer", {"customer_id": cid, "grade": "A", "reason": "again"})
     assert r.status_code == 409 and r.json()["error"]["code"] == "classification_unchanged"
@@ -148,11 +197,15 @@ async def test_credit_is_set_by_sales_manager_and_up_only(api, archive, org) -> 
 
 async def test_profile_update_replaces_fields_and_seals_personal_ones(rt, api, archive, org) -> None:
     cid = await archive.approved(org.r1)
-    r = await api.ok(org.r1, "update_profile", {
-        "customer_id": cid,
-        "changes": {"characteristics.staff_count": 6, "base.owner.hobbies": "下象棋", "address": "张杨路200号"},
-        "reason": "门店搬迁, 扩招店员",
-    })
+    r = await api.ok(
+        org.r1,
+        "update_profile",
+        {
+            "customer_id": cid,
+            "changes": {"characteristics.staff_count": 6, "base.owner.hobbies": "下象棋", "address": "张杨路200号"},
+            "reason": "门店搬迁, 扩招店员",
+        },
+    )
     assert r["changed"] == ["address", "base.owner.hobbies", "characteristics.staff_count"]
     card = (await api.get(org.clerk, f"/customers/{cid}")).json()
     assert card["characteristics"]["staff_count"] == 6 and card["address"] == "张杨路200号"
@@ -160,7 +213,8 @@ async def test_profile_update_replaces_fields_and_seals_personal_ones(rt, api, a
     async with rt.pool.acquire() as conn:
         data = await conn.fetchval(
             "SELECT data FROM events WHERE event_type = 'customer.profile_updated' AND stream_id = $1",
-            f"customer-{cid}")
+            f"customer-{cid}",
+        )
     assert data["changes"] == {"characteristics.staff_count": 6, "address": "张杨路200号"}
     assert data["personal_fields"] == ["base.owner.hobbies"] and "下象棋" not in str(data)
 
@@ -171,14 +225,18 @@ async def test_lists_filter_search_and_paginate(api, archive, org) -> None:
     c = await archive.approved(org.r3, name="丙便利店")
     await archive.register(org.r4, name="丁烟酒店")
     await archive.run(org.s1, "classify_customer", {"customer_id": a, "grade": "A", "reason": "大店"})
-    await archive.run(org.sm, "set_credit_limit", {"customer_id": b, "credit_rating": "B", "credit_limit_fen": 0,
-                                                   "payment_terms_days": 0})
+    await archive.run(
+        org.sm,
+        "set_credit_limit",
+        {"customer_id": b, "credit_rating": "B", "credit_limit_fen": 0, "payment_terms_days": 0},
+    )
 
     everything = (await api.get(org.sm, "/customers")).json()
     assert everything["total"] == 4 and len(everything["items"]) == 4
     page = (await api.get(org.sm, "/customers", limit=2, offset=2)).json()
-    assert page["total"] == 4 and [i["customer_id"] for i in page["items"]] == \
-        [i["customer_id"] for i in everything["items"][2:]]
+    assert page["total"] == 4 and [i["customer_id"] for i in page["items"]] == [
+        i["customer_id"] for i in everything["items"][2:]
+    ]
 
     def ids(r) -> set[str]:
         return {i["customer_id"] for i in r.json()["items"]}
@@ -205,8 +263,12 @@ async def test_composition_counts_per_grade_channel_and_district(api, archive, o
     await archive.run(org.s1, "classify_customer", {"customer_id": a, "grade": "A", "reason": "大店"})
 
     r = (await api.get(org.sm, "/customers/composition")).json()
-    assert r == {"total": 3, "by_grade": {"A": 1, "ungraded": 2}, "by_channel": {"chain": 1, "retail": 2},
-                 "by_district": {"D1": 2, "D2": 1}}
+    assert r == {
+        "total": 3,
+        "by_grade": {"A": 1, "ungraded": 2},
+        "by_channel": {"chain": 1, "retail": 2},
+        "by_district": {"D1": 2, "D2": 1},
+    }
     r = (await api.get(org.s1, "/customers/composition")).json()
     assert r["total"] == 2 and r["by_district"] == {"D1": 2}
 
@@ -244,8 +306,13 @@ async def test_merge_follows_the_first_order_and_keeps_the_duplicate_pointing(rt
     late = await archive.approved(org.r1, name="王记(新卡)")
     # The later card placed the first order (orders service), so it wins the clash.
     envelope = Envelope(
-        event_id=uuid.uuid4(), event_type="order.placed", schema_version=1, stream_id="order-o1",
-        stream_version=1, occurred_at=clock.now(), recorded_at=clock.now(),
+        event_id=uuid.uuid4(),
+        event_type="order.placed",
+        schema_version=1,
+        stream_id="order-o1",
+        stream_version=1,
+        occurred_at=clock.now(),
+        recorded_at=clock.now(),
         actor=Actor(id="r1", role=Role.rep),
         data={"order_id": "o1", "customer_id": late, "placed_at": clock.now().isoformat(), "amount_fen": 100},
     )
@@ -273,19 +340,54 @@ async def test_merge_follows_the_first_order_and_keeps_the_duplicate_pointing(rt
 
 async def test_contracts_are_published_as_json_schemas(api, org) -> None:
     events = (await api.get(org.r1, "/schemas/events")).json()
-    for event_type in ("territory.division_defined", "territory.area_defined", "territory.district_defined",
-                       "staff.assigned", "staff.departed", "customer.registered", "customer.approved",
-                       "customer.rejected", "customer.classified", "customer.credit_limit_set",
-                       "customer.assigned", "customer.status_changed", "customer.released", "customer.claimed",
-                       "customer.merged", "customer.profile_updated", "customer.personal_data_erased"):
+    for event_type in (
+        "territory.division_defined",
+        "territory.area_defined",
+        "territory.district_defined",
+        "staff.assigned",
+        "staff.departed",
+        "customer.registered",
+        "customer.approved",
+        "customer.rejected",
+        "customer.classified",
+        "customer.credit_limit_set",
+        "customer.assigned",
+        "customer.status_changed",
+        "customer.released",
+        "customer.claimed",
+        "customer.merged",
+        "customer.profile_updated",
+        "customer.personal_data_erased",
+    ):
         assert events[event_type]["x-event-type"] == event_type
     registered = events["customer.registered"]["properties"]
-    for field in ("customer_id", "name", "address", "phone", "district_id", "area_id", "division_id", "rep_id",
-                  "channel", "nature", "location_type", "source", "status"):
+    for field in (
+        "customer_id",
+        "name",
+        "address",
+        "phone",
+        "district_id",
+        "area_id",
+        "division_id",
+        "rep_id",
+        "channel",
+        "nature",
+        "location_type",
+        "source",
+        "status",
+    ):
         assert field in registered
     commands = (await api.get(org.r1, "/schemas/commands")).json()
-    assert {"register_customer", "approve_customer", "reassign_all", "erase_personal_data",
-            "recompute_grade", "claim_customer", "log_contact", "verify_customer_data"} <= set(commands)
+    assert {
+        "register_customer",
+        "approve_customer",
+        "reassign_all",
+        "erase_personal_data",
+        "recompute_grade",
+        "claim_customer",
+        "log_contact",
+        "verify_customer_data",
+    } <= set(commands)
 
 
 async def test_territory_and_staff_queries(api, org) -> None:
@@ -302,8 +404,9 @@ async def test_concurrent_approvals_in_one_district_get_distinct_codes(rt, archi
     import asyncio
 
     pending = [await archive.register(org.r1) for _ in range(5)]
-    outcomes = await asyncio.gather(*(
-        rt.run_command("approve_customer", {"customer_id": cid}, org.s1) for cid in pending))
+    outcomes = await asyncio.gather(
+        *(rt.run_command("approve_customer", {"customer_id": cid}, org.s1) for cid in pending)
+    )
     assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
     assert sorted(o.result["customer_code"] for o in outcomes) == [f"D1-{n:06d}" for n in range(1, 6)]
 

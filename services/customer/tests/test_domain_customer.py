@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
-
-from salesplatform.errors import DomainError, PermissionDenied
 
 from customer_service.domain.customer import Customer, Registration
 from customer_service.domain.events import (
@@ -32,8 +30,9 @@ from customer_service.domain.values import (
     SalesFigures,
     TradingStatus,
 )
+from salesplatform.errors import DomainError, PermissionDenied
 
-NOW = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 
 
 def seal(part: dict[str, Any]) -> str:
@@ -64,13 +63,21 @@ def territory() -> dict[str, Any]:
 
 
 def registration(**overrides: Any) -> Registration:
-    values: dict[str, Any] = dict(
-        name="建国便利店", address="张杨路100号", phone="021-58881234", nature="company", ownership="private",
-        channel="retail", location_type="residential", source="rep_visit",
-        base=BaseData(industry="便利店", owner=Person(name="王建国", hobbies="钓鱼")),
-        characteristics=Characteristics(staff_count=4), business_status=BusinessStatus(),
-        trading_status=TradingStatus(), contacts=[Contact(name="李小红", phone="13998765432")],
-    )
+    values: dict[str, Any] = {
+        "name": "建国便利店",
+        "address": "张杨路100号",
+        "phone": "021-58881234",
+        "nature": "company",
+        "ownership": "private",
+        "channel": "retail",
+        "location_type": "residential",
+        "source": "rep_visit",
+        "base": BaseData(industry="便利店", owner=Person(name="王建国", hobbies="钓鱼")),
+        "characteristics": Characteristics(staff_count=4),
+        "business_status": BusinessStatus(),
+        "trading_status": TradingStatus(),
+        "contacts": [Contact(name="李小红", phone="13998765432")],
+    }
     values.update(overrides)
     return Registration(**values)
 
@@ -114,11 +121,15 @@ def test_an_individuals_identity_is_personal_data() -> None:
     assert customer.individual
     c2 = Customer("c1234567890")
     t = territory()
-    c2.register(registration(nature="individual", name="刘芳", phone="13700001111"), district=t["D1"], rep=t["r1"],
-                seal=seal)
+    c2.register(
+        registration(nature="individual", name="刘芳", phone="13700001111"), district=t["D1"], rep=t["r1"], seal=seal
+    )
     event = c2.pending[0]
-    assert (event.name, event.address, event.phone) == ("individual customer c1234567", "[personal data]",
-                                                        "[personal data]")
+    assert (event.name, event.address, event.phone) == (
+        "individual customer c1234567",
+        "[personal data]",
+        "[personal data]",
+    )
     assert event.personal_fields == ["address", "base.owner", "contacts", "name", "phone"]
     assert '"name":"刘芳"' in event.personal
 
@@ -160,8 +171,9 @@ def test_approval_gives_the_code_once_and_rejection_keeps_the_reason() -> None:
     t = territory()
     customer = registered("c1", t)
     assert customer.approve(t["D1"], "prospect", "s1") == "D1-000001"
-    assert customer.pending[-1] == CustomerApproved(customer_id="c1", customer_code="D1-000001", status="prospect",
-                                                    approved_by="s1")
+    assert customer.pending[-1] == CustomerApproved(
+        customer_id="c1", customer_code="D1-000001", status="prospect", approved_by="s1"
+    )
     assert customer.status == "prospect" and customer.customer_code == "D1-000001"
     with pytest.raises(DomainError) as err:
         customer.approve(t["D1"], "active", "s1")
@@ -186,7 +198,13 @@ def test_classification_by_hand() -> None:
     customer.classify({"grade": "A", "channel": "chain"}, "大店")
     event = customer.pending[-1]
     assert (event.nature, event.ownership, event.channel, event.location_type, event.grade, event.basis) == (
-        "company", "private", "chain", "residential", "A", "manual")
+        "company",
+        "private",
+        "chain",
+        "residential",
+        "A",
+        "manual",
+    )
     with pytest.raises(DomainError) as err:
         customer.classify({"grade": "A"}, "again")
     assert code(err) == "classification_unchanged"
@@ -237,8 +255,15 @@ def test_assignment_moves_the_customer_with_its_rep() -> None:
     t = territory()
     customer = approved(t=t)
     customer.assign(t["r3"], t["D2"], "调整")
-    assert customer.pending[-1] == CustomerAssigned(customer_id="c1", rep_id="r3", district_id="D2", area_id="A1",
-                                                    division_id="N", previous_rep_id="r1", reason="调整")
+    assert customer.pending[-1] == CustomerAssigned(
+        customer_id="c1",
+        rep_id="r3",
+        district_id="D2",
+        area_id="A1",
+        division_id="N",
+        previous_rep_id="r1",
+        reason="调整",
+    )
     with pytest.raises(DomainError) as err:
         customer.assign(t["r3"], t["D2"], "again")
     assert code(err) == "already_assigned"
@@ -300,8 +325,9 @@ def test_a_contact_is_logged_for_the_current_rep_with_the_note_sealed() -> None:
 
 def test_profile_update_seals_personal_fields_and_a_merged_card_refuses() -> None:
     company = approved()
-    company.update_profile({"address": "新址", "base.owner.hobbies": "下棋", "characteristics.staff_count": 6},
-                           "搬迁", seal=seal)
+    company.update_profile(
+        {"address": "新址", "base.owner.hobbies": "下棋", "characteristics.staff_count": 6}, "搬迁", seal=seal
+    )
     event = company.pending[-1]
     assert isinstance(event, ProfileUpdated)
     assert event.changes == {"address": "新址", "characteristics.staff_count": 6}
@@ -317,8 +343,12 @@ def test_profile_update_seals_personal_fields_and_a_merged_card_refuses() -> Non
     with pytest.raises(DomainError) as err:
         dup.update_profile({"address": "x"}, "x", seal=seal)
     assert code(err) == "customer_merged"
-    for change in (lambda c: c.classify({"grade": "B"}, "x"), lambda c: c.set_credit("A", 1, 1, None),
-                   lambda c: c.change_status("lost", "x"), lambda c: c.assign(t["r2"], t["D1"], "x")):
+    for change in (
+        lambda c: c.classify({"grade": "B"}, "x"),
+        lambda c: c.set_credit("A", 1, 1, None),
+        lambda c: c.change_status("lost", "x"),
+        lambda c: c.assign(t["r2"], t["D1"], "x"),
+    ):
         with pytest.raises(DomainError) as err:
             change(dup)
         assert code(err) == "customer_merged"
@@ -335,8 +365,11 @@ def test_merge_rules() -> None:
     assert code(err) == "survivor_not_first_buyer" and a.pending == [] and b.pending == []
 
     a.merge_into(b, "family_members", "夫妻", "b", "b ordered first")
-    assert a.pending == [CustomerMerged(customer_id="a", survivor_id="b", reason="夫妻", rule="family_members",
-                                        rule_reason="b ordered first")]
+    assert a.pending == [
+        CustomerMerged(
+            customer_id="a", survivor_id="b", reason="夫妻", rule="family_members", rule_reason="b ordered first"
+        )
+    ]
     assert b.pending == [DuplicateAbsorbed(customer_id="b", duplicate_id="a", rule="family_members", reason="夫妻")]
     assert a.status == "merged" and a.merged_into == "b"
     committed(a), committed(b)

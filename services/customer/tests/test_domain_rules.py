@@ -3,13 +3,10 @@ first-buyer rule of merges, and sealing with per-customer keys."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
-
-from salesplatform.errors import InvalidInput
-from salesplatform.events import Actor, Role
 
 from customer_service.adapters.sealing import DataKey, open_sealed
 from customer_service.domain import card
@@ -19,18 +16,22 @@ from customer_service.domain.follow_up import follow_up_overdue
 from customer_service.domain.grading import grade_for
 from customer_service.domain.merging import BuyingRecord, first_buyer
 from customer_service.domain.values import Phone, SalesFigures
+from salesplatform.errors import InvalidInput
+from salesplatform.events import Actor, Role
 
-T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("phone", ["13812345678", "19900001111", "021-58881234", "02158881234", "0571-8888888",
-                                   "010-12345678-123"])
+@pytest.mark.parametrize(
+    "phone", ["13812345678", "19900001111", "021-58881234", "02158881234", "0571-8888888", "010-12345678-123"]
+)
 def test_valid_phones(phone: str) -> None:
     assert TypeAdapter(Phone).validate_python(phone) == phone
 
 
-@pytest.mark.parametrize("phone", ["12812345678", "1381234567", "138123456789", "58881234", "21-58881234",
-                                   "+8613812345678", "abc", ""])
+@pytest.mark.parametrize(
+    "phone", ["12812345678", "1381234567", "138123456789", "58881234", "21-58881234", "+8613812345678", "abc", ""]
+)
 def test_invalid_phones(phone: str) -> None:
     with pytest.raises(ValidationError) as err:
         TypeAdapter(Phone).validate_python(phone)
@@ -44,30 +45,54 @@ def test_command_shapes() -> None:
     with pytest.raises(ValidationError) as err:
         ClassifyCustomer.model_validate({"customer_id": "c", "grade": "E", "reason": "x"})
     assert err.value.errors()[0]["type"] == "invalid_grade"
-    for bad, error in (({"to_rep_id": "r2", "to_rep_ids": ["r3"]}, "one_target_form"),
-                       ({"to_rep_id": "r1"}, "reassign_to_self"),
-                       ({"to_rep_ids": ["r2", "r2"]}, "duplicate_targets")):
+    for bad, error in (
+        ({"to_rep_id": "r2", "to_rep_ids": ["r3"]}, "one_target_form"),
+        ({"to_rep_id": "r1"}, "reassign_to_self"),
+        ({"to_rep_ids": ["r2", "r2"]}, "duplicate_targets"),
+    ):
         with pytest.raises(ValidationError) as err:
             ReassignAll.model_validate({"from_rep_id": "r1", "reason": "x", **bad})
         assert err.value.errors()[0]["type"] == error
     with pytest.raises(ValidationError) as err:
-        RegisterCustomer.model_validate({"name": "x", "address": "y", "phone": "13812345678", "nature": "company",
-                                         "channel": "retail", "location_type": "other", "surprise": 1})
+        RegisterCustomer.model_validate(
+            {
+                "name": "x",
+                "address": "y",
+                "phone": "13812345678",
+                "nature": "company",
+                "channel": "retail",
+                "location_type": "other",
+                "surprise": 1,
+            }
+        )
     assert err.value.errors()[0]["type"] == "extra_forbidden"
 
 
 def test_card_changes_are_checked_like_the_card_fields() -> None:
-    out = card.validate_changes({"base.founded_on": "2010-05-01", "base.owner.age": 40,
-                                 "contacts": [{"name": "李", "phone": "13912345678"}]})
-    assert out == {"base.founded_on": "2010-05-01", "base.owner.age": 40,
-                   "contacts": [{"name": "李", "phone": "13912345678"}]}
+    out = card.validate_changes(
+        {"base.founded_on": "2010-05-01", "base.owner.age": 40, "contacts": [{"name": "李", "phone": "13912345678"}]}
+    )
+    assert out == {
+        "base.founded_on": "2010-05-01",
+        "base.owner.age": 40,
+        "contacts": [{"name": "李", "phone": "13912345678"}],
+    }
     with pytest.raises(InvalidInput) as err:
-        card.validate_changes({"base.owner.shoe_size": 42, "base.owner.age": 300, "characteristics.staff_count": -1,
-                               "contacts": [{"name": "李", "phone": "1"}]})
+        card.validate_changes(
+            {
+                "base.owner.shoe_size": 42,
+                "base.owner.age": 300,
+                "characteristics.staff_count": -1,
+                "contacts": [{"name": "李", "phone": "1"}],
+            }
+        )
     details = {(d["field"], d["code"]) for d in err.value.details}
-    assert details == {("changes.base.owner.shoe_size", "unknown_field"), ("changes.base.owner.age", "less_than_equal"),
-                       ("changes.characteristics.staff_count", "greater_than_equal"),
-                       ("changes.contacts.0.phone", "invalid_phone")}
+    assert details == {
+        ("changes.base.owner.shoe_size", "unknown_field"),
+        ("changes.base.owner.age", "less_than_equal"),
+        ("changes.characteristics.staff_count", "greater_than_equal"),
+        ("changes.contacts.0.phone", "invalid_phone"),
+    }
 
 
 def test_personal_and_restricted_fields() -> None:
@@ -78,26 +103,38 @@ def test_personal_and_restricted_fields() -> None:
     assert card.is_restricted("base.manager.hobbies") and not card.is_restricted("base.manager.name")
     assert not card.is_restricted("characteristics.management_style")
 
-    doc = card.fold([{"base.owner": {"name": "王", "hobbies": "钓鱼", "age": 50}, "contacts": []},
-                     {"base.owner.hobbies": "下棋", "name": "刘"}])
+    doc = card.fold(
+        [
+            {"base.owner": {"name": "王", "hobbies": "钓鱼", "age": 50}, "contacts": []},
+            {"base.owner.hobbies": "下棋", "name": "刘"},
+        ]
+    )
     assert doc == {"base": {"owner": {"name": "王", "hobbies": "下棋", "age": 50}}, "contacts": [], "name": "刘"}
     assert card.without_restricted(doc)["base"]["owner"] == {"name": "王"}
-    assert card.part_without_restricted({"base.owner": {"name": "王", "age": 50}, "base.owner.family": "x",
-                                         "contacts": []}) == {"base.owner": {"name": "王"}, "contacts": []}
+    assert card.part_without_restricted(
+        {"base.owner": {"name": "王", "age": 50}, "base.owner.family": "x", "contacts": []}
+    ) == {"base.owner": {"name": "王"}, "contacts": []}
 
 
 def test_the_line_of_command() -> None:
     line = Line(district_id="D1", area_id="A1", rep_id="r1")
-    allowed = [Actor(id="r1", role=Role.rep, district="D1"), Actor(id="s1", role=Role.supervisor, district="D1"),
-               Actor(id="am", role=Role.area_manager, area="A1"), Actor(id="sm", role=Role.sales_manager),
-               Actor(id="gm", role=Role.general_manager), Actor(id="k", role=Role.clerk),
-               Actor(id="sys", role=Role.system)]
+    allowed = [
+        Actor(id="r1", role=Role.rep, district="D1"),
+        Actor(id="s1", role=Role.supervisor, district="D1"),
+        Actor(id="am", role=Role.area_manager, area="A1"),
+        Actor(id="sm", role=Role.sales_manager),
+        Actor(id="gm", role=Role.general_manager),
+        Actor(id="k", role=Role.clerk),
+        Actor(id="sys", role=Role.system),
+    ]
     assert all(refusal(a, line) is None for a in allowed)
-    refused = {Actor(id="r2", role=Role.rep, district="D1"): "not_your_customer",
-               Actor(id="s2", role=Role.supervisor, district="D2"): "outside_district",
-               Actor(id="s0", role=Role.supervisor): "outside_district",
-               Actor(id="am2", role=Role.area_manager, area="A2"): "outside_area",
-               Actor(id="i", role=Role.inspector): "role_not_in_line"}
+    refused = {
+        Actor(id="r2", role=Role.rep, district="D1"): "not_your_customer",
+        Actor(id="s2", role=Role.supervisor, district="D2"): "outside_district",
+        Actor(id="s0", role=Role.supervisor): "outside_district",
+        Actor(id="am2", role=Role.area_manager, area="A2"): "outside_area",
+        Actor(id="i", role=Role.inspector): "role_not_in_line",
+    }
     for actor, code in refused.items():
         denied = refusal(actor, line)
         assert denied is not None and denied.code == code and denied.status == 403
@@ -105,10 +142,17 @@ def test_the_line_of_command() -> None:
     assert [sees_restricted(a) for a in allowed] == [False, False, False, True, True, True, False]
 
 
-@pytest.mark.parametrize(("sales", "orders", "grade"), [
-    (20_000_000, None, "A"), (19_999_999, None, "B"), (5_000_000, 1, "B"), (4_999_999, None, "C"),
-    (4_999_999, 12, "B"), (0, 11, "C"),
-])
+@pytest.mark.parametrize(
+    ("sales", "orders", "grade"),
+    [
+        (20_000_000, None, "A"),
+        (19_999_999, None, "B"),
+        (5_000_000, 1, "B"),
+        (4_999_999, None, "C"),
+        (4_999_999, 12, "B"),
+        (0, 11, "C"),
+    ],
+)
 def test_grade_thresholds(sales: int, orders: int | None, grade: str) -> None:
     assert grade_for(SalesFigures(annual_sales_fen=sales, order_count=orders)) == grade
 

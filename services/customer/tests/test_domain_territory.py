@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from salesplatform.errors import DomainError
-
 from customer_service.domain.events import CustomerCodeIssued, DistrictDefined, StaffAssigned
 from customer_service.domain.territory import StaffMember, TerritoryUnit
+from salesplatform.errors import DomainError
 
 
 def committed(agg):
@@ -73,8 +72,9 @@ def test_a_district_numbers_its_customers() -> None:
     d1 = tree()["D1"]
     assert d1.issue_customer_code("c1") == "D1-000001"
     assert d1.issue_customer_code("c2") == "D1-000002"
-    assert d1.pending[-1] == CustomerCodeIssued(district_id="D1", customer_id="c2", customer_code="D1-000002",
-                                                sequence=2)
+    assert d1.pending[-1] == CustomerCodeIssued(
+        district_id="D1", customer_id="c2", customer_code="D1-000002", sequence=2
+    )
     with pytest.raises(DomainError) as err:
         tree()["A1"].issue_customer_code("c3")
     assert code_of(err) == "unknown_district"
@@ -84,15 +84,15 @@ def test_staff_placement_rules() -> None:
     t = tree()
     s1 = StaffMember("s1")
     s1.assign("赵", "supervisor", district=t["D1"], area=None, supervisor=None, customers_owned=0)
-    assert s1.pending[0] == StaffAssigned(staff_id="s1", name="赵", role="supervisor", district_id="D1",
-                                          area_id="A1", supervisor_id=None)
+    assert s1.pending[0] == StaffAssigned(
+        staff_id="s1", name="赵", role="supervisor", district_id="D1", area_id="A1", supervisor_id=None
+    )
     committed(s1)
     r1 = rep("r1", t["D1"], supervisor=s1)
     assert r1.is_active_rep and r1.supervisor_id == "s1" and r1.area_id == "A1"
 
     with pytest.raises(DomainError) as err:
-        StaffMember("x").assign("x", "rep", district=TerritoryUnit("D9"), area=None, supervisor=None,
-                                customers_owned=0)
+        StaffMember("x").assign("x", "rep", district=TerritoryUnit("D9"), area=None, supervisor=None, customers_owned=0)
     assert code_of(err) == "unknown_district"
     with pytest.raises(DomainError) as err:
         StaffMember("x").assign("x", "rep", district=t["D1"], area=None, supervisor=r1, customers_owned=0)

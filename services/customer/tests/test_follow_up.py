@@ -9,9 +9,8 @@ from datetime import timedelta
 
 import nats
 
-from salesplatform.events import Actor, Envelope, Role
-
 from customer_service.application.timers import release_neglected_prospects
+from salesplatform.events import Actor, Envelope, Role
 
 
 async def caught_up(rt) -> None:
@@ -26,16 +25,29 @@ async def release(rt) -> list[str]:
 async def publish_check_in(rt, visit_rep: str, customer_id: str, at) -> None:
     """The visit service's `visit.checked_in`, as it arrives on its JetStream stream."""
     envelope = Envelope(
-        event_id=uuid.uuid4(), event_type="visit.checked_in", schema_version=1,
-        stream_id=f"visit-{uuid.uuid4()}", stream_version=2, occurred_at=at, recorded_at=at,
+        event_id=uuid.uuid4(),
+        event_type="visit.checked_in",
+        schema_version=1,
+        stream_id=f"visit-{uuid.uuid4()}",
+        stream_version=2,
+        occurred_at=at,
+        recorded_at=at,
         actor=Actor(id=visit_rep, role=Role.rep, district="D1"),
-        data={"visit_id": str(uuid.uuid4()), "rep_id": visit_rep, "customer_id": customer_id,
-              "business_date": at.date().isoformat(), "at": at.isoformat(), "latitude": 31.2, "longitude": 121.5},
+        data={
+            "visit_id": str(uuid.uuid4()),
+            "rep_id": visit_rep,
+            "customer_id": customer_id,
+            "business_date": at.date().isoformat(),
+            "at": at.isoformat(),
+            "latitude": 31.2,
+            "longitude": 121.5,
+        },
     )
     nc = await nats.connect(rt.settings.nats_url)
     try:
         await nc.jetstream().publish(
-            rt.topology.of("visit").event_subject("visit.checked_in"), envelope.to_json(),
+            rt.topology.of("visit").event_subject("visit.checked_in"),
+            envelope.to_json(),
             headers={"Nats-Msg-Id": str(envelope.event_id)},
         )
     finally:
@@ -126,8 +138,11 @@ async def test_a_rerun_of_the_timer_on_stale_candidates_releases_nobody_twice(rt
     rerun = await release_neglected_prospects(rt)
     assert rerun.released == [] and rerun.already_released == [prospect]
     async with rt.pool.acquire() as conn:
-        assert await conn.fetchval(
-            "SELECT count(*) FROM events WHERE event_type = 'customer.released' AND stream_id = $1",
-            f"customer-{prospect}") == 1
-        assert await conn.fetchval(
-            "SELECT count(*) FROM command_results WHERE command = 'release_customer'") == 1
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM events WHERE event_type = 'customer.released' AND stream_id = $1",
+                f"customer-{prospect}",
+            )
+            == 1
+        )
+        assert await conn.fetchval("SELECT count(*) FROM command_results WHERE command = 'release_customer'") == 1

@@ -11,8 +11,13 @@ import orjson
 from salesplatform.commands import Request
 
 INDIVIDUAL = {
-    "name": "刘芳", "address": "上海市徐汇区漕溪北路8弄3号", "phone": "13700001111",
-    "nature": "individual", "ownership": None, "channel": "retail", "location_type": "residential",
+    "name": "刘芳",
+    "address": "上海市徐汇区漕溪北路8弄3号",
+    "phone": "13700001111",
+    "nature": "individual",
+    "ownership": None,
+    "channel": "retail",
+    "location_type": "residential",
     "base": {"owner": {"name": "刘芳", "phone": "13700001111", "hobbies": "烘焙", "age": 35}},
     "contacts": [{"name": "刘芳丈夫", "phone": "13700002222"}],
 }
@@ -24,17 +29,37 @@ async def test_history_tells_what_when_who_and_why(api, archive, org, clock) -> 
     clock.advance(timedelta(hours=2))
     await api.ok(org.s1, "approve_customer", {"customer_id": cid, "status": "prospect"})
     clock.advance(timedelta(days=1))
-    await api.ok(org.r1, "update_profile", {"customer_id": cid, "changes": {
-        "trading_status.current_problems": "冷柜位置差", "base.owner.hobbies": "下棋"}, "reason": "第二次拜访"})
+    await api.ok(
+        org.r1,
+        "update_profile",
+        {
+            "customer_id": cid,
+            "changes": {"trading_status.current_problems": "冷柜位置差", "base.owner.hobbies": "下棋"},
+            "reason": "第二次拜访",
+        },
+    )
     clock.advance(timedelta(days=1))
-    await api.ok(org.sm, "set_credit_limit", {"customer_id": cid, "credit_rating": "A", "credit_limit_fen": 1_000_000,
-                                              "payment_terms_days": 15, "reason": "按时付款"})
+    await api.ok(
+        org.sm,
+        "set_credit_limit",
+        {
+            "customer_id": cid,
+            "credit_rating": "A",
+            "credit_limit_fen": 1_000_000,
+            "payment_terms_days": 15,
+            "reason": "按时付款",
+        },
+    )
     await api.ok(org.s1, "change_status", {"customer_id": cid, "status": "active", "reason": "首单已下"})
 
     events = (await api.get(org.s1, f"/customers/{cid}/history")).json()["events"]
     assert [e["event_type"] for e in events] == [
-        "customer.registered", "customer.approved", "customer.profile_updated", "customer.credit_limit_set",
-        "customer.status_changed"]
+        "customer.registered",
+        "customer.approved",
+        "customer.profile_updated",
+        "customer.credit_limit_set",
+        "customer.status_changed",
+    ]
     assert [e["version"] for e in events] == [1, 2, 3, 4, 5]
     assert [e["by"]["id"] for e in events] == ["r1", "s1", "r1", "sm", "s1"]
     assert events[0]["at"].startswith("2026-03-02T01:30") and events[1]["at"].startswith("2026-03-02T03:30")
@@ -54,8 +79,11 @@ async def test_erasure_removes_personal_data_for_good_and_keeps_the_figures(rt, 
     person = (await api.ok(org.r1, "register_customer", outlet(**INDIVIDUAL)))["customer_id"]
     company = await archive.approved(org.r1)
     await api.ok(org.s1, "approve_customer", {"customer_id": person, "status": "active"})
-    await api.ok(org.sm, "set_credit_limit", {"customer_id": person, "credit_rating": "B", "credit_limit_fen": 200_000,
-                                              "payment_terms_days": 7})
+    await api.ok(
+        org.sm,
+        "set_credit_limit",
+        {"customer_id": person, "credit_rating": "B", "credit_limit_fen": 200_000, "payment_terms_days": 7},
+    )
     await api.ok(org.system, "recompute_grade", {"customer_id": person, "figures": {"annual_sales_fen": 6_000_000}})
     await api.ok(org.r1, "log_contact", {"customer_id": person, "channel": "phone", "note": "刘芳说周末在家"})
 
@@ -114,8 +142,9 @@ async def test_erasure_removes_personal_data_for_good_and_keeps_the_figures(rt, 
     await rt.relay_flush()
     nc = await nats.connect(rt.settings.nats_url)
     try:
-        sub = await nc.jetstream().pull_subscribe(rt.topology.subject("event", "customer.>"), durable=None,
-                                                  stream=rt.topology.event_stream)
+        sub = await nc.jetstream().pull_subscribe(
+            rt.topology.subject("event", "customer.>"), durable=None, stream=rt.topology.event_stream
+        )
         published = [orjson.loads(m.data) for m in await sub.fetch(50, timeout=5)]
     finally:
         await nc.close()
@@ -123,8 +152,11 @@ async def test_erasure_removes_personal_data_for_good_and_keeps_the_figures(rt, 
     assert all(text not in str(published) for text in PLAINTEXT)
 
     # New personal data after the erasure gets a new key and shows again.
-    await api.ok(org.clerk, "update_profile", {"customer_id": person, "changes": {"phone": "13900009999"},
-                                               "reason": "客户重新留了电话"})
+    await api.ok(
+        org.clerk,
+        "update_profile",
+        {"customer_id": person, "changes": {"phone": "13900009999"}, "reason": "客户重新留了电话"},
+    )
     card = (await api.get(org.sm, f"/customers/{person}")).json()
     assert card["phone"] == "13900009999" and card["personal_data"] == "present"
 
@@ -136,7 +168,9 @@ async def test_an_individuals_nature_is_fixed(api, org, outlet) -> None:
 
 
 async def test_contacts_logged_in_one_batch_with_an_erasure_seal_with_the_key_of_their_moment(
-    rt, archive, org,
+    rt,
+    archive,
+    org,
 ) -> None:
     """A batch reads its customers' keys ahead; an erasure in the batch is seen by the contact
     logged after it, which seals with a new key, not the destroyed one."""
@@ -144,17 +178,23 @@ async def test_contacts_logged_in_one_batch_with_an_erasure_seal_with_the_key_of
     async with rt.pool.acquire() as conn:
         before = await conn.fetchval("SELECT key_id::text FROM customer_keys WHERE customer_id = $1", person)
     contact = {"customer_id": person, "channel": "phone"}
-    outcomes = await rt.bus.dispatch_many([
-        Request("log_contact", {**contact, "note": "上午来电"}, org.r1),
-        Request("erase_personal_data", {"customer_id": person, "reason": "本人申请删除"}, org.clerk),
-        Request("log_contact", {**contact, "note": "下午又来电"}, org.r1),
-    ])
+    outcomes = await rt.bus.dispatch_many(
+        [
+            Request("log_contact", {**contact, "note": "上午来电"}, org.r1),
+            Request("erase_personal_data", {"customer_id": person, "reason": "本人申请删除"}, org.clerk),
+            Request("log_contact", {**contact, "note": "下午又来电"}, org.r1),
+        ]
+    )
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     async with rt.pool.acquire() as conn:
         keys = [r[0] for r in await conn.fetch("SELECT key_id::text FROM customer_keys WHERE customer_id = $1", person)]
-        contacts = [r[0] for r in await conn.fetch(
-            "SELECT data::text FROM events WHERE stream_id = $1 AND event_type = 'customer.contact_logged'"
-            " ORDER BY stream_version", f"customer-{person}",
-        )]
+        contacts = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT data::text FROM events WHERE stream_id = $1 AND event_type = 'customer.contact_logged'"
+                " ORDER BY stream_version",
+                f"customer-{person}",
+            )
+        ]
     assert len(keys) == 1 and keys[0] != before
     assert before in contacts[0] and keys[0] in contacts[1]

@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from salesplatform.auth import mint
 
+
 @pytest_asyncio.fixture
 async def client(rt):
     nc = await nats.connect(rt.settings.nats_url)
@@ -24,8 +25,9 @@ def headers(rt, actor, **extra: str) -> dict[str, str]:
 
 
 async def request(rt, nc, actor, name: str, payload: dict) -> dict:
-    reply = await nc.request(rt.topology.subject("cmd", name), orjson.dumps(payload), timeout=5,
-                             headers=headers(rt, actor))
+    reply = await nc.request(
+        rt.topology.subject("cmd", name), orjson.dumps(payload), timeout=5, headers=headers(rt, actor)
+    )
     return orjson.loads(reply.data)
 
 
@@ -82,8 +84,9 @@ async def test_events_reach_the_customer_stream_with_personal_data_sealed(rt, cl
     cid = await archive.approved(org.r1)
     await rt.relay_flush()
     js = client.jetstream()
-    sub = await js.pull_subscribe(rt.topology.subject("event", "customer.>"), durable=None,
-                                  stream=rt.topology.event_stream)
+    sub = await js.pull_subscribe(
+        rt.topology.subject("event", "customer.>"), durable=None, stream=rt.topology.event_stream
+    )
     msgs = await sub.fetch(10, timeout=5)
     bodies = [orjson.loads(m.data) for m in msgs]
     assert [b["event_type"] for b in bodies] == ["customer.registered", "customer.approved"]
@@ -95,5 +98,9 @@ async def test_events_reach_the_customer_stream_with_personal_data_sealed(rt, cl
     assert data["personal"].startswith("v1.") and data["personal_fields"] == ["base.owner", "contacts"]
     raw = msgs[0].data.decode()
     assert "王建国" not in raw and "钓鱼" not in raw and "李小红" not in raw
-    assert bodies[1]["data"] == {"customer_id": cid, "customer_code": "D1-000001", "status": "active",
-                                 "approved_by": "sm"}
+    assert bodies[1]["data"] == {
+        "customer_id": cid,
+        "customer_code": "D1-000001",
+        "status": "active",
+        "approved_by": "sm",
+    }

@@ -13,11 +13,25 @@ async def card_of_r1(archive, org) -> str:
 
 async def test_card_readers_per_role(api, org, card_of_r1) -> None:
     expected = {
-        "r1": 200, "r2": 403, "r3": 403, "s1": 200, "s2": 403, "am1": 200, "am2": 403,
-        "sm": 200, "gm": 200, "clerk": 200, "inspector": 403,
+        "r1": 200,
+        "r2": 403,
+        "r3": 403,
+        "s1": 200,
+        "s2": 403,
+        "am1": 200,
+        "am2": 403,
+        "sm": 200,
+        "gm": 200,
+        "clerk": 200,
+        "inspector": 403,
     }
-    codes = {"r2": "not_your_customer", "r3": "not_your_customer", "s2": "outside_district",
-             "am2": "outside_area", "inspector": "role_not_in_line"}
+    codes = {
+        "r2": "not_your_customer",
+        "r3": "not_your_customer",
+        "s2": "outside_district",
+        "am2": "outside_area",
+        "inspector": "role_not_in_line",
+    }
     for who, status in expected.items():
         actor = getattr(org, who)
         for path in (f"/customers/{card_of_r1}", f"/customers/{card_of_r1}/history"):
@@ -83,8 +97,13 @@ async def test_lists_are_the_readers_own_and_out_of_line_filters_are_refused(api
 
 async def test_approval_belongs_to_the_districts_supervisor_or_above(api, archive, org) -> None:
     pending = [await archive.register(org.r1) for _ in range(3)]
-    refused = [(org.s2, "outside_district"), (org.am2, "outside_area"), (org.clerk, "role_not_allowed"),
-               (org.r1, "role_not_allowed"), (org.inspector, "role_not_allowed")]
+    refused = [
+        (org.s2, "outside_district"),
+        (org.am2, "outside_area"),
+        (org.clerk, "role_not_allowed"),
+        (org.r1, "role_not_allowed"),
+        (org.inspector, "role_not_allowed"),
+    ]
     for actor, code in refused:
         r = await api.command(actor, "approve_customer", {"customer_id": pending[0]})
         assert r.status_code == 403 and r.json()["error"]["code"] == code, actor.id
@@ -97,8 +116,17 @@ async def test_approval_belongs_to_the_districts_supervisor_or_above(api, archiv
 
 async def test_writes_follow_the_line(api, org, card_of_r1, outlet) -> None:
     change = {"customer_id": card_of_r1, "changes": {"business_status.staff_quality": "好"}, "reason": "走访"}
-    for actor, status in ((org.r2, 403), (org.s2, 403), (org.am2, 403), (org.inspector, 403),
-                          (org.r1, 200), (org.s1, 200), (org.am1, 200), (org.clerk, 200), (org.sm, 200)):
+    for actor, status in (
+        (org.r2, 403),
+        (org.s2, 403),
+        (org.am2, 403),
+        (org.inspector, 403),
+        (org.r1, 200),
+        (org.s1, 200),
+        (org.am1, 200),
+        (org.clerk, 200),
+        (org.sm, 200),
+    ):
         r = await api.command(actor, "update_profile", change)
         assert r.status_code == status, (actor.id, r.text)
 
@@ -117,11 +145,15 @@ async def test_writes_follow_the_line(api, org, card_of_r1, outlet) -> None:
     for actor in (org.r1, org.s1, org.clerk):
         r = await api.command(actor, "define_district", {"district_id": "D9", "name": "x", "area_id": "A1"})
         assert r.status_code == 403, actor.id
-    r = await api.command(org.am2, "assign_staff", {"staff_id": "r9", "name": "新人", "role": "rep",
-                                                    "district_id": "D1"})
+    r = await api.command(
+        org.am2, "assign_staff", {"staff_id": "r9", "name": "新人", "role": "rep", "district_id": "D1"}
+    )
     assert r.status_code == 403 and r.json()["error"]["code"] == "outside_area"
-    r = await api.command(org.am1, "assign_staff", {"staff_id": "r9", "name": "新人", "role": "rep",
-                                                    "district_id": "D1", "supervisor_id": "s1"})
+    r = await api.command(
+        org.am1,
+        "assign_staff",
+        {"staff_id": "r9", "name": "新人", "role": "rep", "district_id": "D1", "supervisor_id": "s1"},
+    )
     assert r.status_code == 200
 
 

@@ -4,8 +4,13 @@ individuals, owners and contacts) through a blind index that an erasure empties.
 from __future__ import annotations
 
 PERSON = {
-    "name": "刘 芳", "address": "上海市徐汇区漕溪北路8弄3号", "phone": "13700001111",
-    "nature": "individual", "ownership": None, "channel": "retail", "location_type": "residential",
+    "name": "刘 芳",
+    "address": "上海市徐汇区漕溪北路8弄3号",
+    "phone": "13700001111",
+    "nature": "individual",
+    "ownership": None,
+    "channel": "retail",
+    "location_type": "residential",
     "base": {"owner": {"name": "刘芳", "phone": "13700001111"}},
     "contacts": [{"name": "刘芳丈夫", "phone": "13700002222"}],
 }
@@ -18,12 +23,21 @@ async def found(api, actor, q: str) -> list[str]:
 
 
 async def test_a_customer_is_found_by_a_whole_sealed_name_or_phone_within_the_readers_line(
-    rt, api, archive, org, outlet, owner,
+    rt,
+    api,
+    archive,
+    org,
+    outlet,
+    owner,
 ) -> None:
     person = (await api.ok(org.r1, "register_customer", outlet(**PERSON)))["customer_id"]
     company = await archive.approved(org.r1)
-    elsewhere = await archive.approved(org.r4, name="西湖烟酒店", base={"owner": {"name": "孙立", "phone": "13600003333"}},
-                                       contacts=[{"name": "李小红", "phone": "13998765432"}])
+    elsewhere = await archive.approved(
+        org.r4,
+        name="西湖烟酒店",
+        base={"owner": {"name": "孙立", "phone": "13600003333"}},
+        contacts=[{"name": "李小红", "phone": "13998765432"}],
+    )
     await rt.runner.run_once()
 
     assert await found(api, org.clerk, "137 0000 1111") == [person]  # the individual's phone, spaced
@@ -47,8 +61,11 @@ async def test_a_customer_is_found_by_a_whole_sealed_name_or_phone_within_the_re
 
 async def test_a_changed_phone_is_found_and_the_old_one_no_longer(rt, api, archive, org, owner) -> None:
     company = await archive.approved(org.r1)
-    await api.ok(org.clerk, "update_profile", {"customer_id": company, "changes": {"base.owner.phone": "13511112222"},
-                                               "reason": "老板换了号码"})
+    await api.ok(
+        org.clerk,
+        "update_profile",
+        {"customer_id": company, "changes": {"base.owner.phone": "13511112222"}, "reason": "老板换了号码"},
+    )
     await rt.runner.run_once()
     assert await found(api, org.clerk, "13511112222") == [company]
     assert await found(api, org.clerk, owner["phone"]) == []
@@ -70,6 +87,7 @@ async def test_an_erased_customer_is_no_longer_found_also_after_a_rebuild(rt, ap
     assert await found(api, org.clerk, "13700001111") == []
     assert await found(api, org.clerk, "王建国") == [company]
     async with rt.pool.acquire() as conn:
-        left = await conn.fetchval("SELECT count(*) FROM p_personal_search_2.personal_terms WHERE customer_id = $1",
-                                   person)
+        left = await conn.fetchval(
+            "SELECT count(*) FROM p_personal_search_2.personal_terms WHERE customer_id = $1", person
+        )
     assert left == 0

@@ -4,12 +4,6 @@ from __future__ import annotations
 
 from functools import partial
 
-from salesplatform.clock import Clock
-from salesplatform.commands import CommandBus
-from salesplatform.events import EventRegistry
-from salesplatform.projections import Projection
-from salesplatform.service import Consumes, ServiceDefinition
-
 from orders_service.adapters.http import router
 from orders_service.application.handlers import build_bus
 from orders_service.application.reactor import VisitOrders
@@ -23,6 +17,11 @@ from orders_service.projections.orders import OrderBoard
 from orders_service.projections.promotions import Promotions
 from orders_service.projections.receivables import Receivables
 from orders_service.projections.returns import Returns
+from salesplatform.clock import Clock
+from salesplatform.commands import CommandBus
+from salesplatform.events import EventRegistry
+from salesplatform.projections import Projection
+from salesplatform.service import Consumes, ServiceDefinition
 
 DEADLINE_CHECK_SECONDS = 60.0
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from salesplatform.events import Role
-
 from orders_service.domain.policy import ApprovalPolicy, OrderPolicy
+from salesplatform.events import Role
 
 
 class OrderRulesSettings(BaseSettings):

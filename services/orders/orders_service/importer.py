@@ -24,23 +24,22 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
 
+from orders_service.application.history import ImportReport, import_lines
+from orders_service.bootstrap import definition, inline_projections
+from orders_service.config import OrderRulesSettings
+from orders_service.domain.policy import OrderPolicy
 from salesplatform.clock import SystemClock
 from salesplatform.events import Actor, Envelope, Role
 from salesplatform.migrations import migrate
 from salesplatform.projections import ensure_projection
 from salesplatform.store import copy_foreign, init_connection
-
-from orders_service.application.history import ImportReport, import_lines
-from orders_service.bootstrap import definition, inline_projections
-from orders_service.config import OrderRulesSettings
-from orders_service.domain.policy import OrderPolicy
 
 IMPORT_ACTOR = Actor(id="history-import", role=Role.system)
 
@@ -53,8 +52,14 @@ async def prepare(conn: asyncpg.Connection) -> None:
         await ensure_projection(conn, projection)
 
 
-async def import_file(database_url: str, path: Path, *, policy: OrderPolicy | None = None,
-                      actor: Actor = IMPORT_ACTOR, chunk_size: int = 5000) -> ImportReport:
+async def import_file(
+    database_url: str,
+    path: Path,
+    *,
+    policy: OrderPolicy | None = None,
+    actor: Actor = IMPORT_ACTOR,
+    chunk_size: int = 5000,
+) -> ImportReport:
     policy = policy or OrderRulesSettings().policy()
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=init_connection)
     try:
@@ -62,7 +67,12 @@ async def import_file(database_url: str, path: Path, *, policy: OrderPolicy | No
             await prepare(conn)
         with path.open("rb") as lines:
             return await import_lines(
-                pool, lines, actor=actor, clock=SystemClock(), policy=policy, inline=inline_projections(),
+                pool,
+                lines,
+                actor=actor,
+                clock=SystemClock(),
+                policy=policy,
+                inline=inline_projections(),
                 chunk_size=chunk_size,
             )
     finally:
@@ -74,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", type=Path, help="JSON lines: one order, delivery or payment record per line")
     parser.add_argument("--chunk-size", type=int, default=5000, help="records per transaction")
     parser.add_argument(
-        "--database-url", default=os.environ.get("ORDERS_DATABASE_URL"),
+        "--database-url",
+        default=os.environ.get("ORDERS_DATABASE_URL"),
         help="the orders database (default: ORDERS_DATABASE_URL)",
     )
     args = parser.parse_args(argv)
@@ -91,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def synthetic_history(
-    n: int, customer_ids: list[str], skus: dict[str, int], *, end: datetime, seed: int = 7,
+    n: int,
+    customer_ids: list[str],
+    skus: dict[str, int],
+    *,
+    end: datetime,
+    seed: int = 7,
 ) -> Iterator[dict[str, Any]]:
     """`n` valid records: about half orders, three in ten deliveries, two in ten payments.
 
@@ -115,7 +131,9 @@ def synthetic_history(
             payments += 1
             customer = rng.choice(sorted(set(open_total) | set(open_named)))
             record: dict[str, Any] = {
-                "kind": "payment", "record_id": f"P{payments}", "customer_id": customer,
+                "kind": "payment",
+                "record_id": f"P{payments}",
+                "customer_id": customer,
                 "received_on": (at + timedelta(days=1)).date().isoformat(),
             }
             if customer in oldest_first:
@@ -137,7 +155,9 @@ def synthetic_history(
             deliveries += 1
             rid, customer, amount, placed_at = undelivered.pop(0)
             yield {
-                "kind": "delivery", "record_id": f"D{deliveries}", "order_record_id": rid,
+                "kind": "delivery",
+                "record_id": f"D{deliveries}",
+                "order_record_id": rid,
                 "delivered_at": (placed_at + timedelta(hours=rng.randint(2, 30))).isoformat(),
             }
             if customer in oldest_first:
@@ -155,7 +175,10 @@ def synthetic_history(
             rid = f"H{orders}"
             undelivered.append((rid, customer, sum(x["quantity"] * x["unit_price_fen"] for x in lines), at))
             yield {
-                "kind": "order", "record_id": rid, "customer_id": customer, "placed_at": at.isoformat(),
+                "kind": "order",
+                "record_id": rid,
+                "customer_id": customer,
+                "placed_at": at.isoformat(),
                 "lines": lines,
             }
 
@@ -165,21 +188,45 @@ def customer_envelopes(customer_ids: list[str], *, at: datetime, terms_days: int
     actor = Actor(id="customer-service", role=Role.system)
     out = []
     for n, cid in enumerate(customer_ids):
-        base = {"stream_id": f"customer-{cid}", "occurred_at": at, "recorded_at": at, "actor": actor,
-                "schema_version": 1}
-        out.append(Envelope(
-            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"registered:{cid}"), event_type="customer.registered",
-            stream_version=1, data={
-                "customer_id": cid, "name": f"Outlet {n}", "district_id": f"d{n % 4}", "area_id": f"a{n % 2}",
-                "division_id": "v1", "rep_id": f"r{n % 8}", "channel": "retail", "status": "pending",
-            }, **base,
-        ))
-        out.append(Envelope(
-            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"credit:{cid}"), event_type="customer.credit_limit_set",
-            stream_version=2, data={
-                "customer_id": cid, "credit_rating": "A", "credit_limit_fen": 10**12, "payment_terms_days": terms_days,
-            }, **base,
-        ))
+        base = {
+            "stream_id": f"customer-{cid}",
+            "occurred_at": at,
+            "recorded_at": at,
+            "actor": actor,
+            "schema_version": 1,
+        }
+        out.append(
+            Envelope(
+                event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"registered:{cid}"),
+                event_type="customer.registered",
+                stream_version=1,
+                data={
+                    "customer_id": cid,
+                    "name": f"Outlet {n}",
+                    "district_id": f"d{n % 4}",
+                    "area_id": f"a{n % 2}",
+                    "division_id": "v1",
+                    "rep_id": f"r{n % 8}",
+                    "channel": "retail",
+                    "status": "pending",
+                },
+                **base,
+            )
+        )
+        out.append(
+            Envelope(
+                event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"credit:{cid}"),
+                event_type="customer.credit_limit_set",
+                stream_version=2,
+                data={
+                    "customer_id": cid,
+                    "credit_rating": "A",
+                    "credit_limit_fen": 10**12,
+                    "payment_terms_days": terms_days,
+                },
+                **base,
+            )
+        )
     return out
 
 
@@ -199,19 +246,18 @@ def _admin_dsn() -> str:
 async def bench_import_async(n: int = 100_000, *, admin_dsn: str | None = None) -> dict[str, Any]:
     """Import `n` synthetic records into a scratch database (created and dropped here) and
     compare with a raw COPY of the same events into a plain table."""
-    from salesplatform.devstack.servers import create_database, drop_database
-
     from orders_service.application.handlers import build_bus
     from orders_service.application.reactor import VisitOrders
     from orders_service.domain.events import registry
     from orders_service.projections.directory import CustomerDirectory
+    from salesplatform.devstack.servers import create_database, drop_database
     from salesplatform.projections import ProjectionRunner
 
     admin = admin_dsn or _admin_dsn()
     name = f"orders_import_bench_{uuid.uuid4().hex[:8]}"
     dsn = await create_database(admin, name)
     policy = OrderRulesSettings().policy()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     clock = SystemClock()
     try:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init_connection)
@@ -235,14 +281,14 @@ async def bench_import_async(n: int = 100_000, *, admin_dsn: str | None = None) 
                 path = Path(handle.name)
             try:
                 options = {"actor": IMPORT_ACTOR, "clock": clock, "policy": policy, "inline": inline}
-                with path.open("rb") as lines:
+                with path.open("rb") as lines:  # noqa: ASYNC230 - a local file read by a one-off job
                     report = await import_lines(pool, lines, **options)
                 started = time.perf_counter()
-                with path.open("rb") as lines:
+                with path.open("rb") as lines:  # noqa: ASYNC230 - a local file read by a one-off job
                     rerun = await import_lines(pool, lines, **options)
                 rerun_seconds = time.perf_counter() - started
             finally:
-                path.unlink()
+                path.unlink()  # noqa: ASYNC240 - a local file of a one-off job
         finally:
             await pool.close()
         # In a process of its own: the comparison holds every event in memory at once, which
@@ -252,8 +298,11 @@ async def bench_import_async(n: int = 100_000, *, admin_dsn: str | None = None) 
     finally:
         await drop_database(admin, name)
     return {
-        "records": report.records, "accepted": report.accepted, "rejected": len(report.rejected),
-        "events": report.events_appended, "seconds": round(report.seconds, 3),
+        "records": report.records,
+        "accepted": report.accepted,
+        "rejected": len(report.rejected),
+        "events": report.events_appended,
+        "seconds": round(report.seconds, 3),
         "records_per_second": round(report.records / report.seconds) if report.seconds else None,
         "events_per_second": round(report.events_appended / report.seconds) if report.seconds else None,
         "append_seconds": round(report.timings.get("append", 0.0), 3),
@@ -261,17 +310,27 @@ async def bench_import_async(n: int = 100_000, *, admin_dsn: str | None = None) 
         "raw_copy_seconds": round(raw_seconds, 3),
         "append_vs_raw_copy": round(report.timings.get("append", 0.0) / raw_seconds, 2) if raw_seconds else None,
         "total_vs_raw_copy": round(report.seconds / raw_seconds, 2) if raw_seconds else None,
-        "rerun_seconds": round(rerun_seconds, 3), "rerun_events_appended": rerun.events_appended,
+        "rerun_seconds": round(rerun_seconds, 3),
+        "rerun_events_appended": rerun.events_appended,
     }
 
 
 def _define(sku: str, price: int, actor: Actor) -> Any:
     from salesplatform.commands import Request
 
-    return Request(name="define_sku", actor=actor, payload={
-        "sku": sku, "name": sku, "brand": "Bench", "product_group": f"group-{int(sku[-2:]) % 4}",
-        "package": "case", "list_price_fen": price, "floor_price_fen": price - 50,
-    })
+    return Request(
+        name="define_sku",
+        actor=actor,
+        payload={
+            "sku": sku,
+            "name": sku,
+            "brand": "Bench",
+            "product_group": f"group-{int(sku[-2:]) % 4}",
+            "package": "case",
+            "list_price_fen": price,
+            "floor_price_fen": price - 50,
+        },
+    )
 
 
 def _raw_copy_seconds_sync(dsn: str) -> float:
@@ -292,9 +351,21 @@ async def _raw_copy_seconds(dsn: str) -> float:
         )
         started = time.perf_counter()
         await conn.copy_records_to_table(
-            "raw_copy", records=[tuple(r) for r in rows],
-            columns=["stream_id", "stream_version", "event_id", "event_type", "schema_version", "occurred_at",
-                     "recorded_at", "correlation_id", "causation_id", "actor", "data"],
+            "raw_copy",
+            records=[tuple(r) for r in rows],
+            columns=[
+                "stream_id",
+                "stream_version",
+                "event_id",
+                "event_type",
+                "schema_version",
+                "occurred_at",
+                "recorded_at",
+                "correlation_id",
+                "causation_id",
+                "actor",
+                "data",
+            ],
         )
         return time.perf_counter() - started
     finally:

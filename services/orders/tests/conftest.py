@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
+
 from salesplatform.clock import FixedClock
 from salesplatform.devstack.pytest_plugin import settings_for_tests
 from salesplatform.messaging import ensure_streams_of
@@ -14,9 +15,10 @@ from salesplatform.settings import ServiceSettings
 # The tests import their shared helpers (orders_testkit) from this folder.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from orders_service.bootstrap import definition  # noqa: E402
-from orders_service.domain.policy import OrderPolicy  # noqa: E402
-from orders_testkit import SECRET, START  # noqa: E402
+from orders_testkit import SECRET, START
+
+from orders_service.bootstrap import definition
+from orders_service.domain.policy import OrderPolicy
 
 
 @pytest_asyncio.fixture

@@ -7,15 +7,27 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from orders_testkit import (
+    AREA_MANAGER,
+    CLERK,
+    CUSTOMER_SERVICE,
+    INSPECTOR,
+    OTHER_REP,
+    REP,
+    SALES_MANAGER,
+    SECRET,
+    START,
+    SUPERVISOR,
+    SYSTEM,
+    add_customer,
+    define_skus,
+    feed_customers,
+    ok,
+)
 
 from salesplatform.auth import mint
 from salesplatform.events import Actor, Envelope, Role
 from salesplatform.service import http_app
-
-from orders_testkit import (
-    AREA_MANAGER, CLERK, CUSTOMER_SERVICE, INSPECTOR, OTHER_REP, REP, SALES_MANAGER, SECRET, START, SUPERVISOR,
-    SYSTEM, add_customer, define_skus, feed_customers, ok,
-)
 
 OTHER_SUPERVISOR = Actor(id="s2", role=Role.supervisor, district="d2", area="a1")
 
@@ -35,12 +47,29 @@ async def get(http, actor: Actor, path: str, **params) -> httpx.Response:
 
 
 async def staff(rt, staff_id: str, district: str) -> None:
-    await feed_customers(rt, [Envelope(
-        event_id=uuid.uuid4(), event_type="staff.assigned", schema_version=1, stream_id=f"staff-{staff_id}",
-        stream_version=1, occurred_at=START, recorded_at=START, actor=CUSTOMER_SERVICE,
-        data={"staff_id": staff_id, "name": staff_id, "role": "rep", "district_id": district, "area_id": "a1",
-              "supervisor_id": None},
-    )])
+    await feed_customers(
+        rt,
+        [
+            Envelope(
+                event_id=uuid.uuid4(),
+                event_type="staff.assigned",
+                schema_version=1,
+                stream_id=f"staff-{staff_id}",
+                stream_version=1,
+                occurred_at=START,
+                recorded_at=START,
+                actor=CUSTOMER_SERVICE,
+                data={
+                    "staff_id": staff_id,
+                    "name": staff_id,
+                    "role": "rep",
+                    "district_id": district,
+                    "area_id": "a1",
+                    "supervisor_id": None,
+                },
+            )
+        ],
+    )
 
 
 async def test_commands_over_http_need_a_token_and_answer_with_error_codes(rt, http) -> None:
@@ -50,11 +79,13 @@ async def test_commands_over_http_need_a_token_and_answer_with_error_codes(rt, h
     assert (await http.post("/commands/place_order", json=body)).status_code == 401
     placed = await http.post("/commands/place_order", json=body, headers=auth(REP))
     assert placed.status_code == 200 and placed.json()["status"] == "confirmed"
-    bad = await http.post("/commands/place_order", json={**body, "lines": [{"sku": "COLA", "quantity": 0}]},
-                          headers=auth(REP))
+    bad = await http.post(
+        "/commands/place_order", json={**body, "lines": [{"sku": "COLA", "quantity": 0}]}, headers=auth(REP)
+    )
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "lines.0.quantity"
-    unknown = await http.post("/commands/place_order", json={**body, "lines": [{"sku": "GIN", "quantity": 1}]},
-                              headers=auth(REP))
+    unknown = await http.post(
+        "/commands/place_order", json={**body, "lines": [{"sku": "GIN", "quantity": 1}]}, headers=auth(REP)
+    )
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_sku"
     schemas = (await http.get("/schemas/events")).json()
     assert {"order.placed", "invoice.issued", "return.requested", "promotion.cost_incurred"} <= set(schemas)
@@ -95,8 +126,9 @@ async def test_order_queries_follow_the_territory_line(rt, http) -> None:
 async def test_approval_queue_per_role(rt, http) -> None:
     await define_skus(rt)
     await add_customer(rt, "c1", credit_limit_fen=None)
-    cheap = await ok(rt, "place_order", {
-        "customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 1, "unit_price_fen": 280}]}, REP)
+    cheap = await ok(
+        rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 1, "unit_price_fen": 280}]}, REP
+    )
     big = await ok(rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 40_000}]}, REP)
     queue = (await get(http, AREA_MANAGER, "/approvals")).json()
     assert queue["role"] == "area_manager" and [o["order_id"] for o in queue["orders"]] == [cheap["order_id"]]
@@ -122,16 +154,32 @@ async def test_overdue_deliveries_receivables_ageing_and_returns(rt, http, clock
     [row] = ageing["customers"]
     # 4,000 issued 2 Mar (49 days, past its 1 Apr due date), 1,000 of it paid; 3,000 issued 3 Mar
     assert (row["customer_id"], row["open_fen"], row["overdue_fen"]) == ("c1", 6000, 6000)
-    assert (row["days_0_30_fen"], row["days_31_60_fen"], row["days_61_90_fen"], row["days_over_90_fen"]) == (0, 6000, 0, 0)
+    assert (row["days_0_30_fen"], row["days_31_60_fen"], row["days_61_90_fen"], row["days_over_90_fen"]) == (
+        0,
+        6000,
+        0,
+        0,
+    )
     assert ageing["totals"]["open_fen"] == 6000
     detail = (await get(http, REP, "/receivables/c1", as_of="2026-03-10")).json()
     assert detail["ageing"]["days_0_30_fen"] == 6000 and detail["ageing"]["overdue_fen"] == 0
-    assert detail["payments"][0]["allocations"] == [{"invoice_id": detail["invoices"][0]["invoice_id"], "amount_fen": 1000}]
+    assert detail["payments"][0]["allocations"] == [
+        {"invoice_id": detail["invoices"][0]["invoice_id"], "amount_fen": 1000}
+    ]
     assert (await get(http, OTHER_REP, "/receivables/c1")).status_code == 403
     assert (await get(http, OTHER_REP, "/receivables")).json()["customers"] == []
 
-    ret = await ok(rt, "request_return", {"order_id": late["order_id"], "lines": [{"sku": "COLA", "quantity": 1}],
-                                          "scope": "part", "reason": "transit_damage"}, REP)
+    ret = await ok(
+        rt,
+        "request_return",
+        {
+            "order_id": late["order_id"],
+            "lines": [{"sku": "COLA", "quantity": 1}],
+            "scope": "part",
+            "reason": "transit_damage",
+        },
+        REP,
+    )
     listed = (await get(http, REP, "/returns", status="requested", reason="transit_damage")).json()
     assert [r["return_id"] for r in listed["returns"]] == [ret["return_id"]]
     assert listed["counts"] == [{"status": "requested", "reason": "transit_damage", "n": 1, "amount_fen": 300}]
@@ -143,11 +191,26 @@ async def test_overdue_deliveries_receivables_ageing_and_returns(rt, http, clock
 
 async def test_catalogue_promotions_and_visit_order_problems(rt, http) -> None:
     await define_skus(rt)
-    await ok(rt, "set_sku_price", {"sku": "COLA", "area_id": "a1", "list_price_fen": 310, "floor_price_fen": 260},
-             SALES_MANAGER)
+    await ok(
+        rt,
+        "set_sku_price",
+        {"sku": "COLA", "area_id": "a1", "list_price_fen": 310, "floor_price_fen": 260},
+        SALES_MANAGER,
+    )
     await ok(rt, "set_required_skus", {"channel": "retail", "skus": ["COLA", "TEA"]}, SALES_MANAGER)
-    await ok(rt, "plan_promotion", {"name": "Tea week", "starts_on": "2026-03-01", "ends_on": "2026-03-07",
-                                    "skus": ["TEA"], "discount_percent": 5, "budget_fen": 10_000}, SALES_MANAGER)
+    await ok(
+        rt,
+        "plan_promotion",
+        {
+            "name": "Tea week",
+            "starts_on": "2026-03-01",
+            "ends_on": "2026-03-07",
+            "skus": ["TEA"],
+            "discount_percent": 5,
+            "budget_fen": 10_000,
+        },
+        SALES_MANAGER,
+    )
     skus = (await get(http, REP, "/catalogue/skus")).json()["skus"]
     cola = next(s for s in skus if s["sku"] == "COLA")
     assert cola["area_prices"] == [{"area_id": "a1", "list_price_fen": 310, "floor_price_fen": 260}]

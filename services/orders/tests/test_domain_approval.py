@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
-from salesplatform.errors import DomainError, NotFound, PermissionDenied
-from salesplatform.events import Actor, Role
 
 from orders_service.domain.catalogue import Sku
 from orders_service.domain.customers import CustomerCard, may_act_for
@@ -28,8 +25,10 @@ from orders_service.domain.ordering import (
 )
 from orders_service.domain.policy import ApprovalPolicy, OrderPolicy
 from orders_service.domain.promotion import Promotion
+from salesplatform.errors import DomainError, NotFound, PermissionDenied
+from salesplatform.events import Actor, Role
 
-NOW = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 DAY = date(2026, 3, 2)
 POLICY = OrderPolicy()
 RULES = POLICY.approval  # threshold 500,000; supervisor ≤ 2,000,000; area manager ≤ 10,000,000
@@ -42,13 +41,24 @@ GENERAL_MANAGER = Actor(id="gm1", role=Role.general_manager)
 CLERK = Actor(id="k1", role=Role.clerk)
 SYSTEM = Actor(id="erp", role=Role.system)
 
-CARD = CustomerCard("c1", "active", district_id="d1", area_id="a1", rep_id="r1", channel="retail",
-                    credit_limit_fen=50_000_000, payment_terms_days=30)
+CARD = CustomerCard(
+    "c1",
+    "active",
+    district_id="d1",
+    area_id="a1",
+    rep_id="r1",
+    channel="retail",
+    credit_limit_fen=50_000_000,
+    payment_terms_days=30,
+)
+NO_DEBT = CreditPosition()
 
 
 def sku(code: str = "COLA", list_fen: int = 300, floor_fen: int = 250, **areas: tuple[int, int]) -> Sku:
     s = Sku(code)
-    s.define(name=code, brand="B", product_group="soda", package="case", list_price_fen=list_fen, floor_price_fen=floor_fen)
+    s.define(
+        name=code, brand="B", product_group="soda", package="case", list_price_fen=list_fen, floor_price_fen=floor_fen
+    )
     for area, (lst, flr) in areas.items():
         s.set_price(area_id=area, list_price_fen=lst, floor_price_fen=flr)
     return s
@@ -58,8 +68,14 @@ def priced(quantity: int, price: int | None = None, placer: Actor = REP, area: s
     return price_lines([RequestedLine("COLA", quantity, price)], {"COLA": sku()}, area, placer, RULES)
 
 
-def reasons(quantity: int, price: int | None = None, *, placer: Actor = REP, card: CustomerCard = CARD,
-            position: CreditPosition = CreditPosition()):
+def reasons(
+    quantity: int,
+    price: int | None = None,
+    *,
+    placer: Actor = REP,
+    card: CustomerCard = CARD,
+    position: CreditPosition = NO_DEBT,
+):
     approval = assess(priced(quantity, price, placer), card, position, placer, RULES)
     return dict.fromkeys(approval.reasons), approval.required_role
 
@@ -137,7 +153,8 @@ def test_a_customer_without_a_credit_limit_is_not_credit_checked() -> None:
 
 def test_overdue_debt_needs_the_sales_manager() -> None:
     assert reasons(10, position=CreditPosition(open_invoices_fen=5_000, overdue_fen=1)) == (
-        {OVERDUE_RECEIVABLES: None}, Role.sales_manager,
+        {OVERDUE_RECEIVABLES: None},
+        Role.sales_manager,
     )
 
 
@@ -162,8 +179,9 @@ def test_several_reasons_need_the_highest_role_among_them() -> None:
 
 
 def test_the_tiers_come_from_the_policy() -> None:
-    strict = ApprovalPolicy(threshold_fen=1_000, supervisor_up_to_fen=2_000, area_manager_up_to_fen=3_000,
-                            overdue_role=Role.general_manager)
+    strict = ApprovalPolicy(
+        threshold_fen=1_000, supervisor_up_to_fen=2_000, area_manager_up_to_fen=3_000, overdue_role=Role.general_manager
+    )
     lines = priced(10)  # 3,000 fen
     assert assess(lines, CARD, CreditPosition(), REP, strict).required_role == Role.area_manager
     assert assess(lines, CARD, CreditPosition(overdue_fen=1), REP, strict).required_role == Role.general_manager
@@ -172,13 +190,31 @@ def test_the_tiers_come_from_the_policy() -> None:
 # -- the order's life -------------------------------------------------------------------------------
 
 
-def place(quantity: int = 10, price: int | None = None, *, placer: Actor = REP, card: CustomerCard = CARD,
-          position: CreditPosition = CreditPosition(), promotions: list[Promotion] | None = None) -> Order:
+def place(
+    quantity: int = 10,
+    price: int | None = None,
+    *,
+    placer: Actor = REP,
+    card: CustomerCard = CARD,
+    position: CreditPosition = NO_DEBT,
+    promotions: list[Promotion] | None = None,
+) -> Order:
     order = Order("o1")
     take_order(
-        order, customer=card, requested=[RequestedLine("COLA", quantity, price)], skus={"COLA": sku()},
-        promotions=promotions or [], position=position, placer=placer, rep_id="r1", source="phone",
-        visit_id=None, business_date=DAY, placed_at=NOW, now=NOW, policy=POLICY,
+        order,
+        customer=card,
+        requested=[RequestedLine("COLA", quantity, price)],
+        skus={"COLA": sku()},
+        promotions=promotions or [],
+        position=position,
+        placer=placer,
+        rep_id="r1",
+        source="phone",
+        visit_id=None,
+        business_date=DAY,
+        placed_at=NOW,
+        now=NOW,
+        policy=POLICY,
     )
     return order
 
@@ -316,11 +352,27 @@ def test_a_deposit_completed_at_once_is_never_overdue() -> None:
 # -- promotions -----------------------------------------------------------------------------------
 
 
-def promotion(pid: str = "p1", *, discount: int | None = 10, gift: GiftRule | None = None, budget: int = 100_000,
-              channels: tuple[str, ...] = (), skus: tuple[str, ...] = ("COLA",), spent: int = 0) -> Promotion:
+def promotion(
+    pid: str = "p1",
+    *,
+    discount: int | None = 10,
+    gift: GiftRule | None = None,
+    budget: int = 100_000,
+    channels: tuple[str, ...] = (),
+    skus: tuple[str, ...] = ("COLA",),
+    spent: int = 0,
+) -> Promotion:
     p = Promotion(pid)
-    p.plan(name=pid, starts_on=date(2026, 3, 1), ends_on=date(2026, 3, 31), skus=list(skus), channels=list(channels),
-           discount_percent=None if gift else discount, gift_rule=gift, budget_fen=budget)
+    p.plan(
+        name=pid,
+        starts_on=date(2026, 3, 1),
+        ends_on=date(2026, 3, 31),
+        skus=list(skus),
+        channels=list(channels),
+        discount_percent=None if gift else discount,
+        gift_rule=gift,
+        budget_fen=budget,
+    )
     if spent:
         p.incur("earlier", spent)
     return p

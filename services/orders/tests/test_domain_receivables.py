@@ -6,8 +6,6 @@ from datetime import date
 
 import pytest
 
-from salesplatform.errors import DomainError
-
 from orders_service.domain.receivables import (
     OpenInvoice,
     Payment,
@@ -16,6 +14,7 @@ from orders_service.domain.receivables import (
     due_date,
     invoice_id_for,
 )
+from salesplatform.errors import DomainError
 
 INVOICES = [
     OpenInvoice("inv-b", date(2026, 2, 1), date(2026, 3, 3), 7_001),

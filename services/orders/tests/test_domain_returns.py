@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from orders_service.domain.events import OrderLine
+from orders_service.domain.returns import Returned, ReturnRequest, delivered_lines, route_for
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, Role
-
-from orders_service.domain.events import OrderLine
-from orders_service.domain.returns import ReturnRequest, Returned, delivered_lines, route_for
 
 REP = Actor(id="r1", role=Role.rep)
 SUPERVISOR = Actor(id="s1", role=Role.supervisor)
@@ -24,11 +23,19 @@ LINES = (
 )
 
 
-def request(reason: str, scope: str = "part", lines=(("COLA", 2),), returned=None, delivered: bool = True) -> ReturnRequest:
+def request(
+    reason: str, scope: str = "part", lines=(("COLA", 2),), returned=None, delivered: bool = True
+) -> ReturnRequest:
     ret = ReturnRequest("ret1")
     ret.request(
-        order_id="o1", customer_id="c1", order_delivered=delivered, delivered=delivered_lines(LINES),
-        returned=returned or {}, lines=list(lines) if lines is not None else None, scope=scope, reason=reason,
+        order_id="o1",
+        customer_id="c1",
+        order_delivered=delivered,
+        delivered=delivered_lines(LINES),
+        returned=returned or {},
+        lines=list(lines) if lines is not None else None,
+        scope=scope,
+        reason=reason,
         detail="",
     )
     return ret
@@ -152,10 +159,10 @@ def test_gifts_are_returnable_but_never_refunded_past_what_was_paid() -> None:
 
 def test_other_refusals_of_a_request() -> None:
     cases = [
-        (dict(lines=[("WATER", 1)]), "sku_not_in_order"),
-        (dict(delivered=False), "order_not_delivered"),
-        (dict(scope="whole_batch", lines=[("COLA", 10)]), "whole_batch_incomplete"),
-        (dict(lines=None), "lines_required"),
+        ({"lines": [("WATER", 1)]}, "sku_not_in_order"),
+        ({"delivered": False}, "order_not_delivered"),
+        ({"scope": "whole_batch", "lines": [("COLA", 10)]}, "whole_batch_incomplete"),
+        ({"lines": None}, "lines_required"),
     ]
     for kw, code in cases:
         with pytest.raises(DomainError) as err:

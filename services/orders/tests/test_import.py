@@ -15,18 +15,27 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-
-from salesplatform.auth import mint
-from salesplatform.projections import reading
-from salesplatform.service import http_app
+from orders_testkit import (
+    REP,
+    SALES_MANAGER,
+    SECRET,
+    SKUS,
+    START,
+    SYSTEM,
+    add_customer,
+    define_skus,
+    feed_customers,
+    ok,
+    refused,
+)
 
 from orders_service.application.history import import_lines, order_id_for_record
 from orders_service.domain.events import registry
 from orders_service.domain.policy import OrderPolicy
 from orders_service.importer import IMPORT_ACTOR, customer_envelopes, synthetic_history
-from orders_testkit import (
-    REP, SALES_MANAGER, SECRET, SKUS, START, SYSTEM, add_customer, define_skus, feed_customers, ok, refused,
-)
+from salesplatform.auth import mint
+from salesplatform.projections import reading
+from salesplatform.service import http_app
 
 CUSTOMERS = [f"h{i:03d}" for i in range(40)]
 PRICES = {sku: list_fen for sku, (list_fen, _, _) in SKUS.items()}
@@ -43,8 +52,14 @@ def records(n: int) -> list[dict]:
 
 async def run_import(rt, lines: list[bytes], chunk_size: int = 2000, **kw):
     return await import_lines(
-        rt.pool, lines, actor=IMPORT_ACTOR, clock=rt.clock, policy=OrderPolicy(),
-        inline=rt.bus.inline_projections, chunk_size=chunk_size, **kw,
+        rt.pool,
+        lines,
+        actor=IMPORT_ACTOR,
+        clock=rt.clock,
+        policy=OrderPolicy(),
+        inline=rt.bus.inline_projections,
+        chunk_size=chunk_size,
+        **kw,
     )
 
 
@@ -91,7 +106,11 @@ async def test_five_thousand_records_import_exactly_once_with_right_totals(rt) -
             "SELECT DISTINCT ON (event_type) event_type, data FROM events WHERE causation_id LIKE 'import:%'"
         )
     assert {r["event_type"] for r in sample} == {
-        "order.placed", "order.confirmed", "order.delivered", "invoice.issued", "payment.received",
+        "order.placed",
+        "order.confirmed",
+        "order.delivered",
+        "invoice.issued",
+        "payment.received",
     }
     for r in sample:
         registry.model(r["event_type"]).model_validate(r["data"])
@@ -121,8 +140,13 @@ async def test_an_import_that_keeps_nothing_between_chunks_reads_back_what_it_ne
 async def test_rejected_records_are_listed_and_change_nothing(rt) -> None:
     await history_ready(rt)
     placed = (START - timedelta(days=3)).isoformat()
-    good = {"kind": "order", "record_id": "G1", "customer_id": "h001", "placed_at": placed,
-            "lines": [{"sku": "COLA", "quantity": 10, "unit_price_fen": 300}]}
+    good = {
+        "kind": "order",
+        "record_id": "G1",
+        "customer_id": "h001",
+        "placed_at": placed,
+        "lines": [{"sku": "COLA", "quantity": 10, "unit_price_fen": 300}],
+    }
     lines = [
         orjson.dumps(good),
         b"{not json",
@@ -130,16 +154,41 @@ async def test_rejected_records_are_listed_and_change_nothing(rt) -> None:
         orjson.dumps({**good, "record_id": "B2", "lines": [{"sku": "GIN", "quantity": 1, "unit_price_fen": 1}]}),
         orjson.dumps({**good, "record_id": "B3", "lines": [{"sku": "COLA", "quantity": 0, "unit_price_fen": 1}]}),
         orjson.dumps(good),  # the same record id twice
-        orjson.dumps({"kind": "delivery", "record_id": "D1", "order_record_id": "G1",
-                      "delivered_at": (START - timedelta(days=2)).isoformat()}),
-        orjson.dumps({"kind": "delivery", "record_id": "D2", "order_record_id": "G1",
-                      "delivered_at": (START - timedelta(days=2)).isoformat()}),
-        orjson.dumps({"kind": "delivery", "record_id": "D3", "order_record_id": "NOPE",
-                      "delivered_at": placed}),
-        orjson.dumps({"kind": "payment", "record_id": "P1", "customer_id": "h001", "amount_fen": 3001,
-                      "received_on": "2026-03-01"}),
-        orjson.dumps({"kind": "payment", "record_id": "P2", "customer_id": "h001", "amount_fen": 1000,
-                      "received_on": "2026-03-01"}),
+        orjson.dumps(
+            {
+                "kind": "delivery",
+                "record_id": "D1",
+                "order_record_id": "G1",
+                "delivered_at": (START - timedelta(days=2)).isoformat(),
+            }
+        ),
+        orjson.dumps(
+            {
+                "kind": "delivery",
+                "record_id": "D2",
+                "order_record_id": "G1",
+                "delivered_at": (START - timedelta(days=2)).isoformat(),
+            }
+        ),
+        orjson.dumps({"kind": "delivery", "record_id": "D3", "order_record_id": "NOPE", "delivered_at": placed}),
+        orjson.dumps(
+            {
+                "kind": "payment",
+                "record_id": "P1",
+                "customer_id": "h001",
+                "amount_fen": 3001,
+                "received_on": "2026-03-01",
+            }
+        ),
+        orjson.dumps(
+            {
+                "kind": "payment",
+                "record_id": "P2",
+                "customer_id": "h001",
+                "amount_fen": 1000,
+                "received_on": "2026-03-01",
+            }
+        ),
         orjson.dumps({"kind": "refund", "record_id": "X1"}),
     ]
     report = await run_import(rt, lines)
@@ -168,10 +217,24 @@ async def test_imported_history_is_history_like_any_other(rt) -> None:
     await add_customer(rt, "c1")
     placed = START - timedelta(days=5)
     lines = [
-        orjson.dumps({"kind": "order", "record_id": "OLD-1", "customer_id": "c1", "placed_at": placed.isoformat(),
-                      "lines": [{"sku": "TEA", "quantity": 6, "unit_price_fen": 390}], "rep_id": "r1"}),
-        orjson.dumps({"kind": "delivery", "record_id": "OLD-D1", "order_record_id": "OLD-1",
-                      "delivered_at": (placed + timedelta(hours=30)).isoformat()}),
+        orjson.dumps(
+            {
+                "kind": "order",
+                "record_id": "OLD-1",
+                "customer_id": "c1",
+                "placed_at": placed.isoformat(),
+                "lines": [{"sku": "TEA", "quantity": 6, "unit_price_fen": 390}],
+                "rep_id": "r1",
+            }
+        ),
+        orjson.dumps(
+            {
+                "kind": "delivery",
+                "record_id": "OLD-D1",
+                "order_record_id": "OLD-1",
+                "delivered_at": (placed + timedelta(hours=30)).isoformat(),
+            }
+        ),
     ]
     report = await run_import(rt, lines)
     assert report.rejected == [] and report.events_appended == 4
@@ -179,16 +242,33 @@ async def test_imported_history_is_history_like_any_other(rt) -> None:
     async with reading(rt.pool, "order_board") as conn:
         row = await conn.fetchrow("SELECT status, on_time, rep_id FROM orders WHERE order_id = $1", order_id)
     assert tuple(row) == ("delivered", False, "r1")
-    ret = await ok(rt, "request_return", {"order_id": order_id, "lines": [{"sku": "TEA", "quantity": 2}],
-                                          "scope": "part", "reason": "transit_damage"}, REP)
+    ret = await ok(
+        rt,
+        "request_return",
+        {"order_id": order_id, "lines": [{"sku": "TEA", "quantity": 2}], "scope": "part", "reason": "transit_damage"},
+        REP,
+    )
     assert ret["amount_fen"] == 780
     # a live payment against the imported invoice, and the next delivery's file referring back
     await ok(rt, "record_payment", {"customer_id": "c1", "amount_fen": 340}, REP)
     assert await refused(rt, "record_payment", {"customer_id": "c1", "amount_fen": 2001}, REP) == (
-        409, "payment_exceeds_open_amount",
+        409,
+        "payment_exceeds_open_amount",
     )
-    later = await run_import(rt, [orjson.dumps({"kind": "payment", "record_id": "OLD-P1", "customer_id": "c1",
-                                                "amount_fen": 2000, "received_on": "2026-02-28"})])
+    later = await run_import(
+        rt,
+        [
+            orjson.dumps(
+                {
+                    "kind": "payment",
+                    "record_id": "OLD-P1",
+                    "customer_id": "c1",
+                    "amount_fen": 2000,
+                    "received_on": "2026-02-28",
+                }
+            )
+        ],
+    )
     assert later.rejected == [] and later.events_appended == 1
     async with reading(rt.pool, "receivables") as conn:
         assert await conn.fetchval("SELECT open_fen FROM invoices WHERE order_id = $1", order_id) == 0
@@ -214,14 +294,23 @@ async def test_history_through_the_command_http_upload_and_command_line(rt, serv
     await history_ready(rt)
     placed = (START - timedelta(days=2)).isoformat()
     records_ = [
-        {"kind": "order", "record_id": "C1", "customer_id": "h002", "placed_at": placed,
-         "lines": [{"sku": "WATER", "quantity": 4, "unit_price_fen": 150}]},
+        {
+            "kind": "order",
+            "record_id": "C1",
+            "customer_id": "h002",
+            "placed_at": placed,
+            "lines": [{"sku": "WATER", "quantity": 4, "unit_price_fen": 150}],
+        },
         {"kind": "order", "record_id": "C2", "customer_id": "h002", "placed_at": placed, "lines": []},
     ]
     via_command = await ok(rt, "import_history", {"records": records_}, SYSTEM)
     assert (via_command["accepted"], via_command["events_appended"], via_command["rejected_count"]) == (1, 2, 1)
-    assert via_command["rejected"][0] == {"line": 2, "record_id": "C2", "field": "lines",
-                                          "message": via_command["rejected"][0]["message"]}
+    assert via_command["rejected"][0] == {
+        "line": 2,
+        "record_id": "C2",
+        "field": "lines",
+        "message": via_command["rejected"][0]["message"],
+    }
     assert await refused(rt, "import_history", {"records": records_}, REP) == (403, "role_not_allowed")
     again = await ok(rt, "import_history", {"records": records_[:1]}, SYSTEM)
     assert (again["already_imported"], again["events_appended"]) == (1, 0)
@@ -232,8 +321,9 @@ async def test_history_through_the_command_http_upload_and_command_line(rt, serv
         denied = await http.post("/imports", content=upload, headers={"Authorization": f"Bearer {mint(REP, SECRET)}"})
         assert denied.status_code == 403
         answer = await http.post(
-            "/imports", content=upload, headers={"Authorization": f"Bearer {mint(SALES_MANAGER, SECRET)}",
-                                                  "Content-Type": "application/x-ndjson"},
+            "/imports",
+            content=upload,
+            headers={"Authorization": f"Bearer {mint(SALES_MANAGER, SECRET)}", "Content-Type": "application/x-ndjson"},
         )
     assert answer.status_code == 200, answer.text
     assert (answer.json()["records"], answer.json()["accepted"], answer.json()["rejected"]) == (300, 300, [])
@@ -243,8 +333,11 @@ async def test_history_through_the_command_http_upload_and_command_line(rt, serv
     try:
         env = {**os.environ, "ORDERS_DATABASE_URL": service_settings.database_url}
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "orders_service.importer", str(path)],
-            capture_output=True, env=env, timeout=60,
+            subprocess.run,
+            [sys.executable, "-m", "orders_service.importer", str(path)],
+            capture_output=True,
+            env=env,
+            timeout=60,
         )
     finally:
         path.unlink()

@@ -6,16 +6,27 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from salesplatform.commands import Request
-from salesplatform.projections import reading
-from salesplatform.uow import try_claims
+from orders_testkit import (
+    AREA_MANAGER,
+    CLERK,
+    OTHER_AREA_MANAGER,
+    OTHER_REP,
+    REP,
+    SALES_MANAGER,
+    SUPERVISOR,
+    SYSTEM,
+    add_customer,
+    define_skus,
+    event_count,
+    ok,
+    refused,
+)
 
 from orders_service.application.ordering import customer_claim
 from orders_service.application.timers import check_deadlines
-from orders_testkit import (
-    AREA_MANAGER, CLERK, OTHER_AREA_MANAGER, OTHER_REP, REP, SALES_MANAGER, SUPERVISOR, SYSTEM,
-    add_customer, define_skus, event_count, ok, refused,
-)
+from salesplatform.commands import Request
+from salesplatform.projections import reading
+from salesplatform.uow import try_claims
 
 
 async def order_row(rt, order_id: str) -> dict:
@@ -25,19 +36,34 @@ async def order_row(rt, order_id: str) -> dict:
 
 async def test_small_order_is_confirmed_at_once_at_the_regions_list_price(rt) -> None:
     await define_skus(rt)
-    await ok(rt, "set_sku_price", {"sku": "TEA", "area_id": "a1", "list_price_fen": 420, "floor_price_fen": 330},
-             AREA_MANAGER)
+    await ok(
+        rt,
+        "set_sku_price",
+        {"sku": "TEA", "area_id": "a1", "list_price_fen": 420, "floor_price_fen": 330},
+        AREA_MANAGER,
+    )
     await add_customer(rt, "c1")
-    result = await ok(rt, "place_order", {
-        "customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 10}, {"sku": "TEA", "quantity": 2}],
-    }, REP)
+    result = await ok(
+        rt,
+        "place_order",
+        {
+            "customer_id": "c1",
+            "lines": [{"sku": "COLA", "quantity": 10}, {"sku": "TEA", "quantity": 2}],
+        },
+        REP,
+    )
     assert result["status"] == "confirmed"
     assert [(x["sku"], x["unit_price_fen"], x["amount_fen"]) for x in result["lines"]] == [
-        ("COLA", 300, 3000), ("TEA", 420, 840),
+        ("COLA", 300, 3000),
+        ("TEA", 420, 840),
     ]
     row = await order_row(rt, result["order_id"])
     assert (row["status"], row["amount_fen"], row["rep_id"], row["district_id"], row["area_id"]) == (
-        "confirmed", 3840, "r1", "d1", "a1",
+        "confirmed",
+        3840,
+        "r1",
+        "d1",
+        "a1",
     )
     assert row["deliver_by"] == row["confirmed_at"] + timedelta(hours=24)
 
@@ -65,8 +91,14 @@ async def test_an_order_over_the_threshold_waits_for_the_right_approver(rt) -> N
     assert (placed["status"], placed["required_role"]) == ("pending_approval", "area_manager")
     assert placed["approval_reasons"] == ["amount_over_threshold"]
     before = await event_count(rt)
-    assert await refused(rt, "approve_order", {"order_id": placed["order_id"]}, SUPERVISOR) == (403, "approval_beyond_rights")
-    assert await refused(rt, "approve_order", {"order_id": placed["order_id"]}, OTHER_AREA_MANAGER) == (403, "outside_territory")
+    assert await refused(rt, "approve_order", {"order_id": placed["order_id"]}, SUPERVISOR) == (
+        403,
+        "approval_beyond_rights",
+    )
+    assert await refused(rt, "approve_order", {"order_id": placed["order_id"]}, OTHER_AREA_MANAGER) == (
+        403,
+        "outside_territory",
+    )
     assert await refused(rt, "approve_order", {"order_id": placed["order_id"]}, CLERK) == (403, "role_not_allowed")
     assert await refused(rt, "deliver_order", {"order_id": placed["order_id"]}, SYSTEM) == (409, "order_not_confirmed")
     assert await event_count(rt) == before
@@ -83,7 +115,10 @@ async def test_credit_limit_and_overdue_debt_send_orders_to_the_sales_manager(rt
     assert first["status"] == "confirmed"  # 3,000 of 5,000
     second = await ok(rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 7}]}, REP)
     assert (second["approval_reasons"], second["required_role"]) == (["credit_limit_exceeded"], "sales_manager")
-    assert await refused(rt, "approve_order", {"order_id": second["order_id"]}, AREA_MANAGER) == (403, "approval_beyond_rights")
+    assert await refused(rt, "approve_order", {"order_id": second["order_id"]}, AREA_MANAGER) == (
+        403,
+        "approval_beyond_rights",
+    )
     await ok(rt, "reject_order", {"order_id": second["order_id"], "reason": "over the limit"}, SALES_MANAGER)
     assert (await order_row(rt, second["order_id"]))["reject_reason"] == "over the limit"
     # the first is delivered and not paid within its 10 days: the next order needs approval
@@ -123,16 +158,32 @@ async def test_orders_of_one_batch_each_decide_on_what_the_ones_before_wrote(rt)
     await add_customer(rt, "c1", credit_limit_fen=5_000)
     await add_customer(rt, "c2")
     cola = {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 10}]}
-    outcomes = await rt.bus.dispatch_many([
-        Request("plan_promotion", {
-            "promotion_id": "spring", "name": "Spring cola", "starts_on": "2026-03-01", "ends_on": "2026-03-31",
-            "skus": ["COLA"], "channels": ["retail"], "discount_percent": 10, "budget_fen": 500,
-        }, SALES_MANAGER),
-        Request("place_order", cola, REP),
-        Request("place_order", cola, REP),
-        Request("place_order", {"order_id": "o-1", "customer_id": "c2", "lines": [{"sku": "TEA", "quantity": 1}]}, REP),
-        Request("place_order", {"order_id": "o-1", "customer_id": "c2", "lines": [{"sku": "TEA", "quantity": 1}]}, REP),
-    ])
+    outcomes = await rt.bus.dispatch_many(
+        [
+            Request(
+                "plan_promotion",
+                {
+                    "promotion_id": "spring",
+                    "name": "Spring cola",
+                    "starts_on": "2026-03-01",
+                    "ends_on": "2026-03-31",
+                    "skus": ["COLA"],
+                    "channels": ["retail"],
+                    "discount_percent": 10,
+                    "budget_fen": 500,
+                },
+                SALES_MANAGER,
+            ),
+            Request("place_order", cola, REP),
+            Request("place_order", cola, REP),
+            Request(
+                "place_order", {"order_id": "o-1", "customer_id": "c2", "lines": [{"sku": "TEA", "quantity": 1}]}, REP
+            ),
+            Request(
+                "place_order", {"order_id": "o-1", "customer_id": "c2", "lines": [{"sku": "TEA", "quantity": 1}]}, REP
+            ),
+        ]
+    )
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     first, second, once, again = (o.result for o in outcomes[1:])
     assert (first["status"], first["amount_fen"], first["lines"][0]["promotion_id"]) == ("confirmed", 2700, "spring")
@@ -152,7 +203,10 @@ async def test_prices_between_floor_and_list_are_the_area_managers_call(rt) -> N
     assert by_manager["status"] == "confirmed"
     below_floor = {"sku": "COLA", "quantity": 10, "unit_price_fen": 200}
     before = await event_count(rt)
-    assert await refused(rt, "place_order", {"customer_id": "c1", "lines": [below_floor]}, REP) == (403, "price_below_floor")
+    assert await refused(rt, "place_order", {"customer_id": "c1", "lines": [below_floor]}, REP) == (
+        403,
+        "price_below_floor",
+    )
     assert await event_count(rt) == before
     by_manager_below = await ok(rt, "place_order", {"customer_id": "c1", "lines": [below_floor]}, AREA_MANAGER)
     assert by_manager_below["approval_reasons"] == ["price_below_floor"]
@@ -177,8 +231,15 @@ async def test_bad_input_changes_nothing(rt) -> None:
     assert await place("c2", line) == (403, "outside_territory")
     assert await place("c1", line, CLERK) == (403, "role_not_allowed")
     assert await refused(rt, "deliver_order", {"order_id": "nope"}, SYSTEM) == (404, "order_not_found")
-    sku = {"sku": "X", "name": "x", "brand": "b", "product_group": "g", "package": "p",
-           "list_price_fen": 100, "floor_price_fen": 120}
+    sku = {
+        "sku": "X",
+        "name": "x",
+        "brand": "b",
+        "product_group": "g",
+        "package": "p",
+        "list_price_fen": 100,
+        "floor_price_fen": 120,
+    }
     assert await refused(rt, "define_sku", sku, SALES_MANAGER) == (409, "floor_above_list")
     assert await event_count(rt) == before
     other = await ok(rt, "place_order", {"customer_id": "c2", "lines": line}, OTHER_REP)
@@ -219,7 +280,8 @@ async def test_cancel_before_dispatch_only(rt) -> None:
     dispatched = await ok(rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 1}]}, REP)
     await ok(rt, "dispatch_order", {"order_id": dispatched["order_id"]}, SYSTEM)
     assert await refused(rt, "cancel_order", {"order_id": dispatched["order_id"], "reason": "x"}, REP) == (
-        409, "order_already_dispatched",
+        409,
+        "order_already_dispatched",
     )
 
 
@@ -228,11 +290,14 @@ async def test_a_partial_deposit_not_completed_in_24_hours_is_flagged_and_settle
     await add_customer(rt, "c1")
     partial = await ok(rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 10}]}, REP)
     complete = await ok(rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "TEA", "quantity": 1}]}, REP)
-    result = await ok(rt, "record_deposit", {"order_id": partial["order_id"], "amount_fen": 1000, "agreed_fen": 2000}, REP)
+    result = await ok(
+        rt, "record_deposit", {"order_id": partial["order_id"], "amount_fen": 1000, "agreed_fen": 2000}, REP
+    )
     assert result["deposit_due_by"] is not None
     await ok(rt, "record_deposit", {"order_id": complete["order_id"], "amount_fen": 400}, REP)
     assert await refused(rt, "record_deposit", {"order_id": partial["order_id"], "amount_fen": 1500}, REP) == (
-        409, "deposit_exceeds_agreed",
+        409,
+        "deposit_exceeds_agreed",
     )
     clock.advance(timedelta(hours=25))
     flagged = await check_deadlines(rt)
@@ -248,19 +313,47 @@ async def test_a_partial_deposit_not_completed_in_24_hours_is_flagged_and_settle
 async def test_promotions_apply_within_budget_and_decline_with_a_reason(rt) -> None:
     await define_skus(rt)
     await add_customer(rt, "c1")
-    await ok(rt, "plan_promotion", {
-        "promotion_id": "spring", "name": "Spring cola", "starts_on": "2026-03-01", "ends_on": "2026-03-31",
-        "skus": ["COLA"], "channels": ["retail"], "discount_percent": 10, "budget_fen": 500,
-    }, SALES_MANAGER)
-    await ok(rt, "plan_promotion", {
-        "promotion_id": "tea-gift", "name": "Tea 5+1", "starts_on": "2026-03-01", "ends_on": "2026-03-31",
-        "skus": ["TEA"], "gift_rule": {"buy": 5, "get": 1}, "budget_fen": 100_000,
-    }, SALES_MANAGER)
-    first = await ok(rt, "place_order", {
-        "customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 10}, {"sku": "TEA", "quantity": 11}],
-    }, REP)
+    await ok(
+        rt,
+        "plan_promotion",
+        {
+            "promotion_id": "spring",
+            "name": "Spring cola",
+            "starts_on": "2026-03-01",
+            "ends_on": "2026-03-31",
+            "skus": ["COLA"],
+            "channels": ["retail"],
+            "discount_percent": 10,
+            "budget_fen": 500,
+        },
+        SALES_MANAGER,
+    )
+    await ok(
+        rt,
+        "plan_promotion",
+        {
+            "promotion_id": "tea-gift",
+            "name": "Tea 5+1",
+            "starts_on": "2026-03-01",
+            "ends_on": "2026-03-31",
+            "skus": ["TEA"],
+            "gift_rule": {"buy": 5, "get": 1},
+            "budget_fen": 100_000,
+        },
+        SALES_MANAGER,
+    )
+    first = await ok(
+        rt,
+        "place_order",
+        {
+            "customer_id": "c1",
+            "lines": [{"sku": "COLA", "quantity": 10}, {"sku": "TEA", "quantity": 11}],
+        },
+        REP,
+    )
     assert [(x["unit_price_fen"], x["gift_quantity"], x["promotion_id"]) for x in first["lines"]] == [
-        (270, 0, "spring"), (400, 2, "tea-gift"),
+        (270, 0, "spring"),
+        (400, 2, "tea-gift"),
     ]
     second = await ok(rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 10}]}, REP)
     assert second["lines"][0]["promotion_id"] is None and second["amount_fen"] == 3000

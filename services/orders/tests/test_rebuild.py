@@ -7,17 +7,26 @@ import uuid
 from datetime import timedelta
 
 import orjson
+from orders_testkit import (
+    AREA_MANAGER,
+    REP,
+    SALES_MANAGER,
+    SKUS,
+    START,
+    SYSTEM,
+    add_customer,
+    define_skus,
+    event_count,
+    feed_customers,
+    ok,
+)
 
+from orders_service.application.history import import_lines
+from orders_service.domain.policy import OrderPolicy
+from orders_service.importer import IMPORT_ACTOR, customer_envelopes, synthetic_history
 from salesplatform.events import Envelope
 from salesplatform.projections import reading
 from salesplatform.store import copy_foreign
-
-from orders_service.domain.policy import OrderPolicy
-from orders_service.application.history import import_lines
-from orders_service.importer import IMPORT_ACTOR, customer_envelopes, synthetic_history
-from orders_testkit import (
-    AREA_MANAGER, REP, SALES_MANAGER, SKUS, START, SYSTEM, add_customer, define_skus, event_count, feed_customers, ok,
-)
 
 TABLES = {
     "order_board": ["orders", "order_lines"],
@@ -44,33 +53,84 @@ async def test_every_read_model_rebuilds_to_what_it_was(rt, clock) -> None:
     customers = [f"h{i}" for i in range(10)]
     await feed_customers(rt, customer_envelopes(customers, at=START - timedelta(days=90)))
     history = synthetic_history(600, customers, {s: p for s, (p, _, _) in SKUS.items()}, end=START - timedelta(days=1))
-    await import_lines(rt.pool, [orjson.dumps(r) for r in history], actor=IMPORT_ACTOR, clock=clock,
-                       policy=OrderPolicy(), inline=rt.bus.inline_projections, chunk_size=250)
+    await import_lines(
+        rt.pool,
+        [orjson.dumps(r) for r in history],
+        actor=IMPORT_ACTOR,
+        clock=clock,
+        policy=OrderPolicy(),
+        inline=rt.bus.inline_projections,
+        chunk_size=250,
+    )
     await ok(rt, "set_required_skus", {"channel": "retail", "skus": ["COLA"]}, SALES_MANAGER)
-    await ok(rt, "plan_promotion", {"name": "p", "starts_on": "2026-03-01", "ends_on": "2026-03-31",
-                                    "skus": ["TEA"], "gift_rule": {"buy": 3, "get": 1}, "budget_fen": 5_000}, SYSTEM)
+    await ok(
+        rt,
+        "plan_promotion",
+        {
+            "name": "p",
+            "starts_on": "2026-03-01",
+            "ends_on": "2026-03-31",
+            "skus": ["TEA"],
+            "gift_rule": {"buy": 3, "get": 1},
+            "budget_fen": 5_000,
+        },
+        SYSTEM,
+    )
     a = await ok(rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "TEA", "quantity": 7}]}, REP)
-    b = await ok(rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 9, "unit_price_fen": 260}]}, REP)
+    b = await ok(
+        rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 9, "unit_price_fen": 260}]}, REP
+    )
     await ok(rt, "approve_order", {"order_id": b["order_id"]}, AREA_MANAGER)
     await ok(rt, "record_deposit", {"order_id": b["order_id"], "amount_fen": 1000}, REP)
     await ok(rt, "deliver_order", {"order_id": a["order_id"]}, SYSTEM)
     await ok(rt, "deliver_order", {"order_id": b["order_id"]}, SYSTEM)
     await ok(rt, "record_payment", {"customer_id": "c1", "amount_fen": 1500}, REP)
     await ok(rt, "add_collection_note", {"customer_id": "c1", "note": "call again"}, REP)
-    ret = await ok(rt, "request_return", {"order_id": b["order_id"], "lines": [{"sku": "COLA", "quantity": 2}],
-                                          "scope": "part", "reason": "wrong_shipment", "wrong_shipment_kind": "model"}, REP)
-    await ok(rt, "approve_return", {"return_id": ret["return_id"]}, SALES_MANAGER)
-    await ok(rt, "resolve_return", {"return_id": ret["return_id"], "resolution": "credit_note", "amount_fen": 520},
-             SALES_MANAGER)
-    taken = Envelope(
-        event_id=uuid.uuid4(), event_type="visit.order_taken", schema_version=1, stream_id="visit-v1",
-        stream_version=1, occurred_at=START, recorded_at=START, actor=REP,
-        data={"visit_id": "v1", "rep_id": "r1", "customer_id": "c1", "business_date": "2026-03-02",
-              "order_id": str(uuid.uuid4()), "lines": [{"sku": "WATER", "quantity": 3, "unit_price_fen": None}],
-              "suggested_adopted": False},
+    ret = await ok(
+        rt,
+        "request_return",
+        {
+            "order_id": b["order_id"],
+            "lines": [{"sku": "COLA", "quantity": 2}],
+            "scope": "part",
+            "reason": "wrong_shipment",
+            "wrong_shipment_kind": "model",
+        },
+        REP,
     )
-    parked = taken.model_copy(update={"event_id": uuid.uuid4(), "stream_id": "visit-v2", "data": {**taken.data, "customer_id": "late",
-                                                                        "order_id": str(uuid.uuid4())}})
+    await ok(rt, "approve_return", {"return_id": ret["return_id"]}, SALES_MANAGER)
+    await ok(
+        rt,
+        "resolve_return",
+        {"return_id": ret["return_id"], "resolution": "credit_note", "amount_fen": 520},
+        SALES_MANAGER,
+    )
+    taken = Envelope(
+        event_id=uuid.uuid4(),
+        event_type="visit.order_taken",
+        schema_version=1,
+        stream_id="visit-v1",
+        stream_version=1,
+        occurred_at=START,
+        recorded_at=START,
+        actor=REP,
+        data={
+            "visit_id": "v1",
+            "rep_id": "r1",
+            "customer_id": "c1",
+            "business_date": "2026-03-02",
+            "order_id": str(uuid.uuid4()),
+            "lines": [{"sku": "WATER", "quantity": 3, "unit_price_fen": None}],
+            "suggested_adopted": False,
+        },
+    )
+    parked = taken.model_copy(
+        update={
+            "event_id": uuid.uuid4(),
+            "stream_id": "visit-v2",
+            "data": {**taken.data, "customer_id": "late", "order_id": str(uuid.uuid4())},
+        }
+    )
     async with rt.pool.acquire() as conn:
         async with conn.transaction():
             await copy_foreign(conn, "VISIT", [taken, parked])

@@ -9,28 +9,39 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from orders_testkit import REP, START, SYSTEM, add_customer, customer_events, define_skus, feed_customers, ok
+
 from salesplatform.events import Envelope
 from salesplatform.messaging import ensure_streams
 from salesplatform.projections import reading
 from salesplatform.store import copy_foreign
 
-from orders_testkit import REP, START, SYSTEM, add_customer, customer_events, define_skus, feed_customers, ok
-
 
 def visit_event(event_type: str, visit_id: str, version: int, **data: Any) -> Envelope:
     at = START + timedelta(minutes=version)
     return Envelope(
-        event_id=uuid.uuid4(), event_type=event_type, schema_version=1, stream_id=f"visit-{visit_id}",
-        stream_version=version, occurred_at=at, recorded_at=at, actor=REP, correlation_id=f"visit-{visit_id}",
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        schema_version=1,
+        stream_id=f"visit-{visit_id}",
+        stream_version=version,
+        occurred_at=at,
+        recorded_at=at,
+        actor=REP,
+        correlation_id=f"visit-{visit_id}",
         data={"visit_id": visit_id, "rep_id": REP.id, "business_date": "2026-03-02", **data},
     )
 
 
 def order_taken(customer_id: str = "c1", lines: list[dict] | None = None, visit_id: str | None = None) -> Envelope:
     return visit_event(
-        "visit.order_taken", visit_id or str(uuid.uuid4()), 6, customer_id=customer_id,
+        "visit.order_taken",
+        visit_id or str(uuid.uuid4()),
+        6,
+        customer_id=customer_id,
         order_id=str(uuid.uuid4()),
-        lines=lines or [{"sku": "COLA", "quantity": 24, "unit_price_fen": None}], suggested_adopted=True,
+        lines=lines or [{"sku": "COLA", "quantity": 24, "unit_price_fen": None}],
+        suggested_adopted=True,
     )
 
 
@@ -64,7 +75,12 @@ async def test_an_order_taken_on_a_visit_is_placed_once(rt) -> None:
     assert events[0]["actor"]["id"] == "r1" and events[0]["causation_id"] == str(taken.event_id)
     async with reading(rt.pool, "order_board") as conn:
         row = await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1", taken.data["order_id"])
-    assert (row["source"], row["visit_id"], row["rep_id"], row["amount_fen"]) == ("visit", taken.data["visit_id"], "r1", 7200)
+    assert (row["source"], row["visit_id"], row["rep_id"], row["amount_fen"]) == (
+        "visit",
+        taken.data["visit_id"],
+        "r1",
+        7200,
+    )
     # Redelivered copy, a replay of the reactor over the same log, and the same order in a new
     # envelope: nothing is placed twice.
     await deliver_from_visit(rt, taken)
@@ -90,7 +106,9 @@ async def test_an_order_for_a_customer_not_yet_known_is_parked_and_placed_when_i
     parked = await directory(rt, "SELECT outcome FROM parked_orders WHERE order_id = $1", taken.data["order_id"])
     assert parked[0]["outcome"] == "placed"
     async with reading(rt.pool, "order_board") as conn:
-        row = await conn.fetchrow("SELECT business_date, placed_at FROM orders WHERE order_id = $1", taken.data["order_id"])
+        row = await conn.fetchrow(
+            "SELECT business_date, placed_at FROM orders WHERE order_id = $1", taken.data["order_id"]
+        )
     assert str(row["business_date"]) == "2026-03-02" and row["placed_at"] == taken.occurred_at
 
 
@@ -120,14 +138,19 @@ async def test_the_reps_delivery_confirmation_reaches_the_order(rt) -> None:
     await deliver_from_visit(rt, taken)
     await ok(rt, "deliver_order", {"order_id": taken.data["order_id"]}, SYSTEM)
     confirmed = visit_event(
-        "visit.delivery_confirmed", str(uuid.uuid4()), 5, customer_id="c1", order_id=taken.data["order_id"],
+        "visit.delivery_confirmed",
+        str(uuid.uuid4()),
+        5,
+        customer_id="c1",
+        order_id=taken.data["order_id"],
         delivered=True,
     )
     await deliver_from_visit(rt, confirmed)
     events = await orders_of(rt, taken.data["order_id"])
     assert events[-1]["event_type"] == "order.delivery_confirmed"
-    unknown = visit_event("visit.delivery_confirmed", str(uuid.uuid4()), 5, customer_id="c1",
-                          order_id="no-such-order", delivered=True)
+    unknown = visit_event(
+        "visit.delivery_confirmed", str(uuid.uuid4()), 5, customer_id="c1", order_id="no-such-order", delivered=True
+    )
     await deliver_from_visit(rt, unknown)
     refused = await directory(rt, "SELECT code FROM visit_messages_refused WHERE event_id = $1", unknown.event_id)
     assert refused[0]["code"] == "order_not_found"
@@ -140,12 +163,16 @@ async def test_an_order_taken_published_on_nats_becomes_an_order(rt) -> None:
     await ensure_streams(rt.js, visit)
     taken = order_taken()
     ack = await rt.js.publish(
-        visit.event_subject("visit.order_taken"), taken.to_json(), headers={"Nats-Msg-Id": str(taken.event_id)},
+        visit.event_subject("visit.order_taken"),
+        taken.to_json(),
+        headers={"Nats-Msg-Id": str(taken.event_id)},
     )
     assert ack.stream == visit.event_stream
     # published twice (a relay retry): JetStream and the local log keep one
     await rt.js.publish(
-        visit.event_subject("visit.order_taken"), taken.to_json(), headers={"Nats-Msg-Id": str(taken.event_id)},
+        visit.event_subject("visit.order_taken"),
+        taken.to_json(),
+        headers={"Nats-Msg-Id": str(taken.event_id)},
     )
     for _ in range(200):
         events = await orders_of(rt, taken.data["order_id"])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from salesplatform.service import Consumes, ServiceDefinition
-
 from reporting_service.adapters.changes import ChangeNotice, publish_changes
 from reporting_service.adapters.http import router
 from reporting_service.application.handlers import build_bus
@@ -16,6 +14,7 @@ from reporting_service.projections.field import FieldWorkProjection
 from reporting_service.projections.receivables import ReceivablesProjection
 from reporting_service.projections.sales import SalesProjection
 from reporting_service.projections.service_quality import ServiceQualityProjection
+from salesplatform.service import Consumes, ServiceDefinition
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

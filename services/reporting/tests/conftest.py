@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest_asyncio
+
 from reporting_service.bootstrap import definition
 from salesplatform.clock import FixedClock
 from salesplatform.devstack.pytest_plugin import settings_for_tests

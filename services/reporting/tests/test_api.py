@@ -21,6 +21,7 @@ from reporting_testkit import (
     auth,
     by,
 )
+
 from salesplatform.events import Actor, Role
 
 # Every test here only reads (or is refused): they share one loaded month (conftest.shared_month).
@@ -49,7 +50,11 @@ async def test_each_reader_sees_the_own_line(shared_month) -> None:
 
     assert set(by(await h.report("/reports/kpi", SUP_D1, **NOV), "rep_id")) == {"r1", "r2"}
     assert set(by(await h.report("/reports/kpi", REP_R4, **NOV), "rep_id")) == {"r4"}
-    assert set(by(await h.report("/reports/receivables", SUP_D1, as_of="2026-11-30"), "customer_id")) == {"c1", "c2", "c3"}
+    assert set(by(await h.report("/reports/receivables", SUP_D1, as_of="2026-11-30"), "customer_id")) == {
+        "c1",
+        "c2",
+        "c3",
+    }
     assert set(by(await h.report("/reports/receivables", REP_R1, as_of="2026-11-30"), "customer_id")) == {"c1", "c2"}
     assert [c["received"] for c in await h.report("/reports/complaints", REP_R1, **NOV)] == [1]
     [base] = await h.report("/reports/customer-base", AREA_A2, from_="2026-11-01", as_of="2026-11-30")
@@ -124,11 +129,17 @@ async def test_csv_export_has_the_same_rows(shared_month) -> None:
     assert response.headers["x-total-count"] == "4"
     rows = list(csv.DictReader(io.StringIO(response.text)))
     r1 = by(rows, "rep_id")["r1"]
-    assert (r1["planned"], r1["kpis.visit_success.value"], r1["kpis.visit_success.goal"], r1["kpis.visit_success.met"]) == (
-        "4", "0.75", "0.85", "False")
+    assert (
+        r1["planned"],
+        r1["kpis.visit_success.value"],
+        r1["kpis.visit_success.goal"],
+        r1["kpis.visit_success.met"],
+    ) == ("4", "0.75", "0.85", "False")
     sales = await h.get("/reports/sales", SUP_D1, **NOV, period="total", group_by="rep", format="csv")
     assert [(r["rep_id"], r["amount_fen"]) for r in csv.DictReader(io.StringIO(sales.text))] == [
-        ("r1", "7800"), ("r2", "2100")]
+        ("r1", "7800"),
+        ("r2", "2100"),
+    ]
     promotions = await h.get("/reports/promotions", MANAGER, format="csv")
     assert next(csv.DictReader(io.StringIO(promotions.text)))["skus"] == "s2"
 
@@ -172,8 +183,17 @@ async def test_every_report_is_listed_with_its_definition(shared_month) -> None:
     h = shared_month
     listing = (await h.client.get("/reports", headers=auth(CLERK))).json()
     assert set(listing["reports"]) == {
-        "sales", "composition", "credit", "kpi", "target_achievement", "receivables", "returns", "complaints",
-        "promotions", "satisfaction", "customer_base",
+        "sales",
+        "composition",
+        "credit",
+        "kpi",
+        "target_achievement",
+        "receivables",
+        "returns",
+        "complaints",
+        "promotions",
+        "satisfaction",
+        "customer_base",
     }
     assert listing["changes"]["subject"].endswith("reporting.changed.<report>")
     openapi = (await h.client.get("/openapi.json")).json()
@@ -182,8 +202,7 @@ async def test_every_report_is_listed_with_its_definition(shared_month) -> None:
     changes = (await h.client.get("/schemas/changes")).json()
     assert "kpi" in changes["reports"] and "targets" in changes["reports"]
     asyncapi = (await h.client.get("/asyncapi.json")).json()
-    assert any("changed.kpi" in address for address in
-               (c.get("address", "") for c in asyncapi["channels"].values()))
+    assert any("changed.kpi" in address for address in (c.get("address", "") for c in asyncapi["channels"].values()))
 
 
 async def test_only_managers_rebuild(shared_month) -> None:

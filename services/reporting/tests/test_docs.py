@@ -16,6 +16,6 @@ def test_every_report_definition_is_in_the_readme_word_for_word() -> None:
 
 
 def test_every_change_subject_is_documented() -> None:
-    section = README[README.index("### Subscriptions"):README.index("## Events consumed")]
+    section = README[README.index("### Subscriptions") : README.index("## Events consumed")]
     for report in CHANGE_SUBJECTS:
         assert f"`{report}`" in section, report

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+
 from reporting_service.domain.kpi import (
     ageing_bucket,
     measure,
@@ -23,7 +24,11 @@ def test_visit_success_meets_its_goal_at_85_percent() -> None:
     assert measure("visit_success", 17, 20)["met"] is True
     assert measure("visit_success", 16, 20)["met"] is False
     assert measure("visit_success", 0, 0) == {
-        "value": None, "numerator": 0, "denominator": 0, "goal": 0.85, "met": None,
+        "value": None,
+        "numerator": 0,
+        "denominator": 0,
+        "goal": 0.85,
+        "met": None,
     }
 
 
@@ -49,8 +54,16 @@ def test_satisfaction_years_count_from_a_second_half_start() -> None:
 
 @pytest.mark.parametrize(
     ("days", "bucket"),
-    [(-5, "not_due"), (0, "d0_30"), (30, "d0_30"), (31, "d31_60"), (60, "d31_60"), (61, "d61_90"),
-     (90, "d61_90"), (91, "d90_plus")],
+    [
+        (-5, "not_due"),
+        (0, "d0_30"),
+        (30, "d0_30"),
+        (31, "d31_60"),
+        (60, "d31_60"),
+        (61, "d61_90"),
+        (90, "d61_90"),
+        (91, "d90_plus"),
+    ],
 )
 def test_ageing_buckets(days: int, bucket: str) -> None:
     assert ageing_bucket(days) == bucket

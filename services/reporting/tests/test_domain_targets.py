@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from reporting_service.domain.events import TargetSet
 from reporting_service.domain.target import (
     Subject,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from reporting_service.projections.rebuild import rebuild_together
 from reporting_testkit import MANAGER, Month, auth, by, copy, local, settle
+
+from reporting_service.projections.rebuild import rebuild_together
 from salesplatform.projections import reading
 from salesplatform.store import copy_foreign
 
@@ -72,8 +73,14 @@ async def test_rebuilding_all_reports_gives_identical_results_while_they_keep_an
     reader = asyncio.create_task(keep_reading())
     started = await h.client.post("/admin/rebuild-all", headers=auth(MANAGER))
     assert started.status_code == 202, started.text
-    assert started.json()["projections"] == ["directory", "sales", "field_work", "service_quality", "receivables",
-                                             "targets"]
+    assert started.json()["projections"] == [
+        "directory",
+        "sales",
+        "field_work",
+        "service_quality",
+        "receivables",
+        "targets",
+    ]
     state = await _wait_for_rebuild(h)
     stop.set()
     await reader
@@ -97,13 +104,28 @@ async def test_a_rebuild_while_events_keep_arriving_misses_none(month) -> None:
     h = month
     more = Month()
     more.log.versions = {}  # a second, separate story on other ids
-    late = [more.ev("visit", f"visit-extra{i}", "visit.planned", {
-        "visit_id": f"extra{i}", "rep_id": "r4", "customer_id": "c5", "business_date": "2026-11-24",
-        "route_id": None, "planned": True, "sequence": i}, local("2026-11-24", 7)) for i in range(60)]
+    late = [
+        more.ev(
+            "visit",
+            f"visit-extra{i}",
+            "visit.planned",
+            {
+                "visit_id": f"extra{i}",
+                "rep_id": "r4",
+                "customer_id": "c5",
+                "business_date": "2026-11-24",
+                "route_id": None,
+                "planned": True,
+                "sequence": i,
+            },
+            local("2026-11-24", 7),
+        )
+        for i in range(60)
+    ]
 
     async def trickle() -> None:
         for i in range(0, 60, 6):
-            await copy(h.rt, late[i:i + 6])
+            await copy(h.rt, late[i : i + 6])
             await asyncio.sleep(0.01)
 
     feeding = asyncio.create_task(trickle())
@@ -121,9 +143,21 @@ async def test_events_of_a_copy_still_running_at_the_switch_are_applied_after_it
     extra = Month()
 
     def planned(i: int) -> tuple:
-        return extra.ev("visit", f"visit-held{i}", "visit.planned", {
-            "visit_id": f"held{i}", "rep_id": "r4", "customer_id": "c5", "business_date": "2026-11-25",
-            "route_id": None, "planned": True, "sequence": i}, local("2026-11-25", 7))
+        return extra.ev(
+            "visit",
+            f"visit-held{i}",
+            "visit.planned",
+            {
+                "visit_id": f"held{i}",
+                "rep_id": "r4",
+                "customer_id": "c5",
+                "business_date": "2026-11-25",
+                "route_id": None,
+                "planned": True,
+                "sequence": i,
+            },
+            local("2026-11-25", 7),
+        )
 
     async with h.rt.pool.acquire() as held:
         copying = held.transaction()
@@ -148,8 +182,9 @@ async def test_a_late_event_corrects_the_period_it_belongs_to(month) -> None:
     late.visits = 100
     synced = local("2026-11-30", 18)
     events = late.visit("r4", "c5", "2026-11-17", order="o20")
-    events += late.order("o20", "c5", "r4", "d3", "a2", "2026-11-17", [("s3", "snack", 3, 400)],
-                         delivered_at=local("2026-11-17", 16))
+    events += late.order(
+        "o20", "c5", "r4", "d3", "a2", "2026-11-17", [("s3", "snack", 3, 400)], delivered_at=local("2026-11-17", 16)
+    )
     events = [(origin, e.model_copy(update={"recorded_at": synced})) for origin, e in events]
     await h.feed(events)
 
@@ -167,9 +202,10 @@ async def test_a_late_event_corrects_the_period_it_belongs_to(month) -> None:
 async def test_a_delivery_seen_before_its_order_counts_once_the_order_arrives(h) -> None:
     m = Month()
     setup = m.organisation() + m.customers()
-    placed, confirmed, dispatched, delivered = m.order("o1", "c1", "r1", "d1", "a1", "2026-11-02",
-                                                       [("s1", "beverage", 10, 100)], delivered_at=local("2026-11-02", 15))
-    await h.feed(setup + [delivered])
+    placed, confirmed, dispatched, delivered = m.order(
+        "o1", "c1", "r1", "d1", "a1", "2026-11-02", [("s1", "beverage", 10, 100)], delivered_at=local("2026-11-02", 15)
+    )
+    await h.feed([*setup, delivered])
     assert await h.report("/reports/sales", MANAGER, from_="2026-11-01", to="2026-11-30") == []
     await h.feed([placed, confirmed, dispatched])
     [day] = await h.report("/reports/sales", MANAGER, from_="2026-11-01", to="2026-11-30")
@@ -181,10 +217,22 @@ async def test_a_delivery_seen_before_its_order_counts_once_the_order_arrives(h)
 async def test_an_event_a_projection_cannot_apply_is_kept_aside_and_the_rest_goes_on(h) -> None:
     m = Month()
     good = m.visit("r1", "c1", "2026-11-02", order="o1")
-    bad = m.ev("visit", "visit-bad", "visit.planned", {
-        "visit_id": "bad", "rep_id": "r1", "customer_id": "c1", "business_date": "not a date",
-        "route_id": None, "planned": True, "sequence": 1}, local("2026-11-02"))
-    await h.feed(good[:2] + [bad] + good[2:])
+    bad = m.ev(
+        "visit",
+        "visit-bad",
+        "visit.planned",
+        {
+            "visit_id": "bad",
+            "rep_id": "r1",
+            "customer_id": "c1",
+            "business_date": "not a date",
+            "route_id": None,
+            "planned": True,
+            "sequence": 1,
+        },
+        local("2026-11-02"),
+    )
+    await h.feed([*good[:2], bad, *good[2:]])
     [r1] = await h.report("/reports/kpi", MANAGER, from_="2026-11-01", to="2026-11-30")
     assert (r1["planned"], r1["done"]) == (1, 1)
     async with h.rt.pool.acquire() as conn:

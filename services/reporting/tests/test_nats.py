@@ -8,6 +8,7 @@ import asyncio
 import nats
 import orjson
 from reporting_testkit import MANAGER, Month, local
+
 from salesplatform.messaging import event_headers
 
 
@@ -23,18 +24,27 @@ async def test_published_order_events_reach_the_reports_and_subscribers_hear_of_
     await listener.flush()
     try:
         m = Month()
-        events = m.order("o1", "c1", "r1", "d1", "a1", "2026-11-02",
-                         [("s1", "beverage", 10, 100), ("s2", "beverage", 4, 250)],
-                         delivered_at=local("2026-11-02", 15))
+        events = m.order(
+            "o1",
+            "c1",
+            "r1",
+            "d1",
+            "a1",
+            "2026-11-02",
+            [("s1", "beverage", 10, 100), ("s2", "beverage", 4, 250)],
+            delivered_at=local("2026-11-02", 15),
+        )
         js = listener.jetstream()
         orders = rt.topology.of("orders")
         for _, envelope in events:
-            await js.publish(orders.event_subject(envelope.event_type), envelope.to_json(),
-                             headers=event_headers(envelope))
+            await js.publish(
+                orders.event_subject(envelope.event_type), envelope.to_json(), headers=event_headers(envelope)
+            )
         # Published again (a producer's retry): dropped by JetStream or by the local copy.
         for _, envelope in events:
-            await js.publish(orders.event_subject(envelope.event_type), envelope.to_json(),
-                             headers=event_headers(envelope))
+            await js.publish(
+                orders.event_subject(envelope.event_type), envelope.to_json(), headers=event_headers(envelope)
+            )
 
         subject, body = await _wait_for(heard, "sales")
         assert subject == rt.topology.subject("changed", "sales")
@@ -48,8 +58,9 @@ async def test_published_order_events_reach_the_reports_and_subscribers_hear_of_
 
         # A manager's new target is announced too.
         await h.feed(m.organisation())
-        ok = await h.command("set_target", {"month": "2026-11", "level": "rep", "subject_id": "r1",
-                                            "amount_fen": 5000}, MANAGER)
+        ok = await h.command(
+            "set_target", {"month": "2026-11", "level": "rep", "subject_id": "r1", "amount_fen": 5000}, MANAGER
+        )
         assert ok.status_code == 200
         _, body = await _wait_for(heard, "targets")
         assert body["changes"] == [{"month": "2026-11", "level": "rep", "subject_id": "r1"}]

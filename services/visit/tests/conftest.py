@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest_asyncio
+
 from salesplatform.clock import FixedClock
 from salesplatform.devstack.pytest_plugin import settings_for_tests
 from salesplatform.messaging import ensure_streams_of
@@ -18,7 +19,7 @@ from visit_service.bootstrap import definition
 # The test kit sits next to this file; the suite imports test modules by path (importlib mode).
 sys.path.insert(0, str(Path(__file__).parent))
 
-from visit_testkit import MONDAY_9AM, SECRET, Harness  # noqa: E402
+from visit_testkit import MONDAY_9AM, SECRET, Harness
 
 
 @pytest_asyncio.fixture

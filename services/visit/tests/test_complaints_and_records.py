@@ -3,18 +3,26 @@ reports, coaching notes and delivery spot checks — over HTTP with a controlled
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
-from visit_service.application.timers import flag_breached_complaints
+from datetime import UTC, datetime, timedelta
 
 from visit_testkit import AM1, CLERK, REP1, REP3, SM, SUP1, SUP2, SYSTEM, Harness
 
+from visit_service.application.timers import flag_breached_complaints
+
 
 async def receive(h: Harness, customer_id: str, category: str, actor=REP1, **extra) -> str:
-    r = await h.post(actor, "receive_complaint", {
-        "customer_id": customer_id, "channel": "phone", "category": category, "severity": "high",
-        "description": f"{category} problem", **extra,
-    })
+    r = await h.post(
+        actor,
+        "receive_complaint",
+        {
+            "customer_id": customer_id,
+            "channel": "phone",
+            "category": category,
+            "severity": "high",
+            "description": f"{category} problem",
+            **extra,
+        },
+    )
     assert r.status_code == 200, r.text
     return r.json()["complaint_id"]
 
@@ -35,8 +43,11 @@ async def test_a_complaint_goes_from_received_to_closed_with_the_customers_confi
     r = await h.get(SUP1, "/complaints/open", department="production")
     assert [c["complaint_id"] for c in r.json()["departments"]["production"]] == [cid]
 
-    r = await h.post(SUP1, "resolve_complaint", {"complaint_id": cid, "resolution": "customer misuse, explained",
-                                                 "customer_misuse": True})
+    r = await h.post(
+        SUP1,
+        "resolve_complaint",
+        {"complaint_id": cid, "resolution": "customer misuse, explained", "customer_misuse": True},
+    )
     assert r.status_code == 200
     r = await h.post(REP1, "close_complaint", {"complaint_id": cid, "customer_confirmed": False})
     assert r.status_code == 422
@@ -58,8 +69,9 @@ async def test_a_complaint_not_acknowledged_in_48_hours_is_flagged_by_the_timer(
     on_time = await receive(h, "c2", "service")
     other_district = await receive(h, "c4", "technical", actor=REP3)
     # Received by the hotline 10 hours ago: its 48 hours run from then.
-    earlier = await receive(h, "c3", "quality", actor=SYSTEM,
-                            received_at=(h.clock.now() - timedelta(hours=10)).isoformat())
+    earlier = await receive(
+        h, "c3", "quality", actor=SYSTEM, received_at=(h.clock.now() - timedelta(hours=10)).isoformat()
+    )
     assert (await h.post(REP1, "acknowledge_complaint", {"complaint_id": on_time})).status_code == 200
 
     h.clock.advance(timedelta(hours=38, minutes=1))  # 48 h 1 min after `earlier`
@@ -83,10 +95,18 @@ async def test_a_complaint_not_acknowledged_in_48_hours_is_flagged_by_the_timer(
     ack = (await h.events("complaint.acknowledged"))[-1]
     assert ack["data"]["complaint_id"] == late and ack["data"]["within_sla"] is False
     # A complaint cannot be received in the future.
-    r = await h.post(REP1, "receive_complaint", {
-        "customer_id": "c1", "channel": "phone", "category": "quality", "severity": "low", "description": "x",
-        "received_at": (h.clock.now() + timedelta(hours=1)).isoformat(),
-    })
+    r = await h.post(
+        REP1,
+        "receive_complaint",
+        {
+            "customer_id": "c1",
+            "channel": "phone",
+            "category": "quality",
+            "severity": "low",
+            "description": "x",
+            "received_at": (h.clock.now() + timedelta(hours=1)).isoformat(),
+        },
+    )
     assert r.status_code == 409 and r.json()["error"]["code"] == "received_in_future"
 
 
@@ -100,8 +120,11 @@ async def test_open_complaints_by_department_and_the_default_routes(world) -> No
     r = await h.get(AM1, "/complaints/open")
     departments = {d: [c["complaint_id"] for c in cs] for d, cs in r.json()["departments"].items()}
     assert departments == {
-        "production": [ids["quality"]], "technical": [ids["technical"]], "logistics": [ids["logistics"]],
-        "sales": [ids["service"]], "unrouted": [unrouted],
+        "production": [ids["quality"]],
+        "technical": [ids["technical"]],
+        "logistics": [ids["logistics"]],
+        "sales": [ids["service"]],
+        "unrouted": [unrouted],
     }
     r = await h.post(SUP1, "route_complaint", {"complaint_id": unrouted, "department": "logistics"})
     assert r.json()["error"]["code"] == "not_acknowledged"
@@ -114,27 +137,36 @@ async def test_open_complaints_by_department_and_the_default_routes(world) -> No
 async def test_satisfaction_surveys_once_per_half_year_against_the_goals(world) -> None:
     h = world
     for customer, satisfied in (("c1", True), ("c2", True), ("c3", False)):
-        r = await h.post(REP1, "record_survey", {"customer_id": customer, "scores": {"quality": 5, "delivery": 3},
-                                                 "satisfied": satisfied})
+        r = await h.post(
+            REP1,
+            "record_survey",
+            {"customer_id": customer, "scores": {"quality": 5, "delivery": 3}, "satisfied": satisfied},
+        )
         assert r.status_code == 200 and r.json()["period"] == "2026H2"
-    r = await h.post(REP3, "record_survey", {"customer_id": "c4", "scores": {"quality": 4}, "satisfied": True,
-                                             "period": "2026H2"})
+    r = await h.post(
+        REP3, "record_survey", {"customer_id": "c4", "scores": {"quality": 4}, "satisfied": True, "period": "2026H2"}
+    )
     assert r.status_code == 200
     r = await h.post(REP1, "record_survey", {"customer_id": "c1", "scores": {"quality": 5}, "satisfied": True})
     assert r.status_code == 409 and r.json()["error"]["code"] == "survey_exists"
-    r = await h.post(REP1, "record_survey", {"customer_id": "c1", "scores": {"quality": 6}, "satisfied": True,
-                                             "period": "2026H1"})
+    r = await h.post(
+        REP1, "record_survey", {"customer_id": "c1", "scores": {"quality": 6}, "satisfied": True, "period": "2026H1"}
+    )
     assert r.status_code == 422
-    r = await h.post(REP1, "record_survey", {"customer_id": "c1", "scores": {"quality": 5}, "satisfied": True,
-                                             "period": "2027H1"})
+    r = await h.post(
+        REP1, "record_survey", {"customer_id": "c1", "scores": {"quality": 5}, "satisfied": True, "period": "2027H1"}
+    )
     assert r.json()["error"]["code"] == "period_in_future"
 
     r = await h.get(SUP1, "/surveys/results", period="2026H2")
     result = r.json()
     assert (result["surveys"], result["satisfied"]) == (3, 2)
     assert abs(result["satisfied_share"] - 2 / 3) < 1e-9
-    assert result["goals"] == {"year_1": {"share": 0.95, "met": False}, "year_2": {"share": 0.97, "met": False},
-                               "year_3": {"share": 0.98, "met": False}}
+    assert result["goals"] == {
+        "year_1": {"share": 0.95, "met": False},
+        "year_2": {"share": 0.97, "met": False},
+        "year_3": {"share": 0.98, "met": False},
+    }
     assert {q["question"]: q["average"] for q in result["questions"]} == {"delivery": 3.0, "quality": 5.0}
     r = await h.get(SUP2, "/surveys/results", period="2026H2")
     assert (r.json()["surveys"], r.json()["goals"]["year_3"]["met"]) == (1, True)
@@ -147,11 +179,18 @@ async def test_key_accounts_without_a_report_in_twelve_months(world) -> None:
     # A-grade: c2 (rep-1, d1) and c5 (rep-2, d1).
     r = await h.get(SUP1, "/key-accounts/without-report")
     assert [c["customer_id"] for c in r.json()["customers"]] == ["c2", "c5"]
-    r = await h.post(REP1, "file_key_account_report", {
-        "customer_id": "c2", "summary": "Main account, growing",
-        "issues": [{"department": "delivery", "description": "two late deliveries"},
-                   {"department": "quality", "description": "dented cans"}],
-    })
+    r = await h.post(
+        REP1,
+        "file_key_account_report",
+        {
+            "customer_id": "c2",
+            "summary": "Main account, growing",
+            "issues": [
+                {"department": "delivery", "description": "two late deliveries"},
+                {"department": "quality", "description": "dented cans"},
+            ],
+        },
+    )
     assert r.status_code == 200, r.text
     [filed] = await h.events("key_account_report.filed")
     assert filed["data"]["issues"][0] == {"department": "delivery", "description": "two late deliveries"}
@@ -163,9 +202,15 @@ async def test_key_accounts_without_a_report_in_twelve_months(world) -> None:
     assert r.json()["customers"][0]["last_report_on"] == "2026-11-02"
     r = await h.get(CLERK, "/customers/c2/key-account-reports")
     assert len(r.json()["reports"]) == 1
-    r = await h.post(REP1, "file_key_account_report", {
-        "customer_id": "c2", "summary": "x", "issues": [{"department": "marketing", "description": "x"}],
-    })
+    r = await h.post(
+        REP1,
+        "file_key_account_report",
+        {
+            "customer_id": "c2",
+            "summary": "x",
+            "issues": [{"department": "marketing", "description": "x"}],
+        },
+    )
     assert r.status_code == 422
     r = await h.post(REP1, "file_key_account_report", {"customer_id": "c2", "summary": "x", "visit_id": "v-none"})
     assert r.json()["error"]["code"] == "visit_not_for_customer"
@@ -173,9 +218,17 @@ async def test_key_accounts_without_a_report_in_twelve_months(world) -> None:
 
 async def test_coaching_and_delivery_spot_checks_are_supervisor_work(world) -> None:
     h = world
-    await h.feed("orders", h.order_placed("o9", "c1", {"cola": 5}, datetime(2026, 11, 1, 2, tzinfo=timezone.utc)))
-    r = await h.post(SUP1, "record_coaching", {"rep_id": "rep-1", "notes": "rode along the Monday route",
-                                               "strengths": ["greeting"], "improvements": ["cooler checks"]})
+    await h.feed("orders", h.order_placed("o9", "c1", {"cola": 5}, datetime(2026, 11, 1, 2, tzinfo=UTC)))
+    r = await h.post(
+        SUP1,
+        "record_coaching",
+        {
+            "rep_id": "rep-1",
+            "notes": "rode along the Monday route",
+            "strengths": ["greeting"],
+            "improvements": ["cooler checks"],
+        },
+    )
     assert r.status_code == 200, r.text
     [note] = await h.events("coaching.recorded")
     assert note["data"]["supervisor_id"] == "sup-1" and note["data"]["rep_id"] == "rep-1"
@@ -186,11 +239,24 @@ async def test_coaching_and_delivery_spot_checks_are_supervisor_work(world) -> N
     r = await h.post(REP1, "record_coaching", {"rep_id": "rep-1", "notes": "x"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "role_not_allowed"
 
-    r = await h.post(SUP1, "spot_check_delivery", {"order_id": "o9", "customer_id": "c1", "delivered": True,
-                                                   "on_time": True, "quantities_match": False, "notes": "1 case short"})
+    r = await h.post(
+        SUP1,
+        "spot_check_delivery",
+        {
+            "order_id": "o9",
+            "customer_id": "c1",
+            "delivered": True,
+            "on_time": True,
+            "quantities_match": False,
+            "notes": "1 case short",
+        },
+    )
     assert r.status_code == 200, r.text
     [check] = await h.events("delivery.spot_checked")
     assert check["data"]["quantities_match"] is False and check["data"]["checked_by"] == "sup-1"
-    r = await h.post(SUP1, "spot_check_delivery", {"order_id": "o9", "customer_id": "c2", "delivered": True,
-                                                   "quantities_match": True})
+    r = await h.post(
+        SUP1,
+        "spot_check_delivery",
+        {"order_id": "o9", "customer_id": "c2", "delivered": True, "quantities_match": True},
+    )
     assert r.json()["error"]["code"] == "order_not_for_customer"

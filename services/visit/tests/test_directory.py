@@ -4,14 +4,13 @@ events: out-of-order arrival, the real NATS path, and rebuild."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
+from visit_testkit import REP1, SUP1, Harness
 
 from salesplatform.messaging import ensure_streams
 from salesplatform.projections import reading
-
-from visit_testkit import REP1, SUP1, Harness
 
 
 async def directory_row(h: Harness, customer_id: str) -> dict | None:
@@ -23,10 +22,19 @@ async def directory_row(h: Harness, customer_id: str) -> dict | None:
 async def test_an_assignment_arriving_before_the_registration_makes_a_placeholder_the_registration_fills(h) -> None:
     # In the customer service: registered (v1), approved (v2), assigned to rep-2 (v3).
     registered = h.registered("c7", "rep-1", "d1", "a1", name="Lucky Store", version=1)
-    approved = h.customer("customer.approved", "c7", version=2, customer_code="K-7", status="active",
-                          approved_by="sup-1")
-    assigned = h.customer("customer.assigned", "c7", version=3, rep_id="rep-2", district_id="d2", area_id="a1",
-                          previous_rep_id="rep-1", reason="rebalance")
+    approved = h.customer(
+        "customer.approved", "c7", version=2, customer_code="K-7", status="active", approved_by="sup-1"
+    )
+    assigned = h.customer(
+        "customer.assigned",
+        "c7",
+        version=3,
+        rep_id="rep-2",
+        district_id="d2",
+        area_id="a1",
+        previous_rep_id="rep-1",
+        reason="rebalance",
+    )
 
     await h.feed("customer", assigned)
     placeholder = await directory_row(h, "c7")
@@ -52,10 +60,18 @@ async def test_an_assignment_arriving_before_the_registration_makes_a_placeholde
 
 
 async def test_a_delivery_known_before_its_order_keeps_both_facts(h) -> None:
-    delivered = h.envelope("order.delivered", "order-o1", {
-        "order_id": "o1", "customer_id": "c1", "delivered_at": "2026-11-01T03:00:00+00:00", "on_time": True,
-    }, version=4)
-    placed = h.order_placed("o1", "c1", {"cola": 5}, datetime(2026, 10, 31, 2, tzinfo=timezone.utc))
+    delivered = h.envelope(
+        "order.delivered",
+        "order-o1",
+        {
+            "order_id": "o1",
+            "customer_id": "c1",
+            "delivered_at": "2026-11-01T03:00:00+00:00",
+            "on_time": True,
+        },
+        version=4,
+    )
+    placed = h.order_placed("o1", "c1", {"cola": 5}, datetime(2026, 10, 31, 2, tzinfo=UTC))
     placed = placed.model_copy(update={"stream_version": 1})
     await h.feed("orders", delivered)
     await h.feed("orders", placed)
@@ -72,7 +88,8 @@ async def test_customer_registered_through_real_nats_reaches_the_directory(h) ->
     await ensure_streams(h.rt.js, customer_topology)
     envelope = h.registered("c-nats", "rep-1", "d1", "a1", name="Via NATS")
     ack = await h.rt.js.publish(
-        customer_topology.event_subject("customer.registered"), envelope.to_json(),
+        customer_topology.event_subject("customer.registered"),
+        envelope.to_json(),
         headers={"Nats-Msg-Id": str(envelope.event_id)},
     )
     assert ack.stream == customer_topology.event_stream
@@ -94,8 +111,18 @@ async def test_customer_registered_through_real_nats_reaches_the_directory(h) ->
 
 async def test_directory_rebuild_equals_the_incremental_build(world) -> None:
     h = world
-    await h.feed("customer", h.customer("customer.assigned", "c3", rep_id="rep-2", district_id="d1", area_id="a1",
-                                        previous_rep_id="rep-1", reason="x"))
+    await h.feed(
+        "customer",
+        h.customer(
+            "customer.assigned",
+            "c3",
+            rep_id="rep-2",
+            district_id="d1",
+            area_id="a1",
+            previous_rep_id="rep-1",
+            reason="x",
+        ),
+    )
     sql = "SELECT customer_id, registered, name, rep_id, district_id, channel, grade, status FROM customers ORDER BY 1"
     async with reading(h.rt.pool, "customer_directory") as conn:
         before = [tuple(r) for r in await conn.fetch(sql)]

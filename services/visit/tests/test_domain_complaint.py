@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from salesplatform.errors import DomainError
-
 from visit_service.domain.complaint import ACKNOWLEDGE_SLA, DEFAULT_DEPARTMENT, Complaint
 from visit_service.domain.events import ComplaintClosed, ComplaintSlaBreached
 
-AT = datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 
 
 def received(category: str = "quality") -> Complaint:
     c = Complaint("k1")
-    c.receive(customer_id="c1", channel="phone", category=category, severity="high", received_at=AT,  # type: ignore[arg-type]
-              rep_id="rep-1", description="bottles leak", district_id="d1", area_id="a1")
+    c.receive(
+        customer_id="c1",
+        channel="phone",
+        category=category,
+        severity="high",
+        received_at=AT,  # type: ignore[arg-type]
+        rep_id="rep-1",
+        description="bottles leak",
+        district_id="d1",
+        area_id="a1",
+    )
     return c
 
 
@@ -31,9 +39,15 @@ def test_received_complaint_must_be_acknowledged_within_48_hours() -> None:
     assert late.pending[-1].within_sla is False
 
 
-@pytest.mark.parametrize("category, department", [
-    ("quality", "production"), ("technical", "technical"), ("logistics", "logistics"), ("service", "sales"),
-])
+@pytest.mark.parametrize(
+    "category, department",
+    [
+        ("quality", "production"),
+        ("technical", "technical"),
+        ("logistics", "logistics"),
+        ("service", "sales"),
+    ],
+)
 def test_complaints_are_routed_by_category_by_default(category: str, department: str) -> None:
     c = received(category)
     c.acknowledge(AT, "rep-1")
@@ -55,8 +69,11 @@ def test_the_whole_flow_ends_closed_with_the_customers_confirmation() -> None:
 
 def test_steps_out_of_order_are_refused() -> None:
     c = received()
-    for step, code in ((lambda: c.route(None), "not_acknowledged"), (lambda: c.resolve("x", False), "not_routed"),
-                       (c.close, "not_resolved")):
+    for step, code in (
+        (lambda: c.route(None), "not_acknowledged"),
+        (lambda: c.resolve("x", False), "not_routed"),
+        (c.close, "not_resolved"),
+    ):
         with pytest.raises(DomainError) as e:
             step()
         assert e.value.code == code

@@ -8,7 +8,6 @@ import pytest
 
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, Role
-
 from visit_service.domain.access import (
     Territory,
     ensure_can_act,
@@ -33,8 +32,16 @@ def test_one_survey_per_customer_and_half_year() -> None:
     sid = survey_id_for("c1", "2026H2")
     assert sid == survey_id_for("c1", "2026H2") != survey_id_for("c1", "2026H1")
     survey = Survey(sid)
-    kwargs = dict(customer_id="c1", period="2026H2", scores={"delivery": 5, "quality": 4}, satisfied=True,
-                  rep_id="rep-1", business_date=DAY, district_id="d1", area_id="a1")
+    kwargs = {
+        "customer_id": "c1",
+        "period": "2026H2",
+        "scores": {"delivery": 5, "quality": 4},
+        "satisfied": True,
+        "rep_id": "rep-1",
+        "business_date": DAY,
+        "district_id": "d1",
+        "area_id": "a1",
+    }
     survey.record_results(**kwargs)
     assert survey.pending[0].scores == {"delivery": 5, "quality": 4}
     with pytest.raises(DomainError) as e:
@@ -44,23 +51,55 @@ def test_one_survey_per_customer_and_half_year() -> None:
 
 def test_key_account_report_carries_issues_for_departments() -> None:
     report = KeyAccountReport("ka1")
-    report.file(customer_id="c2", issues=[ReportIssue(department="delivery", description="late twice")],
-                summary="good year", filed_by="rep-1", filed_on=DAY, visit_id=None, district_id="d1", area_id="a1")
+    report.file(
+        customer_id="c2",
+        issues=[ReportIssue(department="delivery", description="late twice")],
+        summary="good year",
+        filed_by="rep-1",
+        filed_on=DAY,
+        visit_id=None,
+        district_id="d1",
+        area_id="a1",
+    )
     assert report.pending[0].issues[0].department == "delivery"
     with pytest.raises(DomainError) as e:
-        report.file(customer_id="c2", issues=[], summary="x", filed_by="rep-1", filed_on=DAY, visit_id=None,
-                    district_id="d1", area_id="a1")
+        report.file(
+            customer_id="c2",
+            issues=[],
+            summary="x",
+            filed_by="rep-1",
+            filed_on=DAY,
+            visit_id=None,
+            district_id="d1",
+            area_id="a1",
+        )
     assert e.value.code == "key_account_report_exists"
 
 
 def test_coaching_is_of_another_person_and_spot_checks_are_consistent() -> None:
     with pytest.raises(DomainError) as e:
-        Coaching("co1").record_note(supervisor_id="sup-1", rep_id="sup-1", business_date=DAY, notes="x",
-                                    strengths=[], improvements=[], visit_id=None, customer_id=None)
+        Coaching("co1").record_note(
+            supervisor_id="sup-1",
+            rep_id="sup-1",
+            business_date=DAY,
+            notes="x",
+            strengths=[],
+            improvements=[],
+            visit_id=None,
+            customer_id=None,
+        )
     assert e.value.code == "self_coaching"
     with pytest.raises(DomainError) as e:
-        SpotCheck("s1").record_check(order_id="o1", customer_id="c1", checked_by="sup-1", business_date=DAY,
-                                     delivered=False, on_time=True, quantities_match=False, notes="")
+        SpotCheck("s1").record_check(
+            order_id="o1",
+            customer_id="c1",
+            checked_by="sup-1",
+            business_date=DAY,
+            delivered=False,
+            on_time=True,
+            quantities_match=False,
+            notes="",
+        )
     assert e.value.code == "inconsistent_check"
 
 
@@ -79,10 +118,21 @@ CLERK = Actor(id="clerk", role=Role.clerk)
 INSPECTOR = Actor(id="insp", role=Role.inspector)
 
 
-@pytest.mark.parametrize("actor, allowed", [
-    (REP1, True), (REP2, False), (SUP1, True), (SUP2, False), (AM1, True), (AM2, False), (SM, True), (GM, True),
-    (CLERK, False), (INSPECTOR, False),
-])
+@pytest.mark.parametrize(
+    "actor, allowed",
+    [
+        (REP1, True),
+        (REP2, False),
+        (SUP1, True),
+        (SUP2, False),
+        (AM1, True),
+        (AM2, False),
+        (SM, True),
+        (GM, True),
+        (CLERK, False),
+        (INSPECTOR, False),
+    ],
+)
 def test_who_may_act(actor: Actor, allowed: bool) -> None:
     if allowed:
         ensure_can_act(actor, HERE, "visit v1")
@@ -92,9 +142,17 @@ def test_who_may_act(actor: Actor, allowed: bool) -> None:
         assert e.value.message
 
 
-@pytest.mark.parametrize("actor, allowed", [
-    (REP1, True), (REP2, False), (SUP2, False), (AM2, False), (CLERK, True), (INSPECTOR, False),
-])
+@pytest.mark.parametrize(
+    "actor, allowed",
+    [
+        (REP1, True),
+        (REP2, False),
+        (SUP2, False),
+        (AM2, False),
+        (CLERK, True),
+        (INSPECTOR, False),
+    ],
+)
 def test_who_may_read(actor: Actor, allowed: bool) -> None:
     if allowed:
         ensure_can_read(actor, HERE, "visit v1")
@@ -103,10 +161,18 @@ def test_who_may_read(actor: Actor, allowed: bool) -> None:
             ensure_can_read(actor, HERE, "visit v1")
 
 
-@pytest.mark.parametrize("actor, code", [
-    (REP1, "approver_role_required"), (CLERK, "approver_role_required"), (SUP2, "out_of_line"),
-    (AM2, "out_of_line"), (SUP1, None), (AM1, None), (SM, None),
-])
+@pytest.mark.parametrize(
+    "actor, code",
+    [
+        (REP1, "approver_role_required"),
+        (CLERK, "approver_role_required"),
+        (SUP2, "out_of_line"),
+        (AM2, "out_of_line"),
+        (SUP1, None),
+        (AM1, None),
+        (SM, None),
+    ],
+)
 def test_who_may_approve(actor: Actor, code: str | None) -> None:
     if code is None:
         ensure_can_approve(actor, HERE, "visit v1")
@@ -123,7 +189,11 @@ def test_list_scopes_follow_the_line_and_refuse_what_is_outside() -> None:
     assert list_scope(AM1, None, None, None, "x").area_id == "a1"
     assert list_scope(SM, "d9", None, "a9", "x").district_id == "d9"
     assert list_scope(CLERK, None, None, None, "x").district_id is None
-    for actor, district, area, district_area in ((SUP1, "d2", None, "a1"), (AM1, "d3", None, "a2"),
-                                                 (AM1, None, "a2", None), (REP1, None, None, None)):
+    for actor, district, area, district_area in (
+        (SUP1, "d2", None, "a1"),
+        (AM1, "d3", None, "a2"),
+        (AM1, None, "a2", None),
+        (REP1, None, None, None),
+    ):
         with pytest.raises(PermissionDenied):
             list_scope(actor, district, area, district_area, "x")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from salesplatform.errors import DomainError
-
 from visit_service.domain.events import RouteChanged, RouteDefined
 from visit_service.domain.planning import RouteSheet, order_id_for, stops_for, visit_id_for
 from visit_service.domain.route import Route
@@ -22,7 +21,10 @@ def test_a_route_is_defined_with_sorted_weekdays_and_its_order() -> None:
     [event] = r.pending
     assert isinstance(event, RouteDefined)
     assert event.model_dump() == {
-        "route_id": "r1", "rep_id": "rep-1", "name": "Monday north", "weekdays": [1, 3],
+        "route_id": "r1",
+        "rep_id": "rep-1",
+        "name": "Monday north",
+        "weekdays": [1, 3],
         "customer_ids": ["c1", "c2", "c3"],
     }
     with pytest.raises(DomainError) as e:
@@ -87,7 +89,10 @@ def test_the_days_stops_follow_route_order_across_routes_and_visit_a_customer_on
     ]
     stops = stops_for(sheets, 1)
     assert [(s.route_id, s.customer_id, s.sequence) for s in stops] == [
-        ("ra", "c1", 1), ("ra", "c2", 2), ("ra", "c3", 3), ("rb", "c4", 4),
+        ("ra", "c1", 1),
+        ("ra", "c2", 2),
+        ("ra", "c3", 3),
+        ("rb", "c4", 4),
     ]
     assert stops_for(sheets, 3) == []
 

@@ -61,8 +61,10 @@ def test_a_required_sku_on_the_shelf_follows_the_plain_rule() -> None:
 
 def test_adopted_when_every_suggested_line_is_ordered_in_at_least_its_quantity() -> None:
     suggested = [SuggestedLine(sku="cola", quantity=4), SuggestedLine(sku="water", quantity=1)]
-    assert suggestion_adopted(suggested, [OrderLine(sku="cola", quantity=4), OrderLine(sku="water", quantity=2),
-                                          OrderLine(sku="juice", quantity=1)])
+    assert suggestion_adopted(
+        suggested,
+        [OrderLine(sku="cola", quantity=4), OrderLine(sku="water", quantity=2), OrderLine(sku="juice", quantity=1)],
+    )
     assert not suggestion_adopted(suggested, [OrderLine(sku="cola", quantity=4)])
     assert not suggestion_adopted(suggested, [OrderLine(sku="cola", quantity=3), OrderLine(sku="water", quantity=1)])
     assert not suggestion_adopted([], [OrderLine(sku="cola", quantity=1)])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 
 import pytest
@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Role
-
 from visit_service.domain.events import (
     OrderLine,
     StockLine,
@@ -27,7 +26,7 @@ from visit_service.domain.events import (
 from visit_service.domain.visit import APPROVAL_SLA, Visit
 
 DAY = date(2026, 11, 2)
-NINE = datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai
+NINE = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 TZ = "Asia/Shanghai"
 CATALOGUE = {"cola", "sprite", "water", "juice"}
 
@@ -35,8 +34,15 @@ CATALOGUE = {"cola", "sprite", "water", "juice"}
 def planned(key_account: bool = False) -> Visit:
     visit = Visit("v1")
     visit.plan(
-        rep_id="rep-1", customer_id="c1", business_date=DAY, route_id="r1", sequence=1,
-        district_id="d1", area_id="a1", key_account=key_account, now=NINE,
+        rep_id="rep-1",
+        customer_id="c1",
+        business_date=DAY,
+        route_id="r1",
+        sequence=1,
+        district_id="d1",
+        area_id="a1",
+        key_account=key_account,
+        now=NINE,
     )
     return visit
 
@@ -44,8 +50,14 @@ def planned(key_account: bool = False) -> Visit:
 def unplanned(requested_by: str = "rep-1") -> Visit:
     visit = Visit("v2")
     visit.request_unplanned(
-        rep_id="rep-1", customer_id="c9", business_date=DAY, sequence=7, district_id="d1",
-        area_id="a1", requested_by=requested_by, now=NINE,
+        rep_id="rep-1",
+        customer_id="c9",
+        business_date=DAY,
+        sequence=7,
+        district_id="d1",
+        area_id="a1",
+        requested_by=requested_by,
+        now=NINE,
     )
     return visit
 
@@ -70,8 +82,15 @@ def test_a_route_visit_is_planned_with_its_ids_and_needs_no_approval() -> None:
     [event] = visit.pending
     assert isinstance(event, VisitPlanned)
     assert event.model_dump(mode="json") == {
-        "visit_id": "v1", "rep_id": "rep-1", "customer_id": "c1", "business_date": "2026-11-02",
-        "route_id": "r1", "planned": True, "sequence": 1, "district_id": "d1", "area_id": "a1",
+        "visit_id": "v1",
+        "rep_id": "rep-1",
+        "customer_id": "c1",
+        "business_date": "2026-11-02",
+        "route_id": "r1",
+        "planned": True,
+        "sequence": 1,
+        "district_id": "d1",
+        "area_id": "a1",
     }
     assert visit.approval is None
 
@@ -88,8 +107,16 @@ def test_a_key_account_visit_asks_for_approval_due_in_24_hours() -> None:
 def test_a_high_value_accounts_visit_is_approved_at_director_level_only() -> None:
     visit = Visit("v3")
     visit.plan(
-        rep_id="rep-1", customer_id="c1", business_date=DAY, route_id="r1", sequence=1,
-        district_id="d1", area_id="a1", key_account=True, now=NINE, approver_role=Role.area_manager,
+        rep_id="rep-1",
+        customer_id="c1",
+        business_date=DAY,
+        route_id="r1",
+        sequence=1,
+        district_id="d1",
+        area_id="a1",
+        key_account=True,
+        now=NINE,
+        approver_role=Role.area_manager,
     )
     assert visit.pending[1].approver_role == "area_manager"
     with pytest.raises(PermissionDenied) as e:
@@ -118,8 +145,17 @@ def test_an_unplanned_visit_asks_for_approval_and_is_marked_unplanned() -> None:
 def test_planning_the_same_visit_twice_is_refused() -> None:
     visit = planned()
     with pytest.raises(DomainError) as e:
-        visit.plan(rep_id="rep-1", customer_id="c1", business_date=DAY, route_id="r1", sequence=1,
-                   district_id="d1", area_id="a1", key_account=False, now=NINE)
+        visit.plan(
+            rep_id="rep-1",
+            customer_id="c1",
+            business_date=DAY,
+            route_id="r1",
+            sequence=1,
+            district_id="d1",
+            area_id="a1",
+            key_account=False,
+            now=NINE,
+        )
     assert code_of(e) == "already_planned"
 
 
@@ -198,8 +234,17 @@ def test_check_in_only_on_the_visits_business_day() -> None:
     [
         lambda v: v.count_stock([StockLine(sku="cola", shelf_qty=1, store_qty=0)], CATALOGUE, {}, []),
         lambda v: v.audit_merchandising(["cola"], ["cola"], True, True, CATALOGUE),
-        lambda v: v.check_cooler("k1", at_outlet=True, best_position=True, powered=True, light_on=True,
-                                 clean=True, working=True, required_packs=True, misused=False),
+        lambda v: v.check_cooler(
+            "k1",
+            at_outlet=True,
+            best_position=True,
+            powered=True,
+            light_on=True,
+            clean=True,
+            working=True,
+            required_packs=True,
+            misused=False,
+        ),
         lambda v: v.observe_competitor("Rival", "Rival Cola", 250, None, 10),
         lambda v: v.take_order("o1", [OrderLine(sku="cola", quantity=1)], CATALOGUE),
         lambda v: v.refuse_order("closed"),
@@ -228,7 +273,9 @@ def test_stock_count_records_the_count_and_the_suggested_order() -> None:
     visit = checked_in()
     visit.count_stock(
         [StockLine(sku="cola", shelf_qty=2, store_qty=1), StockLine(sku="sprite", shelf_qty=5, store_qty=0)],
-        CATALOGUE, {"cola": Fraction(10), "sprite": Fraction(2)}, ["cola", "water"],
+        CATALOGUE,
+        {"cola": Fraction(10), "sprite": Fraction(2)},
+        ["cola", "water"],
     )
     counted, suggested = visit.pending[-2:]
     assert isinstance(counted, VisitStockCounted) and isinstance(suggested, VisitOrderSuggested)
@@ -276,8 +323,16 @@ def test_merchandising_audit_keeps_required_and_present_skus() -> None:
 
 def test_a_cooler_is_compliant_only_when_every_check_passes_and_it_is_not_misused() -> None:
     visit = checked_in()
-    ok = dict(at_outlet=True, best_position=True, powered=True, light_on=True, clean=True, working=True,
-              required_packs=True, misused=False)
+    ok = {
+        "at_outlet": True,
+        "best_position": True,
+        "powered": True,
+        "light_on": True,
+        "clean": True,
+        "working": True,
+        "required_packs": True,
+        "misused": False,
+    }
     visit.check_cooler("k1", **ok)
     visit.check_cooler("k2", **(ok | {"light_on": False}))
     visit.check_cooler("k3", **(ok | {"misused": True}))
@@ -312,13 +367,19 @@ def test_order_taken_says_whether_the_suggestion_was_adopted() -> None:
 
 def test_the_order_taken_event_carries_exactly_the_contract_fields() -> None:
     visit = checked_in()
-    visit.take_order("o1", [OrderLine(sku="cola", quantity=3, unit_price_fen=290), OrderLine(sku="water", quantity=1)],
-                     CATALOGUE)
+    visit.take_order(
+        "o1", [OrderLine(sku="cola", quantity=3, unit_price_fen=290), OrderLine(sku="water", quantity=1)], CATALOGUE
+    )
     assert visit.pending[-1].model_dump(mode="json") == {
-        "visit_id": "v1", "rep_id": "rep-1", "customer_id": "c1", "business_date": "2026-11-02",
+        "visit_id": "v1",
+        "rep_id": "rep-1",
+        "customer_id": "c1",
+        "business_date": "2026-11-02",
         "order_id": "o1",
-        "lines": [{"sku": "cola", "quantity": 3, "unit_price_fen": 290},
-                  {"sku": "water", "quantity": 1, "unit_price_fen": None}],
+        "lines": [
+            {"sku": "cola", "quantity": 3, "unit_price_fen": 290},
+            {"sku": "water", "quantity": 1, "unit_price_fen": None},
+        ],
         "suggested_adopted": False,
     }
 
@@ -384,9 +445,9 @@ def test_a_visit_is_missed_only_after_its_business_day_ends_in_the_company_time_
     visit = planned()
     # 23:59 in Shanghai on the visit's day is 15:59 UTC: not over yet.
     with pytest.raises(DomainError) as e:
-        visit.miss(datetime(2026, 11, 2, 15, 59, tzinfo=timezone.utc), TZ)
+        visit.miss(datetime(2026, 11, 2, 15, 59, tzinfo=UTC), TZ)
     assert code_of(e) == "business_day_not_over"
-    visit.miss(datetime(2026, 11, 2, 16, 0, tzinfo=timezone.utc), TZ)
+    visit.miss(datetime(2026, 11, 2, 16, 0, tzinfo=UTC), TZ)
     assert isinstance(visit.pending[-1], VisitMissed)
     with pytest.raises(DomainError) as e:
         visit.check_in(NINE, 0, 0, DAY)
@@ -406,4 +467,8 @@ def test_replaying_the_events_gives_the_same_state() -> None:
     visit.take_order("o1", [OrderLine(sku="cola", quantity=3)], CATALOGUE)
     again = Visit.replay("v1", visit.pending)
     assert (again.status, again.approval, again.order_id, again.suggested) == (
-        visit.status, visit.approval, visit.order_id, visit.suggested)
+        visit.status,
+        visit.approval,
+        visit.order_id,
+        visit.suggested,
+    )

@@ -5,25 +5,38 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from salesplatform.projections import reading
+from visit_testkit import AM1, REP1, REP2, REP3, SM, SUP1, SUP2, Harness
 
+from salesplatform.projections import reading
 from visit_service.application.timers import close_business_days, flag_overdue_approvals, plan_business_day
 from visit_service.domain.planning import visit_id_for
-
-from visit_testkit import AM1, REP1, REP2, REP3, SM, SUP1, SUP2, Harness
 
 MONDAY, TUESDAY = "2026-11-02", "2026-11-03"
 
 
 async def define_routes(h: Harness) -> None:
-    r = await h.post(REP1, "define_route", {
-        "route_id": "r-mon-a", "route_name": "A Monday morning", "weekdays": [1, 3], "customer_ids": ["c3", "c1"],
-    })
+    r = await h.post(
+        REP1,
+        "define_route",
+        {
+            "route_id": "r-mon-a",
+            "route_name": "A Monday morning",
+            "weekdays": [1, 3],
+            "customer_ids": ["c3", "c1"],
+        },
+    )
     assert r.status_code == 200, r.text
-    r = await h.post(SUP1, "define_route", {
-        "route_id": "r-mon-b", "rep_id": "rep-1", "route_name": "B Monday afternoon", "weekdays": [1],
-        "customer_ids": ["c2"],
-    })
+    r = await h.post(
+        SUP1,
+        "define_route",
+        {
+            "route_id": "r-mon-b",
+            "rep_id": "rep-1",
+            "route_name": "B Monday afternoon",
+            "weekdays": [1],
+            "customer_ids": ["c2"],
+        },
+    )
     assert r.status_code == 200, r.text
 
 
@@ -68,11 +81,19 @@ async def test_a_reassigned_customer_leaves_the_old_reps_routes(world) -> None:
     caused by the customer event)."""
     h = world
     await define_routes(h)
-    r = await h.post(REP2, "define_route", {"route_id": "r-rep2", "route_name": "Rep 2", "weekdays": [1],
-                                            "customer_ids": ["c5"]})
+    r = await h.post(
+        REP2, "define_route", {"route_id": "r-rep2", "route_name": "Rep 2", "weekdays": [1], "customer_ids": ["c5"]}
+    )
     assert r.status_code == 200
-    assigned = h.customer("customer.assigned", "c1", rep_id="rep-2", district_id="d1", area_id="a1",
-                          previous_rep_id="rep-1", reason="rep-1 overloaded")
+    assigned = h.customer(
+        "customer.assigned",
+        "c1",
+        rep_id="rep-2",
+        district_id="d1",
+        area_id="a1",
+        previous_rep_id="rep-1",
+        reason="rep-1 overloaded",
+    )
     released = h.customer("customer.released", "c2", rep_id="rep-1", reason="not followed up in 7 days")
     await h.feed("customer", assigned, released)
 
@@ -81,7 +102,8 @@ async def test_a_reassigned_customer_leaves_the_old_reps_routes(world) -> None:
     assert routes == {"r-mon-a": ["c3"], "r-mon-b": []}
     changed = await h.events("route.changed")
     assert {(e["data"]["route_id"], e["data"]["customer_id"], e["data"]["reason"]) for e in changed} == {
-        ("r-mon-a", "c1", "customer_reassigned"), ("r-mon-b", "c2", "customer_reassigned"),
+        ("r-mon-a", "c1", "customer_reassigned"),
+        ("r-mon-b", "c2", "customer_reassigned"),
     }
     assert {e["causation_id"] for e in changed} == {str(assigned.event_id), str(released.event_id)}
     # The new rep may now put c1 on a route; the old one may not.
@@ -123,11 +145,11 @@ async def test_the_planning_timer_plans_the_day_in_route_order_once(world) -> No
     assert (await plan_business_day(h.rt))["planned"] == 0
     visits = await visits_on(h, MONDAY)
     assert [(v["customer_id"], v["sequence"], v["route_id"]) for v in visits] == [
-        ("c3", 1, "r-mon-a"), ("c1", 2, "r-mon-a"), ("c2", 3, "r-mon-b"),
+        ("c3", 1, "r-mon-a"),
+        ("c1", 2, "r-mon-a"),
+        ("c2", 3, "r-mon-b"),
     ]
-    assert [v["visit_id"] for v in visits] == [
-        visit_id_for("rep-1", c, date(2026, 11, 2)) for c in ("c3", "c1", "c2")
-    ]
+    assert [v["visit_id"] for v in visits] == [visit_id_for("rep-1", c, date(2026, 11, 2)) for c in ("c3", "c1", "c2")]
     assert len(await h.events("visit.planned")) == 3
     # c2 is an A-grade customer: its visit asks the supervisor.
     requested = await h.events("visit.approval_requested")
@@ -137,13 +159,16 @@ async def test_the_planning_timer_plans_the_day_in_route_order_once(world) -> No
     plan = r.json()
     assert plan["business_date"] == MONDAY
     assert [(v["customer_id"], v["status"]) for v in plan["visits"]] == [
-        ("c3", "planned"), ("c1", "planned"), ("c2", "planned"),
+        ("c3", "planned"),
+        ("c1", "planned"),
+        ("c2", "planned"),
     ]
     assert plan["visits"][2]["approval"]["status"] == "pending"
     # A future day shows what the routes will give, not yet planned.
     r = await h.get(REP1, "/day-plan", date="2026-11-04")
     assert [(v["customer_id"], v["status"]) for v in r.json()["visits"]] == [
-        ("c3", "not_yet_planned"), ("c1", "not_yet_planned"),
+        ("c3", "not_yet_planned"),
+        ("c1", "not_yet_planned"),
     ]
 
 
@@ -151,7 +176,7 @@ async def test_at_the_end_of_the_business_day_visits_not_done_are_missed(world) 
     h = world
     await define_routes(h)
     await plan_business_day(h.rt)
-    c3, c1, c2 = (await visits_on(h, MONDAY))
+    c3, c1, c2 = await visits_on(h, MONDAY)
     r = await h.post(REP1, "check_in", {"visit_id": c3["visit_id"], "latitude": 31.2, "longitude": 121.4})
     assert r.status_code == 200
 
@@ -218,8 +243,9 @@ async def test_unplanned_visit_approval_and_the_24_hour_sla(world) -> None:
 
 async def test_approving_ones_own_request_is_refused_and_a_rejection_cancels(world) -> None:
     h = world
-    r = await h.post(SUP1, "request_unplanned_visit", {"customer_id": "c1", "rep_id": "rep-1",
-                                                       "business_date": TUESDAY})
+    r = await h.post(
+        SUP1, "request_unplanned_visit", {"customer_id": "c1", "rep_id": "rep-1", "business_date": TUESDAY}
+    )
     visit_id = r.json()["visit_id"]
     before = await h.event_count()
     r = await h.post(SUP1, "approve_visit", {"visit_id": visit_id})

@@ -4,22 +4,22 @@ queries, and bad input that changes nothing."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
+from visit_testkit import CLERK, REP1, SUP1, Harness, bearer
 
 from visit_service.application.timers import plan_business_day
 from visit_service.domain.planning import order_id_for
 
-from visit_testkit import CLERK, REP1, SUP1, Harness, bearer
-
 MONDAY = "2026-11-02"
-T0 = datetime(2026, 10, 1, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
 
 
 async def planned_visit(h: Harness, customer_id: str = "c1") -> str:
-    r = await h.post(REP1, "define_route", {"route_id": "r1", "route_name": "Monday", "weekdays": [1],
-                                            "customer_ids": [customer_id]})
+    r = await h.post(
+        REP1, "define_route", {"route_id": "r1", "route_name": "Monday", "weekdays": [1], "customer_ids": [customer_id]}
+    )
     assert r.status_code == 200, r.text
     await plan_business_day(h.rt)
     plan = (await h.get(REP1, "/day-plan")).json()
@@ -46,33 +46,76 @@ async def test_a_visit_through_the_eight_steps_hands_the_order_over(world) -> No
     r = await h.post(REP1, "check_in", {"visit_id": visit_id, "latitude": 31.23, "longitude": 121.47})
     assert r.status_code == 200 and r.json()["status"] == "checked_in"
 
-    r = await h.post(REP1, "count_stock", {"visit_id": visit_id, "lines": [
-        {"sku": "cola", "shelf_qty": 2, "store_qty": 3}, {"sku": "sprite", "shelf_qty": 4, "store_qty": 0},
-    ]})
+    r = await h.post(
+        REP1,
+        "count_stock",
+        {
+            "visit_id": visit_id,
+            "lines": [
+                {"sku": "cola", "shelf_qty": 2, "store_qty": 3},
+                {"sku": "sprite", "shelf_qty": 4, "store_qty": 0},
+            ],
+        },
+    )
     assert r.status_code == 200, r.text
     # usual (last 3 orders): cola 10, water 4/3, juice 1; retail requires cola and water.
     # cola 15 − 5 = 10; juice 1.5 → 2; water 2 (and required, missing: ≥ 2); sprite no history.
     assert r.json()["suggested"] == [
-        {"sku": "cola", "quantity": 10}, {"sku": "juice", "quantity": 2}, {"sku": "water", "quantity": 2},
+        {"sku": "cola", "quantity": 10},
+        {"sku": "juice", "quantity": 2},
+        {"sku": "water", "quantity": 2},
     ]
 
-    r = await h.post(REP1, "audit_merchandising", {"visit_id": visit_id, "present_skus": ["cola", "sprite"],
-                                                   "price_tags_ok": True, "display_ok": False})
+    r = await h.post(
+        REP1,
+        "audit_merchandising",
+        {"visit_id": visit_id, "present_skus": ["cola", "sprite"], "price_tags_ok": True, "display_ok": False},
+    )
     assert r.status_code == 200 and r.json()["missing_skus"] == ["water"]
     for cooler, light in (("k-1", True), ("k-2", False)):
-        r = await h.post(REP1, "check_cooler", {
-            "visit_id": visit_id, "cooler_id": cooler, "at_outlet": True, "best_position": True, "powered": True,
-            "light_on": light, "clean": True, "working": True, "required_packs": True, "misused": False,
-        })
+        r = await h.post(
+            REP1,
+            "check_cooler",
+            {
+                "visit_id": visit_id,
+                "cooler_id": cooler,
+                "at_outlet": True,
+                "best_position": True,
+                "powered": True,
+                "light_on": light,
+                "clean": True,
+                "working": True,
+                "required_packs": True,
+                "misused": False,
+            },
+        )
         assert r.status_code == 200, r.text
-    r = await h.post(REP1, "observe_competitor", {"visit_id": visit_id, "brand": "Rival", "product": "Rival Cola",
-                                                  "price_fen": 250, "promotion": "2 for 1", "stock_age_days": 40})
+    r = await h.post(
+        REP1,
+        "observe_competitor",
+        {
+            "visit_id": visit_id,
+            "brand": "Rival",
+            "product": "Rival Cola",
+            "price_fen": 250,
+            "promotion": "2 for 1",
+            "stock_age_days": 40,
+        },
+    )
     assert r.status_code == 200
 
-    r = await h.post(REP1, "take_order", {"visit_id": visit_id, "lines": [
-        {"sku": "cola", "quantity": 10, "unit_price_fen": 290}, {"sku": "juice", "quantity": 2},
-        {"sku": "water", "quantity": 3},
-    ]})
+    r = await h.post(
+        REP1,
+        "take_order",
+        {
+            "visit_id": visit_id,
+            "lines": [
+                {"sku": "cola", "quantity": 10, "unit_price_fen": 290},
+                {"sku": "juice", "quantity": 2},
+                {"sku": "water", "quantity": 3},
+            ],
+        },
+    )
     assert r.status_code == 200, r.text
     order_id = r.json()["order_id"]
     assert order_id == order_id_for(visit_id)
@@ -89,17 +132,22 @@ async def test_a_visit_through_the_eight_steps_hands_the_order_over(world) -> No
         try:
             msg = await h.rt.js.get_last_msg(h.rt.topology.event_stream, subject)
             break
-        except Exception:  # not published yet: the relay runs after commit
+        except Exception:  # noqa: BLE001 - not published yet: the relay runs after commit
             await asyncio.sleep(0.05)
     assert msg is not None
     body = orjson.loads(msg.data)
     assert body["event_type"] == "visit.order_taken" and body["stream_id"] == f"visit-{visit_id}"
     assert body["data"] == {
-        "visit_id": visit_id, "rep_id": "rep-1", "customer_id": "c1", "business_date": MONDAY,
+        "visit_id": visit_id,
+        "rep_id": "rep-1",
+        "customer_id": "c1",
+        "business_date": MONDAY,
         "order_id": order_id,
-        "lines": [{"sku": "cola", "quantity": 10, "unit_price_fen": 290},
-                  {"sku": "juice", "quantity": 2, "unit_price_fen": None},
-                  {"sku": "water", "quantity": 3, "unit_price_fen": None}],
+        "lines": [
+            {"sku": "cola", "quantity": 10, "unit_price_fen": 290},
+            {"sku": "juice", "quantity": 2, "unit_price_fen": None},
+            {"sku": "water", "quantity": 3, "unit_price_fen": None},
+        ],
         "suggested_adopted": True,
     }
     assert msg.headers["Nats-Msg-Id"] == body["event_id"]
@@ -150,11 +198,13 @@ async def test_bad_input_gets_clear_codes_and_changes_nothing(world) -> None:
     assert r.status_code == 200
     before = await h.event_count()
     await refused("check_in", {"latitude": 31.2, "longitude": 121.4}, 409, "already_checked_in")
-    error = await refused("count_stock", {"lines": [{"sku": "fanta", "shelf_qty": 1, "store_qty": 0}]}, 409,
-                          "unknown_sku")
+    error = await refused(
+        "count_stock", {"lines": [{"sku": "fanta", "shelf_qty": 1, "store_qty": 0}]}, 409, "unknown_sku"
+    )
     assert error["field"] == "lines"
-    error = await refused("count_stock", {"lines": [{"sku": "cola", "shelf_qty": -1, "store_qty": 0}]}, 422,
-                          "validation_failed")
+    error = await refused(
+        "count_stock", {"lines": [{"sku": "cola", "shelf_qty": -1, "store_qty": 0}]}, 422, "validation_failed"
+    )
     assert error["details"][0]["field"] == "lines.0.shelf_qty"
     await refused("take_order", {"lines": [{"sku": "cola", "quantity": -2}]}, 422, "validation_failed")
     await refused("take_order", {"lines": [{"sku": "fanta", "quantity": 2}]}, 409, "unknown_sku")
@@ -168,10 +218,16 @@ async def test_bad_input_gets_clear_codes_and_changes_nothing(world) -> None:
 
     # A refusal is an outcome; the retried command with the same key returns the first result.
     headers_key = {"Idempotency-Key": "refuse-1"}
-    first = await h.http.post("/commands/refuse_order", json={"visit_id": visit_id, "reason": "shop closing"},
-                              headers=bearer(REP1) | headers_key)
-    again = await h.http.post("/commands/refuse_order", json={"visit_id": visit_id, "reason": "shop closing"},
-                              headers=bearer(REP1) | headers_key)
+    first = await h.http.post(
+        "/commands/refuse_order",
+        json={"visit_id": visit_id, "reason": "shop closing"},
+        headers=bearer(REP1) | headers_key,
+    )
+    again = await h.http.post(
+        "/commands/refuse_order",
+        json={"visit_id": visit_id, "reason": "shop closing"},
+        headers=bearer(REP1) | headers_key,
+    )
     assert first.status_code == again.status_code == 200 and first.json() == again.json()
     assert len(await h.events("visit.order_refused")) == 1
     r = await h.post(REP1, "check_out", {"visit_id": visit_id})
@@ -190,10 +246,23 @@ async def test_the_published_contract_lists_every_event_and_command(h) -> None:
     events = (await h.http.get("/schemas/events")).json()
     taken = events["visit.order_taken"]
     assert set(taken["properties"]) == {
-        "visit_id", "rep_id", "customer_id", "business_date", "order_id", "lines", "suggested_adopted",
+        "visit_id",
+        "rep_id",
+        "customer_id",
+        "business_date",
+        "order_id",
+        "lines",
+        "suggested_adopted",
     }
-    assert {"route.defined", "visit.missed", "complaint.sla_breached", "survey.recorded",
-            "key_account_report.filed", "coaching.recorded", "delivery.spot_checked"} <= set(events)
+    assert {
+        "route.defined",
+        "visit.missed",
+        "complaint.sla_breached",
+        "survey.recorded",
+        "key_account_report.filed",
+        "coaching.recorded",
+        "delivery.spot_checked",
+    } <= set(events)
     commands = (await h.http.get("/schemas/commands")).json()
     assert {"check_in", "take_order", "approve_visit", "receive_complaint", "record_survey"} <= set(commands)
     assert (await h.http.get("/openapi.json")).status_code == 200

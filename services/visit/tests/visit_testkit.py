@@ -5,7 +5,7 @@ Runtime that feeds the local directory the way the foreign-event consumer does
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from salesplatform.store import copy_foreign, log_head
 
 SECRET = "visit-test-secret-visit-test-secret"
 # Monday 2 November 2026, 09:00 in Shanghai.
-MONDAY_9AM = datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc)
+MONDAY_9AM = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 
 REP1 = Actor(id="rep-1", role=Role.rep, district="d1", area="a1")
 REP2 = Actor(id="rep-2", role=Role.rep, district="d1", area="a1")
@@ -57,8 +57,15 @@ class Harness:
         self._versions[stream_id] = max(version, self._versions.get(stream_id, 0))
         now = self.clock.now()
         return Envelope(
-            event_id=uuid.uuid4(), event_type=event_type, schema_version=1, stream_id=stream_id,
-            stream_version=version, occurred_at=now, recorded_at=now, actor=SOURCE_ACTOR, data=data,
+            event_id=uuid.uuid4(),
+            event_type=event_type,
+            schema_version=1,
+            stream_id=stream_id,
+            stream_version=version,
+            occurred_at=now,
+            recorded_at=now,
+            actor=SOURCE_ACTOR,
+            data=data,
         )
 
     async def feed(self, service: str, *envelopes: Envelope) -> None:
@@ -81,7 +88,8 @@ class Harness:
                     " ON p.name = g.name AND p.generation = g.generation"
                     " WHERE (g.tx_id::text::bigint, g.position) < ($1::bigint, $2::bigint)"
                     " AND p.name IN ('customer_directory', 'catalogue', 'route_reassignment')",
-                    head.tx_id, head.position,
+                    head.tx_id,
+                    head.position,
                 )
             if behind == 0:
                 return
@@ -90,55 +98,118 @@ class Harness:
     def customer(self, event_type: str, customer_id: str, version: int | None = None, **data: Any) -> Envelope:
         return self.envelope(event_type, f"customer-{customer_id}", {"customer_id": customer_id, **data}, version)
 
-    def registered(self, customer_id: str, rep_id: str, district_id: str, area_id: str, channel: str = "retail",
-                   name: str | None = None, version: int | None = None) -> Envelope:
+    def registered(
+        self,
+        customer_id: str,
+        rep_id: str,
+        district_id: str,
+        area_id: str,
+        channel: str = "retail",
+        name: str | None = None,
+        version: int | None = None,
+    ) -> Envelope:
         return self.customer(
-            "customer.registered", customer_id, version,
-            name=name or f"Outlet {customer_id}", address="1 Market Street", phone="021-000000",
-            district_id=district_id, area_id=area_id, division_id="div-1", rep_id=rep_id, channel=channel,
-            nature="company", location_type="residential", source="rep_visit", status="pending",
+            "customer.registered",
+            customer_id,
+            version,
+            name=name or f"Outlet {customer_id}",
+            address="1 Market Street",
+            phone="021-000000",
+            district_id=district_id,
+            area_id=area_id,
+            division_id="div-1",
+            rep_id=rep_id,
+            channel=channel,
+            nature="company",
+            location_type="residential",
+            source="rep_visit",
+            status="pending",
         )
 
     def classified(self, customer_id: str, grade: str | None, channel: str = "retail") -> Envelope:
         return self.customer(
-            "customer.classified", customer_id, nature="company", ownership="private", channel=channel,
-            location_type="residential", grade=grade,
+            "customer.classified",
+            customer_id,
+            nature="company",
+            ownership="private",
+            channel=channel,
+            location_type="residential",
+            grade=grade,
         )
 
-    def staff(self, staff_id: str, role: str, district_id: str | None, area_id: str | None,
-              supervisor_id: str | None = None) -> Envelope:
-        return self.envelope("staff.assigned", f"staff-{staff_id}", {
-            "staff_id": staff_id, "name": staff_id.title(), "role": role, "district_id": district_id,
-            "area_id": area_id, "supervisor_id": supervisor_id,
-        })
+    def staff(
+        self, staff_id: str, role: str, district_id: str | None, area_id: str | None, supervisor_id: str | None = None
+    ) -> Envelope:
+        return self.envelope(
+            "staff.assigned",
+            f"staff-{staff_id}",
+            {
+                "staff_id": staff_id,
+                "name": staff_id.title(),
+                "role": role,
+                "district_id": district_id,
+                "area_id": area_id,
+                "supervisor_id": supervisor_id,
+            },
+        )
 
     def sku(self, sku: str, price: int = 300) -> Envelope:
-        return self.envelope("sku.defined", f"sku-{sku}", {
-            "sku": sku, "name": sku.title(), "brand": "Ours", "product_group": "soft_drinks",
-            "package": "500ml", "list_price_fen": price, "floor_price_fen": price - 50,
-        })
+        return self.envelope(
+            "sku.defined",
+            f"sku-{sku}",
+            {
+                "sku": sku,
+                "name": sku.title(),
+                "brand": "Ours",
+                "product_group": "soft_drinks",
+                "package": "500ml",
+                "list_price_fen": price,
+                "floor_price_fen": price - 50,
+            },
+        )
 
-    def order_placed(self, order_id: str, customer_id: str, lines: dict[str, int], placed_at: datetime,
-                     visit_id: str | None = None) -> Envelope:
-        return self.envelope("order.placed", f"order-{order_id}", {
-            "order_id": order_id, "customer_id": customer_id, "rep_id": "rep-1", "district_id": "d1",
-            "area_id": "a1", "source": "visit" if visit_id else "phone", "visit_id": visit_id,
-            "lines": [
-                {"sku": s, "product_group": "soft_drinks", "quantity": q, "unit_price_fen": 300,
-                 "amount_fen": 300 * q, "promotion_id": None, "gift_quantity": 0}
-                for s, q in lines.items()
-            ],
-            "amount_fen": 300 * sum(lines.values()), "business_date": placed_at.date().isoformat(),
-            "placed_at": placed_at.isoformat(),
-        })
+    def order_placed(
+        self, order_id: str, customer_id: str, lines: dict[str, int], placed_at: datetime, visit_id: str | None = None
+    ) -> Envelope:
+        return self.envelope(
+            "order.placed",
+            f"order-{order_id}",
+            {
+                "order_id": order_id,
+                "customer_id": customer_id,
+                "rep_id": "rep-1",
+                "district_id": "d1",
+                "area_id": "a1",
+                "source": "visit" if visit_id else "phone",
+                "visit_id": visit_id,
+                "lines": [
+                    {
+                        "sku": s,
+                        "product_group": "soft_drinks",
+                        "quantity": q,
+                        "unit_price_fen": 300,
+                        "amount_fen": 300 * q,
+                        "promotion_id": None,
+                        "gift_quantity": 0,
+                    }
+                    for s, q in lines.items()
+                ],
+                "amount_fen": 300 * sum(lines.values()),
+                "business_date": placed_at.date().isoformat(),
+                "placed_at": placed_at.isoformat(),
+            },
+        )
 
     async def seed(self) -> None:
         """Districts d1, d2 (area a1) and d3 (area a2); reps rep-1, rep-2 (d1, supervisor
         sup-1) and rep-3 (d2, sup-2); customers c1 (B), c2 (A), c3 (C, wholesale) of rep-1,
         c4 of rep-3, c5 (A) of rep-2; four SKUs; cola and water required in retail."""
         territory = [
-            self.envelope("territory.district_defined", f"territory-{d}", {
-                "district_id": d, "name": d.upper(), "area_id": a, "division_id": "div-1"})
+            self.envelope(
+                "territory.district_defined",
+                f"territory-{d}",
+                {"district_id": d, "name": d.upper(), "area_id": a, "division_id": "div-1"},
+            )
             for d, a in (("d1", "a1"), ("d2", "a1"), ("d3", "a2"))
         ]
         staff = [
@@ -165,7 +236,9 @@ class Harness:
         await self.feed(
             "orders",
             *(self.sku(s) for s in ("cola", "sprite", "water", "juice")),
-            self.envelope("required_skus.set", "required_skus-retail", {"channel": "retail", "skus": ["cola", "water"]}),
+            self.envelope(
+                "required_skus.set", "required_skus-retail", {"channel": "retail", "skus": ["cola", "water"]}
+            ),
         )
 
     # -- commands and queries ------------------------------------------------------------------
@@ -189,7 +262,8 @@ class Harness:
             rows = await conn.fetch(
                 "SELECT event_type, stream_id, data, causation_id, actor FROM events"
                 " WHERE ($1::text IS NULL OR event_type = $1) AND (NOT $2 OR origin IS NULL) ORDER BY position",
-                event_type, own,
+                event_type,
+                own,
             )
         return [dict(r) for r in rows]
 

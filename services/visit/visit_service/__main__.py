@@ -1,6 +1,5 @@
 from salesplatform.service import main
 from salesplatform.settings import settings_for
-
 from visit_service.bootstrap import definition
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import os
 
 from salesplatform.events import Role
 from salesplatform.service import Consumes, ServiceDefinition
-
 from visit_service.adapters.http import router
 from visit_service.application.handlers import build_bus, inline_projections
 from visit_service.application.reactors import RouteReassignment

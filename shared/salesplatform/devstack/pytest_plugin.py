@@ -23,14 +23,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from salesplatform.settings import ServiceSettings
-
 from salesplatform.devstack.servers import (
     NatsServer,
     PostgresServer,
     create_database,
     drop_database,
 )
+from salesplatform.settings import ServiceSettings
 
 POSTGRES_ENV = "TEST_POSTGRES_ADMIN_DSN"
 NATS_ENV = "TEST_NATS_URL"
@@ -151,7 +150,11 @@ def settings_for_tests(
     """A service's settings in the test suite: its own database, the session's NATS under a
     namespace of its own, short polling, few deliveries before a dead letter, a small pool."""
     values: dict[str, object] = {
-        "poll_interval": 0.2, "max_deliveries": 3, "pool_min": 1, "pool_max": 8, **overrides,
+        "poll_interval": 0.2,
+        "max_deliveries": 3,
+        "pool_min": 1,
+        "pool_max": 8,
+        **overrides,
     }
     return ServiceSettings(
         database_url=database_url, nats_url=nats_url, jwt_secret=jwt_secret, stream_prefix=namespace, **values

@@ -181,21 +181,22 @@ class Stack:
 
     async def _create_databases(self, passwords: dict[str, str]) -> dict[str, str]:
         return {
-            name: await create_service_database(self.postgres.admin_dsn, name, passwords[name])
-            for name in SERVICES
+            name: await create_service_database(self.postgres.admin_dsn, name, passwords[name]) for name in SERVICES
         }
 
     def _spawn(self, service: ServiceProcess, jwt_secret: str) -> None:
         prefix = service.name.upper()
-        env = child_env({
-            f"{prefix}_DATABASE_URL": service.database_url,
-            f"{prefix}_HTTP_HOST": LOOPBACK,
-            f"{prefix}_HTTP_PORT": str(service.http_port),
-            "NATS_URL": self.nats.url,
-            "AUTH_JWT_SECRET": jwt_secret,
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env = child_env(
+            {
+                f"{prefix}_DATABASE_URL": service.database_url,
+                f"{prefix}_HTTP_HOST": LOOPBACK,
+                f"{prefix}_HTTP_PORT": str(service.http_port),
+                "NATS_URL": self.nats.url,
+                "AUTH_JWT_SECRET": jwt_secret,
+                "LOG_LEVEL": "INFO",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         handle = service.log_path.open("a")
         handle.write(f"--- {datetime.now(UTC).isoformat()} started by make run on port {service.http_port} ---\n")
         handle.flush()
@@ -203,9 +204,12 @@ class Stack:
         # Its own session: Ctrl-C reaches only this orchestrator, which stops services in order.
         service.process = subprocess.Popen(
             [sys.executable, "-m", f"{service.name}_service"],
-            stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,
-            preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl, set up before the fork
+            preexec_fn=die_with_parent(),
         )
 
     def _wait_ready(self) -> None:
@@ -222,10 +226,12 @@ class Stack:
                     pending.remove(service)
             if pending and time.monotonic() > deadline:
                 names = ", ".join(s.name for s in pending)
-                raise StackFailed("\n".join(
-                    [f"not ready after {self.ready_timeout:.0f}s: {names}"]
-                    + [self._failure(s, "is not ready") for s in pending]
-                ))
+                raise StackFailed(
+                    "\n".join(
+                        [f"not ready after {self.ready_timeout:.0f}s: {names}"]
+                        + [self._failure(s, "is not ready") for s in pending]
+                    )
+                )
             time.sleep(0.25)
 
     def _failure(self, service: ServiceProcess, what: str) -> str:
@@ -249,25 +255,28 @@ class Stack:
 
     def _write_stack_file(self) -> None:
         """Addresses for other programs (demo, bench); it holds DSNs, so it is owner-only."""
-        _write_private(self.stack_file, {
-            "pid": os.getpid(),
-            "started_at": datetime.now(UTC).isoformat(),
-            "root": str(self.root),
-            "nats_url": self.nats.url,
-            "nats_monitor_url": self.nats.monitor_url,
-            "postgres_admin_dsn": self.postgres.admin_dsn,
-            "secrets_file": str(self.secrets_file),
-            "services": {
-                s.name: {
-                    "url": s.base_url,
-                    "docs": f"{s.base_url}/docs",
-                    "database_url": s.database_url,
-                    "log": str(s.log_path),
-                    "pid": s.process.pid if s.process else None,
-                }
-                for s in self.services
+        _write_private(
+            self.stack_file,
+            {
+                "pid": os.getpid(),
+                "started_at": datetime.now(UTC).isoformat(),
+                "root": str(self.root),
+                "nats_url": self.nats.url,
+                "nats_monitor_url": self.nats.monitor_url,
+                "postgres_admin_dsn": self.postgres.admin_dsn,
+                "secrets_file": str(self.secrets_file),
+                "services": {
+                    s.name: {
+                        "url": s.base_url,
+                        "docs": f"{s.base_url}/docs",
+                        "database_url": s.database_url,
+                        "log": str(s.log_path),
+                        "pid": s.process.pid if s.process else None,
+                    }
+                    for s in self.services
+                },
             },
-        })
+        )
 
     def _print_addresses(self) -> None:
         rows = [
@@ -282,8 +291,10 @@ class Stack:
             _say(f"  {label:<{width}}  {url:<{url_width}}  {extra}")
         _say(f"\n  addresses for programs: {self._rel(self.stack_file)}")
         _say(f"  mint a token:           {MINT_HINT}")
-        _say("  call a service:         curl -H \"Authorization: Bearer $TOKEN\" "
-             f"{self.services[0].base_url}/health/ready\n")
+        _say(
+            '  call a service:         curl -H "Authorization: Bearer $TOKEN" '
+            f"{self.services[0].base_url}/health/ready\n"
+        )
 
     @staticmethod
     def _rel(path: Path) -> str:

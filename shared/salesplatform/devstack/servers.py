@@ -8,6 +8,7 @@ already runs.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -150,9 +151,19 @@ def _postgres_account() -> pwd.struct_passwd | None:
     useradd = shutil.which("useradd")
     if useradd is not None:
         result = subprocess.run(
-            [useradd, "--system", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", "/usr/sbin/nologin", name],
-            capture_output=True, text=True, check=False,
+            [
+                useradd,
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode == 0:
             log.info("postgres.os_user_created", user=name)
@@ -289,8 +300,10 @@ class PostgresServer:
             return
         bin_dir = postgres_bin_dir()
         try:
-            self._run([bin_dir / "pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w",
-                       "-t", str(int(timeout))], timeout=timeout + 10)
+            self._run(
+                [bin_dir / "pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(int(timeout))],
+                timeout=timeout + 10,
+            )
         except ServerError as error:
             log.warning("postgres.stop_failed", error=str(error))
             self._kill_postmaster()
@@ -321,8 +334,14 @@ class PostgresServer:
             try:
                 result = subprocess.run(
                     [str(part) for part in command],
-                    stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, text=True,
-                    cwd=self.data_dir, env=child_env({"LC_ALL": "C"}), timeout=timeout, check=False,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    cwd=self.data_dir,
+                    env=child_env({"LC_ALL": "C"}),
+                    timeout=timeout,
+                    check=False,
                     start_new_session=True,  # a Ctrl-C must not kill pg_ctl half way through a start
                     user=account.pw_uid if account else None,
                     group=account.pw_gid if account else None,
@@ -339,8 +358,16 @@ class PostgresServer:
     def _initdb(self, bin_dir: Path) -> None:
         log.info("postgres.initdb", data_dir=str(self.data_dir))
         command: list[str | Path] = [
-            bin_dir / "initdb", "-D", str(self.data_dir), "-U", PG_SUPERUSER, "--encoding=UTF8",
-            "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions",
+            bin_dir / "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            PG_SUPERUSER,
+            "--encoding=UTF8",
+            "--locale=C",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--no-instructions",
         ]
         if self.fsync_off:
             command.append("--no-sync")
@@ -379,8 +406,16 @@ class PostgresServer:
         return directory
 
     def _pg_ctl_start(self, bin_dir: Path, port: int, socket_dir: Path) -> None:
-        options = ["-h", self.host, "-p", str(port), "-k", str(socket_dir),
-                   "-c", f"max_connections={self.max_connections}"]
+        options = [
+            "-h",
+            self.host,
+            "-p",
+            str(port),
+            "-k",
+            str(socket_dir),
+            "-c",
+            f"max_connections={self.max_connections}",
+        ]
         settings = dict(self.settings)
         if self.fsync_off:
             settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
@@ -388,8 +423,23 @@ class PostgresServer:
             options += ["-c", f"{name}={value}"]
         log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         try:
-            self._run([bin_dir / "pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file),
-                       "-w", "-t", "60", "-s", "-o", shlex.join(options)], timeout=90)
+            self._run(
+                [
+                    bin_dir / "pg_ctl",
+                    "start",
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-s",
+                    "-o",
+                    shlex.join(options),
+                ],
+                timeout=90,
+            )
         except ServerError as error:
             new_log = self._log_since(log_offset)
             if "already in use" in new_log and self._port is None:
@@ -478,10 +528,8 @@ async def _ensure_database(conn: asyncpg.Connection, name: str, owner: str | Non
     exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
     if not exists:
         owner_clause = f" OWNER {_identifier(owner)}" if owner else ""
-        try:
+        with contextlib.suppress(asyncpg.DuplicateDatabaseError):
             await conn.execute(f"CREATE DATABASE {_identifier(name)}{owner_clause}")
-        except asyncpg.DuplicateDatabaseError:
-            pass
     if owner:
         await conn.execute(f"ALTER DATABASE {_identifier(name)} OWNER TO {_identifier(owner)}")
 
@@ -647,14 +695,29 @@ class NatsServer:
         command = [str(binary)]
         if self.config_file is not None:
             command += ["-c", str(self.config_file)]
-        command += ["-js", "-sd", str(self.store_dir), "-a", self.host, "-p", str(port),
-                    "--http_port", str(monitor_port), "-P", str(self.pid_file)]
+        command += [
+            "-js",
+            "-sd",
+            str(self.store_dir),
+            "-a",
+            self.host,
+            "-p",
+            str(port),
+            "--http_port",
+            str(monitor_port),
+            "-P",
+            str(self.pid_file),
+        ]
         log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log_handle:
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log_handle, stderr=subprocess.STDOUT,
-                env=child_env(self.env), start_new_session=True,
-                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl, set up before the fork
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_handle,
+                stderr=subprocess.STDOUT,
+                env=child_env(self.env),
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         self._process, self._port, self._monitor_port = process, port, monitor_port
         health = f"{self.monitor_url}/healthz?js-enabled-only=true"

@@ -7,12 +7,11 @@ from typing import Any
 
 import asyncpg
 
-from salesplatform.events import Actor
-
 from customer_service.adapters.sealing import Keys, open_sealed
 from customer_service.domain import card
 from customer_service.domain.access import sees_restricted
 from customer_service.domain.values import PERSON_ROLES
+from salesplatform.events import Actor
 
 SUMMARY_COLUMNS = (
     "customer_id, customer_code, name, address, phone, status, nature, channel, location_type, grade, "
@@ -50,16 +49,23 @@ def present_card(row: asyncpg.Record, keys: Keys, actor: Actor) -> dict[str, Any
             identity[k] = personal.get(k, row[k] if k == "name" else (card.ERASED if erased else row[k]))
     credit = None
     if row["credit_rating"] is not None:
-        credit = {"credit_rating": row["credit_rating"], "credit_limit_fen": row["credit_limit_fen"],
-                  "payment_terms_days": row["payment_terms_days"]}
+        credit = {
+            "credit_rating": row["credit_rating"],
+            "credit_limit_fen": row["credit_limit_fen"],
+            "payment_terms_days": row["payment_terms_days"],
+        }
     return {
         "customer_id": cid,
         "customer_code": row["customer_code"],
         "status": row["status"],
         **identity,
         "classification": {
-            "nature": row["nature"], "ownership": row["ownership"], "channel": row["channel"],
-            "location_type": row["location_type"], "grade": row["grade"], "grade_basis": row["grade_basis"],
+            "nature": row["nature"],
+            "ownership": row["ownership"],
+            "channel": row["channel"],
+            "location_type": row["location_type"],
+            "grade": row["grade"],
+            "grade_basis": row["grade_basis"],
             "grade_figures": row["grade_figures"],
         },
         "territory": {"district_id": row["district_id"], "area_id": row["area_id"], "division_id": row["division_id"]},

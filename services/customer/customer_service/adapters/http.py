@@ -13,11 +13,6 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Depends, Query
 
-from salesplatform.errors import NotFound, PermissionDenied
-from salesplatform.events import Actor, Role
-from salesplatform.projections import reading
-from salesplatform.service import Runtime, http_actor
-
 from customer_service.adapters import personal_search
 from customer_service.adapters.cards import SUMMARY_COLUMNS, present_card, present_event
 from customer_service.adapters.sealing import keys_of
@@ -28,6 +23,10 @@ from customer_service.domain.values import (
     Grade,
     Status,
 )
+from salesplatform.errors import NotFound, PermissionDenied
+from salesplatform.events import Actor, Role
+from salesplatform.projections import reading
+from salesplatform.service import Runtime, http_actor
 
 APPROVED = ["prospect", "active", "dormant", "lost"]
 
@@ -147,8 +146,12 @@ def _where(
         w.add("status <> {}", "merged")
     if f.q:
         pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        w.add("(name ILIKE {0} OR phone ILIKE {0} OR address ILIKE {0} OR customer_code ILIKE {0}"
-              " OR customer_id = ANY({1}::text[]))", pattern, found or [])
+        w.add(
+            "(name ILIKE {0} OR phone ILIKE {0} OR address ILIKE {0} OR customer_code ILIKE {0}"
+            " OR customer_id = ANY({1}::text[]))",
+            pattern,
+            found or [],
+        )
     return w
 
 
@@ -164,7 +167,9 @@ def router(runtime: Runtime) -> APIRouter:
         status: Status | None = None,
         credit_rating: CreditRating | None = None,
         q: str | None = Query(
-            None, min_length=1, max_length=100,
+            None,
+            min_length=1,
+            max_length=100,
             description="text in name, phone, address or code; also a whole name or phone number sealed on a card "
             "(an individual's, or an owner's, manager's, legal person's or contact's)",
         ),
@@ -274,10 +279,16 @@ def router(runtime: Runtime) -> APIRouter:
     async def territory(_: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "territory_directory") as conn:
             rows = await conn.fetch("SELECT * FROM units ORDER BY unit_id")
-        divisions = {r["unit_id"]: {"division_id": r["unit_id"], "name": r["name"], "areas": []}
-                     for r in rows if r["kind"] == "division"}
-        areas = {r["unit_id"]: {"area_id": r["unit_id"], "name": r["name"], "districts": []}
-                 for r in rows if r["kind"] == "area"}
+        divisions = {
+            r["unit_id"]: {"division_id": r["unit_id"], "name": r["name"], "areas": []}
+            for r in rows
+            if r["kind"] == "division"
+        }
+        areas = {
+            r["unit_id"]: {"area_id": r["unit_id"], "name": r["name"], "districts": []}
+            for r in rows
+            if r["kind"] == "area"
+        }
         for r in rows:
             if r["kind"] == "area":
                 divisions[r["division_id"]]["areas"].append(areas[r["unit_id"]])
@@ -294,8 +305,7 @@ def router(runtime: Runtime) -> APIRouter:
         active: bool | None = True,
     ) -> dict[str, Any]:
         w = _Where()
-        for column, value in (("district_id", district_id), ("area_id", area_id), ("role", role),
-                              ("active", active)):
+        for column, value in (("district_id", district_id), ("area_id", area_id), ("role", role), ("active", active)):
             if value is not None:
                 w.add(f"{column} = {{}}", value)
         async with reading(runtime.pool, "territory_directory") as conn:

@@ -20,9 +20,8 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from salesplatform.uow import Preloaded, UnitOfWork
-
 from customer_service.domain.customer import Customer
+from salesplatform.uow import Preloaded, UnitOfWork
 
 _VERSION = "v1"
 Keys = dict[str, bytes]  # key id → key
@@ -98,10 +97,14 @@ async def keep(uow: UnitOfWork, key: DataKey) -> None:
     """Store a new key, with the command's events (after them: the first write of a command's
     transaction is the event append)."""
     if key.new:
-        await uow.write_with_events(lambda conn: conn.execute(
-            "INSERT INTO public.customer_keys (key_id, customer_id, key) VALUES ($1, $2, $3)",
-            uuid.UUID(key.key_id), key.customer_id, key.key,
-        ))
+        await uow.write_with_events(
+            lambda conn: conn.execute(
+                "INSERT INTO public.customer_keys (key_id, customer_id, key) VALUES ($1, $2, $3)",
+                uuid.UUID(key.key_id),
+                key.customer_id,
+                key.key,
+            )
+        )
 
 
 async def keys_of(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> Keys:

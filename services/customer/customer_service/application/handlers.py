@@ -6,12 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from salesplatform.clock import Clock
-from salesplatform.commands import CommandBus, Request, invalid
-from salesplatform.errors import DomainError, PermissionDenied
-from salesplatform.events import EventRegistry, Role
-from salesplatform.uow import UnitOfWork
-
 from customer_service.adapters import sealing
 from customer_service.application import lookups
 from customer_service.domain import card
@@ -44,6 +38,11 @@ from customer_service.domain.merging import first_buyer
 from customer_service.domain.territory import StaffMember, TerritoryUnit
 from customer_service.projections.customers import CustomerDirectory
 from customer_service.projections.territory import TerritoryDirectory
+from salesplatform.clock import Clock
+from salesplatform.commands import CommandBus, Request, invalid
+from salesplatform.errors import DomainError, PermissionDenied
+from salesplatform.events import EventRegistry, Role
+from salesplatform.uow import UnitOfWork
 
 MANAGERS = {Role.sales_manager, Role.general_manager}
 LINE_MANAGERS = {Role.supervisor, Role.area_manager, *MANAGERS}
@@ -103,8 +102,14 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
             if staff.active and staff.area_id != area_id:
                 require_in_line(uow.actor, Line(None, staff.area_id, None))
         supervisor = await uow.load(StaffMember, cmd.supervisor_id) if cmd.supervisor_id else None
-        staff.assign(cmd.staff_name, cmd.role, district=district, area=area, supervisor=supervisor,
-                     customers_owned=await lookups.count_held_by(uow.conn, cmd.staff_id))
+        staff.assign(
+            cmd.staff_name,
+            cmd.role,
+            district=district,
+            area=area,
+            supervisor=supervisor,
+            customers_owned=await lookups.count_held_by(uow.conn, cmd.staff_id),
+        )
         await uow.save(staff)
         return {"staff_id": cmd.staff_id, "district_id": staff.district_id, "area_id": staff.area_id}
 
@@ -127,22 +132,33 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
         if actor.role == Role.rep:
             rep_id = rep_id or actor.id
             if rep_id != actor.id:
-                raise PermissionDenied(f"rep {actor.id} registers customers for self only",
-                                       code="not_your_customer")
+                raise PermissionDenied(f"rep {actor.id} registers customers for self only", code="not_your_customer")
         if rep_id is None:
             raise invalid("rep_id", "name the rep who will own the customer", code="rep_required")
         rep, rep_district = await _rep_and_district(uow, rep_id)
-        district = rep_district if cmd.district_id in (None, rep.district_id) else await uow.load(
-            TerritoryUnit, cmd.district_id)
+        district = (
+            rep_district
+            if cmd.district_id in (None, rep.district_id)
+            else await uow.load(TerritoryUnit, cmd.district_id)
+        )
         require_in_line(actor, Line(district.id, district.area_id, rep.id))
         customer_id = cmd.customer_id or str(uuid.uuid4())
         key = await sealing.key_for_writing(uow, customer_id)
         customer = await uow.load(Customer, customer_id)
         reg = Registration(
-            name=cmd.customer_name, address=cmd.address, phone=cmd.phone, nature=cmd.nature,
-            ownership=cmd.ownership, channel=cmd.channel, location_type=cmd.location_type, source=cmd.source,
-            base=cmd.base, characteristics=cmd.characteristics, business_status=cmd.business_status,
-            trading_status=cmd.trading_status, contacts=list(cmd.contacts),
+            name=cmd.customer_name,
+            address=cmd.address,
+            phone=cmd.phone,
+            nature=cmd.nature,
+            ownership=cmd.ownership,
+            channel=cmd.channel,
+            location_type=cmd.location_type,
+            source=cmd.source,
+            base=cmd.base,
+            characteristics=cmd.characteristics,
+            business_status=cmd.business_status,
+            trading_status=cmd.trading_status,
+            contacts=list(cmd.contacts),
         )
         customer.register(reg, district=district, rep=rep, seal=key.seal)
         await uow.save(customer)
@@ -188,8 +204,12 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
         values = {k: v for k, v in given.items() if v is not None or k in ("grade", "ownership")}
         customer.classify(values, cmd.reason)
         await uow.save(customer)
-        return {"customer_id": customer.id, "grade": customer.grade, "channel": customer.channel,
-                "nature": customer.nature}
+        return {
+            "customer_id": customer.id,
+            "grade": customer.grade,
+            "channel": customer.channel,
+            "nature": customer.nature,
+        }
 
     @bus.command(RecomputeGrade, roles={Role.system, *MANAGERS})
     async def recompute_grade(cmd: RecomputeGrade, uow: UnitOfWork) -> dict:
@@ -212,8 +232,12 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
         customer = await _customer(uow, cmd.customer_id)
         customer.set_credit(cmd.credit_rating, cmd.credit_limit_fen, cmd.payment_terms_days, cmd.reason)
         await uow.save(customer)
-        return {"customer_id": customer.id, "credit_rating": cmd.credit_rating,
-                "credit_limit_fen": cmd.credit_limit_fen, "payment_terms_days": cmd.payment_terms_days}
+        return {
+            "customer_id": customer.id,
+            "credit_rating": cmd.credit_rating,
+            "credit_limit_fen": cmd.credit_limit_fen,
+            "payment_terms_days": cmd.payment_terms_days,
+        }
 
     # -- ownership --------------------------------------------------------------------------
 
@@ -296,8 +320,9 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
         if uow.actor.role != Role.clerk:  # the archive clerk keeps the whole archive
             for customer in (duplicate, survivor):
                 require_over_district(uow.actor, customer.district_id, customer.area_id)
-        winner, rule_reason = first_buyer(await lookups.buying_record(uow.conn, duplicate.id),
-                                          await lookups.buying_record(uow.conn, survivor.id))
+        winner, rule_reason = first_buyer(
+            await lookups.buying_record(uow.conn, duplicate.id), await lookups.buying_record(uow.conn, survivor.id)
+        )
         duplicate.merge_into(survivor, cmd.rule, cmd.reason, winner, rule_reason)
         await uow.save(duplicate, survivor)
         return {"customer_id": duplicate.id, "survivor_id": survivor.id, "rule_reason": rule_reason}

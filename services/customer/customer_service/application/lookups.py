@@ -7,10 +7,9 @@ from datetime import datetime
 
 import asyncpg
 
-from salesplatform.projections import active_schema
-
 from customer_service.domain.merging import BuyingRecord
 from customer_service.projections.follow_ups import RESTARTS
+from salesplatform.projections import active_schema
 
 # Cards that still need a rep: everything but merged duplicates and rejected registrations.
 _HELD = "status NOT IN ('merged', 'rejected')"
@@ -45,7 +44,10 @@ async def last_follow_up(conn: asyncpg.Connection, customer_id: str, rep_id: str
               WHERE origin IS NOT NULL AND data->>'customer_id' = $4 AND event_type = 'visit.checked_in'
                 AND data->>'rep_id' = $2))
         """,
-        f"customer-{customer_id}", rep_id, list(RESTARTS), customer_id,
+        f"customer-{customer_id}",
+        rep_id,
+        list(RESTARTS),
+        customer_id,
     )
 
 
@@ -64,5 +66,10 @@ async def buying_record(conn: asyncpg.Connection, customer_id: str) -> BuyingRec
             ORDER BY at, position LIMIT 1""",
         customer_id,
     )
-    return BuyingRecord(customer_id, registered["occurred_at"], first["at"] if first else None,
-                        first["order_id"] if first else None, registered["position"])
+    return BuyingRecord(
+        customer_id,
+        registered["occurred_at"],
+        first["at"] if first else None,
+        first["order_id"] if first else None,
+        registered["position"],
+    )

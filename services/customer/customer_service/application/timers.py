@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from customer_service.domain.follow_up import release_due_before
 from salesplatform.events import SYSTEM_ACTOR
 from salesplatform.projections import reading
-
-from customer_service.domain.follow_up import release_due_before
 
 if TYPE_CHECKING:
     from salesplatform.service import Runtime

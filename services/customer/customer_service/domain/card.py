@@ -13,8 +13,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from salesplatform.errors import InvalidInput
-
 from customer_service.domain.values import (
     PERSON_ROLES,
     RESTRICTED_PERSON_FIELDS,
@@ -27,6 +25,7 @@ from customer_service.domain.values import (
     Phone,
     TradingStatus,
 )
+from salesplatform.errors import InvalidInput
 
 GROUPS: dict[str, type[BaseModel]] = {
     "base": BaseFacts,
@@ -96,16 +95,22 @@ def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
     for path, value in changes.items():
         adapter = FIELD_TYPES.get(path)
         if adapter is None:
-            problems.append({"field": f"changes.{path}", "code": "unknown_field",
-                             "message": f"the card has no field {path}"})
+            problems.append(
+                {"field": f"changes.{path}", "code": "unknown_field", "message": f"the card has no field {path}"}
+            )
             continue
         try:
             parsed = adapter.validate_python(value)
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 loc = ".".join(str(p) for p in err.get("loc", ()))
-                problems.append({"field": f"changes.{path}" + (f".{loc}" if loc else ""),
-                                 "code": err.get("type", "invalid"), "message": err.get("msg", "invalid")})
+                problems.append(
+                    {
+                        "field": f"changes.{path}" + (f".{loc}" if loc else ""),
+                        "code": err.get("type", "invalid"),
+                        "message": err.get("msg", "invalid"),
+                    }
+                )
             continue
         out[path] = adapter.dump_python(parsed, mode="json", exclude_none=True)
     if problems:
@@ -153,7 +158,6 @@ def without_restricted(personal: dict[str, Any]) -> dict[str, Any]:
                 for field in RESTRICTED_PERSON_FIELDS:
                     person.pop(field, None)
     return doc
-
 
 
 def part_without_restricted(part: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,6 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from salesplatform.commands import Command
-
 from customer_service.domain.values import (
     BaseData,
     BusinessStatus,
@@ -34,6 +32,7 @@ from customer_service.domain.values import (
     Text,
     TradingStatus,
 )
+from salesplatform.commands import Command
 
 # -- territory and staff --------------------------------------------------------------------
 
@@ -113,7 +112,7 @@ class RegisterCustomer(Command):
     characteristics: Characteristics = Characteristics()
     business_status: BusinessStatus = BusinessStatus()
     trading_status: TradingStatus = TradingStatus()
-    contacts: Annotated[list[Contact], Field(max_length=20)] = []
+    contacts: Annotated[list[Contact], Field(max_length=20, default_factory=list)]
 
 
 class VerifyCustomerData(Command):

@@ -7,10 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from salesplatform.aggregate import Aggregate
-from salesplatform.errors import DomainError, PermissionDenied
-from salesplatform.events import Event
-
 from customer_service.domain import card
 from customer_service.domain.events import (
     ContactLogged,
@@ -40,6 +36,9 @@ from customer_service.domain.values import (
     SalesFigures,
     TradingStatus,
 )
+from salesplatform.aggregate import Aggregate
+from salesplatform.errors import DomainError, PermissionDenied
+from salesplatform.events import Event
 
 # Seals a personal part (path → value) with the customer's key; the result is opaque text.
 Seal = Callable[[dict[str, Any]], str]
@@ -164,8 +163,9 @@ class Customer(Aggregate):
     def _ensure_open(self) -> None:
         """Merged cards only point to their survivor; rejected ones keep their reason."""
         if self.status == "merged":
-            raise DomainError(f"customer {self.id} was merged into {self.merged_into}; change the survivor",
-                              code="customer_merged")
+            raise DomainError(
+                f"customer {self.id} was merged into {self.merged_into}; change the survivor", code="customer_merged"
+            )
         if self.status == "rejected":
             raise DomainError(f"customer {self.id} was rejected", code="customer_rejected")
 
@@ -179,8 +179,11 @@ class Customer(Aggregate):
         if not rep.is_active_rep:
             raise DomainError(f"unknown rep {rep.id}", code="unknown_rep", field="rep_id")
         if rep.district_id != district.id:
-            raise DomainError(f"rep {rep.id} works in district {rep.district_id}, not {district.id}",
-                              code="rep_not_in_district", field="district_id")
+            raise DomainError(
+                f"rep {rep.id} works in district {rep.district_id}, not {district.id}",
+                code="rep_not_in_district",
+                field="district_id",
+            )
         personal = reg.personal_part()
         name, address, phone = reg.name, reg.address, reg.phone
         if reg.individual:
@@ -188,17 +191,31 @@ class Customer(Aggregate):
             # from the fields every other service reads.
             name, address, phone = card.individual_label(self.id), card.WITHHELD, card.WITHHELD
         assert district.area_id is not None and district.division_id is not None
-        self.record(CustomerRegistered(
-            customer_id=self.id, name=name, address=address, phone=phone,
-            district_id=district.id, area_id=district.area_id, division_id=district.division_id,
-            rep_id=rep.id, channel=reg.channel, nature=reg.nature, ownership=reg.ownership,  # type: ignore[arg-type]
-            location_type=reg.location_type, source=reg.source,  # type: ignore[arg-type]
-            # Customers exaggerate on forms: form data counts only once verified.
-            verified=reg.source != "customer_form",
-            base=reg.base.facts(), characteristics=reg.characteristics,
-            business_status=reg.business_status, trading_status=reg.trading_status,
-            personal=seal(personal) if personal else None, personal_fields=sorted(personal),
-        ))
+        self.record(
+            CustomerRegistered(
+                customer_id=self.id,
+                name=name,
+                address=address,
+                phone=phone,
+                district_id=district.id,
+                area_id=district.area_id,
+                division_id=district.division_id,
+                rep_id=rep.id,
+                channel=reg.channel,
+                nature=reg.nature,
+                ownership=reg.ownership,  # type: ignore[arg-type]
+                location_type=reg.location_type,
+                source=reg.source,  # type: ignore[arg-type]
+                # Customers exaggerate on forms: form data counts only once verified.
+                verified=reg.source != "customer_form",
+                base=reg.base.facts(),
+                characteristics=reg.characteristics,
+                business_status=reg.business_status,
+                trading_status=reg.trading_status,
+                personal=seal(personal) if personal else None,
+                personal_fields=sorted(personal),
+            )
+        )
 
     def verify_data(self, note: str | None) -> None:
         self._ensure_open()
@@ -212,13 +229,18 @@ class Customer(Aggregate):
         if self.approved:
             raise DomainError(f"customer {self.id} is already approved ({self.customer_code})", code="already_approved")
         if not self.verified:
-            raise DomainError(f"customer {self.id} came from a form that nobody verified yet",
-                              code="data_unverified")
+            raise DomainError(f"customer {self.id} came from a form that nobody verified yet", code="data_unverified")
         if district.id != self.district_id:
             raise DomainError(f"customer {self.id} is in district {self.district_id}", code="wrong_district")
         code = district.issue_customer_code(self.id)
-        self.record(CustomerApproved(customer_id=self.id, customer_code=code, status=status,  # type: ignore[arg-type]
-                                     approved_by=approved_by))
+        self.record(
+            CustomerApproved(
+                customer_id=self.id,
+                customer_code=code,
+                status=status,  # type: ignore[arg-type]
+                approved_by=approved_by,
+            )
+        )
         return code
 
     def reject(self, reason: str, rejected_by: str) -> None:
@@ -239,8 +261,11 @@ class Customer(Aggregate):
         if "nature" in values and (values["nature"] == "individual") != self.individual:
             # An individual's name, address and phone are sealed from registration on; a card
             # cannot become (or stop being) an individual's: register it anew.
-            raise DomainError("whether a customer is an individual is fixed at registration",
-                              code="individual_nature_fixed", field="nature")
+            raise DomainError(
+                "whether a customer is an individual is fixed at registration",
+                code="individual_nature_fixed",
+                field="nature",
+            )
         if new == self._current_classification():
             raise DomainError("the classification is already so", code="classification_unchanged")
         self.record(CustomerClassified(customer_id=self.id, basis="manual", reason=reason, **new))
@@ -252,19 +277,34 @@ class Customer(Aggregate):
         if grade == self.grade:
             return grade, False
         new = {**self._current_classification(), "grade": grade}
-        self.record(CustomerClassified(customer_id=self.id, basis="sales", figures=figures,
-                                       reason=f"recomputed from sales ({figures.period or 'last 12 months'})", **new))
+        self.record(
+            CustomerClassified(
+                customer_id=self.id,
+                basis="sales",
+                figures=figures,
+                reason=f"recomputed from sales ({figures.period or 'last 12 months'})",
+                **new,
+            )
+        )
         return grade, True
 
     def set_credit(self, rating: str, limit_fen: int, terms_days: int, reason: str | None) -> None:
         self._ensure_open()
         if limit_fen < 0:
-            raise DomainError("a credit limit cannot be negative", code="negative_credit_limit",
-                              field="credit_limit_fen")
+            raise DomainError(
+                "a credit limit cannot be negative", code="negative_credit_limit", field="credit_limit_fen"
+            )
         if self.credit == (rating, limit_fen, terms_days):
             raise DomainError("the credit terms are already so", code="credit_unchanged")
-        self.record(CreditLimitSet(customer_id=self.id, credit_rating=rating, credit_limit_fen=limit_fen,  # type: ignore[arg-type]
-                                   payment_terms_days=terms_days, reason=reason))
+        self.record(
+            CreditLimitSet(
+                customer_id=self.id,
+                credit_rating=rating,
+                credit_limit_fen=limit_fen,  # type: ignore[arg-type]
+                payment_terms_days=terms_days,
+                reason=reason,
+            )
+        )
 
     def change_status(self, status: str, reason: str) -> None:
         self._ensure_open()
@@ -285,10 +325,17 @@ class Customer(Aggregate):
         if not district.is_a("district") or rep.district_id != district.id:
             raise DomainError(f"rep {rep.id} has no district", code="unknown_district")
         assert district.area_id is not None
-        self.record(CustomerAssigned(
-            customer_id=self.id, rep_id=rep.id, district_id=district.id, area_id=district.area_id,
-            division_id=district.division_id, previous_rep_id=self.rep_id, reason=reason,
-        ))
+        self.record(
+            CustomerAssigned(
+                customer_id=self.id,
+                rep_id=rep.id,
+                district_id=district.id,
+                area_id=district.area_id,
+                division_id=district.division_id,
+                previous_rep_id=self.rep_id,
+                reason=reason,
+            )
+        )
 
     def release(self, rep_id: str, last_follow_up: datetime, now: datetime) -> None:
         """Give up a prospect its rep did not follow up for more than 7 days."""
@@ -298,13 +345,18 @@ class Customer(Aggregate):
         if self.rep_id != rep_id:
             raise DomainError(f"customer {self.id} is no longer {rep_id}'s", code="rep_changed")
         if not follow_up_overdue(last_follow_up, now):
-            raise DomainError(f"customer {self.id} was followed up at {last_follow_up.isoformat()}",
-                              code="followed_up_recently")
+            raise DomainError(
+                f"customer {self.id} was followed up at {last_follow_up.isoformat()}", code="followed_up_recently"
+            )
         days = FOLLOW_UP_WINDOW.days
-        self.record(CustomerReleased(
-            customer_id=self.id, rep_id=rep_id, last_follow_up_at=last_follow_up,
-            reason=f"not followed up for more than {days} days (since {last_follow_up.isoformat()})",
-        ))
+        self.record(
+            CustomerReleased(
+                customer_id=self.id,
+                rep_id=rep_id,
+                last_follow_up_at=last_follow_up,
+                reason=f"not followed up for more than {days} days (since {last_follow_up.isoformat()})",
+            )
+        )
 
     def claim(self, rep: StaffMember) -> None:
         self._ensure_open()
@@ -313,8 +365,10 @@ class Customer(Aggregate):
         if self.rep_id is not None or self.status != "prospect":
             raise DomainError(f"customer {self.id} is not released", code="not_released")
         if rep.district_id != self.district_id:
-            raise PermissionDenied(f"customer {self.id} is in district {self.district_id}; claim in your own",
-                                   code="claim_outside_district")
+            raise PermissionDenied(
+                f"customer {self.id} is in district {self.district_id}; claim in your own",
+                code="claim_outside_district",
+            )
         if rep.id == self.released_from:
             raise DomainError("a rep cannot claim back a prospect released from them", code="cannot_reclaim")
         self.record(CustomerClaimed(customer_id=self.id, rep_id=rep.id))
@@ -323,8 +377,15 @@ class Customer(Aggregate):
         self._ensure_open()
         if self.rep_id is None:
             raise DomainError(f"customer {self.id} has no rep; claim it first", code="no_rep")
-        self.record(ContactLogged(customer_id=self.id, rep_id=self.rep_id, at=at, channel=channel,  # type: ignore[arg-type]
-                                  personal=seal({"note": note}) if note else None))
+        self.record(
+            ContactLogged(
+                customer_id=self.id,
+                rep_id=self.rep_id,
+                at=at,
+                channel=channel,  # type: ignore[arg-type]
+                personal=seal({"note": note}) if note else None,
+            )
+        )
 
     # -- the card ----------------------------------------------------------------------------
 
@@ -332,10 +393,15 @@ class Customer(Aggregate):
         """`changes` are validated card paths (card.validate_changes)."""
         self._ensure_open()
         public, personal = card.split_personal(changes, self.individual)
-        self.record(ProfileUpdated(
-            customer_id=self.id, changes=public, reason=reason,
-            personal=seal(personal) if personal else None, personal_fields=sorted(personal),
-        ))
+        self.record(
+            ProfileUpdated(
+                customer_id=self.id,
+                changes=public,
+                reason=reason,
+                personal=seal(personal) if personal else None,
+                personal_fields=sorted(personal),
+            )
+        )
 
     def merge_into(self, survivor: Customer, rule: str, reason: str, winner_id: str, rule_reason: str) -> None:
         """Merge this duplicate into `survivor`; `winner_id` is who the first-buyer rule picks."""
@@ -343,15 +409,26 @@ class Customer(Aggregate):
             raise DomainError("a customer cannot be merged into itself", code="merge_into_self", field="survivor_id")
         self._ensure_open()
         if survivor.status == "merged":
-            raise DomainError(f"customer {survivor.id} was itself merged into {survivor.merged_into}",
-                              code="survivor_merged", field="survivor_id")
+            raise DomainError(
+                f"customer {survivor.id} was itself merged into {survivor.merged_into}",
+                code="survivor_merged",
+                field="survivor_id",
+            )
         if survivor.status == "rejected":
             raise DomainError(f"customer {survivor.id} was rejected", code="customer_rejected", field="survivor_id")
         if winner_id != survivor.id:
-            raise DomainError(f"{winner_id} must survive: {rule_reason}", code="survivor_not_first_buyer",
-                              field="survivor_id")
-        self.record(CustomerMerged(customer_id=self.id, survivor_id=survivor.id, reason=reason, rule=rule,  # type: ignore[arg-type]
-                                   rule_reason=rule_reason))
+            raise DomainError(
+                f"{winner_id} must survive: {rule_reason}", code="survivor_not_first_buyer", field="survivor_id"
+            )
+        self.record(
+            CustomerMerged(
+                customer_id=self.id,
+                survivor_id=survivor.id,
+                reason=reason,
+                rule=rule,  # type: ignore[arg-type]
+                rule_reason=rule_reason,
+            )
+        )
         survivor.record(DuplicateAbsorbed(customer_id=survivor.id, duplicate_id=self.id, rule=rule, reason=reason))  # type: ignore[arg-type]
 
     def erase_personal_data(self, reason: str | None = None) -> None:

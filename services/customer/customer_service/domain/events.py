@@ -12,8 +12,6 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from salesplatform.events import Event, EventRegistry
-
 from customer_service.domain.values import (
     BaseFacts,
     BusinessStatus,
@@ -32,6 +30,7 @@ from customer_service.domain.values import (
     StaffRole,
     TradingStatus,
 )
+from salesplatform.events import Event, EventRegistry
 
 # -- territory and staff (reference data) ---------------------------------------------------
 
@@ -107,7 +106,7 @@ class CustomerRegistered(Event):
     business_status: BusinessStatus
     trading_status: TradingStatus
     personal: str | None = None
-    personal_fields: list[str] = []
+    personal_fields: list[str] = Field(default_factory=list)
 
 
 class CustomerDataVerified(Event):
@@ -211,7 +210,7 @@ class ProfileUpdated(Event):
     changes: dict[str, Any]
     reason: str
     personal: str | None = None
-    personal_fields: list[str] = []
+    personal_fields: list[str] = Field(default_factory=list)
 
 
 class CustomerMerged(Event):

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from salesplatform.aggregate import Aggregate
-from salesplatform.errors import DomainError
-from salesplatform.events import Event
-
 from customer_service.domain.events import (
     AreaDefined,
     CustomerCodeIssued,
@@ -16,6 +12,9 @@ from customer_service.domain.events import (
     StaffAssigned,
     StaffDeparted,
 )
+from salesplatform.aggregate import Aggregate
+from salesplatform.errors import DomainError
+from salesplatform.events import Event
 
 Kind = Literal["division", "area", "district"]
 
@@ -57,8 +56,9 @@ class TerritoryUnit(Aggregate):
         if parent != current_parent:
             # Moving a node would move its customers' roll-ups; that is a reorganisation, not
             # a rename, and is not done by redefining.
-            raise DomainError(f"{kind} {self.id} belongs to {current_parent}; it cannot be moved",
-                              code="territory_parent_fixed")
+            raise DomainError(
+                f"{kind} {self.id} belongs to {current_parent}; it cannot be moved", code="territory_parent_fixed"
+            )
 
     def define_division(self, name: str) -> None:
         self._check_redefinition("division", None, None)
@@ -91,7 +91,9 @@ class TerritoryUnit(Aggregate):
         if sequence > 999_999:
             raise DomainError(f"district {self.id} has used all customer numbers", code="customer_numbers_exhausted")
         code = f"{self.id}-{sequence:06d}"
-        self.record(CustomerCodeIssued(district_id=self.id, customer_id=customer_id, customer_code=code, sequence=sequence))
+        self.record(
+            CustomerCodeIssued(district_id=self.id, customer_id=customer_id, customer_code=code, sequence=sequence)
+        )
         return code
 
 
@@ -139,28 +141,47 @@ class StaffMember(Aggregate):
         if district is None and (area is None or not area.is_a("area")):
             raise DomainError(f"unknown area {area.id if area else None}", code="unknown_area", field="area_id")
         if district is not None and area is not None and district.area_id != area.id:
-            raise DomainError(f"district {district.id} is not in area {area.id}", code="district_not_in_area",
-                              field="area_id")
+            raise DomainError(
+                f"district {district.id} is not in area {area.id}", code="district_not_in_area", field="area_id"
+            )
         district_id = district.id if district is not None else None
         area_id = district.area_id if district is not None else area.id  # type: ignore[union-attr]
         if supervisor is not None:
             if not (supervisor.active and supervisor.role == "supervisor"):
-                raise DomainError(f"unknown supervisor {supervisor.id}", code="unknown_supervisor",
-                                  field="supervisor_id")
+                raise DomainError(
+                    f"unknown supervisor {supervisor.id}", code="unknown_supervisor", field="supervisor_id"
+                )
             if supervisor.district_id != district_id:
-                raise DomainError(f"supervisor {supervisor.id} leads another district",
-                                  code="supervisor_not_in_district", field="supervisor_id")
+                raise DomainError(
+                    f"supervisor {supervisor.id} leads another district",
+                    code="supervisor_not_in_district",
+                    field="supervisor_id",
+                )
         moving = self.active and self.role == "rep" and (role != "rep" or self.district_id != district_id)
         if moving and customers_owned:
             raise DomainError(
                 f"{self.id} still holds {customers_owned} customers; reassign them first (reassign_all)",
                 code="rep_has_customers",
             )
-        if (self.active and self.name == name and self.role == role and self.district_id == district_id
-                and self.area_id == area_id and self.supervisor_id == (supervisor.id if supervisor else None)):
+        if (
+            self.active
+            and self.name == name
+            and self.role == role
+            and self.district_id == district_id
+            and self.area_id == area_id
+            and self.supervisor_id == (supervisor.id if supervisor else None)
+        ):
             return
-        self.record(StaffAssigned(staff_id=self.id, name=name, role=role, district_id=district_id,  # type: ignore[arg-type]
-                                  area_id=area_id, supervisor_id=supervisor.id if supervisor else None))
+        self.record(
+            StaffAssigned(
+                staff_id=self.id,
+                name=name,
+                role=role,
+                district_id=district_id,  # type: ignore[arg-type]
+                area_id=area_id,
+                supervisor_id=supervisor.id if supervisor else None,
+            )
+        )
 
     def depart(self, customers_owned: int) -> None:
         if not self.exists:

@@ -13,21 +13,33 @@ from typing import Any
 
 import asyncpg
 
+from customer_service.domain import card
 from salesplatform.projections import Change, Projection, StatementRuns
 from salesplatform.store import RecordedEvent
-
-from customer_service.domain import card
 
 
 class CustomerDirectory(Projection):
     name = "customer_directory"
     inline = True
-    event_types = frozenset({
-        "customer.registered", "customer.data_verified", "customer.approved", "customer.rejected",
-        "customer.classified", "customer.credit_limit_set", "customer.assigned", "customer.status_changed",
-        "customer.released", "customer.claimed", "customer.contact_logged", "customer.profile_updated",
-        "customer.merged", "customer.duplicate_absorbed", "customer.personal_data_erased",
-    })
+    event_types = frozenset(
+        {
+            "customer.registered",
+            "customer.data_verified",
+            "customer.approved",
+            "customer.rejected",
+            "customer.classified",
+            "customer.credit_limit_set",
+            "customer.assigned",
+            "customer.status_changed",
+            "customer.released",
+            "customer.claimed",
+            "customer.contact_logged",
+            "customer.profile_updated",
+            "customer.merged",
+            "customer.duplicate_absorbed",
+            "customer.personal_data_erased",
+        }
+    )
     schema_sql = """
         CREATE TABLE customers (
             customer_id        text PRIMARY KEY,
@@ -98,7 +110,10 @@ class CustomerDirectory(Projection):
             await runs.execute(
                 f"UPDATE customers SET updated_at = $2, version = $3{', ' if sets else ''}{assignments}"
                 " WHERE customer_id = $1",
-                cid, event.envelope.occurred_at, event.envelope.stream_version, *args,
+                cid,
+                event.envelope.occurred_at,
+                event.envelope.stream_version,
+                *args,
             )
         await runs.flush()
         return changes
@@ -113,19 +128,37 @@ class CustomerDirectory(Projection):
                 return ["verified"], [True]
             case "customer.approved":
                 return ["status", "customer_code", "approved_at", "approved_by"], [
-                    d["status"], d["customer_code"], at, d["approved_by"]]
+                    d["status"],
+                    d["customer_code"],
+                    at,
+                    d["approved_by"],
+                ]
             case "customer.rejected":
                 return ["status", "rejection_reason"], ["rejected", d["reason"]]
             case "customer.classified":
                 return ["nature", "ownership", "channel", "location_type", "grade", "grade_basis", "grade_figures"], [
-                    d["nature"], d.get("ownership"), d["channel"], d["location_type"], d.get("grade"),
-                    d.get("basis", "manual"), d.get("figures")]
+                    d["nature"],
+                    d.get("ownership"),
+                    d["channel"],
+                    d["location_type"],
+                    d.get("grade"),
+                    d.get("basis", "manual"),
+                    d.get("figures"),
+                ]
             case "customer.credit_limit_set":
                 return ["credit_rating", "credit_limit_fen", "payment_terms_days"], [
-                    d["credit_rating"], d["credit_limit_fen"], d["payment_terms_days"]]
+                    d["credit_rating"],
+                    d["credit_limit_fen"],
+                    d["payment_terms_days"],
+                ]
             case "customer.assigned":
                 return ["rep_id", "district_id", "area_id", "division_id", "released_from"], [
-                    d["rep_id"], d["district_id"], d["area_id"], d.get("division_id"), None]
+                    d["rep_id"],
+                    d["district_id"],
+                    d["area_id"],
+                    d.get("division_id"),
+                    None,
+                ]
             case "customer.status_changed":
                 return ["status"], [d["status"]]
             case "customer.released":
@@ -151,10 +184,26 @@ class CustomerDirectory(Projection):
                    registered_at, registered_by, updated_at, version)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
                    $18, $20)""",
-            d["customer_id"], d["name"], d["address"], d["phone"], d["status"], d["nature"], d.get("ownership"),
-            d["channel"], d["location_type"], d["district_id"], d["area_id"], d["division_id"], d["rep_id"],
-            d["source"], d["verified"], groups, [d["personal"]] if d.get("personal") else [],
-            env.occurred_at, env.actor.id, env.stream_version,
+            d["customer_id"],
+            d["name"],
+            d["address"],
+            d["phone"],
+            d["status"],
+            d["nature"],
+            d.get("ownership"),
+            d["channel"],
+            d["location_type"],
+            d["district_id"],
+            d["area_id"],
+            d["division_id"],
+            d["rep_id"],
+            d["source"],
+            d["verified"],
+            groups,
+            [d["personal"]] if d.get("personal") else [],
+            env.occurred_at,
+            env.actor.id,
+            env.stream_version,
         )
 
     @staticmethod
@@ -175,5 +224,8 @@ class CustomerDirectory(Projection):
         sets = ["card = $2", "personal = $3", *erased_flag, *(f"{c} = ${i + 4}" for i, c in enumerate(columns))]
         await conn.execute(
             f"UPDATE customers SET {', '.join(sets)} WHERE customer_id = $1",
-            customer_id, doc, personal, *columns.values(),
+            customer_id,
+            doc,
+            personal,
+            *columns.values(),
         )

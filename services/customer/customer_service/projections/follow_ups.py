@@ -32,10 +32,17 @@ def visit_time(event: RecordedEvent) -> datetime:
 
 class FollowUps(Projection):
     name = "follow_ups"
-    event_types = frozenset({
-        "customer.registered", "customer.rejected", "customer.released", "customer.contact_logged",
-        "customer.merged", "visit.checked_in", *RESTARTS,
-    })
+    event_types = frozenset(
+        {
+            "customer.registered",
+            "customer.rejected",
+            "customer.released",
+            "customer.contact_logged",
+            "customer.merged",
+            "visit.checked_in",
+            *RESTARTS,
+        }
+    )
     schema_sql = """
         CREATE TABLE follow_ups (
             customer_id text PRIMARY KEY,
@@ -69,14 +76,18 @@ class FollowUps(Projection):
             case "customer.registered":
                 await runs.execute(
                     "INSERT INTO follow_ups VALUES ($1, $2, 'pending', $3) ON CONFLICT (customer_id) DO NOTHING",
-                    cid, d["rep_id"], at,
+                    cid,
+                    d["rep_id"],
+                    at,
                 )
             case "customer.approved" | "customer.status_changed":
-                await runs.execute("UPDATE follow_ups SET status = $2, since = $3 WHERE customer_id = $1",
-                                   cid, d["status"], at)
+                await runs.execute(
+                    "UPDATE follow_ups SET status = $2, since = $3 WHERE customer_id = $1", cid, d["status"], at
+                )
             case "customer.assigned" | "customer.claimed":
-                await runs.execute("UPDATE follow_ups SET rep_id = $2, since = $3 WHERE customer_id = $1",
-                                   cid, d["rep_id"], at)
+                await runs.execute(
+                    "UPDATE follow_ups SET rep_id = $2, since = $3 WHERE customer_id = $1", cid, d["rep_id"], at
+                )
             case "customer.released":
                 await runs.execute("UPDATE follow_ups SET rep_id = NULL WHERE customer_id = $1", cid)
             case "customer.rejected" | "customer.merged":
@@ -91,5 +102,7 @@ class FollowUps(Projection):
 async def _followed_up(runs: StatementRuns, customer_id: str, rep_id: str | None, at: datetime) -> None:
     await runs.execute(
         "UPDATE follow_ups SET since = greatest(since, $3) WHERE customer_id = $1 AND rep_id = $2",
-        customer_id, rep_id, at,
+        customer_id,
+        rep_id,
+        at,
     )

@@ -12,12 +12,11 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from salesplatform.projections import Change, Projection
-from salesplatform.store import RecordedEvent
-
 from customer_service.adapters import personal_search
 from customer_service.adapters.cards import open_parts
 from customer_service.adapters.sealing import keys_of
+from salesplatform.projections import Change, Projection
+from salesplatform.store import RecordedEvent
 
 
 class PersonalSearch(Projection):
@@ -44,7 +43,8 @@ class PersonalSearch(Projection):
             "SELECT data->>'personal' AS personal, data->>'nature' AS nature FROM public.events"
             " WHERE stream_id = $1 AND stream_version <= $2"
             " AND event_type IN ('customer.registered', 'customer.profile_updated') ORDER BY stream_version",
-            event.envelope.stream_id, event.envelope.stream_version,
+            event.envelope.stream_id,
+            event.envelope.stream_version,
         )
         tokens = [r["personal"] for r in rows if r["personal"]]
         individual = any(r["nature"] == "individual" for r in rows)

@@ -13,10 +13,15 @@ from salesplatform.store import RecordedEvent
 class TerritoryDirectory(Projection):
     name = "territory_directory"
     inline = True
-    event_types = frozenset({
-        "territory.division_defined", "territory.area_defined", "territory.district_defined",
-        "staff.assigned", "staff.departed",
-    })
+    event_types = frozenset(
+        {
+            "territory.division_defined",
+            "territory.area_defined",
+            "territory.district_defined",
+            "staff.assigned",
+            "staff.departed",
+        }
+    )
     schema_sql = """
         CREATE TABLE units (
             unit_id     text PRIMARY KEY,
@@ -56,19 +61,32 @@ class TerritoryDirectory(Projection):
                        VALUES ($1, $2, $3, $4, $5, $6, true, $7)
                        ON CONFLICT (staff_id) DO UPDATE SET name = $2, role = $3, district_id = $4,
                            area_id = $5, supervisor_id = $6, active = true, since = $7""",
-                    d["staff_id"], d["name"], d["role"], d.get("district_id"), d.get("area_id"),
-                    d.get("supervisor_id"), event.envelope.occurred_at,
+                    d["staff_id"],
+                    d["name"],
+                    d["role"],
+                    d.get("district_id"),
+                    d.get("area_id"),
+                    d.get("supervisor_id"),
+                    event.envelope.occurred_at,
                 )
             case "staff.departed":
-                await conn.execute("UPDATE staff SET active = false, since = $2 WHERE staff_id = $1",
-                                   d["staff_id"], event.envelope.occurred_at)
+                await conn.execute(
+                    "UPDATE staff SET active = false, since = $2 WHERE staff_id = $1",
+                    d["staff_id"],
+                    event.envelope.occurred_at,
+                )
         return [{"staff_id": d["staff_id"]}]
 
     @staticmethod
-    async def _unit(conn: asyncpg.Connection, unit_id: str, kind: str, name: str,
-                    area_id: str | None, division_id: str) -> None:
+    async def _unit(
+        conn: asyncpg.Connection, unit_id: str, kind: str, name: str, area_id: str | None, division_id: str
+    ) -> None:
         await conn.execute(
             """INSERT INTO units (unit_id, kind, name, area_id, division_id) VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (unit_id) DO UPDATE SET name = $3""",
-            unit_id, kind, name, area_id, division_id,
+            unit_id,
+            kind,
+            name,
+            area_id,
+            division_id,
         )

@@ -50,8 +50,17 @@ class HistoryEvent:
 
 
 _COLUMNS = (
-    "stream_id", "stream_version", "event_id", "event_type", "schema_version", "occurred_at",
-    "recorded_at", "correlation_id", "causation_id", "actor", "data",
+    "stream_id",
+    "stream_version",
+    "event_id",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "recorded_at",
+    "correlation_id",
+    "causation_id",
+    "actor",
+    "data",
 )
 
 _GUARDED_INSERT = """
@@ -78,7 +87,10 @@ SELECT event_id, position FROM ins
 
 
 async def _copy_new_streams(
-    conn: asyncpg.Connection, events: Sequence[HistoryEvent], actor: dict[str, Any], recorded_at: datetime,
+    conn: asyncpg.Connection,
+    events: Sequence[HistoryEvent],
+    actor: dict[str, Any],
+    recorded_at: datetime,
     correlation_id: str,
 ) -> list[tuple[uuid.UUID, int]]:
     """COPY into events (the transaction's first write), then queue them in the outbox.
@@ -87,8 +99,19 @@ async def _copy_new_streams(
         await conn.copy_records_to_table(
             "events",
             records=[
-                (e.stream_id, e.stream_version, e.event_id, e.event_type, 1, e.occurred_at, recorded_at,
-                 correlation_id, e.causation_id, actor, e.data)
+                (
+                    e.stream_id,
+                    e.stream_version,
+                    e.event_id,
+                    e.event_type,
+                    1,
+                    e.occurred_at,
+                    recorded_at,
+                    correlation_id,
+                    e.causation_id,
+                    actor,
+                    e.data,
+                )
                 for e in events
             ],
             columns=_COLUMNS,
@@ -114,7 +137,8 @@ async def _copy_new_streams(
     ends = {
         r["position"]: r["event_id"]
         for r in await conn.fetch(
-            "SELECT position, event_id FROM events WHERE position = ANY($1::bigint[])", [first, last],
+            "SELECT position, event_id FROM events WHERE position = ANY($1::bigint[])",
+            [first, last],
         )
     }
     if len(rows) != len(events) or (ends[first], ends[last]) != (events[0].event_id, events[-1].event_id):
@@ -123,15 +147,26 @@ async def _copy_new_streams(
 
 
 async def _insert_guarded(
-    conn: asyncpg.Connection, events: Sequence[HistoryEvent], actor: dict[str, Any], recorded_at: datetime,
+    conn: asyncpg.Connection,
+    events: Sequence[HistoryEvent],
+    actor: dict[str, Any],
+    recorded_at: datetime,
     correlation_id: str,
 ) -> list[tuple[uuid.UUID, int]]:
     rows = await conn.fetch(
-        _GUARDED_INSERT, recorded_at, correlation_id, actor,
-        list(range(len(events))), [e.event_id for e in events], [e.stream_id for e in events],
-        [e.stream_version for e in events], [e.event_type for e in events],
-        [e.occurred_at for e in events], [orjson.dumps(e.data).decode() for e in events],
-        [e.causation_id for e in events], [e.existing_stream for e in events],
+        _GUARDED_INSERT,
+        recorded_at,
+        correlation_id,
+        actor,
+        list(range(len(events))),
+        [e.event_id for e in events],
+        [e.stream_id for e in events],
+        [e.stream_version for e in events],
+        [e.event_type for e in events],
+        [e.occurred_at for e in events],
+        [orjson.dumps(e.data).decode() for e in events],
+        [e.causation_id for e in events],
+        [e.existing_stream for e in events],
     )
     if len(rows) < len(events):
         stored = {r["event_id"] for r in rows}
@@ -150,8 +185,15 @@ async def _insert_guarded(
 
 
 async def append_history(
-    conn: asyncpg.Connection, events: Sequence[HistoryEvent], *, actor: Actor, recorded_at: datetime,
-    correlation_id: str, inline: Sequence[Projection], bulk: bool, timings: dict[str, float] | None = None,
+    conn: asyncpg.Connection,
+    events: Sequence[HistoryEvent],
+    *,
+    actor: Actor,
+    recorded_at: datetime,
+    correlation_id: str,
+    inline: Sequence[Projection],
+    bulk: bool,
+    timings: dict[str, float] | None = None,
 ) -> list[RecordedEvent]:
     """Append in the caller's transaction; returns the events stored now (not the skipped ones).
 
@@ -184,9 +226,18 @@ async def append_history(
     for event_id, position in sorted(rows, key=lambda r: r[1]):
         e = by_id[event_id]
         envelope = trusted(
-            Envelope, event_id=e.event_id, event_type=e.event_type, schema_version=1, stream_id=e.stream_id,
-            stream_version=e.stream_version, occurred_at=e.occurred_at, recorded_at=recorded_at,
-            correlation_id=correlation_id, causation_id=e.causation_id, actor=actor, data=e.data,
+            Envelope,
+            event_id=e.event_id,
+            event_type=e.event_type,
+            schema_version=1,
+            stream_id=e.stream_id,
+            stream_version=e.stream_version,
+            occurred_at=e.occurred_at,
+            recorded_at=recorded_at,
+            correlation_id=correlation_id,
+            causation_id=e.causation_id,
+            actor=actor,
+            data=e.data,
         )
         recorded.append(RecordedEvent(position, tx_id, envelope))
     for projection in inline:

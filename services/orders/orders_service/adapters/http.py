@@ -12,18 +12,17 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 
+from orders_service.adapters import lookups
+from orders_service.application.history import import_lines
+from orders_service.domain.customers import may_read
+from orders_service.domain.policy import OrderPolicy
+from orders_service.domain.receivables import OpenInvoice, ageing
 from salesplatform.clock import business_date
 from salesplatform.errors import NotFound, PermissionDenied
 from salesplatform.events import Actor, Role, rank
 from salesplatform.projections import active_schema, reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.store import load_stream
-
-from orders_service.adapters import lookups
-from orders_service.application.history import import_lines
-from orders_service.domain.customers import may_read
-from orders_service.domain.policy import OrderPolicy
-from orders_service.domain.receivables import OpenInvoice, ageing
 
 STATUSES = ("pending_approval", "confirmed", "dispatched", "delivered", "rejected", "cancelled")
 RETURN_STATUSES = ("requested", "inspected", "approved", "rejected", "resolved", "closed")
@@ -71,8 +70,11 @@ def _record(row: asyncpg.Record) -> dict[str, Any]:
 def _history(events: list[Any]) -> list[dict[str, Any]]:
     return [
         {
-            "event_type": e.envelope.event_type, "stream_version": e.envelope.stream_version,
-            "occurred_at": e.envelope.occurred_at, "actor": e.envelope.actor.model_dump(), "data": e.envelope.data,
+            "event_type": e.envelope.event_type,
+            "stream_version": e.envelope.stream_version,
+            "occurred_at": e.envelope.occurred_at,
+            "actor": e.envelope.actor.model_dump(),
+            "data": e.envelope.data,
         }
         for e in events
     ]
@@ -94,9 +96,13 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         if actor.role in (Role.rep, Role.supervisor, Role.area_manager):
             schema = await active_schema(conn, lookups.DIRECTORY)
             staff = await conn.fetchrow(f"SELECT district_id, area_id FROM {schema}.staff WHERE staff_id = $1", rep_id)
-            allowed = staff is not None and actor.role != Role.rep and (
-                (actor.role == Role.supervisor and staff["district_id"] == actor.district)
-                or (actor.role == Role.area_manager and staff["area_id"] == actor.area)
+            allowed = (
+                staff is not None
+                and actor.role != Role.rep
+                and (
+                    (actor.role == Role.supervisor and staff["district_id"] == actor.district)
+                    or (actor.role == Role.area_manager and staff["area_id"] == actor.area)
+                )
             )
             if not allowed:
                 raise PermissionDenied(f"rep {rep_id} is outside your territory", code="outside_territory")
@@ -122,22 +128,28 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             returns = await active_schema(conn, "returns")
             order_returns = await conn.fetch(
                 f"SELECT return_id, status, reason, scope, amount_fen FROM {returns}.returns WHERE order_id = $1"
-                " ORDER BY requested_at", order_id,
+                " ORDER BY requested_at",
+                order_id,
             )
             history = await load_stream(conn, f"order-{order_id}")
         return {
-            "order": _record(row), "lines": [_record(x) for x in lines],
-            "invoice": _record(invoice) if invoice else None, "returns": [_record(x) for x in order_returns],
+            "order": _record(row),
+            "lines": [_record(x) for x in lines],
+            "invoice": _record(invoice) if invoice else None,
+            "returns": [_record(x) for x in order_returns],
             "history": _history(history),
         }
 
     @api.get("/orders", summary="Orders by customer, rep, status and business date (your territory)")
     async def list_orders(
         actor: Actor = Depends(http_actor),
-        customer_id: str | None = None, rep_id: str | None = None,
+        customer_id: str | None = None,
+        rep_id: str | None = None,
         status: str | None = Query(None, pattern="^(" + "|".join(STATUSES) + ")$"),
-        date_from: date | None = None, date_to: date | None = None,
-        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+        date_from: date | None = None,
+        date_to: date | None = None,
+        limit: int = Query(50, ge=1, le=500),
+        offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
         async with reading(runtime.pool, "order_board") as conn:
             where = Where()
@@ -165,12 +177,16 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
 
     @api.get("/approvals", summary="The approval queue of a role (default: yours), in your territory")
     async def approval_queue(
-        actor: Actor = Depends(http_actor), role: Role | None = None,
-        limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0),
+        actor: Actor = Depends(http_actor),
+        role: Role | None = None,
+        limit: int = Query(100, ge=1, le=500),
+        offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
         queue_role = role or actor.role
-        if actor.role != Role.clerk and queue_role != actor.role and not (
-            rank(actor.role) > 0 and rank(actor.role) >= rank(queue_role)
+        if (
+            actor.role != Role.clerk
+            and queue_role != actor.role
+            and not (rank(actor.role) > 0 and rank(actor.role) >= rank(queue_role))
         ):
             raise PermissionDenied(f"the {queue_role} queue is not yours to see", code="outside_role_line")
         where = Where().add("o.status = 'pending_approval' AND o.required_role = {}", queue_role.value)
@@ -198,7 +214,9 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
 
     @api.get("/receivables", summary="Open receivables and ageing (0–30, 31–60, 61–90, >90 days) per customer")
     async def receivables(
-        actor: Actor = Depends(http_actor), as_of: date | None = None, customer_id: str | None = None,
+        actor: Actor = Depends(http_actor),
+        as_of: date | None = None,
+        customer_id: str | None = None,
     ) -> dict[str, Any]:
         day = as_of or _today()
         async with reading(runtime.pool, "receivables") as conn:
@@ -221,22 +239,30 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         customers = []
         for cid, invoices in by_customer.items():
             a = ageing([_open(r) for r in invoices], day)
-            customers.append({
-                "customer_id": cid, "name": invoices[0]["name"], "rep_id": invoices[0]["rep_id"],
-                "open_invoices": len(invoices), **a.__dict__,
-            })
+            customers.append(
+                {
+                    "customer_id": cid,
+                    "name": invoices[0]["name"],
+                    "rep_id": invoices[0]["rep_id"],
+                    "open_invoices": len(invoices),
+                    **a.__dict__,
+                }
+            )
         totals = ageing([_open(r) for r in rows], day)
         return {"as_of": day, "customers": customers, "totals": totals.__dict__}
 
     @api.get("/receivables/{customer_id}", summary="A customer's invoices, payments, collection notes and ageing")
     async def customer_receivables(
-        customer_id: str, actor: Actor = Depends(http_actor), as_of: date | None = None,
+        customer_id: str,
+        actor: Actor = Depends(http_actor),
+        as_of: date | None = None,
     ) -> dict[str, Any]:
         day = as_of or _today()
         async with reading(runtime.pool, "receivables") as conn:
             await require_customer(conn, actor, customer_id)
             invoices = await conn.fetch(
-                "SELECT * FROM invoices WHERE customer_id = $1 ORDER BY issued_on, invoice_id", customer_id,
+                "SELECT * FROM invoices WHERE customer_id = $1 ORDER BY issued_on, invoice_id",
+                customer_id,
             )
             payments = await conn.fetch(
                 "SELECT p.*, coalesce(json_agg(json_build_object('invoice_id', a.invoice_id, 'amount_fen',"
@@ -246,11 +272,14 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
                 customer_id,
             )
             notes = await conn.fetch(
-                "SELECT * FROM collection_notes WHERE customer_id = $1 ORDER BY noted_at", customer_id,
+                "SELECT * FROM collection_notes WHERE customer_id = $1 ORDER BY noted_at",
+                customer_id,
             )
         a = ageing([_open(r) for r in invoices], day)
         return {
-            "customer_id": customer_id, "as_of": day, "ageing": a.__dict__,
+            "customer_id": customer_id,
+            "as_of": day,
+            "ageing": a.__dict__,
             "invoices": [_record(r) for r in invoices],
             "payments": [{**_record(r), "allocations": _json(r["allocations"])} for r in payments],
             "collection_notes": [_record(r) for r in notes],
@@ -263,7 +292,8 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         actor: Actor = Depends(http_actor),
         status: str | None = Query(None, pattern="^(" + "|".join(RETURN_STATUSES) + ")$"),
         reason: str | None = Query(None, pattern="^(" + "|".join(RETURN_REASONS) + ")$"),
-        limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0),
+        limit: int = Query(100, ge=1, le=500),
+        offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
         async with reading(runtime.pool, "returns") as conn:
             board = await active_schema(conn, "order_board")
@@ -294,20 +324,25 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
                 raise NotFound(f"return {return_id} does not exist", code="return_not_found")
             board = await active_schema(conn, "order_board")
             order = await conn.fetchrow(
-                f"SELECT rep_id, district_id, area_id FROM {board}.orders WHERE order_id = $1", row["order_id"],
+                f"SELECT rep_id, district_id, area_id FROM {board}.orders WHERE order_id = $1",
+                row["order_id"],
             )
             if order is not None and not may_read(actor, **dict(order)):
                 raise PermissionDenied(f"return {return_id} is outside your territory", code="outside_territory")
             lines = await conn.fetch(
-                "SELECT sku, quantity, amount_fen FROM return_lines WHERE return_id = $1", return_id,
+                "SELECT sku, quantity, amount_fen FROM return_lines WHERE return_id = $1",
+                return_id,
             )
             actions = await conn.fetch(
-                "SELECT department, action, assigned_at FROM corrective_actions WHERE return_id = $1", return_id,
+                "SELECT department, action, assigned_at FROM corrective_actions WHERE return_id = $1",
+                return_id,
             )
             history = await load_stream(conn, f"return-{return_id}")
         return {
-            "return": _record(row), "lines": [_record(x) for x in lines],
-            "corrective_actions": [_record(x) for x in actions], "history": _history(history),
+            "return": _record(row),
+            "lines": [_record(x) for x in lines],
+            "corrective_actions": [_record(x) for x in actions],
+            "history": _history(history),
         }
 
     # -- catalogue and promotions ---------------------------------------------------------
@@ -356,7 +391,8 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
     # -- history import -------------------------------------------------------------------
 
     @api.post(
-        "/imports", tags=["history"],
+        "/imports",
+        tags=["history"],
         summary="Import historical orders, deliveries and payments (JSON lines in the request body)",
         description="Send the file as the body (`curl --data-binary @history.jsonl`). Each line is one "
         "record (kind order, delivery or payment); the answer counts what was imported and lists each "
@@ -367,8 +403,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             raise PermissionDenied("history is imported by sales managers and up, or a system", code="role_not_allowed")
         body = await request.body()
         report = await import_lines(
-            runtime.pool, body.splitlines(), actor=actor, clock=runtime.clock,
-            policy=policy, inline=runtime.bus.inline_projections,
+            runtime.pool,
+            body.splitlines(),
+            actor=actor,
+            clock=runtime.clock,
+            policy=policy,
+            inline=runtime.bus.inline_projections,
         )
         return report.to_dict()
 

@@ -10,13 +10,12 @@ from typing import Any
 
 import asyncpg
 
-from salesplatform.projections import active_schema
-from salesplatform.uow import Preloaded, UnitOfWork
-
 from orders_service.domain.customers import CustomerCard
 from orders_service.domain.ordering import CreditPosition
 from orders_service.domain.receivables import OpenInvoice
 from orders_service.domain.returns import Returned
+from salesplatform.projections import active_schema
+from salesplatform.uow import Preloaded, UnitOfWork
 
 DIRECTORY = "customer_directory"
 # Claimed by commands that change promotions, which orders read.
@@ -57,7 +56,12 @@ class CustomerStanding:
 
 
 async def order_context(
-    uow: UnitOfWork, customer_id: str, skus: list[str], day: date, *, here: bool = False,
+    uow: UnitOfWork,
+    customer_id: str,
+    skus: list[str],
+    day: date,
+    *,
+    here: bool = False,
 ) -> OrderContext:
     """The customer card, its credit position (open and overdue invoices, confirmed orders not
     yet invoiced) and the promotions covering these SKUs on `day`: read ahead by the batch
@@ -77,7 +81,12 @@ async def order_context(
 
 
 async def preload_order_contexts(
-    uow: UnitOfWork, customer_ids: list[str], skus: list[str], day: date, *, claim_of: Callable[[str], str],
+    uow: UnitOfWork,
+    customer_ids: list[str],
+    skus: list[str],
+    day: date,
+    *,
+    claim_of: Callable[[str], str],
 ) -> dict[str, list[str]]:
     """Read the order contexts of a batch's orders at once, for `order_context` to find. Each
     customer's standing is kept under its claim (`claim_of`): once an order of the batch for
@@ -92,7 +101,12 @@ async def preload_order_contexts(
 
 
 async def _read_standings(
-    uow: UnitOfWork, customer_ids: list[str], skus: list[str], day: date, *, here: bool = False,
+    uow: UnitOfWork,
+    customer_ids: list[str],
+    skus: list[str],
+    day: date,
+    *,
+    here: bool = False,
 ) -> tuple[dict[str, CustomerStanding], dict[str, set[str]]]:
     """The standing of each customer (an unknown one has no card), and the promotions running
     on `day` that cover any of `skus` with the SKUs each covers: two statements, whatever the
@@ -116,7 +130,8 @@ async def _read_standings(
              WHERE o.customer_id = k.wanted_id AND o.status IN ('confirmed', 'dispatched')
         ) ord ON true
         """,
-        sorted(set(customer_ids)), day,
+        sorted(set(customer_ids)),
+        day,
     )
     standings: dict[str, CustomerStanding] = {}
     for row in rows:
@@ -124,14 +139,16 @@ async def _read_standings(
         if row["customer_id"] is not None:
             card = CustomerCard(**{k: row[k] for k in CustomerCard.__dataclass_fields__})
         position = CreditPosition(
-            open_invoices_fen=row["open_invoices_fen"], open_orders_fen=row["open_orders_fen"],
+            open_invoices_fen=row["open_invoices_fen"],
+            open_orders_fen=row["open_orders_fen"],
             overdue_fen=row["overdue_fen"],
         )
         standings[row["wanted_id"]] = CustomerStanding(card, position)
     promotions = await uow.conn.fetch(
         f"SELECT promotion_id, skus FROM {s['promotions']}.promotions"
         " WHERE starts_on <= $1 AND ends_on >= $1 AND skus && $2::text[]",
-        day, sorted(set(skus)),
+        day,
+        sorted(set(skus)),
     )
     return standings, {r["promotion_id"]: set(r["skus"]) for r in promotions}
 
@@ -167,7 +184,8 @@ async def known_skus(conn: asyncpg.Connection, skus: list[str]) -> set[str]:
 async def customer_cards(conn: asyncpg.Connection, customer_ids: list[str]) -> dict[str, CustomerCard]:
     schema = await active_schema(conn, DIRECTORY)
     rows = await conn.fetch(
-        f"SELECT {_CARD_COLUMNS} FROM {schema}.customers WHERE customer_id = ANY($1::text[])", customer_ids,
+        f"SELECT {_CARD_COLUMNS} FROM {schema}.customers WHERE customer_id = ANY($1::text[])",
+        customer_ids,
     )
     return {r["customer_id"]: CustomerCard(**dict(r)) for r in rows}
 

@@ -6,13 +6,6 @@ import uuid
 from datetime import date
 from typing import Any
 
-from salesplatform.clock import Clock, business_date
-from salesplatform.commands import CommandBus
-from salesplatform.errors import NotFound, PermissionDenied
-from salesplatform.events import EventRegistry, Role
-from salesplatform.projections import Projection
-from salesplatform.uow import UnitOfWork
-
 from orders_service.adapters import lookups
 from orders_service.application import ordering
 from orders_service.application.history import import_records
@@ -34,6 +27,12 @@ from orders_service.domain.receivables import (
     invoice_id_for,
 )
 from orders_service.domain.returns import ReturnRequest, delivered_lines
+from salesplatform.clock import Clock, business_date
+from salesplatform.commands import CommandBus
+from salesplatform.errors import NotFound, PermissionDenied
+from salesplatform.events import EventRegistry, Role
+from salesplatform.projections import Projection
+from salesplatform.uow import UnitOfWork
 
 APPROVERS = {Role.supervisor, Role.area_manager, Role.sales_manager, Role.general_manager}
 SELLERS = {Role.rep, *APPROVERS, Role.system}
@@ -53,7 +52,11 @@ async def require_order_territory(uow: UnitOfWork, order: Order) -> CustomerCard
     rep keeps the orders they took even after the customer moves on)."""
     current = await lookups.customer_card(uow.conn, order.customer_id)
     then = CustomerCard(
-        order.customer_id, "", district_id=order.district_id, area_id=order.area_id, rep_id=order.rep_id,
+        order.customer_id,
+        "",
+        district_id=order.district_id,
+        area_id=order.area_id,
+        rep_id=order.rep_id,
     )
     if not any(may_act_for(uow.actor, card) for card in (current, then) if card is not None):
         require_territory(uow.actor, then)
@@ -80,14 +83,19 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     async def define_sku(cmd: c.DefineSku, uow: UnitOfWork) -> dict[str, Any]:
         sku = await uow.load(Sku, cmd.sku)
         sku.define(
-            name=cmd.sku_name, brand=cmd.brand, product_group=cmd.product_group, package=cmd.package,
-            list_price_fen=cmd.list_price_fen, floor_price_fen=cmd.floor_price_fen,
+            name=cmd.sku_name,
+            brand=cmd.brand,
+            product_group=cmd.product_group,
+            package=cmd.package,
+            list_price_fen=cmd.list_price_fen,
+            floor_price_fen=cmd.floor_price_fen,
         )
         await uow.save(sku)
         return {"sku": sku.id}
 
     @bus.command(
-        c.SetSkuPrice, roles={Role.area_manager, *CATALOGUE},
+        c.SetSkuPrice,
+        roles={Role.area_manager, *CATALOGUE},
         summary="Set a SKU's list and floor price for an area (area managers: their own area) or the default.",
     )
     async def set_sku_price(cmd: c.SetSkuPrice, uow: UnitOfWork) -> dict[str, Any]:
@@ -108,16 +116,24 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     # -- orders ---------------------------------------------------------------------------
 
     @bus.command(
-        c.PlaceOrder, roles=SELLERS, batched=True, claims=lambda cmd: [ordering.customer_claim(cmd.customer_id)],
+        c.PlaceOrder,
+        roles=SELLERS,
+        batched=True,
+        claims=lambda cmd: [ordering.customer_claim(cmd.customer_id)],
         preload=lambda uow, items: ordering.preload(uow, items, policy),
         summary="Place an order; it is confirmed at once unless a rule sends it for approval.",
     )
     async def place_order(cmd: c.PlaceOrder, uow: UnitOfWork) -> dict[str, Any]:
         order_id = ordering.requested_order_id(cmd, uow.actor.id)
         return await ordering.place(
-            uow, order_id=order_id or str(uuid.uuid4()), new_id=order_id is None, customer_id=cmd.customer_id,
+            uow,
+            order_id=order_id or str(uuid.uuid4()),
+            new_id=order_id is None,
+            customer_id=cmd.customer_id,
             lines=[RequestedLine(x.sku, x.quantity, x.unit_price_fen) for x in cmd.lines],
-            source=cmd.source, visit_id=cmd.visit_id, policy=policy,
+            source=cmd.source,
+            visit_id=cmd.visit_id,
+            policy=policy,
             authorize=lambda card: require_territory(uow.actor, card),
         )
 
@@ -147,7 +163,8 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         return ordering.summary(order)
 
     @bus.command(
-        c.DeliverOrder, roles=OPERATIONS,
+        c.DeliverOrder,
+        roles=OPERATIONS,
         summary="Record a delivery; issues the invoice (due after the customer's payment terms).",
     )
     async def deliver_order(cmd: c.DeliverOrder, uow: UnitOfWork) -> dict[str, Any]:
@@ -159,7 +176,10 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         issued_on = business_date(order.delivered_at, tz)
         invoice = await uow.load(Invoice, invoice_id_for(order.id))
         invoice.issue(
-            order_id=order.id, customer_id=order.customer_id, amount_fen=order.amount_fen, issued_on=issued_on,
+            order_id=order.id,
+            customer_id=order.customer_id,
+            amount_fen=order.amount_fen,
+            issued_on=issued_on,
             due_on=due_date(issued_on, card.payment_terms_days if card else None),
         )
         saved = [order, invoice]
@@ -167,7 +187,8 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
             # The deposit was paid ahead: it settles the invoice as far as it goes.
             deposit = await uow.load(Payment, deposit_payment_id_for(order.id))
             deposit.receive(
-                customer_id=order.customer_id, amount_fen=order.deposit_total_fen,
+                customer_id=order.customer_id,
+                amount_fen=order.deposit_total_fen,
                 received_on=order.deposit_last_on or issued_on,
                 allocations=[Allocation(invoice_id=invoice.id, amount_fen=order.deposit_total_fen)],
             )
@@ -176,7 +197,8 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         return ordering.summary(order, invoice_id=invoice.id, on_time=order.on_time)
 
     @bus.command(
-        c.ConfirmDelivery, roles=SELLERS,
+        c.ConfirmDelivery,
+        roles=SELLERS,
         summary="The rep confirms on the next visit whether the order arrived (上次订货是否送到).",
     )
     async def confirm_delivery(cmd: c.ConfirmDelivery, uow: UnitOfWork) -> dict[str, Any]:
@@ -196,7 +218,8 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         return ordering.summary(order)
 
     @bus.command(
-        c.RecordDeposit, roles=SELLERS,
+        c.RecordDeposit,
+        roles=SELLERS,
         summary="Record a deposit (定金) on an order; a partial one must be completed within 24 hours.",
     )
     async def record_deposit(cmd: c.RecordDeposit, uow: UnitOfWork) -> dict[str, Any]:
@@ -205,7 +228,9 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         order.record_deposit(cmd.amount_fen, cmd.agreed_fen, uow.clock.now(), tz, policy.deposit_hours)
         await uow.save(order)
         return ordering.summary(
-            order, deposit_total_fen=order.deposit_total_fen, deposit_agreed_fen=order.deposit_agreed_fen,
+            order,
+            deposit_total_fen=order.deposit_total_fen,
+            deposit_agreed_fen=order.deposit_agreed_fen,
             deposit_due_by=order.deposit_due_by.isoformat() if order.deposit_due_by else None,
         )
 
@@ -226,7 +251,8 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     # -- receivables ----------------------------------------------------------------------
 
     @bus.command(
-        c.RecordPayment, roles=SELLERS,
+        c.RecordPayment,
+        roles=SELLERS,
         summary="Record a payment (partial too), applied oldest invoice first unless allocations are given.",
     )
     async def record_payment(cmd: c.RecordPayment, uow: UnitOfWork) -> dict[str, Any]:
@@ -238,17 +264,22 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         allocations = allocate(cmd.amount_fen, open_now, requested)
         payment = await uow.load(Payment, cmd.payment_id or str(uuid.uuid4()))
         payment.receive(
-            customer_id=card.customer_id, amount_fen=cmd.amount_fen,
-            received_on=cmd.received_on or today(uow), allocations=allocations,
+            customer_id=card.customer_id,
+            amount_fen=cmd.amount_fen,
+            received_on=cmd.received_on or today(uow),
+            allocations=allocations,
         )
         await uow.save(payment)
         return {
-            "payment_id": payment.id, "amount_fen": cmd.amount_fen,
+            "payment_id": payment.id,
+            "amount_fen": cmd.amount_fen,
             "allocations": [a.model_dump() for a in allocations],
         }
 
     @bus.command(
-        c.AddCollectionNote, roles=SELLERS, summary="Note a collection follow-up (拖欠款催收) on a customer's debt.",
+        c.AddCollectionNote,
+        roles=SELLERS,
+        summary="Note a collection follow-up (拖欠款催收) on a customer's debt.",
     )
     async def add_collection_note(cmd: c.AddCollectionNote, uow: UnitOfWork) -> dict[str, Any]:
         card = await known_customer(uow, cmd.customer_id)
@@ -256,7 +287,10 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         notes = await uow.load(CollectionFile, card.customer_id)
         note_id = str(uuid.uuid4())
         notes.note(
-            note_id=note_id, invoice_id=cmd.invoice_id, note=cmd.note, promised_on=cmd.promised_on,
+            note_id=note_id,
+            invoice_id=cmd.invoice_id,
+            note=cmd.note,
+            promised_on=cmd.promised_on,
             next_follow_up_on=cmd.next_follow_up_on,
         )
         await uow.save(notes)
@@ -265,7 +299,8 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     # -- promotions -----------------------------------------------------------------------
 
     @bus.command(
-        c.PlanPromotion, roles=CATALOGUE,
+        c.PlanPromotion,
+        roles=CATALOGUE,
         summary="Plan a promotion (促销): period, SKUs, channels, discount or gift rule, cost budget.",
     )
     async def plan_promotion(cmd: c.PlanPromotion, uow: UnitOfWork) -> dict[str, Any]:
@@ -275,8 +310,12 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
             raise NotFound(f"unknown SKUs: {', '.join(sorted(unknown))}", code="unknown_sku", field="skus")
         promotion = await uow.load(Promotion, cmd.promotion_id or str(uuid.uuid4()))
         promotion.plan(
-            name=cmd.promotion_name, starts_on=cmd.starts_on, ends_on=cmd.ends_on, skus=cmd.skus,
-            channels=list(cmd.channels), discount_percent=cmd.discount_percent,
+            name=cmd.promotion_name,
+            starts_on=cmd.starts_on,
+            ends_on=cmd.ends_on,
+            skus=cmd.skus,
+            channels=list(cmd.channels),
+            discount_percent=cmd.discount_percent,
             gift_rule=GiftRule(buy=cmd.gift_rule.buy, get=cmd.gift_rule.get) if cmd.gift_rule else None,
             budget_fen=cmd.budget_fen,
         )
@@ -286,7 +325,8 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     # -- returns --------------------------------------------------------------------------
 
     @bus.command(
-        c.RequestReturn, roles=SELLERS,
+        c.RequestReturn,
+        roles=SELLERS,
         summary="Request a return (退回产品处理单) of delivered goods: lines, scope, reason.",
     )
     async def request_return(cmd: c.RequestReturn, uow: UnitOfWork) -> dict[str, Any]:
@@ -296,10 +336,15 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         ret = await uow.load(ReturnRequest, cmd.return_id or str(uuid.uuid4()))
         detail = f"{cmd.wrong_shipment_kind}: {cmd.detail}".strip() if cmd.wrong_shipment_kind else cmd.detail
         ret.request(
-            order_id=order.id, customer_id=order.customer_id, order_delivered=order.delivered_at is not None,
-            delivered=delivered_lines(order.lines), returned=await lookups.returned_so_far(uow.conn, order.id),
+            order_id=order.id,
+            customer_id=order.customer_id,
+            order_delivered=order.delivered_at is not None,
+            delivered=delivered_lines(order.lines),
+            returned=await lookups.returned_so_far(uow.conn, order.id),
             lines=[(x.sku, x.quantity) for x in cmd.lines] if cmd.lines else None,
-            scope=cmd.scope, reason=cmd.reason, detail=detail,
+            scope=cmd.scope,
+            reason=cmd.reason,
+            detail=detail,
         )
         await uow.save(ret)
         return _return_summary(ret)
@@ -311,13 +356,15 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         return ret
 
     @bus.command(
-        c.RecordReturnInspection, roles={Role.inspector},
+        c.RecordReturnInspection,
+        roles={Role.inspector},
         summary="The inspector's re-inspection result; a confirmed quality defect assigns a corrective action.",
     )
     async def record_return_inspection(cmd: c.RecordReturnInspection, uow: UnitOfWork) -> dict[str, Any]:
         ret = await return_in_territory(uow, cmd.return_id)
-        ret.inspect(uow.actor, confirmed=cmd.confirmed, notes=cmd.notes, department=cmd.department,
-                    action=cmd.corrective_action)
+        ret.inspect(
+            uow.actor, confirmed=cmd.confirmed, notes=cmd.notes, department=cmd.department, action=cmd.corrective_action
+        )
         await uow.save(ret)
         return _return_summary(ret)
 
@@ -336,7 +383,8 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         return _return_summary(ret)
 
     @bus.command(
-        c.ResolveReturn, roles={Role.area_manager, Role.sales_manager, Role.general_manager, Role.system},
+        c.ResolveReturn,
+        roles={Role.area_manager, Role.sales_manager, Role.general_manager, Role.system},
         summary="Resolve an approved return: exchange, refund, credit note or compensation.",
     )
     async def resolve_return(cmd: c.ResolveReturn, uow: UnitOfWork) -> dict[str, Any]:
@@ -346,7 +394,8 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         return _return_summary(ret)
 
     @bus.command(
-        c.ReceiveReturnedGoods, roles={*OPERATIONS, Role.inspector},
+        c.ReceiveReturnedGoods,
+        roles={*OPERATIONS, Role.inspector},
         summary="Record that the returned goods arrived back.",
     )
     async def receive_returned_goods(cmd: c.ReceiveReturnedGoods, uow: UnitOfWork) -> dict[str, Any]:
@@ -358,12 +407,14 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     # -- history --------------------------------------------------------------------------
 
     @bus.command(
-        c.ImportHistory, roles={Role.sales_manager, Role.general_manager, Role.system},
+        c.ImportHistory,
+        roles={Role.sales_manager, Role.general_manager, Role.system},
         summary="Import historical orders, deliveries and payments; answers with the rejected records.",
     )
     async def import_history(cmd: c.ImportHistory, uow: UnitOfWork) -> dict[str, Any]:
-        report = await import_records(uow.conn, cmd.records, actor=uow.actor, clock=uow.clock, policy=policy,
-                                      inline=inline, bulk=False)
+        report = await import_records(
+            uow.conn, cmd.records, actor=uow.actor, clock=uow.clock, policy=policy, inline=inline, bulk=False
+        )
         return report.to_dict()
 
     return bus
@@ -372,7 +423,11 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
 def _return_summary(ret: ReturnRequest) -> dict[str, Any]:
     route = ret.route
     return {
-        "return_id": ret.id, "order_id": ret.order_id, "status": ret.status, "amount_fen": ret.amount_fen,
-        "inspection_required": route.inspection_required, "approver_role": route.approver_role.value,
+        "return_id": ret.id,
+        "order_id": ret.order_id,
+        "status": ret.status,
+        "amount_fen": ret.amount_fen,
+        "inspection_required": route.inspection_required,
+        "approver_role": route.approver_role.value,
         "lines": [line.model_dump() for line in ret.lines],
     }

@@ -29,17 +29,16 @@ import asyncpg
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from salesplatform.clock import Clock, business_date
-from salesplatform.errors import DomainError
-from salesplatform.events import Actor
-from salesplatform.ids import uuid5
-from salesplatform.projections import Projection
-
 from orders_service.adapters import lookups
 from orders_service.adapters.history_store import HistoryEvent, append_history
 from orders_service.domain.customers import CustomerCard
 from orders_service.domain.policy import OrderPolicy
 from orders_service.domain.receivables import OpenInvoice, allocate, due_date, invoice_id_for
+from salesplatform.clock import Clock, business_date
+from salesplatform.errors import DomainError
+from salesplatform.events import Actor
+from salesplatform.ids import uuid5
+from salesplatform.projections import Projection
 
 IMPORT_NAMESPACE = uuid.UUID("9c3d2a4e-6f1b-4e8a-b7c5-3a2f1e0d9c87")
 
@@ -133,12 +132,18 @@ class ImportReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "records": self.records, "accepted": self.accepted, "already_imported": self.already_imported,
+            "records": self.records,
+            "accepted": self.accepted,
+            "already_imported": self.already_imported,
             "rejected_count": len(self.rejected),
             "rejected": [r.__dict__ for r in self.rejected],
-            "events_appended": self.events_appended, "orders": self.orders, "deliveries": self.deliveries,
-            "payments": self.payments, "order_amount_fen": self.order_amount_fen,
-            "payment_amount_fen": self.payment_amount_fen, "seconds": round(self.seconds, 3),
+            "events_appended": self.events_appended,
+            "orders": self.orders,
+            "deliveries": self.deliveries,
+            "payments": self.payments,
+            "order_amount_fen": self.order_amount_fen,
+            "payment_amount_fen": self.payment_amount_fen,
+            "seconds": round(self.seconds, 3),
             "append_seconds": round(self.timings.get("append", 0.0), 3),
             "read_model_seconds": round(self.timings.get("read_models", 0.0), 3),
         }
@@ -185,7 +190,13 @@ class HistoryImport:
     """One import run: keeps what it has accepted so later records can refer to earlier ones."""
 
     def __init__(
-        self, *, actor: Actor, clock: Clock, policy: OrderPolicy, inline: Sequence[Projection], bulk: bool,
+        self,
+        *,
+        actor: Actor,
+        clock: Clock,
+        policy: OrderPolicy,
+        inline: Sequence[Projection],
+        bulk: bool,
         keep: int = 50_000,
     ) -> None:
         self.actor, self.clock, self.policy, self.inline, self.bulk = actor, clock, policy, inline, bulk
@@ -278,23 +289,34 @@ class HistoryImport:
         # long runs of one event type at a time.
         events = [e for _, e in sorted(self._events, key=lambda pe: pe[0])]
         stored_now = await append_history(
-            conn, events, actor=self.actor, recorded_at=self.clock.now(), correlation_id=self.correlation_id,
-            inline=self.inline, bulk=self.bulk, timings=self.report.timings,
+            conn,
+            events,
+            actor=self.actor,
+            recorded_at=self.clock.now(),
+            correlation_id=self.correlation_id,
+            inline=self.inline,
+            bulk=self.bulk,
+            timings=self.report.timings,
         )
         self.report.events_appended += len(stored_now)
 
     async def _preload(self, conn: asyncpg.Connection, records: list[Any]) -> None:
         customer_ids = {r.customer_id for r in records if r.kind in ("order", "payment")}
-        wanted_orders = {
-            order_id_for_record(r.order_record_id) for r in records if isinstance(r, DeliveryRecord)
-        } | {
+        wanted_orders = {order_id_for_record(r.order_record_id) for r in records if isinstance(r, DeliveryRecord)} | {
             order_id_for_record(a.order_record_id)
-            for r in records if isinstance(r, PaymentRecord) for a in (r.allocations or [])
+            for r in records
+            if isinstance(r, PaymentRecord)
+            for a in (r.allocations or [])
         }
         for row in await lookups.orders_with_heads(conn, sorted(wanted_orders - self.orders.keys())):
             self.orders[row["order_id"]] = _Order(
-                row["order_id"], row["customer_id"], row["amount_fen"], row["status"],
-                row["confirmed_at"], row["deliver_by"], row["version"],
+                row["order_id"],
+                row["customer_id"],
+                row["amount_fen"],
+                row["status"],
+                row["confirmed_at"],
+                row["deliver_by"],
+                row["version"],
             )
             customer_ids.add(row["customer_id"])
         missing = sorted(customer_ids - self.customers.keys())
@@ -308,8 +330,12 @@ class HistoryImport:
                 invoice = self.invoices.get(row["invoice_id"])
                 if invoice is None:
                     invoice = _Invoice(
-                        row["invoice_id"], row["order_id"], row["customer_id"], row["issued_on"],
-                        row["due_on"], row["open_fen"],
+                        row["invoice_id"],
+                        row["order_id"],
+                        row["customer_id"],
+                        row["issued_on"],
+                        row["due_on"],
+                        row["open_fen"],
                     )
                     self.invoices[invoice.invoice_id] = invoice
                     self.invoices_by_order[invoice.order_id] = invoice
@@ -340,9 +366,13 @@ class HistoryImport:
         stream = f"order-{order_id}"
         lines = [
             {
-                "sku": line.sku, "product_group": self.skus[line.sku], "quantity": line.quantity,
-                "unit_price_fen": line.unit_price_fen, "amount_fen": line.quantity * line.unit_price_fen,
-                "promotion_id": None, "gift_quantity": 0,
+                "sku": line.sku,
+                "product_group": self.skus[line.sku],
+                "quantity": line.quantity,
+                "unit_price_fen": line.unit_price_fen,
+                "amount_fen": line.quantity * line.unit_price_fen,
+                "promotion_id": None,
+                "gift_quantity": 0,
             }
             for line in rec.lines
         ]
@@ -350,22 +380,42 @@ class HistoryImport:
         placed_at = rec.placed_at
         deliver_by = placed_at + timedelta(hours=self.policy.delivery_hours)
         cause = f"import:{rec.record_id}"
-        self._emit(0, HistoryEvent(
-            record_event_id("order", rec.record_id, "order.placed"), stream, 1, "order.placed", placed_at,
-            {
-                "order_id": order_id, "customer_id": card.customer_id, "rep_id": rec.rep_id or card.rep_id,
-                "district_id": card.district_id, "area_id": card.area_id, "source": "import",
-                "visit_id": None, "lines": lines, "amount_fen": amount,
-                "business_date": business_date(placed_at, self.policy.timezone).isoformat(),
-                "placed_at": placed_at.isoformat(),
-            },
-            cause,
-        ))
-        self._emit(1, HistoryEvent(
-            record_event_id("order", rec.record_id, "order.confirmed"), stream, 2, "order.confirmed", placed_at,
-            {"order_id": order_id, "confirmed_at": placed_at.isoformat(), "deliver_by": deliver_by.isoformat()},
-            cause,
-        ))
+        self._emit(
+            0,
+            HistoryEvent(
+                record_event_id("order", rec.record_id, "order.placed"),
+                stream,
+                1,
+                "order.placed",
+                placed_at,
+                {
+                    "order_id": order_id,
+                    "customer_id": card.customer_id,
+                    "rep_id": rec.rep_id or card.rep_id,
+                    "district_id": card.district_id,
+                    "area_id": card.area_id,
+                    "source": "import",
+                    "visit_id": None,
+                    "lines": lines,
+                    "amount_fen": amount,
+                    "business_date": business_date(placed_at, self.policy.timezone).isoformat(),
+                    "placed_at": placed_at.isoformat(),
+                },
+                cause,
+            ),
+        )
+        self._emit(
+            1,
+            HistoryEvent(
+                record_event_id("order", rec.record_id, "order.confirmed"),
+                stream,
+                2,
+                "order.confirmed",
+                placed_at,
+                {"order_id": order_id, "confirmed_at": placed_at.isoformat(), "deliver_by": deliver_by.isoformat()},
+                cause,
+            ),
+        )
         self._new_streams.add(stream)
         self.orders[order_id] = _Order(order_id, card.customer_id, amount, "confirmed", placed_at, deliver_by, 2)
         self.report.orders += 1
@@ -383,34 +433,56 @@ class HistoryImport:
             raise _Rejected("delivered_at", "a delivery cannot be in the future")
         stream = f"order-{order.order_id}"
         cause = f"import:{rec.record_id}"
-        self._emit(2, HistoryEvent(
-            record_event_id("delivery", rec.record_id, "order.delivered"), stream, order.version + 1,
-            "order.delivered", rec.delivered_at,
-            {
-                "order_id": order.order_id, "customer_id": order.customer_id,
-                "delivered_at": rec.delivered_at.isoformat(), "on_time": rec.delivered_at <= order.deliver_by,
-            },
-            cause, existing_stream=stream not in self._new_streams,
-        ))
+        self._emit(
+            2,
+            HistoryEvent(
+                record_event_id("delivery", rec.record_id, "order.delivered"),
+                stream,
+                order.version + 1,
+                "order.delivered",
+                rec.delivered_at,
+                {
+                    "order_id": order.order_id,
+                    "customer_id": order.customer_id,
+                    "delivered_at": rec.delivered_at.isoformat(),
+                    "on_time": rec.delivered_at <= order.deliver_by,
+                },
+                cause,
+                existing_stream=stream not in self._new_streams,
+            ),
+        )
         card = self.customers.get(order.customer_id)
         terms = rec.payment_terms_days
         if terms is None and card is not None:
             terms = card.payment_terms_days
         issued_on = business_date(rec.delivered_at, self.policy.timezone)
         invoice = _Invoice(
-            invoice_id_for(order.order_id), order.order_id, order.customer_id, issued_on,
-            due_date(issued_on, terms), order.amount_fen,
+            invoice_id_for(order.order_id),
+            order.order_id,
+            order.customer_id,
+            issued_on,
+            due_date(issued_on, terms),
+            order.amount_fen,
         )
-        self._emit(3, HistoryEvent(
-            record_event_id("delivery", rec.record_id, "invoice.issued"), f"invoice-{invoice.invoice_id}", 1,
-            "invoice.issued", rec.delivered_at,
-            {
-                "invoice_id": invoice.invoice_id, "order_id": order.order_id, "customer_id": order.customer_id,
-                "amount_fen": order.amount_fen, "issued_on": issued_on.isoformat(),
-                "due_on": invoice.due_on.isoformat(),
-            },
-            cause,
-        ))
+        self._emit(
+            3,
+            HistoryEvent(
+                record_event_id("delivery", rec.record_id, "invoice.issued"),
+                f"invoice-{invoice.invoice_id}",
+                1,
+                "invoice.issued",
+                rec.delivered_at,
+                {
+                    "invoice_id": invoice.invoice_id,
+                    "order_id": order.order_id,
+                    "customer_id": order.customer_id,
+                    "amount_fen": order.amount_fen,
+                    "issued_on": issued_on.isoformat(),
+                    "due_on": invoice.due_on.isoformat(),
+                },
+                cause,
+            ),
+        )
         order.status, order.version = "delivered", order.version + 1
         self.invoices[invoice.invoice_id] = invoice
         self.invoices_by_order[order.order_id] = invoice
@@ -442,16 +514,24 @@ class HistoryImport:
             raise _Rejected(exc.field, exc.message) from None
         payment_id = payment_id_for_record(rec.record_id)
         occurred = datetime.combine(rec.received_on, datetime.min.time(), ZoneInfo(self.policy.timezone))
-        self._emit(4, HistoryEvent(
-            record_event_id("payment", rec.record_id, "payment.received"), f"payment-{payment_id}", 1,
-            "payment.received", occurred,
-            {
-                "payment_id": payment_id, "customer_id": card.customer_id, "amount_fen": rec.amount_fen,
-                "received_on": rec.received_on.isoformat(),
-                "allocations": [a.model_dump() for a in allocations],
-            },
-            f"import:{rec.record_id}",
-        ))
+        self._emit(
+            4,
+            HistoryEvent(
+                record_event_id("payment", rec.record_id, "payment.received"),
+                f"payment-{payment_id}",
+                1,
+                "payment.received",
+                occurred,
+                {
+                    "payment_id": payment_id,
+                    "customer_id": card.customer_id,
+                    "amount_fen": rec.amount_fen,
+                    "received_on": rec.received_on.isoformat(),
+                    "allocations": [a.model_dump() for a in allocations],
+                },
+                f"import:{rec.record_id}",
+            ),
+        )
         for a in allocations:
             self.invoices[a.invoice_id].open_fen -= a.amount_fen
         if card.customer_id in self.open_by_customer:  # paid invoices leave the open list
@@ -461,8 +541,14 @@ class HistoryImport:
 
 
 async def import_records(
-    conn: asyncpg.Connection, records: Sequence[Any], *, actor: Actor, clock: Clock, policy: OrderPolicy,
-    inline: Sequence[Projection], bulk: bool,
+    conn: asyncpg.Connection,
+    records: Sequence[Any],
+    *,
+    actor: Actor,
+    clock: Clock,
+    policy: OrderPolicy,
+    inline: Sequence[Projection],
+    bulk: bool,
 ) -> ImportReport:
     """Import one batch in the caller's open transaction (the `import_history` command)."""
     started = time.perf_counter()
@@ -473,8 +559,15 @@ async def import_records(
 
 
 async def import_lines(
-    pool: asyncpg.Pool, lines: Iterable[str | bytes], *, actor: Actor, clock: Clock, policy: OrderPolicy,
-    inline: Sequence[Projection], chunk_size: int = 5000, keep: int = 50_000,
+    pool: asyncpg.Pool,
+    lines: Iterable[str | bytes],
+    *,
+    actor: Actor,
+    clock: Clock,
+    policy: OrderPolicy,
+    inline: Sequence[Projection],
+    chunk_size: int = 5000,
+    keep: int = 50_000,
 ) -> ImportReport:
     """Import a JSON-lines file, one transaction per chunk (COPY through the staging table).
     Memory stays bounded: at most `keep` orders and invoices are held between chunks."""

@@ -7,14 +7,6 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from salesplatform.clock import business_date as business_date_of
-from salesplatform.aggregate import Aggregate
-from salesplatform.commands import Request
-from salesplatform.errors import DomainError, NotFound
-from salesplatform.events import Role
-from salesplatform.ids import uuid5
-from salesplatform.uow import UnitOfWork
-
 from orders_service.adapters import lookups
 from orders_service.domain.catalogue import Sku
 from orders_service.domain.commands import PlaceOrder
@@ -24,6 +16,13 @@ from orders_service.domain.order import Order
 from orders_service.domain.ordering import RequestedLine, take_order
 from orders_service.domain.policy import OrderPolicy
 from orders_service.domain.promotion import Promotion
+from salesplatform.aggregate import Aggregate
+from salesplatform.clock import business_date as business_date_of
+from salesplatform.commands import Request
+from salesplatform.errors import DomainError, NotFound
+from salesplatform.events import Role
+from salesplatform.ids import uuid5
+from salesplatform.uow import UnitOfWork
 
 _ORDER_KEY_NS = uuid.UUID("2f4e7b1c-5a8d-4c3e-9b6f-7d1a0e2c8b45")
 
@@ -51,11 +50,14 @@ def customer_claim(customer_id: str) -> str:
 
 def summary(order: Order, **extra: Any) -> dict[str, Any]:
     return {
-        "order_id": order.id, "status": order.status, "amount_fen": order.amount_fen,
+        "order_id": order.id,
+        "status": order.status,
+        "amount_fen": order.amount_fen,
         "approval_reasons": list(order.reasons),
         "required_role": order.required_role.value if order.required_role else None,
         "deliver_by": order.deliver_by.isoformat() if order.deliver_by else None,
-        "lines": [line.model_dump() for line in order.lines], **extra,
+        "lines": [line.model_dump() for line in order.lines],
+        **extra,
     }
 
 
@@ -66,21 +68,37 @@ async def preload(uow: UnitOfWork, items: list[tuple[Request, PlaceOrder]], poli
     day = business_date_of(uow.clock.now(), policy.timezone)
     skus = sorted({line.sku for _, cmd in items for line in cmd.lines})
     promotions = await lookups.preload_order_contexts(
-        uow, [cmd.customer_id for _, cmd in items], skus, day, claim_of=customer_claim,
+        uow,
+        [cmd.customer_id for _, cmd in items],
+        skus,
+        day,
+        claim_of=customer_claim,
     )
     order_ids = {requested_order_id(cmd, request.actor.id) for request, cmd in items}
-    await uow.preload_streams([
-        *(Order.stream_id_for(o) for o in sorted(o for o in order_ids if o is not None)),
-        *(Sku.stream_id_for(s) for s in skus),
-        *(Promotion.stream_id_for(p) for p in promotions),
-    ])
+    await uow.preload_streams(
+        [
+            *(Order.stream_id_for(o) for o in sorted(o for o in order_ids if o is not None)),
+            *(Sku.stream_id_for(s) for s in skus),
+            *(Promotion.stream_id_for(p) for p in promotions),
+        ]
+    )
 
 
 async def place(
-    uow: UnitOfWork, *, order_id: str, customer_id: str, lines: list[RequestedLine], source: Source,
-    visit_id: str | None, policy: OrderPolicy, rep_id: str | None = None,
-    authorize: Callable[[CustomerCard], None] | None = None, directory_here: bool = False,
-    business_date: date | None = None, placed_at: datetime | None = None, new_id: bool = False,
+    uow: UnitOfWork,
+    *,
+    order_id: str,
+    customer_id: str,
+    lines: list[RequestedLine],
+    source: Source,
+    visit_id: str | None,
+    policy: OrderPolicy,
+    rep_id: str | None = None,
+    authorize: Callable[[CustomerCard], None] | None = None,
+    directory_here: bool = False,
+    business_date: date | None = None,
+    placed_at: datetime | None = None,
+    new_id: bool = False,
 ) -> dict[str, Any]:
     """Load what the decision needs, decide, save. An order id that already exists for the same
     customer is the same order again: nothing is appended and its state is returned.
@@ -111,12 +129,23 @@ async def place(
         return summary(order, already_placed=True)
     if rep_id is None:
         rep_id = uow.actor.id if uow.actor.role == Role.rep else context.card.rep_id
-    catalogue = {s: sku for s, sku in zip(skus, loaded[:len(skus)], strict=True)}
-    promotions = [p for p in loaded[len(skus):] if isinstance(p, Promotion)]
+    catalogue = dict(zip(skus, loaded[: len(skus)], strict=True))
+    promotions = [p for p in loaded[len(skus) :] if isinstance(p, Promotion)]
     used = take_order(
-        order, customer=context.card, requested=lines, skus=catalogue, promotions=promotions,
-        position=context.position, placer=uow.actor, rep_id=rep_id, source=source, visit_id=visit_id,
-        business_date=day, placed_at=placed_at or now, now=now, policy=policy,
+        order,
+        customer=context.card,
+        requested=lines,
+        skus=catalogue,
+        promotions=promotions,
+        position=context.position,
+        placer=uow.actor,
+        rep_id=rep_id,
+        source=source,
+        visit_id=visit_id,
+        business_date=day,
+        placed_at=placed_at or now,
+        now=now,
+        policy=policy,
     )
     await uow.save(order, *used)
     return summary(order)

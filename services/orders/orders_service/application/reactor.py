@@ -19,12 +19,6 @@ import asyncpg
 import structlog
 from pydantic import ValidationError
 
-from salesplatform.commands import CommandBus
-from salesplatform.errors import ConcurrencyConflict, ServiceError, from_validation_error
-from salesplatform.events import Envelope
-from salesplatform.store import RecordedEvent, stream_version
-from salesplatform.uow import UnitOfWork
-
 from orders_service.adapters import lookups
 from orders_service.application import ordering
 from orders_service.domain.commands import PlaceOrder
@@ -32,6 +26,11 @@ from orders_service.domain.customers import CustomerCard
 from orders_service.domain.order import Order
 from orders_service.domain.ordering import RequestedLine
 from orders_service.domain.policy import OrderPolicy
+from salesplatform.commands import CommandBus
+from salesplatform.errors import ConcurrencyConflict, ServiceError, from_validation_error
+from salesplatform.events import Envelope
+from salesplatform.store import RecordedEvent, stream_version
+from salesplatform.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +43,11 @@ class VisitOrders:
     def _uow(self, conn: asyncpg.Connection, envelope: Envelope) -> UnitOfWork:
         assert self.bus is not None, "the reactor is attached to the bus in bootstrap"
         return UnitOfWork(
-            conn, self.bus.registry, self.bus.clock, envelope.actor, self.bus.inline_projections,
+            conn,
+            self.bus.registry,
+            self.bus.clock,
+            envelope.actor,
+            self.bus.inline_projections,
             correlation_id=envelope.correlation_id or str(envelope.event_id),
             causation_id=str(envelope.event_id),
         )
@@ -58,7 +61,9 @@ class VisitOrders:
             await conn.execute(
                 "INSERT INTO parked_orders (order_id, customer_id, envelope, parked_at, reason)"
                 " VALUES ($1, $2, $3, $4, 'unknown_customer') ON CONFLICT (order_id) DO NOTHING",
-                data["order_id"], data["customer_id"], event.envelope.model_dump(mode="json"),
+                data["order_id"],
+                data["customer_id"],
+                event.envelope.model_dump(mode="json"),
                 event.envelope.occurred_at,
             )
             log.info("visit_order_parked", order_id=data["order_id"], customer_id=data["customer_id"])
@@ -84,29 +89,41 @@ class VisitOrders:
                 outcome = await self._place(conn, envelope, card)
             await conn.execute(
                 "UPDATE parked_orders SET outcome = $2, settled_at = $3 WHERE order_id = $1",
-                row["order_id"], outcome, at,
+                row["order_id"],
+                outcome,
+                at,
             )
 
     async def _place(self, conn: asyncpg.Connection, envelope: Envelope, card: CustomerCard) -> str:
         data = envelope.data
         schema = await conn.fetchval("SELECT current_schema()")
         try:
-            command = PlaceOrder.model_validate({
-                "order_id": data["order_id"], "customer_id": data["customer_id"], "source": "visit",
-                "visit_id": data.get("visit_id"),
-                "lines": [
-                    {"sku": x["sku"], "quantity": x["quantity"], "unit_price_fen": x.get("unit_price_fen")}
-                    for x in data.get("lines", [])
-                ],
-            })
+            command = PlaceOrder.model_validate(
+                {
+                    "order_id": data["order_id"],
+                    "customer_id": data["customer_id"],
+                    "source": "visit",
+                    "visit_id": data.get("visit_id"),
+                    "lines": [
+                        {"sku": x["sku"], "quantity": x["quantity"], "unit_price_fen": x.get("unit_price_fen")}
+                        for x in data.get("lines", [])
+                    ],
+                }
+            )
             uow = self._uow(conn, envelope)
             async with conn.transaction():  # a savepoint: a refusal leaves nothing behind
                 await ordering.place(
-                    uow, order_id=data["order_id"], customer_id=card.customer_id,
+                    uow,
+                    order_id=data["order_id"],
+                    customer_id=card.customer_id,
                     lines=[RequestedLine(x.sku, x.quantity, x.unit_price_fen) for x in command.lines],
-                    source="visit", visit_id=command.visit_id, rep_id=data.get("rep_id") or envelope.actor.id,
-                    policy=self.policy, directory_here=True,
-                    business_date=date.fromisoformat(data["business_date"]), placed_at=envelope.occurred_at,
+                    source="visit",
+                    visit_id=command.visit_id,
+                    rep_id=data.get("rep_id") or envelope.actor.id,
+                    policy=self.policy,
+                    directory_here=True,
+                    business_date=date.fromisoformat(data["business_date"]),
+                    placed_at=envelope.occurred_at,
                 )
             return "placed"
         except ConcurrencyConflict:
@@ -126,8 +143,11 @@ class VisitOrders:
             uow = self._uow(conn, event.envelope)
             order = await uow.load(Order, data["order_id"])
             if not order.exists:
-                await self._refuse(conn, event.envelope, ServiceError(
-                    f"order {data['order_id']} is not known here", code="order_not_found"))
+                await self._refuse(
+                    conn,
+                    event.envelope,
+                    ServiceError(f"order {data['order_id']} is not known here", code="order_not_found"),
+                )
                 return
             if order.delivery_confirmed == data["delivered"]:
                 return  # said before: a replay changes nothing
@@ -144,14 +164,21 @@ class VisitOrders:
     async def _refuse(self, conn: asyncpg.Connection, envelope: Envelope, error: ServiceError) -> str:
         detail = error.to_dict()
         log.warning(
-            "visit_message_refused", event_id=str(envelope.event_id), event_type=envelope.event_type,
-            code=detail["code"], message=detail["message"],
+            "visit_message_refused",
+            event_id=str(envelope.event_id),
+            event_type=envelope.event_type,
+            code=detail["code"],
+            message=detail["message"],
         )
         await conn.execute(
             "INSERT INTO visit_messages_refused (event_id, event_type, order_id, customer_id, code, detail, at)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
-            envelope.event_id, envelope.event_type, envelope.data.get("order_id"),
-            envelope.data.get("customer_id"), detail["code"], detail,
+            envelope.event_id,
+            envelope.event_type,
+            envelope.data.get("order_id"),
+            envelope.data.get("customer_id"),
+            detail["code"],
+            detail,
             envelope.occurred_at,
         )
         return f"refused: {detail['code']}"

@@ -39,12 +39,18 @@ async def check_deadlines(runtime: Runtime) -> dict[str, Any]:
     ):
         for row in rows:
             outcome = await runtime.run_command(
-                command, {"order_id": row["order_id"]}, TIMER_ACTOR,
+                command,
+                {"order_id": row["order_id"]},
+                TIMER_ACTOR,
                 idempotency_key=f"{command}:{row['order_id']}",
             )
             if outcome.ok and not outcome.replayed:
                 flagged[key].append(row["order_id"])
             elif not outcome.ok:
-                log.info("deadline_not_flagged", command=command, order_id=row["order_id"],
-                         error=outcome.error.to_dict() if outcome.error else None)
+                log.info(
+                    "deadline_not_flagged",
+                    command=command,
+                    order_id=row["order_id"],
+                    error=outcome.error.to_dict() if outcome.error else None,
+                )
     return flagged

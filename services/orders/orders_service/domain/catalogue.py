@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from orders_service.domain.events import RequiredSkusSet, SkuDefined, SkuPriceSet
 from salesplatform.aggregate import Aggregate
 from salesplatform.errors import DomainError
 from salesplatform.events import Event
-
-from orders_service.domain.events import RequiredSkusSet, SkuDefined, SkuPriceSet
 
 
 def _check_prices(list_price_fen: int, floor_price_fen: int) -> None:
     if floor_price_fen > list_price_fen:
         raise DomainError(
             f"floor price {floor_price_fen} is above list price {list_price_fen}",
-            code="floor_above_list", field="floor_price_fen",
+            code="floor_above_list",
+            field="floor_price_fen",
         )
 
 
@@ -52,16 +52,29 @@ class Sku(Aggregate):
         return self.list_price_fen, self.floor_price_fen
 
     def define(
-        self, *, name: str, brand: str, product_group: str, package: str,
-        list_price_fen: int, floor_price_fen: int,
+        self,
+        *,
+        name: str,
+        brand: str,
+        product_group: str,
+        package: str,
+        list_price_fen: int,
+        floor_price_fen: int,
     ) -> None:
         if self.exists:
             raise DomainError(f"SKU {self.id} is already defined", code="sku_exists", field="sku")
         _check_prices(list_price_fen, floor_price_fen)
-        self.record(SkuDefined(
-            sku=self.id, name=name, brand=brand, product_group=product_group, package=package,
-            list_price_fen=list_price_fen, floor_price_fen=floor_price_fen,
-        ))
+        self.record(
+            SkuDefined(
+                sku=self.id,
+                name=name,
+                brand=brand,
+                product_group=product_group,
+                package=package,
+                list_price_fen=list_price_fen,
+                floor_price_fen=floor_price_fen,
+            )
+        )
 
     def set_price(self, *, area_id: str | None, list_price_fen: int, floor_price_fen: int) -> None:
         _check_prices(list_price_fen, floor_price_fen)
@@ -69,9 +82,14 @@ class Sku(Aggregate):
             area_id is None or area_id in self.area_prices
         ):
             return  # nothing changes: no event
-        self.record(SkuPriceSet(
-            sku=self.id, area_id=area_id, list_price_fen=list_price_fen, floor_price_fen=floor_price_fen,
-        ))
+        self.record(
+            SkuPriceSet(
+                sku=self.id,
+                area_id=area_id,
+                list_price_fen=list_price_fen,
+                floor_price_fen=floor_price_fen,
+            )
+        )
 
 
 class RequiredSkuList(Aggregate):

@@ -56,9 +56,7 @@ def may_read(actor: Actor, *, rep_id: str | None, district_id: str | None, area_
     """Reading follows the same line; the clerk and the inspector read everything."""
     if actor.role in (Role.clerk, Role.inspector):
         return True
-    return may_act_for(
-        actor, CustomerCard("", "", district_id=district_id, area_id=area_id, rep_id=rep_id)
-    )
+    return may_act_for(actor, CustomerCard("", "", district_id=district_id, area_id=area_id, rep_id=rep_id))
 
 
 def require_territory(actor: Actor, card: CustomerCard) -> None:

@@ -6,11 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from salesplatform.aggregate import Aggregate
-from salesplatform.clock import business_date
-from salesplatform.errors import DomainError, PermissionDenied
-from salesplatform.events import Actor, Event, Role
-
 from orders_service.domain.events import (
     OrderApprovalRequired,
     OrderApproved,
@@ -29,6 +24,10 @@ from orders_service.domain.events import (
     OrderRejected,
     Source,
 )
+from salesplatform.aggregate import Aggregate
+from salesplatform.clock import business_date
+from salesplatform.errors import DomainError, PermissionDenied
+from salesplatform.events import Actor, Event, Role
 
 PENDING = "pending_approval"
 CONFIRMED = "confirmed"
@@ -115,38 +114,68 @@ class Order(Aggregate):
     # -- decisions ------------------------------------------------------------------------
 
     def place(
-        self, *, customer_id: str, rep_id: str | None, district_id: str | None, area_id: str | None,
-        source: Source, visit_id: str | None, lines: Sequence[OrderLine], business_date: date,
-        placed_at: datetime, declined: Sequence[tuple[str, str]], reasons: Sequence[str],
-        required_role: Role | None, now: datetime, delivery_hours: int,
+        self,
+        *,
+        customer_id: str,
+        rep_id: str | None,
+        district_id: str | None,
+        area_id: str | None,
+        source: Source,
+        visit_id: str | None,
+        lines: Sequence[OrderLine],
+        business_date: date,
+        placed_at: datetime,
+        declined: Sequence[tuple[str, str]],
+        reasons: Sequence[str],
+        required_role: Role | None,
+        now: datetime,
+        delivery_hours: int,
     ) -> None:
         if self.exists:
             raise DomainError(f"order {self.id} already exists", code="order_exists")
-        self.record(OrderPlaced(
-            order_id=self.id, customer_id=customer_id, rep_id=rep_id, district_id=district_id,
-            area_id=area_id, source=source, visit_id=visit_id, lines=tuple(lines),
-            amount_fen=sum(line.amount_fen for line in lines), business_date=business_date,
-            placed_at=placed_at,
-        ))
+        self.record(
+            OrderPlaced(
+                order_id=self.id,
+                customer_id=customer_id,
+                rep_id=rep_id,
+                district_id=district_id,
+                area_id=area_id,
+                source=source,
+                visit_id=visit_id,
+                lines=tuple(lines),
+                amount_fen=sum(line.amount_fen for line in lines),
+                business_date=business_date,
+                placed_at=placed_at,
+            )
+        )
         for promotion_id, why in declined:
             self.record(OrderPromotionDeclined(order_id=self.id, promotion_id=promotion_id, reason=why))
         if reasons:
             assert required_role is not None
-            self.record(OrderApprovalRequired(
-                order_id=self.id, reasons=tuple(reasons), required_role=required_role.value,
-            ))
+            self.record(
+                OrderApprovalRequired(
+                    order_id=self.id,
+                    reasons=tuple(reasons),
+                    required_role=required_role.value,
+                )
+            )
         else:
             self._confirm(now, delivery_hours)
 
     def _confirm(self, now: datetime, delivery_hours: int) -> None:
-        self.record(OrderConfirmed(
-            order_id=self.id, confirmed_at=now, deliver_by=now + timedelta(hours=delivery_hours),
-        ))
+        self.record(
+            OrderConfirmed(
+                order_id=self.id,
+                confirmed_at=now,
+                deliver_by=now + timedelta(hours=delivery_hours),
+            )
+        )
 
     def _may_decide(self, actor: Actor) -> None:
         if self.status != PENDING:
             raise DomainError(
-                f"order {self.id} is {self.status}, not awaiting approval", code="order_not_awaiting_approval",
+                f"order {self.id} is {self.status}, not awaiting approval",
+                code="order_not_awaiting_approval",
             )
         assert self.required_role is not None
         if not actor.at_least(self.required_role):
@@ -182,10 +211,14 @@ class Order(Aggregate):
             raise DomainError("a delivery cannot be recorded ahead of time", code="delivery_in_future")
         if delivered_at < self.confirmed_at:
             raise DomainError("a delivery cannot precede the confirmation", code="delivery_before_confirmation")
-        self.record(OrderDelivered(
-            order_id=self.id, customer_id=self.customer_id, delivered_at=delivered_at,
-            on_time=delivered_at <= self.deliver_by,
-        ))
+        self.record(
+            OrderDelivered(
+                order_id=self.id,
+                customer_id=self.customer_id,
+                delivered_at=delivered_at,
+                on_time=delivered_at <= self.deliver_by,
+            )
+        )
 
     def flag_delivery_overdue(self, now: datetime) -> None:
         if self.status not in OPEN_STATES or self.delivery_overdue:
@@ -202,7 +235,8 @@ class Order(Aggregate):
             raise DomainError(f"order {self.id}: delivery already confirmed", code="delivery_already_confirmed")
         if delivered and self.status != DELIVERED:
             raise DomainError(
-                f"order {self.id} is {self.status}; it is not recorded as delivered", code="order_not_delivered",
+                f"order {self.id} is {self.status}; it is not recorded as delivered",
+                code="order_not_delivered",
             )
         if not delivered and self.status not in (*OPEN_STATES, DELIVERED):
             raise DomainError(f"order {self.id} is {self.status}", code="order_not_confirmed")
@@ -219,36 +253,53 @@ class Order(Aggregate):
         self.record(OrderCancelled(order_id=self.id, reason=reason))
 
     def record_deposit(
-        self, amount_fen: int, agreed_fen: int | None, now: datetime, timezone: str, deposit_hours: int,
+        self,
+        amount_fen: int,
+        agreed_fen: int | None,
+        now: datetime,
+        timezone: str,
+        deposit_hours: int,
     ) -> None:
         if self.status in (CANCELLED, REJECTED, DELIVERED):
             raise DomainError(f"order {self.id} is {self.status}; no deposit is taken", code="order_closed")
         if self.deposit_agreed_fen:
             if agreed_fen is not None and agreed_fen != self.deposit_agreed_fen:
                 raise DomainError(
-                    "the agreed deposit is already fixed", code="deposit_agreed_fixed", field="agreed_fen",
+                    "the agreed deposit is already fixed",
+                    code="deposit_agreed_fixed",
+                    field="agreed_fen",
                 )
             agreed = self.deposit_agreed_fen
         else:
             agreed = agreed_fen if agreed_fen is not None else self.amount_fen
         if agreed > self.amount_fen:
             raise DomainError(
-                "a deposit cannot exceed the order amount", code="deposit_exceeds_order", field="agreed_fen",
+                "a deposit cannot exceed the order amount",
+                code="deposit_exceeds_order",
+                field="agreed_fen",
             )
         total = self.deposit_total_fen + amount_fen
         if total > agreed:
             raise DomainError(
                 f"{amount_fen} fen would bring the deposit to {total}, above the agreed {agreed}",
-                code="deposit_exceeds_agreed", field="amount_fen",
+                code="deposit_exceeds_agreed",
+                field="amount_fen",
             )
         # The 24 hours run from the first partial payment; later instalments do not restart them.
         due_by = None
         if total < agreed:
             due_by = self.deposit_due_by or now + timedelta(hours=deposit_hours)
-        self.record(OrderDepositRecorded(
-            order_id=self.id, customer_id=self.customer_id, amount_fen=amount_fen, total_fen=total,
-            agreed_fen=agreed, received_on=business_date(now, timezone), due_by=due_by,
-        ))
+        self.record(
+            OrderDepositRecorded(
+                order_id=self.id,
+                customer_id=self.customer_id,
+                amount_fen=amount_fen,
+                total_fen=total,
+                agreed_fen=agreed,
+                received_on=business_date(now, timezone),
+                due_by=due_by,
+            )
+        )
         if total == agreed:
             self.record(OrderDepositCompleted(order_id=self.id, customer_id=self.customer_id, total_fen=total))
 
@@ -257,7 +308,11 @@ class Order(Aggregate):
             raise DomainError(f"order {self.id} has no partial deposit to flag", code="nothing_overdue")
         if now <= self.deposit_due_by:
             raise DomainError(f"order {self.id}: the deposit is still within its time", code="not_yet_overdue")
-        self.record(OrderDepositOverdue(
-            order_id=self.id, customer_id=self.customer_id, due_by=self.deposit_due_by,
-            missing_fen=self.deposit_agreed_fen - self.deposit_total_fen,
-        ))
+        self.record(
+            OrderDepositOverdue(
+                order_id=self.id,
+                customer_id=self.customer_id,
+                due_by=self.deposit_due_by,
+                missing_fen=self.deposit_agreed_fen - self.deposit_total_fen,
+            )
+        )

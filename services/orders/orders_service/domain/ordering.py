@@ -10,15 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from salesplatform.errors import NotFound, PermissionDenied
-from salesplatform.events import Actor, Role
-
 from orders_service.domain.catalogue import Sku
 from orders_service.domain.customers import CustomerCard
 from orders_service.domain.events import OrderLine, Source
 from orders_service.domain.order import Order
 from orders_service.domain.policy import ApprovalPolicy, OrderPolicy, highest
 from orders_service.domain.promotion import Promotion
+from salesplatform.errors import NotFound, PermissionDenied
+from salesplatform.events import Actor, Role
 
 # Why an order waits for approval; the role needed comes from the policy.
 AMOUNT_OVER_THRESHOLD = "amount_over_threshold"
@@ -53,9 +52,13 @@ class PricedLine:
 
     def to_event(self) -> OrderLine:
         return OrderLine(
-            sku=self.sku, product_group=self.product_group, quantity=self.quantity,
-            unit_price_fen=self.unit_price_fen, amount_fen=self.amount_fen,
-            promotion_id=self.promotion_id, gift_quantity=self.gift_quantity,
+            sku=self.sku,
+            product_group=self.product_group,
+            quantity=self.quantity,
+            unit_price_fen=self.unit_price_fen,
+            amount_fen=self.amount_fen,
+            promotion_id=self.promotion_id,
+            gift_quantity=self.gift_quantity,
         )
 
 
@@ -83,8 +86,11 @@ class Approval:
 
 
 def price_lines(
-    requested: Sequence[RequestedLine], skus: dict[str, Sku], area_id: str | None,
-    placer: Actor, policy: ApprovalPolicy,
+    requested: Sequence[RequestedLine],
+    skus: dict[str, Sku],
+    area_id: str | None,
+    placer: Actor,
+    policy: ApprovalPolicy,
 ) -> list[PricedLine]:
     """Each line at the price asked for, or the region's list price (the default)."""
     priced = []
@@ -100,18 +106,28 @@ def price_lines(
             raise PermissionDenied(
                 f"{line.sku}: {entered} fen is below the floor price {floor_fen};"
                 f" a {policy.below_floor_role} or above must place such an order",
-                code="price_below_floor", field=f"lines.{i}.unit_price_fen",
+                code="price_below_floor",
+                field=f"lines.{i}.unit_price_fen",
             )
-        priced.append(PricedLine(
-            sku=line.sku, product_group=sku.product_group, quantity=line.quantity,
-            entered_price_fen=entered, list_price_fen=list_fen, floor_price_fen=floor_fen,
-            unit_price_fen=entered,
-        ))
+        priced.append(
+            PricedLine(
+                sku=line.sku,
+                product_group=sku.product_group,
+                quantity=line.quantity,
+                entered_price_fen=entered,
+                list_price_fen=list_fen,
+                floor_price_fen=floor_fen,
+                unit_price_fen=entered,
+            )
+        )
     return priced
 
 
 def apply_promotions(
-    lines: list[PricedLine], promotions: Sequence[Promotion], channel: str | None, day: date,
+    lines: list[PricedLine],
+    promotions: Sequence[Promotion],
+    channel: str | None,
+    day: date,
 ) -> tuple[list[PricedLine], dict[str, int], list[tuple[str, str]]]:
     """Apply at most one promotion per line (the first in scope by id). A promotion whose cost
     for this whole order would pass its remaining budget is not applied to the order at all.
@@ -144,22 +160,24 @@ def apply_promotions(
     for promotion_id, cost in sorted(costs.items()):
         remaining = by_id[promotion_id].remaining_fen
         if cost > remaining:
-            declined.append((
-                promotion_id,
-                f"budget_exhausted: the order would cost {cost} fen, {remaining} fen of the budget is left",
-            ))
+            declined.append(
+                (
+                    promotion_id,
+                    f"budget_exhausted: the order would cost {cost} fen, {remaining} fen of the budget is left",
+                )
+            )
     for promotion_id, _ in declined:
         del costs[promotion_id]
-    out = [
-        proposed[i] if i in proposed and proposed[i].promotion_id in costs else line
-        for i, line in enumerate(lines)
-    ]
+    out = [proposed[i] if i in proposed and proposed[i].promotion_id in costs else line for i, line in enumerate(lines)]
     return out, costs, declined
 
 
 def assess(
-    lines: Sequence[PricedLine], customer: CustomerCard, position: CreditPosition,
-    placer: Actor, policy: ApprovalPolicy,
+    lines: Sequence[PricedLine],
+    customer: CustomerCard,
+    position: CreditPosition,
+    placer: Actor,
+    policy: ApprovalPolicy,
 ) -> Approval:
     """Every reason this order needs approval, and the lowest role that may give it."""
     amount = sum(line.amount_fen for line in lines)
@@ -182,9 +200,20 @@ def assess(
 
 
 def take_order(
-    order: Order, *, customer: CustomerCard, requested: Sequence[RequestedLine], skus: dict[str, Sku],
-    promotions: Sequence[Promotion], position: CreditPosition, placer: Actor, rep_id: str | None,
-    source: Source, visit_id: str | None, business_date: date, placed_at: datetime, now: datetime,
+    order: Order,
+    *,
+    customer: CustomerCard,
+    requested: Sequence[RequestedLine],
+    skus: dict[str, Sku],
+    promotions: Sequence[Promotion],
+    position: CreditPosition,
+    placer: Actor,
+    rep_id: str | None,
+    source: Source,
+    visit_id: str | None,
+    business_date: date,
+    placed_at: datetime,
+    now: datetime,
     policy: OrderPolicy,
 ) -> list[Promotion]:
     """Decide the whole order; returns the promotions whose budgets it used (to be saved)."""
@@ -193,11 +222,20 @@ def take_order(
     priced, costs, declined = apply_promotions(priced, promotions, customer.channel, business_date)
     approval = assess(priced, customer, position, placer, policy.approval)
     order.place(
-        customer_id=customer.customer_id, rep_id=rep_id, district_id=customer.district_id,
-        area_id=customer.area_id, source=source, visit_id=visit_id,
-        lines=[line.to_event() for line in priced], business_date=business_date, placed_at=placed_at,
-        declined=declined, reasons=approval.reasons, required_role=approval.required_role,
-        now=now, delivery_hours=policy.delivery_hours,
+        customer_id=customer.customer_id,
+        rep_id=rep_id,
+        district_id=customer.district_id,
+        area_id=customer.area_id,
+        source=source,
+        visit_id=visit_id,
+        lines=[line.to_event() for line in priced],
+        business_date=business_date,
+        placed_at=placed_at,
+        declined=declined,
+        reasons=approval.reasons,
+        required_role=approval.required_role,
+        now=now,
+        delivery_hours=policy.delivery_hours,
     )
     used = []
     for promotion in promotions:

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from salesplatform.aggregate import Aggregate
-from salesplatform.errors import DomainError
-from salesplatform.events import Event
-
 from orders_service.domain.events import (
     GiftRule,
     PromotionCostIncurred,
     PromotionCostReleased,
     PromotionPlanned,
 )
+from salesplatform.aggregate import Aggregate
+from salesplatform.errors import DomainError
+from salesplatform.events import Event
 
 
 class Promotion(Aggregate):
@@ -54,8 +53,16 @@ class Promotion(Aggregate):
                 self.costs.pop(event.order_id, None)
 
     def plan(
-        self, *, name: str, starts_on: date, ends_on: date, skus: list[str], channels: list[str],
-        discount_percent: int | None, gift_rule: GiftRule | None, budget_fen: int,
+        self,
+        *,
+        name: str,
+        starts_on: date,
+        ends_on: date,
+        skus: list[str],
+        channels: list[str],
+        discount_percent: int | None,
+        gift_rule: GiftRule | None,
+        budget_fen: int,
     ) -> None:
         if self.exists:
             raise DomainError(f"promotion {self.id} is already planned", code="promotion_exists")
@@ -63,11 +70,19 @@ class Promotion(Aggregate):
             raise DomainError("a promotion cannot end before it starts", code="period_invalid", field="ends_on")
         if (discount_percent is None) == (gift_rule is None):
             raise DomainError("give either a discount or a gift rule", code="promotion_terms_invalid")
-        self.record(PromotionPlanned(
-            promotion_id=self.id, name=name, starts_on=starts_on, ends_on=ends_on,
-            skus=tuple(dict.fromkeys(skus)), channels=tuple(dict.fromkeys(channels)),
-            discount_percent=discount_percent, gift_rule=gift_rule, budget_fen=budget_fen,
-        ))
+        self.record(
+            PromotionPlanned(
+                promotion_id=self.id,
+                name=name,
+                starts_on=starts_on,
+                ends_on=ends_on,
+                skus=tuple(dict.fromkeys(skus)),
+                channels=tuple(dict.fromkeys(channels)),
+                discount_percent=discount_percent,
+                gift_rule=gift_rule,
+                budget_fen=budget_fen,
+            )
+        )
 
     def covers(self, sku: str, channel: str | None, day: date) -> bool:
         return (

@@ -8,17 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from salesplatform.aggregate import Aggregate
-from salesplatform.errors import DomainError
-from salesplatform.events import Event
-from salesplatform.ids import uuid5
-
 from orders_service.domain.events import (
     Allocation,
     CollectionNoteRecorded,
     InvoiceIssued,
     PaymentReceived,
 )
+from salesplatform.aggregate import Aggregate
+from salesplatform.errors import DomainError
+from salesplatform.events import Event
+from salesplatform.ids import uuid5
 
 # Ids derived from the order, so the invoice of an order (and the payment its deposit turns into)
 # is the same whether the delivery arrives live, by import, or again after a retry.
@@ -55,10 +54,16 @@ class Invoice(Aggregate):
     def issue(self, *, order_id: str, customer_id: str, amount_fen: int, issued_on: date, due_on: date) -> None:
         if self.exists:
             raise DomainError(f"invoice {self.id} is already issued", code="invoice_exists")
-        self.record(InvoiceIssued(
-            invoice_id=self.id, order_id=order_id, customer_id=customer_id, amount_fen=amount_fen,
-            issued_on=issued_on, due_on=due_on,
-        ))
+        self.record(
+            InvoiceIssued(
+                invoice_id=self.id,
+                order_id=order_id,
+                customer_id=customer_id,
+                amount_fen=amount_fen,
+                issued_on=issued_on,
+                due_on=due_on,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -70,14 +75,17 @@ class OpenInvoice:
 
 
 def allocate(
-    amount_fen: int, open_invoices: Sequence[OpenInvoice], requested: Sequence[tuple[str, int]] | None,
+    amount_fen: int,
+    open_invoices: Sequence[OpenInvoice],
+    requested: Sequence[tuple[str, int]] | None,
 ) -> list[Allocation]:
     """Apply a payment: to the invoices asked for, or oldest first. Never past what is open."""
     total_open = sum(i.open_fen for i in open_invoices)
     if amount_fen > total_open:
         raise DomainError(
             f"the payment of {amount_fen} fen is more than the {total_open} fen open",
-            code="payment_exceeds_open_amount", field="amount_fen",
+            code="payment_exceeds_open_amount",
+            field="amount_fen",
         )
     if requested:
         by_id = {i.invoice_id: i for i in open_invoices}
@@ -86,17 +94,20 @@ def allocate(
             if invoice_id not in by_id:
                 raise DomainError(
                     f"invoice {invoice_id} is not an open invoice of this customer",
-                    code="invoice_not_open", field=f"allocations.{n}.invoice_id",
+                    code="invoice_not_open",
+                    field=f"allocations.{n}.invoice_id",
                 )
             wanted[invoice_id] = wanted.get(invoice_id, 0) + amount
             if wanted[invoice_id] > by_id[invoice_id].open_fen:
                 raise DomainError(
                     f"invoice {invoice_id} has {by_id[invoice_id].open_fen} fen open",
-                    code="allocation_exceeds_open_amount", field=f"allocations.{n}.amount_fen",
+                    code="allocation_exceeds_open_amount",
+                    field=f"allocations.{n}.amount_fen",
                 )
         if sum(wanted.values()) != amount_fen:
             raise DomainError(
-                "the allocations must add up to the payment", code="allocations_do_not_add_up",
+                "the allocations must add up to the payment",
+                code="allocations_do_not_add_up",
                 field="allocations",
             )
         return [Allocation(invoice_id=i, amount_fen=a) for i, a in wanted.items()]
@@ -119,16 +130,26 @@ class Payment(Aggregate):
         pass
 
     def receive(
-        self, *, customer_id: str, amount_fen: int, received_on: date, allocations: Sequence[Allocation],
+        self,
+        *,
+        customer_id: str,
+        amount_fen: int,
+        received_on: date,
+        allocations: Sequence[Allocation],
     ) -> None:
         if self.exists:
             raise DomainError(f"payment {self.id} is already recorded", code="payment_exists")
         if amount_fen <= 0:
             raise DomainError("a payment must be positive", code="amount_not_positive", field="amount_fen")
-        self.record(PaymentReceived(
-            payment_id=self.id, customer_id=customer_id, amount_fen=amount_fen, received_on=received_on,
-            allocations=tuple(allocations),
-        ))
+        self.record(
+            PaymentReceived(
+                payment_id=self.id,
+                customer_id=customer_id,
+                amount_fen=amount_fen,
+                received_on=received_on,
+                allocations=tuple(allocations),
+            )
+        )
 
 
 class CollectionFile(Aggregate):
@@ -140,13 +161,24 @@ class CollectionFile(Aggregate):
         pass
 
     def note(
-        self, *, note_id: str, invoice_id: str | None, note: str, promised_on: date | None,
+        self,
+        *,
+        note_id: str,
+        invoice_id: str | None,
+        note: str,
+        promised_on: date | None,
         next_follow_up_on: date | None,
     ) -> None:
-        self.record(CollectionNoteRecorded(
-            note_id=note_id, customer_id=self.id, invoice_id=invoice_id, note=note,
-            promised_on=promised_on, next_follow_up_on=next_follow_up_on,
-        ))
+        self.record(
+            CollectionNoteRecorded(
+                note_id=note_id,
+                customer_id=self.id,
+                invoice_id=invoice_id,
+                note=note,
+                promised_on=promised_on,
+                next_follow_up_on=next_follow_up_on,
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from salesplatform.aggregate import Aggregate
-from salesplatform.errors import DomainError, PermissionDenied
-from salesplatform.events import Actor, Event, Role
-
 from orders_service.domain.events import (
     CorrectiveActionAssigned,
     OrderLine,
@@ -25,6 +21,9 @@ from orders_service.domain.events import (
     ReturnResolved,
     Scope,
 )
+from salesplatform.aggregate import Aggregate
+from salesplatform.errors import DomainError, PermissionDenied
+from salesplatform.events import Actor, Event, Role
 
 REQUESTED = "requested"
 INSPECTED = "inspected"
@@ -117,24 +116,31 @@ class ReturnRequest(Aggregate):
                 self.status = CLOSED
 
     def request(
-        self, *, order_id: str, customer_id: str, order_delivered: bool,
-        delivered: dict[str, DeliveredLine], returned: dict[str, Returned],
-        lines: Sequence[tuple[str, int]] | None, scope: Scope, reason: ReturnReason, detail: str,
+        self,
+        *,
+        order_id: str,
+        customer_id: str,
+        order_delivered: bool,
+        delivered: dict[str, DeliveredLine],
+        returned: dict[str, Returned],
+        lines: Sequence[tuple[str, int]] | None,
+        scope: Scope,
+        reason: ReturnReason,
+        detail: str,
     ) -> None:
         if self.exists:
             raise DomainError(f"return {self.id} already exists", code="return_exists")
         if not order_delivered:
             raise DomainError(f"order {order_id} is not delivered; nothing to return", code="order_not_delivered")
-        remaining = {
-            sku: d.quantity - returned.get(sku, Returned()).quantity for sku, d in delivered.items()
-        }
+        remaining = {sku: d.quantity - returned.get(sku, Returned()).quantity for sku, d in delivered.items()}
         if lines is None:
             if scope != "whole_batch":
                 raise DomainError("a partial return names its lines", code="lines_required", field="lines")
             lines = [(sku, q) for sku, q in remaining.items() if q > 0]
             if not lines:
                 raise DomainError(
-                    f"everything of order {order_id} is already returned", code="return_exceeds_delivered",
+                    f"everything of order {order_id} is already returned",
+                    code="return_exceeds_delivered",
                 )
         wanted: dict[str, int] = {}
         for n, (sku, quantity) in enumerate(lines):
@@ -144,12 +150,14 @@ class ReturnRequest(Aggregate):
             if wanted[sku] > remaining[sku]:
                 raise DomainError(
                     f"{sku}: returning {wanted[sku]} but only {remaining[sku]} delivered and not yet returned",
-                    code="return_exceeds_delivered", field=f"lines.{n}.quantity",
+                    code="return_exceeds_delivered",
+                    field=f"lines.{n}.quantity",
                 )
         if scope == "whole_batch" and wanted != {s: q for s, q in remaining.items() if q > 0}:
             raise DomainError(
                 "a whole-batch return takes back everything delivered and not yet returned",
-                code="whole_batch_incomplete", field="lines",
+                code="whole_batch_incomplete",
+                field="lines",
             )
         out = []
         for sku, quantity in wanted.items():
@@ -157,10 +165,17 @@ class ReturnRequest(Aggregate):
             # Gifts are returned at no value: the amount never passes what was paid for the line.
             left = d.amount_fen - returned.get(sku, Returned()).amount_fen
             out.append(ReturnLine(sku=sku, quantity=quantity, amount_fen=min(quantity * d.unit_price_fen, left)))
-        self.record(ReturnRequested(
-            return_id=self.id, order_id=order_id, customer_id=customer_id, lines=tuple(out),
-            scope=scope, reason=reason, detail=detail,
-        ))
+        self.record(
+            ReturnRequested(
+                return_id=self.id,
+                order_id=order_id,
+                customer_id=customer_id,
+                lines=tuple(out),
+                scope=scope,
+                reason=reason,
+                detail=detail,
+            )
+        )
 
     def inspect(self, inspector: Actor, *, confirmed: bool, notes: str, department: str, action: str) -> None:
         if self.status != REQUESTED:
@@ -201,23 +216,27 @@ class ReturnRequest(Aggregate):
     def resolve(self, actor: Actor, resolution: Resolution, amount_fen: int) -> None:
         if self.status != APPROVED:
             raise DomainError(
-                f"return {self.id} is {self.status}; only an approved return is resolved", code="return_not_approved",
+                f"return {self.id} is {self.status}; only an approved return is resolved",
+                code="return_not_approved",
             )
         if actor.role != Role.system and not actor.at_least(self.route.approver_role):
             raise PermissionDenied(
-                f"resolving this return needs a {self.route.approver_role} or above", code="approval_beyond_rights",
+                f"resolving this return needs a {self.route.approver_role} or above",
+                code="approval_beyond_rights",
             )
         if resolution in ("refund", "credit_note", "exchange") and amount_fen > self.amount_fen:
             raise DomainError(
                 f"a {resolution} of {amount_fen} fen is more than the {self.amount_fen} fen returned",
-                code="resolution_exceeds_return", field="amount_fen",
+                code="resolution_exceeds_return",
+                field="amount_fen",
             )
         self.record(ReturnResolved(return_id=self.id, resolution=resolution, amount_fen=amount_fen))
 
     def receive_goods(self) -> None:
         if self.status != RESOLVED:
             raise DomainError(
-                f"return {self.id} is {self.status}; goods are received after resolution", code="return_not_resolved",
+                f"return {self.id} is {self.status}; goods are received after resolution",
+                code="return_not_resolved",
             )
         self.record(ReturnGoodsReceived(return_id=self.id))
 

@@ -44,8 +44,14 @@ class Catalogue(RunProjection):
             INSERT INTO skus SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
                                                  $5::text[], $6::bigint[], $7::bigint[], $8::timestamptz[])
             """,
-            column(run, "sku"), column(run, "name"), column(run, "brand"), column(run, "product_group"),
-            column(run, "package"), column(run, "list_price_fen"), column(run, "floor_price_fen"), occurred(run),
+            column(run, "sku"),
+            column(run, "name"),
+            column(run, "brand"),
+            column(run, "product_group"),
+            column(run, "package"),
+            column(run, "list_price_fen"),
+            column(run, "floor_price_fen"),
+            occurred(run),
         )
 
     async def on_sku_price_set(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -54,13 +60,20 @@ class Catalogue(RunProjection):
             if d["area_id"] is None:
                 await conn.execute(
                     "UPDATE skus SET list_price_fen = $2, floor_price_fen = $3, updated_at = $4 WHERE sku = $1",
-                    d["sku"], d["list_price_fen"], d["floor_price_fen"], e.envelope.occurred_at,
+                    d["sku"],
+                    d["list_price_fen"],
+                    d["floor_price_fen"],
+                    e.envelope.occurred_at,
                 )
             else:
                 await conn.execute(
                     "INSERT INTO area_prices VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sku, area_id) DO UPDATE"
                     " SET list_price_fen = $3, floor_price_fen = $4, updated_at = $5",
-                    d["sku"], d["area_id"], d["list_price_fen"], d["floor_price_fen"], e.envelope.occurred_at,
+                    d["sku"],
+                    d["area_id"],
+                    d["list_price_fen"],
+                    d["floor_price_fen"],
+                    e.envelope.occurred_at,
                 )
 
     async def on_required_skus_set(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -68,5 +81,7 @@ class Catalogue(RunProjection):
             await conn.execute(
                 "INSERT INTO required_skus VALUES ($1, $2, $3) ON CONFLICT (channel) DO UPDATE"
                 " SET skus = $2, updated_at = $3",
-                e.data["channel"], e.data["skus"], e.envelope.occurred_at,
+                e.data["channel"],
+                e.data["skus"],
+                e.envelope.occurred_at,
             )

@@ -14,16 +14,26 @@ from typing import Any
 
 import asyncpg
 
+from orders_service.application.reactor import VisitOrders
 from salesplatform.projections import Change, Projection
 from salesplatform.store import RecordedEvent
 
-from orders_service.application.reactor import VisitOrders
-
-CUSTOMER_EVENTS = frozenset({
-    "customer.registered", "customer.approved", "customer.rejected", "customer.classified",
-    "customer.credit_limit_set", "customer.assigned", "customer.status_changed", "customer.released",
-    "customer.claimed", "customer.merged", "customer.profile_updated", "customer.personal_data_erased",
-})
+CUSTOMER_EVENTS = frozenset(
+    {
+        "customer.registered",
+        "customer.approved",
+        "customer.rejected",
+        "customer.classified",
+        "customer.credit_limit_set",
+        "customer.assigned",
+        "customer.status_changed",
+        "customer.released",
+        "customer.claimed",
+        "customer.merged",
+        "customer.profile_updated",
+        "customer.personal_data_erased",
+    }
+)
 STAFF_EVENTS = frozenset({"staff.assigned", "staff.departed"})
 VISIT_EVENTS = frozenset({"visit.order_taken", "visit.delivery_confirmed"})
 
@@ -32,7 +42,8 @@ _UPDATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "customer.approved": ("status = $2, customer_code = $3", ("status", "customer_code")),
     "customer.rejected": ("status = 'rejected'", ()),
     "customer.classified": (
-        "nature = $2, channel = $3, location_type = $4, grade = $5", ("nature", "channel", "location_type", "grade"),
+        "nature = $2, channel = $3, location_type = $4, grade = $5",
+        ("nature", "channel", "location_type", "grade"),
     ),
     "customer.credit_limit_set": (
         "credit_rating = $2, credit_limit_fen = $3, payment_terms_days = $4",
@@ -133,9 +144,17 @@ class CustomerDirectory(Projection):
                 VALUES ($1, $2, coalesce($3, 'pending'), $4, $5, $6, $7, $8, $9, $10, $11)
                 ON CONFLICT (customer_id) DO NOTHING
                 """,
-                d["customer_id"], d.get("name"), d.get("status"), d.get("district_id"), d.get("area_id"),
-                d.get("division_id"), d.get("rep_id"), d.get("channel"), d.get("nature"),
-                d.get("location_type"), at,
+                d["customer_id"],
+                d.get("name"),
+                d.get("status"),
+                d.get("district_id"),
+                d.get("area_id"),
+                d.get("division_id"),
+                d.get("rep_id"),
+                d.get("channel"),
+                d.get("nature"),
+                d.get("location_type"),
+                at,
             )
             return
         if event.event_type == "customer.profile_updated":
@@ -144,7 +163,9 @@ class CustomerDirectory(Projection):
                 assignments = ", ".join(f"{k} = ${i}" for i, k in enumerate(changes, 3))
                 await conn.execute(
                     f"UPDATE customers SET {assignments}, updated_at = $2 WHERE customer_id = $1",
-                    d["customer_id"], at, *changes.values(),
+                    d["customer_id"],
+                    at,
+                    *changes.values(),
                 )
             return
         assignments, keys = _UPDATES[event.event_type]
@@ -153,13 +174,15 @@ class CustomerDirectory(Projection):
         await conn.execute(
             "INSERT INTO customers (customer_id, status, updated_at) VALUES ($1, 'pending', $2)"
             " ON CONFLICT (customer_id) DO NOTHING",
-            d["customer_id"], at,
+            d["customer_id"],
+            at,
         )
         values = [d.get(k) for k in keys]
         await conn.execute(
-            f"UPDATE customers SET {assignments}, updated_at = ${len(keys) + 2}"
-            " WHERE customer_id = $1",
-            d["customer_id"], *values, at,
+            f"UPDATE customers SET {assignments}, updated_at = ${len(keys) + 2} WHERE customer_id = $1",
+            d["customer_id"],
+            *values,
+            at,
         )
 
     async def _staff(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
@@ -174,6 +197,10 @@ class CustomerDirectory(Projection):
             ON CONFLICT (staff_id) DO UPDATE SET name = $2, role = $3, district_id = $4, area_id = $5,
                 supervisor_id = $6, departed = false
             """,
-            d["staff_id"], d.get("name"), d.get("role"), d.get("district_id"), d.get("area_id"),
+            d["staff_id"],
+            d.get("name"),
+            d.get("role"),
+            d.get("district_id"),
+            d.get("area_id"),
             d.get("supervisor_id"),
         )

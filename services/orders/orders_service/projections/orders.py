@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncpg
 import orjson
 
+from orders_service.projections.base import Run, RunProjection, column, last_per, occurred, runs
 from salesplatform.projections import Change
 from salesplatform.store import RecordedEvent
-
-from orders_service.projections.base import Run, RunProjection, column, last_per, occurred, runs
 
 
 def _fold_confirmations(events: list[RecordedEvent]) -> tuple[list[RecordedEvent], dict[int, RecordedEvent]]:
@@ -61,12 +60,24 @@ class OrderBoard(RunProjection):
     name = "order_board"
     inline = True
     code_version = 2
-    event_types = frozenset({
-        "order.placed", "order.approval_required", "order.approved", "order.rejected",
-        "order.confirmed", "order.dispatched", "order.delivered", "order.delivery_overdue",
-        "order.delivery_confirmed", "order.cancelled", "order.promotion_declined",
-        "order.deposit_recorded", "order.deposit_completed", "order.deposit_overdue",
-    })
+    event_types = frozenset(
+        {
+            "order.placed",
+            "order.approval_required",
+            "order.approved",
+            "order.rejected",
+            "order.confirmed",
+            "order.dispatched",
+            "order.delivered",
+            "order.delivery_overdue",
+            "order.delivery_confirmed",
+            "order.cancelled",
+            "order.promotion_declined",
+            "order.deposit_recorded",
+            "order.deposit_completed",
+            "order.deposit_overdue",
+        }
+    )
     schema_sql = """
     CREATE TABLE orders (
         order_id            text PRIMARY KEY,
@@ -133,7 +144,10 @@ class OrderBoard(RunProjection):
         return []
 
     async def on_order_placed(
-        self, conn: asyncpg.Connection, run: Run, confirmations: dict[int, RecordedEvent] | None = None,
+        self,
+        conn: asyncpg.Connection,
+        run: Run,
+        confirmations: dict[int, RecordedEvent] | None = None,
     ) -> None:
         # The events' data go as one jsonb document, unpacked by PostgreSQL: one statement for
         # orders and lines, and no array of values per column to build and encode here.
@@ -141,10 +155,15 @@ class OrderBoard(RunProjection):
         placings = []
         for e in run:
             c = confirmations.get(id(e))
-            placings.append({
-                "d": e.data, "by": e.envelope.actor.id, "at": (c or e).envelope.occurred_at,
-                "ca": c.data["confirmed_at"] if c else None, "db": c.data["deliver_by"] if c else None,
-            })
+            placings.append(
+                {
+                    "d": e.data,
+                    "by": e.envelope.actor.id,
+                    "at": (c or e).envelope.occurred_at,
+                    "ca": c.data["confirmed_at"] if c else None,
+                    "db": c.data["deliver_by"] if c else None,
+                }
+            )
         await conn.execute(_INSERT_PLACED, placings)
 
     async def _set(self, conn: asyncpg.Connection, run: Run, assignments: str, *arrays: tuple[str, list]) -> None:
@@ -154,19 +173,23 @@ class OrderBoard(RunProjection):
         await conn.execute(
             f"""
             UPDATE orders o SET {assignments}, updated_at = u.at
-            FROM unnest($1::text[], $2::timestamptz[]{', ' + params if arrays else ''})
-                 AS u(order_id, at{', ' + names if arrays else ''})
+            FROM unnest($1::text[], $2::timestamptz[]{", " + params if arrays else ""})
+                 AS u(order_id, at{", " + names if arrays else ""})
             WHERE o.order_id = u.order_id
             """,
-            column(run, "order_id"), occurred(run), *[values for _, values in arrays],
+            column(run, "order_id"),
+            occurred(run),
+            *[values for _, values in arrays],
         )
 
     async def on_order_approval_required(self, conn: asyncpg.Connection, run: Run) -> None:
         run = last_per(run, "order_id")
         await self._set(
-            conn, run,
+            conn,
+            run,
             "status = 'pending_approval', required_role = u.v0, approval_reasons = string_to_array(u.v1, ',')",
-            ("text", column(run, "required_role")), ("text", [",".join(e.data["reasons"]) for e in run]),
+            ("text", column(run, "required_role")),
+            ("text", [",".join(e.data["reasons"]) for e in run]),
         )
 
     async def on_order_approved(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -180,8 +203,11 @@ class OrderBoard(RunProjection):
     async def on_order_confirmed(self, conn: asyncpg.Connection, run: Run) -> None:
         run = last_per(run, "order_id")
         await self._set(
-            conn, run, "status = 'confirmed', confirmed_at = u.v0::timestamptz, deliver_by = u.v1::timestamptz",
-            ("text", column(run, "confirmed_at")), ("text", column(run, "deliver_by")),
+            conn,
+            run,
+            "status = 'confirmed', confirmed_at = u.v0::timestamptz, deliver_by = u.v1::timestamptz",
+            ("text", column(run, "confirmed_at")),
+            ("text", column(run, "deliver_by")),
         )
 
     async def on_order_dispatched(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -191,8 +217,11 @@ class OrderBoard(RunProjection):
     async def on_order_delivered(self, conn: asyncpg.Connection, run: Run) -> None:
         run = last_per(run, "order_id")
         await self._set(
-            conn, run, "status = 'delivered', delivered_at = u.v0::timestamptz, on_time = u.v1",
-            ("text", column(run, "delivered_at")), ("boolean", column(run, "on_time")),
+            conn,
+            run,
+            "status = 'delivered', delivered_at = u.v0::timestamptz, on_time = u.v1",
+            ("text", column(run, "delivered_at")),
+            ("boolean", column(run, "on_time")),
         )
 
     async def on_order_delivery_overdue(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -209,8 +238,7 @@ class OrderBoard(RunProjection):
     async def on_order_promotion_declined(self, conn: asyncpg.Connection, run: Run) -> None:
         # Several promotions may be declined for one order: append them all, in order.
         notes = [
-            orjson.dumps({"promotion_id": e.data["promotion_id"], "reason": e.data["reason"]}).decode()
-            for e in run
+            orjson.dumps({"promotion_id": e.data["promotion_id"], "reason": e.data["reason"]}).decode() for e in run
         ]
         await conn.execute(
             """
@@ -220,15 +248,18 @@ class OrderBoard(RunProjection):
                   GROUP BY order_id) n
             WHERE o.order_id = n.order_id
             """,
-            column(run, "order_id"), notes,
+            column(run, "order_id"),
+            notes,
         )
 
     async def on_order_deposit_recorded(self, conn: asyncpg.Connection, run: Run) -> None:
         run = last_per(run, "order_id")
         await self._set(
-            conn, run,
+            conn,
+            run,
             "deposit_agreed_fen = u.v0, deposit_total_fen = u.v1, deposit_due_by = u.v2::timestamptz",
-            ("bigint", column(run, "agreed_fen")), ("bigint", column(run, "total_fen")),
+            ("bigint", column(run, "agreed_fen")),
+            ("bigint", column(run, "total_fen")),
             ("text", column(run, "due_by")),
         )
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncpg
 
-from salesplatform.store import RecordedEvent
-
 from orders_service.projections.base import Run, RunProjection
+from salesplatform.store import RecordedEvent
 
 
 class Promotions(RunProjection):
     name = "promotions"
     inline = True
     code_version = 1
-    event_types = frozenset({
-        "promotion.planned", "promotion.cost_incurred", "promotion.cost_released", "order.placed",
-    })
+    event_types = frozenset(
+        {
+            "promotion.planned",
+            "promotion.cost_incurred",
+            "promotion.cost_released",
+            "order.placed",
+        }
+    )
     schema_sql = """
     CREATE TABLE promotions (
         promotion_id        text PRIMARY KEY,
@@ -57,14 +61,24 @@ class Promotions(RunProjection):
                 "INSERT INTO promotions (promotion_id, name, starts_on, ends_on, skus, channels,"
                 " discount_percent, gift_buy, gift_get, budget_fen)"
                 " VALUES ($1, $2, $3::text::date, $4::text::date, $5, $6, $7, $8, $9, $10)",
-                d["promotion_id"], d["name"], d["starts_on"], d["ends_on"], d["skus"], d["channels"],
-                d["discount_percent"], gift.get("buy"), gift.get("get"), d["budget_fen"],
+                d["promotion_id"],
+                d["name"],
+                d["starts_on"],
+                d["ends_on"],
+                d["skus"],
+                d["channels"],
+                d["discount_percent"],
+                gift.get("buy"),
+                gift.get("get"),
+                d["budget_fen"],
             )
 
     async def on_order_placed(self, conn: asyncpg.Connection, run: Run) -> None:
         rows = [
             (line["promotion_id"], e.data["order_id"], line.get("gift_quantity", 0))
-            for e in run for line in e.data["lines"] if line.get("promotion_id")
+            for e in run
+            for line in e.data["lines"]
+            if line.get("promotion_id")
         ]
         if rows:
             await conn.execute(
@@ -74,7 +88,9 @@ class Promotions(RunProjection):
                 GROUP BY p, o
                 ON CONFLICT (promotion_id, order_id) DO UPDATE SET gift_quantity = EXCLUDED.gift_quantity
                 """,
-                [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
             )
 
     async def on_promotion_cost_incurred(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -84,11 +100,14 @@ class Promotions(RunProjection):
                 "INSERT INTO promotion_orders (promotion_id, order_id, cost_fen) VALUES ($1, $2, $3)"
                 " ON CONFLICT (promotion_id, order_id) DO UPDATE"
                 " SET cost_fen = promotion_orders.cost_fen + EXCLUDED.cost_fen",
-                d["promotion_id"], d["order_id"], d["cost_fen"],
+                d["promotion_id"],
+                d["order_id"],
+                d["cost_fen"],
             )
             await conn.execute(
                 "UPDATE promotions SET spent_fen = spent_fen + $2 WHERE promotion_id = $1",
-                d["promotion_id"], d["cost_fen"],
+                d["promotion_id"],
+                d["cost_fen"],
             )
 
     async def on_promotion_cost_released(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -96,12 +115,11 @@ class Promotions(RunProjection):
             d = e.data
             await conn.execute(
                 "UPDATE promotion_orders SET released = true WHERE promotion_id = $1 AND order_id = $2",
-                d["promotion_id"], d["order_id"],
+                d["promotion_id"],
+                d["order_id"],
             )
             await conn.execute(
                 "UPDATE promotions SET spent_fen = spent_fen - $2 WHERE promotion_id = $1",
-                d["promotion_id"], d["cost_fen"],
+                d["promotion_id"],
+                d["cost_fen"],
             )
-
-
-

@@ -12,10 +12,15 @@ class Receivables(RunProjection):
     name = "receivables"
     inline = True
     code_version = 2
-    event_types = frozenset({
-        "invoice.issued", "payment.received", "collection.note_recorded",
-        "return.requested", "return.resolved",
-    })
+    event_types = frozenset(
+        {
+            "invoice.issued",
+            "payment.received",
+            "collection.note_recorded",
+            "return.requested",
+            "return.resolved",
+        }
+    )
     schema_sql = """
     CREATE TABLE invoices (
         invoice_id      text PRIMARY KEY,
@@ -77,8 +82,12 @@ class Receivables(RunProjection):
             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
                  AS t(i, o, c, a, io, d)
             """,
-            column(run, "invoice_id"), column(run, "order_id"), column(run, "customer_id"),
-            column(run, "amount_fen"), column(run, "issued_on"), column(run, "due_on"),
+            column(run, "invoice_id"),
+            column(run, "order_id"),
+            column(run, "customer_id"),
+            column(run, "amount_fen"),
+            column(run, "issued_on"),
+            column(run, "due_on"),
         )
 
     async def on_payment_received(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -88,8 +97,11 @@ class Receivables(RunProjection):
             SELECT p, c, a, r::date, who
             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS t(p, c, a, r, who)
             """,
-            column(run, "payment_id"), column(run, "customer_id"), column(run, "amount_fen"),
-            column(run, "received_on"), actors(run),
+            column(run, "payment_id"),
+            column(run, "customer_id"),
+            column(run, "amount_fen"),
+            column(run, "received_on"),
+            actors(run),
         )
         allocations = [
             (e.data["payment_id"], a["invoice_id"], a["amount_fen"]) for e in run for a in e.data["allocations"]
@@ -107,7 +119,9 @@ class Receivables(RunProjection):
             FROM (SELECT invoice_id, sum(amount_fen) AS total FROM a GROUP BY invoice_id) s
             WHERE i.invoice_id = s.invoice_id
             """,
-            [p for p, _, _ in allocations], [i for _, i, _ in allocations], [x for _, _, x in allocations],
+            [p for p, _, _ in allocations],
+            [i for _, i, _ in allocations],
+            [x for _, _, x in allocations],
         )
 
     async def on_collection_note_recorded(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -119,15 +133,21 @@ class Receivables(RunProjection):
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                         $7::text[], $8::timestamptz[]) AS x(n, c, i, t, p, f, who, at)
             """,
-            column(run, "note_id"), column(run, "customer_id"), column(run, "invoice_id"),
-            column(run, "note"), column(run, "promised_on"), column(run, "next_follow_up_on"),
-            actors(run), occurred(run),
+            column(run, "note_id"),
+            column(run, "customer_id"),
+            column(run, "invoice_id"),
+            column(run, "note"),
+            column(run, "promised_on"),
+            column(run, "next_follow_up_on"),
+            actors(run),
+            occurred(run),
         )
 
     async def on_return_requested(self, conn: asyncpg.Connection, run: Run) -> None:
         await conn.execute(
             "INSERT INTO return_orders SELECT * FROM unnest($1::text[], $2::text[])",
-            column(run, "return_id"), column(run, "order_id"),
+            column(run, "return_id"),
+            column(run, "order_id"),
         )
 
     async def on_return_resolved(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -143,10 +163,14 @@ class Receivables(RunProjection):
             credited = min(event.data["amount_fen"], row["open_fen"]) if row else 0
             await conn.execute(
                 "INSERT INTO credit_notes VALUES ($1, $2, $3, $4)",
-                event.data["return_id"], row["invoice_id"] if row else None, event.data["amount_fen"], credited,
+                event.data["return_id"],
+                row["invoice_id"] if row else None,
+                event.data["amount_fen"],
+                credited,
             )
             if row and credited:
                 await conn.execute(
                     "UPDATE invoices SET credited_fen = credited_fen + $2 WHERE invoice_id = $1",
-                    row["invoice_id"], credited,
+                    row["invoice_id"],
+                    credited,
                 )

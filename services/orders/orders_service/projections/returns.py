@@ -12,10 +12,17 @@ class Returns(RunProjection):
     name = "returns"
     inline = True
     code_version = 1
-    event_types = frozenset({
-        "return.requested", "return.inspected", "return.approved", "return.rejected",
-        "return.resolved", "return.goods_received", "corrective_action.assigned",
-    })
+    event_types = frozenset(
+        {
+            "return.requested",
+            "return.inspected",
+            "return.approved",
+            "return.rejected",
+            "return.resolved",
+            "return.goods_received",
+            "corrective_action.assigned",
+        }
+    )
     schema_sql = """
     CREATE TABLE returns (
         return_id               text PRIMARY KEY,
@@ -61,8 +68,15 @@ class Returns(RunProjection):
                 "INSERT INTO returns (return_id, order_id, customer_id, scope, reason, detail, status,"
                 " amount_fen, requested_by, requested_at, updated_at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $9, $9)",
-                d["return_id"], d["order_id"], d["customer_id"], d["scope"], d["reason"], d["detail"],
-                sum(line["amount_fen"] for line in d["lines"]), e.envelope.actor.id, e.envelope.occurred_at,
+                d["return_id"],
+                d["order_id"],
+                d["customer_id"],
+                d["scope"],
+                d["reason"],
+                d["detail"],
+                sum(line["amount_fen"] for line in d["lines"]),
+                e.envelope.actor.id,
+                e.envelope.occurred_at,
             )
             await conn.executemany(
                 "INSERT INTO return_lines VALUES ($1, $2, $3, $4)",
@@ -73,13 +87,19 @@ class Returns(RunProjection):
         for e in run:
             await conn.execute(
                 f"UPDATE returns SET {assignments}, updated_at = $2 WHERE return_id = $1",
-                e.data["return_id"], e.envelope.occurred_at, *[e.data[v] for v in values],
+                e.data["return_id"],
+                e.envelope.occurred_at,
+                *[e.data[v] for v in values],
             )
 
     async def on_return_inspected(self, conn: asyncpg.Connection, run: Run) -> None:
         await self._update(
-            conn, run, "status = 'inspected', inspector_id = $3, inspection_confirmed = $4, inspection_notes = $5",
-            "inspector_id", "confirmed", "notes",
+            conn,
+            run,
+            "status = 'inspected', inspector_id = $3, inspection_confirmed = $4, inspection_notes = $5",
+            "inspector_id",
+            "confirmed",
+            "notes",
         )
 
     async def on_return_approved(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -90,7 +110,11 @@ class Returns(RunProjection):
 
     async def on_return_resolved(self, conn: asyncpg.Connection, run: Run) -> None:
         await self._update(
-            conn, run, "status = 'resolved', resolution = $3, resolution_amount_fen = $4", "resolution", "amount_fen",
+            conn,
+            run,
+            "status = 'resolved', resolution = $3, resolution_amount_fen = $4",
+            "resolution",
+            "amount_fen",
         )
 
     async def on_return_goods_received(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -100,5 +124,8 @@ class Returns(RunProjection):
         for e in run:
             await conn.execute(
                 "INSERT INTO corrective_actions VALUES ($1, $2, $3, $4)",
-                e.data["return_id"], e.data["department"], e.data["action"], e.envelope.occurred_at,
+                e.data["return_id"],
+                e.data["department"],
+                e.data["action"],
+                e.envelope.occurred_at,
             )

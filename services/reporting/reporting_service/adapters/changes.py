@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import structlog
 from pydantic import BaseModel, Field
+
 from salesplatform.projections import Change
 
 log = structlog.get_logger(__name__)

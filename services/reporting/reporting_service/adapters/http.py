@@ -17,11 +17,6 @@ import orjson
 from fastapi import APIRouter, Depends
 from fastapi import Query as Param
 from fastapi.responses import JSONResponse, Response
-from salesplatform.clock import business_date
-from salesplatform.commands import invalid
-from salesplatform.errors import DomainError, PermissionDenied
-from salesplatform.events import Actor, Role
-from salesplatform.service import http_actor
 
 from reporting_service.application.rebuilds import rebuilds_of
 from reporting_service.domain.events import MONTH_PATTERN
@@ -44,6 +39,11 @@ from reporting_service.queries.common import (
     reading_reports,
     scope_of,
 )
+from salesplatform.clock import business_date
+from salesplatform.commands import invalid
+from salesplatform.errors import DomainError, PermissionDenied
+from salesplatform.events import Actor, Role
+from salesplatform.service import http_actor
 
 JSON_PAGE = 100
 JSON_PAGE_MAX = 1000
@@ -51,7 +51,9 @@ CSV_ROWS_MAX = 100_000
 
 Format = Literal["json", "csv"]
 ID = Annotated[str | None, Param(min_length=1, max_length=100)]
-From = Annotated[date | None, Param(alias="from", description="first business date (default: first of the month of `to`)")]
+From = Annotated[
+    date | None, Param(alias="from", description="first business date (default: first of the month of `to`)")
+]
 To = Annotated[date | None, Param(description="last business date (default: today, company time zone)")]
 
 
@@ -61,16 +63,22 @@ class Paging:
     def __init__(
         self,
         format: Annotated[Format, Param(description="json (default) or csv")] = "json",
-        limit: Annotated[int | None, Param(ge=1, le=CSV_ROWS_MAX, description="rows per page (JSON: at most 1000)")] = None,
+        limit: Annotated[
+            int | None, Param(ge=1, le=CSV_ROWS_MAX, description="rows per page (JSON: at most 1000)")
+        ] = None,
         offset: Annotated[int, Param(ge=0)] = 0,
     ) -> None:
         if format == "json" and limit is not None and limit > JSON_PAGE_MAX:
-            raise invalid("limit", f"a JSON page has at most {JSON_PAGE_MAX} rows; use format=csv for more", "less_than_equal")
+            raise invalid(
+                "limit", f"a JSON page has at most {JSON_PAGE_MAX} rows; use format=csv for more", "less_than_equal"
+            )
         self.format = format
         self.page = Page(limit or (JSON_PAGE if format == "json" else CSV_ROWS_MAX), offset)
 
 
-def _group_list(value: str | None, allowed: set[str] | dict[str, Any], default: list[str], field: str = "group_by") -> list[str]:
+def _group_list(
+    value: str | None, allowed: set[str] | dict[str, Any], default: list[str], field: str = "group_by"
+) -> list[str]:
     if value is None:
         return default
     items = [v.strip() for v in value.split(",") if v.strip()]
@@ -169,65 +177,123 @@ def router(runtime: Any) -> APIRouter:
     async def sales_report(
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
-        start: From = None, to: To = None,
+        start: From = None,
+        to: To = None,
         period: Annotated[sales.Period, Param()] = "day",
-        group_by: Annotated[str | None, Param(description="comma list of rep, customer, sku, product_group, district, area")] = None,
-        rep_id: ID = None, district_id: ID = None, area_id: ID = None, customer_id: ID = None,
-        sku: ID = None, product_group: ID = None,
+        group_by: Annotated[
+            str | None, Param(description="comma list of rep, customer, sku, product_group, district, area")
+        ] = None,
+        rep_id: ID = None,
+        district_id: ID = None,
+        area_id: ID = None,
+        customer_id: ID = None,
+        sku: ID = None,
+        product_group: ID = None,
     ) -> Response:
         first, last = date_range(start, to)
         groups = _group_list(group_by, sales.SALES_DIMENSIONS, [])
         asked = Territory(rep_id, district_id, area_id, customer_id)
-        result = await run(actor, asked, lambda c, s, sc: sales.sales(
-            c, s, sc, asked, start=first, end=last, period=period, group_by=groups, sku=sku,
-            product_group=product_group, page=paging.page))
-        return respond("sales", result, paging, {
-            "from": first, "to": last, "period": period, "group_by": groups, **_asked(asked),
-            "sku": sku, "product_group": product_group})
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: sales.sales(
+                c,
+                s,
+                sc,
+                asked,
+                start=first,
+                end=last,
+                period=period,
+                group_by=groups,
+                sku=sku,
+                product_group=product_group,
+                page=paging.page,
+            ),
+        )
+        return respond(
+            "sales",
+            result,
+            paging,
+            {
+                "from": first,
+                "to": last,
+                "period": period,
+                "group_by": groups,
+                **_asked(asked),
+                "sku": sku,
+                "product_group": product_group,
+            },
+        )
 
     @api.get("/reports/composition", **describe("composition"))
     async def composition_report(
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
-        start: From = None, to: To = None,
-        by: Annotated[Literal["grade", "channel", "credit_rating", "product_group", "sku", "district", "area"], Param()] = "grade",
-        rep_id: ID = None, district_id: ID = None, area_id: ID = None,
+        start: From = None,
+        to: To = None,
+        by: Annotated[
+            Literal["grade", "channel", "credit_rating", "product_group", "sku", "district", "area"], Param()
+        ] = "grade",
+        rep_id: ID = None,
+        district_id: ID = None,
+        area_id: ID = None,
     ) -> Response:
         first, last = date_range(start, to)
         asked = Territory(rep_id, district_id, area_id)
-        result = await run(actor, asked, lambda c, s, sc: sales.composition(
-            c, s, sc, asked, start=first, end=last, by=by, page=paging.page))
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: sales.composition(c, s, sc, asked, start=first, end=last, by=by, page=paging.page),
+        )
         return respond("composition", result, paging, {"from": first, "to": last, "by": by, **_asked(asked)})
 
     @api.get("/reports/credit", **describe("credit"))
     async def credit_report(
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
-        start: From = None, to: To = None,
+        start: From = None,
+        to: To = None,
         as_of: Annotated[date | None, Param(description="day of the open receivables (default: `to`)")] = None,
         group_by: Annotated[Literal["credit_rating", "customer"], Param()] = "credit_rating",
-        rep_id: ID = None, district_id: ID = None, area_id: ID = None, customer_id: ID = None,
+        rep_id: ID = None,
+        district_id: ID = None,
+        area_id: ID = None,
+        customer_id: ID = None,
     ) -> Response:
         first, last = date_range(start, to)
         at = as_of or last
         asked = Territory(rep_id, district_id, area_id, customer_id)
-        result = await run(actor, asked, lambda c, s, sc: receivables.credit(
-            c, s, sc, asked, start=first, end=last, as_of=at, group_by=group_by, page=paging.page))
-        return respond("credit", result, paging, {
-            "from": first, "to": last, "as_of": at, "group_by": group_by, **_asked(asked)})
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: receivables.credit(
+                c, s, sc, asked, start=first, end=last, as_of=at, group_by=group_by, page=paging.page
+            ),
+        )
+        return respond(
+            "credit", result, paging, {"from": first, "to": last, "as_of": at, "group_by": group_by, **_asked(asked)}
+        )
 
     @api.get("/reports/kpi", **describe("kpi"))
     async def kpi_report(
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
-        start: From = None, to: To = None,
+        start: From = None,
+        to: To = None,
         group_by: Annotated[field.Grouping, Param()] = "rep",
-        rep_id: ID = None, district_id: ID = None, area_id: ID = None,
+        rep_id: ID = None,
+        district_id: ID = None,
+        area_id: ID = None,
     ) -> Response:
         first, last = date_range(start, to)
         asked = Territory(rep_id, district_id, area_id)
-        result = await run(actor, asked, lambda c, s, sc: field.kpi_board(
-            c, s, sc, asked, start=first, end=last, group_by=group_by, page=paging.page))
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: field.kpi_board(
+                c, s, sc, asked, start=first, end=last, group_by=group_by, page=paging.page
+            ),
+        )
         return respond("kpi", result, paging, {"from": first, "to": last, "group_by": group_by, **_asked(asked)})
 
     @api.get("/reports/targets", **describe("target_achievement"))
@@ -246,11 +312,27 @@ def router(runtime: Any) -> APIRouter:
             raise invalid("subject_id", "say which level the subject is: level=rep|district|area", "missing_level")
         # A subject outside the reader's line is refused like any other filter.
         asked = Territory(**({f"{level}_id": subject_id} if subject_id else {}))
-        result = await run(actor, asked, lambda c, s, sc: sales.target_achievement(
-            c, s, sc, month=which, as_of=at, level=level, subject_id=subject_id,
-            product_group=product_group, page=paging.page))
-        return respond("target_achievement", result, paging, {
-            "month": which, "as_of": at, "level": level, "subject_id": subject_id, "product_group": product_group})
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: sales.target_achievement(
+                c,
+                s,
+                sc,
+                month=which,
+                as_of=at,
+                level=level,
+                subject_id=subject_id,
+                product_group=product_group,
+                page=paging.page,
+            ),
+        )
+        return respond(
+            "target_achievement",
+            result,
+            paging,
+            {"month": which, "as_of": at, "level": level, "subject_id": subject_id, "product_group": product_group},
+        )
 
     @api.get("/reports/receivables", **describe("receivables"))
     async def receivables_report(
@@ -258,44 +340,73 @@ def router(runtime: Any) -> APIRouter:
         paging: Annotated[Paging, Depends()],
         as_of: Annotated[date | None, Param(description="default: today")] = None,
         group_by: Annotated[Literal["customer", "rep", "district", "area", "total"], Param()] = "customer",
-        rep_id: ID = None, district_id: ID = None, area_id: ID = None, customer_id: ID = None,
+        rep_id: ID = None,
+        district_id: ID = None,
+        area_id: ID = None,
+        customer_id: ID = None,
     ) -> Response:
         at = as_of or today()
         asked = Territory(rep_id, district_id, area_id, customer_id)
-        result = await run(actor, asked, lambda c, s, sc: receivables.ageing(
-            c, s, sc, asked, as_of=at, group_by=group_by, page=paging.page))
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: receivables.ageing(c, s, sc, asked, as_of=at, group_by=group_by, page=paging.page),
+        )
         return respond("receivables", result, paging, {"as_of": at, "group_by": group_by, **_asked(asked)})
 
     @api.get("/reports/returns", **describe("returns"))
     async def returns_report(
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
-        start: From = None, to: To = None,
-        group_by: Annotated[str | None, Param(description="comma list of reason, sku, product_group, resolution, scope, status, rep, district, area")] = None,
-        rep_id: ID = None, district_id: ID = None, area_id: ID = None, customer_id: ID = None,
+        start: From = None,
+        to: To = None,
+        group_by: Annotated[
+            str | None,
+            Param(
+                description="comma list of reason, sku, product_group, resolution, scope, status, rep, district, area"
+            ),
+        ] = None,
+        rep_id: ID = None,
+        district_id: ID = None,
+        area_id: ID = None,
+        customer_id: ID = None,
     ) -> Response:
         first, last = date_range(start, to)
         groups = _group_list(group_by, returns.RETURN_DIMENSIONS, ["reason"])
         asked = Territory(rep_id, district_id, area_id, customer_id)
         # Inspectors re-inspect returned goods, so they read the returns report (all of it).
-        result = await run(actor, asked, lambda c, s, sc: returns.returns(
-            c, s, sc, asked, start=first, end=last, group_by=groups, page=paging.page),
-            extra_roles=frozenset({Role.inspector}))
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: returns.returns(c, s, sc, asked, start=first, end=last, group_by=groups, page=paging.page),
+            extra_roles=frozenset({Role.inspector}),
+        )
         return respond("returns", result, paging, {"from": first, "to": last, "group_by": groups, **_asked(asked)})
 
     @api.get("/reports/complaints", **describe("complaints"))
     async def complaints_report(
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
-        start: From = None, to: To = None,
-        group_by: Annotated[str | None, Param(description="comma list of category, severity, channel, department")] = None,
-        rep_id: ID = None, district_id: ID = None, area_id: ID = None, customer_id: ID = None,
+        start: From = None,
+        to: To = None,
+        group_by: Annotated[
+            str | None, Param(description="comma list of category, severity, channel, department")
+        ] = None,
+        rep_id: ID = None,
+        district_id: ID = None,
+        area_id: ID = None,
+        customer_id: ID = None,
     ) -> Response:
         first, last = date_range(start, to)
         groups = _group_list(group_by, service_quality.COMPLAINT_DIMENSIONS, ["category"])
         asked = Territory(rep_id, district_id, area_id, customer_id)
-        result = await run(actor, asked, lambda c, s, sc: service_quality.complaints(
-            c, s, sc, asked, start=first, end=last, group_by=groups, page=paging.page))
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: service_quality.complaints(
+                c, s, sc, asked, start=first, end=last, group_by=groups, page=paging.page
+            ),
+        )
         return respond("complaints", result, paging, {"from": first, "to": last, "group_by": groups, **_asked(asked)})
 
     @api.get("/reports/promotions", **describe("promotions"))
@@ -304,13 +415,21 @@ def router(runtime: Any) -> APIRouter:
         paging: Annotated[Paging, Depends()],
         promotion_id: ID = None,
         active_on: Annotated[date | None, Param(description="only promotions running on this day")] = None,
-        rep_id: ID = None, district_id: ID = None, area_id: ID = None,
+        rep_id: ID = None,
+        district_id: ID = None,
+        area_id: ID = None,
     ) -> Response:
         asked = Territory(rep_id, district_id, area_id)
-        result = await run(actor, asked, lambda c, s, sc: sales.promotions(
-            c, s, sc, asked, promotion_id=promotion_id, active_on=active_on, page=paging.page))
-        return respond("promotions", result, paging, {
-            "promotion_id": promotion_id, "active_on": active_on, **_asked(asked)})
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: sales.promotions(
+                c, s, sc, asked, promotion_id=promotion_id, active_on=active_on, page=paging.page
+            ),
+        )
+        return respond(
+            "promotions", result, paging, {"promotion_id": promotion_id, "active_on": active_on, **_asked(asked)}
+        )
 
     @api.get("/reports/satisfaction", **describe("satisfaction"))
     async def satisfaction_report(
@@ -318,15 +437,29 @@ def router(runtime: Any) -> APIRouter:
         paging: Annotated[Paging, Depends()],
         from_period: Annotated[str | None, Param(pattern=r"^[0-9]{4}H[12]$")] = None,
         to_period: Annotated[str | None, Param(pattern=r"^[0-9]{4}H[12]$")] = None,
-        group_by: Annotated[str | None, Param(description="comma list of rep, district, area (the period is always a group)")] = None,
-        rep_id: ID = None, district_id: ID = None, area_id: ID = None, customer_id: ID = None,
+        group_by: Annotated[
+            str | None, Param(description="comma list of rep, district, area (the period is always a group)")
+        ] = None,
+        rep_id: ID = None,
+        district_id: ID = None,
+        area_id: ID = None,
+        customer_id: ID = None,
     ) -> Response:
         groups = _group_list(group_by, service_quality.SATISFACTION_DIMENSIONS, [])
         asked = Territory(rep_id, district_id, area_id, customer_id)
-        result = await run(actor, asked, lambda c, s, sc: service_quality.satisfaction(
-            c, s, sc, asked, from_period=from_period, to_period=to_period, group_by=groups, page=paging.page))
-        return respond("satisfaction", result, paging, {
-            "from_period": from_period, "to_period": to_period, "group_by": groups, **_asked(asked)})
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: service_quality.satisfaction(
+                c, s, sc, asked, from_period=from_period, to_period=to_period, group_by=groups, page=paging.page
+            ),
+        )
+        return respond(
+            "satisfaction",
+            result,
+            paging,
+            {"from_period": from_period, "to_period": to_period, "group_by": groups, **_asked(asked)},
+        )
 
     @api.get("/reports/customer-base", **describe("customer_base"))
     async def customer_base_report(
@@ -336,14 +469,25 @@ def router(runtime: Any) -> APIRouter:
         as_of: Annotated[date | None, Param(description="default: today")] = None,
         dormant_days: Annotated[int, Param(ge=1, le=3650)] = DEFAULT_DORMANT_DAYS,
         group_by: Annotated[Literal["total", "rep", "district", "area"], Param()] = "total",
-        rep_id: ID = None, district_id: ID = None, area_id: ID = None,
+        rep_id: ID = None,
+        district_id: ID = None,
+        area_id: ID = None,
     ) -> Response:
         first, last = date_range(start, as_of)
         asked = Territory(rep_id, district_id, area_id)
-        result = await run(actor, asked, lambda c, s, sc: customers.customer_base(
-            c, s, sc, asked, start=first, end=last, dormant_days=dormant_days, group_by=group_by, page=paging.page))
-        return respond("customer_base", result, paging, {
-            "from": first, "as_of": last, "dormant_days": dormant_days, "group_by": group_by, **_asked(asked)})
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: customers.customer_base(
+                c, s, sc, asked, start=first, end=last, dormant_days=dormant_days, group_by=group_by, page=paging.page
+            ),
+        )
+        return respond(
+            "customer_base",
+            result,
+            paging,
+            {"from": first, "as_of": last, "dormant_days": dormant_days, "group_by": group_by, **_asked(asked)},
+        )
 
     @api.get("/schemas/changes", tags=["contract"], summary="The change notices report consumers subscribe to")
     async def change_schema() -> dict[str, Any]:
@@ -355,14 +499,18 @@ def router(runtime: Any) -> APIRouter:
                 "report": "the report name (the last subject token)",
                 "projection": "the read model that changed, or rebuild-all",
                 "changes": "list of keys that changed: period (YYYY-MM-DD) or month (YYYY-MM), "
-                           "rep_id, district_id, area_id, customer_id, category, reason, "
-                           "promotion_id, level, subject_id, as fit the report",
+                "rep_id, district_id, area_id, customer_id, category, reason, "
+                "promotion_id, level, subject_id, as fit the report",
                 "rebuilt": "a change {rebuilt: true} after a rebuild switched: re-read everything",
             },
         }
 
-    @api.post("/admin/rebuild-all", tags=["operations"], status_code=202,
-              summary="Rebuild every report projection in one pass over the log, then switch")
+    @api.post(
+        "/admin/rebuild-all",
+        tags=["operations"],
+        status_code=202,
+        summary="Rebuild every report projection in one pass over the log, then switch",
+    )
     async def rebuild_all(
         actor: Annotated[Actor, Depends(http_actor)],
         projections: Annotated[str | None, Param(description="comma list of projection names (default: all)")] = None,
@@ -390,6 +538,8 @@ def router(runtime: Any) -> APIRouter:
 
 def _asked(asked: Territory) -> dict[str, Any]:
     return {
-        "rep_id": asked.rep_id, "district_id": asked.district_id, "area_id": asked.area_id,
+        "rep_id": asked.rep_id,
+        "district_id": asked.district_id,
+        "area_id": asked.area_id,
         "customer_id": asked.customer_id,
     }

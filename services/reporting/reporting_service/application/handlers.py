@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from salesplatform.clock import Clock
-from salesplatform.commands import CommandBus
-from salesplatform.errors import DomainError, NotFound
-from salesplatform.events import EventRegistry, Role
-from salesplatform.uow import UnitOfWork
-
 from reporting_service.application.territory import children_of, subject
 from reporting_service.domain.commands import DecomposeTarget, SetTarget
 from reporting_service.domain.target import (
@@ -19,6 +13,11 @@ from reporting_service.domain.target import (
     target_id_for,
 )
 from reporting_service.projections.targets import TargetsProjection
+from salesplatform.clock import Clock
+from salesplatform.commands import CommandBus
+from salesplatform.errors import DomainError, NotFound
+from salesplatform.events import EventRegistry, Role
+from salesplatform.uow import UnitOfWork
 
 TARGET_SETTERS = {Role.area_manager, Role.sales_manager, Role.general_manager}
 
@@ -26,11 +25,15 @@ TARGET_SETTERS = {Role.area_manager, Role.sales_manager, Role.general_manager}
 def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
     bus = CommandBus(registry, clock, inline_projections=[TargetsProjection()])
 
-    @bus.command(SetTarget, roles=TARGET_SETTERS, summary=(
-        "Set a monthly sales target (销售指标) of a rep, district or area, optionally for one "
-        "product group. Sales managers and up: any target; area managers: the districts and "
-        "reps of their own area."
-    ))
+    @bus.command(
+        SetTarget,
+        roles=TARGET_SETTERS,
+        summary=(
+            "Set a monthly sales target (销售指标) of a rep, district or area, optionally for one "
+            "product group. Sales managers and up: any target; area managers: the districts and "
+            "reps of their own area."
+        ),
+    )
     async def set_target(cmd: SetTarget, uow: UnitOfWork) -> dict:
         who = await subject(uow.conn, cmd.level, cmd.subject_id)
         check_may_set_target(uow.actor, who)
@@ -39,28 +42,28 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
         await uow.save(target)
         return {**_view(target), "changed": changed}
 
-    @bus.command(DecomposeTarget, roles=TARGET_SETTERS, summary=(
-        "Split an area's (or a district's) monthly target over its districts or reps (目标分解), "
-        "by the given integer weights or equally. The parts are whole fen and sum exactly to the "
-        "parent; the fen left over by rounding go to the largest remainders (ties: smaller id)."
-    ))
+    @bus.command(
+        DecomposeTarget,
+        roles=TARGET_SETTERS,
+        summary=(
+            "Split an area's (or a district's) monthly target over its districts or reps (目标分解), "
+            "by the given integer weights or equally. The parts are whole fen and sum exactly to the "
+            "parent; the fen left over by rounding go to the largest remainders (ties: smaller id)."
+        ),
+    )
     async def decompose_target(cmd: DecomposeTarget, uow: UnitOfWork) -> dict:
         check_can_decompose(cmd.level, cmd.into)
         parent_subject = await subject(uow.conn, cmd.level, cmd.subject_id)
         parent = await uow.load(Target, target_id_for(cmd.month, cmd.level, cmd.subject_id, cmd.product_group))
         if not parent.exists:
-            raise NotFound(
-                f"no {cmd.level} target for {cmd.subject_id} in {cmd.month}", code="target_not_found"
-            )
+            raise NotFound(f"no {cmd.level} target for {cmd.subject_id} in {cmd.month}", code="target_not_found")
         if cmd.weights is not None:
             children = [await subject(uow.conn, cmd.into, child_id) for child_id in sorted(cmd.weights)]
             weights = dict(cmd.weights)
         else:
             children = await children_of(uow.conn, parent_subject, cmd.into)
             if not children:
-                raise DomainError(
-                    f"{cmd.level} {cmd.subject_id} has no {cmd.into}s to split over", code="no_children"
-                )
+                raise DomainError(f"{cmd.level} {cmd.subject_id} has no {cmd.into}s to split over", code="no_children")
             weights = {c.id: 1 for c in children}
         for child in children:
             check_child_of(parent_subject, child)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from salesplatform.projections import Projection
-from salesplatform.store import RecordedEvent
-
 from reporting_service.adapters.changes import publish_changes
 from reporting_service.domain.reports import CHANGE_SUBJECTS
 from reporting_service.projections.rebuild import RebuildRunning, rebuild_together
+from salesplatform.projections import Projection
+from salesplatform.store import RecordedEvent
 
 
 class ReportRebuilds:
@@ -81,7 +80,9 @@ class ReportRebuilds:
 
         try:
             generations = await rebuild_together(
-                self.runtime.pool, projections, on_progress=progress,
+                self.runtime.pool,
+                projections,
+                on_progress=progress,
                 on_failure=self.dead_letter,
             )
         except Exception as exc:
@@ -91,9 +92,7 @@ class ReportRebuilds:
         for name, generation in generations.items():
             states[name].update(status="done", generation=generation)
         # Everything may have changed: tell the subscribers of every report.
-        await publish_changes(
-            self.runtime, "rebuild-all", [{"report": r, "rebuilt": True} for r in CHANGE_SUBJECTS]
-        )
+        await publish_changes(self.runtime, "rebuild-all", [{"report": r, "rebuilt": True} for r in CHANGE_SUBJECTS])
         return generations
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncpg
-from salesplatform.errors import DomainError
-from salesplatform.projections import active_schema
 
 from reporting_service.domain.target import Subject
+from salesplatform.errors import DomainError
+from salesplatform.projections import active_schema
 
 
 async def subject(conn: asyncpg.Connection, level: str, subject_id: str) -> Subject:
@@ -21,22 +21,17 @@ async def subject(conn: asyncpg.Connection, level: str, subject_id: str) -> Subj
         if row is not None:
             return Subject("area", subject_id, subject_id)
     elif level == "district":
-        row = await conn.fetchrow(
-            f"SELECT area_id FROM {schema}.districts WHERE district_id = $1", subject_id
-        )
+        row = await conn.fetchrow(f"SELECT area_id FROM {schema}.districts WHERE district_id = $1", subject_id)
         if row is not None:
             return Subject("district", subject_id, row["area_id"], subject_id)
     else:
         row = await conn.fetchrow(
-            f"SELECT district_id, area_id FROM {schema}.staff"
-            " WHERE staff_id = $1 AND role = 'rep' AND active",
+            f"SELECT district_id, area_id FROM {schema}.staff WHERE staff_id = $1 AND role = 'rep' AND active",
             subject_id,
         )
         if row is not None:
             return Subject("rep", subject_id, row["area_id"], row["district_id"])
-    raise DomainError(
-        f"the customer archive knows no {level} {subject_id}", code="unknown_subject", field="subject_id"
-    )
+    raise DomainError(f"the customer archive knows no {level} {subject_id}", code="unknown_subject", field="subject_id")
 
 
 async def children_of(conn: asyncpg.Connection, parent: Subject, level: str) -> list[Subject]:

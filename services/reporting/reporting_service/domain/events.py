@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+
 from salesplatform.events import Event, EventRegistry
 
 MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"

@@ -6,12 +6,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from reporting_service.domain.events import TargetSet
 from salesplatform.aggregate import Aggregate
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, Event, Role
 from salesplatform.ids import uuid5
-
-from reporting_service.domain.events import TargetSet
 
 # Target ids are derived from what the target is about, so setting the same target twice
 # addresses the same stream (its history is the list of amounts it had).
@@ -53,8 +52,12 @@ class Target(Aggregate):
             return False
         self.record(
             TargetSet(
-                target_id=self.id, month=month, level=level, subject_id=subject_id,  # type: ignore[arg-type]
-                product_group=product_group, amount_fen=amount_fen,
+                target_id=self.id,
+                month=month,
+                level=level,
+                subject_id=subject_id,  # type: ignore[arg-type]
+                product_group=product_group,
+                amount_fen=amount_fen,
             )
         )
         return True
@@ -97,22 +100,16 @@ def check_may_set_target(actor: Actor, subject: Subject) -> None:
         return
     if actor.role == Role.area_manager:
         if subject.level == "area":
-            raise PermissionDenied(
-                "area targets are set by the sales manager", code="target_level_not_allowed"
-            )
+            raise PermissionDenied("area targets are set by the sales manager", code="target_level_not_allowed")
         if actor.area is None or subject.area_id != actor.area:
-            raise PermissionDenied(
-                f"{subject.level} {subject.id} is outside your area", code="outside_territory"
-            )
+            raise PermissionDenied(f"{subject.level} {subject.id} is outside your area", code="outside_territory")
         return
     raise PermissionDenied("only managers set targets", code="role_not_allowed")
 
 
 def check_child_of(parent: Subject, child: Subject) -> None:
     """A decomposition only reaches the parent's own districts or reps."""
-    inside = (
-        child.area_id == parent.id if parent.level == "area" else child.district_id == parent.id
-    )
+    inside = child.area_id == parent.id if parent.level == "area" else child.district_id == parent.id
     if not inside:
         raise DomainError(
             f"{child.level} {child.id} is not part of {parent.level} {parent.id}",

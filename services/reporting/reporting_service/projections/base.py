@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+
 from salesplatform.projections import Change, Projection
 from salesplatform.store import LogPosition, RecordedEvent
 

@@ -13,9 +13,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from salesplatform.projections import Change
 
 from reporting_service.projections.base import Stretch, StretchProjection, keys
+from salesplatform.projections import Change
 
 SCHEMA = """
 CREATE TABLE divisions (division_id text PRIMARY KEY, name text);
@@ -69,34 +69,81 @@ CREATE TABLE skus (sku text PRIMARY KEY, name text, brand text, product_group te
 """
 
 CUSTOMER_COLUMNS = (
-    "customer_id", "name", "customer_code", "district_id", "area_id", "division_id", "rep_id",
-    "channel", "nature", "ownership", "location_type", "grade", "credit_rating",
-    "credit_limit_fen", "payment_terms_days", "status", "source", "registered_on",
-    "approved_on", "survivor_id", "erased",
+    "customer_id",
+    "name",
+    "customer_code",
+    "district_id",
+    "area_id",
+    "division_id",
+    "rep_id",
+    "channel",
+    "nature",
+    "ownership",
+    "location_type",
+    "grade",
+    "credit_rating",
+    "credit_limit_fen",
+    "payment_terms_days",
+    "status",
+    "source",
+    "registered_on",
+    "approved_on",
+    "survivor_id",
+    "erased",
 )
 CUSTOMER_TYPES = {
-    "customer_id": "text", "name": "text", "customer_code": "text", "district_id": "text",
-    "area_id": "text", "division_id": "text", "rep_id": "text", "channel": "text",
-    "nature": "text", "ownership": "text", "location_type": "text", "grade": "text",
-    "credit_rating": "text", "credit_limit_fen": "bigint", "payment_terms_days": "integer",
-    "status": "text", "source": "text", "registered_on": "date", "approved_on": "date",
-    "survivor_id": "text", "erased": "boolean",
+    "customer_id": "text",
+    "name": "text",
+    "customer_code": "text",
+    "district_id": "text",
+    "area_id": "text",
+    "division_id": "text",
+    "rep_id": "text",
+    "channel": "text",
+    "nature": "text",
+    "ownership": "text",
+    "location_type": "text",
+    "grade": "text",
+    "credit_rating": "text",
+    "credit_limit_fen": "bigint",
+    "payment_terms_days": "integer",
+    "status": "text",
+    "source": "text",
+    "registered_on": "date",
+    "approved_on": "date",
+    "survivor_id": "text",
+    "erased": "boolean",
 }
 STAFF_COLUMNS = ("staff_id", "name", "role", "district_id", "area_id", "supervisor_id", "active")
 STAFF_TYPES = dict.fromkeys(STAFF_COLUMNS, "text") | {"active": "boolean"}
 
 # Fields a `customer.profile_updated` may change that the reports use.
 _PROFILE_FIELDS = {
-    "name", "district_id", "area_id", "division_id", "channel", "nature", "ownership",
-    "location_type", "grade",
+    "name",
+    "district_id",
+    "area_id",
+    "division_id",
+    "channel",
+    "nature",
+    "ownership",
+    "location_type",
+    "grade",
 }
 
 TERRITORY_TYPES = {"territory.division_defined", "territory.area_defined", "territory.district_defined"}
 STAFF_EVENT_TYPES = {"staff.assigned", "staff.departed"}
 CUSTOMER_EVENT_TYPES = {
-    "customer.registered", "customer.approved", "customer.rejected", "customer.classified",
-    "customer.credit_limit_set", "customer.assigned", "customer.status_changed",
-    "customer.released", "customer.claimed", "customer.merged", "customer.profile_updated",
+    "customer.registered",
+    "customer.approved",
+    "customer.rejected",
+    "customer.classified",
+    "customer.credit_limit_set",
+    "customer.assigned",
+    "customer.status_changed",
+    "customer.released",
+    "customer.claimed",
+    "customer.merged",
+    "customer.profile_updated",
     "customer.personal_data_erased",
 }
 
@@ -105,10 +152,7 @@ def _upsert(table: str, key: str, columns: tuple[str, ...], types: dict[str, str
     cols = ", ".join(columns)
     arrays = ", ".join(f"${i + 1}::{types[c]}[]" for i, c in enumerate(columns))
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
-    return (
-        f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({arrays}) "
-        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
-    )
+    return f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({arrays}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
 
 
 UPSERT_CUSTOMERS = _upsert("customers", "customer_id", CUSTOMER_COLUMNS, CUSTOMER_TYPES)
@@ -158,20 +202,28 @@ class DirectoryProjection(StretchProjection):
             return []
         customer_ids = {r["data"].get("customer_id") for r in rows if r["event_type"] in CUSTOMER_EVENT_TYPES}
         staff_ids = {r["data"].get("staff_id") for r in rows if r["event_type"] in STAFF_EVENT_TYPES}
-        customers = {
-            r["customer_id"]: dict(r)
-            for r in await conn.fetch(
-                f"SELECT {', '.join(CUSTOMER_COLUMNS)} FROM customers WHERE customer_id = ANY($1::text[])",
-                [c for c in customer_ids if c],
-            )
-        } if customer_ids else {}
-        staff = {
-            r["staff_id"]: dict(r)
-            for r in await conn.fetch(
-                f"SELECT {', '.join(STAFF_COLUMNS)} FROM staff WHERE staff_id = ANY($1::text[])",
-                [s for s in staff_ids if s],
-            )
-        } if staff_ids else {}
+        customers = (
+            {
+                r["customer_id"]: dict(r)
+                for r in await conn.fetch(
+                    f"SELECT {', '.join(CUSTOMER_COLUMNS)} FROM customers WHERE customer_id = ANY($1::text[])",
+                    [c for c in customer_ids if c],
+                )
+            }
+            if customer_ids
+            else {}
+        )
+        staff = (
+            {
+                r["staff_id"]: dict(r)
+                for r in await conn.fetch(
+                    f"SELECT {', '.join(STAFF_COLUMNS)} FROM staff WHERE staff_id = ANY($1::text[])",
+                    [s for s in staff_ids if s],
+                )
+            }
+            if staff_ids
+            else {}
+        )
         touched_customers: set[str] = set()
         touched_staff: set[str] = set()
         statuses: list[tuple[str, int, date, str]] = []
@@ -200,11 +252,15 @@ class DirectoryProjection(StretchProjection):
                 touched_customers.add(cid)
             elif t in STAFF_EVENT_TYPES:
                 sid = d["staff_id"]
-                person = staff.get(sid) or {c: None for c in STAFF_COLUMNS} | {"staff_id": sid, "active": True}
+                person = staff.get(sid) or dict.fromkeys(STAFF_COLUMNS) | {"staff_id": sid, "active": True}
                 if t == "staff.assigned":
                     person.update(
-                        name=d.get("name"), role=d.get("role"), district_id=d.get("district_id"),
-                        area_id=d.get("area_id"), supervisor_id=d.get("supervisor_id"), active=True,
+                        name=d.get("name"),
+                        role=d.get("role"),
+                        district_id=d.get("district_id"),
+                        area_id=d.get("area_id"),
+                        supervisor_id=d.get("supervisor_id"),
+                        active=True,
                     )
                 else:
                     person["active"] = False
@@ -216,7 +272,10 @@ class DirectoryProjection(StretchProjection):
                 areas[d["area_id"]] = (d["area_id"], d.get("name"), d.get("division_id"))
             elif t == "territory.district_defined":
                 districts[d["district_id"]] = (
-                    d["district_id"], d.get("name"), d.get("area_id"), d.get("division_id"),
+                    d["district_id"],
+                    d.get("name"),
+                    d.get("area_id"),
+                    d.get("division_id"),
                 )
             elif t == "sku.defined":
                 skus[d["sku"]] = (d["sku"], d.get("name"), d.get("brand"), d.get("product_group"), d.get("package"))
@@ -232,7 +291,10 @@ class DirectoryProjection(StretchProjection):
             people = [staff[s] for s in sorted(touched_staff)]
             await conn.execute(UPSERT_STAFF, *([p[c] for p in people] for c in STAFF_COLUMNS))
         for table, values in (
-            ("divisions", divisions), ("areas", areas), ("districts", districts), ("skus", skus),
+            ("divisions", divisions),
+            ("areas", areas),
+            ("districts", districts),
+            ("skus", skus),
         ):
             if values:
                 await conn.executemany(_PLAIN_UPSERTS[table], list(values.values()))
@@ -252,8 +314,18 @@ def _blank_card(customer_id: str) -> dict[str, Any]:
 
 # Each card change updates the card and returns the new lifecycle status, if it set one.
 def _registered(card: dict[str, Any], d: dict[str, Any]) -> str | None:
-    for f in ("name", "district_id", "area_id", "division_id", "rep_id", "channel", "nature",
-              "ownership", "location_type", "source"):
+    for f in (
+        "name",
+        "district_id",
+        "area_id",
+        "division_id",
+        "rep_id",
+        "channel",
+        "nature",
+        "ownership",
+        "location_type",
+        "source",
+    ):
         if f in d:
             card[f] = d[f]
     card["status"] = d.get("status") or "pending"

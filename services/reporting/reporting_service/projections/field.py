@@ -7,9 +7,8 @@ visit KPI is a ratio of.
 
 from __future__ import annotations
 
-from salesplatform.projections import Change
-
 from reporting_service.projections.base import SqlProjection, Statement, keys
+from salesplatform.projections import Change
 
 SCHEMA = """
 CREATE TABLE visits (
@@ -46,9 +45,22 @@ CREATE TABLE kpi_daily (
 """
 
 COUNTERS = (
-    "done", "planned_done", "successful", "missed", "orders_taken", "refused", "suggested",
-    "adopted", "audits", "required_skus", "required_present", "price_tags_ok", "display_ok",
-    "cooler_checks", "coolers_compliant", "coolers_misused",
+    "done",
+    "planned_done",
+    "successful",
+    "missed",
+    "orders_taken",
+    "refused",
+    "suggested",
+    "adopted",
+    "audits",
+    "required_skus",
+    "required_present",
+    "price_tags_ok",
+    "display_ok",
+    "cooler_checks",
+    "coolers_compliant",
+    "coolers_misused",
 )
 
 VISIT_PLANNED = """
@@ -71,8 +83,13 @@ RETURNING business_date AS day, rep_id
 """
 
 _COUNTED_TYPES = (
-    "visit.checked_out", "visit.missed", "visit.order_taken", "visit.order_refused",
-    "visit.order_suggested", "visit.merchandising_audited", "visit.cooler_checked",
+    "visit.checked_out",
+    "visit.missed",
+    "visit.order_taken",
+    "visit.order_refused",
+    "visit.order_suggested",
+    "visit.merchandising_audited",
+    "visit.cooler_checked",
 )
 
 VISIT_WORK = f"""

@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import structlog
+
+from reporting_service.projections.base import Stretch, StretchProjection
 from salesplatform.errors import ConcurrencyConflict
 from salesplatform.projections import FailureSink, Projection
 from salesplatform.store import (
@@ -28,8 +30,6 @@ from salesplatform.store import (
     read_log,
     read_log_between,
 )
-
-from reporting_service.projections.base import Stretch, StretchProjection
 
 log = structlog.get_logger(__name__)
 
@@ -96,9 +96,7 @@ async def _rebuild(
                     async with own.transaction():
                         await own.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
                         await _apply_everywhere(own, members, generations, stretch, on_failure)
-                        await _save_checkpoints(
-                            own, {p.name: generations[p.name] for p in members}, stretch.upto, n
-                        )
+                        await _save_checkpoints(own, {p.name: generations[p.name] for p in members}, stretch.upto, n)
                     for p in members:
                         done[p.name] += n
                     await _report(on_progress, min(done.values()))
@@ -182,8 +180,7 @@ async def _new_generation(conn: asyncpg.Connection, projection: Projection) -> i
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"rebuild:{name}")
         for row in await conn.fetch(
-            "SELECT schema_name FROM projection_generations"
-            " WHERE name = $1 AND status IN ('retired', 'building')",
+            "SELECT schema_name FROM projection_generations WHERE name = $1 AND status IN ('retired', 'building')",
             name,
         ):
             await conn.execute(f"DROP SCHEMA IF EXISTS {row['schema_name']} CASCADE")
@@ -202,7 +199,10 @@ async def _new_generation(conn: asyncpg.Connection, projection: Projection) -> i
         await conn.execute(
             "INSERT INTO projection_generations (name, generation, schema_name, code_version, status)"
             " VALUES ($1, $2, $3, $4, 'building')",
-            name, generation, schema, projection.code_version,
+            name,
+            generation,
+            schema,
+            projection.code_version,
         )
     return generation
 
@@ -226,7 +226,9 @@ async def _stretch_end(
                   ORDER BY events.tx_id, events.position LIMIT $3) AS head
         ) AS counted ORDER BY n DESC LIMIT 1
         """,
-        str(after.tx_id), after.position, limit,
+        str(after.tx_id),
+        after.position,
+        limit,
     )
     if row is None:
         return None, 0
@@ -285,12 +287,19 @@ async def _apply_guarded(
             error = f"{type(exc).__name__}: {exc}"
             events = await read_log(conn, single.after, 1, settled_only=False)
             event = events[0]
-            log.error("projection_event_failed", projection=projection.name,
-                      event_id=str(event.envelope.event_id), error=error)
+            log.error(
+                "projection_event_failed",
+                projection=projection.name,
+                event_id=str(event.envelope.event_id),
+                error=error,
+            )
             await conn.execute(
                 "INSERT INTO public.projection_failures (name, event_id, position, error)"
                 " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                projection.name, event.envelope.event_id, event.position, error,
+                projection.name,
+                event.envelope.event_id,
+                event.position,
+                error,
             )
             if on_failure is not None:
                 await on_failure(projection.name, event, error)
@@ -320,9 +329,7 @@ async def _relevant_positions(
     return [(int(r["tx"]), r["position"]) for r in rows]
 
 
-async def _events_of(
-    conn: asyncpg.Connection, projection: Projection, stretch: Stretch
-) -> list[RecordedEvent]:
+async def _events_of(conn: asyncpg.Connection, projection: Projection, stretch: Stretch) -> list[RecordedEvent]:
     return await read_log_between(conn, stretch.after, stretch.upto, projection.event_types)
 
 
@@ -334,7 +341,11 @@ async def _save_checkpoints(
         " events_applied = events_applied + $5"
         " FROM unnest($1::text[], $2::int[]) AS b(name, generation)"
         " WHERE g.name = b.name AND g.generation = b.generation",
-        list(generations), list(generations.values()), str(at.tx_id), at.position, applied,
+        list(generations),
+        list(generations.values()),
+        str(at.tx_id),
+        at.position,
+        applied,
     )
 
 
@@ -346,11 +357,14 @@ async def _switch(conn: asyncpg.Connection, projection: Projection, generation: 
         name,
     )
     await conn.execute(
-        "UPDATE projection_generations SET status = 'active', finished_at = now()"
-        " WHERE name = $1 AND generation = $2",
-        name, generation,
+        "UPDATE projection_generations SET status = 'active', finished_at = now() WHERE name = $1 AND generation = $2",
+        name,
+        generation,
     )
     await conn.execute(
         "UPDATE projections SET active_schema = $2, generation = $3, code_version = $4 WHERE name = $1",
-        name, _schema(name, generation), generation, projection.code_version,
+        name,
+        _schema(name, generation),
+        generation,
+        projection.code_version,
     )

@@ -3,9 +3,8 @@ from these (an invoice's open amount on a day is its amount less what was paid b
 
 from __future__ import annotations
 
-from salesplatform.projections import Change
-
 from reporting_service.projections.base import SqlProjection, Statement, keys
+from salesplatform.projections import Change
 
 SCHEMA = """
 CREATE TABLE invoices (

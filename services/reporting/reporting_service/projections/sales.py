@@ -9,9 +9,8 @@ so every sales, composition, target and promotion report is a sum over it.
 
 from __future__ import annotations
 
-from salesplatform.projections import Change
-
 from reporting_service.projections.base import SqlProjection, Statement, keys, month_of
+from salesplatform.projections import Change
 
 SCHEMA = """
 CREATE TABLE orders (
@@ -285,12 +284,16 @@ WITH approved AS (
     WHERE r.return_id = a.return_id AND r.approved_on IS NULL
     RETURNING r.*
 ), taken_back AS (
-    {_ADD_SALES.format(source='''
+    {
+    _ADD_SALES.format(
+        source='''
         SELECT d.approved_on AS business_date, d.customer_id, rl.sku, d.rep_id, d.district_id,
                d.area_id, rl.promotion_id, rl.product_group, 0::bigint AS quantity,
                0::bigint AS amount_fen, rl.quantity AS returned_quantity,
                rl.amount_fen AS returned_amount_fen, 0::bigint AS gift_quantity
-        FROM done d JOIN return_lines rl USING (return_id)''')}
+        FROM done d JOIN return_lines rl USING (return_id)'''
+    )
+}
 )
 SELECT approved_on AS day, requested_on, reason, rep_id, district_id, area_id, customer_id FROM done
 """
@@ -419,12 +422,23 @@ class SalesProjection(SqlProjection):
     code_version = 1
     rebuild_weight = 4.0  # share of a one-pass rebuild's work (rebuild.py)
     schema_sql = SCHEMA
-    event_types = frozenset({
-        "order.placed", "order.delivered", "order.cancelled",
-        "return.requested", "return.inspected", "return.approved", "return.rejected",
-        "return.resolved", "return.goods_received", "corrective_action.assigned",
-        "promotion.planned", "promotion.cost_incurred", "promotion.cost_released",
-    })
+    event_types = frozenset(
+        {
+            "order.placed",
+            "order.delivered",
+            "order.cancelled",
+            "return.requested",
+            "return.inspected",
+            "return.approved",
+            "return.rejected",
+            "return.resolved",
+            "return.goods_received",
+            "corrective_action.assigned",
+            "promotion.planned",
+            "promotion.cost_incurred",
+            "promotion.cost_released",
+        }
+    )
     # Order matters: an order is known before its delivery is counted, a return's lines
     # before its approval takes them back.
     statements = (
@@ -439,6 +453,5 @@ class SalesProjection(SqlProjection):
         Statement(frozenset({"return.goods_received"}), RETURN_GOODS_RECEIVED, _return_keys),
         Statement(frozenset({"corrective_action.assigned"}), CORRECTIVE_ACTION, _return_keys),
         Statement(frozenset({"promotion.planned"}), PROMOTION_PLANNED, _promotion_keys),
-        Statement(frozenset({"promotion.cost_incurred", "promotion.cost_released"}), PROMOTION_COST,
-                  _promotion_keys),
+        Statement(frozenset({"promotion.cost_incurred", "promotion.cost_released"}), PROMOTION_COST, _promotion_keys),
     )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from salesplatform.projections import Change
-
 from reporting_service.projections.base import SqlProjection, Statement, keys
+from salesplatform.projections import Change
 
 SCHEMA = """
 CREATE TABLE complaints (
@@ -85,9 +84,7 @@ COMPLAINT_RESOLVED = _complaint_update(
     "e.data->>'resolution' AS resolution, (e.data->>'customer_misuse')::boolean AS misuse",
     first_wins="resolved_on",
 )
-COMPLAINT_CLOSED = _complaint_update(
-    "complaint.closed", "closed_on = x.day", "1 AS one", first_wins="closed_on"
-)
+COMPLAINT_CLOSED = _complaint_update("complaint.closed", "closed_on = x.day", "1 AS one", first_wins="closed_on")
 
 SURVEY_RECORDED = """
 INSERT INTO surveys
@@ -120,10 +117,17 @@ class ServiceQualityProjection(SqlProjection):
     code_version = 1
     rebuild_weight = 0.3  # share of a one-pass rebuild's work (rebuild.py)
     schema_sql = SCHEMA
-    event_types = frozenset({
-        "complaint.received", "complaint.acknowledged", "complaint.routed",
-        "complaint.sla_breached", "complaint.resolved", "complaint.closed", "survey.recorded",
-    })
+    event_types = frozenset(
+        {
+            "complaint.received",
+            "complaint.acknowledged",
+            "complaint.routed",
+            "complaint.sla_breached",
+            "complaint.resolved",
+            "complaint.closed",
+            "survey.recorded",
+        }
+    )
     statements = (
         Statement(frozenset({"complaint.received"}), COMPLAINT_RECEIVED, _complaint_keys),
         Statement(frozenset({"complaint.acknowledged"}), COMPLAINT_ACKNOWLEDGED, _complaint_keys),

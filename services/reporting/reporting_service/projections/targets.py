@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import asyncpg
+
 from salesplatform.projections import Change, Projection
 from salesplatform.store import RecordedEvent
 
@@ -37,8 +38,14 @@ class TargetsProjection(Projection):
             "INSERT INTO targets VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " ON CONFLICT (target_id) DO UPDATE SET amount_fen = excluded.amount_fen,"
             " set_by = excluded.set_by, set_at = excluded.set_at",
-            d["target_id"], d["month"], d["level"], d["subject_id"], d.get("product_group"),
-            d["amount_fen"], event.envelope.actor.id, event.envelope.occurred_at,
+            d["target_id"],
+            d["month"],
+            d["level"],
+            d["subject_id"],
+            d.get("product_group"),
+            d["amount_fen"],
+            event.envelope.actor.id,
+            event.envelope.occurred_at,
         )
         key = {"month": d["month"], "level": d["level"], "subject_id": d["subject_id"]}
         return [{"report": "targets", **key}, {"report": "target_achievement", **key}]

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+
 from salesplatform.errors import PermissionDenied
 from salesplatform.events import Actor, Role
 
@@ -156,9 +157,10 @@ async def paged(conn: asyncpg.Connection, sql: str, args: Sequence[Any], page: P
     """Run `sql` (a complete SELECT) with a total count, ordered and paged."""
     n = len(args)
     rows = await conn.fetch(
-        f"SELECT q.*, count(*) OVER () AS _total FROM ({sql}) AS q ORDER BY {order}"
-        f" LIMIT ${n + 1} OFFSET ${n + 2}",
-        *args, page.limit, page.offset,
+        f"SELECT q.*, count(*) OVER () AS _total FROM ({sql}) AS q ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}",
+        *args,
+        page.limit,
+        page.offset,
     )
     total = rows[0]["_total"] if rows else 0
     if not rows and page.offset:

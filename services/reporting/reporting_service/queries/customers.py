@@ -19,8 +19,16 @@ BASE_GROUPS = {"rep": "cu.rep_id", "district": "cu.district_id", "area": "cu.are
 
 
 async def customer_base(
-    conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, asked: Territory, *,
-    start: date, end: date, dormant_days: int, group_by: str, page: Page,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    asked: Territory,
+    *,
+    start: date,
+    end: date,
+    dormant_days: int,
+    group_by: str,
+    page: Page,
 ) -> Result:
     d, s = schemas["directory"], schemas["sales"]
     q = Query()

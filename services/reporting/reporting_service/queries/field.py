@@ -28,21 +28,35 @@ _GROUP_COLUMNS = {
     "total": [],
 }
 
-_SUMMED = COUNTERS + (
-    "planned", "unplanned", "deliveries", "on_time", "complaints", "complaints_acknowledged",
-    "complaints_decided", "complaints_within_sla",
+_SUMMED = (
+    *COUNTERS,
+    "planned",
+    "unplanned",
+    "deliveries",
+    "on_time",
+    "complaints",
+    "complaints_acknowledged",
+    "complaints_decided",
+    "complaints_within_sla",
 )
 
 
 async def kpi_board(
-    conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, asked: Territory, *,
-    start: date, end: date, group_by: Grouping, page: Page,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    asked: Territory,
+    *,
+    start: date,
+    end: date,
+    group_by: Grouping,
+    page: Page,
 ) -> Result:
     f, s, sq, d = schemas["field_work"], schemas["sales"], schemas["service_quality"], schemas["directory"]
     q = Query()
     first, last = q.param(start), q.param(end)
     q.territory(scope, asked, rep="r.rep_id", district="st.district_id", area="st.area_id")
-    field_sums = ", ".join(f"sum({c}) AS {c}" for c in ("planned", "unplanned") + COUNTERS)
+    field_sums = ", ".join(f"sum({c}) AS {c}" for c in ("planned", "unplanned", *COUNTERS))
     columns = _GROUP_COLUMNS[group_by]
     keys = [c.split(" AS ")[0] for c in columns]
     sums = ", ".join(f"coalesce(sum({c}), 0)::bigint AS {c}" for c in _SUMMED)
@@ -65,14 +79,16 @@ async def kpi_board(
             SELECT rep_id FROM work UNION SELECT rep_id FROM delivered
             UNION SELECT rep_id FROM complained WHERE rep_id IS NOT NULL
         )
-        SELECT {", ".join(columns + [sums])}
+        SELECT {", ".join([*columns, sums])}
         FROM reps r
         LEFT JOIN work USING (rep_id) LEFT JOIN delivered USING (rep_id) LEFT JOIN complained USING (rep_id)
         LEFT JOIN {d}.staff st ON st.staff_id = r.rep_id
         {q.clause()}
         {"GROUP BY " + ", ".join(keys) if keys else ""}
     """
-    order = {"rep": "rep_id", "district": "district_id NULLS LAST", "area": "area_id NULLS LAST", "total": "1"}[group_by]
+    order = {"rep": "rep_id", "district": "district_id NULLS LAST", "area": "area_id NULLS LAST", "total": "1"}[
+        group_by
+    ]
     result = await paged(conn, sql, q.args, page, order)
     for item in result.items:
         item["kpis"] = kpis(item)

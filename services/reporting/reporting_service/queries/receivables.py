@@ -17,8 +17,15 @@ from reporting_service.queries.common import (
 )
 
 AGEING_GROUPS = {
-    "customer": ["o.customer_id", "cu.name AS customer_name", "cu.rep_id", "cu.district_id", "cu.area_id",
-                 "cu.credit_limit_fen", "cu.payment_terms_days"],
+    "customer": [
+        "o.customer_id",
+        "cu.name AS customer_name",
+        "cu.rep_id",
+        "cu.district_id",
+        "cu.area_id",
+        "cu.credit_limit_fen",
+        "cu.payment_terms_days",
+    ],
     "rep": ["cu.rep_id"],
     "district": ["cu.district_id"],
     "area": ["cu.area_id"],
@@ -40,22 +47,32 @@ def _open_invoices(schemas: dict[str, str], as_of: str) -> str:
 
 
 def _bucket(name: str, first: int | None, last: int | None) -> str:
-    bounds = [f"o.days_past_due >= {first}" if first is not None else "",
-              f"o.days_past_due <= {last}" if last is not None else ""]
-    return (f"coalesce(sum(o.open_fen) FILTER (WHERE {' AND '.join(b for b in bounds if b)}), 0)::bigint"
-            f" AS {name},")
+    bounds = [
+        f"o.days_past_due >= {first}" if first is not None else "",
+        f"o.days_past_due <= {last}" if last is not None else "",
+    ]
+    return f"coalesce(sum(o.open_fen) FILTER (WHERE {' AND '.join(b for b in bounds if b)}), 0)::bigint AS {name},"
 
 
-_BUCKETS = "\n".join(_bucket(*b) for b in AGEING) + """
+_BUCKETS = (
+    "\n".join(_bucket(*b) for b in AGEING)
+    + """
     coalesce(sum(o.open_fen), 0)::bigint AS open_fen,
     coalesce(sum(o.open_fen) FILTER (WHERE o.days_past_due >= 0), 0)::bigint AS past_due_fen,
     count(*) AS open_invoices
 """
+)
 
 
 async def ageing(
-    conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, asked: Territory, *,
-    as_of: date, group_by: str, page: Page,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    asked: Territory,
+    *,
+    as_of: date,
+    group_by: str,
+    page: Page,
 ) -> Result:
     q = Query()
     at = q.param(as_of)
@@ -67,12 +84,17 @@ async def ageing(
     sql = f"""
         SELECT {"".join(c + ", " for c in columns)}{_BUCKETS}
         FROM ({_open_invoices(schemas, at)}) o
-        LEFT JOIN {schemas['directory']}.customers cu ON cu.customer_id = o.customer_id
+        LEFT JOIN {schemas["directory"]}.customers cu ON cu.customer_id = o.customer_id
         {q.clause()}
         {"GROUP BY " + ", ".join(keys) if keys else ""}
     """
-    order = {"customer": "customer_id", "rep": "rep_id NULLS LAST", "district": "district_id NULLS LAST",
-             "area": "area_id NULLS LAST", "total": "1"}[group_by]
+    order = {
+        "customer": "customer_id",
+        "rep": "rep_id NULLS LAST",
+        "district": "district_id NULLS LAST",
+        "area": "area_id NULLS LAST",
+        "total": "1",
+    }[group_by]
     result = await paged(conn, sql, q.args, page, order)
     for item in result.items:
         item["as_of"] = as_of.isoformat()
@@ -80,8 +102,16 @@ async def ageing(
 
 
 async def credit(
-    conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, asked: Territory, *,
-    start: date, end: date, as_of: date, group_by: str, page: Page,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    asked: Territory,
+    *,
+    start: date,
+    end: date,
+    as_of: date,
+    group_by: str,
+    page: Page,
 ) -> Result:
     """Per credit rating (or customer): customers, their limits, sales in the period and the
     receivables open on `as_of` against the limits."""
@@ -127,6 +157,8 @@ async def credit(
     for item in result.items:
         item["as_of"] = as_of.isoformat()
         if group_by != "customer":
-            item["limit_used"] = round(item["open_fen"] / item["credit_limit_fen"], 4) if item["credit_limit_fen"] else None
+            item["limit_used"] = (
+                round(item["open_fen"] / item["credit_limit_fen"], 4) if item["credit_limit_fen"] else None
+            )
             item["sales_share"] = round(item["sales_amount_fen"] / total_sales, 4) if total_sales else None
     return result

@@ -36,8 +36,15 @@ LINE_DIMENSIONS = {"sku", "product_group"}
 
 
 async def returns(
-    conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, asked: Territory, *,
-    start: date, end: date, group_by: list[str], page: Page,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    asked: Territory,
+    *,
+    start: date,
+    end: date,
+    group_by: list[str],
+    page: Page,
 ) -> Result:
     s = schemas["sales"]
     q = Query()
@@ -58,7 +65,7 @@ async def returns(
             SELECT {"".join(k + ", " for k in keys)}{counts},
                    sum(l.quantity) AS quantity, sum(l.amount_fen) AS amount_fen
             FROM {s}.returns r JOIN {s}.return_lines l USING (return_id)
-            LEFT JOIN {schemas['directory']}.skus sk ON sk.sku = l.sku
+            LEFT JOIN {schemas["directory"]}.skus sk ON sk.sku = l.sku
             {q.clause()} {"GROUP BY " + groups if groups else ""}
         """
     else:

@@ -62,8 +62,15 @@ def _names(schemas: dict[str, str], dims: list[str]) -> tuple[str, str]:
 
 
 def sales_filters(
-    q: Query, scope: Scope, asked: Territory, start: date, end: date, *, sku: str | None = None,
-    product_group: str | None = None, alias: str = "s",
+    q: Query,
+    scope: Scope,
+    asked: Territory,
+    start: date,
+    end: date,
+    *,
+    sku: str | None = None,
+    product_group: str | None = None,
+    alias: str = "s",
 ) -> None:
     q.where(f"{alias}.business_date BETWEEN {{}} AND {{}}", start, end)
     q.territory(scope, asked, rep=f"{alias}.rep_id", district=f"{alias}.district_id", area=f"{alias}.area_id")
@@ -73,9 +80,18 @@ def sales_filters(
 
 
 async def sales(
-    conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, asked: Territory, *,
-    start: date, end: date, period: Period, group_by: list[str], sku: str | None,
-    product_group: str | None, page: Page,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    asked: Territory,
+    *,
+    start: date,
+    end: date,
+    period: Period,
+    group_by: list[str],
+    sku: str | None,
+    product_group: str | None,
+    page: Page,
 ) -> Result:
     q = Query()
     sales_filters(q, scope, asked, start, end, sku=sku, product_group=product_group)
@@ -84,14 +100,15 @@ async def sales(
         keys.insert(0, f"date_trunc('{period}', s.business_date)::date AS period_start")
     group = ", ".join(k.split(" AS ")[0] for k in keys)
     inner = (
-        f"SELECT {', '.join(keys + [_SUMS]) if keys else _SUMS} FROM {schemas['sales']}.sales_daily s"
+        f"SELECT {', '.join([*keys, _SUMS]) if keys else _SUMS} FROM {schemas['sales']}.sales_daily s"
         f" {q.clause()} {'GROUP BY ' + group if group else ''}"
     )
     names, joins = _names(schemas, group_by)
     sql = f"SELECT g.*{names} FROM ({inner}) AS g {joins}"
-    order = ", ".join(
-        (["period_start"] if period != "total" else []) + [SALES_DIMENSIONS[g] for g in group_by]
-    ) or "amount_fen DESC"
+    order = (
+        ", ".join((["period_start"] if period != "total" else []) + [SALES_DIMENSIONS[g] for g in group_by])
+        or "amount_fen DESC"
+    )
     return await paged(conn, sql, q.args, page, order)
 
 
@@ -107,8 +124,15 @@ COMPOSITION_DIMENSIONS = {
 
 
 async def composition(
-    conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, asked: Territory, *,
-    start: date, end: date, by: str, page: Page,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    asked: Territory,
+    *,
+    start: date,
+    end: date,
+    by: str,
+    page: Page,
 ) -> Result:
     q = Query()
     sales_filters(q, scope, asked, start, end)
@@ -117,13 +141,18 @@ async def composition(
         SELECT {key} AS {by},
                sum(s.quantity - s.returned_quantity) AS quantity,
                sum(s.amount_fen - s.returned_amount_fen) AS amount_fen
-        FROM {schemas['sales']}.sales_daily s
-        LEFT JOIN {schemas['directory']}.customers c ON c.customer_id = s.customer_id
+        FROM {schemas["sales"]}.sales_daily s
+        LEFT JOIN {schemas["directory"]}.customers c ON c.customer_id = s.customer_id
         {q.clause()} GROUP BY 1
     """
-    result = await paged(conn, f"SELECT g.*, sum(g.amount_fen) OVER () AS _all_amount,"
-                               f" sum(g.quantity) OVER () AS _all_quantity FROM ({sql}) g",
-                         q.args, page, "amount_fen DESC, 1")
+    result = await paged(
+        conn,
+        f"SELECT g.*, sum(g.amount_fen) OVER () AS _all_amount,"
+        f" sum(g.quantity) OVER () AS _all_quantity FROM ({sql}) g",
+        q.args,
+        page,
+        "amount_fen DESC, 1",
+    )
     for item in result.items:
         all_amount, all_quantity = item.pop("_all_amount"), item.pop("_all_quantity")
         item["amount_share"] = round(item["amount_fen"] / all_amount, 4) if all_amount else None
@@ -132,8 +161,16 @@ async def composition(
 
 
 async def target_achievement(
-    conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, *, month: str, as_of: date,
-    level: str | None, subject_id: str | None, product_group: str | None, page: Page,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    *,
+    month: str,
+    as_of: date,
+    level: str | None,
+    subject_id: str | None,
+    product_group: str | None,
+    page: Page,
 ) -> Result:
     first, last = month_bounds(month)
     upto = min(as_of, last)
@@ -151,11 +188,19 @@ async def target_achievement(
     if scope.rep_id is not None:
         q.where("t.level = 'rep' AND t.subject_id = {}", scope.rep_id)
     elif scope.district_id is not None:
-        q.where("((t.level = 'district' AND t.subject_id = {}) OR (t.level = 'rep' AND st.district_id = {}))",
-                scope.district_id, scope.district_id)
+        q.where(
+            "((t.level = 'district' AND t.subject_id = {}) OR (t.level = 'rep' AND st.district_id = {}))",
+            scope.district_id,
+            scope.district_id,
+        )
     elif scope.area_id is not None:
-        q.where("((t.level = 'area' AND t.subject_id = {}) OR (t.level = 'district' AND di.area_id = {})"
-                " OR (t.level = 'rep' AND st.area_id = {}))", scope.area_id, scope.area_id, scope.area_id)
+        q.where(
+            "((t.level = 'area' AND t.subject_id = {}) OR (t.level = 'district' AND di.area_id = {})"
+            " OR (t.level = 'rep' AND st.area_id = {}))",
+            scope.area_id,
+            scope.area_id,
+            scope.area_id,
+        )
     start_p, end_p = q.param(first), q.param(upto)
     sql = f"""
         SELECT t.target_id, t.month, t.level, t.subject_id, t.product_group, t.amount_fen AS target_fen,
@@ -167,7 +212,7 @@ async def target_achievement(
                                     WHEN 'district' THEN x.district_id = t.subject_id
                                     ELSE x.area_id = t.subject_id END
                    AND (t.product_group IS NULL OR x.product_group = t.product_group)) AS actual_fen
-        FROM {schemas['targets']}.targets t
+        FROM {schemas["targets"]}.targets t
         LEFT JOIN {d}.staff st ON t.level = 'rep' AND st.staff_id = t.subject_id
         LEFT JOIN {d}.districts di ON t.level = 'district' AND di.district_id = t.subject_id
         {q.clause()}
@@ -186,8 +231,14 @@ async def target_achievement(
 
 
 async def promotions(
-    conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, asked: Territory, *,
-    promotion_id: str | None, active_on: date | None, page: Page,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    asked: Territory,
+    *,
+    promotion_id: str | None,
+    active_on: date | None,
+    page: Page,
 ) -> Result:
     s, d = schemas["sales"], schemas["directory"]
     q = Query()
@@ -197,6 +248,7 @@ async def promotions(
     sq = Query(args=q.args)
     sq.territory(scope, asked, rep="x.rep_id", district="x.district_id", area="x.area_id")
     within = sq.clause("AND")
+
     # Sales of the promotion's SKUs to its channels (all, when it names none) in a period.
     def period_sales(first: str, last: str) -> str:
         return f"""(SELECT coalesce(sum(x.amount_fen - x.returned_amount_fen), 0) AS amount_fen,
@@ -206,6 +258,7 @@ async def promotions(
                      WHERE x.business_date BETWEEN {first} AND {last}
                        AND (cardinality(p.skus) = 0 OR x.sku = ANY(p.skus))
                        AND (cardinality(p.channels) = 0 OR c.channel = ANY(p.channels)) {within})"""
+
     sql = f"""
         SELECT p.promotion_id, p.name, p.starts_on, p.ends_on, p.skus, p.channels, p.budget_fen,
                coalesce(cost.spent_fen, 0) AS spent_fen,

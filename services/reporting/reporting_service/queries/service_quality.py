@@ -31,8 +31,15 @@ def _customer_line(q: Query, scope: Scope, asked: Territory) -> None:
 
 
 async def complaints(
-    conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, asked: Territory, *,
-    start: date, end: date, group_by: list[str], page: Page,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    asked: Territory,
+    *,
+    start: date,
+    end: date,
+    group_by: list[str],
+    page: Page,
 ) -> Result:
     q = Query()
     q.where("x.received_on BETWEEN {} AND {}", start, end)
@@ -49,8 +56,8 @@ async def complaints(
                count(*) FILTER (WHERE x.resolved_on IS NOT NULL) AS resolved,
                count(*) FILTER (WHERE x.closed_on IS NOT NULL) AS closed,
                count(*) FILTER (WHERE x.customer_misuse) AS customer_misuse
-        FROM {schemas['service_quality']}.complaints x
-        LEFT JOIN {schemas['directory']}.customers cu ON cu.customer_id = x.customer_id
+        FROM {schemas["service_quality"]}.complaints x
+        LEFT JOIN {schemas["directory"]}.customers cu ON cu.customer_id = x.customer_id
         {q.clause()}
         {"GROUP BY " + ", ".join(str(i + 1) for i in range(len(keys))) if keys else ""}
     """
@@ -69,8 +76,15 @@ SATISFACTION_DIMENSIONS = {
 
 
 async def satisfaction(
-    conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, asked: Territory, *,
-    from_period: str | None, to_period: str | None, group_by: list[str], page: Page,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    asked: Territory,
+    *,
+    from_period: str | None,
+    to_period: str | None,
+    group_by: list[str],
+    page: Page,
 ) -> Result:
     sq = schemas["service_quality"]
     # The programme's first survey sets the year count for the 95 / 97 / 98% goals.
@@ -85,7 +99,7 @@ async def satisfaction(
     sql = f"""
         SELECT {", ".join(keys)}, count(*) AS surveys, count(*) FILTER (WHERE x.satisfied) AS satisfied
         FROM {sq}.surveys x
-        LEFT JOIN {schemas['directory']}.customers cu ON cu.customer_id = x.customer_id
+        LEFT JOIN {schemas["directory"]}.customers cu ON cu.customer_id = x.customer_id
         {q.clause()}
         GROUP BY {", ".join(str(i + 1) for i in range(len(keys)))}
     """
@@ -94,8 +108,11 @@ async def satisfaction(
         goal = satisfaction_goal(item["period"], first_period)
         value = rate(item["satisfied"], item["surveys"])
         item["satisfaction"] = {
-            "value": value, "numerator": item["satisfied"], "denominator": item["surveys"],
-            "goal": goal, "met": None if value is None else value >= goal - 1e-9,
+            "value": value,
+            "numerator": item["satisfied"],
+            "denominator": item["surveys"],
+            "goal": goal,
+            "met": None if value is None else value >= goal - 1e-9,
         }
         item["first_period"] = first_period
     return result

@@ -15,7 +15,6 @@ from salesplatform.errors import NotFound
 from salesplatform.events import Actor, Role
 from salesplatform.projections import active_schema
 from salesplatform.service import Runtime, http_actor
-
 from visit_service.domain.access import ListScope, Territory, ensure_can_read, list_scope
 from visit_service.domain.planning import RouteSheet, stops_for, visit_id_for
 from visit_service.projections import directory
@@ -41,7 +40,9 @@ def _visit_view(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "area_id": r["area_id"],
         "status": r["status"],
         "successful": r["successful"],
-        "approval": None if r["approval_status"] is None else {
+        "approval": None
+        if r["approval_status"] is None
+        else {
             "status": r["approval_status"],
             "reason": r["approval_reason"],
             "requested_by": r["requested_by"],
@@ -60,16 +61,24 @@ def _card(row: asyncpg.Record) -> dict[str, Any]:
     """The visit card (ODC卡) step by step."""
     r = dict(row)
     return {
-        "check_in": None if r["checked_in_at"] is None else {
-            "at": r["checked_in_at"], "latitude": r["latitude"], "longitude": r["longitude"],
+        "check_in": None
+        if r["checked_in_at"] is None
+        else {
+            "at": r["checked_in_at"],
+            "latitude": r["latitude"],
+            "longitude": r["longitude"],
         },
         "stock": r["stock"],
         "merchandising": r["merchandising"],
         "coolers": r["coolers"],
         "competitors": r["competitors"],
         "suggested_order": r["suggested"],
-        "order": None if r["order_id"] is None else {
-            "order_id": r["order_id"], "lines": r["order_lines"], "suggested_adopted": r["suggested_adopted"],
+        "order": None
+        if r["order_id"] is None
+        else {
+            "order_id": r["order_id"],
+            "lines": r["order_lines"],
+            "suggested_adopted": r["suggested_adopted"],
         },
         "refusal_reason": r["refusal_reason"],
         "previous_delivery": r["delivery"],
@@ -134,25 +143,31 @@ def router(runtime: Runtime) -> APIRouter:
                 f"SELECT * FROM {schema}.visits WHERE rep_id = $1 AND business_date = $2"
                 " AND status <> 'cancelled' AND (planned OR approval_status = 'approved')"
                 " ORDER BY planned DESC, sequence, visit_id",
-                rep, day,
+                rep,
+                day,
             )
             visits = [_visit_view(r) for r in rows]
             if day >= today():
                 routes_schema = await active_schema(conn, RouteBook.name)
                 sheets = [
                     RouteSheet(r["route_id"], r["name"], tuple(r["weekdays"]), tuple(r["customer_ids"]))
-                    for r in await conn.fetch(
-                        f"SELECT * FROM {routes_schema}.routes WHERE rep_id = $1", rep
-                    )
+                    for r in await conn.fetch(f"SELECT * FROM {routes_schema}.routes WHERE rep_id = $1", rep)
                 ]
                 have = {v["customer_id"] for v in visits}
                 for stop in stops_for(sheets, day.isoweekday()):
                     if stop.customer_id not in have:
-                        visits.append({
-                            "visit_id": visit_id_for(rep, stop.customer_id, day), "rep_id": rep,
-                            "customer_id": stop.customer_id, "business_date": day, "route_id": stop.route_id,
-                            "planned": True, "sequence": stop.sequence, "status": "not_yet_planned",
-                        })
+                        visits.append(
+                            {
+                                "visit_id": visit_id_for(rep, stop.customer_id, day),
+                                "rep_id": rep,
+                                "customer_id": stop.customer_id,
+                                "business_date": day,
+                                "route_id": stop.route_id,
+                                "planned": True,
+                                "sequence": stop.sequence,
+                                "status": "not_yet_planned",
+                            }
+                        )
                 visits.sort(key=lambda v: (not v["planned"], v["sequence"]))
             names = await _customer_names(conn, [v["customer_id"] for v in visits])
         for v in visits:
@@ -192,15 +207,28 @@ def router(runtime: Runtime) -> APIRouter:
                 f"SELECT * FROM {schema}.visits WHERE rep_id = $1 AND business_date BETWEEN $2 AND $3"
                 " AND ($4::text IS NULL OR status = $4)"
                 " ORDER BY business_date, planned DESC, sequence, visit_id LIMIT $5 OFFSET $6",
-                rep, start, end, status, limit, offset,
+                rep,
+                start,
+                end,
+                status,
+                limit,
+                offset,
             )
             total = await conn.fetchval(
                 f"SELECT count(*) FROM {schema}.visits WHERE rep_id = $1 AND business_date BETWEEN $2 AND $3"
                 " AND ($4::text IS NULL OR status = $4)",
-                rep, start, end, status,
+                rep,
+                start,
+                end,
+                status,
             )
         return {
-            "rep_id": rep, "from": start, "to": end, "total": total, "limit": limit, "offset": offset,
+            "rep_id": rep,
+            "from": start,
+            "to": end,
+            "total": total,
+            "limit": limit,
+            "offset": offset,
             "visits": [_visit_view(r) for r in rows],
         }
 
@@ -217,10 +245,14 @@ def router(runtime: Runtime) -> APIRouter:
             rows = await conn.fetch(
                 f"SELECT * FROM {schema}.visits WHERE customer_id = $1"
                 " ORDER BY business_date DESC, visit_id LIMIT $2 OFFSET $3",
-                customer_id, limit, offset,
+                customer_id,
+                limit,
+                offset,
             )
         return {
-            "customer_id": customer_id, "limit": limit, "offset": offset,
+            "customer_id": customer_id,
+            "limit": limit,
+            "offset": offset,
             "visits": [_visit_view(r) | {"card": _card(r)} for r in rows],
         }
 
@@ -255,8 +287,7 @@ def router(runtime: Runtime) -> APIRouter:
                 " ORDER BY approval_overdue DESC, approval_due_at, visit_id",
                 *args,
             )
-        return {"district_id": scope.district_id, "area_id": scope.area_id,
-                "approvals": [_visit_view(r) for r in rows]}
+        return {"district_id": scope.district_id, "area_id": scope.area_id, "approvals": [_visit_view(r) for r in rows]}
 
     @api.get("/approvals/overdue", summary="Visit approvals unanswered for more than 24 hours")
     async def overdue_approvals(
@@ -269,7 +300,8 @@ def router(runtime: Runtime) -> APIRouter:
             rows = await conn.fetch(
                 f"SELECT * FROM {schema}.visits WHERE approval_status = 'pending'"
                 f" AND (approval_overdue OR approval_due_at <= $1){where} ORDER BY approval_due_at, visit_id",
-                runtime.clock.now(), *args,
+                runtime.clock.now(),
+                *args,
             )
         return {"approvals": [_visit_view(r) for r in rows]}
 
@@ -286,7 +318,8 @@ def router(runtime: Runtime) -> APIRouter:
             rows = await conn.fetch(
                 f"SELECT * FROM {schema}.complaints WHERE status = 'received'"
                 f" AND (sla_breached OR acknowledge_by < $1){where} ORDER BY acknowledge_by, complaint_id",
-                runtime.clock.now(), *args,
+                runtime.clock.now(),
+                *args,
             )
         return {"complaints": [dict(r) for r in rows]}
 
@@ -303,8 +336,7 @@ def router(runtime: Runtime) -> APIRouter:
             schema = await active_schema(conn, ComplaintBook.name)
             where, args = scope_sql(scope, 1)
             rows = await conn.fetch(
-                f"SELECT * FROM {schema}.complaints WHERE status <> 'closed'{where}"
-                " ORDER BY received_at, complaint_id",
+                f"SELECT * FROM {schema}.complaints WHERE status <> 'closed'{where} ORDER BY received_at, complaint_id",
                 *args,
             )
         by_department: dict[str, list[dict[str, Any]]] = {}
@@ -362,19 +394,25 @@ def router(runtime: Runtime) -> APIRouter:
             row = await conn.fetchrow(
                 f"SELECT count(*) AS surveys, count(*) FILTER (WHERE satisfied) AS satisfied"
                 f" FROM {schema}.surveys WHERE period = $1{where}",
-                period, *args,
+                period,
+                *args,
             )
             questions = await conn.fetch(
                 f"SELECT q.key AS question, round(avg(q.value::int), 2)::float AS average, count(*) AS answers"
                 f" FROM {schema}.surveys, jsonb_each_text(scores) AS q WHERE period = $1{where}"
                 " GROUP BY q.key ORDER BY q.key",
-                period, *args,
+                period,
+                *args,
             )
         surveys, satisfied = row["surveys"], row["satisfied"]
         share = satisfied / surveys if surveys else None
         return {
-            "period": period, "district_id": scope.district_id, "area_id": scope.area_id,
-            "surveys": surveys, "satisfied": satisfied, "satisfied_share": share,
+            "period": period,
+            "district_id": scope.district_id,
+            "area_id": scope.area_id,
+            "surveys": surveys,
+            "satisfied": satisfied,
+            "satisfied_share": share,
             "goals": {
                 name: {"share": goal, "met": share is not None and share >= goal}
                 for name, goal in SATISFACTION_GOALS.items()
@@ -405,7 +443,9 @@ def router(runtime: Runtime) -> APIRouter:
                 f"   SELECT 1 FROM {reports}.key_account_reports r WHERE r.customer_id = c.customer_id"
                 f"   AND r.filed_on > $1 AND r.filed_on <= $2){where}"
                 " ORDER BY c.customer_id",
-                since, day, *args,
+                since,
+                day,
+                *args,
             )
         return {"as_of": day, "since": since, "customers": [dict(r) for r in rows]}
 

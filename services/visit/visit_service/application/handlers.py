@@ -15,7 +15,6 @@ from salesplatform.errors import DomainError, NotFound, PermissionDenied
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.projections import active_schema
 from salesplatform.uow import UnitOfWork
-
 from visit_service.domain.access import Territory, ensure_can_act, ensure_can_approve, ensure_supervises
 from visit_service.domain.commands import (
     AcknowledgeComplaint,
@@ -76,12 +75,14 @@ async def customer_on_list(conn: asyncpg.Connection, customer_id: str, rep_id: s
     row = await directory.customer(conn, customer_id)
     if row is None:
         raise DomainError(
-            f"customer {customer_id} is not in the customer directory", code="customer_not_on_rep_list",
+            f"customer {customer_id} is not in the customer directory",
+            code="customer_not_on_rep_list",
             field="customer_id",
         )
     if row["rep_id"] != rep_id or row["status"] in ("merged", "rejected"):
         raise DomainError(
-            f"customer {customer_id} is not on rep {rep_id}'s list", code="customer_not_on_rep_list",
+            f"customer {customer_id} is not on rep {rep_id}'s list",
+            code="customer_not_on_rep_list",
             field="customer_id",
         )
     return row
@@ -176,8 +177,11 @@ def build_bus(
 
     def route_result(route: Route) -> dict[str, Any]:
         return {
-            "route_id": route.id, "rep_id": route.rep_id, "weekdays": route.weekdays,
-            "customer_ids": route.customer_ids, "version": route.version,
+            "route_id": route.id,
+            "rep_id": route.rep_id,
+            "weekdays": route.weekdays,
+            "customer_ids": route.customer_ids,
+            "version": route.version,
         }
 
     @bus.command(DefineRoute, roles=LINE, summary="Define a route: weekdays and customers in visiting order")
@@ -231,11 +235,15 @@ def build_bus(
         customer = await customer_on_list(uow.conn, cmd.customer_id, cmd.rep_id)
         rep = await directory.staff_member(uow.conn, cmd.rep_id)
         visit.plan(
-            rep_id=cmd.rep_id, customer_id=cmd.customer_id, business_date=cmd.business_date,
-            route_id=cmd.route_id, sequence=cmd.sequence,
+            rep_id=cmd.rep_id,
+            customer_id=cmd.customer_id,
+            business_date=cmd.business_date,
+            route_id=cmd.route_id,
+            sequence=cmd.sequence,
             district_id=(rep or {}).get("district_id") or customer["district_id"],
             area_id=(rep or {}).get("area_id") or customer["area_id"],
-            key_account=customer["grade"] == "A", now=uow.clock.now(),
+            key_account=customer["grade"] == "A",
+            now=uow.clock.now(),
             approver_role=high_value_approver if customer["grade"] in high_value_grades else Role.supervisor,
         )
         return await saved(uow, visit, created=True)
@@ -251,11 +259,14 @@ def build_bus(
             raise DomainError(f"{day.isoformat()} is in the past", code="date_in_past", field="business_date")
         visit = await uow.load(Visit, visit_id_for(rep_id, cmd.customer_id, day))
         visit.request_unplanned(
-            rep_id=rep_id, customer_id=cmd.customer_id, business_date=day,
+            rep_id=rep_id,
+            customer_id=cmd.customer_id,
+            business_date=day,
             sequence=await next_unplanned_sequence(uow.conn, rep_id, day),
             district_id=where.district_id or customer["district_id"],
             area_id=where.area_id or customer["area_id"],
-            requested_by=uow.actor.id, now=uow.clock.now(),
+            requested_by=uow.actor.id,
+            now=uow.clock.now(),
         )
         return await saved(uow, visit)
 
@@ -312,7 +323,10 @@ def build_bus(
         customer = await known_customer(uow.conn, visit.customer_id)
         required = await directory.required_skus(uow.conn, customer["channel"])
         visit.audit_merchandising(
-            required, cmd.present_skus, cmd.price_tags_ok, cmd.display_ok,
+            required,
+            cmd.present_skus,
+            cmd.price_tags_ok,
+            cmd.display_ok,
             await directory.known_skus(uow.conn, cmd.present_skus),
         )
         return await saved(uow, visit, missing_skus=[s for s in required if s not in cmd.present_skus])
@@ -321,8 +335,14 @@ def build_bus(
     async def check_cooler(cmd: CheckCooler, uow: UnitOfWork) -> dict[str, Any]:
         visit = await open_visit(uow, cmd.visit_id)
         visit.check_cooler(
-            cmd.cooler_id, at_outlet=cmd.at_outlet, best_position=cmd.best_position, powered=cmd.powered,
-            light_on=cmd.light_on, clean=cmd.clean, working=cmd.working, required_packs=cmd.required_packs,
+            cmd.cooler_id,
+            at_outlet=cmd.at_outlet,
+            best_position=cmd.best_position,
+            powered=cmd.powered,
+            light_on=cmd.light_on,
+            clean=cmd.clean,
+            working=cmd.working,
+            required_packs=cmd.required_packs,
             misused=cmd.misused,
         )
         return await saved(uow, visit)
@@ -354,7 +374,8 @@ def build_bus(
             if previous is None or previous["customer_id"] != visit.customer_id:
                 raise DomainError(
                     f"order {cmd.order_id} is not an order of customer {visit.customer_id}",
-                    code="order_not_for_customer", field="order_id",
+                    code="order_not_for_customer",
+                    field="order_id",
                 )
         else:
             previous = await directory.previous_order(uow.conn, visit.customer_id, visit.id)
@@ -381,7 +402,9 @@ def build_bus(
     async def saved_complaint(uow: UnitOfWork, complaint: Complaint) -> dict[str, Any]:
         await uow.save(complaint)
         return {
-            "complaint_id": complaint.id, "status": complaint.status, "department": complaint.department,
+            "complaint_id": complaint.id,
+            "status": complaint.status,
+            "department": complaint.department,
             "version": complaint.version,
         }
 
@@ -394,13 +417,20 @@ def build_bus(
         if received_at.tzinfo is None:
             raise invalid("received_at", "give a time zone", "timezone_missing")
         if received_at > now:
-            raise DomainError("a complaint cannot be received in the future", code="received_in_future",
-                              field="received_at")
+            raise DomainError(
+                "a complaint cannot be received in the future", code="received_in_future", field="received_at"
+            )
         complaint = await uow.load(Complaint, cmd.complaint_id or str(uuid.uuid4()))
         complaint.receive(
-            customer_id=cmd.customer_id, channel=cmd.channel, category=cmd.category, severity=cmd.severity,
-            received_at=received_at, rep_id=customer["rep_id"], description=cmd.description,
-            district_id=customer["district_id"], area_id=customer["area_id"],
+            customer_id=cmd.customer_id,
+            channel=cmd.channel,
+            category=cmd.category,
+            severity=cmd.severity,
+            received_at=received_at,
+            rep_id=customer["rep_id"],
+            description=cmd.description,
+            district_id=customer["district_id"],
+            area_id=customer["area_id"],
         )
         return await saved_complaint(uow, complaint)
 
@@ -446,9 +476,14 @@ def build_bus(
             raise DomainError(f"period {period} has not begun", code="period_in_future", field="period")
         survey = await uow.load(Survey, survey_id_for(cmd.customer_id, period))
         survey.record_results(
-            customer_id=cmd.customer_id, period=period, scores=cmd.scores, satisfied=cmd.satisfied,
-            rep_id=customer["rep_id"], business_date=day,
-            district_id=customer["district_id"], area_id=customer["area_id"],
+            customer_id=cmd.customer_id,
+            period=period,
+            scores=cmd.scores,
+            satisfied=cmd.satisfied,
+            rep_id=customer["rep_id"],
+            business_date=day,
+            district_id=customer["district_id"],
+            area_id=customer["area_id"],
         )
         await uow.save(survey)
         return {"survey_id": survey.id, "period": period}
@@ -459,7 +494,8 @@ def build_bus(
         visit = await uow.load(Visit, visit_id)
         if not visit.exists or visit.customer_id != customer_id:
             raise DomainError(
-                f"visit {visit_id} is not a visit to customer {customer_id}", code="visit_not_for_customer",
+                f"visit {visit_id} is not a visit to customer {customer_id}",
+                code="visit_not_for_customer",
                 field="visit_id",
             )
 
@@ -470,9 +506,14 @@ def build_bus(
         await visit_of_customer(uow, cmd.visit_id, cmd.customer_id)
         report = await uow.load(KeyAccountReport, cmd.report_id or str(uuid.uuid4()))
         report.file(
-            customer_id=cmd.customer_id, issues=cmd.issues, summary=cmd.summary, filed_by=uow.actor.id,
-            filed_on=today(uow), visit_id=cmd.visit_id,
-            district_id=customer["district_id"], area_id=customer["area_id"],
+            customer_id=cmd.customer_id,
+            issues=cmd.issues,
+            summary=cmd.summary,
+            filed_by=uow.actor.id,
+            filed_on=today(uow),
+            visit_id=cmd.visit_id,
+            district_id=customer["district_id"],
+            area_id=customer["area_id"],
         )
         await uow.save(report)
         return {"report_id": report.id}
@@ -484,12 +525,18 @@ def build_bus(
         if cmd.visit_id is not None:
             visit = await uow.load(Visit, cmd.visit_id)
             if not visit.exists or visit.rep_id != cmd.rep_id:
-                raise DomainError(f"visit {cmd.visit_id} is not rep {cmd.rep_id}'s", code="visit_not_for_rep",
-                                  field="visit_id")
+                raise DomainError(
+                    f"visit {cmd.visit_id} is not rep {cmd.rep_id}'s", code="visit_not_for_rep", field="visit_id"
+                )
         note = await uow.load(Coaching, str(uuid.uuid4()))
         note.record_note(
-            supervisor_id=uow.actor.id, rep_id=cmd.rep_id, business_date=today(uow), notes=cmd.notes,
-            strengths=cmd.strengths, improvements=cmd.improvements, visit_id=cmd.visit_id,
+            supervisor_id=uow.actor.id,
+            rep_id=cmd.rep_id,
+            business_date=today(uow),
+            notes=cmd.notes,
+            strengths=cmd.strengths,
+            improvements=cmd.improvements,
+            visit_id=cmd.visit_id,
             customer_id=cmd.customer_id,
         )
         await uow.save(note)
@@ -503,13 +550,19 @@ def build_bus(
         if known is None or known["customer_id"] != cmd.customer_id:
             raise DomainError(
                 f"order {cmd.order_id} is not a known order of customer {cmd.customer_id}",
-                code="order_not_for_customer", field="order_id",
+                code="order_not_for_customer",
+                field="order_id",
             )
         check = await uow.load(SpotCheck, str(uuid.uuid4()))
         check.record_check(
-            order_id=cmd.order_id, customer_id=cmd.customer_id, checked_by=uow.actor.id,
-            business_date=today(uow), delivered=cmd.delivered, on_time=cmd.on_time,
-            quantities_match=cmd.quantities_match, notes=cmd.notes,
+            order_id=cmd.order_id,
+            customer_id=cmd.customer_id,
+            checked_by=uow.actor.id,
+            business_date=today(uow),
+            delivered=cmd.delivered,
+            on_time=cmd.on_time,
+            quantities_match=cmd.quantities_match,
+            notes=cmd.notes,
         )
         await uow.save(check)
         return {"spot_check_id": check.id}

@@ -27,7 +27,6 @@ from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.projections import Change, Projection, active_schema
 from salesplatform.store import RecordedEvent
 from salesplatform.uow import UnitOfWork
-
 from visit_service.domain.route import Route
 from visit_service.projections.visits import RouteBook
 
@@ -55,7 +54,9 @@ class RouteReassignment(Projection):
         superseded = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM public.events WHERE stream_id = $1 AND stream_version > $2"
             " AND event_type = ANY($3::text[]))",
-            event.envelope.stream_id, event.envelope.stream_version, list(ASSIGNMENTS),
+            event.envelope.stream_id,
+            event.envelope.stream_version,
+            list(ASSIGNMENTS),
         )
         if superseded:
             return None
@@ -67,7 +68,8 @@ class RouteReassignment(Projection):
             for r in await conn.fetch(
                 f"SELECT route_id FROM {schema}.routes WHERE customer_ids @> ARRAY[$1]::text[]"
                 " AND rep_id IS DISTINCT FROM $2 ORDER BY route_id",
-                customer_id, current_rep,
+                customer_id,
+                current_rep,
             )
         ]
         if not route_ids:

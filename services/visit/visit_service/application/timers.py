@@ -19,7 +19,6 @@ from salesplatform.clock import business_date
 from salesplatform.commands import Outcome, Request
 from salesplatform.events import Actor, Role
 from salesplatform.projections import active_schema
-
 from visit_service.domain.planning import RouteSheet, stops_for, visit_id_for
 from visit_service.projections.directory import CustomerDirectory
 from visit_service.projections.visits import ComplaintBook, RouteBook, VisitBoard
@@ -36,11 +35,16 @@ _CHUNK = 200
 async def _dispatch(rt: Runtime, requests: Sequence[Request], expected_refusals: set[str]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for start in range(0, len(requests), _CHUNK):
-        outcomes.extend(await rt.bus.dispatch_many(list(requests[start:start + _CHUNK])))
-    for request, outcome in zip(requests, outcomes):
+        outcomes.extend(await rt.bus.dispatch_many(list(requests[start : start + _CHUNK])))
+    for request, outcome in zip(requests, outcomes, strict=False):
         if not outcome.ok and outcome.error is not None and outcome.error.code not in expected_refusals:
-            log.warning("timer_command_refused", command=request.name, payload=request.payload,
-                        code=outcome.error.code, error=outcome.error.message)
+            log.warning(
+                "timer_command_refused",
+                command=request.name,
+                payload=request.payload,
+                code=outcome.error.code,
+                error=outcome.error.message,
+            )
     return outcomes
 
 
@@ -91,8 +95,11 @@ async def plan_business_day(rt: Runtime) -> dict[str, Any]:
                 Request(
                     name="plan_visit",
                     payload={
-                        "rep_id": rep_id, "customer_id": stop.customer_id, "business_date": day.isoformat(),
-                        "route_id": stop.route_id, "sequence": stop.sequence,
+                        "rep_id": rep_id,
+                        "customer_id": stop.customer_id,
+                        "business_date": day.isoformat(),
+                        "route_id": stop.route_id,
+                        "sequence": stop.sequence,
                     },
                     actor=TIMER_ACTOR,
                     idempotency_key=f"plan_visit:{visit_id}",
@@ -113,8 +120,12 @@ async def close_business_days(rt: Runtime) -> dict[str, Any]:
             today,
         )
     requests = [
-        Request("mark_visit_missed", {"visit_id": r["visit_id"]}, TIMER_ACTOR,
-                idempotency_key=f"mark_visit_missed:{r['visit_id']}")
+        Request(
+            "mark_visit_missed",
+            {"visit_id": r["visit_id"]},
+            TIMER_ACTOR,
+            idempotency_key=f"mark_visit_missed:{r['visit_id']}",
+        )
         for r in due
     ]
     outcomes = await _dispatch(rt, requests, {"not_missable"})
@@ -132,8 +143,12 @@ async def flag_overdue_approvals(rt: Runtime) -> dict[str, Any]:
             now,
         )
     requests = [
-        Request("flag_approval_overdue", {"visit_id": r["visit_id"]}, TIMER_ACTOR,
-                idempotency_key=f"flag_approval_overdue:{r['visit_id']}")
+        Request(
+            "flag_approval_overdue",
+            {"visit_id": r["visit_id"]},
+            TIMER_ACTOR,
+            idempotency_key=f"flag_approval_overdue:{r['visit_id']}",
+        )
         for r in due
     ]
     outcomes = await _dispatch(rt, requests, {"no_approval_pending", "already_flagged"})
@@ -151,8 +166,12 @@ async def flag_breached_complaints(rt: Runtime) -> dict[str, Any]:
             now,
         )
     requests = [
-        Request("flag_complaint_breach", {"complaint_id": r["complaint_id"]}, TIMER_ACTOR,
-                idempotency_key=f"flag_complaint_breach:{r['complaint_id']}")
+        Request(
+            "flag_complaint_breach",
+            {"complaint_id": r["complaint_id"]},
+            TIMER_ACTOR,
+            idempotency_key=f"flag_complaint_breach:{r['complaint_id']}",
+        )
         for r in due
     ]
     outcomes = await _dispatch(rt, requests, {"already_acknowledged", "already_flagged"})

@@ -107,9 +107,7 @@ def list_scope(
                 f"area manager {actor.id} lists {what} of area {actor.area} only", code="out_of_line"
             )
         return ListScope(district_id, actor.area)
-    raise PermissionDenied(
-        f"{what} is listed for supervisors and above; a {actor.role} may not", code="out_of_line"
-    )
+    raise PermissionDenied(f"{what} is listed for supervisors and above; a {actor.role} may not", code="out_of_line")
 
 
 def _reason(actor: Actor, where: Territory, what: str) -> str:

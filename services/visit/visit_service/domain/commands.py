@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from salesplatform.commands import Command
-
 from visit_service.domain.events import (
     ComplaintCategory,
     Department,

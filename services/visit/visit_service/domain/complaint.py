@@ -10,7 +10,6 @@ from typing import Literal
 from salesplatform.aggregate import Aggregate
 from salesplatform.errors import DomainError
 from salesplatform.events import Event
-
 from visit_service.domain.access import Territory
 from visit_service.domain.events import (
     ComplaintAcknowledged,
@@ -86,9 +85,17 @@ class Complaint(Aggregate):
             raise DomainError(f"complaint {self.id} already exists", code="complaint_exists")
         self.record(
             ComplaintReceived(
-                complaint_id=self.id, customer_id=customer_id, channel=channel, category=category,
-                severity=severity, received_at=received_at, rep_id=rep_id, description=description,
-                district_id=district_id, area_id=area_id, acknowledge_by=received_at + ACKNOWLEDGE_SLA,
+                complaint_id=self.id,
+                customer_id=customer_id,
+                channel=channel,
+                category=category,
+                severity=severity,
+                received_at=received_at,
+                rep_id=rep_id,
+                description=description,
+                district_id=district_id,
+                area_id=area_id,
+                acknowledge_by=received_at + ACKNOWLEDGE_SLA,
             )
         )
 

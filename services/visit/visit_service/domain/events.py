@@ -71,9 +71,7 @@ class RouteChanged(Event):
     name: str
     weekdays: list[Weekday]
     customer_ids: list[str]
-    reason: Literal[
-        "customer_added", "customer_removed", "reordered", "weekdays_changed", "customer_reassigned"
-    ]
+    reason: Literal["customer_added", "customer_removed", "reordered", "weekdays_changed", "customer_reassigned"]
     customer_id: str | None = None
 
 

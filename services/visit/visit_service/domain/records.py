@@ -11,7 +11,6 @@ from salesplatform.aggregate import Aggregate
 from salesplatform.errors import DomainError
 from salesplatform.events import Event
 from salesplatform.ids import uuid5
-
 from visit_service.domain.events import (
     CoachingRecorded,
     DeliverySpotChecked,
@@ -65,9 +64,15 @@ class Survey(_Once):
             raise DomainError(f"customer {customer_id} is already surveyed for {period}", code="survey_exists")
         self.record(
             SurveyRecorded(
-                survey_id=self.id, customer_id=customer_id, period=period, scores=dict(scores),
-                satisfied=satisfied, rep_id=rep_id, business_date=business_date,
-                district_id=district_id, area_id=area_id,
+                survey_id=self.id,
+                customer_id=customer_id,
+                period=period,
+                scores=dict(scores),
+                satisfied=satisfied,
+                rep_id=rep_id,
+                business_date=business_date,
+                district_id=district_id,
+                area_id=area_id,
             )
         )
 
@@ -91,8 +96,15 @@ class KeyAccountReport(_Once):
         self._first()
         self.record(
             KeyAccountReportFiled(
-                report_id=self.id, customer_id=customer_id, issues=list(issues), summary=summary,
-                filed_by=filed_by, filed_on=filed_on, visit_id=visit_id, district_id=district_id, area_id=area_id,
+                report_id=self.id,
+                customer_id=customer_id,
+                issues=list(issues),
+                summary=summary,
+                filed_by=filed_by,
+                filed_on=filed_on,
+                visit_id=visit_id,
+                district_id=district_id,
+                area_id=area_id,
             )
         )
 
@@ -118,9 +130,15 @@ class Coaching(_Once):
             raise DomainError("a supervisor coaches a rep, not themselves", code="self_coaching")
         self.record(
             CoachingRecorded(
-                coaching_id=self.id, supervisor_id=supervisor_id, rep_id=rep_id, business_date=business_date,
-                notes=notes, strengths=list(strengths), improvements=list(improvements),
-                visit_id=visit_id, customer_id=customer_id,
+                coaching_id=self.id,
+                supervisor_id=supervisor_id,
+                rep_id=rep_id,
+                business_date=business_date,
+                notes=notes,
+                strengths=list(strengths),
+                improvements=list(improvements),
+                visit_id=visit_id,
+                customer_id=customer_id,
             )
         )
 
@@ -146,8 +164,14 @@ class SpotCheck(_Once):
             raise DomainError("an undelivered order cannot be on time", code="inconsistent_check", field="on_time")
         self.record(
             DeliverySpotChecked(
-                spot_check_id=self.id, order_id=order_id, customer_id=customer_id, checked_by=checked_by,
-                business_date=business_date, delivered=delivered, on_time=on_time,
-                quantities_match=quantities_match, notes=notes,
+                spot_check_id=self.id,
+                order_id=order_id,
+                customer_id=customer_id,
+                checked_by=checked_by,
+                business_date=business_date,
+                delivered=delivered,
+                on_time=on_time,
+                quantities_match=quantities_match,
+                notes=notes,
             )
         )

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from salesplatform.aggregate import Aggregate
 from salesplatform.errors import DomainError
 from salesplatform.events import Event
-
 from visit_service.domain.events import RouteChanged, RouteDefined
 
 
@@ -40,17 +39,18 @@ class Route(Aggregate):
         _check_unique(customer_ids)
         self.record(
             RouteDefined(
-                route_id=self.id, rep_id=rep_id, name=name,
-                weekdays=sorted(set(weekdays)), customer_ids=list(customer_ids),
+                route_id=self.id,
+                rep_id=rep_id,
+                name=name,
+                weekdays=sorted(set(weekdays)),
+                customer_ids=list(customer_ids),
             )
         )
 
     def add_customer(self, customer_id: str, position: int | None = None) -> None:
         """Insert at a 1-based `position` in the route order (default: at the end)."""
         if customer_id in self.customer_ids:
-            raise DomainError(
-                f"customer {customer_id} is already on route {self.id}", code="customer_already_on_route"
-            )
+            raise DomainError(f"customer {customer_id} is already on route {self.id}", code="customer_already_on_route")
         order = list(self.customer_ids)
         if position is None or position > len(order):
             order.append(customer_id)
@@ -81,16 +81,25 @@ class Route(Aggregate):
             return
         self.record(
             RouteChanged(
-                route_id=self.id, rep_id=self.rep_id, name=self.name, weekdays=days,
-                customer_ids=self.customer_ids, reason="weekdays_changed",
+                route_id=self.id,
+                rep_id=self.rep_id,
+                name=self.name,
+                weekdays=days,
+                customer_ids=self.customer_ids,
+                reason="weekdays_changed",
             )
         )
 
     def _change(self, order: list[str], reason: str, customer_id: str | None) -> None:
         self.record(
             RouteChanged(
-                route_id=self.id, rep_id=self.rep_id, name=self.name, weekdays=self.weekdays,
-                customer_ids=order, reason=reason, customer_id=customer_id,  # type: ignore[arg-type]
+                route_id=self.id,
+                rep_id=self.rep_id,
+                name=self.name,
+                weekdays=self.weekdays,
+                customer_ids=order,
+                reason=reason,
+                customer_id=customer_id,  # type: ignore[arg-type]
             )
         )
 

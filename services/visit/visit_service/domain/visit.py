@@ -19,7 +19,6 @@ from salesplatform.aggregate import Aggregate
 from salesplatform.clock import end_of_business_day
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Event, Role, rank
-
 from visit_service.domain.events import (
     OrderLine,
     StockLine,
@@ -165,8 +164,15 @@ class Visit(Aggregate):
             raise DomainError(f"visit {self.id} is already planned", code="already_planned")
         self.record(
             VisitPlanned(
-                visit_id=self.id, rep_id=rep_id, customer_id=customer_id, business_date=business_date,
-                route_id=route_id, planned=True, sequence=sequence, district_id=district_id, area_id=area_id,
+                visit_id=self.id,
+                rep_id=rep_id,
+                customer_id=customer_id,
+                business_date=business_date,
+                route_id=route_id,
+                planned=True,
+                sequence=sequence,
+                district_id=district_id,
+                area_id=area_id,
             )
         )
         if key_account:
@@ -191,8 +197,15 @@ class Visit(Aggregate):
             )
         self.record(
             VisitPlanned(
-                visit_id=self.id, rep_id=rep_id, customer_id=customer_id, business_date=business_date,
-                route_id=None, planned=False, sequence=sequence, district_id=district_id, area_id=area_id,
+                visit_id=self.id,
+                rep_id=rep_id,
+                customer_id=customer_id,
+                business_date=business_date,
+                route_id=None,
+                planned=False,
+                sequence=sequence,
+                district_id=district_id,
+                area_id=area_id,
             )
         )
         self._request_approval("unplanned", requested_by, now)
@@ -206,8 +219,12 @@ class Visit(Aggregate):
     ) -> None:
         self.record(
             VisitApprovalRequested(
-                **self._ids(), reason=reason, requested_by=requested_by, requested_at=now,
-                due_at=now + APPROVAL_SLA, approver_role=approver_role.value,
+                **self._ids(),
+                reason=reason,
+                requested_by=requested_by,
+                requested_at=now,
+                due_at=now + APPROVAL_SLA,
+                approver_role=approver_role.value,
             )
         )
 
@@ -220,9 +237,7 @@ class Visit(Aggregate):
                 code="approver_rank_required",
             )
         if approver_id in (self.requested_by, self.rep_id):
-            raise PermissionDenied(
-                f"{approver_id} asked for this visit and may not approve it", code="own_request"
-            )
+            raise PermissionDenied(f"{approver_id} asked for this visit and may not approve it", code="own_request")
 
     def approve(self, approver_id: str, approver_role: Role | None = None) -> None:
         self._check_approver(approver_id, approver_role)
@@ -291,8 +306,11 @@ class Visit(Aggregate):
         _check_skus(present_skus, known_skus, "present_skus")
         self.record(
             VisitMerchandisingAudited(
-                **self._ids(), required_skus=list(required_skus), present_skus=list(present_skus),
-                price_tags_ok=price_tags_ok, display_ok=display_ok,
+                **self._ids(),
+                required_skus=list(required_skus),
+                present_skus=list(present_skus),
+                price_tags_ok=price_tags_ok,
+                display_ok=display_ok,
             )
         )
 
@@ -315,9 +333,17 @@ class Visit(Aggregate):
         compliant = all((at_outlet, best_position, powered, light_on, clean, working, required_packs)) and not misused
         self.record(
             VisitCoolerChecked(
-                **self._ids(), cooler_id=cooler_id, at_outlet=at_outlet, best_position=best_position,
-                powered=powered, light_on=light_on, clean=clean, working=working,
-                required_packs=required_packs, misused=misused, compliant=compliant,
+                **self._ids(),
+                cooler_id=cooler_id,
+                at_outlet=at_outlet,
+                best_position=best_position,
+                powered=powered,
+                light_on=light_on,
+                clean=clean,
+                working=working,
+                required_packs=required_packs,
+                misused=misused,
+                compliant=compliant,
             )
         )
 
@@ -327,8 +353,12 @@ class Visit(Aggregate):
         self._require_checked_in("a competitor observation")
         self.record(
             VisitCompetitorObserved(
-                **self._ids(), brand=brand, product=product, price_fen=price_fen,
-                promotion=promotion, stock_age_days=stock_age_days,
+                **self._ids(),
+                brand=brand,
+                product=product,
+                price_fen=price_fen,
+                promotion=promotion,
+                stock_age_days=stock_age_days,
             )
         )
 
@@ -339,7 +369,9 @@ class Visit(Aggregate):
         _check_skus([line.sku for line in lines], known_skus, "lines")
         self.record(
             VisitOrderTaken(
-                **self._ids(), order_id=order_id, lines=list(lines),
+                **self._ids(),
+                order_id=order_id,
+                lines=list(lines),
                 suggested_adopted=suggestion_adopted(self.suggested, lines),
             )
         )

@@ -136,24 +136,47 @@ class CustomerDirectory(Projection):
         v = event.envelope.stream_version
         match event.event_type:
             case "customer.registered":
-                await self._customer(conn, d["customer_id"], v, {
-                    "registered": True, "name": d.get("name"), "address": d.get("address"),
-                    "district_id": d.get("district_id"), "area_id": d.get("area_id"),
-                    "division_id": d.get("division_id"), "rep_id": d.get("rep_id"),
-                    "channel": d.get("channel"), "status": d.get("status", "pending"),
-                })
+                await self._customer(
+                    conn,
+                    d["customer_id"],
+                    v,
+                    {
+                        "registered": True,
+                        "name": d.get("name"),
+                        "address": d.get("address"),
+                        "district_id": d.get("district_id"),
+                        "area_id": d.get("area_id"),
+                        "division_id": d.get("division_id"),
+                        "rep_id": d.get("rep_id"),
+                        "channel": d.get("channel"),
+                        "status": d.get("status", "pending"),
+                    },
+                )
             case "customer.approved":
-                await self._customer(conn, d["customer_id"], v, {
-                    "customer_code": d.get("customer_code"), "status": d.get("status", "active"),
-                })
+                await self._customer(
+                    conn,
+                    d["customer_id"],
+                    v,
+                    {
+                        "customer_code": d.get("customer_code"),
+                        "status": d.get("status", "active"),
+                    },
+                )
             case "customer.rejected":
                 await self._customer(conn, d["customer_id"], v, {"status": "rejected"})
             case "customer.classified":
                 await self._customer(conn, d["customer_id"], v, {"channel": d.get("channel"), "grade": d.get("grade")})
             case "customer.assigned":
-                await self._customer(conn, d["customer_id"], v, {
-                    "rep_id": d.get("rep_id"), "district_id": d.get("district_id"), "area_id": d.get("area_id"),
-                })
+                await self._customer(
+                    conn,
+                    d["customer_id"],
+                    v,
+                    {
+                        "rep_id": d.get("rep_id"),
+                        "district_id": d.get("district_id"),
+                        "area_id": d.get("area_id"),
+                    },
+                )
             case "customer.status_changed":
                 await self._customer(conn, d["customer_id"], v, {"status": d["status"]})
             case "customer.released":
@@ -170,20 +193,48 @@ class CustomerDirectory(Projection):
             case "customer.personal_data_erased":
                 await self._customer(conn, d["customer_id"], v, {"name": None, "address": None})
             case "staff.assigned":
-                await merge_row(conn, "staff", "staff_id", d["staff_id"], v, {
-                    "name": d.get("name"), "role": d.get("role"), "district_id": d.get("district_id"),
-                    "area_id": d.get("area_id"), "supervisor_id": d.get("supervisor_id"), "active": True,
-                })
+                await merge_row(
+                    conn,
+                    "staff",
+                    "staff_id",
+                    d["staff_id"],
+                    v,
+                    {
+                        "name": d.get("name"),
+                        "role": d.get("role"),
+                        "district_id": d.get("district_id"),
+                        "area_id": d.get("area_id"),
+                        "supervisor_id": d.get("supervisor_id"),
+                        "active": True,
+                    },
+                )
             case "staff.departed":
                 await merge_row(conn, "staff", "staff_id", d["staff_id"], v, {"active": False})
             case "territory.district_defined":
-                await merge_row(conn, "districts", "district_id", d["district_id"], v, {
-                    "name": d.get("name"), "area_id": d.get("area_id"), "division_id": d.get("division_id"),
-                })
+                await merge_row(
+                    conn,
+                    "districts",
+                    "district_id",
+                    d["district_id"],
+                    v,
+                    {
+                        "name": d.get("name"),
+                        "area_id": d.get("area_id"),
+                        "division_id": d.get("division_id"),
+                    },
+                )
             case "territory.area_defined":
-                await merge_row(conn, "areas", "area_id", d["area_id"], v, {
-                    "name": d.get("name"), "division_id": d.get("division_id"),
-                })
+                await merge_row(
+                    conn,
+                    "areas",
+                    "area_id",
+                    d["area_id"],
+                    v,
+                    {
+                        "name": d.get("name"),
+                        "division_id": d.get("division_id"),
+                    },
+                )
             case _:
                 return None
         return [{"event_type": event.event_type}]
@@ -240,37 +291,75 @@ class Catalogue(Projection):
         v = event.envelope.stream_version
         match event.event_type:
             case "sku.defined":
-                await merge_row(conn, "skus", "sku", d["sku"], v, {
-                    "defined": True, "name": d.get("name"), "brand": d.get("brand"),
-                    "product_group": d.get("product_group"), "package": d.get("package"),
-                    "list_price_fen": d.get("list_price_fen"), "floor_price_fen": d.get("floor_price_fen"),
-                })
+                await merge_row(
+                    conn,
+                    "skus",
+                    "sku",
+                    d["sku"],
+                    v,
+                    {
+                        "defined": True,
+                        "name": d.get("name"),
+                        "brand": d.get("brand"),
+                        "product_group": d.get("product_group"),
+                        "package": d.get("package"),
+                        "list_price_fen": d.get("list_price_fen"),
+                        "floor_price_fen": d.get("floor_price_fen"),
+                    },
+                )
             case "sku.price_set":
                 # Area prices matter to the orders service; the visit card shows the list price.
                 if d.get("area_id") is None:
-                    await merge_row(conn, "skus", "sku", d["sku"], v, {
-                        "list_price_fen": d.get("list_price_fen"), "floor_price_fen": d.get("floor_price_fen"),
-                    })
+                    await merge_row(
+                        conn,
+                        "skus",
+                        "sku",
+                        d["sku"],
+                        v,
+                        {
+                            "list_price_fen": d.get("list_price_fen"),
+                            "floor_price_fen": d.get("floor_price_fen"),
+                        },
+                    )
             case "required_skus.set":
                 await merge_row(conn, "required_skus", "channel", d["channel"], v, {"skus": list(d["skus"])})
             case "order.placed":
                 business = d.get("business_date")
-                await merge_row(conn, "orders", "order_id", d["order_id"], v, {
-                    "customer_id": d.get("customer_id"), "rep_id": d.get("rep_id"),
-                    "visit_id": d.get("visit_id"), "source": d.get("source"),
-                    "placed_at": _timestamp(d.get("placed_at")) or event.envelope.occurred_at,
-                    "business_date": date.fromisoformat(business) if business else None,
-                    "lines": [{"sku": ln["sku"], "quantity": ln["quantity"]} for ln in d.get("lines", [])],
-                    "amount_fen": d.get("amount_fen"), "status": "placed",
-                })
+                await merge_row(
+                    conn,
+                    "orders",
+                    "order_id",
+                    d["order_id"],
+                    v,
+                    {
+                        "customer_id": d.get("customer_id"),
+                        "rep_id": d.get("rep_id"),
+                        "visit_id": d.get("visit_id"),
+                        "source": d.get("source"),
+                        "placed_at": _timestamp(d.get("placed_at")) or event.envelope.occurred_at,
+                        "business_date": date.fromisoformat(business) if business else None,
+                        "lines": [{"sku": ln["sku"], "quantity": ln["quantity"]} for ln in d.get("lines", [])],
+                        "amount_fen": d.get("amount_fen"),
+                        "status": "placed",
+                    },
+                )
             case "order.approved" | "order.confirmed" | "order.rejected" | "order.cancelled":
                 status = event.event_type.split(".")[1]
                 await merge_row(conn, "orders", "order_id", d["order_id"], v, {"status": status})
             case "order.delivered":
-                await merge_row(conn, "orders", "order_id", d["order_id"], v, {
-                    "customer_id": d.get("customer_id"), "status": "delivered",
-                    "delivered_at": _timestamp(d.get("delivered_at")), "on_time": d.get("on_time"),
-                })
+                await merge_row(
+                    conn,
+                    "orders",
+                    "order_id",
+                    d["order_id"],
+                    v,
+                    {
+                        "customer_id": d.get("customer_id"),
+                        "status": "delivered",
+                        "delivered_at": _timestamp(d.get("delivered_at")),
+                        "on_time": d.get("on_time"),
+                    },
+                )
             case _:
                 return None
         return [{"event_type": event.event_type}]
@@ -343,7 +432,8 @@ async def recent_orders(conn: asyncpg.Connection, customer_id: str, limit: int =
         f"SELECT lines FROM {schema}.orders WHERE customer_id = $1 AND lines IS NOT NULL"
         " AND placed_at IS NOT NULL AND status NOT IN ('cancelled', 'rejected')"
         " ORDER BY placed_at DESC, order_id DESC LIMIT $2",
-        customer_id, limit,
+        customer_id,
+        limit,
     )
     out: list[dict[str, int]] = []
     for r in rows:
@@ -367,6 +457,7 @@ async def previous_order(conn: asyncpg.Connection, customer_id: str, visit_id: s
         f"SELECT * FROM {schema}.orders WHERE customer_id = $1 AND placed_at IS NOT NULL"
         " AND visit_id IS DISTINCT FROM $2 AND status NOT IN ('cancelled', 'rejected')"
         " ORDER BY placed_at DESC, order_id DESC LIMIT 1",
-        customer_id, visit_id,
+        customer_id,
+        visit_id,
     )
     return dict(row) if row else None

@@ -26,12 +26,26 @@ class VisitBoard(Projection):
 
     name = "visit_board"
     inline = True
-    event_types = frozenset({
-        "visit.planned", "visit.approval_requested", "visit.approved", "visit.approval_rejected",
-        "visit.approval_overdue", "visit.checked_in", "visit.stock_counted", "visit.merchandising_audited",
-        "visit.cooler_checked", "visit.competitor_observed", "visit.order_suggested", "visit.order_taken",
-        "visit.order_refused", "visit.delivery_confirmed", "visit.checked_out", "visit.missed",
-    })
+    event_types = frozenset(
+        {
+            "visit.planned",
+            "visit.approval_requested",
+            "visit.approved",
+            "visit.approval_rejected",
+            "visit.approval_overdue",
+            "visit.checked_in",
+            "visit.stock_counted",
+            "visit.merchandising_audited",
+            "visit.cooler_checked",
+            "visit.competitor_observed",
+            "visit.order_suggested",
+            "visit.order_taken",
+            "visit.order_refused",
+            "visit.delivery_confirmed",
+            "visit.checked_out",
+            "visit.missed",
+        }
+    )
     schema_sql = """
     CREATE TABLE visits (
         visit_id              text PRIMARY KEY,
@@ -92,14 +106,25 @@ class VisitBoard(Projection):
                     "INSERT INTO visits (visit_id, rep_id, customer_id, business_date, route_id, planned,"
                     " sequence, district_id, area_id, status, planned_at)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'planned', $10)",
-                    vid, d["rep_id"], d["customer_id"], _day(d["business_date"]), d.get("route_id"),
-                    d["planned"], d["sequence"], d.get("district_id"), d.get("area_id"), at,
+                    vid,
+                    d["rep_id"],
+                    d["customer_id"],
+                    _day(d["business_date"]),
+                    d.get("route_id"),
+                    d["planned"],
+                    d["sequence"],
+                    d.get("district_id"),
+                    d.get("area_id"),
+                    at,
                 )
             case "visit.approval_requested":
                 await set_(
                     "approval_status = 'pending', approval_reason = $2, requested_by = $3, requested_at = $4,"
                     " approval_due_at = $5",
-                    d["reason"], d["requested_by"], _ts(d["requested_at"]), _ts(d["due_at"]),
+                    d["reason"],
+                    d["requested_by"],
+                    _ts(d["requested_at"]),
+                    _ts(d["due_at"]),
                 )
             case "visit.approved":
                 await set_("approval_status = 'approved', approver_id = $2, decided_at = $3", d["approver_id"], at)
@@ -107,26 +132,42 @@ class VisitBoard(Projection):
                 await set_(
                     "approval_status = 'rejected', approver_id = $2, decided_at = $3, rejection_reason = $4,"
                     " status = CASE WHEN status = 'planned' THEN 'cancelled' ELSE status END",
-                    d["approver_id"], at, d["reason"],
+                    d["approver_id"],
+                    at,
+                    d["reason"],
                 )
             case "visit.approval_overdue":
                 await set_("approval_overdue = true, overdue_supervisor_id = $2", d.get("supervisor_id"))
             case "visit.checked_in":
                 await set_(
                     "status = 'checked_in', checked_in_at = $2, latitude = $3, longitude = $4",
-                    _ts(d["at"]), d["latitude"], d["longitude"],
+                    _ts(d["at"]),
+                    d["latitude"],
+                    d["longitude"],
                 )
             case "visit.stock_counted":
                 await set_("stock = $2", d["lines"])
             case "visit.order_suggested":
                 await set_("suggested = $2", d["lines"])
             case "visit.merchandising_audited":
-                await set_("merchandising = $2", {
-                    k: d[k] for k in ("required_skus", "present_skus", "price_tags_ok", "display_ok")
-                } | {"missing_skus": [s for s in d["required_skus"] if s not in d["present_skus"]]})
+                await set_(
+                    "merchandising = $2",
+                    {k: d[k] for k in ("required_skus", "present_skus", "price_tags_ok", "display_ok")}
+                    | {"missing_skus": [s for s in d["required_skus"] if s not in d["present_skus"]]},
+                )
             case "visit.cooler_checked":
-                keep = ("cooler_id", "at_outlet", "best_position", "powered", "light_on", "clean", "working",
-                        "required_packs", "misused", "compliant")
+                keep = (
+                    "cooler_id",
+                    "at_outlet",
+                    "best_position",
+                    "powered",
+                    "light_on",
+                    "clean",
+                    "working",
+                    "required_packs",
+                    "misused",
+                    "compliant",
+                )
                 await set_("coolers = coolers || $2::jsonb", [{k: d[k] for k in keep}])
             case "visit.competitor_observed":
                 keep = ("brand", "product", "price_fen", "promotion", "stock_age_days")
@@ -134,7 +175,9 @@ class VisitBoard(Projection):
             case "visit.order_taken":
                 await set_(
                     "order_id = $2, order_lines = $3, suggested_adopted = $4",
-                    d["order_id"], d["lines"], d["suggested_adopted"],
+                    d["order_id"],
+                    d["lines"],
+                    d["suggested_adopted"],
                 )
             case "visit.order_refused":
                 await set_("refusal_reason = $2", d["reason"])
@@ -175,7 +218,12 @@ class RouteBook(Projection):
             " VALUES ($1, $2, $3, $4, $5, $6, $6)"
             " ON CONFLICT (route_id) DO UPDATE SET rep_id = EXCLUDED.rep_id, name = EXCLUDED.name,"
             " weekdays = EXCLUDED.weekdays, customer_ids = EXCLUDED.customer_ids, changed_at = EXCLUDED.changed_at",
-            d["route_id"], d["rep_id"], d["name"], d["weekdays"], d["customer_ids"], at,
+            d["route_id"],
+            d["rep_id"],
+            d["name"],
+            d["weekdays"],
+            d["customer_ids"],
+            at,
         )
         return [{"route_id": d["route_id"]}]
 
@@ -183,10 +231,16 @@ class RouteBook(Projection):
 class ComplaintBook(Projection):
     name = "complaint_book"
     inline = True
-    event_types = frozenset({
-        "complaint.received", "complaint.acknowledged", "complaint.routed", "complaint.resolved",
-        "complaint.closed", "complaint.sla_breached",
-    })
+    event_types = frozenset(
+        {
+            "complaint.received",
+            "complaint.acknowledged",
+            "complaint.routed",
+            "complaint.resolved",
+            "complaint.closed",
+            "complaint.sla_breached",
+        }
+    )
     schema_sql = """
     CREATE TABLE complaints (
         complaint_id    text PRIMARY KEY,
@@ -226,25 +280,41 @@ class ComplaintBook(Projection):
                     "INSERT INTO complaints (complaint_id, customer_id, rep_id, district_id, area_id, channel,"
                     " category, severity, description, received_at, acknowledge_by, status)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'received')",
-                    cid, d["customer_id"], d.get("rep_id"), d.get("district_id"), d.get("area_id"), d["channel"],
-                    d["category"], d["severity"], d["description"], _ts(d["received_at"]), _ts(d["acknowledge_by"]),
+                    cid,
+                    d["customer_id"],
+                    d.get("rep_id"),
+                    d.get("district_id"),
+                    d.get("area_id"),
+                    d["channel"],
+                    d["category"],
+                    d["severity"],
+                    d["description"],
+                    _ts(d["received_at"]),
+                    _ts(d["acknowledge_by"]),
                 )
             case "complaint.acknowledged":
                 await conn.execute(
                     "UPDATE complaints SET status = 'acknowledged', acknowledged_at = $2, within_sla = $3,"
                     " acknowledged_by = $4 WHERE complaint_id = $1",
-                    cid, _ts(d["at"]), d["within_sla"], d.get("by"),
+                    cid,
+                    _ts(d["at"]),
+                    d["within_sla"],
+                    d.get("by"),
                 )
             case "complaint.routed":
                 await conn.execute(
                     "UPDATE complaints SET status = 'routed', department = $2 WHERE complaint_id = $1",
-                    cid, d["department"],
+                    cid,
+                    d["department"],
                 )
             case "complaint.resolved":
                 await conn.execute(
                     "UPDATE complaints SET status = 'resolved', resolution = $2, customer_misuse = $3,"
                     " resolved_at = $4 WHERE complaint_id = $1",
-                    cid, d["resolution"], d["customer_misuse"], at,
+                    cid,
+                    d["resolution"],
+                    d["customer_misuse"],
+                    at,
                 )
             case "complaint.closed":
                 await conn.execute(
@@ -260,9 +330,14 @@ class FieldRecords(Projection):
 
     name = "field_records"
     inline = True
-    event_types = frozenset({
-        "survey.recorded", "key_account_report.filed", "coaching.recorded", "delivery.spot_checked",
-    })
+    event_types = frozenset(
+        {
+            "survey.recorded",
+            "key_account_report.filed",
+            "coaching.recorded",
+            "delivery.spot_checked",
+        }
+    )
     schema_sql = """
     CREATE TABLE surveys (
         survey_id     text PRIMARY KEY,
@@ -319,29 +394,57 @@ class FieldRecords(Projection):
             case "survey.recorded":
                 await conn.execute(
                     "INSERT INTO surveys VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    d["survey_id"], d["customer_id"], d["period"], d["scores"], d["satisfied"], d.get("rep_id"),
-                    d.get("district_id"), d.get("area_id"), _day(d["business_date"]),
+                    d["survey_id"],
+                    d["customer_id"],
+                    d["period"],
+                    d["scores"],
+                    d["satisfied"],
+                    d.get("rep_id"),
+                    d.get("district_id"),
+                    d.get("area_id"),
+                    _day(d["business_date"]),
                 )
                 return [{"survey_id": d["survey_id"]}]
             case "key_account_report.filed":
                 await conn.execute(
                     "INSERT INTO key_account_reports VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    d["report_id"], d["customer_id"], d.get("visit_id"), d["summary"], d["issues"], d["filed_by"],
-                    _day(d["filed_on"]), d.get("district_id"), d.get("area_id"),
+                    d["report_id"],
+                    d["customer_id"],
+                    d.get("visit_id"),
+                    d["summary"],
+                    d["issues"],
+                    d["filed_by"],
+                    _day(d["filed_on"]),
+                    d.get("district_id"),
+                    d.get("area_id"),
                 )
                 return [{"report_id": d["report_id"]}]
             case "coaching.recorded":
                 await conn.execute(
                     "INSERT INTO coaching VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    d["coaching_id"], d["supervisor_id"], d["rep_id"], _day(d["business_date"]), d.get("visit_id"),
-                    d.get("customer_id"), d["notes"], d["strengths"], d["improvements"],
+                    d["coaching_id"],
+                    d["supervisor_id"],
+                    d["rep_id"],
+                    _day(d["business_date"]),
+                    d.get("visit_id"),
+                    d.get("customer_id"),
+                    d["notes"],
+                    d["strengths"],
+                    d["improvements"],
                 )
                 return [{"coaching_id": d["coaching_id"]}]
             case "delivery.spot_checked":
                 await conn.execute(
                     "INSERT INTO spot_checks VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    d["spot_check_id"], d["order_id"], d["customer_id"], d["checked_by"], _day(d["business_date"]),
-                    d["delivered"], d.get("on_time"), d["quantities_match"], d["notes"],
+                    d["spot_check_id"],
+                    d["order_id"],
+                    d["customer_id"],
+                    d["checked_by"],
+                    _day(d["business_date"]),
+                    d["delivered"],
+                    d.get("on_time"),
+                    d["quantities_match"],
+                    d["notes"],
                 )
                 return [{"spot_check_id": d["spot_check_id"]}]
         return None
