@@ -8,7 +8,7 @@ SERVICE_PROJECTS := $(wildcard $(foreach s,$(SERVICES),services/$(s)/pyproject.t
 PYPROJECTS := shared/pyproject.toml $(SERVICE_PROJECTS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test bench bench-quick demo lint clean
+.PHONY: help venv run test bench bench-quick demo lint lock clean
 
 help:
 	@echo "make venv         create .venv and install the platform, the services and test tools"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench-quick  a short benchmark run"
 	@echo "make demo         load a simulated month of a sales department into a running 'make run'"
 	@echo "make lint         ruff (lint and format)"
+	@echo "make lock         recompile requirements/*.lock after a dependency changed (LOCK_ARGS=--upgrade)"
 	@echo "make clean        delete .run/ (databases, streams, logs, secrets)"
 
 venv: $(VENV)/.installed
@@ -26,9 +27,23 @@ $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; this is " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(PY) $(PYPROJECTS) requirements-dev.txt
-	$(PY) -m pip install --quiet -e shared $(foreach p,$(SERVICE_PROJECTS),-e $(dir $(p))) -r requirements-dev.txt
+# Every third-party package comes from the lock, checked against its hashes; the project's own
+# packages are then installed from the tree without resolving anything (--no-deps), built by
+# the setuptools of the lock (--no-build-isolation).
+$(VENV)/.installed: $(PY) $(PYPROJECTS) requirements/dev.lock
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e shared $(foreach p,$(SERVICE_PROJECTS),-e $(dir $(p)))
 	@touch $@
+
+# The images install requirements/runtime.lock; make venv and CI requirements/dev.lock, which
+# is compiled within the runtime lock's versions.
+LOCK_PACKAGES := salesplatform $(foreach s,$(SERVICES),sales-$(s))
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(foreach p,$(LOCK_PACKAGES),--no-emit-package $(p)) $(LOCK_ARGS)
+
+lock: venv
+	$(UV_COMPILE) requirements/runtime.in -o requirements/runtime.lock
+	$(UV_COMPILE) requirements/dev.in -o requirements/dev.lock
 
 run: venv
 	$(PY) -m salesplatform.devstack run
