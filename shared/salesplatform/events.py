@@ -186,10 +186,18 @@ class EventRegistry:
         return self.decode_payload(envelope.event_type, envelope.schema_version, envelope.data)
 
     def decode_payload(self, event_type: str, schema_version: int, data: dict[str, Any]) -> Event:
-        """The current model of a stored payload, upcast from its version if need be."""
+        """The current model of a stored payload, upcast from its version if need be.
+
+        Fields the model does not know are left out: an optional field added in a newer
+        release (which keeps the schema version) is then read by the release before it, whose
+        replicas keep serving beside the new ones during a rolling update, and by consumers not
+        yet upgraded. Events made in code still refuse unknown fields."""
         model = self.model(event_type)
         if schema_version != model.schema_version:
             data = self.upcast(event_type, schema_version, data)
+        fields = model.model_fields
+        if not data.keys() <= fields.keys():
+            data = {name: value for name, value in data.items() if name in fields}
         return model.model_validate(data)
 
     def json_schemas(self) -> dict[str, Any]:

@@ -127,15 +127,24 @@ async def _reset_schema(conn: asyncpg.Connection) -> None:
 
 
 async def ensure_projection(conn: asyncpg.Connection, projection: Projection) -> bool:
-    """Create generation 1 if the projection is new. Returns True when a rebuild is due
-    (the stored code version differs from the code's)."""
+    """Create generation 1 if the projection is new. Returns True when a rebuild is due: the
+    code is newer than the active generation. Older code (a replica of the previous release
+    during a rolling update, once a newer one has switched) keeps the active generation rather
+    than rebuilding it back; an operator who rolls a release back asks for that rebuild."""
     if not _NAME.match(projection.name):
         raise ValueError(f"bad projection name {projection.name!r}")
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _lock_key(projection.name))
         row = await conn.fetchrow("SELECT code_version FROM projections WHERE name = $1", projection.name)
         if row is not None:
-            return row["code_version"] != projection.code_version
+            if row["code_version"] > projection.code_version:
+                log.warning(
+                    "projection_newer_than_code",
+                    projection=projection.name,
+                    active_code_version=row["code_version"],
+                    code_version=projection.code_version,
+                )
+            return bool(row["code_version"] < projection.code_version)
         schema = f"p_{projection.name}_1"
         await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
         await _use_schema(conn, schema)

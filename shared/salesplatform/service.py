@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ from salesplatform.messaging import (
     connect,
     ensure_streams,
 )
-from salesplatform.migrations import migrate
+from salesplatform.migrations import migrate, wait_until_migrated
 from salesplatform.projections import Change, Projection, ProjectionRunner, ensure_projection, rebuild
 from salesplatform.settings import ServiceSettings
 from salesplatform.store import RecordedEvent, init_connection
@@ -132,7 +133,10 @@ class Runtime:
             s.database_url, min_size=s.pool_min, max_size=s.pool_max, init=init_connection
         )
         async with self.pool.acquire() as conn:
-            await migrate(conn, self.definition.migrations)
+            if s.migrate_at_start:
+                await migrate(conn, self.definition.migrations)
+            else:
+                await wait_until_migrated(conn, self.definition.migrations, timeout=s.migration_wait_seconds)
             due = []
             for p in self.definition.projections + self.bus.inline_projections:
                 if await ensure_projection(conn, p):
@@ -582,9 +586,29 @@ def _add_command_route(app: FastAPI, runtime: Runtime, name: str, model: type, s
     )
 
 
-def main(definition: ServiceDefinition, settings: ServiceSettings) -> None:
-    """Run a service until SIGTERM/SIGINT; in-flight work finishes before exit."""
+async def migrate_database(definition: ServiceDefinition, settings: ServiceSettings) -> list[str]:
+    """Apply the service's migrations and nothing else (`python -m <service> migrate`): the
+    deployment's migration Job, run once per release before its replicas need the schema.
+    Returns the names applied now."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        applied = await migrate(conn, definition.migrations)
+    finally:
+        await conn.close()
+    log.info("migrations_done", applied=applied)
+    return applied
+
+
+def main(definition: ServiceDefinition, settings: ServiceSettings, argv: list[str] | None = None) -> None:
+    """`python -m <service>` serves until SIGTERM/SIGINT (in-flight work finishes before exit);
+    `python -m <service> migrate` applies the database migrations and exits."""
+    args = sys.argv[1:] if argv is None else argv
     configure_logging(definition.name, settings.log_level)
+    if args == ["migrate"]:
+        asyncio.run(migrate_database(definition, settings))
+        return
+    if args not in ([], ["serve"]):
+        raise SystemExit(f"usage: python -m {definition.name}_service [serve | migrate]")
     runtime = Runtime(definition, settings)
 
     @contextlib.asynccontextmanager
@@ -621,4 +645,13 @@ def dump_contract(definition: ServiceDefinition) -> str:
     )
 
 
-__all__ = ["Consumes", "Runtime", "ServiceDefinition", "error_response", "http_actor", "http_app", "main"]
+__all__ = [
+    "Consumes",
+    "Runtime",
+    "ServiceDefinition",
+    "error_response",
+    "http_actor",
+    "http_app",
+    "main",
+    "migrate_database",
+]

@@ -39,6 +39,11 @@ class ServiceSettings(BaseSettings):
     # command keeps its payload there, personal data included.
     dead_letter_days: float = Field(30.0, gt=0)
     poll_interval: float = 1.0
+    # Apply the database migrations at start (`make run`, a single instance). A deployment that
+    # runs the service's `migrate` command as a Job turns this off: replicas then wait up to
+    # `migration_wait_seconds` for the Job to have applied every migration they know.
+    migrate_at_start: bool = True
+    migration_wait_seconds: float = Field(600.0, gt=0)
 
 
 def settings_for(service: str, **overrides: object) -> ServiceSettings:
