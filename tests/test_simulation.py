@@ -4,7 +4,6 @@ interfaces only (HTTP commands and queries, NATS request/reply and ingest)."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import UTC, date, datetime
 
@@ -80,7 +79,6 @@ def test_the_default_size_is_a_mid_sized_department() -> None:
 
 
 async def test_a_small_department_lives_two_days_in_the_real_services(start_service, nats_url, unique_prefix) -> None:
-    started = time.monotonic()
     customer = await start_service(customer_definition())
     visit = await start_service(visit_definition())
     orders = await start_service(orders_definition())
@@ -144,4 +142,3 @@ async def test_a_small_department_lives_two_days_in_the_real_services(start_serv
         return items if {i["area_id"] for i in items} == {a.area_id for a in plan.organisation.areas} else None
 
     await eventually(sales_by_area, timeout=20)
-    assert time.monotonic() - started < 60
