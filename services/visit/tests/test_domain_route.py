@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
 from salesplatform.errors import DomainError
 from visit_service.domain.events import RouteChanged, RouteDefined
 from visit_service.domain.planning import RouteSheet, order_id_for, stops_for, visit_id_for
 from visit_service.domain.route import Route
+
+MONDAY = date(2026, 11, 2)
 
 
 def route() -> Route:
@@ -26,6 +30,9 @@ def test_a_route_is_defined_with_sorted_weekdays_and_its_order() -> None:
         "name": "Monday north",
         "weekdays": [1, 3],
         "customer_ids": ["c1", "c2", "c3"],
+        "cycle_weeks": 1,
+        "cycle_offset": 0,
+        "plan_id": None,
     }
     with pytest.raises(DomainError) as e:
         r.define("rep-1", "again", [1], [])
@@ -87,14 +94,14 @@ def test_the_days_stops_follow_route_order_across_routes_and_visit_a_customer_on
         RouteSheet("ra", "A morning", (1,), ("c1", "c2", "c3")),
         RouteSheet("rc", "C Friday", (5,), ("c9",)),
     ]
-    stops = stops_for(sheets, 1)
+    stops = stops_for(sheets, MONDAY)
     assert [(s.route_id, s.customer_id, s.sequence) for s in stops] == [
         ("ra", "c1", 1),
         ("ra", "c2", 2),
         ("ra", "c3", 3),
         ("rb", "c4", 4),
     ]
-    assert stops_for(sheets, 3) == []
+    assert stops_for(sheets, MONDAY + timedelta(days=2)) == []
 
 
 def test_visit_and_order_ids_are_deterministic() -> None:

@@ -10,7 +10,7 @@ contract's fields because the orders service creates the order from it.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +21,7 @@ ComplaintCategory = Literal["quality", "technical", "logistics", "service"]
 Department = Literal["production", "technical", "logistics", "sales"]
 ReportDepartment = Literal["quality", "delivery", "service"]
 ApprovalReason = Literal["key_account", "unplanned"]
+PhotoKind = Literal["shelf", "cooler", "display"]
 
 
 class Line(BaseModel):
@@ -54,12 +55,19 @@ class ReportIssue(Line):
 
 
 class RouteDefined(Event):
+    """A route runs on its weekdays every `cycle_weeks` weeks (1: every week), in the weeks
+    whose number (weeks since Monday 1 January 2024) modulo `cycle_weeks` is `cycle_offset`;
+    `plan_id` names the adopted route plan it comes from."""
+
     event_type = "route.defined"
     route_id: str
     rep_id: str
     name: str
     weekdays: list[Weekday]
     customer_ids: list[str]
+    cycle_weeks: int = 1
+    cycle_offset: int = 0
+    plan_id: str | None = None
 
 
 class RouteChanged(Event):
@@ -73,6 +81,19 @@ class RouteChanged(Event):
     customer_ids: list[str]
     reason: Literal["customer_added", "customer_removed", "reordered", "weekdays_changed", "customer_reassigned"]
     customer_id: str | None = None
+    cycle_weeks: int = 1
+    cycle_offset: int = 0
+    plan_id: str | None = None
+
+
+class RouteRetired(Event):
+    """The route is no longer run (its rep adopted a route plan that replaces it)."""
+
+    event_type = "route.retired"
+    route_id: str
+    rep_id: str
+    reason: str
+    plan_id: str | None = None
 
 
 # -- visits ---------------------------------------------------------------------------------
@@ -121,10 +142,32 @@ class VisitApprovalOverdue(VisitEvent):
 
 
 class VisitCheckedIn(VisitEvent):
+    """Step 1. The position check (domain/check_in.py): `distance_m` from the outlet (null when
+    its position is unknown), `flags`, `position_verified` (true, false, or null: could not be
+    judged), `repeated_at`: other visits checked in at exactly these coordinates."""
+
     event_type = "visit.checked_in"
     at: datetime
     latitude: float
     longitude: float
+    accuracy_m: float | None = None
+    distance_m: float | None = None
+    position_verified: bool | None = None
+    flags: list[str] = Field(default_factory=list)
+    repeated_at: list[str] = Field(default_factory=list)
+
+
+class VisitCheckInConfirmed(VisitEvent):
+    """A supervisor confirmed the rep was at the outlet: the check-in's position becomes the
+    outlet's (the customer service corrects the card) and the check-in counts as verified."""
+
+    event_type = "visit.check_in_confirmed"
+    latitude: float
+    longitude: float
+    accuracy_m: float | None = None
+    confirmed_by: str
+    previously_verified: bool | None = None
+    note: str | None = None
 
 
 class VisitStockCounted(VisitEvent):
@@ -133,11 +176,19 @@ class VisitStockCounted(VisitEvent):
 
 
 class VisitMerchandisingAudited(VisitEvent):
+    """Step 3. With the channel's standard picture (成功图象): its items, the checklist the rep
+    ticked, whether every item was met and which were not, and the photos backing it."""
+
     event_type = "visit.merchandising_audited"
     required_skus: list[str]
     present_skus: list[str]
     price_tags_ok: bool
     display_ok: bool
+    standard_items: list[str] | None = None
+    checklist: dict[str, bool] | None = None
+    standard_met: bool | None = None
+    missing_items: list[str] = Field(default_factory=list)
+    photo_ids: list[str] = Field(default_factory=list)
 
 
 class VisitCoolerChecked(VisitEvent):
@@ -194,6 +245,39 @@ class VisitCheckedOut(VisitEvent):
 
 class VisitMissed(VisitEvent):
     event_type = "visit.missed"
+
+
+class VisitPhotoAttached(VisitEvent):
+    """A photo taken on the visit, kept in the object store under `object_name`; `digest` is
+    the store's SHA-256 digest of its bytes."""
+
+    event_type = "visit.photo_attached"
+    photo_id: str
+    kind: PhotoKind
+    object_name: str
+    digest: str
+    size_bytes: int
+    content_type: str
+    taken_by: str
+    taken_at: datetime
+
+
+class VisitPhotoReviewed(VisitEvent):
+    event_type = "visit.photo_reviewed"
+    photo_id: str
+    verdict: Literal["confirmed", "disputed"]
+    note: str | None = None
+    reviewed_by: str
+
+
+class VisitPhotoRemoved(VisitEvent):
+    """The photo's bytes were deleted from the object store: kept its retention time, or the
+    customer's personal data was erased."""
+
+    event_type = "visit.photo_removed"
+    photo_id: str
+    object_name: str
+    reason: Literal["retention", "erasure"]
 
 
 # -- complaints -----------------------------------------------------------------------------
@@ -302,10 +386,137 @@ class DeliverySpotChecked(Event):
     notes: str
 
 
+# -- route plans, standard pictures, route cleanup ----------------------------------------------
+
+
+class PlanDay(Line):
+    week: int = Field(ge=1)
+    weekday: int = Field(ge=1, le=7)
+    customer_ids: list[str]
+    distance_m: float = Field(ge=0)
+    minutes: float = Field(ge=0)
+
+
+class PlanRules(Line):
+    frequency_weeks: dict[str, int]
+    visit_minutes: int
+    day_start: str  # HH:MM
+    day_end: str
+    workdays: list[int]
+    speed_kmh: float
+    time_limit_seconds: float
+
+
+class Unplaced(Line):
+    customer_id: str
+    reason: str
+
+
+class RoutePlanRequested(Event):
+    """A route plan asked for; the planner proposes one (or says why it cannot)."""
+
+    event_type = "route_plan.requested"
+    plan_id: str
+    rep_id: str
+    district_id: str | None = None
+    area_id: str | None = None
+    requested_by: str
+    start_latitude: float
+    start_longitude: float
+    effective_from: date  # the Monday of the plan's first week
+    rules: PlanRules
+    # Metres between points (customer ids and "start"), when supplied; else haversine.
+    matrix: dict[str, dict[str, float]] | None = None
+
+
+class RoutePlanProposed(Event):
+    """The planner's proposal: each working day of the cycle with its outlets in order, and the
+    travel distance of the current and the proposed routes over the same weeks."""
+
+    event_type = "route_plan.proposed"
+    plan_id: str
+    rep_id: str
+    cycle_weeks: int
+    effective_from: date
+    days: list[PlanDay]
+    current_distance_m: float
+    proposed_distance_m: float
+    unplaced: list[Unplaced] = Field(default_factory=list)
+    unmeasured: list[str] = Field(default_factory=list)
+    solver: dict[str, Any] = Field(default_factory=dict)
+
+
+class RoutePlanFailed(Event):
+    event_type = "route_plan.failed"
+    plan_id: str
+    rep_id: str
+    reason: str
+
+
+class RoutePlanAdopted(Event):
+    """A supervisor adopted the proposal: the rep's routes are replaced by the plan's days."""
+
+    event_type = "route_plan.adopted"
+    plan_id: str
+    rep_id: str
+    adopted_by: str
+    effective_from: date
+    route_ids: list[str]
+    retired_route_ids: list[str]
+
+
+class RoutePlanRejected(Event):
+    event_type = "route_plan.rejected"
+    plan_id: str
+    rep_id: str
+    rejected_by: str
+    reason: str
+
+
+class StandardItem(Line):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = Field(min_length=1, max_length=500)
+
+
+class StandardPictureDefined(Event):
+    """The channel's standard success picture (成功图象) as a checklist of what must be seen."""
+
+    event_type = "standard_picture.defined"
+    channel: str
+    items: list[StandardItem]
+    defined_by: str
+
+
+class RouteCleanupClosed(Event):
+    """The month's route cleanup (线路清理) of a district is done; what the report held then."""
+
+    event_type = "route_cleanup.closed"
+    cleanup_id: str
+    district_id: str
+    month: str  # YYYY-MM
+    closed_by: str
+    closed_on: date
+    counts: dict[str, int]
+    outlets: dict[str, list[str]]
+    notes: str | None = None
+
+
 registry = EventRegistry(
     [
         RouteDefined,
         RouteChanged,
+        RouteRetired,
+        RoutePlanRequested,
+        RoutePlanProposed,
+        RoutePlanFailed,
+        RoutePlanAdopted,
+        RoutePlanRejected,
+        StandardPictureDefined,
+        RouteCleanupClosed,
+        VisitCheckInConfirmed,
+        VisitPhotoAttached,
+        VisitPhotoReviewed,
+        VisitPhotoRemoved,
         VisitPlanned,
         VisitApprovalRequested,
         VisitApproved,

@@ -27,12 +27,34 @@ def order_id_for(visit_id: str) -> str:
     return str(uuid5(_ORDER_IDS, visit_id))
 
 
+# Weeks are counted from this Monday, so a route that runs every N weeks runs in the weeks whose
+# number modulo N is its offset, whatever the year.
+_FIRST_MONDAY = date(2024, 1, 1)
+
+
+def week_number(day: date) -> int:
+    """Weeks since the first counted Monday (the week `day` lies in)."""
+    return (day - _FIRST_MONDAY).days // 7
+
+
+def cycle_offset_for(first_week_day: date, week: int, cycle_weeks: int) -> int:
+    """The offset of a route that runs in week `week` (1-based) of a cycle whose first week is
+    the one `first_week_day` lies in."""
+    return (week_number(first_week_day) + week - 1) % cycle_weeks
+
+
 @dataclass(frozen=True)
 class RouteSheet:
     route_id: str
     name: str
     weekdays: tuple[int, ...]
     customer_ids: tuple[str, ...]
+    # Runs every `cycle_weeks` weeks, in the weeks whose number modulo that is `cycle_offset`.
+    cycle_weeks: int = 1
+    cycle_offset: int = 0
+
+    def runs_on(self, day: date) -> bool:
+        return day.isoweekday() in self.weekdays and week_number(day) % self.cycle_weeks == self.cycle_offset
 
 
 @dataclass(frozen=True)
@@ -42,14 +64,14 @@ class PlannedStop:
     sequence: int
 
 
-def stops_for(routes: Iterable[RouteSheet], weekday: int) -> list[PlannedStop]:
-    """The day's stops in route order: routes running that weekday by name (then id), each in
-    its own customer order; a customer on two of the day's routes is visited once, at its first
-    place."""
+def stops_for(routes: Iterable[RouteSheet], day: date) -> list[PlannedStop]:
+    """The day's stops in route order: routes running that day (its weekday, and its week of
+    the route's cycle) by name (then id), each in its own customer order; a customer on two of
+    the day's routes is visited once, at its first place."""
     stops: list[PlannedStop] = []
     seen: set[str] = set()
     for route in sorted(routes, key=lambda r: (r.name, r.route_id)):
-        if weekday not in route.weekdays:
+        if not route.runs_on(day):
             continue
         for customer_id in route.customer_ids:
             if customer_id in seen:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from salesplatform.aggregate import Aggregate
 from salesplatform.errors import DomainError
 from salesplatform.events import Event
-from visit_service.domain.events import RouteChanged, RouteDefined
+from visit_service.domain.events import RouteChanged, RouteDefined, RouteRetired
 
 
 class Route(Aggregate):
@@ -19,6 +20,10 @@ class Route(Aggregate):
         self.name = ""
         self.weekdays: list[int] = []
         self.customer_ids: list[str] = []
+        self.cycle_weeks = 1
+        self.cycle_offset = 0
+        self.plan_id: str | None = None
+        self.retired = False
 
     def apply(self, event: Event) -> None:
         match event:
@@ -27,16 +32,33 @@ class Route(Aggregate):
                 self.name = event.name
                 self.weekdays = list(event.weekdays)
                 self.customer_ids = list(event.customer_ids)
+                self.cycle_weeks = event.cycle_weeks
+                self.cycle_offset = event.cycle_offset
+                self.plan_id = event.plan_id
+            case RouteRetired():
+                self.retired = True
 
     def runs_on(self, weekday: int) -> bool:
         return weekday in self.weekdays
 
     # -- decisions ----------------------------------------------------------------------------
 
-    def define(self, rep_id: str, name: str, weekdays: Sequence[int], customer_ids: Sequence[str]) -> None:
+    def define(
+        self,
+        rep_id: str,
+        name: str,
+        weekdays: Sequence[int],
+        customer_ids: Sequence[str],
+        *,
+        cycle_weeks: int = 1,
+        cycle_offset: int = 0,
+        plan_id: str | None = None,
+    ) -> None:
         if self.exists:
             raise DomainError(f"route {self.id} already exists", code="route_exists")
         _check_unique(customer_ids)
+        if cycle_weeks < 1 or not 0 <= cycle_offset < cycle_weeks:
+            raise DomainError("a route runs every 1 or more weeks", code="bad_cycle", field="cycle_weeks")
         self.record(
             RouteDefined(
                 route_id=self.id,
@@ -44,11 +66,23 @@ class Route(Aggregate):
                 name=name,
                 weekdays=sorted(set(weekdays)),
                 customer_ids=list(customer_ids),
+                cycle_weeks=cycle_weeks,
+                cycle_offset=cycle_offset,
+                plan_id=plan_id,
             )
         )
 
+    def retire(self, reason: str, plan_id: str | None = None) -> None:
+        self._ensure_running()
+        self.record(RouteRetired(route_id=self.id, rep_id=self.rep_id, reason=reason, plan_id=plan_id))
+
+    def _ensure_running(self) -> None:
+        if self.retired:
+            raise DomainError(f"route {self.id} is retired", code="route_retired")
+
     def add_customer(self, customer_id: str, position: int | None = None) -> None:
         """Insert at a 1-based `position` in the route order (default: at the end)."""
+        self._ensure_running()
         if customer_id in self.customer_ids:
             raise DomainError(f"customer {customer_id} is already on route {self.id}", code="customer_already_on_route")
         order = list(self.customer_ids)
@@ -59,6 +93,7 @@ class Route(Aggregate):
         self._change(order, "customer_added", customer_id)
 
     def remove_customer(self, customer_id: str, *, reassigned: bool = False) -> None:
+        self._ensure_running()
         if customer_id not in self.customer_ids:
             raise DomainError(f"customer {customer_id} is not on route {self.id}", code="customer_not_on_route")
         order = [c for c in self.customer_ids if c != customer_id]
@@ -66,6 +101,7 @@ class Route(Aggregate):
 
     def reorder(self, customer_ids: Sequence[str]) -> None:
         """The new order must hold exactly the route's customers: reordering adds or drops none."""
+        self._ensure_running()
         _check_unique(customer_ids)
         if sorted(customer_ids) != sorted(self.customer_ids):
             raise DomainError(
@@ -76,6 +112,7 @@ class Route(Aggregate):
         self._change(list(customer_ids), "reordered", None)
 
     def set_weekdays(self, weekdays: Sequence[int]) -> None:
+        self._ensure_running()
         days = sorted(set(weekdays))
         if days == self.weekdays:
             return
@@ -87,6 +124,7 @@ class Route(Aggregate):
                 weekdays=days,
                 customer_ids=self.customer_ids,
                 reason="weekdays_changed",
+                **self._cycle(),
             )
         )
 
@@ -98,10 +136,14 @@ class Route(Aggregate):
                 name=self.name,
                 weekdays=self.weekdays,
                 customer_ids=order,
-                reason=reason,
-                customer_id=customer_id,  # type: ignore[arg-type]
+                reason=reason,  # type: ignore[arg-type]
+                customer_id=customer_id,
+                **self._cycle(),
             )
         )
+
+    def _cycle(self) -> dict[str, Any]:
+        return {"cycle_weeks": self.cycle_weeks, "cycle_offset": self.cycle_offset, "plan_id": self.plan_id}
 
 
 def _check_unique(customer_ids: Sequence[str]) -> None:

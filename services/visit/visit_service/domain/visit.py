@@ -11,6 +11,7 @@ approval before check-in.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from salesplatform.aggregate import Aggregate
 from salesplatform.clock import end_of_business_day
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Event, Role, rank
+from visit_service.domain.check_in import PositionCheck
 from visit_service.domain.events import (
     OrderLine,
     StockLine,
@@ -29,6 +31,7 @@ from visit_service.domain.events import (
     VisitApproved,
     VisitCheckedIn,
     VisitCheckedOut,
+    VisitCheckInConfirmed,
     VisitCompetitorObserved,
     VisitCoolerChecked,
     VisitDeliveryConfirmed,
@@ -37,9 +40,13 @@ from visit_service.domain.events import (
     VisitOrderRefused,
     VisitOrderSuggested,
     VisitOrderTaken,
+    VisitPhotoAttached,
+    VisitPhotoRemoved,
+    VisitPhotoReviewed,
     VisitPlanned,
     VisitStockCounted,
 )
+from visit_service.domain.merchandising import StandardComparison
 from visit_service.domain.suggestion import suggest_order, suggestion_adopted
 
 # The supervisor answers an approval request within 24 hours (客户拜访审批).
@@ -72,6 +79,10 @@ class Visit(Aggregate):
         self.refused = False
         self.coolers: set[str] = set()
         self.delivery_confirmed = False
+        self.check_in_position: tuple[float, float, float | None] | None = None
+        self.position_verified: bool | None = None
+        self.check_in_confirmed = False
+        self.photos: dict[str, Photo] = {}
 
     def apply(self, event: Event) -> None:
         match event:
@@ -98,6 +109,16 @@ class Visit(Aggregate):
                 self.approval_overdue = True
             case VisitCheckedIn():
                 self.status = "checked_in"
+                self.check_in_position = (event.latitude, event.longitude, event.accuracy_m)
+                self.position_verified = event.position_verified
+            case VisitCheckInConfirmed():
+                self.check_in_confirmed = True
+            case VisitPhotoAttached():
+                self.photos[event.photo_id] = Photo(event.photo_id, event.object_name, event.kind, event.digest)
+            case VisitPhotoReviewed():
+                self.photos[event.photo_id] = self.photos[event.photo_id].reviewed(event.verdict)
+            case VisitPhotoRemoved():
+                self.photos[event.photo_id] = self.photos[event.photo_id].removed()
             case VisitStockCounted():
                 self.stock = list(event.lines)
             case VisitOrderSuggested():
@@ -261,7 +282,17 @@ class Visit(Aggregate):
 
     # -- the eight steps ----------------------------------------------------------------------
 
-    def check_in(self, at: datetime, latitude: float, longitude: float, today: date) -> None:
+    def check_in(
+        self,
+        at: datetime,
+        latitude: float,
+        longitude: float,
+        today: date,
+        accuracy_m: float | None = None,
+        position: PositionCheck | None = None,
+    ) -> None:
+        """`position`: how the check-in's position stands against the outlet's (None: not
+        judged)."""
         match self.status:
             case "checked_in" | "checked_out":
                 raise DomainError(f"visit {self.id} is already checked in", code="already_checked_in")
@@ -276,7 +307,41 @@ class Visit(Aggregate):
                 f"visit {self.id} is planned for {self.business_date.isoformat()}, not {today.isoformat()}",
                 code="visit_not_today",
             )
-        self.record(VisitCheckedIn(**self._ids(), at=at, latitude=latitude, longitude=longitude))
+        self.record(
+            VisitCheckedIn(
+                **self._ids(),
+                at=at,
+                latitude=latitude,
+                longitude=longitude,
+                accuracy_m=accuracy_m,
+                distance_m=position.distance_m if position else None,
+                position_verified=position.verified if position else None,
+                flags=list(position.flags) if position else [],
+                repeated_at=list(position.repeated_at) if position else [],
+            )
+        )
+
+    def confirm_check_in(self, confirmed_by: str, note: str | None) -> None:
+        """A supervisor vouches that the rep was at the outlet: the check-in's position is the
+        outlet's. Once per visit; never one's own visit."""
+        if self.check_in_position is None:
+            raise DomainError(f"visit {self.id} has no check-in to confirm", code="not_checked_in")
+        if self.check_in_confirmed:
+            raise DomainError(f"the check-in of visit {self.id} is already confirmed", code="already_confirmed")
+        if confirmed_by == self.rep_id:
+            raise PermissionDenied("a rep does not confirm their own check-in", code="own_request")
+        latitude, longitude, accuracy = self.check_in_position
+        self.record(
+            VisitCheckInConfirmed(
+                **self._ids(),
+                latitude=latitude,
+                longitude=longitude,
+                accuracy_m=accuracy,
+                confirmed_by=confirmed_by,
+                previously_verified=self.position_verified,
+                note=note,
+            )
+        )
 
     def count_stock(
         self,
@@ -301,9 +366,25 @@ class Visit(Aggregate):
         price_tags_ok: bool,
         display_ok: bool,
         known_skus: Iterable[str],
+        standard: StandardComparison | None = None,
+        photo_ids: Sequence[str] = (),
     ) -> None:
+        """`standard`: the checklist the rep ticked against the channel's standard picture;
+        `photo_ids`: photos of this visit that back it (a checklist needs at least one)."""
         self._require_checked_in("the merchandising audit")
         _check_skus(present_skus, known_skus, "present_skus")
+        for photo_id in photo_ids:
+            photo = self.photos.get(photo_id)
+            if photo is None or photo.removed_:
+                raise DomainError(
+                    f"photo {photo_id} is not a photo of visit {self.id}", code="unknown_photo", field="photo_ids"
+                )
+        if standard is not None and standard.checklist is not None and not photo_ids:
+            raise DomainError(
+                "a checklist against the standard picture needs a photo of what was seen",
+                code="photo_required",
+                field="photo_ids",
+            )
         self.record(
             VisitMerchandisingAudited(
                 **self._ids(),
@@ -311,8 +392,81 @@ class Visit(Aggregate):
                 present_skus=list(present_skus),
                 price_tags_ok=price_tags_ok,
                 display_ok=display_ok,
+                standard_items=list(standard.items) if standard else None,
+                checklist=dict(standard.checklist) if standard and standard.checklist is not None else None,
+                standard_met=standard.met if standard else None,
+                missing_items=list(standard.missing) if standard else [],
+                photo_ids=list(photo_ids),
             )
         )
+
+    # -- photos -------------------------------------------------------------------------------
+
+    def attach_photo(
+        self,
+        photo_id: str,
+        *,
+        kind: str,
+        object_name: str,
+        digest: str,
+        size_bytes: int,
+        content_type: str,
+        taken_by: str,
+        taken_at: datetime,
+    ) -> None:
+        """A photo of a step (shelf, cooler, display), while the rep is at the outlet."""
+        if photo_id in self.photos:
+            raise DomainError(f"photo {photo_id} is already on visit {self.id}", code="photo_already_attached")
+        self._require_checked_in("a photo")
+        self.record(
+            VisitPhotoAttached(
+                **self._ids(),
+                photo_id=photo_id,
+                kind=kind,  # type: ignore[arg-type]
+                object_name=object_name,
+                digest=digest,
+                size_bytes=size_bytes,
+                content_type=content_type,
+                taken_by=taken_by,
+                taken_at=taken_at,
+            )
+        )
+
+    def review_photo(self, photo_id: str, verdict: str, note: str | None, reviewer_id: str) -> None:
+        photo = self._photo(photo_id)
+        if reviewer_id == self.rep_id:
+            raise PermissionDenied("a rep does not review their own photos", code="own_request")
+        if photo.verdict is not None:
+            raise DomainError(f"photo {photo_id} is already reviewed ({photo.verdict})", code="already_reviewed")
+        self.record(
+            VisitPhotoReviewed(
+                **self._ids(),
+                photo_id=photo_id,
+                verdict=verdict,  # type: ignore[arg-type]
+                note=note,
+                reviewed_by=reviewer_id,
+            )
+        )
+
+    def remove_photo(self, photo_id: str, reason: str) -> None:
+        """The photo's bytes are gone from the store (retention or erasure)."""
+        photo = self._photo(photo_id)
+        self.record(
+            VisitPhotoRemoved(
+                **self._ids(),
+                photo_id=photo_id,
+                object_name=photo.object_name,
+                reason=reason,  # type: ignore[arg-type]
+            )
+        )
+
+    def _photo(self, photo_id: str) -> Photo:
+        photo = self.photos.get(photo_id)
+        if photo is None:
+            raise DomainError(f"photo {photo_id} is not a photo of visit {self.id}", code="unknown_photo")
+        if photo.removed_:
+            raise DomainError(f"photo {photo_id} was removed", code="photo_removed")
+        return photo
 
     def check_cooler(
         self,
@@ -416,6 +570,22 @@ class Visit(Aggregate):
                 f"the business day {self.business_date.isoformat()} is not over", code="business_day_not_over"
             )
         self.record(VisitMissed(**self._ids()))
+
+
+@dataclass(frozen=True)
+class Photo:
+    photo_id: str
+    object_name: str
+    kind: str
+    digest: str
+    verdict: str | None = None
+    removed_: bool = False
+
+    def reviewed(self, verdict: str) -> Photo:
+        return replace(self, verdict=verdict)
+
+    def removed(self) -> Photo:
+        return replace(self, removed_=True)
 
 
 def _check_skus(skus: Sequence[str], known_skus: Iterable[str], field: str) -> None:
