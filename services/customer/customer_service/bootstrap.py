@@ -6,10 +6,13 @@ from pathlib import Path
 
 from customer_service.adapters.http import router
 from customer_service.application.handlers import build_bus
+from customer_service.application.positions import PositionCorrections
 from customer_service.application.timers import FOLLOW_UP_CHECK_SECONDS, release_neglected_prospects
 from customer_service.domain.events import registry
+from customer_service.projections.customers import CustomerDirectory
 from customer_service.projections.follow_ups import FollowUps
 from customer_service.projections.personal_search import PersonalSearch
+from customer_service.projections.territory import TerritoryDirectory
 from salesplatform.service import Consumes, ServiceDefinition
 
 
@@ -18,10 +21,15 @@ def definition() -> ServiceDefinition:
         name="customer",
         registry=registry,
         build_bus=build_bus,
-        projections=[FollowUps(), PersonalSearch()],
+        projections=[
+            FollowUps(),
+            PersonalSearch(),
+            PositionCorrections(registry, [TerritoryDirectory(), CustomerDirectory()]),
+        ],
         consumes=[
-            # visits count as follow-ups for the 7-day rule
-            Consumes("visit", ["visit.checked_in"]),
+            # visits count as follow-ups for the 7-day rule; confirmed check-ins correct the
+            # outlet's position
+            Consumes("visit", ["visit.checked_in", "visit.check_in_confirmed"]),
             # the first order decides which card survives a merge
             Consumes("orders", ["order.placed"]),
         ],

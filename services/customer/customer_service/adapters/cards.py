@@ -69,6 +69,8 @@ def present_card(row: asyncpg.Record, keys: Keys, actor: Actor) -> dict[str, Any
             "grade_figures": row["grade_figures"],
         },
         "territory": {"district_id": row["district_id"], "area_id": row["area_id"], "division_id": row["division_id"]},
+        # The outlet's position; an individual's (their home) from the sealed part.
+        "position": personal.get("position") if row["nature"] == "individual" else row["position"],
         "rep_id": row["rep_id"],
         "released_from": row["released_from"],
         "source": row["source"],

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from customer_service.adapters import sealing
-from customer_service.application import lookups
+from customer_service.application import lookups, positions
 from customer_service.domain import card
 from customer_service.domain.access import Line, require_in_line, require_over_district
 from customer_service.domain.commands import (
@@ -30,6 +30,7 @@ from customer_service.domain.commands import (
     RejectCustomer,
     ReleaseCustomer,
     SetCreditLimit,
+    SetPosition,
     UpdateProfile,
     VerifyCustomerData,
 )
@@ -159,6 +160,7 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
             business_status=cmd.business_status,
             trading_status=cmd.trading_status,
             contacts=list(cmd.contacts),
+            position=cmd.position,
         )
         customer.register(reg, district=district, rep=rep, seal=key.seal)
         await uow.save(customer)
@@ -312,6 +314,8 @@ def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
         await uow.save(customer)
         await sealing.keep(uow, key)
         return {"customer_id": customer.id, "changed": sorted(changes), "version": customer.version}
+
+    bus.command(SetPosition, roles={Role.rep, Role.clerk, Role.system, *LINE_MANAGERS})(positions.set_position)
 
     @bus.command(MergeCustomers, roles={Role.clerk, *LINE_MANAGERS})
     async def merge_customers(cmd: MergeCustomers, uow: UnitOfWork) -> dict:

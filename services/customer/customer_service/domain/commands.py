@@ -25,6 +25,7 @@ from customer_service.domain.values import (
     Nature,
     Ownership,
     Phone,
+    Position,
     Reason,
     SalesFigures,
     Source,
@@ -113,6 +114,17 @@ class RegisterCustomer(Command):
     business_status: BusinessStatus = BusinessStatus()
     trading_status: TradingStatus = TradingStatus()
     contacts: Annotated[list[Contact], Field(max_length=20, default_factory=list)]
+    position: Position | None = None
+
+
+class SetPosition(Command):
+    """Where the outlet is, on the card (an individual's home position is sealed)."""
+
+    name = "set_position"
+    customer_id: Id
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    reason: Reason | None = None
 
 
 class VerifyCustomerData(Command):

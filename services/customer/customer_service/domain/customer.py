@@ -23,6 +23,7 @@ from customer_service.domain.events import (
     CustomerStatusChanged,
     DuplicateAbsorbed,
     PersonalDataErased,
+    PositionSet,
     ProfileUpdated,
 )
 from customer_service.domain.follow_up import FOLLOW_UP_WINDOW, follow_up_overdue
@@ -33,6 +34,7 @@ from customer_service.domain.values import (
     BusinessStatus,
     Characteristics,
     Contact,
+    Position,
     SalesFigures,
     TradingStatus,
 )
@@ -64,6 +66,7 @@ class Registration:
     business_status: BusinessStatus
     trading_status: TradingStatus
     contacts: list[Contact]
+    position: Position | None = None
 
     @property
     def individual(self) -> bool:
@@ -80,6 +83,8 @@ class Registration:
                 out[f"base.{role}"] = person.model_dump(mode="json", exclude_none=True)
         if self.contacts:
             out["contacts"] = [c.model_dump(mode="json", exclude_none=True) for c in self.contacts]
+        if self.individual and self.position is not None:
+            out["position"] = self.position.model_dump(mode="json")
         return out
 
 
@@ -106,6 +111,7 @@ class Customer(Aggregate):
         self.merged_into: str | None = None
         self.personal_erased = False
         self.has_personal_data = False
+        self.has_position = False
 
     # -- state ------------------------------------------------------------------------------
 
@@ -118,6 +124,7 @@ class Customer(Aggregate):
                 self.district_id, self.area_id, self.division_id = event.district_id, event.area_id, event.division_id
                 self.rep_id = event.rep_id
                 self.has_personal_data = event.personal is not None
+                self.has_position = event.position is not None or "position" in event.personal_fields
             case CustomerDataVerified():
                 self.verified = True
             case CustomerApproved():
@@ -140,6 +147,10 @@ class Customer(Aggregate):
             case CustomerClaimed():
                 self.rep_id, self.released_from = event.rep_id, None
             case ProfileUpdated():
+                if event.personal is not None:
+                    self.has_personal_data, self.personal_erased = True, False
+            case PositionSet():
+                self.has_position = True
                 if event.personal is not None:
                     self.has_personal_data, self.personal_erased = True, False
             case ContactLogged():
@@ -214,6 +225,7 @@ class Customer(Aggregate):
                 trading_status=reg.trading_status,
                 personal=seal(personal) if personal else None,
                 personal_fields=sorted(personal),
+                position=None if reg.individual else reg.position,
             )
         )
 
@@ -400,6 +412,34 @@ class Customer(Aggregate):
                 reason=reason,
                 personal=seal(personal) if personal else None,
                 personal_fields=sorted(personal),
+            )
+        )
+
+    def set_position(
+        self,
+        position: Position,
+        seal: Seal,
+        *,
+        source: str = "card",
+        visit_id: str | None = None,
+        accuracy_m: float | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """The outlet's position; an individual customer's (their home) is sealed."""
+        self._ensure_open()
+        if not self.exists:
+            raise DomainError(f"customer {self.id} does not exist", code="customer_not_found")
+        sealed = self.individual
+        self.record(
+            PositionSet(
+                customer_id=self.id,
+                position=None if sealed else position,
+                source=source,  # type: ignore[arg-type]
+                visit_id=visit_id,
+                accuracy_m=accuracy_m,
+                reason=reason,
+                personal=seal({"position": position.model_dump(mode="json")}) if sealed else None,
+                personal_fields=["position"] if sealed else [],
             )
         )
 

@@ -25,6 +25,7 @@ from customer_service.domain.values import (
     MergeRule,
     Nature,
     Ownership,
+    Position,
     SalesFigures,
     Source,
     StaffRole,
@@ -107,6 +108,9 @@ class CustomerRegistered(Event):
     trading_status: TradingStatus
     personal: str | None = None
     personal_fields: list[str] = Field(default_factory=list)
+    # The outlet's position; null when unknown or sealed (an individual's home: `position` is
+    # then among `personal_fields`).
+    position: Position | None = None
 
 
 class CustomerDataVerified(Event):
@@ -234,6 +238,22 @@ class DuplicateAbsorbed(Event):
     reason: str
 
 
+class PositionSet(Event):
+    """Where the outlet is: set on the card, or corrected from a check-in a supervisor
+    confirmed (`source: check_in`, with the visit). An individual customer's home position is
+    sealed in `personal` (`position` null)."""
+
+    event_type = "customer.position_set"
+    customer_id: str
+    position: Position | None
+    source: Literal["card", "check_in"]
+    visit_id: str | None = None
+    accuracy_m: float | None = None
+    reason: str | None = None
+    personal: str | None = None
+    personal_fields: list[str] = Field(default_factory=list)
+
+
 class PersonalDataErased(Event):
     event_type = "customer.personal_data_erased"
     customer_id: str
@@ -260,6 +280,7 @@ registry = EventRegistry(
         CustomerClaimed,
         ContactLogged,
         ProfileUpdated,
+        PositionSet,
         CustomerMerged,
         DuplicateAbsorbed,
         PersonalDataErased,

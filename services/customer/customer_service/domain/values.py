@@ -72,6 +72,13 @@ RESTRICTED_PERSON_FIELDS = ("personality", "hobbies", "family", "education", "ag
 PERSON_ROLES = ("owner", "manager", "legal_person")
 
 
+class Position(Value):
+    """Where an outlet is (WGS-84 degrees). An individual customer's is their home: sealed."""
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
 class Person(Value):
     """Owner, manager or legal person of the customer (老板/经理/法人)."""
 

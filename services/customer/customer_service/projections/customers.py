@@ -21,6 +21,7 @@ from salesplatform.store import RecordedEvent
 class CustomerDirectory(Projection):
     name = "customer_directory"
     inline = True
+    code_version = 2
     event_types = frozenset(
         {
             "customer.registered",
@@ -35,6 +36,7 @@ class CustomerDirectory(Projection):
             "customer.claimed",
             "customer.contact_logged",
             "customer.profile_updated",
+            "customer.position_set",
             "customer.merged",
             "customer.duplicate_absorbed",
             "customer.personal_data_erased",
@@ -67,6 +69,7 @@ class CustomerDirectory(Projection):
             payment_terms_days integer,
             merged_into        text,
             card               jsonb NOT NULL,           -- public groups: base, characteristics, …
+            position           jsonb,                    -- the outlet's {latitude, longitude}, if public
             personal           jsonb NOT NULL DEFAULT '[]',  -- sealed personal parts, oldest first
             personal_erased    boolean NOT NULL DEFAULT false,
             rejection_reason   text,
@@ -105,6 +108,14 @@ class CustomerDirectory(Projection):
             if event.event_type == "customer.profile_updated":
                 await runs.flush()
                 await self._update_card(conn, cid, d)
+            if event.event_type == "customer.position_set" and d.get("personal"):
+                await runs.flush()
+                await conn.execute(
+                    "UPDATE customers SET personal = personal || jsonb_build_array($2::text), personal_erased = false"
+                    " WHERE customer_id = $1",
+                    cid,
+                    d["personal"],
+                )
             sets, args = self._changes(event)
             assignments = ", ".join(f"{col} = ${i + 4}" for i, col in enumerate(sets))
             await runs.execute(
@@ -167,6 +178,9 @@ class CustomerDirectory(Projection):
                 return ["rep_id", "released_from"], [d["rep_id"], None]
             case "customer.contact_logged":
                 return ["last_contact_at"], [event.envelope.occurred_at]
+            case "customer.position_set":
+                # A sealed position (an individual's home) is kept with the other sealed parts.
+                return ([], []) if d.get("personal") else (["position"], [d.get("position")])
             case "customer.merged":
                 return ["status", "merged_into"], ["merged", d["survivor_id"]]
             case "customer.personal_data_erased":
@@ -181,9 +195,9 @@ class CustomerDirectory(Projection):
         await conn.execute(
             """INSERT INTO customers (customer_id, name, address, phone, status, nature, ownership, channel,
                    location_type, district_id, area_id, division_id, rep_id, source, verified, card, personal,
-                   registered_at, registered_by, updated_at, version)
+                   registered_at, registered_by, updated_at, version, position)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                   $18, $20)""",
+                   $18, $20, $21)""",
             d["customer_id"],
             d["name"],
             d["address"],
@@ -204,6 +218,7 @@ class CustomerDirectory(Projection):
             env.occurred_at,
             env.actor.id,
             env.stream_version,
+            d.get("position"),
         )
 
     @staticmethod
