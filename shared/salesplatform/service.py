@@ -91,6 +91,8 @@ class ServiceDefinition:
     description: str = ""
     # Further subjects it publishes, for the AsyncAPI document: (subject suffix, model, text).
     extra_publishers: list[tuple[str, type, str]] = field(default_factory=list)
+    # Called once NATS is connected, before any loop starts (opening an object store bucket).
+    on_start: Callable[[Runtime], Awaitable[None]] | None = None
 
 
 class Runtime:
@@ -153,6 +155,8 @@ class Runtime:
         self.js = self.nc.jetstream()
         await ensure_streams(self.js, self.topology, dead_letter_days=s.dead_letter_days)
         self.dead_letters = DeadLetters(self.js, self.topology)
+        if self.definition.on_start is not None:
+            await self.definition.on_start(self)
 
         self.relay = OutboxRelay(
             self.pool,

@@ -5,31 +5,73 @@ from __future__ import annotations
 import functools
 import os
 
-from salesplatform.events import Role
-from salesplatform.service import Consumes, ServiceDefinition
+from salesplatform.clock import Clock
+from salesplatform.commands import CommandBus
+from salesplatform.events import EventRegistry, Role
+from salesplatform.service import Consumes, Runtime, ServiceDefinition
+from visit_service.adapters.field_http import router as field_router
 from visit_service.adapters.http import router
+from visit_service.adapters.photo_http import router as photo_router
+from visit_service.adapters.photo_store import PhotoStore
+from visit_service.application import field_work, route_plans
 from visit_service.application.handlers import build_bus, inline_projections
+from visit_service.application.photos import PhotoErasure, expire_photos
 from visit_service.application.reactors import RouteReassignment
+from visit_service.application.route_plans import propose_route_plans
 from visit_service.application.timers import (
     close_business_days,
     flag_breached_complaints,
     flag_overdue_approvals,
     plan_business_day,
 )
+from visit_service.config import FieldConfig, FieldSettings
 from visit_service.domain.events import registry
 from visit_service.projections.directory import CUSTOMER_EVENTS, ORDERS_EVENTS, Catalogue, CustomerDirectory
 
-DESCRIPTION = """The field work of the sales department: reps' routes (线路, 路序), the day plan,
-visits following the eight steps with the visit card (ODC卡), visit approvals, key-account visit
-reports, half-yearly satisfaction surveys, complaints with their 48-hour SLA, ride-along
-coaching and delivery spot checks. Keeps its own directory of customers, staff, the catalogue
-and orders from the customer and orders services' events."""
+DESCRIPTION = """The field work of the sales department: reps' routes (线路, 路序) and their planning,
+the day plan, visits following the eight steps with the visit card (ODC卡), check-ins judged
+against the outlet's position, photo evidence, the audit against the channel's standard
+picture, visit approvals, key-account visit reports, half-yearly satisfaction surveys,
+complaints with their 48-hour SLA, ride-along coaching, delivery spot checks and the monthly
+route cleanup. Keeps its own directory of customers, staff, the catalogue and orders from the
+customer and orders services' events."""
+
+# Seconds between runs of the planner and of the photo retention.
+PLANNER_SECONDS = 5.0
+RETENTION_SECONDS = 3600.0
+
+
+def build_field_bus(
+    registry: EventRegistry,
+    clock: Clock,
+    *,
+    timezone: str,
+    high_value_grades: frozenset[str],
+    high_value_approver: Role,
+    config: FieldConfig,
+    photos: PhotoStore,
+) -> CommandBus:
+    bus = build_bus(
+        registry,
+        clock,
+        timezone=timezone,
+        high_value_grades=high_value_grades,
+        high_value_approver=high_value_approver,
+    )
+    field_work.register(bus, config, photos)
+    route_plans.register(bus, config)
+    return bus
+
+
+async def open_photo_store(runtime: Runtime, *, photos: PhotoStore) -> None:
+    await photos.bind(runtime.js, runtime.topology)
 
 
 def definition(
     timezone: str | None = None,
     high_value_grades: frozenset[str] | None = None,
     high_value_approver: Role | None = None,
+    config: FieldConfig | None = None,
 ) -> ServiceDefinition:
     """`timezone`: the company time zone for business dates in commands (the platform builds
     the command bus from the registry and clock only, so it is bound here; default
@@ -38,6 +80,8 @@ def definition(
     Director-level approval of high-value accounts is a configured rule:
     VISIT_HIGH_VALUE_GRADES (e.g. "A") names the grades whose key-account visits are approved
     by VISIT_HIGH_VALUE_APPROVER (default area_manager) or above instead of the supervisor.
+
+    `config`: the numbers of field execution (default: the VISIT_… settings, config.py).
     """
     tz = timezone or os.environ.get("COMPANY_TIMEZONE", "Asia/Shanghai")
     if high_value_grades is None:
@@ -45,25 +89,40 @@ def definition(
         high_value_grades = frozenset(g.strip().upper() for g in raw.split(",") if g.strip())
     if high_value_approver is None:
         high_value_approver = Role(os.environ.get("VISIT_HIGH_VALUE_APPROVER", Role.area_manager.value))
+    config = config or FieldSettings().config(tz)
+    photos = PhotoStore()
     return ServiceDefinition(
         name="visit",
         registry=registry,
         build_bus=functools.partial(
-            build_bus, timezone=tz, high_value_grades=high_value_grades, high_value_approver=high_value_approver
+            build_field_bus,
+            timezone=tz,
+            high_value_grades=high_value_grades,
+            high_value_approver=high_value_approver,
+            config=config,
+            photos=photos,
         ),
         projections=[
-            CustomerDirectory(),
+            CustomerDirectory(tz),
             Catalogue(),
             RouteReassignment(registry, inline_projections()),
+            PhotoErasure(registry, inline_projections(), photos),
         ],
         consumes=[Consumes("customer", CUSTOMER_EVENTS), Consumes("orders", ORDERS_EVENTS)],
-        routers=[router],
+        routers=[
+            router,
+            functools.partial(field_router, config=config),
+            functools.partial(photo_router, config=config, photos=photos),
+        ],
         timers=[
             ("plan_business_day", 300.0, plan_business_day),
             ("close_business_days", 300.0, close_business_days),
             ("visit_approval_sla", 60.0, flag_overdue_approvals),
             ("complaint_sla", 60.0, flag_breached_complaints),
+            ("propose_route_plans", PLANNER_SECONDS, propose_route_plans),
+            ("photo_retention", RETENTION_SECONDS, functools.partial(expire_photos, config=config)),
         ],
+        on_start=functools.partial(open_photo_store, photos=photos),
         title="Visit service",
         description=DESCRIPTION,
     )

@@ -67,6 +67,12 @@ def _card(row: asyncpg.Record) -> dict[str, Any]:
             "at": r["checked_in_at"],
             "latitude": r["latitude"],
             "longitude": r["longitude"],
+            "accuracy_m": r["accuracy_m"],
+            "distance_m": r["distance_m"],
+            "position_verified": r["position_verified"],
+            "flags": r["position_flags"],
+            "repeated_at": r["repeated_at"],
+            "confirmed_by": r["confirmed_by"],
         },
         "stock": r["stock"],
         "merchandising": r["merchandising"],
@@ -150,11 +156,18 @@ def router(runtime: Runtime) -> APIRouter:
             if day >= today():
                 routes_schema = await active_schema(conn, RouteBook.name)
                 sheets = [
-                    RouteSheet(r["route_id"], r["name"], tuple(r["weekdays"]), tuple(r["customer_ids"]))
+                    RouteSheet(
+                        r["route_id"],
+                        r["name"],
+                        tuple(r["weekdays"]),
+                        tuple(r["customer_ids"]),
+                        r["cycle_weeks"],
+                        r["cycle_offset"],
+                    )
                     for r in await conn.fetch(f"SELECT * FROM {routes_schema}.routes WHERE rep_id = $1", rep)
                 ]
                 have = {v["customer_id"] for v in visits}
-                for stop in stops_for(sheets, day.isoweekday()):
+                for stop in stops_for(sheets, day):
                     if stop.customer_id not in have:
                         visits.append(
                             {

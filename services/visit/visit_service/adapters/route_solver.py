@@ -2,14 +2,23 @@
 
 OR-Tools' routing library is the standard open solver for vehicle routing with time limits
 and side constraints, installs as a wheel for this Python, and its search is deterministic for
-a fixed strategy: the same problem gives the same plan. Each working day of the cycle is a
-vehicle leaving the start point and coming back to it; an outlet visited every f weeks in a
-cycle of N weeks is N/f nodes, the first on a day of the first f weeks, each next one on the
-same weekday exactly f weeks later (a constraint on the nodes' vehicles); a day's travel at
-the planning speed plus the standard visit duration per outlet fits the working hours (a time
-dimension); the cost is the distance travelled. The first solution comes from local cheapest
-insertion (which keeps the linked visits together), then local search descends to the nearest
-optimum, within the time limit.
+a fixed strategy: the same problem gives the same plan.
+
+The plan is found in two steps, both with the routing solver:
+
+1. Weekday zones: one vehicle per working day leaves the start point and comes back; each
+   outlet is one stop weighing its visits in the cycle (A 4, B 2, C 1 in four weeks) and a
+   day's zone holds at most its share of the cycle's visits plus a sixth (rounded up, and no
+   more than its working time allows at the standard visit duration). The cost is the
+   distance, so each weekday gets a compact part of the territory.
+2. Weeks: in each zone, the outlets of a frequency of f weeks are cut, in the order the zone's
+   tour meets them, into f runs; run k is visited in weeks k, k+f, … (A outlets every week), so
+   every outlet keeps its weekday and its spacing. Each week's day is then ordered by a
+   travelling-salesman solve from the start point.
+
+Each solve starts from the path-cheapest-arc solution and descends to the nearest local optimum
+(no randomness), within the time limit. A day that ends up longer than the working hours makes
+the plan infeasible, with the reason.
 
 The solver holds the interpreter's lock while it calls back and runs for seconds, so the
 service runs it in a child process (`solve_in_subprocess`: JSON in on stdin, out on stdout),
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import sys
@@ -28,11 +38,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from visit_service.domain.geo import Point
-from visit_service.domain.route_planning import START, DaySheet, Outlet, PlanningProblem, PlanningRules
+from visit_service.domain.route_planning import (
+    START,
+    DaySheet,
+    Outlet,
+    PlanningProblem,
+    PlanningRules,
+    day_minutes,
+)
 
-STRATEGY = "LOCAL_CHEAPEST_INSERTION"
+STRATEGY = "PATH_CHEAPEST_ARC"
 METAHEURISTIC = "GREEDY_DESCENT"
 GRACE_SECONDS = 20.0  # starting the child and loading the solver
+ZONE_SLACK = 1 / 6  # how much more than its share of the visits a weekday may hold
 
 
 @dataclass(frozen=True)
@@ -53,93 +71,123 @@ class SolverResult:
         }
 
 
+def _params(seconds: float) -> Any:
+    from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = getattr(routing_enums_pb2.FirstSolutionStrategy, STRATEGY)
+    params.local_search_metaheuristic = getattr(routing_enums_pb2.LocalSearchMetaheuristic, METAHEURISTIC)
+    params.time_limit.FromMilliseconds(max(1, int(seconds * 1000)))
+    return params
+
+
+def _tours(model: Any, manager: Any, solution: Any, vehicles: int) -> list[list[int]]:
+    tours = []
+    for vehicle in range(vehicles):
+        nodes = []
+        index = model.Start(vehicle)
+        while not model.IsEnd(index):
+            node = manager.IndexToNode(index)
+            if node:
+                nodes.append(node)
+            index = solution.Value(model.NextVar(index))
+        tours.append(nodes)
+    return tours
+
+
+def _order(nodes: list[int], distance: list[list[int]], seconds: float) -> list[int]:
+    """The shortest loop found from the start point (node 0) through `nodes`."""
+    from ortools.constraint_solver import pywrapcp
+
+    if len(nodes) < 2:
+        return list(nodes)
+    sub = [0, *nodes]
+    manager = pywrapcp.RoutingIndexManager(len(sub), 1, 0)
+    model = pywrapcp.RoutingModel(manager)
+    model.SetArcCostEvaluatorOfAllVehicles(model.RegisterTransitMatrix([[distance[a][b] for b in sub] for a in sub]))
+    solution = model.SolveWithParameters(_params(seconds))
+    if solution is None:
+        return list(nodes)
+    return [sub[n] for n in _tours(model, manager, solution, 1)[0]]
+
+
+def zone_capacity(visits: int, days: int, rules: PlanningRules, weeks: int) -> int:
+    """The most visits of the cycle one weekday's zone may hold."""
+    share = math.ceil(visits / days * (1 + ZONE_SLACK))
+    fits = (rules.working_minutes // rules.visit_minutes) * weeks
+    return max(1, min(share, fits))
+
+
 def solve(problem: PlanningProblem) -> SolverResult:
     """Plan the rep's cycle (in this process)."""
-    from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+    from ortools.constraint_solver import pywrapcp
 
     started = time.monotonic()
     rules = problem.rules
     outlets = sorted(problem.outlets, key=lambda o: o.customer_id)
     if not outlets:
         return SolverResult("solved", (), None, 0.0, 0)
-    cycle = problem.cycle_weeks
+    weeks = problem.cycle_weeks
     workdays = sorted(rules.workdays)
-    days_per_week = len(workdays)
-    vehicles = cycle * days_per_week
-    working_s = rules.working_minutes * 60
-    visit_s = rules.visit_minutes * 60
-
-    # Nodes: 0 is the start point, then one node per visit of an outlet in the cycle.
-    keys = [START]
-    owner: list[int] = [-1]
-    copy_of: list[int] = [0]
-    for i, outlet in enumerate(outlets):
-        for k in range(cycle // rules.weeks_for(outlet.grade)):
-            keys.append(outlet.customer_id)
-            owner.append(i)
-            copy_of.append(k)
-    needed_s = visit_s * (len(keys) - 1)
-    if needed_s > working_s * vehicles:
+    keys = [START, *(o.customer_id for o in outlets)]
+    visits = [0, *(weeks // rules.weeks_for(o.grade) for o in outlets)]
+    capacity = zone_capacity(sum(visits), len(workdays), rules, weeks)
+    if sum(visits) > capacity * len(workdays) or max(visits) > capacity:
         return SolverResult(
             "infeasible",
             (),
-            f"{len(keys) - 1} visits of {rules.visit_minutes} minutes do not fit {vehicles} working days of"
-            f" {rules.working_minutes} minutes",
+            f"{sum(visits)} visits of {rules.visit_minutes} minutes in {weeks} weeks do not fit"
+            f" {len(workdays)} working days of {rules.working_minutes} minutes a week",
             time.monotonic() - started,
         )
-    metres_per_second = rules.speed_kmh * 1000 / 3600
     distance = [[round(problem.distance_m(a, b)) for b in keys] for a in keys]
-    travel = [
-        [math.ceil(distance[a][b] / metres_per_second) + (visit_s if a else 0) for b in range(len(keys))]
-        for a in range(len(keys))
-    ]
 
-    manager = pywrapcp.RoutingIndexManager(len(keys), vehicles, 0)
+    # 1. A compact zone of outlets per weekday.
+    manager = pywrapcp.RoutingIndexManager(len(keys), len(workdays), 0)
     model = pywrapcp.RoutingModel(manager)
-    arc_cost = model.RegisterTransitMatrix(distance)
-    model.SetArcCostEvaluatorOfAllVehicles(arc_cost)
-    model.AddDimension(model.RegisterTransitMatrix(travel), 0, working_s, True, "time")
-    solver = model.solver()
-    first_node: dict[int, int] = {}
-    for node in range(1, len(keys)):
-        first_node.setdefault(owner[node], node)
-    for node in range(1, len(keys)):
-        weeks = rules.weeks_for(outlets[owner[node]].grade)
-        index = manager.NodeToIndex(node)
-        if copy_of[node] == 0:
-            # The first visit falls in the first `weeks` weeks of the cycle.
-            solver.Add(model.VehicleVar(index) < weeks * days_per_week)
-        else:
-            first = manager.NodeToIndex(first_node[owner[node]])
-            solver.Add(model.VehicleVar(index) == model.VehicleVar(first) + copy_of[node] * weeks * days_per_week)
-
-    params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = getattr(routing_enums_pb2.FirstSolutionStrategy, STRATEGY)
-    params.local_search_metaheuristic = getattr(routing_enums_pb2.LocalSearchMetaheuristic, METAHEURISTIC)
-    whole, fraction = divmod(rules.time_limit_seconds, 1)
-    params.time_limit.seconds = int(whole)
-    params.time_limit.nanos = int(fraction * 1e9)
-    solution = model.SolveWithParameters(params)
-    elapsed = time.monotonic() - started
+    model.SetArcCostEvaluatorOfAllVehicles(model.RegisterTransitMatrix(distance))
+    model.AddDimensionWithVehicleCapacity(
+        model.RegisterUnaryTransitVector(visits), 0, [capacity] * len(workdays), True, "visits"
+    )
+    solution = model.SolveWithParameters(_params(rules.time_limit_seconds * 0.6))
     if solution is None:
+        return SolverResult(
+            "infeasible", (), "no split of the outlets over the working days was found", time.monotonic() - started
+        )
+    zones = _tours(model, manager, solution, len(workdays))
+
+    # 2. Each zone's weeks: runs of each frequency in tour order, then each day in order.
+    per_solve = rules.time_limit_seconds * 0.4 / max(1, weeks * len(workdays))
+    sheets = []
+    for weekday, zone in zip(workdays, zones, strict=True):
+        by_week: dict[int, list[int]] = {w: [] for w in range(weeks)}
+        for every in sorted({rules.weeks_for(outlets[n - 1].grade) for n in zone}):
+            members = [n for n in zone if rules.weeks_for(outlets[n - 1].grade) == every]
+            run = math.ceil(len(members) / every)
+            for k in range(every):
+                for week in range(k, weeks, every):
+                    by_week[week].extend(members[k * run : (k + 1) * run])
+        for week in range(weeks):
+            order = _order(by_week[week], distance, per_solve)
+            sheets.append(DaySheet(week + 1, weekday, tuple(keys[n] for n in order)))
+    sheets.sort(key=lambda s: (s.week, s.weekday))
+    elapsed = time.monotonic() - started
+    long_days = [s for s in sheets if day_minutes(problem, s.customer_ids) > rules.working_minutes]
+    if long_days:
+        worst = max(long_days, key=lambda s: day_minutes(problem, s.customer_ids))
         return SolverResult(
             "infeasible",
             (),
-            "no plan keeps every outlet's frequency within the working hours (found none within the time limit)",
+            f"week {worst.week} weekday {worst.weekday} would take {day_minutes(problem, worst.customer_ids):.0f}"
+            f" minutes, more than the {rules.working_minutes} of a working day",
             elapsed,
         )
-    sheets = []
-    for vehicle in range(vehicles):
-        stops: list[str] = []
-        index = model.Start(vehicle)
-        while not model.IsEnd(index):
-            node = manager.IndexToNode(index)
-            if node:
-                stops.append(keys[node])
-            index = solution.Value(model.NextVar(index))
-        week, day = divmod(vehicle, days_per_week)
-        sheets.append(DaySheet(week + 1, workdays[day], tuple(stops)))
-    return SolverResult("solved", tuple(sheets), None, elapsed, int(solution.ObjectiveValue()))
+    node_of = {key: node for node, key in enumerate(keys)}
+    total = 0
+    for sheet in sheets:
+        stops = [0, *(node_of[c] for c in sheet.customer_ids), 0]
+        total += sum(distance[a][b] for a, b in itertools.pairwise(stops))
+    return SolverResult("solved", tuple(sheets), None, elapsed, total)
 
 
 # -- the child process ------------------------------------------------------------------------

@@ -20,9 +20,7 @@ from visit_service.domain.commands import (
     AcknowledgeComplaint,
     AddRouteCustomer,
     ApproveVisit,
-    AuditMerchandising,
     CheckCooler,
-    CheckIn,
     CheckOut,
     CloseComplaint,
     ConfirmDelivery,
@@ -49,12 +47,13 @@ from visit_service.domain.commands import (
     TakeOrder,
 )
 from visit_service.domain.complaint import Complaint
-from visit_service.domain.planning import order_id_for, visit_id_for
+from visit_service.domain.planning import cycle_offset_for, order_id_for, visit_id_for
 from visit_service.domain.records import Coaching, KeyAccountReport, SpotCheck, Survey, half_year, survey_id_for
 from visit_service.domain.route import Route
 from visit_service.domain.suggestion import usual_quantities
 from visit_service.domain.visit import Visit
 from visit_service.projections import directory
+from visit_service.projections.field import FieldStandards, PhotoBook, RoutePlanBook
 from visit_service.projections.visits import ComplaintBook, FieldRecords, RouteBook, VisitBoard
 
 LINE = {Role.rep, Role.supervisor, Role.area_manager, Role.sales_manager, Role.general_manager}
@@ -63,7 +62,15 @@ SYSTEM = {Role.system}
 
 
 def inline_projections() -> list[Any]:
-    return [VisitBoard(), RouteBook(), ComplaintBook(), FieldRecords()]
+    return [
+        VisitBoard(),
+        RouteBook(),
+        ComplaintBook(),
+        FieldRecords(),
+        RoutePlanBook(),
+        PhotoBook(),
+        FieldStandards(),
+    ]
 
 
 # -- directory look-ups the decisions need -----------------------------------------------------
@@ -191,7 +198,14 @@ def build_bus(
         for customer_id in cmd.customer_ids:
             await customer_on_list(uow.conn, customer_id, rep_id)
         route = await uow.load(Route, cmd.route_id or str(uuid.uuid4()))
-        route.define(rep_id, cmd.route_name, cmd.weekdays, cmd.customer_ids)
+        route.define(
+            rep_id,
+            cmd.route_name,
+            cmd.weekdays,
+            cmd.customer_ids,
+            cycle_weeks=cmd.cycle_weeks,
+            cycle_offset=cycle_offset_for(cmd.first_week or today(uow), 1, cmd.cycle_weeks),
+        )
         await uow.save(route)
         return route_result(route)
 
@@ -299,12 +313,6 @@ def build_bus(
 
     # -- the visit ----------------------------------------------------------------------------
 
-    @bus.command(CheckIn, roles=LINE, summary="Step 1: check in at the outlet (time and position)")
-    async def check_in(cmd: CheckIn, uow: UnitOfWork) -> dict[str, Any]:
-        visit = await open_visit(uow, cmd.visit_id)
-        visit.check_in(uow.clock.now(), cmd.latitude, cmd.longitude, today(uow))
-        return await saved(uow, visit)
-
     @bus.command(CountStock, roles=LINE, summary="Step 2: stock per SKU on shelf and in store; suggests the order")
     async def count_stock(cmd: CountStock, uow: UnitOfWork) -> dict[str, Any]:
         visit = await open_visit(uow, cmd.visit_id)
@@ -316,20 +324,6 @@ def build_bus(
             await directory.required_skus(uow.conn, customer["channel"]),
         )
         return await saved(uow, visit, suggested=[line.model_dump() for line in visit.suggested])
-
-    @bus.command(AuditMerchandising, roles=LINE, summary="Step 3: merchandising audit (required SKUs, tags, display)")
-    async def audit_merchandising(cmd: AuditMerchandising, uow: UnitOfWork) -> dict[str, Any]:
-        visit = await open_visit(uow, cmd.visit_id)
-        customer = await known_customer(uow.conn, visit.customer_id)
-        required = await directory.required_skus(uow.conn, customer["channel"])
-        visit.audit_merchandising(
-            required,
-            cmd.present_skus,
-            cmd.price_tags_ok,
-            cmd.display_ok,
-            await directory.known_skus(uow.conn, cmd.present_skus),
-        )
-        return await saved(uow, visit, missing_skus=[s for s in required if s not in cmd.present_skus])
 
     @bus.command(CheckCooler, roles=LINE, summary="Step 4: check one cooler asset")
     async def check_cooler(cmd: CheckCooler, uow: UnitOfWork) -> dict[str, Any]:

@@ -32,7 +32,7 @@ TIMER_ACTOR = Actor(id="visit-timers", role=Role.system)
 _CHUNK = 200
 
 
-async def _dispatch(rt: Runtime, requests: Sequence[Request], expected_refusals: set[str]) -> list[Outcome]:
+async def dispatch_all(rt: Runtime, requests: Sequence[Request], expected_refusals: set[str]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for start in range(0, len(requests), _CHUNK):
         outcomes.extend(await rt.bus.dispatch_many(list(requests[start : start + _CHUNK])))
@@ -61,8 +61,8 @@ async def plan_business_day(rt: Runtime) -> dict[str, Any]:
         visits_schema = await active_schema(conn, VisitBoard.name)
         directory_schema = await active_schema(conn, CustomerDirectory.name)
         routes = await conn.fetch(
-            f"SELECT route_id, rep_id, name, weekdays, customer_ids FROM {routes_schema}.routes"
-            " WHERE $1 = ANY(weekdays)",
+            f"SELECT route_id, rep_id, name, weekdays, customer_ids, cycle_weeks, cycle_offset"
+            f" FROM {routes_schema}.routes WHERE $1 = ANY(weekdays)",
             weekday,
         )
         existing = {
@@ -84,10 +84,12 @@ async def plan_business_day(rt: Runtime) -> dict[str, Any]:
         # A customer reassigned a moment ago may still be on the old rep's route until the
         # reactor has run; it is planned for nobody rather than for the wrong rep.
         eligible = tuple(c for c in r["customer_ids"] if reps.get(c) == r["rep_id"])
-        sheets[r["rep_id"]].append(RouteSheet(r["route_id"], r["name"], tuple(r["weekdays"]), eligible))
+        sheets[r["rep_id"]].append(
+            RouteSheet(r["route_id"], r["name"], tuple(r["weekdays"]), eligible, r["cycle_weeks"], r["cycle_offset"])
+        )
     requests = []
     for rep_id, rep_routes in sorted(sheets.items()):
-        for stop in stops_for(rep_routes, weekday):
+        for stop in stops_for(rep_routes, day):
             visit_id = visit_id_for(rep_id, stop.customer_id, day)
             if visit_id in existing:
                 continue
@@ -105,7 +107,7 @@ async def plan_business_day(rt: Runtime) -> dict[str, Any]:
                     idempotency_key=f"plan_visit:{visit_id}",
                 )
             )
-    outcomes = await _dispatch(rt, requests, {"customer_not_on_rep_list"})
+    outcomes = await dispatch_all(rt, requests, {"customer_not_on_rep_list"})
     return {"business_date": day.isoformat(), "planned": _done(outcomes)}
 
 
@@ -128,7 +130,7 @@ async def close_business_days(rt: Runtime) -> dict[str, Any]:
         )
         for r in due
     ]
-    outcomes = await _dispatch(rt, requests, {"not_missable"})
+    outcomes = await dispatch_all(rt, requests, {"not_missable"})
     return {"missed": _done(outcomes)}
 
 
@@ -151,7 +153,7 @@ async def flag_overdue_approvals(rt: Runtime) -> dict[str, Any]:
         )
         for r in due
     ]
-    outcomes = await _dispatch(rt, requests, {"no_approval_pending", "already_flagged"})
+    outcomes = await dispatch_all(rt, requests, {"no_approval_pending", "already_flagged"})
     return {"flagged": _done(outcomes)}
 
 
@@ -174,5 +176,5 @@ async def flag_breached_complaints(rt: Runtime) -> dict[str, Any]:
         )
         for r in due
     ]
-    outcomes = await _dispatch(rt, requests, {"already_acknowledged", "already_flagged"})
+    outcomes = await dispatch_all(rt, requests, {"already_acknowledged", "already_flagged"})
     return {"flagged": _done(outcomes)}

@@ -4,18 +4,24 @@ with field details and changes nothing."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from salesplatform.commands import Command
 from visit_service.domain.events import (
     ComplaintCategory,
     Department,
     OrderLine,
+    PhotoKind,
     ReportIssue,
+    StandardItem,
     StockLine,
 )
+
+# A supplied distance matrix has at most this many points (the start and the outlets): the
+# request carries it in its event, which must stay well under the message size limit.
+MATRIX_POINTS = 150
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Weekdays = Annotated[list[Annotated[int, Field(ge=1, le=7)]], Field(min_length=1, max_length=7)]
@@ -42,6 +48,10 @@ class DefineRoute(Command):
     route_name: Name
     weekdays: Weekdays
     customer_ids: list[Id] = Field(default_factory=list, max_length=500)
+    # Every `cycle_weeks` weeks (default every week), first in the week of `first_week`
+    # (default this week).
+    cycle_weeks: int = Field(default=1, ge=1, le=12)
+    first_week: date | None = None
 
     @field_validator("customer_ids")
     @classmethod
@@ -119,10 +129,22 @@ class FlagApprovalOverdue(Command):
 
 
 class CheckIn(Command):
+    """The phone's position and its accuracy (the radius in metres it is sure of)."""
+
     name = "check_in"
     visit_id: Id
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
+
+
+class ConfirmCheckIn(Command):
+    """A supervisor vouches that the rep was at the outlet: its position is corrected to the
+    check-in's and the check-in counts as verified."""
+
+    name = "confirm_check_in"
+    visit_id: Id
+    note: Annotated[str, Field(max_length=2000)] | None = None
 
 
 class CountStock(Command):
@@ -142,6 +164,11 @@ class AuditMerchandising(Command):
     present_skus: list[Id] = Field(max_length=500)
     price_tags_ok: bool
     display_ok: bool
+    # The standard picture's items the rep ticked (item code → seen), and the photos behind it.
+    checklist: dict[Annotated[str, Field(min_length=1, max_length=64)], bool] | None = Field(
+        default=None, max_length=100
+    )
+    photo_ids: list[Id] = Field(default_factory=list, max_length=20)
 
 
 class CheckCooler(Command):
@@ -274,6 +301,144 @@ class RecordCoaching(Command):
     notes: Text
     strengths: list[Name] = Field(default_factory=list, max_length=20)
     improvements: list[Name] = Field(default_factory=list, max_length=20)
+
+
+# -- photos ---------------------------------------------------------------------------------
+
+
+class AttachPhoto(Command):
+    """A photo already put in the object store (by `POST /visits/{visit_id}/photos`), named by
+    its object and digest; the handler checks the store holds exactly that."""
+
+    name = "attach_photo"
+    visit_id: Id
+    photo_id: Id
+    kind: PhotoKind
+    object_name: Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[-/_=.a-zA-Z0-9]+$")]
+    digest: Annotated[str, Field(min_length=1, max_length=100)]
+    size_bytes: int = Field(gt=0)
+    content_type: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class ReviewPhoto(Command):
+    name = "review_photo"
+    visit_id: Id
+    photo_id: Id
+    verdict: Literal["confirmed", "disputed"]
+    note: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class ExpirePhoto(Command):
+    """Delete a photo kept its retention time (the retention timer sends it)."""
+
+    name = "expire_photo"
+    visit_id: Id
+    photo_id: Id
+
+
+# -- route plans, standard pictures, route cleanup -------------------------------------------------
+
+
+HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$")]
+
+
+class DistanceMatrix(BaseModel):
+    """Road distances in metres: `meters[i][j]` from `points[i]` to `points[j]`; the points are
+    "start" and every outlet planned."""
+
+    model_config = ConfigDict(extra="forbid")
+    points: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=2, max_length=MATRIX_POINTS)
+    meters: list[list[Annotated[float, Field(ge=0, allow_inf_nan=False)]]]
+
+    @model_validator(mode="after")
+    def _square(self) -> DistanceMatrix:
+        n = len(self.points)
+        if len(set(self.points)) != n:
+            raise ValueError("points must not repeat")
+        if len(self.meters) != n or any(len(row) != n for row in self.meters):
+            raise ValueError(f"meters must be {n} rows of {n} distances")
+        return self
+
+    def as_mapping(self) -> dict[str, dict[str, float]]:
+        return {a: dict(zip(self.points, row, strict=True)) for a, row in zip(self.points, self.meters, strict=True)}
+
+
+class RequestRoutePlan(Command):
+    """Ask the planner for a rep's routes; numbers not given come from the settings."""
+
+    name = "request_route_plan"
+    plan_id: Id | None = None
+    rep_id: Id | None = None  # default: the acting rep
+    start_latitude: float = Field(ge=-90, le=90)
+    start_longitude: float = Field(ge=-180, le=180)
+    effective_from: date | None = None  # a Monday; default: next Monday
+    frequency_weeks: dict[Annotated[str, Field(pattern=r"^[A-Z]$")], Annotated[int, Field(ge=1, le=12)]] | None = Field(
+        default=None, min_length=1, max_length=10
+    )
+    visit_minutes: int | None = Field(default=None, ge=1, le=480)
+    day_start: HHMM | None = None
+    day_end: HHMM | None = None
+    workdays: Weekdays | None = None
+    speed_kmh: float | None = Field(default=None, gt=0, le=200)
+    time_limit_seconds: float | None = Field(default=None, gt=0, le=600)
+    distance_matrix: DistanceMatrix | None = None
+
+    @field_validator("workdays")
+    @classmethod
+    def _distinct_days(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError("workdays must not repeat")
+        return v
+
+
+class PlannedDay(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    week: int = Field(ge=1, le=52)
+    weekday: int = Field(ge=1, le=7)
+    customer_ids: list[Id] = Field(max_length=200)
+
+
+class ProposeRoutePlan(Command):
+    """The planner's result (sent by the planning timer): each day's outlets in order."""
+
+    name = "propose_route_plan"
+    plan_id: Id
+    days: list[PlannedDay] = Field(max_length=400)
+    solver: dict[str, Any] = Field(default_factory=dict)
+
+
+class FailRoutePlan(Command):
+    name = "fail_route_plan"
+    plan_id: Id
+    reason: Text
+
+
+class AdoptRoutePlan(Command):
+    name = "adopt_route_plan"
+    plan_id: Id
+
+
+class RejectRoutePlan(Command):
+    name = "reject_route_plan"
+    plan_id: Id
+    reason: Text
+
+
+class DefineStandardPicture(Command):
+    """A channel's standard success picture (成功图象) as the checklist the audit ticks."""
+
+    name = "define_standard_picture"
+    channel: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z_]+$")]
+    items: list[StandardItem] = Field(min_length=1, max_length=50)
+
+
+class CloseRouteCleanup(Command):
+    """Close a district's monthly route cleanup (线路清理); the report as it stands is kept."""
+
+    name = "close_route_cleanup"
+    district_id: Id | None = None  # default: the supervisor's district
+    month: Annotated[str, Field(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$")]
+    notes: Annotated[str, Field(max_length=2000)] | None = None
 
 
 class SpotCheckDelivery(Command):

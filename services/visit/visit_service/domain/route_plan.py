@@ -131,13 +131,14 @@ class RoutePlan(Aggregate):
         self._require("requested")
         self.record(RoutePlanFailed(plan_id=self.id, rep_id=self.rep_id, reason=reason))
 
-    def _check_decider(self, decider_id: str) -> None:
+    def check_decider(self, decider_id: str) -> None:
+        """Refused unless the plan is proposed and the decider is not its rep."""
         self._require("proposed")
         if decider_id == self.rep_id:
             raise PermissionDenied("a rep does not adopt or reject their own route plan", code="own_request")
 
     def adopt(self, adopted_by: str, route_ids: Sequence[str], retired_route_ids: Sequence[str]) -> None:
-        self._check_decider(adopted_by)
+        self.check_decider(adopted_by)
         self.record(
             RoutePlanAdopted(
                 plan_id=self.id,
@@ -150,5 +151,5 @@ class RoutePlan(Aggregate):
         )
 
     def reject(self, rejected_by: str, reason: str) -> None:
-        self._check_decider(rejected_by)
+        self.check_decider(rejected_by)
         self.record(RoutePlanRejected(plan_id=self.id, rep_id=self.rep_id, rejected_by=rejected_by, reason=reason))

@@ -114,7 +114,9 @@ class Visit(Aggregate):
             case VisitCheckInConfirmed():
                 self.check_in_confirmed = True
             case VisitPhotoAttached():
-                self.photos[event.photo_id] = Photo(event.photo_id, event.object_name, event.kind, event.digest)
+                self.photos[event.photo_id] = Photo(
+                    event.photo_id, event.object_name, event.kind, event.digest, event.taken_at
+                )
             case VisitPhotoReviewed():
                 self.photos[event.photo_id] = self.photos[event.photo_id].reviewed(event.verdict)
             case VisitPhotoRemoved():
@@ -578,6 +580,7 @@ class Photo:
     object_name: str
     kind: str
     digest: str
+    taken_at: datetime
     verdict: str | None = None
     removed_: bool = False
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -34,6 +35,7 @@ CUSTOMER_EVENTS = [
     "customer.claimed",
     "customer.merged",
     "customer.profile_updated",
+    "customer.position_set",
     "customer.personal_data_erased",
     "territory.division_defined",
     "territory.area_defined",
@@ -84,7 +86,11 @@ class CustomerDirectory(Projection):
 
     name = "customer_directory"
     event_types = frozenset(CUSTOMER_EVENTS)
-    code_version = 1
+    code_version = 2
+
+    def __init__(self, timezone: str = "Asia/Shanghai") -> None:
+        self.zone = ZoneInfo(timezone)
+
     schema_sql = """
     CREATE TABLE customers (
         customer_id   text PRIMARY KEY,
@@ -100,6 +106,9 @@ class CustomerDirectory(Projection):
         grade         text,
         status        text,
         merged_into   text,
+        approved_on   date,
+        latitude      double precision,  -- the outlet's position, when known and public
+        longitude     double precision,
         versions      jsonb NOT NULL DEFAULT '{}'
     );
     CREATE INDEX customers_rep ON customers (rep_id);
@@ -150,6 +159,7 @@ class CustomerDirectory(Projection):
                         "rep_id": d.get("rep_id"),
                         "channel": d.get("channel"),
                         "status": d.get("status", "pending"),
+                        **_position(d.get("position")),
                     },
                 )
             case "customer.approved":
@@ -160,6 +170,8 @@ class CustomerDirectory(Projection):
                     {
                         "customer_code": d.get("customer_code"),
                         "status": d.get("status", "active"),
+                        # The business date of the approval (company time zone).
+                        "approved_on": event.envelope.occurred_at.astimezone(self.zone).date(),
                     },
                 )
             case "customer.rejected":
@@ -190,6 +202,9 @@ class CustomerDirectory(Projection):
                 values = {k: changes[k] for k in ("name", "address") if k in changes}
                 if values:
                     await self._customer(conn, d["customer_id"], v, values)
+            case "customer.position_set":
+                # A sealed position (an individual's home) is unknown here.
+                await self._customer(conn, d["customer_id"], v, _position(d.get("position")))
             case "customer.personal_data_erased":
                 await self._customer(conn, d["customer_id"], v, {"name": None, "address": None})
             case "staff.assigned":
@@ -363,6 +378,12 @@ class Catalogue(Projection):
             case _:
                 return None
         return [{"event_type": event.event_type}]
+
+
+def _position(position: dict[str, Any] | None) -> dict[str, Any]:
+    if not position:
+        return {"latitude": None, "longitude": None}
+    return {"latitude": position.get("latitude"), "longitude": position.get("longitude")}
 
 
 def _timestamp(value: Any) -> Any:

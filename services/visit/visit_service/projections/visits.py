@@ -26,8 +26,10 @@ class VisitBoard(Projection):
 
     name = "visit_board"
     inline = True
+    code_version = 2
     event_types = frozenset(
         {
+            "visit.check_in_confirmed",
             "visit.planned",
             "visit.approval_requested",
             "visit.approved",
@@ -72,6 +74,13 @@ class VisitBoard(Projection):
         checked_in_at         timestamptz,
         latitude              double precision,
         longitude             double precision,
+        accuracy_m            double precision,
+        distance_m            double precision,
+        position_verified     boolean,
+        position_flags        jsonb NOT NULL DEFAULT '[]',
+        repeated_at           jsonb NOT NULL DEFAULT '[]',
+        confirmed_by          text,
+        confirmed_at          timestamptz,
         stock                 jsonb,
         merchandising         jsonb,
         coolers               jsonb NOT NULL DEFAULT '[]',
@@ -90,6 +99,9 @@ class VisitBoard(Projection):
     CREATE INDEX visits_customer ON visits (customer_id, business_date DESC);
     CREATE INDEX visits_open_days ON visits (business_date) WHERE status = 'planned';
     CREATE INDEX visits_pending ON visits (approval_due_at) WHERE approval_status = 'pending';
+    CREATE INDEX visits_check_in_position ON visits (latitude, longitude) WHERE latitude IS NOT NULL;
+    CREATE INDEX visits_flagged ON visits (business_date) WHERE position_verified IS DISTINCT FROM true
+        AND checked_in_at IS NOT NULL;
     """
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
@@ -140,11 +152,19 @@ class VisitBoard(Projection):
                 await set_("approval_overdue = true, overdue_supervisor_id = $2", d.get("supervisor_id"))
             case "visit.checked_in":
                 await set_(
-                    "status = 'checked_in', checked_in_at = $2, latitude = $3, longitude = $4",
+                    "status = 'checked_in', checked_in_at = $2, latitude = $3, longitude = $4, accuracy_m = $5,"
+                    " distance_m = $6, position_verified = $7, position_flags = $8, repeated_at = $9",
                     _ts(d["at"]),
                     d["latitude"],
                     d["longitude"],
+                    d.get("accuracy_m"),
+                    d.get("distance_m"),
+                    d.get("position_verified"),
+                    d.get("flags") or [],
+                    d.get("repeated_at") or [],
                 )
+            case "visit.check_in_confirmed":
+                await set_("confirmed_by = $2, confirmed_at = $3", d["confirmed_by"], at)
             case "visit.stock_counted":
                 await set_("stock = $2", d["lines"])
             case "visit.order_suggested":
@@ -153,7 +173,14 @@ class VisitBoard(Projection):
                 await set_(
                     "merchandising = $2",
                     {k: d[k] for k in ("required_skus", "present_skus", "price_tags_ok", "display_ok")}
-                    | {"missing_skus": [s for s in d["required_skus"] if s not in d["present_skus"]]},
+                    | {"missing_skus": [s for s in d["required_skus"] if s not in d["present_skus"]]}
+                    | {
+                        "standard_items": d.get("standard_items"),
+                        "checklist": d.get("checklist"),
+                        "standard_met": d.get("standard_met"),
+                        "missing_items": d.get("missing_items") or [],
+                        "photo_ids": d.get("photo_ids") or [],
+                    },
                 )
             case "visit.cooler_checked":
                 keep = (
@@ -195,7 +222,8 @@ class VisitBoard(Projection):
 class RouteBook(Projection):
     name = "route_book"
     inline = True
-    event_types = frozenset({"route.defined", "route.changed"})
+    code_version = 2
+    event_types = frozenset({"route.defined", "route.changed", "route.retired"})
     schema_sql = """
     CREATE TABLE routes (
         route_id     text PRIMARY KEY,
@@ -204,7 +232,10 @@ class RouteBook(Projection):
         weekdays     integer[] NOT NULL,
         customer_ids text[] NOT NULL,
         defined_at   timestamptz NOT NULL,
-        changed_at   timestamptz NOT NULL
+        changed_at   timestamptz NOT NULL,
+        cycle_weeks  integer NOT NULL DEFAULT 1,
+        cycle_offset integer NOT NULL DEFAULT 0,
+        plan_id      text
     );
     CREATE INDEX routes_rep ON routes (rep_id);
     CREATE INDEX routes_customers ON routes USING gin (customer_ids);
@@ -213,17 +244,25 @@ class RouteBook(Projection):
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
         d = event.data
         at = event.envelope.occurred_at
+        if event.event_type == "route.retired":
+            await conn.execute("DELETE FROM routes WHERE route_id = $1", d["route_id"])
+            return [{"route_id": d["route_id"]}]
         await conn.execute(
-            "INSERT INTO routes (route_id, rep_id, name, weekdays, customer_ids, defined_at, changed_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $6)"
+            "INSERT INTO routes (route_id, rep_id, name, weekdays, customer_ids, defined_at, changed_at,"
+            " cycle_weeks, cycle_offset, plan_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)"
             " ON CONFLICT (route_id) DO UPDATE SET rep_id = EXCLUDED.rep_id, name = EXCLUDED.name,"
-            " weekdays = EXCLUDED.weekdays, customer_ids = EXCLUDED.customer_ids, changed_at = EXCLUDED.changed_at",
+            " weekdays = EXCLUDED.weekdays, customer_ids = EXCLUDED.customer_ids, changed_at = EXCLUDED.changed_at,"
+            " cycle_weeks = EXCLUDED.cycle_weeks, cycle_offset = EXCLUDED.cycle_offset, plan_id = EXCLUDED.plan_id",
             d["route_id"],
             d["rep_id"],
             d["name"],
             d["weekdays"],
             d["customer_ids"],
             at,
+            d.get("cycle_weeks", 1),
+            d.get("cycle_offset", 0),
+            d.get("plan_id"),
         )
         return [{"route_id": d["route_id"]}]
 
