@@ -361,7 +361,10 @@ class Month:
         adopted: bool = False,
         audit: tuple[list[str], list[str], bool, bool] | None = None,
         cooler: tuple[bool, bool] | None = None,
+        position: tuple[bool | None, bool] | None = None,
     ) -> list[Fed]:
+        """`position`: (position_verified, confirmed by a supervisor) on the check-in; None: a
+        check-in from before positions were judged."""
         self.visits += 1
         vid = f"v{self.visits}"
         stream = f"visit-{vid}"
@@ -379,15 +382,34 @@ class Month:
         if not done:
             out.append(self.ev("visit", stream, "visit.missed", base, local(day, 23, 59)))
             return out
+        judged = {}
+        if position is not None:
+            judged = {"accuracy_m": 10.0, "position_verified": position[0], "flags": [] if position[0] else ["x"]}
         out.append(
             self.ev(
                 "visit",
                 stream,
                 "visit.checked_in",
-                {**base, "at": at.isoformat(), "latitude": 31.2, "longitude": 121.4},
+                {**base, "at": at.isoformat(), "latitude": 31.2, "longitude": 121.4, **judged},
                 at,
             )
         )
+        if position is not None and position[1]:
+            out.append(
+                self.ev(
+                    "visit",
+                    stream,
+                    "visit.check_in_confirmed",
+                    {
+                        **base,
+                        "latitude": 31.2,
+                        "longitude": 121.4,
+                        "confirmed_by": "s1",
+                        "previously_verified": position[0],
+                    },
+                    at,
+                )
+            )
         if audit:
             required, present, tags, display = audit
             out.append(
@@ -473,6 +495,7 @@ class Month:
             adopted=True,
             audit=(["s1", "s2", "s3"], ["s1", "s2"], True, True),
             cooler=(True, False),
+            position=(True, False),
         )
         out += self.visit(
             "r1",
@@ -482,11 +505,12 @@ class Month:
             suggested=True,
             adopted=False,
             audit=(["s1", "s2"], ["s1", "s2", "s3"], False, True),
+            position=(False, False),
         )
-        out += self.visit("r1", "c1", "2026-11-09", cooler=(False, True))
+        out += self.visit("r1", "c1", "2026-11-09", cooler=(False, True), position=(False, True))
         out += self.visit("r1", "c2", "2026-11-10", done=False)
         out += self.visit("r1", "c1", "2026-11-16", planned=False, order="o6")
-        out += self.visit("r2", "c3", "2026-11-03", order="o3")
+        out += self.visit("r2", "c3", "2026-11-03", order="o3", position=(None, False))
         out += self.visit("r2", "c3", "2026-11-17", order="o9")
         out += self.visit("r3", "c4", "2026-11-09", order="o4")
         out += self.visit("r3", "c4", "2026-11-20", order="o7")

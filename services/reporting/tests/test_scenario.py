@@ -188,6 +188,10 @@ async def test_rep_kpi_board_against_goals(shared_month) -> None:
         False,
     )
     assert k["on_time_delivery"] == {"value": 1.0, "numerator": 3, "denominator": 3, "goal": 1.0, "met": True}
+    # Check-ins: v1 at the outlet, v2 too far, v3 too far but confirmed by the supervisor, v5
+    # from before positions were judged (not judged).
+    assert (r1["check_ins"], r1["check_ins_judged"], r1["check_ins_verified"]) == (4, 3, 2)
+    assert k["check_in_verification"] == {"value": 0.6667, "numerator": 2, "denominator": 3, "goal": 1.0, "met": False}
     # cp1 names no rep: it is the customer's (c1 → r1); acknowledged within 48 h.
     assert k["complaint_ack_48h"] == {"value": 1.0, "numerator": 1, "denominator": 1, "goal": 1.0, "met": True}
 
@@ -196,6 +200,9 @@ async def test_rep_kpi_board_against_goals(shared_month) -> None:
     assert r2["suggested_order_adoption"] == {"value": None, "numerator": 0, "denominator": 0, "goal": 1.0, "met": None}
     assert r2["on_time_delivery"]["value"] == 0.5  # o3 was late, o9 on time
     assert r2["complaint_ack_48h"]["value"] == 0.0  # cp2 acknowledged after 50 hours
+    # r2's outlet had no known position: its check-ins are counted but not judged.
+    assert (board["r2"]["check_ins"], board["r2"]["check_ins_judged"]) == (2, 0)
+    assert r2["check_in_verification"]["value"] is None
     # cp3 (r3) is neither acknowledged nor flagged as breached yet: not judged.
     assert board["r3"]["complaints"] == 1
     assert board["r3"]["kpis"]["complaint_ack_48h"] == {

@@ -37,6 +37,7 @@ GOALS: dict[str, Goal] = {
     "display_compliance": Goal(1.0),
     "cooler_compliance": Goal(1.0),
     "cooler_misuse": Goal(0.0, "at_most"),
+    "check_in_verification": Goal(1.0),
     "on_time_delivery": Goal(1.0),
     "complaint_ack_48h": Goal(1.0),
     "target_achievement": Goal(1.0),

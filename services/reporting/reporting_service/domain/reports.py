@@ -60,6 +60,12 @@ KPI = Definition(
   Goal 100%.
 - cooler_compliance = `visit.cooler_checked` with compliant / cooler checks. Goal 100%;
   cooler_misuse = misused / cooler checks, goal 0%.
+- check_in_verification = verified check-ins / judged check-ins. A `visit.checked_in` is judged
+  when its position_verified is true or false (the outlet's position was known; a check-in
+  from before positions were judged, or at an outlet without one, is counted in check_ins
+  only); verified when it is true (within the visit service's distance of the outlet, not
+  faked). A `visit.check_in_confirmed` (a supervisor vouched for the rep) makes a check-in not
+  verified so far verified, and one not judged judged. Goal 100%.
 - on_time_delivery = `order.delivered` with on_time (within 24 h) / deliveries of the rep's
   orders, by the delivery's business date. Goal 100%.
 - complaint_ack_48h = complaints acknowledged within 48 h (`complaint.acknowledged`
@@ -67,7 +73,7 @@ KPI = Definition(
   `complaint.sla_breached` (one still inside its 48 hours counts in neither). Complaints by
   the business date of received_at; rep = the complaint's rep, else the customer's. Goal 100%.
 Also shown: planned and unplanned visits, visits done, missed (`visit.missed`), orders taken
-and refused.""",
+and refused, check-ins (all, judged, verified).""",
 )
 
 TARGETS = Definition(

@@ -40,6 +40,9 @@ CREATE TABLE kpi_daily (
     cooler_checks      integer NOT NULL DEFAULT 0,
     coolers_compliant  integer NOT NULL DEFAULT 0,
     coolers_misused    integer NOT NULL DEFAULT 0,
+    check_ins          integer NOT NULL DEFAULT 0,  -- visit.checked_in
+    check_ins_judged   integer NOT NULL DEFAULT 0,  -- whose position could be judged
+    check_ins_verified integer NOT NULL DEFAULT 0,  -- at the outlet, or confirmed by a supervisor
     PRIMARY KEY (business_date, rep_id)
 );
 """
@@ -61,6 +64,9 @@ COUNTERS = (
     "cooler_checks",
     "coolers_compliant",
     "coolers_misused",
+    "check_ins",
+    "check_ins_judged",
+    "check_ins_verified",
 )
 
 VISIT_PLANNED = """
@@ -90,6 +96,8 @@ _COUNTED_TYPES = (
     "visit.order_suggested",
     "visit.merchandising_audited",
     "visit.cooler_checked",
+    "visit.checked_in",
+    "visit.check_in_confirmed",
 )
 
 VISIT_WORK = f"""
@@ -118,7 +126,17 @@ WITH ev AS (
         count(*) FILTER (WHERE t = 'visit.merchandising_audited' AND (d->>'display_ok')::boolean) AS display_ok,
         count(*) FILTER (WHERE t = 'visit.cooler_checked') AS cooler_checks,
         count(*) FILTER (WHERE t = 'visit.cooler_checked' AND (d->>'compliant')::boolean) AS coolers_compliant,
-        count(*) FILTER (WHERE t = 'visit.cooler_checked' AND (d->>'misused')::boolean) AS coolers_misused
+        count(*) FILTER (WHERE t = 'visit.cooler_checked' AND (d->>'misused')::boolean) AS coolers_misused,
+        count(*) FILTER (WHERE t = 'visit.checked_in') AS check_ins,
+        -- A check-in is judged when the outlet's position was known (position_verified true or
+        -- false; events from before the check carry none), or when a supervisor confirmed it.
+        count(*) FILTER (WHERE (t = 'visit.checked_in' AND d->>'position_verified' IS NOT NULL)
+                            OR (t = 'visit.check_in_confirmed' AND d->>'previously_verified' IS NULL))
+            AS check_ins_judged,
+        count(*) FILTER (WHERE (t = 'visit.checked_in' AND (d->>'position_verified')::boolean)
+                            OR (t = 'visit.check_in_confirmed'
+                                AND (d->>'previously_verified') IS DISTINCT FROM 'true'))
+            AS check_ins_verified
     FROM ev
     -- One index lookup per check-out (LIMIT 1 keeps it a per-row lookup): hashing the whole
     -- visits table for every stretch would grow with the log.
@@ -142,7 +160,7 @@ def _kpi_keys(row) -> list[Change]:
 
 class FieldWorkProjection(SqlProjection):
     name = "field_work"
-    code_version = 1
+    code_version = 2
     rebuild_weight = 2.0  # share of a one-pass rebuild's work (rebuild.py)
     schema_sql = SCHEMA
     event_types = frozenset({"visit.planned", *_COUNTED_TYPES})

@@ -106,6 +106,9 @@ def kpis(c: dict) -> dict:
         "display_compliance": measure("display_compliance", c["display_ok"], c["audits"]),
         "cooler_compliance": measure("cooler_compliance", c["coolers_compliant"], c["cooler_checks"]),
         "cooler_misuse": measure("cooler_misuse", c["coolers_misused"], c["cooler_checks"]),
+        # Check-ins made at the outlet (within the configured distance) or confirmed by a
+        # supervisor, of those whose position could be judged.
+        "check_in_verification": measure("check_in_verification", c["check_ins_verified"], c["check_ins_judged"]),
         "on_time_delivery": measure("on_time_delivery", c["on_time"], c["deliveries"]),
         # A complaint counts once its 48 hours are decided: acknowledged, or flagged as breached.
         "complaint_ack_48h": measure("complaint_ack_48h", c["complaints_within_sla"], c["complaints_decided"]),
