@@ -153,6 +153,21 @@ def where_to_look(plan: Plan, urls: dict[str, str]) -> str:
         "  API pages (Authorize with the token):",
     ]
     lines += [f"    {name:<10} {base}/docs" for name, base in urls.items()]
+    district = min(org.districts, key=lambda d: d.district_id)
+    supervisor = org.supervisor_of_district(district.district_id)
+    visit = urls["visit"]
+    lines += [
+        "",
+        f"  Field execution (token of a supervisor: --role supervisor --id {supervisor.staff_id}"
+        f" --district {district.district_id} --area {district.area_id}):",
+        f"    check-ins not verified at the outlet   {visit}/check-ins/flagged?district_id={district.district_id}",
+        f"    photos for review                      {visit}/photos/review?district_id={district.district_id}",
+        f"    route cleanup of the month             {visit}/route-cleanup?district_id={district.district_id}"
+        f"&month={month}",
+        f"    route plans of a rep (current vs proposed km)  {visit}/route-plans?rep_id="
+        + min(r.staff_id for r in org.reps if r.district_id == district.district_id),
+        f"    standard pictures                      {visit}/standard-pictures",
+    ]
     lines += [
         "",
         "  Elsewhere: orders awaiting approval " + f"{urls['orders']}/approvals?role=sales_manager",
@@ -177,7 +192,9 @@ def describe(plan: Plan) -> str:
         f"{c['surveys']} surveys.\n"
         f"Past days go in as the order history (dated orders, deliveries, payments); today "
         f"({plan.end}) is lived live: {len(plan.days[-1].visits)} visits with all eight steps, "
-        f"{len(plan.days[-1].orders)} orders, approvals, deliveries, returns, complaints."
+        f"{len(plan.days[-1].orders)} orders, approvals, deliveries, returns, complaints; check-ins with their"
+        f" positions, {sum(v.photo for v in plan.days[-1].visits)} photos against the standard pictures,"
+        f" route plans asked for, reviewed and one adopted, the month's route cleanup closed."
     )
 
 

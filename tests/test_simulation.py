@@ -24,9 +24,16 @@ from orders_service.bootstrap import definition as orders_definition
 from reporting_service.bootstrap import definition as reporting_definition
 from salesplatform.clock import business_date
 from salesplatform.events import Actor, Role
+from visit_service.application.route_plans import propose_route_plans
 from visit_service.bootstrap import definition as visit_definition
 
 END = date(2026, 5, 20)
+
+
+async def visit_events(visit, event_type: str) -> list[dict]:
+    async with visit.runtime.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT data FROM events WHERE event_type = $1", event_type)
+    return [dict(r["data"]) for r in rows]
 
 
 def test_the_plan_is_the_same_for_a_seed_and_differs_for_another() -> None:
@@ -142,3 +149,22 @@ async def test_a_small_department_lives_two_days_in_the_real_services(start_serv
         return items if {i["area_id"] for i in items} == {a.area_id for a in plan.organisation.areas} else None
 
     await eventually(sales_by_area, timeout=20)
+
+    # Field execution: check-ins with their positions, photos against the standard pictures,
+    # route plans asked for (the planner's timer does not run here: it is run once), and the
+    # month's route cleanup closed.
+    assert summary.ok[("visit", "upload_photo")] > 0, summary.render()
+    assert summary.ok[("visit", "close_route_cleanup")] == 1, summary.render()
+    district = min(plan.organisation.districts, key=lambda d: d.district_id)
+    supervisor = plan.organisation.supervisor_of_district(district.district_id).actor()
+    photos = (await visit.get(supervisor, "/photos/review", district_id=district.district_id, status="all")).json()
+    assert photos["photos"] and all(p["audit"]["cites_this_photo"] for p in photos["photos"])
+    check_ins = await visit_events(visit, "visit.checked_in")
+    assert check_ins and all(e["accuracy_m"] is not None for e in check_ins)
+    assert any(e["position_verified"] for e in check_ins)
+    requested = summary.ok[("visit", "request_route_plan")]
+    assert requested == len(plan.organisation.districts)
+    assert (await propose_route_plans(visit.runtime))["planned"] == requested
+    rep = min(r.staff_id for r in plan.organisation.reps if r.district_id == district.district_id)
+    [proposal] = (await visit.get(supervisor, "/route-plans", rep_id=rep)).json()["plans"]
+    assert proposal["status"] == "proposed" and proposal["distance"]["proposed_m"] > 0, proposal

@@ -42,6 +42,7 @@ import httpx
 import orjson
 
 from bench.simulation.organisation import (
+    STANDARD_PICTURES,
     TZ,
     Complaint,
     Customer,
@@ -52,6 +53,7 @@ from bench.simulation.organisation import (
     Return,
     Visit,
 )
+from bench.simulation.pictures import shelf_png
 from salesplatform.auth import mint
 from salesplatform.events import Actor
 
@@ -378,6 +380,30 @@ class Driver:
         except ValueError:
             return Reply(r.status_code, None)
 
+    async def upload(
+        self, service: str, path: str, data: bytes, content_type: str, who: Person, **params: Any
+    ) -> Reply:
+        """A file as the request body (a visit photo)."""
+        headers = {"Authorization": f"Bearer {self.token(who)}", "Content-Type": content_type}
+        reply = Reply(599, {"error": {"code": "transport_error", "message": "not sent"}})
+        for attempt in range(4):
+            try:
+                async with self.limit:
+                    r = await self.clients[service].post(path, content=data, params=params, headers=headers)
+            except (httpx.TransportError, OSError) as exc:
+                reply = Reply(599, {"error": {"code": "transport_error", "message": repr(exc)}})
+                await asyncio.sleep(0.5 * 2**attempt)
+                continue
+            try:
+                reply = Reply(r.status_code, r.json())
+            except ValueError:
+                reply = Reply(r.status_code, {"error": {"code": f"http_{r.status_code}", "message": r.text[:300]}})
+            if r.status_code not in RETRYABLE_STATUS:
+                break
+            await asyncio.sleep(0.5 * 2**attempt)
+        self._count(service, "upload_photo", reply, "http")
+        return reply
+
     # -- ingest (JetStream) ----------------------------------------------------------------------
 
     async def _subscribe_results(self, service: str) -> None:
@@ -523,11 +549,13 @@ class Driver:
         await self.territory()
         await asyncio.gather(self.catalogue(), self.customers())
         self.phase("routes, targets, directories")
-        await asyncio.gather(self.routes(), self.targets(), self.wait_for_directories())
+        await asyncio.gather(self.routes(), self.targets(), self.wait_for_directories(), self.standard_pictures())
+        await self.request_route_plans()
         await self.history()
         self.phase("finding the imported orders")
         await self.index_history_orders()
         await self.today()
+        await self.field_review()
         self.phase("")
         self.summary.seconds = time.monotonic() - started
         return self.summary
@@ -546,6 +574,7 @@ class Driver:
             + len(org.promotions)
             + archive
             + len(org.routes)
+            + len(STANDARD_PICTURES)
             + len(org.targets)
             + len(org.decompositions)
         )
@@ -709,6 +738,7 @@ class Driver:
                         "location_type": c.location_type,
                         "source": c.source,
                         "base": {"owner": {"name": c.owner_name, "phone": c.phone}},
+                        "position": {"latitude": c.latitude, "longitude": c.longitude},
                     },
                     org.people[c.rep_id],
                     self.key("register", c.customer_id),
@@ -799,6 +829,104 @@ class Driver:
             ),
         )
         self._settled_customers = [c.customer_id for c in approved]
+
+    async def standard_pictures(self) -> None:
+        """The sales manager's standard success pictures (成功图象), one checklist per channel."""
+        await self.each(
+            sorted(STANDARD_PICTURES.items()),
+            lambda item: self.send(
+                "visit",
+                "define_standard_picture",
+                {"channel": item[0], "items": [{"code": c, "description": d} for c, d in item[1]]},
+                self.org.sales_manager,
+                key=self.key("standard", item[0]),
+            ),
+        )
+
+    async def request_route_plans(self) -> None:
+        """Each district's supervisor asks the planner (路序) for the routes of the district's
+        first rep, from the district office, Monday to Saturday; the visit service's planner
+        proposes them while the day goes on."""
+        self.plan_requests: list[tuple[str, Person]] = []
+        for district in sorted(self.org.districts, key=lambda d: d.district_id):
+            reps = sorted(r.staff_id for r in self.org.reps if r.district_id == district.district_id)
+            if not reps:
+                continue
+            supervisor = self.org.supervisor_of_district(district.district_id)
+            plan_id = self.id_for("route_plan", f"{reps[0]}:{self.plan.end.isoformat()}")
+            reply = await self.send(
+                "visit",
+                "request_route_plan",
+                {
+                    "plan_id": plan_id,
+                    "rep_id": reps[0],
+                    "start_latitude": district.latitude,
+                    "start_longitude": district.longitude,
+                    "workdays": [1, 2, 3, 4, 5, 6],
+                },
+                supervisor,
+                key=self.key("route_plan", reps[0], self.plan.end.isoformat()),
+                wait_for=WAITING_FOR_EVENTS,
+            )
+            if reply.ok:
+                self.plan_requests.append((plan_id, supervisor))
+
+    async def field_review(self) -> None:
+        """The supervisors' end of the day: confirm a check-in made away from an outlet whose
+        card position is wrong, review the day's photos, adopt the first route plan the
+        planner has proposed, and the first district closes the month's route cleanup."""
+        self.phase("supervisors: check-ins, photos, route plans, cleanup")
+        today = self.plan.end.isoformat()
+
+        async def review(district: Any) -> None:
+            supervisor = self.org.supervisor_of_district(district.district_id)
+            flagged = await self.get("visit", "/check-ins/flagged", supervisor, district_id=district.district_id)
+            if flagged.ok:
+                far = [
+                    c
+                    for c in flagged.body["check_ins"]
+                    if "far_from_outlet" in c["flags"] and c["confirmed_by"] is None and c["business_date"] == today
+                ]
+                if far:
+                    await self.send(
+                        "visit",
+                        "confirm_check_in",
+                        {"visit_id": far[0]["visit_id"], "note": "门店已搬迁, 以签到位置为准"},
+                        supervisor,
+                        key=self.key("confirm_check_in", far[0]["visit_id"]),
+                    )
+            photos = await self.get("visit", "/photos/review", supervisor, district_id=district.district_id)
+            for i, photo in enumerate(photos.body.get("photos", [])[:4] if photos.ok else []):
+                disputed = photo["audit"]["standard_met"] is False and i % 2 == 1
+                await self.send(
+                    "visit",
+                    "review_photo",
+                    {
+                        "visit_id": photo["visit_id"],
+                        "photo_id": photo["photo_id"],
+                        "verdict": "disputed" if disputed else "confirmed",
+                        "note": "照片与检查表不符" if disputed else None,
+                    },
+                    supervisor,
+                    key=self.key("review_photo", photo["photo_id"]),
+                )
+
+        await asyncio.gather(*(review(d) for d in self.org.districts))
+        for plan_id, supervisor in getattr(self, "plan_requests", []):
+            plan = await self.get("visit", f"/route-plans/{plan_id}", supervisor)
+            if plan.ok and plan.body["status"] == "proposed":
+                await self.send(
+                    "visit", "adopt_route_plan", {"plan_id": plan_id}, supervisor, key=self.key("adopt", plan_id)
+                )
+                break
+        first = min(self.org.districts, key=lambda d: d.district_id)
+        await self.send(
+            "visit",
+            "close_route_cleanup",
+            {"district_id": first.district_id, "month": self.plan.end.strftime("%Y-%m"), "notes": "月度线路清理"},
+            self.org.supervisor_of_district(first.district_id),
+            key=self.key("route_cleanup", first.district_id, self.plan.end.strftime("%Y-%m")),
+        )
 
     async def routes(self) -> None:
         await self.each(
@@ -1127,19 +1255,42 @@ class Driver:
                 "visit", name, {"visit_id": visit_id, **payload}, rep, key=self.key(k, name, n), wait_for=wait_for
             )
 
-        checked_in = await step("check_in", {"latitude": customer.latitude, "longitude": customer.longitude})
+        latitude, longitude, accuracy = v.check_in or (customer.latitude, customer.longitude, 10.0)
+        checked_in = await step("check_in", {"latitude": latitude, "longitude": longitude, "accuracy_m": accuracy})
         if not checked_in.ok:
             return
+        photo_ids: list[str] = []
+        if v.photo:
+            uploaded = await self.upload(
+                "visit", f"/visits/{visit_id}/photos", shelf_png(k), "image/png", rep, kind="display"
+            )
+            if uploaded.ok:
+                photo_ids.append(uploaded.result["photo_id"])
         counted = await step(
             "count_stock",
             {"lines": [{"sku": s.sku, "shelf_qty": s.shelf_qty, "store_qty": s.store_qty} for s in v.stock]},
             wait_for={"unknown_sku"},
         )
-        await step(
-            "audit_merchandising",
-            {"present_skus": list(v.present_skus), "price_tags_ok": v.price_tags_ok, "display_ok": v.display_ok},
-            wait_for={"unknown_sku"},
-        )
+        audit: dict[str, Any] = {
+            "present_skus": list(v.present_skus),
+            "price_tags_ok": v.price_tags_ok,
+            "display_ok": v.display_ok,
+        }
+        if photo_ids:
+            # The rep ticks the channel's standard picture from what the photo shows.
+            seen = {
+                "brand_block": v.display_ok,
+                "price_tags": v.price_tags_ok,
+                "required_skus": all(
+                    s.shelf_qty > 0 for s in v.stock if s.sku in dict(self.org.required_skus).get(customer.channel, ())
+                ),
+                "cooler_front": bool(v.coolers) and all(c.best_position for c in v.coolers),
+            }
+            audit |= {
+                "checklist": {code: seen[code] for code, _ in STANDARD_PICTURES[customer.channel]},
+                "photo_ids": photo_ids,
+            }
+        await step("audit_merchandising", audit, wait_for={"unknown_sku"})
         for c in v.coolers:
             await step(
                 "check_cooler",

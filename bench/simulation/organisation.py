@@ -47,6 +47,18 @@ COMPLAINT_STAGES = ("received", "acknowledged", "routed", "resolved", "closed")
 ROUTE_WEEKDAYS: tuple[tuple[int, ...], ...] = ((1, 6), (2, 7), (3,), (4,), (5,))
 WEEKDAY_NAMES = {1: "周一", 2: "周二", 3: "周三", 4: "周四", 5: "周五", 6: "周六", 7: "周日"}
 
+# The standard success pictures (成功图象) of the channels that have one: what the rep ticks on
+# the audit, and what a photo of the display shows.
+STANDARD_PICTURES: dict[str, tuple[tuple[str, str], ...]] = {
+    channel: (
+        ("brand_block", "本品陈列成块, 与视线平齐"),
+        ("price_tags", "每个排面都有价签"),
+        ("required_skus", "必备SKU全部上架"),
+    )
+    + ((("cooler_front", "冰柜在店内第一位置"),) if channel in ("retail", "chain") else ())
+    for channel in ("retail", "chain", "franchise", "specialty")
+}
+
 # A supervisor may approve orders up to this amount; the threshold above which any order needs
 # approval is the orders service's (5,000 yuan by default).
 APPROVAL_THRESHOLD_FEN = 500_000
@@ -386,6 +398,9 @@ class Visit:
     adopt_suggestion: bool
     refusal_reason: str | None
     previous_delivered: bool | None  # the rep's word on the previous order; None: there is none
+    # Where the rep's phone puts the check-in: (latitude, longitude, accuracy in metres).
+    check_in: tuple[float, float, float] | None = None
+    photo: bool = False  # a photo of the display backs the audit against the standard picture
 
 
 @dataclass(frozen=True)
@@ -1217,7 +1232,26 @@ class _Builder:
             adopt_suggestion=rng.random() < 0.7,
             refusal_reason=rng.choice(_REFUSALS) if outcome == "refused" else None,
             previous_delivered=previous_delivered,
+            check_in=self.check_in_position(key, org, customer),
+            photo=customer.channel in STANDARD_PICTURES and self.rng(f"photo-{key}").random() < 0.35,
         )
+
+    def check_in_position(self, key: str, org: Organisation, customer: Customer) -> tuple[float, float, float]:
+        """Most check-ins are made at the outlet (within 80 m); about one in twenty a few
+        hundred metres away (the rep did not go in); about one in a hundred at the district
+        office's coordinates (a faked location: it repeats across outlets)."""
+        rng = self.rng(f"position-{key}")
+        roll = rng.random()
+        if roll < 0.01:
+            district = org.district_by_id[customer.district_id]
+            return district.latitude, district.longitude, 5.0
+        metres = rng.uniform(300, 900) if roll < 0.06 else rng.uniform(0, 80)
+        bearing = rng.uniform(0, 2 * math.pi)
+        latitude = customer.latitude + metres * math.cos(bearing) / 111_195
+        longitude = customer.longitude + metres * math.sin(bearing) / (
+            111_195 * math.cos(math.radians(customer.latitude))
+        )
+        return round(latitude, 6), round(longitude, 6), round(rng.uniform(5, 35), 1)
 
     def _plan_delivery(self, rng: random.Random, order: Order, delivered_by: dict[str, datetime | None]) -> None:
         roll = rng.random()
