@@ -12,7 +12,8 @@ import pytest
 from field_testdata import DEPOT, hand_made_sheets, outlets
 from visit_testkit import AM1, CLERK, REP1, REP2, SM, SUP1, SUP2, Harness
 
-from visit_service.adapters.photo_store import PhotoStore
+from salesplatform.store import copy_foreign
+from visit_service.adapters.photo_store import PhotoStore, PhotoStoreUnavailable
 from visit_service.application.photos import expire_photos
 from visit_service.application.route_plans import propose_route_plans
 from visit_service.application.timers import plan_business_day
@@ -430,3 +431,35 @@ async def test_the_monthly_route_cleanup_lists_its_four_kinds_and_is_closed_once
     assert closed["closed_by"] == "sup-1" and closed["counts"]["unvisited"] == 1
     [event] = await h.events("route_cleanup.closed")
     assert event["data"]["outlets"]["inactive_on_route"] == ["c2"]
+
+
+async def test_an_erasure_waits_while_the_photo_store_is_unreachable_and_is_never_lost(world, monkeypatch) -> None:
+    h = world
+    visit_id = (await day_plan_visits(h, ["c1"]))["c1"]
+    await h.post(REP1, "check_in", {"visit_id": visit_id, "latitude": 31.23, "longitude": 121.47})
+    photo = (await upload(h, visit_id, JPEG)).json()
+    erasure = next(p for p in h.rt.definition.projections if p.name == "photo_erasure")
+
+    async def unreachable(name: str) -> bool:
+        raise PhotoStoreUnavailable("the photo store cannot be reached")
+
+    monkeypatch.setattr(erasure.photos, "delete", unreachable)
+    async with h.rt.pool.acquire() as conn:
+        async with conn.transaction():
+            await copy_foreign(
+                conn, h.rt.topology.of("customer").event_stream, [h.customer("customer.personal_data_erased", "c1")]
+            )
+    for _ in range(3):
+        with pytest.raises(PhotoStoreUnavailable):
+            await h.rt.runner.run_once()
+    assert await h.events("visit.photo_removed") == []
+    async with h.rt.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM projection_failures") == 0
+    store = await store_of(h)
+    assert await store.get(photo["object_name"]) == JPEG
+
+    monkeypatch.undo()  # the store is back
+    await h.rt.runner.run_once()
+    [removed] = await h.events("visit.photo_removed")
+    assert removed["data"]["reason"] == "erasure"
+    assert await store.get(photo["object_name"]) is None
