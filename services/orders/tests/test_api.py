@@ -138,6 +138,52 @@ async def test_approval_queue_per_role(rt, http) -> None:
     assert (await get(http, SUPERVISOR, "/approvals", role="sales_manager")).status_code == 403
 
 
+async def test_returns_wait_in_the_queue_of_the_role_their_route_names_until_decided(rt, http, clock) -> None:
+    await define_skus(rt)
+    await add_customer(rt, "c1")
+    await add_customer(rt, "c9", rep_id="r9", district_id="d9", area_id="a9")
+
+    async def delivered(customer_id: str, rep: Actor) -> str:
+        placed = await ok(
+            rt, "place_order", {"customer_id": customer_id, "lines": [{"sku": "COLA", "quantity": 10}]}, rep
+        )
+        await ok(rt, "deliver_order", {"order_id": placed["order_id"]}, SYSTEM)
+        return placed["order_id"]
+
+    async def request(order_id: str, reason: str, rep: Actor, **extra: str) -> str:
+        payload = {"order_id": order_id, "scope": "part", "reason": reason, "lines": [{"sku": "COLA", "quantity": 1}]}
+        clock.advance(timedelta(minutes=1))  # oldest request first
+        return (await ok(rt, "request_return", {**payload, **extra}, rep))["return_id"]
+
+    far_rep = Actor(id="r9", role=Role.rep, district="d9", area="a9")
+    damaged = await request(await delivered("c1", REP), "transit_damage", REP)
+    defect = await request(await delivered("c1", REP), "quality_defect", REP)
+    wrong = await request(await delivered("c1", REP), "wrong_shipment", REP, wrong_shipment_kind="model")
+    elsewhere = await request(await delivered("c9", far_rep), "transit_damage", far_rep)
+
+    async def queue(actor: Actor, **params: str) -> list[str]:
+        r = await get(http, actor, "/approvals/returns", **params)
+        assert r.status_code == 200, r.text
+        return [x["return_id"] for x in r.json()["returns"]]
+
+    # The area manager decides transit damage and part quality defects, the latter once inspected;
+    # another area's return is not in the queue.
+    assert await queue(AREA_MANAGER) == [damaged]
+    await ok(rt, "record_return_inspection", {"return_id": defect, "confirmed": True}, INSPECTOR)
+    assert await queue(AREA_MANAGER) == [damaged, defect]
+    listed = (await get(http, AREA_MANAGER, "/approvals/returns")).json()["returns"]
+    assert listed[0]["lines"] == [{"sku": "COLA", "quantity": 1, "amount_fen": 300}]
+    assert (listed[0]["rep_id"], listed[0]["approver_role"]) == ("r1", "area_manager")
+    assert await queue(SALES_MANAGER) == [wrong]
+    assert await queue(SALES_MANAGER, role="area_manager") == [damaged, defect, elsewhere]
+    assert (await get(http, AREA_MANAGER, "/approvals/returns", role="sales_manager")).status_code == 403
+    assert await queue(SUPERVISOR) == []
+    # A decision takes it out of the queue.
+    await ok(rt, "approve_return", {"return_id": damaged}, AREA_MANAGER)
+    await ok(rt, "reject_return", {"return_id": defect, "reason": "outside the return period"}, AREA_MANAGER)
+    assert await queue(AREA_MANAGER) == []
+
+
 async def test_overdue_deliveries_receivables_ageing_and_returns(rt, http, clock) -> None:
     await define_skus(rt)
     await add_customer(rt, "c1", payment_terms_days=30)

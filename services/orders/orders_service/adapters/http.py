@@ -80,6 +80,19 @@ def _history(events: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _queue_role(actor: Actor, role: Role | None) -> Role:
+    """The role whose approval queue is asked for (default the caller's): one's own, or one
+    below in the line of command; clerks see every queue."""
+    queue_role = role or actor.role
+    if (
+        actor.role != Role.clerk
+        and queue_role != actor.role
+        and not (rank(actor.role) > 0 and rank(actor.role) >= rank(queue_role))
+    ):
+        raise PermissionDenied(f"the {queue_role} queue is not yours to see", code="outside_role_line")
+    return queue_role
+
+
 def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
     api = APIRouter(tags=["queries"])
 
@@ -182,13 +195,7 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         limit: int = Query(100, ge=1, le=500),
         offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
-        queue_role = role or actor.role
-        if (
-            actor.role != Role.clerk
-            and queue_role != actor.role
-            and not (rank(actor.role) > 0 and rank(actor.role) >= rank(queue_role))
-        ):
-            raise PermissionDenied(f"the {queue_role} queue is not yours to see", code="outside_role_line")
+        queue_role = _queue_role(actor, role)
         where = Where().add("o.status = 'pending_approval' AND o.required_role = {}", queue_role.value)
         where.territory(actor, "o")
         async with reading(runtime.pool, "order_board") as conn:
@@ -198,6 +205,47 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
                 *where.args,
             )
         return {"role": queue_role.value, "orders": [_record(r) for r in rows]}
+
+    @api.get(
+        "/approvals/returns",
+        summary="Returns waiting for a role's decision (default: yours), in your territory",
+    )
+    async def return_approval_queue(
+        actor: Actor = Depends(http_actor),
+        role: Role | None = None,
+        limit: int = Query(100, ge=1, le=500),
+        offset: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        """Returns the role approves by their reason and scope that wait for a decision: those
+        needing no re-inspection once requested, the others once inspected (one the inspection
+        did not confirm can only be rejected). Oldest request first, with their lines."""
+        queue_role = _queue_role(actor, role)
+        async with reading(runtime.pool, "returns") as conn:
+            board = await active_schema(conn, "order_board")
+            where = Where().add(
+                "r.approver_role = {} AND (r.status = 'inspected'"
+                " OR (r.status = 'requested' AND NOT r.inspection_required))",
+                queue_role.value,
+            )
+            where.territory(actor, "o")
+            rows = await conn.fetch(
+                f"SELECT r.*, o.rep_id, o.district_id, o.area_id FROM returns r"
+                f" JOIN {board}.orders o USING (order_id) WHERE {where.sql}"
+                f" ORDER BY r.requested_at, r.return_id LIMIT {where.param(limit)} OFFSET {where.param(offset)}",
+                *where.args,
+            )
+            lines = await conn.fetch(
+                "SELECT return_id, sku, quantity, amount_fen FROM return_lines"
+                " WHERE return_id = ANY($1::text[]) ORDER BY return_id, sku",
+                [r["return_id"] for r in rows],
+            )
+        by_return: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for line in lines:
+            by_return[line["return_id"]].append({k: line[k] for k in ("sku", "quantity", "amount_fen")})
+        return {
+            "role": queue_role.value,
+            "returns": [{**_record(r), "lines": by_return[r["return_id"]]} for r in rows],
+        }
 
     @api.get("/deliveries/overdue", summary="Confirmed orders not delivered within their 24 hours")
     async def overdue_deliveries(actor: Actor = Depends(http_actor)) -> dict[str, Any]:

@@ -1,17 +1,20 @@
-"""Returns as read: every return with its route through inspection, approval and resolution;
-rejected ones keep their reason. Inline: a new return checks what was already returned here."""
+"""Returns as read: every return with its route through inspection, approval and resolution
+(who must approve it and whether it waits for the inspector); rejected ones keep their reason.
+Inline: a new return checks what was already returned here."""
 
 from __future__ import annotations
 
 import asyncpg
 
+from orders_service.domain.returns import route_for
 from orders_service.projections.base import Run, RunProjection
 
 
 class Returns(RunProjection):
     name = "returns"
     inline = True
-    code_version = 1
+    # 2: the route (approver_role, inspection_required), for the approval queue of returns.
+    code_version = 2
     event_types = frozenset(
         {
             "return.requested",
@@ -33,6 +36,8 @@ class Returns(RunProjection):
         detail                  text NOT NULL,
         status                  text NOT NULL,
         amount_fen              bigint NOT NULL,
+        approver_role           text NOT NULL,
+        inspection_required     boolean NOT NULL,
         requested_by            text NOT NULL,
         requested_at            timestamptz NOT NULL,
         inspector_id            text,
@@ -46,6 +51,8 @@ class Returns(RunProjection):
     );
     CREATE INDEX returns_by_order ON returns (order_id);
     CREATE INDEX returns_by_status ON returns (status, reason);
+    CREATE INDEX returns_awaiting_decision ON returns (approver_role, requested_at)
+        WHERE status IN ('requested', 'inspected');
     CREATE TABLE return_lines (
         return_id   text NOT NULL,
         sku         text NOT NULL,
@@ -64,10 +71,11 @@ class Returns(RunProjection):
     async def on_return_requested(self, conn: asyncpg.Connection, run: Run) -> None:
         for e in run:
             d = e.data
+            route = route_for(d["reason"], d["scope"])
             await conn.execute(
                 "INSERT INTO returns (return_id, order_id, customer_id, scope, reason, detail, status,"
-                " amount_fen, requested_by, requested_at, updated_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $9, $9)",
+                " amount_fen, approver_role, inspection_required, requested_by, requested_at, updated_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $9, $10, $11, $11)",
                 d["return_id"],
                 d["order_id"],
                 d["customer_id"],
@@ -75,6 +83,8 @@ class Returns(RunProjection):
                 d["reason"],
                 d["detail"],
                 sum(line["amount_fen"] for line in d["lines"]),
+                route.approver_role.value,
+                route.inspection_required,
                 e.envelope.actor.id,
                 e.envelope.occurred_at,
             )
