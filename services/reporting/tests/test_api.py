@@ -189,6 +189,7 @@ async def test_every_report_is_listed_with_its_definition(shared_month) -> None:
         "kpi",
         "target_achievement",
         "receivables",
+        "collections",
         "returns",
         "complaints",
         "promotions",

@@ -354,6 +354,31 @@ def router(runtime: Any) -> APIRouter:
         )
         return respond("receivables", result, paging, {"as_of": at, "group_by": group_by, **_asked(asked)})
 
+    @api.get("/reports/collections", **describe("collections"))
+    async def collections_report(
+        actor: Annotated[Actor, Depends(http_actor)],
+        paging: Annotated[Paging, Depends()],
+        start: From = None,
+        to: To = None,
+        group_by: Annotated[Literal["customer", "rep", "district", "area", "total"], Param()] = "customer",
+        rep_id: ID = None,
+        district_id: ID = None,
+        area_id: ID = None,
+        customer_id: ID = None,
+    ) -> Response:
+        first, last = date_range(start, to)
+        asked = Territory(rep_id, district_id, area_id, customer_id)
+        result = await run(
+            actor,
+            asked,
+            lambda c, s, sc: receivables.collections(
+                c, s, sc, asked, start=first, end=last, group_by=group_by, page=paging.page
+            ),
+        )
+        return respond(
+            "collections", result, paging, {"from": first, "to": last, "group_by": group_by, **_asked(asked)}
+        )
+
     @api.get("/reports/returns", **describe("returns"))
     async def returns_report(
         actor: Annotated[Actor, Depends(http_actor)],

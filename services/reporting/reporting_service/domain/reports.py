@@ -94,6 +94,14 @@ d31_60, d61_90, d90_plus (> 90). Per customer, rep, district or area (the custom
 ones); past_due_fen = everything due on or before `as_of`.""",
 )
 
+COLLECTIONS = Definition(
+    "Collections (回款)",
+    """Payments received in the date range (`payment.received`, by received_on): payments,
+collected_fen = their amounts; overdue_collected_fen = the part allocated to invoices after
+their due date (received_on later than the invoice's due_on). Per customer, rep, district or
+area (the customer's current ones).""",
+)
+
 RETURNS = Definition(
     "Returns by reason, product and resolution (退货)",
     """Returns requested in the date range (`return.requested`, by the business date it was
@@ -151,6 +159,7 @@ REPORTS: dict[str, Definition] = {
     "kpi": KPI,
     "target_achievement": TARGETS,
     "receivables": RECEIVABLES,
+    "collections": COLLECTIONS,
     "returns": RETURNS,
     "complaints": COMPLAINTS,
     "promotions": PROMOTIONS,

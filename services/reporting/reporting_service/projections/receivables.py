@@ -70,7 +70,7 @@ WITH new AS (
     WHERE e.event_type = 'payment.received' AND __RANGE__
     ON CONFLICT (payment_id, line_no) DO NOTHING
 )
-SELECT customer_id FROM new
+SELECT customer_id, received_on FROM new
 """
 
 
@@ -83,6 +83,13 @@ def _customer_keys(row) -> list[Change]:
     )
 
 
+def _payment_keys(row) -> list[Change]:
+    return [
+        *_customer_keys(row),
+        *keys({"report": "collections", "period": row["received_on"], "customer_id": row["customer_id"]}),
+    ]
+
+
 class ReceivablesProjection(SqlProjection):
     name = "receivables"
     code_version = 1
@@ -91,5 +98,5 @@ class ReceivablesProjection(SqlProjection):
     event_types = frozenset({"invoice.issued", "payment.received"})
     statements = (
         Statement(frozenset({"invoice.issued"}), INVOICE_ISSUED, _customer_keys),
-        Statement(frozenset({"payment.received"}), PAYMENT_RECEIVED, _customer_keys),
+        Statement(frozenset({"payment.received"}), PAYMENT_RECEIVED, _payment_keys),
     )

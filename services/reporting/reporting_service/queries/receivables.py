@@ -1,4 +1,4 @@
-"""Receivables ageing as of a date, and the credit-rating analysis."""
+"""Receivables ageing as of a date, collections in a date range, and the credit-rating analysis."""
 
 from __future__ import annotations
 
@@ -99,6 +99,60 @@ async def ageing(
     for item in result.items:
         item["as_of"] = as_of.isoformat()
     return result
+
+
+COLLECTION_GROUPS = {
+    "customer": ["p.customer_id", "cu.name AS customer_name", "cu.rep_id", "cu.district_id", "cu.area_id"],
+    "rep": ["cu.rep_id"],
+    "district": ["cu.district_id"],
+    "area": ["cu.area_id"],
+    "total": [],
+}
+
+
+async def collections(
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    scope: Scope,
+    asked: Territory,
+    *,
+    start: date,
+    end: date,
+    group_by: str,
+    page: Page,
+) -> Result:
+    """Payments received in the range, and the part of them that paid invoices after their due
+    date, per customer or the customer's current rep, district or area."""
+    r = schemas["receivables"]
+    q = Query()
+    first, last = q.param(start), q.param(end)
+    q.where(f"p.received_on BETWEEN {first} AND {last}")
+    q.territory(scope, asked, rep="cu.rep_id", district="cu.district_id", area="cu.area_id")
+    q.equal("p.customer_id", asked.customer_id)
+    columns = COLLECTION_GROUPS[group_by]
+    keys = [c.split(" AS ")[0] for c in columns]
+    sql = f"""
+        SELECT {"".join(c + ", " for c in columns)}
+               count(*) AS payments,
+               coalesce(sum(p.amount_fen), 0)::bigint AS collected_fen,
+               coalesce(sum(late.amount_fen), 0)::bigint AS overdue_collected_fen
+        FROM {r}.payments p
+        LEFT JOIN (SELECT a.payment_id, sum(a.amount_fen) AS amount_fen
+                   FROM {r}.allocations a JOIN {r}.invoices i USING (invoice_id)
+                   WHERE a.received_on BETWEEN {first} AND {last} AND a.received_on > i.due_on
+                   GROUP BY a.payment_id) late USING (payment_id)
+        LEFT JOIN {schemas["directory"]}.customers cu ON cu.customer_id = p.customer_id
+        {q.clause()}
+        {"GROUP BY " + ", ".join(keys) if keys else ""}
+    """
+    order = {
+        "customer": "customer_id",
+        "rep": "rep_id NULLS LAST",
+        "district": "district_id NULLS LAST",
+        "area": "area_id NULLS LAST",
+        "total": "1",
+    }[group_by]
+    return await paged(conn, sql, q.args, page, order)
 
 
 async def credit(
