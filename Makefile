@@ -2,7 +2,7 @@
 PYTHON   ?= python3
 VENV     := .venv
 PY       := $(VENV)/bin/python
-SERVICES := customer visit orders reporting
+SERVICES := customer visit orders reporting console
 # Services are installed once their pyproject exists.
 SERVICE_PROJECTS := $(wildcard $(foreach s,$(SERVICES),services/$(s)/pyproject.toml))
 PYPROJECTS := shared/pyproject.toml $(SERVICE_PROJECTS)

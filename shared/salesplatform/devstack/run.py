@@ -1,10 +1,11 @@
 """`make run`: the whole system on this machine, with nothing installed but Python.
 
 Starts PostgreSQL and NATS under the run directory (default `.run/`), gives each service its own
-database and login role, starts the four services as separate processes, waits until each is
-ready and prints where everything is. Ctrl-C or SIGTERM stops it all in order: services first
-(so they finish in-flight work against live servers), then NATS, then PostgreSQL. Data and
-credentials stay in the run directory, so the next run continues where this one stopped.
+database and login role, starts the four services and the console as separate processes, waits
+until each is ready and prints where everything is. Ctrl-C or SIGTERM stops it all in order:
+services first (so they finish in-flight work against live servers), then NATS, then PostgreSQL.
+Data and credentials stay in the run directory, so the next run continues where this one
+stopped.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from salesplatform.devstack.servers import (
     tail,
 )
 
-SERVICES: tuple[str, ...] = ("customer", "visit", "orders", "reporting")
+SERVICES: tuple[str, ...] = ("customer", "visit", "orders", "reporting", "console")
+# The console keeps no data: it reads the others' APIs and needs no database.
+DATABASE_SERVICES: tuple[str, ...] = ("customer", "visit", "orders", "reporting")
 STOP_GRACE_SECONDS = 10.0
 MINT_HINT = ".venv/bin/python -m salesplatform.auth mint --role sales_manager --id m1"
 
@@ -60,7 +63,7 @@ class ServiceProcess:
 
     name: str
     http_port: int
-    database_url: str
+    database_url: str | None
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     log_handle: TextIO | None = field(default=None, repr=False)
@@ -81,7 +84,7 @@ def load_secrets(path: Path) -> dict[str, Any]:
         data["AUTH_JWT_SECRET"] = secrets.token_urlsafe(48)
         changed = True
     passwords = data.setdefault("database_passwords", {})
-    for service in SERVICES:
+    for service in DATABASE_SERVICES:
         if not passwords.get(service):
             passwords[service] = secrets.token_urlsafe(24)
             changed = True
@@ -174,21 +177,25 @@ class Stack:
         database_urls = asyncio.run(self._create_databases(data["database_passwords"]))
         self._check_interrupt()
         for name in SERVICES:
-            service = ServiceProcess(name, free_port(), database_urls[name], self.logs_dir / f"{name}.log")
+            self.services.append(
+                ServiceProcess(name, free_port(), database_urls.get(name), self.logs_dir / f"{name}.log")
+            )
+        for service in self.services:
             self._spawn(service, data["AUTH_JWT_SECRET"])
-            self.services.append(service)
         self._wait_ready()
 
     async def _create_databases(self, passwords: dict[str, str]) -> dict[str, str]:
         return {
-            name: await create_service_database(self.postgres.admin_dsn, name, passwords[name]) for name in SERVICES
+            name: await create_service_database(self.postgres.admin_dsn, name, passwords[name])
+            for name in DATABASE_SERVICES
         }
 
     def _spawn(self, service: ServiceProcess, jwt_secret: str) -> None:
         prefix = service.name.upper()
         env = child_env(
             {
-                f"{prefix}_DATABASE_URL": service.database_url,
+                **({f"{prefix}_DATABASE_URL": service.database_url} if service.database_url else {}),
+                **self._console_settings(service),
                 f"{prefix}_HTTP_HOST": LOOPBACK,
                 f"{prefix}_HTTP_PORT": str(service.http_port),
                 "NATS_URL": self.nats.url,
@@ -211,6 +218,15 @@ class Stack:
             start_new_session=True,
             preexec_fn=die_with_parent(),
         )
+
+    def _console_settings(self, service: ServiceProcess) -> dict[str, str]:
+        """The console reads the other services' APIs; locally it signs viewers in itself."""
+        if service.name != "console":
+            return {}
+        return {
+            **{f"CONSOLE_{s.name.upper()}_URL": s.base_url for s in self.services if s.name != "console"},
+            "CONSOLE_LOCAL_LOGIN": "true",
+        }
 
     def _wait_ready(self) -> None:
         pending = list(self.services)
@@ -268,7 +284,7 @@ class Stack:
                 "services": {
                     s.name: {
                         "url": s.base_url,
-                        "docs": f"{s.base_url}/docs",
+                        "docs": f"{s.base_url}/docs" if s.name in DATABASE_SERVICES else None,
                         "database_url": s.database_url,
                         "log": str(s.log_path),
                         "pid": s.process.pid if s.process else None,
@@ -283,13 +299,23 @@ class Stack:
             ("NATS", self.nats.url, f"monitoring {self.nats.monitor_url}"),
             ("PostgreSQL (admin)", self.postgres.admin_dsn, f"log {self._rel(self.postgres.log_file)}"),
         ]
-        rows += [(s.name, s.base_url, f"docs {s.base_url}/docs  log {self._rel(s.log_path)}") for s in self.services]
+        rows += [
+            (
+                s.name,
+                s.base_url,
+                (f"docs {s.base_url}/docs  " if s.name in DATABASE_SERVICES else "") + f"log {self._rel(s.log_path)}",
+            )
+            for s in self.services
+        ]
         width = max(len(r[0]) for r in rows)
         url_width = max(len(r[1]) for r in rows)
         _say("\nThe sales platform is running. Ctrl-C stops it; data stays in " + self._rel(self.root) + "\n")
         for label, url, extra in rows:
             _say(f"  {label:<{width}}  {url:<{url_width}}  {extra}")
-        _say(f"\n  addresses for programs: {self._rel(self.stack_file)}")
+        console = next((s for s in self.services if s.name == "console"), None)
+        if console is not None:
+            _say(f"\n  the sales console:      {console.base_url}  (sign in as any staff member)")
+        _say(f"  addresses for programs: {self._rel(self.stack_file)}")
         _say(f"  mint a token:           {MINT_HINT}")
         _say(
             '  call a service:         curl -H "Authorization: Bearer $TOKEN" '
@@ -352,7 +378,7 @@ def _is_ready(base_url: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m salesplatform.devstack")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="start PostgreSQL, NATS and the four services (make run)")
+    run = commands.add_parser("run", help="start PostgreSQL, NATS, the four services and the console (make run)")
     run.add_argument("--root", type=Path, default=Path(".run"), help="where data, logs and secrets live")
     run.add_argument("--ready-timeout", type=float, default=60.0, help="seconds each service may take to be ready")
     args = parser.parse_args(argv)

@@ -1,0 +1,1 @@
+"""The sales console: what managers and supervisors see in a browser."""

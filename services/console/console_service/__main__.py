@@ -1,0 +1,3 @@
+from console_service.bootstrap import main
+
+main()

@@ -1,0 +1,78 @@
+"""The console's composition root: settings → the services' clients, the name directory, the
+change hub and its NATS feed → the web app. Nothing is opened at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+import uvicorn
+
+from console_service.adapters.change_feed import ChangeFeed
+from console_service.adapters.http import Console, create_app
+from console_service.adapters.identity import Identity
+from console_service.adapters.services import Services
+from console_service.application.changes import ChangeHub
+from console_service.application.directory import Directory
+from console_service.config import ConsoleSettings
+from salesplatform.logging import configure_logging
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: ConsoleSettings, *, clients: Mapping[str, httpx.AsyncClient] | None = None
+) -> AsyncIterator[tuple[Console, Any]]:
+    """The console with its change feed started: `(console, asgi_app)`. `clients` replaces the
+    HTTP clients built from the settings' URLs (tests reach in-process services that way)."""
+    services = (
+        Services(clients)
+        if clients is not None
+        else Services.over_http(settings.service_urls(), timeout=settings.api_timeout)
+    )
+    hub = ChangeHub()
+    feed = ChangeFeed(settings.nats_url, settings.stream_prefix, hub)
+    identity = Identity(settings.jwt_secret, signing_key=settings.jwt_secret if settings.local_login else None)
+    console = Console(settings, identity, services, Directory(services), hub, lambda: feed.connected)
+    feed.start()
+    try:
+        yield console, create_app(console)
+    finally:
+        hub.close()
+        await feed.stop()
+        if clients is None:
+            await services.close()
+
+
+class ConsoleServer(uvicorn.Server):
+    """Ends the open live-update streams as soon as a stop is asked for, so the graceful
+    shutdown does not wait for browsers to hang up."""
+
+    def __init__(self, config: uvicorn.Config, hub: ChangeHub) -> None:
+        super().__init__(config)
+        self.hub = hub
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.hub.close()
+        super().handle_exit(sig, frame)
+
+
+def main() -> None:
+    settings = ConsoleSettings()  # type: ignore[call-arg]
+    configure_logging("console", settings.log_level)
+    asyncio.run(serve(settings))
+
+
+async def serve(settings: ConsoleSettings) -> None:
+    async with running(settings) as (console, app):
+        config = uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+        await ConsoleServer(config, console.hub).serve()

@@ -1,0 +1,49 @@
+"""Typed settings of the console: `CONSOLE_…` variables, plus the platform's shared ones
+(NATS_URL, AUTH_JWT_SECRET, COMPANY_TIMEZONE, STREAM_PREFIX, LOG_LEVEL)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("customer", "visit", "orders", "reporting")
+
+
+class ConsoleSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONSOLE_", extra="ignore", populate_by_name=True)
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    # Where the four services answer their HTTP APIs.
+    customer_url: str
+    visit_url: str
+    orders_url: str
+    reporting_url: str
+    # Seconds an API call may take before the page says the service is not answering.
+    api_timeout: float = 15.0
+    nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL"))
+    stream_prefix: str = Field("", validation_alias=AliasChoices("STREAM_PREFIX"))
+    # The platform's token key: verifies viewers' tokens, and signs them for the local login.
+    jwt_secret: str = Field(min_length=16, validation_alias=AliasChoices("AUTH_JWT_SECRET"))
+    timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("COMPANY_TIMEZONE"))
+    log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL"))
+    # `make run`: sign in by picking a staff member of the department; the console then mints
+    # the viewer's token itself. Never in a deployment: there the company's identity provider
+    # (or an authenticating proxy in front of the console) vouches for the person.
+    local_login: bool = False
+    # A request header that carries the viewer's platform token (set by an authenticating
+    # proxy), e.g. `authorization` or `x-forwarded-access-token`; empty: only the sign-in page.
+    token_header: str = ""
+    # Mark the session cookie Secure (the console is served over HTTPS).
+    secure_cookies: bool = False
+    # How long a token minted at the local sign-in lasts.
+    session_hours: float = Field(12.0, gt=0, le=24 * 7)
+
+    @model_validator(mode="after")
+    def _urls_without_trailing_slash(self) -> ConsoleSettings:
+        for name in SERVICES:
+            setattr(self, f"{name}_url", getattr(self, f"{name}_url").rstrip("/"))
+        return self
+
+    def service_urls(self) -> dict[str, str]:
+        return {name: getattr(self, f"{name}_url") for name in SERVICES}
