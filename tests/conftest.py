@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import contextlib
 
-import httpx
 import pytest_asyncio
-from running_system import SECRET, Service
+from running_system import Service, start_service_on
 
 from salesplatform.clock import Clock
-from salesplatform.devstack.pytest_plugin import settings_for_tests
-from salesplatform.service import Runtime, ServiceDefinition, http_app
+from salesplatform.service import ServiceDefinition
 
 
 @pytest_asyncio.fixture
@@ -20,15 +18,7 @@ async def start_service(make_database, nats_url, unique_prefix):
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(definition: ServiceDefinition, clock: Clock | None = None, **settings: object) -> Service:
-            config = settings_for_tests(
-                await make_database(definition.name), nats_url, SECRET, unique_prefix, pool_max=6, **settings
-            )
-            runtime = await stack.enter_async_context(Runtime(definition, config, clock=clock, run_timers=False))
-            client = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=http_app(runtime)), base_url=f"http://{definition.name}"
-                )
-            )
-            return Service(runtime, client)
+            database_url = await make_database(definition.name)
+            return await start_service_on(stack, definition, database_url, nats_url, unique_prefix, clock, **settings)
 
         yield start

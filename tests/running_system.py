@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 import httpx
 
 from salesplatform.auth import mint
+from salesplatform.clock import Clock
+from salesplatform.devstack.pytest_plugin import settings_for_tests
 from salesplatform.events import Actor
-from salesplatform.service import Runtime
+from salesplatform.service import Runtime, ServiceDefinition, http_app
 
 SECRET = "cross-service-test-secret-0123456789"
 
@@ -45,3 +48,22 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0,
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"not reached within {timeout}s; last result: {last!r}")
+
+
+async def start_service_on(
+    stack: contextlib.AsyncExitStack,
+    definition: ServiceDefinition,
+    database_url: str,
+    nats_url: str,
+    namespace: str,
+    clock: Clock | None = None,
+    **settings: object,
+) -> Service:
+    """A real service on its own database and the test namespace of NATS, its HTTP API on an
+    in-process client; stopped when `stack` closes."""
+    config = settings_for_tests(database_url, nats_url, SECRET, namespace, pool_max=6, **settings)
+    runtime = await stack.enter_async_context(Runtime(definition, config, clock=clock, run_timers=False))
+    client = await stack.enter_async_context(
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(runtime)), base_url=f"http://{definition.name}")
+    )
+    return Service(runtime, client)

@@ -1,0 +1,555 @@
+"""The sales console in a real browser: headless Chromium (Debian's package, driven by its
+chromedriver through Selenium) against the console, which reads the four real services loaded
+with a small simulated department and learns of report changes over NATS.
+
+Every page renders without a console error and draws its charts; the figures on a page are the
+reports' figures for the same filter; a rep's sign-in cannot reach another rep's board; a
+decision made on the approvals page reaches the service; the KPI board follows a new delivery
+without a reload. Screenshots of each page are kept in tests/artifacts/console/ (ignored by git).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+from running_system import SECRET, Service, eventually, start_service_on
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from bench.simulation.driver import drive
+from bench.simulation.organisation import TIMEZONE, Plan, build_plan
+from console_service.bootstrap import running
+from console_service.config import ConsoleSettings
+from console_service.domain.money import fen_of
+from customer_service.bootstrap import definition as customer_definition
+from orders_service.bootstrap import definition as orders_definition
+from reporting_service.bootstrap import definition as reporting_definition
+from salesplatform.auth import mint
+from salesplatform.clock import business_date
+from salesplatform.devstack.servers import LOOPBACK, create_database, drop_database, free_port
+from salesplatform.events import Actor
+from visit_service.bootstrap import definition as visit_definition
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Without these Chromium reaches for the network at start (updates, sync, field trials).
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1440,1000",
+)
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "console"
+PAGES = (
+    "kpi",
+    "sales",
+    "targets",
+    "composition",
+    "receivables",
+    "returns",
+    "complaints",
+    "satisfaction",
+    "customer_base",
+    "approvals",
+)
+
+
+@dataclass
+class System:
+    services: dict[str, Service]
+    plan: Plan
+    console_url: str
+
+    def token(self, actor: Actor) -> str:
+        return mint(actor, SECRET)
+
+    async def api(self, service: str, actor: Actor, path: str, **params: Any) -> Any:
+        response = await self.services[service].get(actor, path, **params)
+        assert response.status_code == 200, f"{path}: {response.status_code} {response.text}"
+        return response.json()
+
+    async def report(self, actor: Actor, path: str, **params: Any) -> list[dict[str, Any]]:
+        return (await self.api("reporting", actor, path, limit=1000, **params))["items"]
+
+    async def command(self, service: str, actor: Actor, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self.services[service].ok(actor, name, payload)
+
+
+@contextlib.asynccontextmanager
+async def console_server(settings: ConsoleSettings, clients: dict[str, httpx.AsyncClient]) -> AsyncIterator[str]:
+    """The console served over TCP on a free loopback port, in this event loop."""
+    async with running(settings, clients=clients) as (console, app):
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=LOOPBACK, port=port, log_config=None, access_log=False, lifespan="off")
+        )
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        try:
+            yield f"http://{LOOPBACK}:{port}"
+        finally:
+            console.hub.close()  # the pages' live streams end, so the server stops at once
+            server.should_exit = True
+            await task
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def system(stack_servers, nats_url) -> AsyncIterator[System]:
+    """The four services with a small department living two days (to today), and the console."""
+    namespace = "t" + secrets.token_hex(4)
+    databases: list[str] = []
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            services: dict[str, Service] = {}
+            for definition in (customer_definition(), visit_definition(), orders_definition(), reporting_definition()):
+                name = f"{definition.name}_{uuid.uuid4().hex[:12]}"
+                database_url = await create_database(stack_servers.admin_dsn, name)
+                databases.append(name)
+                services[definition.name] = await start_service_on(stack, definition, database_url, nats_url, namespace)
+            today = business_date(datetime.now(UTC), TIMEZONE)
+            plan = build_plan(5, scale=0.02, days=2, end=today)
+            await drive(
+                plan,
+                secret=SECRET,
+                nats_url=nats_url,
+                nats_namespace=namespace,
+                patience=20.0,
+                clients={name: s.http for name, s in services.items()},
+            )
+            settings = ConsoleSettings(
+                customer_url="http://customer",
+                visit_url="http://visit",
+                orders_url="http://orders",
+                reporting_url="http://reporting",
+                nats_url=nats_url,
+                stream_prefix=namespace,
+                jwt_secret=SECRET,
+                timezone=TIMEZONE,
+                local_login=True,
+            )
+            url = await stack.enter_async_context(
+                console_server(settings, {name: s.http for name, s in services.items()})
+            )
+            system = System(services, plan, url)
+            await settled(system, today.isoformat())
+            yield system
+    finally:
+        for name in databases:
+            await drop_database(stack_servers.admin_dsn, name)
+
+
+async def settled(system: System, today: str) -> None:
+    """The reports have caught up with what the department did today."""
+    manager = system.plan.organisation.sales_manager.actor()
+    done = sum(1 for v in system.plan.all("visits") if v.day.isoformat() == today and v.outcome in ("order", "refused"))
+
+    async def board() -> bool:
+        items = await system.report(manager, "/reports/kpi", **{"from": today, "to": today})
+        return sum(i["done"] for i in items) == done
+
+    await eventually(board, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[WebDriver]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    assert not missing, f"{', '.join(missing)} missing: apt-get install chromium chromium-driver (.ci/run does)"
+    profile = tempfile.mkdtemp(prefix="console-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=DriverService(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Browser:
+    """The page as a person sees it. Selenium blocks, and the console answers on this event
+    loop, so every browser call runs in a worker thread."""
+
+    def __init__(self, driver: WebDriver, base: str) -> None:
+        self.driver = driver
+        self.base = base
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    async def open(self, path: str) -> None:
+        await self.call(self.driver.get, self.base + path)
+
+    async def sign_in(self, person: Any) -> None:
+        await self.call(self.driver.delete_all_cookies)
+        await self.open("/login")
+        if person.role in ("rep", "supervisor", "area_manager"):
+            await self.click(f'button[data-staff="{person.staff_id}"]')
+        else:
+
+            def department_role() -> None:
+                form = self.driver.find_element(By.CSS_SELECTOR, "form.department")
+                form.find_element(By.CSS_SELECTOR, f'select[name="role"] option[value="{person.role}"]').click()
+                field = form.find_element(By.NAME, "staff_id")
+                field.clear()
+                field.send_keys(person.staff_id)
+                form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+            await self.call(department_role)
+        await self.until(lambda d: d.current_url.startswith(self.base + "/kpi"), "the KPI board after signing in")
+        assert await self.text(f'[data-viewer="{person.staff_id}"]')
+
+    async def click(self, selector: str) -> None:
+        await self.call(lambda: self.driver.find_element(By.CSS_SELECTOR, selector).click())
+
+    async def text(self, selector: str) -> str:
+        return await self.call(lambda: self.driver.find_element(By.CSS_SELECTOR, selector).text)
+
+    async def all(self, selector: str) -> list[Any]:
+        return await self.call(self.driver.find_elements, By.CSS_SELECTOR, selector)
+
+    async def js(self, script: str) -> Any:
+        return await self.call(self.driver.execute_script, script)
+
+    async def until(self, check: Callable[[WebDriver], Any], what: str, timeout: float = 20.0) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                result = await self.call(check, self.driver)
+            except WebDriverException:
+                result = None
+            if result:
+                return result
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"not reached within {timeout}s: {what}")
+            await asyncio.sleep(0.2)
+
+    async def console_errors(self) -> list[str]:
+        entries = await self.call(self.driver.get_log, "browser")
+        return [e["message"] for e in entries if e["level"] == "SEVERE"]
+
+    async def screenshot(self, name: str) -> None:
+        height = await self.js("return document.body.scrollHeight")
+        await self.call(self.driver.set_window_size, 1440, min(max(int(height) + 40, 900), 4000))
+        await self.call(self.driver.save_screenshot, str(ARTIFACTS / f"{name}.png"))
+        await self.call(self.driver.set_window_size, 1440, 1000)
+
+    async def table(self, name: str) -> dict[str, dict[str, str]]:
+        """A table of the page: row key → column → the text shown."""
+
+        def read() -> dict[str, dict[str, str]]:
+            rows = self.driver.find_elements(By.CSS_SELECTOR, f'table[data-table="{name}"] tbody tr')
+            return {
+                row.get_attribute("data-key"): {
+                    cell.get_attribute("data-col"): cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td")
+                }
+                for row in rows
+            }
+
+        return await self.call(read)
+
+    async def field(self, name: str) -> str:
+        return await self.call(
+            lambda: self.driver.find_element(By.CSS_SELECTOR, f'form.filters [name="{name}"]').get_attribute("value")
+        )
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def browser(system, chromium) -> Browser:
+    await asyncio.to_thread(chromium.get_log, "browser")  # what earlier tests left
+    return Browser(chromium, system.console_url)
+
+
+def person(system: System, role: str, n: int = 0) -> Any:
+    return [p for p in system.plan.organisation.staff if p.role == role][n]
+
+
+def supervisor_with_reps(system: System) -> tuple[Any, list[Any]]:
+    org = system.plan.organisation
+    for sup in (p for p in org.staff if p.role == "supervisor"):
+        reps = [p for p in org.staff if p.role == "rep" and p.district_id == sup.district_id]
+        if reps:
+            return sup, reps
+    raise AssertionError("the plan has no supervisor with reps")
+
+
+def orderable(system: System, rep: Any) -> list[Any]:
+    """The rep's active customers without overdue invoices, those without a credit limit
+    first: an order of theirs needs approval for its amount alone."""
+    overdue = {d.customer_id for d in system.plan.overdue_invoices()}
+    customers = [
+        c
+        for c in system.plan.organisation.customers
+        if c.rep_id == rep.staff_id and c.status == "active" and c.customer_id not in overdue
+    ]
+    return sorted(customers, key=lambda c: (c.credit is not None, -(c.credit.limit_fen if c.credit else 0)))
+
+
+def percent_of(text: str) -> float | None:
+    return None if text.strip() in ("—", "") else float(text.strip().rstrip("%"))
+
+
+def number_of(text: str) -> int:
+    return int(text.replace(",", "").strip())
+
+
+# -- the tests -------------------------------------------------------------------------------------
+
+
+async def test_every_page_renders_its_charts_without_console_errors(system, browser) -> None:
+    supervisor, _ = supervisor_with_reps(system)
+    await browser.sign_in(supervisor)
+    for page in PAGES:
+        await browser.open(f"/{page}")
+        assert await browser.call(lambda: browser.driver.find_element(By.CSS_SELECTOR, "main#content")), page
+        assert not await browser.all("[data-error-status]"), f"{page}: {await browser.text('main')}"
+        charts = await browser.all(".chart")
+        if page != "approvals":
+            assert charts, page
+        await browser.until(
+            lambda d: (
+                all(c.get_attribute("data-drawn") == "true" for c in d.find_elements(By.CSS_SELECTOR, ".chart"))
+                and all(c.find_elements(By.CSS_SELECTOR, "canvas") for c in d.find_elements(By.CSS_SELECTOR, ".chart"))
+            ),
+            f"{page}: every chart drawn",
+        )
+        if page != "approvals":
+            await browser.until(lambda d: d.find_element(By.ID, "live").get_attribute("data-state") == "on", "live")
+        await browser.screenshot(page)
+        assert await browser.console_errors() == [], page
+    # Chinese by default, English on request; back to Chinese.
+    await browser.open("/kpi")
+    assert (await browser.text('[data-nav="kpi"]')) == "KPI看板"
+    await browser.click("a.lang")
+    await browser.until(lambda d: d.find_element(By.CSS_SELECTOR, '[data-nav="kpi"]').text == "KPI board", "English")
+    await browser.screenshot("kpi-english")
+    await browser.click("a.lang")
+    await browser.until(lambda d: d.find_element(By.CSS_SELECTOR, '[data-nav="kpi"]').text == "KPI看板", "Chinese")
+    assert await browser.console_errors() == []
+
+
+async def test_the_figures_on_the_pages_are_the_reports_figures_for_the_same_filter(system, browser) -> None:
+    supervisor, reps = supervisor_with_reps(system)
+    actor = supervisor.actor()
+    await browser.sign_in(supervisor)
+    await browser.open("/kpi?preset=last_30_days")
+    first, last = await browser.field("from"), await browser.field("to")
+    window = {"from": first, "to": last}
+    shown = await browser.table("kpi")
+    board = {i["rep_id"]: i for i in await system.report(actor, "/reports/kpi", **window, group_by="rep")}
+    sales = {
+        i["rep_id"]: i for i in await system.report(actor, "/reports/sales", **window, period="total", group_by="rep")
+    }
+    collected = {i["rep_id"]: i for i in await system.report(actor, "/reports/collections", **window, group_by="rep")}
+    assert set(board) <= set(shown) and {r.staff_id for r in reps} >= set(shown) - {""}
+    names = {p.staff_id: p.name for p in system.plan.organisation.staff}
+    for rep_id, row in shown.items():
+        item = board.get(rep_id, {})
+        assert row["name"] == names[rep_id]
+        assert number_of(row["done"]) == item.get("done", 0)
+        assert number_of(row["planned"]) == item.get("planned", 0)
+        for figure in ("visit_success", "required_sku_distribution", "on_time_delivery"):
+            value = item.get("kpis", {}).get(figure, {}).get("value")
+            assert percent_of(row[figure]) == (None if value is None else round(value * 100, 1)), (rep_id, figure)
+        assert fen_of(row["net_sales"]) == sales.get(rep_id, {}).get("amount_fen", 0)
+        assert fen_of(row["collected"]) == collected.get(rep_id, {}).get("collected_fen", 0)
+    [total] = await system.report(actor, "/reports/kpi", **window, group_by="total")
+    assert number_of(await browser.text('[data-card="done"] .card-value')) == total["done"]
+
+    await browser.open(f"/sales?preset=last_30_days&dim=customer&period=week&district_id={supervisor.district_id}")
+    shown = await browser.table("sales-by-customer")
+    rows = await system.report(
+        actor, "/reports/sales", **window, period="total", group_by="customer", district_id=supervisor.district_id
+    )
+    assert {k: fen_of(v["amount_fen"]) for k, v in shown.items()} == {r["customer_id"]: r["amount_fen"] for r in rows}
+    weeks = await system.report(actor, "/reports/sales", **window, period="week", district_id=supervisor.district_id)
+    shown = await browser.table("sales-per-week")
+    assert {k: fen_of(v["amount_fen"]) for k, v in shown.items()} == {w["period_start"]: w["amount_fen"] for w in weeks}
+
+    await browser.open("/receivables")
+    shown = await browser.table("receivables-by-customer")
+    ageing = await system.report(actor, "/reports/receivables", group_by="customer")
+    buckets = ("not_due", "d0_30", "d31_60", "d61_90", "d90_plus", "open_fen", "past_due_fen")
+    assert {k: tuple(fen_of(v[b]) for b in buckets) for k, v in shown.items()} == {
+        r["customer_id"]: tuple(r[b] for b in buckets) for r in ageing
+    }
+    assert await browser.console_errors() == []
+
+
+async def test_a_rep_cannot_reach_another_reps_board(system, browser) -> None:
+    org = system.plan.organisation
+    reps = [p for p in org.staff if p.role == "rep"]
+    me, other = reps[0], reps[1]
+    await browser.sign_in(me)
+    await browser.open("/kpi?preset=last_30_days")
+    assert set(await browser.table("kpi")) <= {me.staff_id}
+    for path in (f"/kpi?rep_id={other.staff_id}", f"/sales?rep_id={other.staff_id}&dim=rep"):
+        await browser.open(path)
+        alert = (await browser.all("[data-error-status]"))[0]
+        assert await browser.call(alert.get_attribute, "data-error-status") == "403", path
+        assert await browser.call(alert.get_attribute, "data-error-code") == "outside_territory", path
+        assert not await browser.all("table[data-table]"), path
+        assert other.name not in await browser.text("main"), path
+    # The filter offers the rep nobody else.
+    options = await browser.all('select[name="rep_id"] option')
+    assert [await browser.call(o.get_attribute, "value") for o in options] == ["", me.staff_id]
+    # The CSV of the other rep is refused alike.
+    cookie = await browser.call(browser.driver.get_cookie, "console_session")
+    async with httpx.AsyncClient(base_url=system.console_url, cookies={"console_session": cookie["value"]}) as http:
+        refused = await http.get("/kpi.csv", params={"rep_id": other.staff_id})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "outside_territory"
+        own = await http.get("/kpi.csv")
+        assert own.status_code == 200 and other.staff_id not in own.text
+    assert [m for m in await browser.console_errors() if "403" not in m] == []
+
+
+async def test_decisions_made_on_the_approvals_page_reach_the_services(system, browser) -> None:
+    org = system.plan.organisation
+    supervisor, reps = supervisor_with_reps(system)
+    rep = reps[0]
+    customers = orderable(system, rep)
+    sku = org.skus[0]
+    # Two orders over the approval threshold (5,000 yuan), one to approve and one to reject; the
+    # service says whose decision they wait for.
+    quantity = 600_000 // sku.list_price_fen
+    orders = [
+        await system.command(
+            "orders",
+            rep.actor(),
+            "place_order",
+            {"customer_id": customers[0].customer_id, "lines": [{"sku": sku.sku, "quantity": quantity + n}]},
+        )
+        for n in range(2)
+    ]
+    assert all(o["status"] == "pending_approval" for o in orders), orders
+    assert orders[0]["required_role"] == orders[1]["required_role"], orders
+    approver_of = {
+        "supervisor": supervisor,
+        "area_manager": org.manager_of_area(rep.area_id),
+        "sales_manager": org.sales_manager,
+        "general_manager": org.general_manager,
+    }
+    approver = approver_of[orders[0]["required_role"]]
+    await browser.sign_in(approver)
+    await browser.open("/approvals")
+    for order in orders:
+        await browser.until(
+            lambda d, oid=order["order_id"]: d.find_elements(By.CSS_SELECTOR, f'tr[data-key="{oid}"]'),
+            "the orders in the queue",
+        )
+    row = f'[data-queue="order"] tr[data-key="{orders[0]["order_id"]}"]'
+    assert await browser.text(f'{row} [data-col="customer"]') == customers[0].name
+    assert fen_of(await browser.text(f'{row} [data-col="amount_fen"]')) == orders[0]["amount_fen"]
+    await browser.click(f'{row} form[data-decision="approve"] button')
+    await browser.until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-flash="ok"]'), "the approval confirmed")
+    rejected = f'[data-queue="order"] tr[data-key="{orders[1]["order_id"]}"]'
+
+    def reject_with_reason() -> None:
+        form = browser.driver.find_element(By.CSS_SELECTOR, f'{rejected} form[data-decision="reject"]')
+        form.find_element(By.NAME, "reason").send_keys("客户信用待核实")
+        form.find_element(By.CSS_SELECTOR, "button").click()
+
+    await browser.call(reject_with_reason)
+    await browser.until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-flash="ok"]'), "the rejection confirmed")
+    assert not await browser.all(row) and not await browser.all(rejected)
+
+    first = (await system.api("orders", approver.actor(), f"/orders/{orders[0]['order_id']}"))["order"]
+    second = (await system.api("orders", approver.actor(), f"/orders/{orders[1]['order_id']}"))["order"]
+    assert (first["status"], first["approved_by"]) == ("confirmed", approver.staff_id)
+    assert (second["status"], second["reject_reason"]) == ("rejected", "客户信用待核实")
+
+    # An unplanned visit the supervisor approves; the visit service records the approver.
+    tomorrow = (business_date(datetime.now(UTC), TIMEZONE) + timedelta(days=1)).isoformat()
+    visit = await system.command(
+        "visit",
+        rep.actor(),
+        "request_unplanned_visit",
+        {"customer_id": customers[-1].customer_id, "business_date": tomorrow},
+    )
+    await browser.sign_in(supervisor)
+    await browser.open("/approvals")
+    row = f'[data-queue="visit"] tr[data-key="{visit["visit_id"]}"]'
+    await browser.click(f'{row} form[data-decision="approve"] button')
+    await browser.until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-flash="ok"]'), "the visit approved")
+    card = await system.api("visit", supervisor.actor(), f"/visits/{visit['visit_id']}")
+    assert card["approval"]["status"] == "approved" and card["approval"]["approver_id"] == supervisor.staff_id
+
+    # A decision the service refuses (the supervisor may not approve a sales manager's order) is
+    # shown with the service's code, and changes nothing.
+    big = await system.command(
+        "orders",
+        rep.actor(),
+        "place_order",
+        {"customer_id": customers[0].customer_id, "lines": [{"sku": sku.sku, "quantity": 200_000}]},
+    )
+    assert big["required_role"] in ("area_manager", "sales_manager", "general_manager"), big
+    await browser.open(f"/approvals?role={big['required_role']}")
+    assert await browser.all('[data-queue="order"] [data-error-status="403"]')
+    assert await browser.console_errors() == [] or all("403" in m for m in await browser.console_errors())
+
+
+async def test_the_kpi_board_follows_a_new_delivery_without_a_reload(system, browser) -> None:
+    org = system.plan.organisation
+    supervisor, reps = supervisor_with_reps(system)
+    rep = reps[0]
+    customer = orderable(system, rep)[0]
+    await browser.sign_in(supervisor)
+    await browser.open("/kpi?preset=today")
+    before = fen_of((await browser.table("kpi")).get(rep.staff_id, {}).get("net_sales", "¥0.00"))
+    await browser.js("window.__sameDocument = 'yes'")
+    sku = org.skus[1]
+    order = await system.command(
+        "orders",
+        rep.actor(),
+        "place_order",
+        {"customer_id": customer.customer_id, "lines": [{"sku": sku.sku, "quantity": 3}]},
+    )
+    assert order["status"] == "confirmed", order
+    logistics = org.logistics.actor()
+    await system.command("orders", logistics, "dispatch_order", {"order_id": order["order_id"]})
+    await system.command("orders", logistics, "deliver_order", {"order_id": order["order_id"]})
+
+    def shows_the_delivery(driver: WebDriver) -> bool:
+        cells = driver.find_elements(
+            By.CSS_SELECTOR, f'table[data-table="kpi"] tr[data-key="{rep.staff_id}"] [data-col="net_sales"]'
+        )
+        return bool(cells) and fen_of(cells[0].text) == before + order["amount_fen"]
+
+    await browser.until(shows_the_delivery, "the board shows the new delivery", timeout=30)
+    assert await browser.js("return window.__sameDocument") == "yes"
+    assert int(await browser.js("return document.getElementById('content').getAttribute('data-refreshed')")) >= 1
+    assert re.search(r"\d", await browser.text("#updated"))
+    await browser.screenshot("kpi-after-delivery")
+    assert await browser.console_errors() == []
