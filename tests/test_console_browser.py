@@ -45,7 +45,7 @@ from reporting_service.bootstrap import definition as reporting_definition
 from salesplatform.auth import mint
 from salesplatform.clock import business_date
 from salesplatform.devstack.servers import LOOPBACK, create_database, drop_database, free_port
-from salesplatform.events import Actor
+from salesplatform.events import Actor, Role
 from visit_service.bootstrap import definition as visit_definition
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -553,3 +553,60 @@ async def test_the_kpi_board_follows_a_new_delivery_without_a_reload(system, bro
     assert re.search(r"\d", await browser.text("#updated"))
     await browser.screenshot("kpi-after-delivery")
     assert await browser.console_errors() == []
+
+
+async def test_forms_without_their_csrf_token_change_nothing(system) -> None:
+    supervisor, reps = supervisor_with_reps(system)
+    sku = system.plan.organisation.skus[0]
+    order = await system.command(
+        "orders",
+        reps[0].actor(),
+        "place_order",
+        {
+            "customer_id": orderable(system, reps[0])[0].customer_id,
+            "lines": [{"sku": sku.sku, "quantity": 600_000 // sku.list_price_fen}],
+        },
+    )
+    async with httpx.AsyncClient(base_url=system.console_url) as http:
+        refused = await http.post("/login", data={"staff_id": supervisor.staff_id})
+        assert refused.status_code == 403 and "console_session" not in refused.cookies
+        page = await http.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        signed = await http.post("/login", data={"staff_id": supervisor.staff_id, "csrf": csrf})
+        assert signed.status_code == 303 and http.cookies.get("console_session")
+        decision = {"kind": "order", "id": order["order_id"], "decision": "approve"}
+        assert (await http.post("/approvals/decide", data=decision)).status_code == 403
+        assert (await http.post("/approvals/decide", data={**decision, "csrf": "forged"})).status_code == 403
+    after = (await system.api("orders", supervisor.actor(), f"/orders/{order['order_id']}"))["order"]
+    assert after["status"] == "pending_approval"
+
+
+async def test_behind_an_authenticating_proxy_the_header_token_is_the_viewer(system) -> None:
+    """A deployment: no local sign-in; the proxy in front sets the viewer's platform token."""
+    settings = ConsoleSettings(
+        customer_url="http://customer",
+        visit_url="http://visit",
+        orders_url="http://orders",
+        reporting_url="http://reporting",
+        nats_url="nats://127.0.0.1:9",  # the feed waits; pages are served
+        jwt_secret=SECRET,
+        token_header="X-Forwarded-Access-Token",
+    )
+    supervisor, _ = supervisor_with_reps(system)
+    async with running(settings, clients={n: s.http for n, s in system.services.items()}) as (_, app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
+            anonymous = await http.get("/kpi")
+            assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
+            sign_in = await http.get("/login")
+            assert "data-staff" not in sign_in.text and "OIDC" in sign_in.text
+            forged = mint(Actor(id="x", role=Role.sales_manager), "not-the-platform-key-0123456789abcdef")
+            assert (await http.get("/kpi", headers={"X-Forwarded-Access-Token": forged})).status_code == 303
+            token = mint(supervisor.actor(), SECRET)
+            board = await http.get("/kpi", headers={"X-Forwarded-Access-Token": f"Bearer {token}"})
+            assert board.status_code == 200 and f'data-viewer="{supervisor.staff_id}"' in board.text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', sign_in.text).group(1)
+            local = await http.post("/login", data={"staff_id": supervisor.staff_id, "csrf": csrf})
+            assert local.status_code == 403 and "console_session" not in local.cookies
+            ready = await http.get("/health/ready")
+            assert ready.status_code == 503 and ready.json()["checks"] == {"nats": False}
