@@ -138,7 +138,16 @@ def where_to_look(plan: Plan, urls: dict[str, str]) -> str:
         ("customer base: new, active, dormant, lost", url("/reports/customer-base", **window, group_by="area")),
     ]
     width = max(len(label) for label, _ in reports)
-    lines = [
+    lines = []
+    if "console" in urls:
+        supervisor = next(p for p in org.staff if p.role == "supervisor")
+        lines += [
+            "",
+            f"Open the sales console: {urls['console']}",
+            f"  sign in as a supervisor, e.g. {supervisor.name} ({supervisor.staff_id}), or as the sales manager"
+            f" (department roles, staff id {org.sales_manager.staff_id})",
+        ]
+    lines += [
         "",
         "Where to look (every query needs a bearer token):",
         "  TOKEN=$(.venv/bin/python -m salesplatform.auth mint --role sales_manager"
@@ -152,7 +161,7 @@ def where_to_look(plan: Plan, urls: dict[str, str]) -> str:
         "  All reports and what they count: " + f"{reporting}/reports",
         "  API pages (Authorize with the token):",
     ]
-    lines += [f"    {name:<10} {base}/docs" for name, base in urls.items()]
+    lines += [f"    {name:<10} {base}/docs" for name, base in urls.items() if name != "console"]
     district = min(org.districts, key=lambda d: d.district_id)
     supervisor = org.supervisor_of_district(district.district_id)
     visit = urls["visit"]

@@ -1463,6 +1463,8 @@ class Driver:
                 self.org.inspector,
                 key=self.key(r.key, "inspect"),
             )
+        if r.decision == "wait":
+            return  # in the approver's queue
         approver = self.approver(str(requested.result.get("approver_role")), r.customer_id)
         if not confirmed or r.decision == "reject":
             await self.send(
@@ -1612,6 +1614,8 @@ class Driver:
         async def settle(order_id: str) -> None:
             order, row = expected[order_id], rows[order_id]
             if row.get("status") == "pending_approval":
+                if order.if_approval == "wait":
+                    return  # in the approver's queue, not delivered
                 approver = self.approver(str(row.get("required_role")), order.customer_id)
                 if order.if_approval == "reject":
                     await self.send(

@@ -21,7 +21,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from typing import Any
@@ -413,7 +413,9 @@ class Order:
     source: str  # visit | phone
     visit_key: str | None
     lines: tuple[Line, ...]
-    if_approval: str  # approve | reject: the answer if the service sends the order for approval
+    # approve | reject: the answer if the service sends the order for approval; wait: the
+    # approver has not decided yet (today's orders only), it stays in the queue
+    if_approval: str
     order_id: str | None = None  # a phone order's id; a visit's order is named by the visit service
 
     @property
@@ -454,7 +456,7 @@ class Return:
     wrong_shipment_kind: str | None
     detail: str
     inspection_confirmed: bool  # used when the reason needs the inspector
-    decision: str  # approve | reject
+    decision: str  # approve | reject | wait (requested today, not decided yet)
     rejection_reason: str
     resolution: str
     goods_received: bool
@@ -1153,6 +1155,14 @@ class _Builder:
                     self._plan_delivery(phone_rng, order, delivered_by)
                     if customer.customer_id not in last_order or last_order[customer.customer_id].placed_at < placed:
                         last_order[customer.customer_id] = order
+        # The approvers have not got to every order of today yet: some wait in their queues.
+        waiting = self.rng("waiting orders")
+        orders = [
+            replace(o, if_approval="wait")
+            if o.day == self.end and o.if_approval == "approve" and waiting.random() < 0.25
+            else o
+            for o in orders
+        ]
         return visits, orders
 
     def visit(
@@ -1363,6 +1373,9 @@ class _Builder:
                 day = min(self.end, d.day + timedelta(days=rng.randint(1, 6)))
                 reason = rng.choices(RETURN_REASONS, weights=(35, 20, 20, 25))[0]
                 out.append(self._return(rng, org, order_by_key[d.order_key], d, day, reason, len(out)))
+        # Some of today's returns wait for the approver's decision.
+        waiting = self.rng("waiting returns")
+        out = [replace(r, decision="wait") if r.day == self.end and waiting.random() < 0.3 else r for r in out]
         # Every reason at least once: the return procedure has four paths and the demo shows them all.
         seen = {r.reason for r in out}
         used = {r.order_key for r in out}
