@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -62,6 +63,8 @@ class ConsoleServer(uvicorn.Server):
 def main() -> None:
     settings = ConsoleSettings()  # type: ignore[call-arg]
     configure_logging("console", settings.log_level)
+    # One line per API call is noise in the console's log; failures are logged where they occur.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(serve(settings))
 
 

@@ -170,11 +170,9 @@ def group_name(ctx: Context, names: Names, dimension: str, value: Any) -> str:
             return names.area(value)
         case "sku":
             return names.sku(value)
-        case "product_group" | "grade" | "channel" | "reason" | "resolution" | "scope" | "status":
-            return ctx.term(dimension, value) if value is not None else ctx.t("none")
-        case "category" | "severity" | "department" | "credit_rating":
-            return ctx.term(dimension, value) if value is not None else ctx.t("none")
-    return "" if value is None else str(value)
+    if value is None:
+        return ctx.t("none")
+    return ctx.term(dimension, value)
 
 
 def yuan_values(values: Sequence[int | None]) -> list[float | None]:
