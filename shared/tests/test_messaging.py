@@ -559,12 +559,13 @@ async def test_events_pending_before_the_outbox_named_log_places_are_still_publi
         await conn.close()
     async with Runtime(definition(), service_settings) as rt:  # migrates, then relays
 
-        async def published() -> bool:
-            return (await rt.js.stream_info(rt.topology.event_stream)).state.messages == 1
+        async def published_and_cleared() -> bool:
+            # The relay deletes the confirmed row after JetStream has the message: wait for both.
+            async with rt.pool.acquire() as conn:
+                cleared = await conn.fetchval("SELECT count(*) FROM outbox") == 0
+            return cleared and (await rt.js.stream_info(rt.topology.event_stream)).state.messages == 1
 
-        await wait_for(published)
-        async with rt.pool.acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        await wait_for(published_and_cleared)
 
 
 async def test_the_relay_clears_the_outbox_of_dead_rows_as_it_goes(service_settings, monkeypatch) -> None:
