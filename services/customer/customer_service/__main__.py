@@ -2,4 +2,5 @@ from customer_service.bootstrap import definition
 from salesplatform.service import main
 from salesplatform.settings import settings_for
 
-main(definition(), settings_for("customer"))
+settings = settings_for("customer")
+main(definition(timezone=settings.timezone), settings)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from customer_service.adapters.http import router
+from customer_service.adapters.reception_http import router as reception_router
 from customer_service.application.handlers import build_bus
 from customer_service.application.positions import PositionCorrections
-from customer_service.application.timers import FOLLOW_UP_CHECK_SECONDS, release_neglected_prospects
+from customer_service.application.timers import FOLLOW_UP_CHECK_SECONDS, follow_up_rules
 from customer_service.domain.events import registry
 from customer_service.projections.customers import CustomerDirectory
 from customer_service.projections.follow_ups import FollowUps
@@ -16,11 +18,11 @@ from customer_service.projections.territory import TerritoryDirectory
 from salesplatform.service import Consumes, ServiceDefinition
 
 
-def definition() -> ServiceDefinition:
+def definition(timezone: str = "Asia/Shanghai") -> ServiceDefinition:
     return ServiceDefinition(
         name="customer",
         registry=registry,
-        build_bus=build_bus,
+        build_bus=partial(build_bus, timezone=timezone),
         projections=[
             FollowUps(),
             PersonalSearch(),
@@ -30,13 +32,15 @@ def definition() -> ServiceDefinition:
             # visits count as follow-ups for the 7-day rule; confirmed check-ins correct the
             # outlet's position
             Consumes("visit", ["visit.checked_in", "visit.check_in_confirmed"]),
-            # the first order decides which card survives a merge
-            Consumes("orders", ["order.placed"]),
+            # the first order decides which card survives a merge; a lead with a unit reserved
+            # is not released by the 7-day rule
+            Consumes("orders", ["order.placed", "unit.reserved", "unit.reservation_released"]),
         ],
         migrations=Path(__file__).parent / "migrations",
-        routers=[router],
-        timers=[("release_neglected_prospects", FOLLOW_UP_CHECK_SECONDS, release_neglected_prospects)],
+        routers=[router, reception_router],
+        timers=[("follow_up_rules", FOLLOW_UP_CHECK_SECONDS, follow_up_rules)],
         title="Customer service",
         description="The customer archive (客户档案): territory and staff, customer cards, approval of new "
-        "outlets, classification, credit, assignment, the 7-day follow-up rule, merges and erasure.",
+        "outlets, classification, credit, assignment, the 7-day follow-up rule, merges and erasure; the "
+        "sales offices (案场): sign-in and reception in turn, lead registers, leads and who they belong to.",
     )

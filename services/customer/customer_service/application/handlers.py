@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from customer_service.adapters import sealing
-from customer_service.application import lookups, positions
+from customer_service.application import lookups, positions, reception
 from customer_service.domain import card
 from customer_service.domain.access import Line, require_in_line, require_over_district
 from customer_service.domain.commands import (
@@ -38,6 +38,7 @@ from customer_service.domain.customer import Customer, Registration
 from customer_service.domain.merging import first_buyer
 from customer_service.domain.territory import StaffMember, TerritoryUnit
 from customer_service.projections.customers import CustomerDirectory
+from customer_service.projections.offices import OfficeDirectory
 from customer_service.projections.territory import TerritoryDirectory
 from salesplatform.clock import Clock
 from salesplatform.commands import CommandBus, Request, invalid
@@ -65,8 +66,10 @@ async def _rep_and_district(uow: UnitOfWork, rep_id: str) -> tuple[StaffMember, 
     return rep, await uow.load(TerritoryUnit, rep.district_id)
 
 
-def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
-    bus = CommandBus(registry, clock, inline_projections=[TerritoryDirectory(), CustomerDirectory()])
+def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shanghai") -> CommandBus:
+    bus = CommandBus(registry, clock, inline_projections=[TerritoryDirectory(), CustomerDirectory(), OfficeDirectory()])
+    # The sales offices (案场): their handlers are functions of application/reception.py.
+    reception.register(bus, timezone)
 
     # -- territory and staff ------------------------------------------------------------------
 

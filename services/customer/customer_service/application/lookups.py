@@ -73,3 +73,18 @@ async def buying_record(conn: asyncpg.Connection, customer_id: str) -> BuyingRec
         first["order_id"] if first else None,
         registered["position"],
     )
+
+
+async def lead_has_deal(conn: asyncpg.Connection, lead_id: str) -> bool:
+    """Whether a unit is reserved for the lead now: the orders service's `unit.reserved`
+    events for it outnumber its `unit.reservation_released` ones (copies in this log)."""
+    count = await conn.fetchval(
+        """
+        SELECT coalesce(sum(CASE event_type WHEN 'unit.reserved' THEN 1 ELSE -1 END), 0)
+          FROM events
+         WHERE origin IS NOT NULL AND data->>'lead_id' = $1
+           AND event_type IN ('unit.reserved', 'unit.reservation_released')
+        """,
+        lead_id,
+    )
+    return bool(count and count > 0)

@@ -1,4 +1,6 @@
-"""The follow-up timer: releases prospects their rep left for more than 7 days.
+"""The follow-up timer: releases prospects their rep left for more than 7 days, and does the
+same for the sales offices' leads: a phone lead not seen within 7 days lapses, a walk-in not
+followed up for more than 7 days is released (unless a unit is reserved for them).
 
 It runs `release_customer` as the system actor for each candidate the follow-up projection
 shows. The idempotency key names the customer, the rep and the follow-up it was measured
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from customer_service.domain.follow_up import release_due_before
+from customer_service.domain.reception import lapse_due_before
 from salesplatform.events import SYSTEM_ACTOR
 from salesplatform.projections import reading
 
@@ -63,3 +66,66 @@ async def release_neglected_prospects(rt: Runtime) -> ReleaseRun:
     if run.released:
         log.info("prospects_released", count=len(run.released))
     return run
+
+
+@dataclass
+class LeadRun:
+    """What one run of the timer did to the leads, by lead id."""
+
+    lapsed: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    not_due: list[str] = field(default_factory=list)
+
+
+# Refusals that mean "not due after all" (followed up, received again, reserved a unit).
+_LEAD_NOT_DUE = {"not_due", "rep_changed", "lead_has_a_deal"}
+
+
+async def release_neglected_leads(rt: Runtime) -> LeadRun:
+    """Lapse every phone lead and release every walk-in due now (the same 7 days and the same
+    shape as the prospects': a command per lead, keyed by the instant its 7 days ran from)."""
+    now = rt.clock.now()
+    async with reading(rt.pool, "follow_ups") as conn:
+        rows = await conn.fetch(
+            "SELECT lead_id, rep_id, stage, phone_since, since FROM lead_follow_ups"
+            " WHERE (stage = 'phone' AND phone_since < $1)"
+            "    OR (stage = 'walk_in' AND open_deals <= 0 AND since < $2)"
+            " ORDER BY lead_id",
+            lapse_due_before(now),
+            release_due_before(now),
+        )
+    run = LeadRun()
+    for row in rows:
+        lead_id = row["lead_id"]
+        if row["stage"] == "phone":
+            outcome = await rt.run_command(
+                "lapse_lead",
+                {"lead_id": lead_id},
+                SYSTEM_ACTOR,
+                idempotency_key=f"lapse:{lead_id}:{row['phone_since'].isoformat()}",
+            )
+            done = run.lapsed
+        else:
+            outcome = await rt.run_command(
+                "release_lead",
+                {"lead_id": lead_id, "rep_id": row["rep_id"]},
+                SYSTEM_ACTOR,
+                idempotency_key=f"release-lead:{lead_id}:{row['rep_id']}:{row['since'].isoformat()}",
+            )
+            done = run.released
+        if outcome.ok:
+            if not outcome.replayed:
+                done.append(lead_id)
+        elif outcome.error.code in _LEAD_NOT_DUE:
+            run.not_due.append(lead_id)
+        else:
+            log.warning("lead_not_released", lead_id=lead_id, error=outcome.error.to_dict())
+    if run.lapsed or run.released:
+        log.info("leads_released", lapsed=len(run.lapsed), released=len(run.released))
+    return run
+
+
+async def follow_up_rules(rt: Runtime) -> None:
+    """The timer's job: the prospects' 7 days, then the leads'."""
+    await release_neglected_prospects(rt)
+    await release_neglected_leads(rt)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from customer_service.domain.office_events import OFFICE_EVENTS
 from customer_service.domain.values import (
     BaseFacts,
     BusinessStatus,
@@ -284,5 +285,6 @@ registry = EventRegistry(
         CustomerMerged,
         DuplicateAbsorbed,
         PersonalDataErased,
+        *OFFICE_EVENTS,
     ]
 )

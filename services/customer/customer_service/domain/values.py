@@ -157,3 +157,23 @@ class SalesFigures(Value):
     annual_sales_fen: Annotated[int, Field(ge=0)]
     order_count: Annotated[int, Field(ge=0)] | None = None
     period: Annotated[str, Field(max_length=40)] | None = None
+
+
+# -- the sales office (案场) ------------------------------------------------------------------
+
+# The two lead registers of a sales office (电话客户登记本, 上门客户登记本).
+RegisterKind = Literal["walk_in", "phone"]
+# How a lead first became known: walked in (上门), phoned (来电), or referred by a customer
+# (熟客介绍), known by the phone number the referring rep took down.
+LeadSource = Literal["walk_in", "phone", "referral"]
+# Why a rep received a customer: the next turn (轮次), the customer's own rep (熟客), or duty
+# reception (义务接待) because that rep was absent or busy.
+ReceptionBasis = Literal["turn", "own", "duty"]
+# Where a lead stands: a phone (or referral) lead not yet seen, a walk-in followed by a rep,
+# a phone registration void after 7 days without a visit, a walk-in given up after 7 days
+# without a follow-up.
+LeadStage = Literal["phone", "walk_in", "lapsed", "released"]
+# Who else buys with a lead (业务判定): spouses, parents and children are one customer, the
+# shareholders of a company are one customer; siblings and other relatives are not.
+Relation = Literal["spouse", "parent", "child", "shareholder", "sibling", "relative"]
+FollowUpChannel = Literal["phone", "wechat", "meeting", "message", "visit"]
