@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from orders_service.adapters.http import router
+from orders_service.adapters.units_http import router as units_router
 from orders_service.application.handlers import build_bus
 from orders_service.application.reactor import VisitOrders
 from orders_service.application.timers import check_deadlines
@@ -17,6 +18,7 @@ from orders_service.projections.orders import OrderBoard
 from orders_service.projections.promotions import Promotions
 from orders_service.projections.receivables import Receivables
 from orders_service.projections.returns import Returns
+from orders_service.projections.sales_control import SalesControl, SalesOffices
 from salesplatform.clock import Clock
 from salesplatform.commands import CommandBus
 from salesplatform.events import EventRegistry
@@ -26,14 +28,14 @@ from salesplatform.service import Consumes, ServiceDefinition
 DEADLINE_CHECK_SECONDS = 60.0
 
 
-def inline_projections() -> list[Projection]:
-    return [OrderBoard(), Receivables(), Catalogue(), Promotions(), Returns()]
+def inline_projections(timezone: str = "Asia/Shanghai") -> list[Projection]:
+    return [OrderBoard(), Receivables(), Catalogue(), Promotions(), Returns(), SalesControl(timezone)]
 
 
 def definition(policy: OrderPolicy | None = None) -> ServiceDefinition:
     policy = policy or OrderRulesSettings().policy()
     visit_orders = VisitOrders(policy)
-    inline = inline_projections()
+    inline = inline_projections(policy.timezone)
 
     def build(reg: EventRegistry, clock: Clock) -> CommandBus:
         bus = build_bus(reg, clock, policy, inline)
@@ -44,14 +46,15 @@ def definition(policy: OrderPolicy | None = None) -> ServiceDefinition:
         name="orders",
         registry=registry,
         build_bus=build,
-        projections=[CustomerDirectory(visit_orders)],
+        projections=[CustomerDirectory(visit_orders), SalesOffices()],
         consumes=[
             Consumes("customer"),
             Consumes("visit", ["visit.order_taken", "visit.delivery_confirmed"]),
         ],
-        routers=[partial(router, policy=policy)],
+        routers=[partial(router, policy=policy), partial(units_router, policy=policy)],
         timers=[("deadlines", DEADLINE_CHECK_SECONDS, check_deadlines)],
         title="Orders service",
         description="Catalogue and prices, orders and deliveries, promotions, deposits, receivables "
-        "and returns (退回产品处理单) of the sales department.",
+        "and returns (退回产品处理单) of the sales department; sales control (销控) of the sales offices' "
+        "projects: units, price lists, deposits, subscriptions (认购书), contracts and handover.",
     )

@@ -256,10 +256,14 @@ async def test_a_delivery_not_done_in_24_hours_is_flagged_and_arrives_late(rt, c
     clock.advance(timedelta(hours=23))
     delivered = await ok(rt, "deliver_order", {"order_id": on_time["order_id"]}, SYSTEM)
     assert delivered["on_time"] is True
-    assert await check_deadlines(rt) == {"delivery_overdue": [], "deposit_overdue": []}
+    assert await check_deadlines(rt) == {"delivery_overdue": [], "deposit_overdue": [], "unit_deposit_overdue": []}
     clock.advance(timedelta(hours=2))
-    assert await check_deadlines(rt) == {"delivery_overdue": [placed["order_id"]], "deposit_overdue": []}
-    assert await check_deadlines(rt) == {"delivery_overdue": [], "deposit_overdue": []}
+    assert await check_deadlines(rt) == {
+        "delivery_overdue": [placed["order_id"]],
+        "deposit_overdue": [],
+        "unit_deposit_overdue": [],
+    }
+    assert await check_deadlines(rt) == {"delivery_overdue": [], "deposit_overdue": [], "unit_deposit_overdue": []}
     assert (await order_row(rt, placed["order_id"]))["delivery_overdue"] is True
     late = await ok(rt, "deliver_order", {"order_id": placed["order_id"]}, SYSTEM)
     assert late["on_time"] is False

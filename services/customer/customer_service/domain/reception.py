@@ -393,7 +393,18 @@ class Lead(Aggregate):
                 else:
                     self.stage = "phone"
             case LeadReceived():
-                self._received(event)
+                self.rep_id = event.following_rep_id
+                if event.kind == "walk_in":
+                    if self.stage != "walk_in" or event.basis != "duty":
+                        # A visit starts (or, by the own rep, restarts) the walk-in's 7 days; a
+                        # duty reception of a walk-in is nobody's follow-up.
+                        self.last_follow_up_at = event.at
+                    self.stage = "walk_in"
+                    self.visited_at = self.visited_at or event.at
+                elif event.again:
+                    self.stage, self.phone_since = "phone", event.at
+                elif event.basis == "own" and self.stage == "walk_in":
+                    self.last_follow_up_at = event.at
             case LeadFollowedUp():
                 self.last_follow_up_at = event.at
             case LeadLapsed():
@@ -411,20 +422,6 @@ class Lead(Aggregate):
                 self.erased = True
             case _:
                 raise UnknownEvent(event.event_type)
-
-    def _received(self, event: LeadReceived) -> None:
-        self.rep_id = event.following_rep_id
-        if event.kind == "walk_in":
-            if self.stage != "walk_in" or event.basis != "duty":
-                # A visit starts (or, by the own rep, restarts) the walk-in's 7 days; a duty
-                # reception of a walk-in is nobody's follow-up.
-                self.last_follow_up_at = event.at
-            self.stage = "walk_in"
-            self.visited_at = self.visited_at or event.at
-        elif event.again:
-            self.stage, self.phone_since = "phone", event.at
-        elif event.basis == "own" and self.stage == "walk_in":
-            self.last_follow_up_at = event.at
 
     # -- registration --------------------------------------------------------------------------
 

@@ -216,3 +216,42 @@ async def open_invoices_of(conn: asyncpg.Connection, customer_ids: list[str]) ->
         " WHERE customer_id = ANY($1::text[]) AND open_fen > 0 ORDER BY issued_on, invoice_id",
         customer_ids,
     )
+
+
+@dataclass(frozen=True)
+class Office:
+    """A project's sales office as the customer service described it."""
+
+    project_id: str
+    name: str
+    district_id: str
+    area_id: str
+
+
+@dataclass(frozen=True)
+class KnownLead:
+    lead_id: str
+    project_id: str
+    rep_id: str | None
+    stage: str
+
+
+async def office(conn: asyncpg.Connection, project_id: str) -> Office | None:
+    schema = await active_schema(conn, "sales_offices")
+    row = await conn.fetchrow(
+        f"SELECT project_id, name, district_id, area_id FROM {schema}.offices WHERE project_id = $1", project_id
+    )
+    return Office(**dict(row)) if row else None
+
+
+async def lead(conn: asyncpg.Connection, lead_id: str) -> KnownLead | None:
+    schema = await active_schema(conn, "sales_offices")
+    row = await conn.fetchrow(
+        f"SELECT lead_id, project_id, rep_id, stage FROM {schema}.leads WHERE lead_id = $1", lead_id
+    )
+    return KnownLead(**dict(row)) if row else None
+
+
+async def unit_count(conn: asyncpg.Connection, project_id: str) -> int:
+    schema = await active_schema(conn, "sales_control")
+    return await conn.fetchval(f"SELECT count(*) FROM {schema}.units WHERE project_id = $1", project_id)

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from orders_service.adapters import lookups
-from orders_service.application import ordering
+from orders_service.application import ordering, units
 from orders_service.application.history import import_records
 from orders_service.domain import commands as c
 from orders_service.domain.catalogue import RequiredSkuList, Sku
@@ -73,6 +73,8 @@ async def release_promotions(uow: UnitOfWork, order: Order) -> list[Promotion]:
 def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline: list[Projection]) -> CommandBus:
     bus = CommandBus(registry, clock, inline_projections=inline)
     tz = policy.timezone
+    # Sales control of the sales offices (销控): its handlers are functions of application/units.py.
+    units.register(bus, policy)
 
     def today(uow: UnitOfWork) -> date:
         return business_date(uow.clock.now(), tz)

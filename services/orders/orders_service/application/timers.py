@@ -1,6 +1,6 @@
 """Deadlines: a delivery not done within 24 hours of confirmation (24小时内送货) and a partial
-deposit not completed within 24 hours are flagged. Runs as a timer; tests call it directly with
-a FixedClock."""
+deposit not completed within 24 hours — on an order, or on a unit of a sales office — are
+flagged. Runs as a timer; tests call it directly with a FixedClock."""
 
 from __future__ import annotations
 
@@ -32,25 +32,37 @@ async def check_deadlines(runtime: Runtime) -> dict[str, Any]:
             " AND status NOT IN ('cancelled', 'rejected') ORDER BY deposit_due_by",
             now,
         )
-    flagged = {"delivery_overdue": [], "deposit_overdue": []}
-    for command, rows, key in (
-        ("flag_delivery_overdue", late, "delivery_overdue"),
-        ("flag_deposit_overdue", deposits, "deposit_overdue"),
+    async with reading(runtime.pool, "sales_control") as conn:
+        units = await conn.fetch(
+            "SELECT unit_id, deposit_due_by FROM units"
+            " WHERE status = 'reserved' AND deposit_due_by < $1 AND NOT deposit_overdue"
+            " ORDER BY deposit_due_by, unit_id",
+            now,
+        )
+    flagged: dict[str, list[str]] = {"delivery_overdue": [], "deposit_overdue": [], "unit_deposit_overdue": []}
+    for command, key, field, due in (
+        ("flag_delivery_overdue", "delivery_overdue", "order_id", [(r["order_id"], "") for r in late]),
+        ("flag_deposit_overdue", "deposit_overdue", "order_id", [(r["order_id"], "") for r in deposits]),
+        # The same 24 hours on the sales offices' units; the key names the deadline too, so a
+        # reservation released and made again is flagged again.
+        (
+            "flag_unit_deposit_overdue",
+            "unit_deposit_overdue",
+            "unit_id",
+            [(r["unit_id"], f":{r['deposit_due_by'].isoformat()}") for r in units],
+        ),
     ):
-        for row in rows:
+        for id_, deadline in due:
             outcome = await runtime.run_command(
-                command,
-                {"order_id": row["order_id"]},
-                TIMER_ACTOR,
-                idempotency_key=f"{command}:{row['order_id']}",
+                command, {field: id_}, TIMER_ACTOR, idempotency_key=f"{command}:{id_}{deadline}"
             )
             if outcome.ok and not outcome.replayed:
-                flagged[key].append(row["order_id"])
+                flagged[key].append(id_)
             elif not outcome.ok:
                 log.info(
                     "deadline_not_flagged",
                     command=command,
-                    order_id=row["order_id"],
+                    id=id_,
                     error=outcome.error.to_dict() if outcome.error else None,
                 )
     return flagged

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from orders_service.domain.unit_events import UNIT_EVENTS
 from salesplatform.events import Event, EventRegistry
 
 Source = Literal["visit", "phone", "system", "import"]
@@ -357,5 +358,6 @@ registry = EventRegistry(
         PromotionPlanned,
         PromotionCostIncurred,
         PromotionCostReleased,
+        *UNIT_EVENTS,
     ]
 )

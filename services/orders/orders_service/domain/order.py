@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
+from orders_service.domain.deposits import deposit_overdue, next_deposit
 from orders_service.domain.events import (
     OrderApprovalRequired,
     OrderApproved,
@@ -262,51 +263,36 @@ class Order(Aggregate):
     ) -> None:
         if self.status in (CANCELLED, REJECTED, DELIVERED):
             raise DomainError(f"order {self.id} is {self.status}; no deposit is taken", code="order_closed")
-        if self.deposit_agreed_fen:
-            if agreed_fen is not None and agreed_fen != self.deposit_agreed_fen:
-                raise DomainError(
-                    "the agreed deposit is already fixed",
-                    code="deposit_agreed_fixed",
-                    field="agreed_fen",
-                )
-            agreed = self.deposit_agreed_fen
-        else:
-            agreed = agreed_fen if agreed_fen is not None else self.amount_fen
-        if agreed > self.amount_fen:
-            raise DomainError(
-                "a deposit cannot exceed the order amount",
-                code="deposit_exceeds_order",
-                field="agreed_fen",
-            )
-        total = self.deposit_total_fen + amount_fen
-        if total > agreed:
-            raise DomainError(
-                f"{amount_fen} fen would bring the deposit to {total}, above the agreed {agreed}",
-                code="deposit_exceeds_agreed",
-                field="amount_fen",
-            )
-        # The 24 hours run from the first partial payment; later instalments do not restart them.
-        due_by = None
-        if total < agreed:
-            due_by = self.deposit_due_by or now + timedelta(hours=deposit_hours)
+        step = next_deposit(
+            agreed_so_far=self.deposit_agreed_fen,
+            total_so_far=self.deposit_total_fen,
+            due_by_so_far=self.deposit_due_by,
+            amount_fen=amount_fen,
+            agreed_fen=agreed_fen,
+            ceiling_fen=self.amount_fen,
+            ceiling="order amount",
+            ceiling_code="deposit_exceeds_order",
+            now=now,
+            hours=deposit_hours,
+        )
         self.record(
             OrderDepositRecorded(
                 order_id=self.id,
                 customer_id=self.customer_id,
                 amount_fen=amount_fen,
-                total_fen=total,
-                agreed_fen=agreed,
+                total_fen=step.total_fen,
+                agreed_fen=step.agreed_fen,
                 received_on=business_date(now, timezone),
-                due_by=due_by,
+                due_by=step.due_by,
             )
         )
-        if total == agreed:
-            self.record(OrderDepositCompleted(order_id=self.id, customer_id=self.customer_id, total_fen=total))
+        if step.complete:
+            self.record(OrderDepositCompleted(order_id=self.id, customer_id=self.customer_id, total_fen=step.total_fen))
 
     def flag_deposit_overdue(self, now: datetime) -> None:
         if self.deposit_due_by is None or self.deposit_overdue or self.status in (CANCELLED, REJECTED):
             raise DomainError(f"order {self.id} has no partial deposit to flag", code="nothing_overdue")
-        if now <= self.deposit_due_by:
+        if not deposit_overdue(self.deposit_due_by, now):
             raise DomainError(f"order {self.id}: the deposit is still within its time", code="not_yet_overdue")
         self.record(
             OrderDepositOverdue(
