@@ -73,6 +73,45 @@ CONTRACT: dict[str, set[str]] = {
     "return.resolved": {"return_id", "resolution", "amount_fen"},
     "promotion.planned": {"promotion_id", "starts_on", "ends_on", "skus", "budget_fen"},
     "promotion.cost_incurred": {"promotion_id", "order_id", "cost_fen"},
+    # the sales offices: the customer service's reception, read by orders and reporting
+    "sales_office.opened": {"project_id", "name", "district_id", "area_id"},
+    "reception.signed_in": {"project_id", "business_date", "rep_id"},
+    "lead_register.entry_recorded": {
+        "project_id",
+        "register_kind",
+        "entry_no",
+        "business_date",
+        "at",
+        "lead_id",
+        "rep_id",
+        "basis",
+        "new_lead",
+        "first_visit",
+    },
+    "lead.registered": {"lead_id", "project_id", "rep_id", "source", "at"},
+    "lead.received": {"lead_id", "following_rep_id", "kind", "again"},
+    "lead.lapsed": {"lead_id"},
+    "lead.released": {"lead_id"},
+    "lead.dispute_decided": {"lead_id", "rep_id", "at"},
+    # sales control: the orders service's units, read by the customer service and reporting
+    "unit.defined": {
+        "unit_id",
+        "project_id",
+        "building",
+        "unit_no",
+        "layout_name",
+        "rooms",
+        "halls",
+        "bathrooms",
+        "area_sqm",
+    },
+    "unit.priced": {"unit_id", "project_id", "total_price_fen"},
+    "unit.reserved": {"unit_id", "project_id", "lead_id", "credited_rep_id", "price_fen", "business_date"},
+    "unit.deposit_received": {"unit_id", "project_id", "agreed_fen", "total_fen", "due_by"},
+    "unit.subscribed": {"unit_id", "project_id", "lead_id", "credited_rep_id", "price_fen", "business_date"},
+    "unit.contracted": {"unit_id", "project_id", "lead_id", "credited_rep_id", "price_fen", "business_date"},
+    "unit.handed_over": {"unit_id", "project_id", "lead_id", "business_date"},
+    "unit.reservation_released": {"unit_id", "project_id", "lead_id", "previous_status", "business_date"},
 }
 
 PRODUCER = {
@@ -89,6 +128,11 @@ PRODUCER = {
     "payment": "orders",
     "return": "orders",
     "promotion": "orders",
+    "sales_office": "customer",
+    "reception": "customer",
+    "lead_register": "customer",
+    "lead": "customer",
+    "unit": "orders",
 }
 
 

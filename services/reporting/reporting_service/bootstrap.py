@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from reporting_service.adapters.changes import ChangeNotice, publish_changes
 from reporting_service.adapters.http import router
+from reporting_service.adapters.office_http import router as office_router
 from reporting_service.application.handlers import build_bus
+from reporting_service.application.office import PERFORMANCE_CHECK_SECONDS, performance_timer
+from reporting_service.config import OfficeRules
 from reporting_service.domain.events import registry
 from reporting_service.domain.reports import CHANGE_SUBJECTS, REPORTS
 from reporting_service.projections.directory import DirectoryProjection
 from reporting_service.projections.field import FieldWorkProjection
 from reporting_service.projections.receivables import ReceivablesProjection
 from reporting_service.projections.sales import SalesProjection
+from reporting_service.projections.sales_office import SalesOfficeProjection
 from reporting_service.projections.service_quality import ServiceQualityProjection
 from salesplatform.service import Consumes, ServiceDefinition
 
@@ -31,21 +36,24 @@ def _notice_text(report: str) -> str:
     return f"What changed in the report {title} (core NATS, at most once), after each committed batch."
 
 
-def definition(timezone: str = "Asia/Shanghai") -> ServiceDefinition:
+def definition(timezone: str = "Asia/Shanghai", office_rules: OfficeRules | None = None) -> ServiceDefinition:
+    rules = office_rules or OfficeRules()
     return ServiceDefinition(
         name="reporting",
         registry=registry,
-        build_bus=build_bus,
+        build_bus=partial(build_bus, timezone=timezone, rules=rules),
         projections=[
             DirectoryProjection(timezone),
             SalesProjection(timezone),
             FieldWorkProjection(timezone),
             ServiceQualityProjection(timezone),
             ReceivablesProjection(timezone),
+            SalesOfficeProjection(timezone),
         ],
         consumes=[Consumes("customer"), Consumes("visit"), Consumes("orders")],
         migrations=MIGRATIONS,
-        routers=[router],
+        routers=[router, partial(office_router, rules=rules)],
+        timers=[("performance_warnings", PERFORMANCE_CHECK_SECONDS, performance_timer)],
         on_changes=publish_changes,
         extra_publishers=[(f"changed.{report}", ChangeNotice, _notice_text(report)) for report in CHANGE_SUBJECTS],
         title="Reporting service",

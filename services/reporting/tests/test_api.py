@@ -195,6 +195,13 @@ async def test_every_report_is_listed_with_its_definition(shared_month) -> None:
         "promotions",
         "satisfaction",
         "customer_base",
+        "office_leads",
+        "daily_close",
+        "weekly_targets",
+        "performance_warnings",
+        "office_sales",
+        "unit_inventory",
+        "deposits_due",
     }
     assert listing["changes"]["subject"].endswith("reporting.changed.<report>")
     openapi = (await h.client.get("/openapi.json")).json()

@@ -79,7 +79,9 @@ async def test_rebuilding_all_reports_gives_identical_results_while_they_keep_an
         "field_work",
         "service_quality",
         "receivables",
+        "sales_office",
         "targets",
+        "office_plans",
     ]
     state = await _wait_for_rebuild(h)
     stop.set()
@@ -87,7 +89,19 @@ async def test_rebuilding_all_reports_gives_identical_results_while_they_keep_an
     assert answers and set(answers) == {200}
     assert all(state["rebuilds"][p]["status"] == "done" for p in ("sales", "directory", "targets"))
     active = {g["name"]: g["generation"] for g in state["generations"] if g["status"] == "active"}
-    assert active == dict.fromkeys(("directory", "sales", "field_work", "service_quality", "receivables", "targets"), 2)
+    assert active == dict.fromkeys(
+        (
+            "directory",
+            "sales",
+            "field_work",
+            "service_quality",
+            "receivables",
+            "sales_office",
+            "targets",
+            "office_plans",
+        ),
+        2,
+    )
     assert await reports(h) == before
     assert await tables(h) == rows
 

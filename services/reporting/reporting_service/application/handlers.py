@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from reporting_service.application import office
 from reporting_service.application.territory import children_of, subject
+from reporting_service.config import OfficeRules
 from reporting_service.domain.commands import DecomposeTarget, SetTarget
 from reporting_service.domain.target import (
     Target,
@@ -12,6 +14,7 @@ from reporting_service.domain.target import (
     split_amount,
     target_id_for,
 )
+from reporting_service.projections.office_plans import OfficePlansProjection
 from reporting_service.projections.targets import TargetsProjection
 from salesplatform.clock import Clock
 from salesplatform.commands import CommandBus
@@ -22,8 +25,12 @@ from salesplatform.uow import UnitOfWork
 TARGET_SETTERS = {Role.area_manager, Role.sales_manager, Role.general_manager}
 
 
-def build_bus(registry: EventRegistry, clock: Clock) -> CommandBus:
-    bus = CommandBus(registry, clock, inline_projections=[TargetsProjection()])
+def build_bus(
+    registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shanghai", rules: OfficeRules | None = None
+) -> CommandBus:
+    bus = CommandBus(registry, clock, inline_projections=[TargetsProjection(), OfficePlansProjection()])
+    # The sales offices' close-outs, claims and warnings: functions of application/office.py.
+    office.register(bus, timezone, rules or OfficeRules())
 
     @bus.command(
         SetTarget,

@@ -152,6 +152,85 @@ CUSTOMER_BASE = Definition(
 Per rep, district or area of the customer's current assignment.""",
 )
 
+# -- the sales offices (案场) ------------------------------------------------------------------
+
+OFFICE_LEADS = Definition(
+    "Lead registers per day and rep (来电来访登记)",
+    """Register lines (`lead_register.entry_recorded`) by business date and by the rep who took
+the line, in the date range:
+- calls / walk_ins: lines of the phone / walk-in register received as new customers (`new_lead`:
+  not known before, or their registration lapsed or they were released);
+- returning_visits: walk-in lines of a customer received by their own rep (`basis` own);
+- duty_receptions: lines received on duty (`basis` duty, remark "duty"), counted for the duty rep
+  and in no other figure;
+- first_visits_in_7_days: of the calls, those whose caller came to see (a walk-in line of the same
+  lead, not as a new customer) within 7 days of the call; first_visit_rate = that / calls;
+- deposits, subscriptions, contracts: of the new customers (calls + walk_ins), those with a unit
+  reserved (`unit.reserved`), a subscription signed (`unit.subscribed`), a contract signed
+  (`unit.contracted`) on or after the line's day and before they were next received as new
+  (a later sale of a released customer counts for the later line); each with its rate over the
+  new customers.
+Group by any of day, rep, project.""",
+)
+
+DAILY_CLOSE = Definition(
+    "Daily close-out (日清): today's result, tomorrow's forecast",
+    """Per rep of a sales office for one business date (`date`, default today): the reps who signed
+in that day, had a deal step credited that day, or closed that day or the day before.
+- result: deposits (units reserved, `unit.reserved`), subscriptions (signed, `unit.subscribed`),
+  contracts (`unit.contracted`) credited to the rep on that day, and amount_fen = the signed
+  subscriptions' prices;
+- forecast: what the rep forecast for this day in the previous day's close
+  (`daily_close.recorded`); forecast_missed = any result below its forecast; miss_reason = the
+  reason given in this day's close (reason_missing when missed and none was given);
+- forecast_for_tomorrow: this day's close; closed = the rep recorded it.""",
+)
+
+WEEKLY_TARGETS = Definition(
+    "Weekly targets claimed at the Monday meeting (周例会申领业绩指标)",
+    """Per rep, the claim of the week (`weekly_target.claimed`, week = its Monday): claimed
+subscriptions and amount, and what was achieved that week (Monday to Sunday): signed
+subscriptions (`unit.subscribed`) credited to the rep, less signed subscriptions released
+(`unit.reservation_released` from subscribed), count and amount; completion = achieved /
+claimed. week_over says the figures are final, for the next Monday's meeting.""",
+)
+
+PERFORMANCE_WARNINGS = Definition(
+    "Performance warnings (考核预警)",
+    """Per rep who signed in at a sales office in the month: the month's target (`target.set`,
+level rep, all products), actual = signed subscriptions credited to the rep from the first of the
+month to `as_of` (default today) less signed subscriptions released, expected_fen = target × days
+elapsed / days in the month (rounded down), achievement = actual / target, behind = actual is
+more than the margin (`REPORTING_WARNING_MARGIN_PERCENT`, default 20%) below expected. flag = the
+latest warning of the month: oral (口头预警) the first time the review finds the rep behind,
+written (书面预警) when still behind `REPORTING_WARNING_ESCALATION_DAYS` (default 7) days after the
+oral one; history = every warning with its figures (`performance_warning.given`). The review
+runs every hour (and on `review_performance`).""",
+)
+
+OFFICE_SALES = Definition(
+    "Sales by project, building and layout (销售统计)",
+    """Deal steps whose business date falls in the range, by project, building, layout (户型) or
+the rep credited: reservations (`unit.reserved`), subscriptions signed (`unit.subscribed`) and
+their amount, contracts (`unit.contracted`) and their amount, handovers (`unit.handed_over`),
+releases (`unit.reservation_released`). Amounts are the deals' prices in fen.""",
+)
+
+UNIT_INVENTORY = Definition(
+    "Unit inventory by status (销控)",
+    """Units now (`unit.defined`, then each status step) per project, building or layout: units,
+and how many are unreleased (in no price list yet), available, reserved, subscribed, contracted,
+mortgage in progress, handed over; available_value_fen and available_area_sqm = the total
+prices and areas of the available units. A rep reads their office's inventory.""",
+)
+
+DEPOSITS_DUE = Definition(
+    "Deposits due to be completed (补足定金)",
+    """Reserved units whose deposit is partial (`unit.deposit_received` with due_by): agreed,
+paid, missing, due by (24 hours after the first payment) and overdue (flagged
+`unit.deposit_overdue`, or past due_by now), with the lead and the rep credited.""",
+)
+
 REPORTS: dict[str, Definition] = {
     "sales": SALES,
     "composition": COMPOSITION,
@@ -165,7 +244,15 @@ REPORTS: dict[str, Definition] = {
     "promotions": PROMOTIONS,
     "satisfaction": SATISFACTION,
     "customer_base": CUSTOMER_BASE,
+    "office_leads": OFFICE_LEADS,
+    "daily_close": DAILY_CLOSE,
+    "weekly_targets": WEEKLY_TARGETS,
+    "performance_warnings": PERFORMANCE_WARNINGS,
+    "office_sales": OFFICE_SALES,
+    "unit_inventory": UNIT_INVENTORY,
+    "deposits_due": DEPOSITS_DUE,
 }
+
 
 # Reports whose changes are announced on reporting.changed.<report> (plus `targets`).
 CHANGE_SUBJECTS = (*REPORTS, "targets")

@@ -13,7 +13,16 @@ import asyncpg
 from salesplatform.errors import PermissionDenied
 from salesplatform.events import Actor, Role
 
-PROJECTIONS = ("directory", "sales", "field_work", "service_quality", "receivables", "targets")
+PROJECTIONS = (
+    "directory",
+    "sales",
+    "field_work",
+    "service_quality",
+    "receivables",
+    "targets",
+    "sales_office",
+    "office_plans",
+)
 
 # Who sees everything: managers of the whole department, the archive clerk, other systems.
 SEES_ALL = {Role.sales_manager, Role.general_manager, Role.clerk, Role.system}
