@@ -137,6 +137,21 @@ def where_to_look(plan: Plan, urls: dict[str, str]) -> str:
         ("satisfaction against 95/97/98%", url("/reports/satisfaction")),
         ("customer base: new, active, dormant, lost", url("/reports/customer-base", **window, group_by="area")),
     ]
+    office = org.office
+    if office is not None:
+        today = {"from": plan.end.isoformat(), "to": plan.end.isoformat()}
+        reports += [
+            ("sales office: lead registers per rep today", url("/reports/office-leads", **today, group_by="rep")),
+            ("sales office: daily close-out (日清)", url("/reports/daily-close", date=plan.end.isoformat())),
+            (
+                "sales office: sales by building and layout",
+                url("/reports/office-sales", **today, group_by="building,layout"),
+            ),
+            ("sales office: unit inventory by building", url("/reports/unit-inventory", group_by="building")),
+            ("sales office: deposits due", url("/reports/deposits-due")),
+            ("sales office: performance warnings (考核预警)", url("/reports/performance-warnings")),
+            ("sales office: weekly targets", url("/reports/weekly-targets")),
+        ]
     width = max(len(label) for label, _ in reports)
     lines = []
     if "console" in urls:
@@ -185,6 +200,17 @@ def where_to_look(plan: Plan, urls: dict[str, str]) -> str:
         f"&date={plan.end.isoformat()} (token of that rep: --role rep --id {org.reps[0].staff_id}"
         f" --district {org.reps[0].district_id} --area {org.reps[0].area_id})",
     ]
+    if office is not None:
+        project = office.project_id
+        lines += [
+            f"  The sales office {office.name} (project {project}):",
+            f"             the day's board (轮次) {urls['customer']}/offices/{project}/board",
+            f"             the walk-in register {urls['customer']}/offices/{project}/registers/walk_in",
+            f"             the unit inventory (销控表) {urls['orders']}/projects/{project}/units",
+            f"             today's sales-control check {urls['orders']}/projects/{project}/sales-control",
+            f"             layouts for a 3-room, 120-140 m² buyer {urls['orders']}/projects/{project}/recommendations"
+            "?rooms=3&area_min=120&area_max=140",
+        ]
     return "\n".join(lines)
 
 
@@ -204,6 +230,14 @@ def describe(plan: Plan) -> str:
         f"{len(plan.days[-1].orders)} orders, approvals, deliveries, returns, complaints; check-ins with their"
         f" positions, {sum(v.photo for v in plan.days[-1].visits)} photos against the standard pictures,"
         f" route plans asked for, reviewed and one adopted, the month's route cleanup closed."
+        + (
+            f"\nThe sales office of a project of {c['office_units']} units opens today: {c['office_reps']} reps "
+            f"sign in, {c['office_walk_ins']} walk-ins and {c['office_calls']} calls in turn, "
+            f"{c['office_deposits']} deposits, {c['office_subscriptions']} subscriptions, "
+            f"{c['office_contracts']} contracts."
+            if c.get("office_units")
+            else ""
+        )
     )
 
 

@@ -69,6 +69,14 @@ def test_the_plan_has_every_grade_channel_return_reason_and_some_late_deliveries
 
 def test_even_the_smallest_window_keeps_the_cases_the_demo_shows() -> None:
     plan = build_plan(1, scale=0.02, days=2, end=END)
+    # The sales office's day: duty receptions, a race for one unit, partial deposits, a
+    # subscription sent back and some waiting for the signature, contracts, a handover, a release.
+    kinds = Counter(s.kind for s in plan.office_day)
+    assert {"return_of_busy_reps_customer", "return_of_absent_reps_customer", "race", "referral"} <= set(kinds)
+    assert {"contract", "hand_over", "release", "sign", "close", "claim", "check", "review"} <= set(kinds)
+    assert kinds["subscription"] > kinds["sign"] and any(s.reason for s in plan.office_day if s.kind == "subscription")
+    assert any(s.amount_fen < s.agreed_fen for s in plan.office_day if s.kind == "deposit" and s.agreed_fen)
+    assert [s.at for s in plan.office_day] == sorted(s.at for s in plan.office_day)
     assert {c.grade for c in plan.organisation.customers} == set(GRADES)
     assert {c.channel for c in plan.organisation.customers} == set(CHANNELS)
     assert {r.reason for r in plan.all("returns")} == set(RETURN_REASONS)
@@ -76,11 +84,46 @@ def test_even_the_smallest_window_keeps_the_cases_the_demo_shows() -> None:
     assert plan.overdue_invoices()
 
 
+def test_the_office_day_never_leaves_a_customer_without_a_free_rep() -> None:
+    """At every arrival and call, fewer walk-ins are being served than reps are present (one
+    leaves at the sign-out): the rotation always has someone to give the customer to."""
+    for seed, scale in ((7, 1.0), (11, 0.02), (3, 0.1)):
+        plan = build_plan(seed, scale=scale, days=1, end=END)
+        office = plan.organisation.office
+        assert office is not None
+        steps = plan.office_day
+        served: dict[str, tuple] = {}
+        for s in steps:
+            if s.kind == "walk_in":
+                finish = next(f.at for f in steps if f.kind == "finish" and f.visitor == s.visitor and f.at > s.at)
+                served.setdefault(s.visitor, [])
+                served[s.visitor].append((s.at, finish))
+        signed_out = next(s.at for s in steps if s.kind == "sign_out")
+        arrivals = (
+            "walk_in",
+            "call",
+            "return_of_busy_reps_customer",
+            "return_of_absent_reps_customer",
+            "friend_arrives",
+        )
+        for s in steps:
+            if s.kind not in arrivals:
+                continue
+            busy = sum(
+                1 for spans in served.values() for a, b in spans if a < s.at < b or (a <= s.at < b and a != s.at)
+            )
+            present = len(office.reps) - (1 if s.at >= signed_out else 0)
+            assert busy < present, (seed, s.kind, s.at, busy, present)
+
+
 def test_the_default_size_is_a_mid_sized_department() -> None:
     size = Size.scaled(1.0)
     assert (size.divisions, size.areas, size.districts, size.reps, size.skus) == (2, 4, 12, 60, 40)
     plan = build_plan(7, scale=1.0, days=7, end=END)
     assert 2900 <= len(plan.organisation.customers) <= 3100
+    office = plan.organisation.office
+    assert office is not None and len(office.units) == 320 and len(office.reps) == 6  # a few hundred units
+    assert {u.layout_name for u in office.units} == {"A", "B", "C"} and any(u.release is None for u in office.units)
     per_day = Counter((v.rep_id, v.day) for v in plan.all("visits"))
     assert 8 <= sum(per_day.values()) / len(per_day) <= 12
 
@@ -168,3 +211,20 @@ async def test_a_small_department_lives_two_days_in_the_real_services(start_serv
     rep = min(r.staff_id for r in plan.organisation.reps if r.district_id == district.district_id)
     [proposal] = (await visit.get(supervisor, "/route-plans", rep_id=rep)).json()["plans"]
     assert proposal["status"] == "proposed" and proposal["distance"]["proposed_m"] > 0, proposal
+
+    # The sales office: receptions in turn with duty, units sold, the reports of its reps.
+    office = plan.organisation.office
+    assert office is not None
+    counts = (await orders.get(manager, f"/projects/{office.project_id}/units", limit=1)).json()["counts"]
+    assert sum(counts.values()) == len(office.units) and counts["reserved"] >= 1 and counts["handed_over"] >= 1
+    board = (await customer.get(manager, f"/offices/{office.project_id}/board")).json()
+    assert board["counts"]["calls"] == sum(1 for s in plan.office_day if s.kind == "call")
+    assert board["counts"]["duty_receptions"] >= 1 and len(board["reps"]) == len(office.reps)
+
+    async def office_leads():
+        r = await reporting.get(manager, "/reports/office-leads", to=today.isoformat(), group_by="rep")
+        items = r.json().get("items", []) if r.status_code == 200 else []
+        return items if sum(i["calls"] for i in items) == board["counts"]["calls"] else None
+
+    leads = await eventually(office_leads, timeout=20)
+    assert {i["rep_id"] for i in leads} <= {r.staff_id for r in office.reps} and sum(i["deposits"] for i in leads) >= 1

@@ -41,6 +41,7 @@ from typing import Any, Protocol, Self
 import httpx
 import orjson
 
+from bench.simulation.office_driver import OfficeDriver
 from bench.simulation.organisation import (
     STANDARD_PICTURES,
     TZ,
@@ -221,6 +222,8 @@ class Driver:
         self._ingest_waiting: dict[str, asyncio.Future[Reply]] = {}
         self._ingest_subscribed: set[str] = set()
         self.order_ids: dict[str, str] = {}  # plan order key → order id in the system
+        office = self.org.office
+        self.office = OfficeDriver(self, office, plan.office_day, plan.end) if office is not None else None
         self._phase_name: str | None = None
         self._phase_started = 0.0
 
@@ -547,9 +550,15 @@ class Driver:
         started = time.monotonic()
         self.progress.add_total(self._units())
         await self.territory()
-        await asyncio.gather(self.catalogue(), self.customers())
+        await asyncio.gather(self.catalogue(), self.customers(), *self._office("setup"))
         self.phase("routes, targets, directories")
-        await asyncio.gather(self.routes(), self.targets(), self.wait_for_directories(), self.standard_pictures())
+        await asyncio.gather(
+            self.routes(),
+            self.targets(),
+            self.wait_for_directories(),
+            self.standard_pictures(),
+            *self._office("targets"),
+        )
         await self.request_route_plans()
         await self.history()
         self.phase("finding the imported orders")
@@ -559,6 +568,10 @@ class Driver:
         self.phase("")
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def _office(self, part: str) -> list[Awaitable[None]]:
+        """The sales office's part of a phase, if the department has an office."""
+        return [getattr(self.office, part)()] if self.office is not None else []
 
     def _units(self) -> int:
         org, today = self.org, self.plan.days[-1]
@@ -592,7 +605,8 @@ class Driver:
             )
         )
         live = len(today.visits) + len(today.orders) - len([o for o in today.orders if o.source == "visit"])
-        return setup + len(self.plan.days) - 1 + undated + live + len(today.deliveries) + len(today.payments)
+        office = self.office.units() if self.office is not None else 0
+        return setup + len(self.plan.days) - 1 + undated + live + len(today.deliveries) + len(today.payments) + office
 
     # -- setup: territory, people, catalogue, customers, routes, targets ------------------------
 
@@ -1137,6 +1151,7 @@ class Driver:
         phone = [o for o in day.orders if o.source == "phone"]
         plan = self.plan
         await asyncio.gather(
+            *self._office("day"),
             self.visits(day.visits),
             self.phone_orders(phone),
             self.each(day.deliveries, self.deliver_history_order),

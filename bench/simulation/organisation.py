@@ -27,6 +27,7 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bench.simulation.office import SalesOffice, Step, opening_day, sales_office
 from salesplatform.events import Actor, Role
 
 TIMEZONE = "Asia/Shanghai"
@@ -268,6 +269,8 @@ class Organisation:
     promotions: tuple[Promotion, ...]
     targets: tuple[Target, ...]
     decompositions: tuple[Decomposition, ...]
+    # The sales office (案场) of a property project, in a district of its own.
+    office: SalesOffice | None = None
 
     @cached_property
     def people(self) -> dict[str, Person]:
@@ -567,6 +570,8 @@ class Plan:
     scale: float
     organisation: Organisation
     days: tuple[Day, ...]
+    # The sales office's day: the last day, lived live (office.opening_day).
+    office_day: tuple[Step, ...] = ()
 
     @property
     def start(self) -> date:
@@ -623,6 +628,11 @@ class Plan:
                 out[f.name] = sum(len(getattr(d, f.name)) for d in self.days)
         out["late_deliveries"] = sum(1 for d in self.all("deliveries") if d.late)
         out["overdue_invoices"] = len(self.overdue_invoices())
+        office = self.organisation.office
+        out["office_units"] = len(office.units) if office else 0
+        out["office_reps"] = len(office.reps) if office else 0
+        for kind in ("walk_in", "call", "deposit", "subscription", "contract"):
+            out[f"office_{kind}s"] = sum(1 for s in self.office_day if s.kind == kind)
         return out
 
 
@@ -1705,7 +1715,10 @@ class _Builder:
         payments = self.payments(orders, deliveries)
         returns = self.returns(org, orders, deliveries)
         targets, splits = self.targets(org, orders)
-        org = _replace(org, promotions=self.promotions(org, orders), targets=targets, decompositions=splits)
+        office = sales_office(self.seed, self.tag, self.scale, org.areas[0].area_id, self.person_name)
+        org = _replace(
+            org, promotions=self.promotions(org, orders), targets=targets, decompositions=splits, office=office
+        )
         per_day: dict[date, dict[str, list[Any]]] = {d: defaultdict(list) for d in self.dates}
         for kind, items in (
             ("visits", visits),
@@ -1724,7 +1737,7 @@ class _Builder:
             for item in items:
                 per_day[item.day][kind].append(item)
         days = tuple(Day(d, **{k: tuple(sorted(v, key=_when)) for k, v in per_day[d].items()}) for d in self.dates)
-        return Plan(self.seed, self.scale, org, days)
+        return Plan(self.seed, self.scale, org, days, opening_day(self.seed, self.tag, self.scale, self.end, office))
 
 
 def _when(action: Any) -> tuple[Any, ...]:
