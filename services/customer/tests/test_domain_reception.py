@@ -158,8 +158,13 @@ def test_a_phone_lead_lapses_after_7_days_without_a_visit() -> None:
     lead = Lead("L1")
     lead.register(office(), "phone", "r1", NOW, personal={"phone": "13900000001"}, seal=seal)
     with pytest.raises(DomainError) as e:
-        lead.lapse(NOW + timedelta(days=7))
+        lead.lapse(NOW + timedelta(days=7), has_deal=False)
     assert e.value.code == "not_due"
+    with pytest.raises(DomainError) as e:
+        lead.lapse(NOW + timedelta(days=8), has_deal=True)  # a unit is reserved for them
+    assert e.value.code == "lead_has_a_deal"
+    lead.settle(NOW + timedelta(days=8), has_deal=True)
+    assert lead.stage == "phone"
     lead.settle(NOW + timedelta(days=8), has_deal=False)
     assert lead.stage == "lapsed" and lead.following_rep is None
     # The later visit is a new walk-in, in turn, followed by whoever receives it.

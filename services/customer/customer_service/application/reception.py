@@ -326,7 +326,7 @@ async def log_lead_follow_up(cmd: LogLeadFollowUp, uow: UnitOfWork) -> dict[str,
 async def lapse_lead(cmd: LapseLead, uow: UnitOfWork) -> dict[str, Any]:
     """Timer: a phone lead not seen within 7 days lapses."""
     lead, _ = await _lead(uow, cmd.lead_id)
-    lead.lapse(uow.clock.now())
+    lead.lapse(uow.clock.now(), await lookups.lead_has_deal(uow.conn, lead.id))
     await uow.save(lead)
     return {"lead_id": lead.id, "stage": lead.stage}
 

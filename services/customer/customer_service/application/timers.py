@@ -88,8 +88,7 @@ async def release_neglected_leads(rt: Runtime) -> LeadRun:
     async with reading(rt.pool, "follow_ups") as conn:
         rows = await conn.fetch(
             "SELECT lead_id, rep_id, stage, phone_since, since FROM lead_follow_ups"
-            " WHERE (stage = 'phone' AND phone_since < $1)"
-            "    OR (stage = 'walk_in' AND open_deals <= 0 AND since < $2)"
+            " WHERE open_deals <= 0 AND ((stage = 'phone' AND phone_since < $1) OR (stage = 'walk_in' AND since < $2))"
             " ORDER BY lead_id",
             lapse_due_before(now),
             release_due_before(now),

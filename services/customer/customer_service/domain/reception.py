@@ -11,7 +11,7 @@ The procedures' rules, as numbered in README.md ("Sales office"):
   busy, the next free rep receives them as duty reception: remark "duty", not a turn, and the
   duty rep does not follow them up.
 - R4 a phone (or referral) lead must come to see within 7 days, or the registration lapses and
-  a later visit is a new walk-in.
+  a later visit is a new walk-in (a lead with a unit reserved does not lapse).
 - R5 a walk-in is followed up at least every 7 days (the rule of `follow_up.py`), or released;
   a released customer who comes again is received as new, and a later sale counts for the rep
   who received them again. A lead with a unit reserved is not released.
@@ -456,8 +456,13 @@ class Lead(Aggregate):
 
     # -- who they belong to now --------------------------------------------------------------------
 
-    def due_to_lapse(self, now: datetime) -> bool:
-        return self.stage == "phone" and self.phone_since is not None and phone_lead_lapsed(self.phone_since, now)
+    def due_to_lapse(self, now: datetime, has_deal: bool) -> bool:
+        return (
+            self.stage == "phone"
+            and not has_deal
+            and self.phone_since is not None
+            and phone_lead_lapsed(self.phone_since, now)
+        )
 
     def due_for_release(self, now: datetime, has_deal: bool) -> bool:
         return (
@@ -470,8 +475,8 @@ class Lead(Aggregate):
     def settle(self, now: datetime, has_deal: bool) -> None:
         """Before a reception: a registration whose 7 days ran out lapses (R4) or is released
         (R5) now, even if the timer has not come round yet, so the customer is received as new."""
-        if self.due_to_lapse(now):
-            self.lapse(now)
+        if self.due_to_lapse(now, has_deal):
+            self.lapse(now, has_deal)
         elif self.due_for_release(now, has_deal):
             assert self.rep_id is not None and self.last_follow_up_at is not None
             self.release(self.rep_id, now, has_deal)
@@ -530,9 +535,11 @@ class Lead(Aggregate):
             )
         )
 
-    def lapse(self, now: datetime) -> None:
+    def lapse(self, now: datetime, has_deal: bool) -> None:
         self._ensure_known()
-        if not self.due_to_lapse(now):
+        if has_deal:
+            raise DomainError(f"lead {self.id} has a unit reserved", code="lead_has_a_deal")
+        if not self.due_to_lapse(now, has_deal):
             raise DomainError(f"lead {self.id} is not a phone lead past its 7 days", code="not_due")
         assert self.rep_id is not None and self.phone_since is not None
         days = VIEWING_WINDOW.days
