@@ -1,8 +1,8 @@
 """Queries of sales control (销控) over HTTP: the unit inventory, one unit with its deal and
 receipts, the price lists, the daily sales-control check (当日销控核实), recommended layouts
 (户型推荐) and the deposits due. Everyone of the office reads the project's units (a rep of the
-office's district, its supervisor, the area's manager; managers, the clerk and other systems
-every project); anyone else is refused (403)."""
+office's district, its supervisor, the area's manager; managers, the clerk, the inspector and
+other systems every project); anyone else is refused (403)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Depends, Query
 
+from orders_service.domain.customers import may_read
 from orders_service.domain.policy import OrderPolicy
 from orders_service.domain.unit_events import Orientation, UnitStatus
 from orders_service.domain.units import Needs, OnSale, recommend_layouts
@@ -24,7 +25,6 @@ from salesplatform.projections import active_schema, reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.store import load_stream
 
-READS_ALL = {Role.sales_manager, Role.general_manager, Role.clerk, Role.system}
 UNIT_COLUMNS = (
     "unit_id, project_id, building, unit_no, floor, layout_name, rooms, halls, bathrooms, area_sqm, orientation,"
     " position, status, release, unit_price_fen, total_price_fen, lead_id, credited_rep_id, deal_price_fen,"
@@ -38,10 +38,10 @@ async def _office(conn: asyncpg.Connection, project_id: str, actor: Actor) -> as
     office = await conn.fetchrow(f"SELECT * FROM {schema}.offices WHERE project_id = $1", project_id)
     if office is None:
         raise NotFound(f"project {project_id} has no sales office here", code="unknown_project")
-    inside = (
-        actor.role in READS_ALL
-        or (actor.role in (Role.rep, Role.supervisor) and actor.district == office["district_id"])
-        or (actor.role == Role.area_manager and actor.area == office["area_id"])
+    # Everyone of the office reads its units: its reps (of its district) and whoever the line of
+    # command lets read the district's customers.
+    inside = (actor.role == Role.rep and actor.district == office["district_id"]) or may_read(
+        actor, rep_id=None, district_id=office["district_id"], area_id=office["area_id"]
     )
     if not inside:
         raise PermissionDenied(f"the project {project_id} is outside the line of {actor.id}", code="outside_territory")
