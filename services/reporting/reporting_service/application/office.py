@@ -9,6 +9,7 @@ from functools import partial, update_wrapper
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import structlog
 
 from reporting_service.config import OfficeRules
 from reporting_service.domain.kpi import month_bounds
@@ -25,6 +26,8 @@ from salesplatform.uow import UnitOfWork
 
 if TYPE_CHECKING:
     from salesplatform.service import Runtime
+
+log = structlog.get_logger(__name__)
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[dict[str, Any]]]
 MANAGERS = {Role.sales_manager, Role.general_manager}
@@ -129,7 +132,11 @@ def _last_day(month: str) -> date:
 
 async def performance_timer(rt: Runtime) -> None:
     """The hourly review as the system: a warning due today is given once (its file's stream)."""
-    await rt.run_command("review_performance", {}, SYSTEM_ACTOR)
+    outcome = await rt.run_command("review_performance", {}, SYSTEM_ACTOR)
+    if not outcome.ok:
+        log.warning("performance_review_failed", error=outcome.error.to_dict() if outcome.error else None)
+    elif outcome.result and outcome.result["warnings"]:
+        log.info("performance_warnings_given", warnings=outcome.result["warnings"])
 
 
 def _bind(handler: Callable[..., Awaitable[dict[str, Any]]], **settings: Any) -> Handler:
