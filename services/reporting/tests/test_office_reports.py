@@ -349,7 +349,9 @@ async def test_performance_warnings_oral_then_written(office) -> None:
         assert r.status_code == 200, r.text
         return r.json()["warnings"]
 
-    # 11-10: r1 300,000,000 of an expected 200,000,000; r2 0 of an expected 100,000,000 (20% margin).
+    # Both started on 11-02: a target is spread over the 29 days from 11-02 to 11-30, and a review
+    # judges the days closed. On 11-10 (up to 11-09, 8 days): r1 has 300,000,000 of an expected
+    # 165,517,241; r2 0 of an expected 82,758,620, more than 20% short.
     assert await review("2026-11-10") == {"r2": "oral"}
     assert await review("2026-11-12") == {}  # oral two days ago: not yet
     assert await review("2026-11-17") == {"r2": "written"}
@@ -364,13 +366,21 @@ async def test_performance_warnings_oral_then_written(office) -> None:
         False,
         None,
     )
+    assert r1["started_on"] == "2026-11-02"
     assert r1["achievement"]["value"] == 0.85
     assert (r2["actual_fen"], r2["behind"], r2["flag"]) == (0, True, "written")
     assert [(w["level"], w["given_on"], w["expected_fen"]) for w in r2["history"]] == [
-        ("oral", "2026-11-10", 100_000_000),
-        ("written", "2026-11-17", 170_000_000),
+        ("oral", "2026-11-10", 82_758_620),
+        ("written", "2026-11-17", 155_172_413),  # up to 11-16: 300,000,000 × 15 / 29
     ]
     assert (await h.command("review_performance", {}, REP_R1)).status_code == 403
+    h.clock.set(local("2026-12-01", 9))  # no day of December is closed yet
+    assert (await h.command("review_performance", {}, MANAGER)).json() == {
+        "month": "2026-12",
+        "as_of": None,
+        "reviewed": 0,
+        "warnings": {},
+    }
 
 
 async def test_sales_by_building_and_layout_inventory_and_deposits_due(office) -> None:

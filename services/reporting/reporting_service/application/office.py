@@ -4,7 +4,7 @@ weekly claims and performance warnings (考核预警). One function each, regist
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import timedelta
 from functools import partial, update_wrapper
 from typing import TYPE_CHECKING, Any
 
@@ -95,12 +95,16 @@ async def claim_weekly_target(cmd: ClaimWeeklyTarget, uow: UnitOfWork, *, timezo
 async def review_performance(
     cmd: ReviewPerformance, uow: UnitOfWork, *, timezone: str, rules: OfficeRules
 ) -> dict[str, Any]:
-    """Give the warnings due today to the office reps in the reader's line (考核预警)."""
+    """Give the warnings due today to the office reps in the reader's line (考核预警), judged on
+    the days already closed: the month up to yesterday."""
     today = business_date(uow.clock.now(), timezone)
     month = cmd.month or month_of(today)
     if month > month_of(today):
         raise DomainError(f"{month} has not begun", code="month_not_begun", field="month")
-    as_of = today if month == month_of(today) else _last_day(month)
+    first, last = month_bounds(month)
+    as_of = min(today - timedelta(days=1), last)
+    if as_of < first:  # the month's first day: no day of it is closed yet
+        return {"month": month, "as_of": None, "reviewed": 0, "warnings": {}}
     names = ("sales_office", "directory", "targets")
     schemas = {n: await active_schema(uow.conn, n) for n in names}
     reps = await office_reps_behind(uow.conn, schemas, scope_of(uow.actor), Territory(), month=month, as_of=as_of)
@@ -113,7 +117,9 @@ async def review_performance(
         level = file.review(
             rep["rep_id"],
             month,
-            as_of,
+            today,
+            started=rep["started_on"],
+            as_of=as_of,
             target_fen=rep["target_fen"],
             actual_fen=rep["actual_fen"],
             margin_percent=rules.margin_percent,
@@ -124,10 +130,6 @@ async def review_performance(
             files.append(file)
     await uow.save(*files)
     return {"month": month, "as_of": as_of.isoformat(), "reviewed": len(reps), "warnings": given}
-
-
-def _last_day(month: str) -> date:
-    return month_bounds(month)[1]
 
 
 async def performance_timer(rt: Runtime) -> None:

@@ -10,7 +10,9 @@ The rules, as numbered in README.md ("Sales offices"):
 - D3 performance warnings (考核预警): a rep of a sales office whose signed subscriptions this
   month fall short of the expected share of the month's target by more than the margin gets
   an oral warning (口头预警); still behind the escalation days later, a written one (书面预警).
-  One of each per month; the history is kept.
+  The share is counted from the rep's first day at the office in the month (a rep who starts
+  mid-month owes nothing for the days before), and the review judges the days already closed
+  (up to yesterday), whose figures are settled. One of each per month; the history is kept.
 """
 
 from __future__ import annotations
@@ -60,10 +62,14 @@ def month_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-def expected_by_now(target_fen: int, day: date) -> int:
-    """The share of a month's target due by the end of `day` (whole fen, rounded down)."""
-    days = calendar.monthrange(day.year, day.month)[1]
-    return target_fen * day.day // days
+def expected_by_now(target_fen: int, started: date, day: date) -> int:
+    """D3: the share of a month's target due by the end of `day`, for a rep who started at the
+    office on `started` that month: the target spread evenly over the days from then to the
+    month's end (whole fen, rounded down). Nothing is due before the rep started."""
+    if day < started:
+        return 0
+    last = date(started.year, started.month, calendar.monthrange(started.year, started.month)[1])
+    return target_fen * ((min(day, last) - started).days + 1) // ((last - started).days + 1)
 
 
 def behind(actual_fen: int, expected_fen: int, margin_percent: int) -> bool:
@@ -189,13 +195,16 @@ class PerformanceFile(Aggregate):
         month: str,
         today: date,
         *,
+        started: date,
+        as_of: date,
         target_fen: int,
         actual_fen: int,
         margin_percent: int,
         escalation_days: int,
     ) -> str | None:
-        """Give the warning due (D3), if any; returns its level."""
-        expected = expected_by_now(target_fen, today)
+        """Give the warning due today (D3), judged on the figures up to `as_of`, if any;
+        returns its level."""
+        expected = expected_by_now(target_fen, started, as_of)
         level = warning_due(list(self.given), behind(actual_fen, expected, margin_percent), today, escalation_days)
         if level is not None:
             self.record(

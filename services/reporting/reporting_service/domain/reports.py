@@ -199,13 +199,15 @@ PERFORMANCE_WARNINGS = Definition(
     "Performance warnings (考核预警)",
     """Per rep who signed in at a sales office in the month: the month's target (`target.set`,
 level rep, all products), actual = signed subscriptions credited to the rep from the first of the
-month to `as_of` (default today) less signed subscriptions released, expected_fen = target × days
-elapsed / days in the month (rounded down), achievement = actual / target, behind = actual is
-more than the margin (`REPORTING_WARNING_MARGIN_PERCENT`, default 20%) below expected. flag = the
-latest warning of the month: oral (口头预警) the first time the review finds the rep behind,
-written (书面预警) when still behind `REPORTING_WARNING_ESCALATION_DAYS` (default 7) days after the
-oral one; history = every warning with its figures (`performance_warning.given`). The review
-runs every hour (and on `review_performance`).""",
+month to `as_of` (default today) less signed subscriptions released, expected_fen = the target
+spread evenly over the days from the rep's first sign-in of the month (`started_on`) to the
+month's end, for the days from then to `as_of` (rounded down), achievement = actual / target,
+behind = actual is more than the margin (`REPORTING_WARNING_MARGIN_PERCENT`, default 20%) below
+expected. flag = the latest warning of the month: oral (口头预警) the first time the review finds
+the rep behind, written (书面预警) when still behind `REPORTING_WARNING_ESCALATION_DAYS` (default 7)
+days after the oral one; history = every warning with its figures (`performance_warning.given`).
+The review runs every hour (and on `review_performance`) and judges the days already closed: the
+month up to yesterday.""",
 )
 
 OFFICE_SALES = Definition(

@@ -270,9 +270,9 @@ async def office_reps_behind(
     month: str,
     as_of: date,
 ) -> list[dict[str, Any]]:
-    """Every rep who signed in at a sales office in the month, with the month's target (rep
-    level, all products), the subscriptions signed up to `as_of` net of subscriptions released,
-    and what is expected by then."""
+    """Every rep who signed in at a sales office in the month up to `as_of`, with the first day
+    they did (`started_on`), the month's target (rep level, all products) and the subscriptions
+    signed up to `as_of` net of subscriptions released."""
     so, d, t = schemas["sales_office"], schemas["directory"], schemas["targets"]
     first = date(int(month[:4]), int(month[5:]), 1)
     q = Query()
@@ -281,12 +281,14 @@ async def office_reps_behind(
     rows = await conn.fetch(
         f"""
         WITH r AS (
-            SELECT DISTINCT ON (s.rep_id) s.rep_id, s.project_id, p.district_id, p.area_id
+            SELECT DISTINCT ON (s.rep_id) s.rep_id, s.project_id, p.district_id, p.area_id,
+                   min(s.business_date) OVER (PARTITION BY s.rep_id) AS started_on
               FROM {so}.office_sign_ins s JOIN {so}.office_projects p USING (project_id)
              WHERE s.business_date BETWEEN {start} AND {end}
              ORDER BY s.rep_id, s.business_date DESC
         )
-        SELECT r.rep_id, st.name AS rep_name, r.project_id, r.district_id, r.area_id, tg.amount_fen AS target_fen,
+        SELECT r.rep_id, st.name AS rep_name, r.project_id, r.district_id, r.area_id, r.started_on,
+               tg.amount_fen AS target_fen,
                coalesce((SELECT sum(CASE WHEN kind = 'subscribed' THEN amount_fen ELSE -amount_fen END)
                            FROM {so}.office_deals x
                           WHERE x.rep_id = r.rep_id AND x.business_date BETWEEN {start} AND {end}
@@ -329,7 +331,7 @@ async def performance_warnings(
     for r in reps:
         given = history.get(r["rep_id"], [])
         target = r["target_fen"]
-        expected = expected_by_now(target, as_of) if target is not None else None
+        expected = expected_by_now(target, r["started_on"], as_of) if target is not None else None
         items.append(
             {
                 **r,
