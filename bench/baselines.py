@@ -92,15 +92,15 @@ async def _fresh_stream(js: Any, name: str, subject: str) -> None:
     await js.add_stream(StreamConfig(name=name, subjects=[subject], duplicate_window=120.0))
 
 
-async def nats_publish_sync(nats_url: str, count: int) -> float:
-    nc = await nats.connect(nats_url)
+async def nats_publish_sync(nats_url: str, login: dict[str, str], count: int) -> float:
+    nc = await nats.connect(nats_url, **login)
     try:
         js = nc.jetstream()
-        await _fresh_stream(js, "BENCH_SYNC", "bench.sync")
+        await _fresh_stream(js, "BENCH_SYNC", "base.bench.event.sync")
         payloads = [envelope_bytes(i) for i in range(count)]
         start = time.perf_counter()
         for p in payloads:
-            await js.publish("bench.sync", p)
+            await js.publish("base.bench.event.sync", p)
         elapsed = time.perf_counter() - start
         await js.delete_stream("BENCH_SYNC")
         return count / elapsed
@@ -113,14 +113,14 @@ async def _publish_pipelined(js: Any, subject: str, payloads: list[bytes]) -> No
     await asyncio.gather(*futures)
 
 
-async def nats_publish_async(nats_url: str, count: int) -> float:
-    nc = await nats.connect(nats_url)
+async def nats_publish_async(nats_url: str, login: dict[str, str], count: int) -> float:
+    nc = await nats.connect(nats_url, **login)
     try:
         js = nc.jetstream()
-        await _fresh_stream(js, "BENCH_ASYNC", "bench.async")
+        await _fresh_stream(js, "BENCH_ASYNC", "base.bench.event.async")
         payloads = [envelope_bytes(i) for i in range(count)]
         start = time.perf_counter()
-        await _publish_pipelined(js, "bench.async", payloads)
+        await _publish_pipelined(js, "base.bench.event.async", payloads)
         elapsed = time.perf_counter() - start
         await js.delete_stream("BENCH_ASYNC")
         return count / elapsed
@@ -128,13 +128,13 @@ async def nats_publish_async(nats_url: str, count: int) -> float:
         await nc.close()
 
 
-async def nats_fetch_ack(nats_url: str, count: int) -> float:
+async def nats_fetch_ack(nats_url: str, login: dict[str, str], count: int) -> float:
     """Drain a filled stream through a durable pull consumer: fetch 500, ack each (no decode)."""
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_url, **login)
     try:
         js = nc.jetstream()
-        await _fresh_stream(js, "BENCH_FETCH", "bench.fetch")
-        await _publish_pipelined(js, "bench.fetch", [envelope_bytes(i) for i in range(count)])
+        await _fresh_stream(js, "BENCH_FETCH", "base.bench.event.fetch")
+        await _publish_pipelined(js, "base.bench.event.fetch", [envelope_bytes(i) for i in range(count)])
         await js.add_consumer(
             "BENCH_FETCH",
             ConsumerConfig(
@@ -360,14 +360,15 @@ async def measure(
     dsn = await stack.fresh_database("baseline")
     es_dsn = await stack.fresh_database("baseline_es") if "es_save_one" in keys else dsn
     nats_url = stack.nats.url
+    login = stack.login("bench")  # the raw baselines run in an account of their own
 
     async def in_thread(fn: Callable[[str, int], float], target: str, n: int) -> float:
         return await asyncio.to_thread(fn, target, n)
 
     jobs: Mapping[str, Callable[[int], Any]] = {
-        "nats_publish_sync": lambda n: nats_publish_sync(nats_url, n),
-        "nats_publish_async": lambda n: nats_publish_async(nats_url, n),
-        "nats_fetch_ack": lambda n: nats_fetch_ack(nats_url, n),
+        "nats_publish_sync": lambda n: nats_publish_sync(nats_url, login, n),
+        "nats_publish_async": lambda n: nats_publish_async(nats_url, login, n),
+        "nats_fetch_ack": lambda n: nats_fetch_ack(nats_url, login, n),
         "pg_insert_per_tx": lambda n: pg_insert_per_tx(dsn, n),
         "pg_executemany": lambda n: pg_executemany(dsn, n),
         "pg_copy": lambda n: pg_copy(dsn, n),

@@ -5,9 +5,9 @@ system `make run` is running.
     .venv/bin/python -m bench.demo --scale 0.1 --days 3     # a tenth of it, three days
     make demo DEMO_SCALE=0.1 DEMO_DAYS=3                    # the same through make
 
-Reads the addresses from `.run/stack.json` and the token key from `.run/secrets.json`, shows a
-progress bar on stderr, and prints what was sent, what was refused (per status and code) and
-where to look at the reports. The same seed on the same day sends nothing twice.
+Reads the addresses from `.run/stack.json`, the outside systems' NATS password from
+`.run/secrets.json` and the signing key from `.run/auth/`, shows a progress bar on stderr, and
+prints what was sent, what was refused (per status and code) and where to look at the reports. The same seed on the same day sends nothing twice.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 from bench.simulation.driver import Summary, drive
 from bench.simulation.organisation import TIMEZONE, Plan, build_plan
+from salesplatform.auth import SigningKey, load_signing_key
 from salesplatform.clock import business_date
 
 
@@ -93,8 +94,9 @@ def _ready(url: str) -> bool:
         return False
 
 
-def load_stack(stack_path: Path, secrets_path: Path | None) -> tuple[dict[str, str], str, str]:
-    """Service base URLs, the NATS URL and the token key of a running `make run`."""
+def load_stack(stack_path: Path, secrets_path: Path | None) -> tuple[dict[str, str], str, dict[str, str], SigningKey]:
+    """Service base URLs, the NATS URL and the outside systems' NATS login, and the signing key
+    of a running `make run`."""
     if not stack_path.exists():
         raise SystemExit(f"{stack_path} does not exist: start the system first (`make run`, in another terminal)")
     stack = json.loads(stack_path.read_text())
@@ -103,11 +105,12 @@ def load_stack(stack_path: Path, secrets_path: Path | None) -> tuple[dict[str, s
     if missing:
         raise SystemExit(f"{stack_path} names no {', '.join(missing)} service")
     secrets_file = secrets_path or Path(stack.get("secrets_file") or stack_path.with_name("secrets.json"))
-    secret = os.environ.get("AUTH_JWT_SECRET") or json.loads(secrets_file.read_text())["AUTH_JWT_SECRET"]
+    nats_login = {"user": "system", "password": json.loads(secrets_file.read_text())["nats_passwords"]["system"]}
+    key = load_signing_key(os.environ.get("AUTH_SIGNING_KEY_FILE") or stack.get("signing_key_file"))
     not_ready = [name for name, url in urls.items() if not _ready(url)]
     if not_ready:
         raise SystemExit(f"not ready: {', '.join(not_ready)} (is `make run` still running? see {stack_path})")
-    return urls, stack["nats_url"], secret
+    return urls, stack["nats_url"], nats_login, key
 
 
 def where_to_look(plan: Plan, urls: dict[str, str]) -> str:
@@ -262,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(env.get("DEMO_STACK", ".run/stack.json")),
         help="addresses of the running system (default .run/stack.json)",
     )
-    parser.add_argument("--secrets", type=Path, default=None, help="token key file (default: the one stack.json names)")
+    parser.add_argument(
+        "--secrets", type=Path, default=None, help="NATS passwords file (default: the one stack.json names)"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
     parser.add_argument(
         "--patience",
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.days < 1 or args.scale <= 0:
         parser.error("--days must be at least 1 and --scale positive")
-    urls, nats_url, secret = load_stack(args.stack, args.secrets)
+    urls, nats_url, nats_login, key = load_stack(args.stack, args.secrets)
     today = business_date(datetime.now().astimezone(), TIMEZONE)
     plan = build_plan(args.seed, scale=args.scale, days=args.days, end=today)
     print(describe(plan), flush=True)
@@ -282,9 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         summary: Summary = asyncio.run(
             drive(
                 plan,
-                secret=secret,
+                signing_key=key,
                 base_urls=urls,
                 nats_url=nats_url,
+                nats_login=nats_login,
                 concurrency=args.concurrency,
                 progress=bar,
                 patience=args.patience,

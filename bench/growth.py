@@ -81,8 +81,10 @@ async def bring_up_to_date(ctx: Any, base_url: str, dsn: str) -> None:
 
     defn = definition()
     inline = [p.name for p in defn.build_bus(defn.registry, SystemClock()).inline_projections]
-    manager = ctx.token("m1", "sales_manager")
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {manager}"}) as http:
+    operator = ctx.token("ops1", "operator")
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {operator}"}
+    ) as http:
         for name in inline:
             response = await http.post(f"/admin/projections/{name}/rebuild")
             if response.status_code != 202:

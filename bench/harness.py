@@ -366,17 +366,38 @@ class MemorySampler:
 
 class Stack:
     """PostgreSQL (default fsync settings, as BASELINES.md was measured) and NATS on free
-    loopback ports under a private work directory; never the machine's own servers."""
+    loopback ports under a private work directory; never the machine's own servers.
+
+    NATS runs the production layout of accounts and users (namespaced: each figure has a stream
+    prefix), plus a `bench` account for the raw baselines; tokens are signed with a key pair
+    made for the run."""
 
     def __init__(self, work_dir: Path) -> None:
+        import secrets
+
+        from salesplatform.auth import SigningKey
         from salesplatform.devstack.servers import NatsServer, PostgresServer
+        from salesplatform.nats_layout import PRODUCTION, ServiceGrant
 
         self.work_dir = work_dir
         self.postgres = PostgresServer(work_dir / "postgres", max_connections=300)
-        self.nats = NatsServer(work_dir / "nats")
-        self.jwt_secret = "bench-" + uuid.uuid4().hex + uuid.uuid4().hex
+        self.layout = PRODUCTION.with_services(ServiceGrant("bench"))
+        self.nats_passwords = {user: secrets.token_urlsafe(18) for user in self.layout.users}
+        self.nats_config = work_dir / "nats.conf"
+        self.nats = NatsServer(work_dir / "nats", config_file=self.nats_config)
+        self.signing_key = SigningKey.generate("bench")
+        self.jwks = json.dumps({"keys": [self.signing_key.public_jwk()]})
+
+    def login(self, user: str) -> dict[str, str]:
+        """`nats.connect(url, **stack.login("system"))`: connect as that NATS user."""
+        return {"user": user, "password": self.nats_passwords[user]}
 
     def start(self) -> None:
+        from salesplatform.nats_layout import server_config
+
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.nats_config.write_text(server_config(self.layout, self.nats_passwords, namespaced=True))
+        self.nats_config.chmod(0o600)
         self.postgres.start()
         self.nats.start()
 
@@ -440,7 +461,8 @@ class ServiceProcess:
         *,
         database_url: str,
         nats_url: str,
-        jwt_secret: str,
+        nats_password: str,
+        jwks: str,
         stream_prefix: str,
         log_dir: Path,
         sampler: MemorySampler | None = None,
@@ -467,7 +489,9 @@ class ServiceProcess:
             f"{prefix}_HTTP_HOST": "127.0.0.1",
             f"{prefix}_HTTP_PORT": str(self.port),
             "NATS_URL": nats_url,
-            "AUTH_JWT_SECRET": jwt_secret,
+            "NATS_USER": name,
+            "NATS_PASSWORD": nats_password,
+            "AUTH_JWKS": jwks,
             "STREAM_PREFIX": stream_prefix,
             "LOG_LEVEL": log_level,
             "PYTHONUNBUFFERED": "1",

@@ -79,16 +79,27 @@ class OrdersDesk:
     history: History = field(default_factory=History)
     customers: list[str] = field(default_factory=list)
     skus: list[str] = field(default_factory=list)
+    # An outside system's connection (ingest, results, report changes), the customer
+    # service's (its events, taught to orders) and an operator's (the orders service's state).
     nc: Any = None
     js: Any = None
+    producer: Any = None
+    operator: Any = None
 
     async def connect(self) -> None:
-        self.nc = await nats.connect(self.ctx.stack.nats.url)
+        from salesplatform.nats_layout import api_prefix
+
+        stack = self.ctx.stack
+        self.nc = await nats.connect(stack.nats.url, **stack.login("system"))
         self.js = self.nc.jetstream(publish_async_max_pending=4000)
+        self.producer = await nats.connect(stack.nats.url, **stack.login("customer"))
+        self.operator = await nats.connect(stack.nats.url, **stack.login("operator"))
+        self.orders_state = self.operator.jetstream(prefix=api_prefix("orders"))
 
     async def close(self) -> None:
-        if self.nc is not None:
-            await self.nc.close()
+        for nc in (self.nc, self.producer, self.operator):
+            if nc is not None:
+                await nc.close()
 
     async def teach_department(self, customers: int) -> None:
         """Customer events on the customer stream (as the customer service would publish them),
@@ -97,13 +108,14 @@ class OrdersDesk:
 
         self.history, rows = department(customers)
         source = topology("customer", self.prefix)
-        await ensure_streams(self.js, source)
+        customer_js = self.producer.jetstream(publish_async_max_pending=4000)
+        await ensure_streams(customer_js, source)
         foreign = [r for r in rows if not r[3].startswith(("sku.", "required_skus."))]
         futures = []
         for row in foreign:
             body = envelope_of(row)
             futures.append(
-                await self.js.publish_async(
+                await customer_js.publish_async(
                     source.event_subject(body["event_type"]),
                     orjson.dumps(body),
                     headers={"Nats-Msg-Id": body["event_id"], "Event-Type": body["event_type"]},
@@ -181,13 +193,13 @@ class OrdersDesk:
     async def ingest_done(self, last_seq: int) -> bool:
         """The ingest consumer has acknowledged everything up to `last_seq`."""
         t = topology("orders", self.prefix)
-        info = await self.js.consumer_info(t.ingest_stream, t.durable("orders_ingest"))
+        info = await self.orders_state.consumer_info(t.ingest_stream, t.durable("orders_ingest"))
         return info.ack_floor.stream_seq >= last_seq and info.num_ack_pending == 0
 
     async def rejected(self) -> int:
         t = topology("orders", self.prefix)
         try:
-            info = await self.js.stream_info(t.dlq_stream)
+            info = await self.orders_state.stream_info(t.dlq_stream)
         except nats.js.errors.NotFoundError:
             return 0
         return int(info.state.messages)

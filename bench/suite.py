@@ -79,7 +79,8 @@ class Context:
             name,
             database_url=database_url,
             nats_url=self.stack.nats.url,
-            jwt_secret=self.stack.jwt_secret,
+            nats_password=self.stack.nats_passwords[name],
+            jwks=self.stack.jwks,
             stream_prefix=stream_prefix,
             log_dir=self.work_dir / "logs",
             sampler=self.sampler,
@@ -97,7 +98,7 @@ class Context:
         from salesplatform.auth import mint
         from salesplatform.events import Actor
 
-        return mint(Actor(id=actor_id, role=role, district=district, area=area), self.stack.jwt_secret)
+        return mint(Actor(id=actor_id, role=role, district=district, area=area), self.stack.signing_key)
 
     @contextlib.contextmanager
     def profiled(self, pid: int | None, label: str, *, last: bool = True) -> Iterator[None]:

@@ -12,11 +12,11 @@ import httpx
 
 from salesplatform.auth import mint
 from salesplatform.clock import Clock
-from salesplatform.devstack.pytest_plugin import settings_for_tests
+from salesplatform.devstack.pytest_plugin import TEST_SIGNING_KEY, settings_for_tests
 from salesplatform.events import Actor
 from salesplatform.service import Runtime, ServiceDefinition, http_app
 
-SECRET = "cross-service-test-secret-0123456789"
+SIGNING_KEY = TEST_SIGNING_KEY
 
 
 @dataclass
@@ -26,7 +26,9 @@ class Service:
 
     async def command(self, actor: Actor, name: str, payload: dict[str, Any], **headers: str) -> httpx.Response:
         return await self.http.post(
-            f"/commands/{name}", json=payload, headers={"Authorization": f"Bearer {mint(actor, SECRET)}", **headers}
+            f"/commands/{name}",
+            json=payload,
+            headers={"Authorization": f"Bearer {mint(actor, SIGNING_KEY)}", **headers},
         )
 
     async def ok(self, actor: Actor, name: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +37,7 @@ class Service:
         return r.json()
 
     async def get(self, actor: Actor, path: str, **params: Any) -> httpx.Response:
-        return await self.http.get(path, params=params, headers={"Authorization": f"Bearer {mint(actor, SECRET)}"})
+        return await self.http.get(path, params=params, headers={"Authorization": f"Bearer {mint(actor, SIGNING_KEY)}"})
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.1) -> Any:
@@ -61,7 +63,7 @@ async def start_service_on(
 ) -> Service:
     """A real service on its own database and the test namespace of NATS, its HTTP API on an
     in-process client; stopped when `stack` closes."""
-    config = settings_for_tests(database_url, nats_url, SECRET, namespace, pool_max=6, **settings)
+    config = settings_for_tests(database_url, nats_url, namespace, service=definition.name, pool_max=6, **settings)
     runtime = await stack.enter_async_context(Runtime(definition, config, clock=clock, run_timers=False))
     client = await stack.enter_async_context(
         httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(runtime)), base_url=f"http://{definition.name}")

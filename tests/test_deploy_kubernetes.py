@@ -290,6 +290,13 @@ def test_each_service_runs_production_grade(overlay: str, name: str) -> None:
     assert env[f"{prefix}_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{name}-db-app", "key": "uri"}
     assert env[f"{prefix}_MIGRATE_AT_START"]["value"] == "false"
     assert env[f"{prefix}_HTTP_HOST"]["value"] == "0.0.0.0"
+    # Tokens are verified with the public key set only, mounted so a rotation needs no restart.
+    assert env["AUTH_JWKS_FILE"]["value"] == "/etc/salesplatform/keys/jwks.json"
+    keys = next(v for v in pod["volumes"] if v["name"] == "public-keys")
+    assert keys == {"name": "public-keys", "configMap": {"name": "salesplatform-public-keys"}}
+    assert {"name": "public-keys", "mountPath": "/etc/salesplatform/keys", "readOnly": True} in container[
+        "volumeMounts"
+    ]
     assert container["envFrom"] == [
         {"configMapRef": {"name": "salesplatform-streams"}},
         {"secretRef": {"name": f"{name}-env"}},
@@ -467,4 +474,4 @@ def test_the_example_secrets_name_every_secret_the_operator_must_create() -> Non
     assert set(needed) == set(provided)
     assert all(keys <= provided[name] for name, keys in needed.items())
     for name in SERVICES:
-        assert provided[f"{name}-env"] == {"NATS_URL", "AUTH_JWT_SECRET"}
+        assert provided[f"{name}-env"] == {"NATS_URL", "NATS_USER", "NATS_PASSWORD"}

@@ -22,13 +22,12 @@ import yaml
 from nats.js.api import StreamConfig
 
 from salesplatform.devstack.servers import LOOPBACK, die_with_parent, free_port, nats_server_binary
+from salesplatform.nats_layout import PRODUCTION, password_variable
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUES = yaml.safe_load((ROOT / "deploy/nats/values.yaml").read_text())
 CHART_DEFAULTS = yaml.safe_load((ROOT / "tests/nats_chart/values.yaml").read_text())
-PASSWORDS = {
-    f"{name.upper()}_NATS_PASSWORD": f"{name}-pw" for name in ("customer", "visit", "orders", "reporting", "system")
-}
+PASSWORDS = {password_variable(user): f"{user}-pw" for user in PRODUCTION.users}
 
 
 # --- the values against the chart -----------------------------------------------------------

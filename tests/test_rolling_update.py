@@ -20,14 +20,14 @@ import httpx
 import nats
 import orjson
 import pytest
-from running_system import SECRET, Service, eventually
+from running_system import SIGNING_KEY, Service, eventually
 from tally import CountVisits, Sheet, SheetOpened, VisitsCounted, build_bus, definition
 from tally import _opened_v1_to_v2 as opened_v1_to_v2
 
 from salesplatform.auth import mint
 from salesplatform.clock import Clock
 from salesplatform.commands import CommandBus
-from salesplatform.devstack.pytest_plugin import settings_for_tests
+from salesplatform.devstack.pytest_plugin import nats_login_for_tests, settings_for_tests
 from salesplatform.errors import InvalidInput
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.messaging import Topology
@@ -106,7 +106,7 @@ async def _serve(stack: contextlib.AsyncExitStack, release: ServiceDefinition, s
 
 async def _stream_message_ids(nats_url: str, stream: str) -> list[str]:
     """The Nats-Msg-Id of every message the stream holds, in order."""
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_url, **nats_login_for_tests("tally"))
     try:
         js = nc.jetstream()
         last = (await js.stream_info(stream)).state.last_seq
@@ -126,10 +126,10 @@ async def test_two_releases_serve_side_by_side_on_one_database_and_stream(
     migrations.mkdir()
     (migrations / "001_sheet_channels.sql").write_text(EXPAND_MIGRATION)
     dsn = await make_database("rolling")
-    settings_n = settings_for_tests(dsn, nats_url, SECRET, unique_prefix)
-    settings_n1 = settings_for_tests(dsn, nats_url, SECRET, unique_prefix, migrate_at_start=False)
+    settings_n = settings_for_tests(dsn, nats_url, unique_prefix, service="tally")
+    settings_n1 = settings_for_tests(dsn, nats_url, unique_prefix, service="tally", migrate_at_start=False)
     topology = Topology("tally", unique_prefix)
-    token = mint(REP, SECRET)
+    token = mint(REP, SIGNING_KEY)
     expected_counts = 0
 
     async with contextlib.AsyncExitStack() as stack:
@@ -141,7 +141,7 @@ async def test_two_releases_serve_side_by_side_on_one_database_and_stream(
         assert await migrate_database(next_release(migrations), settings_n1) == ["service/001_sheet_channels.sql"]
         release_n1 = await _serve(stack, next_release(migrations), settings_n1)
 
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(nats_url, **nats_login_for_tests("system"))  # an outside system
         stack.push_async_callback(nc.close)
         js = nc.jetstream()
         counted = 0
@@ -224,7 +224,7 @@ async def test_two_releases_serve_side_by_side_on_one_database_and_stream(
         assert sorted(ids) == sorted(event_ids)
         assert len(set(ids)) == len(ids)
         # Nothing was dead-lettered by either release.
-        assert (await js.stream_info(topology.dlq_stream)).state.messages == 0
+        assert (await release_n.runtime.js.stream_info(topology.dlq_stream)).state.messages == 0
 
 
 async def test_replicas_that_do_not_migrate_wait_for_the_migration_job(
@@ -232,7 +232,7 @@ async def test_replicas_that_do_not_migrate_wait_for_the_migration_job(
 ) -> None:
     dsn = await make_database("waits")
     settings = settings_for_tests(
-        dsn, nats_url, SECRET, unique_prefix, migrate_at_start=False, migration_wait_seconds=30
+        dsn, nats_url, unique_prefix, service="tally", migrate_at_start=False, migration_wait_seconds=30
     )
     runtime = Runtime(definition(), settings, run_timers=False)
     starting = asyncio.create_task(runtime.start())
@@ -253,8 +253,8 @@ async def test_replicas_that_do_not_migrate_wait_for_the_migration_job(
     never = settings_for_tests(
         await make_database("never"),
         nats_url,
-        SECRET,
         unique_prefix,
+        service="tally",
         migrate_at_start=False,
         migration_wait_seconds=0.5,
     )
@@ -272,7 +272,7 @@ async def test_the_migrate_command_only_migrates(make_database: Any, nats_url: s
         "CUSTOMER_DATABASE_URL": dsn,
         "CUSTOMER_HTTP_PORT": "1",  # would fail to bind if it tried to serve
         "NATS_URL": "nats://127.0.0.1:1",  # unreachable: the Job never needs NATS
-        "AUTH_JWT_SECRET": SECRET,
+        # nor keys: no AUTH_JWKS* is set
     }
     command = [sys.executable, "-m", "salesplatform.launch", "migrate"]
     first = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, timeout=120)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, date, datetime
 
-from running_system import SECRET, eventually
+from running_system import SIGNING_KEY, eventually
 
 from bench.simulation.driver import drive
 from bench.simulation.organisation import (
@@ -23,6 +23,7 @@ from customer_service.bootstrap import definition as customer_definition
 from orders_service.bootstrap import definition as orders_definition
 from reporting_service.bootstrap import definition as reporting_definition
 from salesplatform.clock import business_date
+from salesplatform.devstack.pytest_plugin import nats_login_for_tests
 from salesplatform.events import Actor, Role
 from visit_service.application.route_plans import propose_route_plans
 from visit_service.bootstrap import definition as visit_definition
@@ -138,8 +139,9 @@ async def test_a_small_department_lives_two_days_in_the_real_services(start_serv
 
     summary = await drive(
         plan,
-        secret=SECRET,
+        signing_key=SIGNING_KEY,
         nats_url=nats_url,
+        nats_login=nats_login_for_tests("system"),
         nats_namespace=unique_prefix,
         patience=20.0,
         clients={"customer": customer.http, "visit": visit.http, "orders": orders.http, "reporting": reporting.http},

@@ -55,7 +55,7 @@ from bench.simulation.organisation import (
     Visit,
 )
 from bench.simulation.pictures import shelf_png
-from salesplatform.auth import mint
+from salesplatform.auth import SigningKey, mint
 from salesplatform.events import Actor
 
 SERVICES = ("customer", "visit", "orders", "reporting")
@@ -189,10 +189,11 @@ class Driver:
         self,
         plan: Plan,
         *,
-        secret: str,
+        signing_key: SigningKey,
         clients: Mapping[str, httpx.AsyncClient] | None = None,
         base_urls: Mapping[str, str] | None = None,
         nats_url: str | None = None,
+        nats_login: Mapping[str, str] | None = None,
         nats_namespace: str = "",
         concurrency: int = 32,
         progress: Progress | None = None,
@@ -203,7 +204,8 @@ class Driver:
             raise ValueError("give clients or base_urls")
         self.plan = plan
         self.org = plan.organisation
-        self.secret = secret
+        self.signing_key = signing_key
+        self.nats_login = dict(nats_login or {})
         self._given_clients = dict(clients or {})
         self._base_urls = dict(base_urls or {})
         self.clients: dict[str, httpx.AsyncClient] = {}
@@ -248,7 +250,11 @@ class Driver:
 
             try:
                 self.nc = await nats.connect(
-                    self.nats_url, name="sales-simulation", connect_timeout=5, max_reconnect_attempts=3
+                    self.nats_url,
+                    name="sales-simulation",
+                    connect_timeout=5,
+                    max_reconnect_attempts=3,
+                    **self.nats_login,
                 )
                 self.js = self.nc.jetstream()
             except Exception as exc:  # noqa: BLE001 - NATS is optional: HTTP carries everything
@@ -269,7 +275,7 @@ class Driver:
     def token(self, who: Person | Actor) -> str:
         actor = who.actor() if isinstance(who, Person) else who
         if actor not in self._tokens:
-            self._tokens[actor] = mint(actor, self.secret, ttl_seconds=24 * 3600)
+            self._tokens[actor] = mint(actor, self.signing_key, ttl_seconds=24 * 3600)
         return self._tokens[actor]
 
     def id_for(self, kind: str, key: str) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import asyncpg
+import orjson
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -52,6 +53,9 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     name: ClassVar[str]
+    # Payload fields (as sent) that may hold personal data, such as free text about a person:
+    # left out of the command's dead letters.
+    personal_fields: ClassVar[frozenset[str]] = frozenset()
 
 
 Result = dict[str, Any]
@@ -104,6 +108,31 @@ class Outcome:
         if self.ok:
             return {"ok": True, "result": self.result}
         return {"ok": False, "status": self.status, "error": self.error.to_dict()}  # type: ignore[union-attr]
+
+
+WITHHELD = "[withheld]"
+
+
+def withholding_guard(bus: CommandBus) -> Callable[[str, bytes], Awaitable[tuple[bytes, dict[str, str]]]]:
+    """What a dead-lettered command of `bus` keeps: its payload without the fields its command
+    declares personal. A payload that is no JSON object, or names no command of the bus, is
+    left out whole: nothing can tell what it holds."""
+
+    async def guard(name: str, payload: bytes) -> tuple[bytes, dict[str, str]]:
+        spec = bus.specs.get(name)
+        try:
+            doc = orjson.loads(payload) if payload else {}
+        except orjson.JSONDecodeError:
+            doc = None
+        if spec is None or not isinstance(doc, dict):
+            return b"", ({"Dlq-Withheld": "payload"} if payload else {})
+        withheld = sorted(f for f in spec.command.personal_fields if f in doc)
+        if not withheld:
+            return payload, {}
+        kept = {k: (WITHHELD if k in withheld else v) for k, v in doc.items()}
+        return orjson.dumps(kept), {"Dlq-Withheld": ",".join(withheld)}
+
+    return guard
 
 
 _CONFLICT_RETRIES = 12

@@ -41,11 +41,16 @@ class Role(StrEnum):
     general_manager = "general_manager"
     inspector = "inspector"
     clerk = "clerk"
+    # Another organisation's system sending commands (an ERP, a call centre, a logistics desk).
     system = "system"
+    # Runs the platform: admin endpoints, rebuilds, dead letters; no business rights.
+    operator = "operator"
+    # A service acting on its own behalf (timers, reactors), inside its own process only.
+    service = "service"
 
 
-# The line of command; roles outside it (inspector, clerk, system) have rank 0 and get their
-# rights by name, never by "and up".
+# The line of command; roles outside it (inspector, clerk, system, operator, service) have
+# rank 0 and get their rights by name, never by "and up".
 _RANK = {
     Role.rep: 1,
     Role.supervisor: 2,
@@ -78,7 +83,10 @@ class Actor(BaseModel):
         return self.at_least(Role.sales_manager)
 
 
-SYSTEM_ACTOR = Actor(id="system", role=Role.system)
+def service_actor(service: str, job: str | None = None) -> Actor:
+    """The identity a service acts under on its own behalf (a timer, a reactor): never a
+    person's, never an outside system's. `job` names the part of the service that acts."""
+    return Actor(id=f"service:{service}" + (f":{job}" if job else ""), role=Role.service)
 
 
 class Event(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -30,10 +31,10 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
 from pydantic import ValidationError
 
-from salesplatform.auth import actor_from_header
+from salesplatform.auth import TokenVerifier, actor_from_header
 from salesplatform.commands import CommandBus, Outcome, Request
-from salesplatform.errors import ServiceError
-from salesplatform.events import Envelope
+from salesplatform.errors import ServiceError, Unauthenticated
+from salesplatform.events import Actor, Envelope
 from salesplatform.store import RecordedEvent, copy_foreign
 
 log = structlog.get_logger(__name__)
@@ -132,17 +133,23 @@ async def ensure_streams(
     )
 
 
-async def ensure_streams_of(nats_url: str, namespace: str, services: list[str] | tuple[str, ...]) -> None:
-    """Create other services' streams ahead of them (idempotent): a consumer then binds at once
-    instead of waiting for its producer to start — deployments that start consumers first, and
-    tests that run one service alone. Streams that exist are left as their service set them."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        for service in services:
-            await ensure_streams(js, Topology(service, namespace), update=False)
-    finally:
-        await nc.close()
+async def ensure_streams_of(
+    nats_url: str,
+    namespace: str,
+    services: list[str] | tuple[str, ...],
+    *,
+    login: Callable[[str], dict[str, str]] | None = None,
+) -> None:
+    """Create services' streams ahead of them (idempotent), each as that service (`login`
+    gives its user and password: a service's streams are in its own NATS account): a consumer
+    then binds at once instead of waiting for its producer to start — tests that run one
+    service alone. Streams that exist are left as their service set them."""
+    for service in services:
+        nc = await nats.connect(nats_url, **(login(service) if login else {}))
+        try:
+            await ensure_streams(nc.jetstream(), Topology(service, namespace), update=False)
+        finally:
+            await nc.close()
 
 
 def event_headers(envelope: Envelope) -> dict[str, str]:
@@ -160,14 +167,21 @@ def event_headers(envelope: Envelope) -> dict[str, str]:
 # Headers never copied into a dead letter: a durable stream is no place for credentials.
 _CREDENTIAL_HEADERS = frozenset({"authorization"})
 
+# What a dead-lettered command keeps of its payload: given the command's name and payload, the
+# body to keep and headers saying what was done to it (`Dlq-Withheld`, `Dlq-Sealed`).
+CommandGuard = Callable[[str, bytes], Awaitable[tuple[bytes, dict[str, str]]]]
+
 
 class DeadLetters:
     """Publishes what could not be handled to `<service>.dlq.<reason>` (a durable stream),
-    with the original payload and headers (credentials left out) and the error."""
+    with the original payload and headers (credentials left out) and the error. A command's
+    payload goes through the service's `guard` first, which seals or leaves out personal data
+    (dead letters are kept for days, past an erasure)."""
 
-    def __init__(self, js: JetStreamContext, topology: Topology) -> None:
+    def __init__(self, js: JetStreamContext, topology: Topology, *, guard: CommandGuard | None = None) -> None:
         self.js = js
         self.topology = topology
+        self.guard = guard
         self.sent: Counter[str] = Counter()  # by reason, since the process started
 
     async def send(
@@ -192,14 +206,20 @@ class DeadLetters:
         self.sent[reason] += 1
         log.warning("dead_lettered", reason=reason, error=error[:300], source=source)
 
-    async def send_msg(self, reason: str, msg: Msg, error: str) -> None:
+    async def send_msg(self, reason: str, msg: Msg, error: str, *, command: str | None = None) -> None:
+        """Dead-letter a message; `command` names the command it carries (its payload is then
+        guarded)."""
         source = msg.subject
         dedup = None
         with contextlib.suppress(Exception):
             md = msg.metadata
             source = f"{md.stream}:{md.sequence.stream}"
             dedup = f"dlq-{md.stream}-{md.sequence.stream}"
-        await self.send(reason, msg.data, error=error, headers=dict(msg.headers or {}), source=source, dedup_id=dedup)
+        payload, headers = msg.data, dict(msg.headers or {})
+        if command is not None and self.guard is not None:
+            payload, said = await self.guard(command, payload)
+            headers.update(said)
+        await self.send(reason, payload, error=error, headers=headers, source=source, dedup_id=dedup)
 
 
 # Rows the relay deletes from the outbox between two vacuums of it.
@@ -527,13 +547,16 @@ class _PullLoop(ABC):
     async def handle(self, msgs: list[Msg]) -> None:
         """Process a fetched batch; ack what committed. Raising naks the batch for a retry."""
 
+    async def dead_letter(self, reason: str, msg: Msg, error: str) -> None:
+        await self.dead_letters.send_msg(reason, msg, error)
+
     async def retry_or_dead_letter(self, msgs: list[Msg], error: str) -> None:
         for msg in msgs:
             if msg.is_acked:
                 continue  # handled before the batch failed
             delivered = msg.metadata.num_delivered
             if delivered >= self.max_deliveries:
-                await self.dead_letters.send_msg("processing_failed", msg, error)
+                await self.dead_letter("processing_failed", msg, error)
                 await msg.ack()
             else:
                 await msg.nak(delay=min(0.2 * 2**delivered, 10.0))
@@ -708,6 +731,10 @@ class IngestConsumer(_PullLoop):
     to `<service>.result.<command>`; rejections go to `<service>.dlq.rejected` with the reason.
     A message without an Idempotency-Key is keyed by its Nats-Msg-Id or stream sequence, so a
     redelivery after a crash appends nothing twice.
+
+    A command is authorised as of sending: its token must have been valid when JetStream
+    stored the message, so one that waited out an outage longer than its token's life still
+    runs, up to `max_queue_seconds` after it was stored (older, it is refused).
     """
 
     def __init__(
@@ -717,10 +744,11 @@ class IngestConsumer(_PullLoop):
         js: JetStreamContext,
         dead_letters: DeadLetters,
         topology: Topology,
-        jwt_secret: str,
+        tokens: TokenVerifier,
         *,
         batch_size: int = 500,
         max_deliveries: int = 5,
+        max_queue_seconds: float = 72 * 3600.0,
     ) -> None:
         super().__init__(
             js,
@@ -734,9 +762,24 @@ class IngestConsumer(_PullLoop):
         self.bus = bus
         self.nc = nc
         self.topology = topology
-        self.jwt_secret = jwt_secret
+        self.tokens = tokens
+        self.max_queue_seconds = max_queue_seconds
         self.accepted = 0
         self.rejected = 0
+
+    async def dead_letter(self, reason: str, msg: Msg, error: str) -> None:
+        await self.dead_letters.send_msg(reason, msg, error, command=msg.subject.rsplit(".", 1)[-1])
+
+    def sender(self, msg: Msg) -> Actor:
+        """Who sent `msg`, judged when JetStream stored it."""
+        stored = msg.metadata.timestamp.timestamp()
+        if time.time() - stored > self.max_queue_seconds:
+            raise Unauthenticated(
+                f"the command waited {(time.time() - stored) / 3600:.1f} h in the queue, longer than the "
+                f"{self.max_queue_seconds / 3600:g} h allowed: send it again",
+                code="queued_too_long",
+            )
+        return actor_from_header(_header(msg, "Authorization"), self.tokens, at=stored)
 
     async def handle(self, msgs: list[Msg]) -> None:
         requests: list[Request] = []
@@ -744,7 +787,7 @@ class IngestConsumer(_PullLoop):
         for msg in msgs:
             name = msg.subject.rsplit(".", 1)[-1]
             try:
-                actor = actor_from_header(_header(msg, "Authorization"), self.jwt_secret)
+                actor = self.sender(msg)
             except ServiceError as exc:
                 await self._reject(msg, name, Outcome(False, error=exc))
                 continue
@@ -781,7 +824,7 @@ class IngestConsumer(_PullLoop):
     async def _reject(self, msg: Msg, name: str, outcome: Outcome) -> None:
         self.rejected += 1
         assert outcome.error is not None
-        await self.dead_letters.send_msg("rejected", msg, orjson.dumps(outcome.to_dict()).decode())
+        await self.dead_letters.send_msg("rejected", msg, orjson.dumps(outcome.to_dict()).decode(), command=name)
         await msg.ack()
 
 
@@ -793,14 +836,14 @@ class CommandResponder:
         submit: Callable[[Request], Awaitable[Outcome]],
         nc: NATS,
         topology: Topology,
-        jwt_secret: str,
+        tokens: TokenVerifier,
         *,
         concurrency: int = 256,
     ) -> None:
         self.submit = submit
         self.nc = nc
         self.topology = topology
-        self.jwt_secret = jwt_secret
+        self.tokens = tokens
         self._limit = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub = None
@@ -827,7 +870,7 @@ class CommandResponder:
         try:
             name = msg.subject.rsplit(".", 1)[-1]
             try:
-                actor = actor_from_header(_header(msg, "Authorization"), self.jwt_secret)
+                actor = actor_from_header(_header(msg, "Authorization"), self.tokens)
                 outcome = await self.submit(
                     Request(
                         name=name,
@@ -853,8 +896,16 @@ class _Unavailable(ServiceError):
     code = "unavailable"
 
 
-async def connect(url: str, name: str, on_event: Callable[[str], Awaitable[None]] | None = None) -> NATS:
-    """A NATS connection that keeps trying to reconnect for ever (a service outlives outages)."""
+async def connect(
+    url: str,
+    name: str,
+    on_event: Callable[[str], Awaitable[None]] | None = None,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+) -> NATS:
+    """A NATS connection, as `user` if given, that keeps trying to reconnect for ever (a service
+    outlives outages)."""
 
     async def _disconnected() -> None:
         log.warning("nats_disconnected")
@@ -875,4 +926,6 @@ async def connect(url: str, name: str, on_event: Callable[[str], Awaitable[None]
         error_cb=_error,
         allow_reconnect=True,
         drain_timeout=5,
+        user=user,
+        password=password,
     )

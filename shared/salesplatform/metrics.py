@@ -143,10 +143,10 @@ async def exposition(runtime: Runtime) -> str:
 async def _consumers(runtime: Runtime) -> list[tuple[str, ConsumerInfo]]:
     """The state of the service's durable consumers (ingest, then other services' events);
     one not made yet is left out."""
-    durables = [(runtime.ingest.stream, runtime.ingest.durable)]
-    durables += [(c.stream, c.durable) for c in runtime.consumers]
     found = []
-    for stream, durable in durables:
+    # Each through its own JetStream context: another service's stream is reached through the
+    # consumer API that service's account exports.
+    for loop in [runtime.ingest, *runtime.consumers]:
         with contextlib.suppress(nats.js.errors.NotFoundError, nats.errors.TimeoutError):
-            found.append((durable, await runtime.js.consumer_info(stream, durable, timeout=2)))
+            found.append((loop.durable, await loop.js.consumer_info(loop.stream, loop.durable, timeout=2)))
     return found

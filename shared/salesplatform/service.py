@@ -30,14 +30,15 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from salesplatform import metrics
-from salesplatform.auth import actor_from_header
+from salesplatform.auth import TokenVerifier, actor_from_header, key_source
 from salesplatform.clock import Clock, SystemClock
-from salesplatform.commands import CommandBus, GroupCommit, InternalError, Request
+from salesplatform.commands import CommandBus, GroupCommit, InternalError, Request, withholding_guard
 from salesplatform.errors import PermissionDenied, ServiceError
-from salesplatform.events import Actor, EventRegistry
+from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.ids import uuid4
 from salesplatform.logging import configure_logging
 from salesplatform.messaging import (
+    CommandGuard,
     CommandResponder,
     DeadLetters,
     ForeignEventConsumer,
@@ -49,6 +50,7 @@ from salesplatform.messaging import (
     ensure_streams,
 )
 from salesplatform.migrations import migrate, wait_until_migrated
+from salesplatform.nats_layout import api_prefix
 from salesplatform.projections import Change, Projection, ProjectionRunner, ensure_projection, rebuild
 from salesplatform.settings import ServiceSettings
 from salesplatform.store import RecordedEvent, init_connection
@@ -93,6 +95,10 @@ class ServiceDefinition:
     extra_publishers: list[tuple[str, type, str]] = field(default_factory=list)
     # Called once NATS is connected, before any loop starts (opening an object store bucket).
     on_start: Callable[[Runtime], Awaitable[None]] | None = None
+    # What a dead-lettered command keeps of its payload. By default the fields its command
+    # declares personal (`Command.personal_fields`) are left out; a service holding keys of
+    # the people concerned may seal them instead.
+    dead_letter_guard: Callable[[Runtime], CommandGuard] | None = None
 
 
 class Runtime:
@@ -113,6 +119,14 @@ class Runtime:
         self.topology = Topology(definition.name, settings.stream_prefix)
         self.registry = definition.registry
         self.bus = definition.build_bus(self.registry, self.clock)
+        self.tokens = TokenVerifier(
+            key_source(
+                jwks=settings.jwks,
+                jwks_file=settings.jwks_file,
+                jwks_url=settings.jwks_url,
+                refresh_seconds=settings.jwks_refresh_seconds,
+            )
+        )
         self.pool: asyncpg.Pool
         self.nc: NATS
         self.js: JetStreamContext
@@ -151,10 +165,16 @@ class Runtime:
                 if await ensure_projection(conn, p):
                     due.append(p)
         self.bus.pool = self.pool
-        self.nc = await connect(s.nats_url, f"{self.definition.name}-service")
+        await self.tokens.start()
+        self.nc = await connect(
+            s.nats_url, f"{self.definition.name}-service", user=s.nats_user, password=s.nats_password
+        )
         self.js = self.nc.jetstream()
         await ensure_streams(self.js, self.topology, dead_letter_days=s.dead_letter_days)
-        self.dead_letters = DeadLetters(self.js, self.topology)
+        guard = self.definition.dead_letter_guard
+        self.dead_letters = DeadLetters(
+            self.js, self.topology, guard=guard(self) if guard is not None else withholding_guard(self.bus)
+        )
         if self.definition.on_start is not None:
             await self.definition.on_start(self)
 
@@ -177,7 +197,8 @@ class Runtime:
             self.consumers.append(
                 ForeignEventConsumer(
                     self.pool,
-                    self.js,
+                    # The producer's consumer API, as this service's account imports it.
+                    self.nc.jetstream(prefix=api_prefix(c.service)),
                     self.dead_letters,
                     source=self.topology.of(c.service),
                     consumer_service=self.definition.name,
@@ -195,15 +216,16 @@ class Runtime:
                 self.js,
                 self.dead_letters,
                 self.topology,
-                s.jwt_secret,
+                self.tokens,
                 batch_size=s.ingest_batch,
                 max_deliveries=s.max_deliveries,
+                max_queue_seconds=s.ingest_max_queue_hours * 3600,
             )
             for _ in range(max(1, s.ingest_workers))
         ]
         self.ingest = self.ingest_loops[0]
         self.group = GroupCommit(self.bus, workers=max(1, min(s.command_workers, s.pool_max - 1)))
-        self.responder = CommandResponder(self.group.submit, self.nc, self.topology, s.jwt_secret)
+        self.responder = CommandResponder(self.group.submit, self.nc, self.topology, self.tokens)
         await self.responder.start()
 
         self._listen_conn = await asyncpg.connect(s.database_url)
@@ -263,6 +285,7 @@ class Runtime:
         with contextlib.suppress(Exception):
             await self.nc.close()
         await self.pool.close()
+        await self.tokens.stop()
         log.info("service_stopped")
 
     async def relay_flush(self) -> None:
@@ -349,7 +372,7 @@ class Runtime:
         with contextlib.suppress(Exception):
             async with self.pool.acquire() as conn:
                 db = await conn.fetchval("SELECT true")
-        return {"database": bool(db), "nats": self.nc.is_connected}
+        return {"database": bool(db), "nats": self.nc.is_connected, "keys": self.tokens.ready}
 
     async def run_command(self, name: str, payload: Any, actor: Actor, **kw: Any) -> Any:
         """Run a command as a given actor (timers and tests)."""
@@ -366,7 +389,16 @@ def error_response(exc: ServiceError) -> JSONResponse:
 def http_actor(request: HttpRequest) -> Actor:
     """FastAPI dependency: the actor named by the bearer token."""
     runtime: Runtime = request.app.state.runtime
-    return actor_from_header(request.headers.get("authorization"), runtime.settings.jwt_secret)
+    return actor_from_header(request.headers.get("authorization"), runtime.tokens)
+
+
+def operator_actor(request: HttpRequest) -> Actor:
+    """FastAPI dependency of the operations endpoints (`/admin/*`): an operator's token only;
+    business roles, managers included, have no operations rights."""
+    actor = http_actor(request)
+    if actor.role is not Role.operator:
+        raise PermissionDenied("operations are for operators", code="operator_only")
+    return actor
 
 
 def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
@@ -438,7 +470,7 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
 
     @app.get("/admin/projections", tags=["operations"])
     async def projections_state(request: HttpRequest) -> Any:
-        http_actor(request)
+        operator_actor(request)
         async with runtime.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT g.name, g.generation, g.status, g.events_applied, g.position, g.started_at,"
@@ -449,9 +481,7 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
     @app.post("/admin/projections/{name}/rebuild", tags=["operations"], status_code=202)
     async def start_rebuild(name: str, request: HttpRequest) -> Any:
         """Rebuild a projection from the log; the current version answers until the switch."""
-        actor = http_actor(request)
-        if not actor.is_manager:
-            raise PermissionDenied("only sales managers and up may rebuild projections")
+        operator_actor(request)
         try:
             runtime.projection(name)
         except LookupError:
@@ -485,7 +515,7 @@ async def serve_command(
     """One HTTP command: (status, JSON body). `header` looks up a request header by its
     lower-case name."""
     try:
-        actor = actor_from_header(header("authorization"), runtime.settings.jwt_secret)
+        actor = actor_from_header(header("authorization"), runtime.tokens)
     except ServiceError as exc:
         return _error_body(exc)
     outcome = await runtime.group.submit(
@@ -665,4 +695,5 @@ __all__ = [
     "http_app",
     "main",
     "migrate_database",
+    "operator_actor",
 ]

@@ -1,9 +1,9 @@
-"""Typed settings. Each service reads `<SERVICE>_…` variables; NATS_URL, AUTH_JWT_SECRET,
-COMPANY_TIMEZONE and LOG_LEVEL are shared by all."""
+"""Typed settings. Each service reads `<SERVICE>_…` variables; NATS_URL, NATS_USER,
+NATS_PASSWORD, the AUTH_JWKS… key set, COMPANY_TIMEZONE and LOG_LEVEL are shared by all."""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,7 +16,17 @@ class ServiceSettings(BaseSettings):
     # The largest HTTP command body taken (a history import batch is the largest); over it, 413.
     http_command_max_bytes: int = 8 * 1024 * 1024
     nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL"))
-    jwt_secret: str = Field(min_length=16, validation_alias=AliasChoices("AUTH_JWT_SECRET"))
+    # The service's own NATS user (one per service; see deploy/nats): it reaches its own
+    # account's subjects and streams and the event streams it is granted, nothing else.
+    nats_user: str | None = Field(None, validation_alias=AliasChoices("NATS_USER"))
+    nats_password: str | None = Field(None, validation_alias=AliasChoices("NATS_PASSWORD"))
+    # The public keys bearer tokens are verified with, as a JWKS document: exactly one of
+    # inline JSON, a file (read again when it changes) or a URL (fetched again every
+    # `jwks_refresh_seconds`). A service never holds a private key.
+    jwks: str | None = Field(None, validation_alias=AliasChoices("AUTH_JWKS"))
+    jwks_file: str | None = Field(None, validation_alias=AliasChoices("AUTH_JWKS_FILE"))
+    jwks_url: str | None = Field(None, validation_alias=AliasChoices("AUTH_JWKS_URL"))
+    jwks_refresh_seconds: float = Field(300.0, gt=0, validation_alias=AliasChoices("AUTH_JWKS_REFRESH_SECONDS"))
     timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("COMPANY_TIMEZONE"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL"))
     # Names JetStream streams and consumers; tests set it to run several systems on one server.
@@ -35,8 +45,11 @@ class ServiceSettings(BaseSettings):
     # commit waits long for a distant database.
     command_workers: int = 2
     max_deliveries: int = 5
-    # How long dead letters stay in `<service>.dlq.*` for operators to look into; a rejected
-    # command keeps its payload there, personal data included.
+    # A command waiting in `<service>.ingest` is judged as of when JetStream stored it (its
+    # token must have been valid then), for up to this long; older ones are refused.
+    ingest_max_queue_hours: float = Field(72.0, gt=0)
+    # How long dead letters stay in `<service>.dlq.*` for operators to look into. A rejected
+    # command's personal data is sealed with its customer's key or left out.
     dead_letter_days: float = Field(30.0, gt=0)
     poll_interval: float = 1.0
     # Apply the database migrations at start (`make run`, a single instance). A deployment that
@@ -44,6 +57,14 @@ class ServiceSettings(BaseSettings):
     # `migration_wait_seconds` for the Job to have applied every migration they know.
     migrate_at_start: bool = True
     migration_wait_seconds: float = Field(600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> ServiceSettings:
+        # A serving service needs exactly one (its runtime says so at start); `migrate` none.
+        given = [s for s in (self.jwks, self.jwks_file, self.jwks_url) if s]
+        if len(given) > 1:
+            raise ValueError("set only one of AUTH_JWKS, AUTH_JWKS_FILE and AUTH_JWKS_URL")
+        return self
 
 
 def settings_for(service: str, **overrides: object) -> ServiceSettings:

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import asyncpg
+import nats
 import pytest_asyncio
-from tally import SECRET
 
-from salesplatform.devstack.pytest_plugin import settings_for_tests
+from salesplatform.devstack.pytest_plugin import nats_login_for_tests, settings_for_tests
 from salesplatform.migrations import migrate
 from salesplatform.store import init_connection
 
@@ -25,4 +25,12 @@ async def db(make_database):
 @pytest_asyncio.fixture
 async def service_settings(make_database, nats_url, unique_prefix):
     dsn = await make_database("svc")
-    return settings_for_tests(dsn, nats_url, SECRET, unique_prefix)
+    return settings_for_tests(dsn, nats_url, unique_prefix, service="tally")
+
+
+@pytest_asyncio.fixture
+async def outside(nats_url):
+    """A NATS connection of an outside system: sends commands and ingest, hears results."""
+    nc = await nats.connect(nats_url, **nats_login_for_tests("system"))
+    yield nc
+    await nc.close()

@@ -15,6 +15,7 @@ from pydantic import Field
 from salesplatform.aggregate import Aggregate
 from salesplatform.clock import Clock
 from salesplatform.commands import Command, CommandBus
+from salesplatform.devstack.pytest_plugin import TEST_SIGNING_KEY
 from salesplatform.errors import DomainError
 from salesplatform.events import Actor, Event, EventRegistry, Role
 from salesplatform.projections import Change, Projection
@@ -37,7 +38,7 @@ class VisitsCounted(Event):
 
 registry = EventRegistry([SheetOpened, VisitsCounted])
 
-SECRET = "test-secret-test-secret-test-secret"
+SIGNING_KEY = TEST_SIGNING_KEY
 TEST_ACTOR = Actor(id="r1", role=Role.rep, district="d1")
 
 

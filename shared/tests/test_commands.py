@@ -11,11 +11,12 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-from tally import SECRET, definition, registry
+from tally import SIGNING_KEY, definition, registry
 from waiting import wait_for
 
 from salesplatform.auth import mint
 from salesplatform.commands import Request
+from salesplatform.devstack.pytest_plugin import next_stream_message
 from salesplatform.events import Actor, Envelope, Role
 from salesplatform.projections import reading
 from salesplatform.service import Runtime, http_app
@@ -26,7 +27,7 @@ CLERK = Actor(id="c1", role=Role.clerk)
 
 
 def bearer(actor: Actor) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint(actor, SECRET)}"}
+    return {"Authorization": f"Bearer {mint(actor, SIGNING_KEY)}"}
 
 
 @pytest_asyncio.fixture
@@ -177,35 +178,38 @@ async def test_the_documented_command_route_answers_as_the_gateway_does(rt) -> N
     assert "/commands/open_sheet" in documented["paths"]
 
 
-async def test_nats_request_reply_runs_the_same_handler(rt) -> None:
+async def test_nats_request_reply_runs_the_same_handler(rt, outside) -> None:
     subject = rt.topology.subject("cmd", "open_sheet")
-    reply = await rt.nc.request(subject, orjson.dumps({"sheet_id": "n1", "title": "T"}), headers=bearer(REP), timeout=5)
+    reply = await outside.request(
+        subject, orjson.dumps({"sheet_id": "n1", "title": "T"}), headers=bearer(REP), timeout=5
+    )
     assert orjson.loads(reply.data) == {"ok": True, "result": {"sheet_id": "n1", "version": 1}}
-    reply = await rt.nc.request(subject, b'{"sheet_id": "n1"}', headers=bearer(REP), timeout=5)
+    reply = await outside.request(subject, b'{"sheet_id": "n1"}', headers=bearer(REP), timeout=5)
     body = orjson.loads(reply.data)
     assert body["ok"] is False and body["status"] == 422
     assert body["error"]["details"][0]["field"] == "title"
-    reply = await rt.nc.request(
+    reply = await outside.request(
         subject, orjson.dumps({"sheet_id": "n2", "title": "T"}), headers=bearer(CLERK), timeout=5
     )
     assert orjson.loads(reply.data)["status"] == 403
 
 
-async def test_ingest_publishes_results_and_dead_letters_rejections(rt) -> None:
-    results = await rt.nc.subscribe(rt.topology.subject("result", ">"))
-    dlq = await rt.js.subscribe(rt.topology.subject("dlq", "rejected"), ordered_consumer=True)
+async def test_ingest_publishes_results_and_dead_letters_rejections(rt, outside) -> None:
+    results = await outside.subscribe(rt.topology.subject("result", ">"))
+    await outside.flush()
     key = str(uuid.uuid4())
     ingest = rt.topology.subject("ingest", "open_sheet")
-    await rt.js.publish(
+    js = outside.jetstream()
+    await js.publish(
         ingest, orjson.dumps({"sheet_id": "i1", "title": "T"}), headers={**bearer(REP), "Idempotency-Key": key}
     )
-    await rt.js.publish(
+    await js.publish(
         ingest, orjson.dumps({"sheet_id": "i1", "title": "T"}), headers={**bearer(REP), "Idempotency-Key": key}
     )
-    await rt.js.publish(ingest, b'{"sheet_id": 5}', headers=bearer(REP))
+    await js.publish(ingest, b'{"sheet_id": 5}', headers=bearer(REP))
     msg = await results.next_msg(timeout=10)
     assert orjson.loads(msg.data)["result"] == {"sheet_id": "i1", "version": 1}
-    rejected = await dlq.next_msg(timeout=10)
+    rejected = await next_stream_message(rt.js, rt.topology.dlq_stream)
     assert rejected.headers["Dlq-Reason"] == "rejected"
     assert "validation_failed" in rejected.headers["Dlq-Error"]
     assert rejected.data == b'{"sheet_id": 5}'

@@ -10,10 +10,17 @@ import orjson
 import pytest
 import structlog.testing
 from nats.js.api import RetentionPolicy, StreamConfig
-from tally import SECRET, definition, new_event
+from tally import SIGNING_KEY, definition, new_event
 from waiting import wait_for
 
 from salesplatform.auth import mint
+from salesplatform.devstack.pytest_plugin import (
+    nats_credentials_for_tests,
+    nats_login_for_tests,
+    next_stream_message,
+    stream_messages,
+    write_nats_config_for_tests,
+)
 from salesplatform.events import Actor, Role
 from salesplatform.messaging import (
     ForeignEventConsumer,
@@ -22,19 +29,17 @@ from salesplatform.messaging import (
     Topology,
     ensure_streams,
 )
+from salesplatform.nats_layout import api_prefix
 from salesplatform.projections import reading
 from salesplatform.service import Consumes, Runtime
+from salesplatform.settings import ServiceSettings
 
 REP = Actor(id="r1", role=Role.rep, district="d1")
 
 
-async def stream_messages(js, stream: str) -> list:
-    info = await js.stream_info(stream)
-    out = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        if info.state.messages:
-            out.append(await js.get_msg(stream, seq))
-    return out
+def board_settings_of(settings: ServiceSettings, database_url: str) -> ServiceSettings:
+    """`board`'s settings next to tally's: its own database and NATS user."""
+    return settings.model_copy(update={"database_url": database_url, **nats_credentials_for_tests("board")})
 
 
 async def test_committed_events_reach_jetstream_in_stream_order_with_msg_id(service_settings) -> None:
@@ -160,7 +165,8 @@ async def test_a_message_no_stream_takes_is_refused_and_the_rest_of_its_batch_co
         results = await publisher.publish(
             [
                 (subject, b'{"n": 1}', {"Nats-Msg-Id": f"m-{uuid.uuid4()}"}),
-                (f"nowhere.{uuid.uuid4().hex}", b'{"n": 2}', {"Nats-Msg-Id": f"m-{uuid.uuid4()}"}),
+                # tally may announce on `changed` (core NATS): no stream takes it
+                (rt.topology.subject("changed", uuid.uuid4().hex), b'{"n": 2}', {"Nats-Msg-Id": f"m-{uuid.uuid4()}"}),
                 (subject, b'{"n": 3}', {"Nats-Msg-Id": f"m-{uuid.uuid4()}"}),
             ],
             timeout=10,
@@ -191,13 +197,14 @@ async def test_acknowledgements_of_a_batch_given_up_do_not_count_for_the_next(se
 async def test_commands_sent_before_the_service_first_starts_wait_for_it(service_settings) -> None:
     """The ingest stream is a work queue: what is published before any consumer exists is
     kept (an interest-based stream would drop it) and leaves only once processed."""
-    nc = await nats.connect(service_settings.nats_url)
+    nc = await nats.connect(service_settings.nats_url, **nats_login_for_tests("tally"))
+    sender = await nats.connect(service_settings.nats_url, **nats_login_for_tests("system"))
     try:
         js = nc.jetstream()
         topo = Topology("tally", service_settings.stream_prefix)
         await ensure_streams(js, topo)
-        token = mint(REP, SECRET)
-        await js.publish(
+        token = mint(REP, SIGNING_KEY)
+        await sender.jetstream().publish(
             topo.subject("ingest", "open_sheet"),
             orjson.dumps({"sheet_id": "early", "title": "M"}),
             headers={"Authorization": f"Bearer {token}"},
@@ -213,6 +220,7 @@ async def test_commands_sent_before_the_service_first_starts_wait_for_it(service
                 assert await conn.fetchval("SELECT count(*) FROM events WHERE stream_id = 'sheet-early'") == 1
     finally:
         await nc.close()
+        await sender.close()
 
 
 async def test_dead_letters_are_kept_for_the_days_set(service_settings) -> None:
@@ -226,17 +234,18 @@ async def test_dead_letters_are_kept_for_the_days_set(service_settings) -> None:
 async def test_an_ingest_stream_made_before_it_was_a_work_queue_is_kept_and_served(service_settings) -> None:
     """JetStream cannot turn a stream into a work queue in place: the service starts on the
     stream as it is, says so, and runs the commands in it."""
-    nc = await nats.connect(service_settings.nats_url)
+    nc = await nats.connect(service_settings.nats_url, **nats_login_for_tests("tally"))
+    sender = await nats.connect(service_settings.nats_url, **nats_login_for_tests("system"))
     try:
         js = nc.jetstream()
         topo = Topology("tally", service_settings.stream_prefix)
         await js.add_stream(StreamConfig(name=topo.ingest_stream, subjects=[topo.subject("ingest", ">")]))
         with structlog.testing.capture_logs() as logs:
             async with Runtime(definition(), service_settings) as rt:
-                await js.publish(
+                await sender.jetstream().publish(
                     topo.subject("ingest", "open_sheet"),
                     orjson.dumps({"sheet_id": "old", "title": "M"}),
-                    headers={"Authorization": f"Bearer {mint(REP, SECRET)}"},
+                    headers={"Authorization": f"Bearer {mint(REP, SIGNING_KEY)}"},
                 )
 
                 async def ran() -> bool:
@@ -249,24 +258,17 @@ async def test_an_ingest_stream_made_before_it_was_a_work_queue_is_kept_and_serv
         assert kept and kept[0]["stream"] == topo.ingest_stream and kept[0]["wanted"] == "workqueue"
     finally:
         await nc.close()
+        await sender.close()
 
 
 async def test_relay_backs_off_while_nats_is_down_and_resumes(make_database, unique_prefix, tmp_path) -> None:
-    from tally import SECRET
-
+    from salesplatform.devstack.pytest_plugin import settings_for_tests
     from salesplatform.devstack.servers import NatsServer
-    from salesplatform.settings import ServiceSettings
 
-    server = NatsServer(tmp_path / "nats")
+    server = NatsServer(tmp_path / "nats", config_file=write_nats_config_for_tests(tmp_path / "nats.conf"))
     server.start()
     try:
-        settings = ServiceSettings(
-            database_url=await make_database("relay"),
-            nats_url=server.url,
-            jwt_secret=SECRET,
-            stream_prefix=unique_prefix,
-            poll_interval=0.2,
-        )
+        settings = settings_for_tests(await make_database("relay"), server.url, unique_prefix, service="tally")
         async with Runtime(definition(), settings) as rt:
             await rt.run_command("open_sheet", {"sheet_id": "before", "title": "M"}, REP)
             await wait_for(lambda: _outbox_empty(rt))
@@ -291,9 +293,7 @@ async def _outbox_empty(rt: Runtime) -> bool:
 async def test_consumer_copies_foreign_events_once_even_when_redelivered(service_settings, make_database) -> None:
     """Two services: `board` keeps copies of `tally` events and counts them (catch-up
     projection). The same events published again change nothing."""
-    from salesplatform.settings import ServiceSettings
-
-    board_settings = ServiceSettings(**{**service_settings.model_dump(), "database_url": await make_database("board")})
+    board_settings = board_settings_of(service_settings, await make_database("board"))
     async with (
         Runtime(definition("tally"), service_settings) as tally,
         Runtime(definition("board", consumes=[Consumes("tally")]), board_settings) as board,
@@ -320,24 +320,21 @@ async def test_consumer_copies_foreign_events_once_even_when_redelivered(service
 
 async def _consumer_drained(rt: Runtime) -> bool:
     c = rt.consumers[0]
-    info = await rt.js.consumer_info(c.stream, c.durable)
+    info = await c.js.consumer_info(c.stream, c.durable)
     return info.num_pending == 0 and info.num_ack_pending == 0
 
 
 async def test_poison_message_goes_to_dlq_with_reason_and_next_is_processed(service_settings, make_database) -> None:
-    from salesplatform.settings import ServiceSettings
-
-    board_settings = ServiceSettings(**{**service_settings.model_dump(), "database_url": await make_database("board")})
+    board_settings = board_settings_of(service_settings, await make_database("board"))
     async with (
         Runtime(definition("tally"), service_settings) as tally,
         Runtime(definition("board", consumes=[Consumes("tally")]), board_settings) as board,
     ):
-        dlq = await board.js.subscribe(board.topology.subject("dlq", ">"), ordered_consumer=True)
         subject = tally.topology.event_subject("sheet.opened")
         await tally.js.publish(subject, b"this is not an event", headers={"Nats-Msg-Id": "poison-1"})
         await tally.run_command("open_sheet", {"sheet_id": "after", "title": "M"}, REP)
 
-        dead = await dlq.next_msg(timeout=10)
+        dead = await next_stream_message(board.js, board.topology.dlq_stream)
         assert dead.headers["Dlq-Reason"] == "malformed"
         assert dead.data == b"this is not an event"
         assert dead.headers["Original-Msg-Id"] == "poison-1"
@@ -354,14 +351,13 @@ async def test_event_a_projection_cannot_apply_is_dead_lettered_and_skipped(serv
     """An event the projection fails on is kept in projection_failures and sent to the DLQ;
     the events after it are applied."""
     async with Runtime(definition(), service_settings) as rt:
-        dlq = await rt.js.subscribe(rt.topology.subject("dlq", "projection_failed"), ordered_consumer=True)
         async with rt.pool.acquire() as conn:
             from salesplatform.store import append
 
             async with conn.transaction():
                 await append(conn, "sheet-p", 0, [new_event(1, poison=True), new_event(2)])
         rt.runner.wake()
-        dead = await dlq.next_msg(timeout=10)
+        dead = await next_stream_message(rt.js, rt.topology.dlq_stream)
         assert dead.headers["Projection"] == "event_counts"
         assert "poison event" in dead.headers["Dlq-Error"]
 
@@ -396,20 +392,17 @@ async def _watch(
     failures: int = 1_000_000,
     max_deliveries: int = 3,
 ):
-    """A runtime of its own (`board`) and a consumer copying tally's events into it, through a
-    pool that fails as told; the caller starts the consumer."""
-    from salesplatform.settings import ServiceSettings
-
-    board_settings = ServiceSettings(**{**settings.model_dump(), "database_url": await make_database("board")})
-    board = Runtime(definition("board"), board_settings)
+    """A runtime of its own (`board`, consuming nothing itself) and a consumer copying tally's
+    events into it, through a pool that fails as told; the caller starts the consumer."""
+    board = Runtime(definition("board"), board_settings_of(settings, await make_database("board")))
     await board.start()
     pool = board.pool if pool_error is None else _FailingPool(board.pool, pool_error, failures)
     consumer = ForeignEventConsumer(
         pool,
-        board.js,
+        board.nc.jetstream(prefix=api_prefix("tally")),
         board.dead_letters,
         source=tally.topology,
-        consumer_service="watcher",
+        consumer_service="board",
         batch_size=10,
         max_deliveries=max_deliveries,
     )
@@ -433,11 +426,10 @@ async def test_failing_processing_is_retried_then_dead_lettered(service_settings
     without a trace."""
     async with Runtime(definition("tally"), service_settings) as tally:
         board, consumer, _ = await _watch(tally, service_settings, make_database, ValueError("cannot keep this"))
-        dlq = await board.js.subscribe(board.topology.subject("dlq", ">"), ordered_consumer=True)
         await tally.run_command("open_sheet", {"sheet_id": "s1", "title": "M"}, REP)
         task = asyncio.create_task(consumer.run())
         try:
-            dead = await dlq.next_msg(timeout=20)
+            dead = await next_stream_message(board.js, board.topology.dlq_stream, timeout=20)
             assert dead.headers["Dlq-Reason"] == "processing_failed"
             assert "cannot keep this" in dead.headers["Dlq-Error"]
             assert orjson.loads(dead.data)["event_type"] == "sheet.opened"
@@ -502,10 +494,9 @@ async def test_an_event_that_fails_in_a_batch_is_dead_lettered_alone(service_set
 
         await wait_for(published)
         board, consumer, _ = await _watch(tally, service_settings, make_database, max_deliveries=2)
-        dlq = await board.js.subscribe(board.topology.subject("dlq", ">"), ordered_consumer=True)
         task = asyncio.create_task(consumer.run())
         try:
-            dead = await dlq.next_msg(timeout=20)
+            dead = await next_stream_message(board.js, board.topology.dlq_stream, timeout=20)
             assert dead.headers["Dlq-Reason"] == "processing_failed"
             assert orjson.loads(dead.data)["stream_id"] == "sheet-nul"
             assert await _copies(board) == ["sheet-before", "sheet-after"]

@@ -7,7 +7,7 @@ import re
 
 import httpx
 import orjson
-from tally import SECRET, definition
+from tally import SIGNING_KEY, definition
 from waiting import wait_for
 
 from salesplatform.auth import mint
@@ -38,7 +38,7 @@ def test_the_exposition_format_escapes_label_values() -> None:
     )
 
 
-async def test_metrics_follow_commands_backlogs_and_dead_letters(service_settings) -> None:
+async def test_metrics_follow_commands_backlogs_and_dead_letters(service_settings, outside) -> None:
     async with Runtime(definition(), service_settings) as rt:
         transport = httpx.ASGITransport(app=http_app(rt))
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
@@ -56,13 +56,13 @@ async def test_metrics_follow_commands_backlogs_and_dead_letters(service_setting
 
             rt.relay.stop()  # what is committed now stays in the outbox
             await asyncio.sleep(0.1)
-            headers = {"Authorization": f"Bearer {mint(REP, SECRET)}"}
+            headers = {"Authorization": f"Bearer {mint(REP, SIGNING_KEY)}"}
             for i in range(3):
                 r = await http.post("/commands/open_sheet", json={"sheet_id": f"m{i}", "title": "M"}, headers=headers)
                 assert r.status_code == 200
             r = await http.post("/commands/open_sheet", json={"sheet_id": "m0", "title": "M"}, headers=headers)
             assert r.status_code == 409
-            await rt.js.publish(
+            await outside.jetstream().publish(
                 rt.topology.subject("ingest", "open_sheet"), orjson.dumps({"sheet_id": 5}), headers=headers
             )
 

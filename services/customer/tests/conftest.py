@@ -14,13 +14,14 @@ import pytest_asyncio
 from customer_service.bootstrap import definition
 from salesplatform.auth import mint
 from salesplatform.clock import FixedClock
-from salesplatform.devstack.pytest_plugin import settings_for_tests
-from salesplatform.events import SYSTEM_ACTOR, Actor, Role
-from salesplatform.messaging import ensure_streams_of
+from salesplatform.devstack.pytest_plugin import TEST_SIGNING_KEY, ensure_streams_of, settings_for_tests
+from salesplatform.events import Actor, Role
 from salesplatform.service import Runtime, http_app
 from salesplatform.settings import ServiceSettings
 
-SECRET = "customer-service-test-secret-0123"
+SIGNING_KEY = TEST_SIGNING_KEY
+# An outside system (a CRM, a call centre) sending commands.
+SYSTEM = Actor(id="crm", role=Role.system)
 START = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)  # Monday 09:30 in Shanghai
 
 # The territory of the tests: division N; areas A1 (districts D1, D2) and A2 (district D3).
@@ -38,7 +39,7 @@ PEOPLE = SimpleNamespace(
     gm=Actor(id="gm", role=Role.general_manager),
     clerk=Actor(id="k1", role=Role.clerk),
     inspector=Actor(id="i1", role=Role.inspector),
-    system=SYSTEM_ACTOR,
+    system=SYSTEM,
 )
 
 OWNER = {
@@ -97,7 +98,7 @@ def clock() -> FixedClock:
 
 @pytest_asyncio.fixture
 async def service_settings(make_database, nats_url, unique_prefix) -> ServiceSettings:
-    return settings_for_tests(await make_database("cust"), nats_url, SECRET, unique_prefix, pool_max=6)
+    return settings_for_tests(await make_database("cust"), nats_url, unique_prefix, service="customer", pool_max=6)
 
 
 @pytest_asyncio.fixture
@@ -118,7 +119,7 @@ class Api:
 
     @staticmethod
     def headers(actor: Actor, **extra: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {mint(actor, SECRET)}", **extra}
+        return {"Authorization": f"Bearer {mint(actor, SIGNING_KEY)}", **extra}
 
     async def command(self, actor: Actor, name: str, payload: dict[str, Any], **headers: str) -> httpx.Response:
         return await self.client.post(f"/commands/{name}", json=payload, headers=self.headers(actor, **headers))
@@ -158,7 +159,7 @@ async def seed_territory(rt: Runtime) -> None:
         ("assign_staff", {"staff_id": "r4", "name": "陈四", "role": "rep", "district_id": "D3", "supervisor_id": "s3"}),
     ]
     for name, payload in commands:
-        outcome = await rt.run_command(name, payload, SYSTEM_ACTOR)
+        outcome = await rt.run_command(name, payload, SYSTEM)
         assert outcome.ok, (name, outcome.error.to_dict())
 
 

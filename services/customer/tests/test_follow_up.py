@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import nats
 
-from customer_service.application.timers import release_neglected_prospects
+from customer_service.application.timers import FOLLOW_UP_ACTOR, release_neglected_prospects
+from salesplatform.devstack.pytest_plugin import nats_login_for_tests
 from salesplatform.events import Actor, Envelope, Role
 
 
@@ -43,7 +44,7 @@ async def publish_check_in(rt, visit_rep: str, customer_id: str, at) -> None:
             "longitude": 121.5,
         },
     )
-    nc = await nats.connect(rt.settings.nats_url)
+    nc = await nats.connect(rt.settings.nats_url, **nats_login_for_tests("visit"))  # as the visit service
     try:
         await nc.jetstream().publish(
             rt.topology.of("visit").event_subject("visit.checked_in"),
@@ -76,7 +77,10 @@ async def test_a_prospect_left_over_7_days_is_released_and_claimed_by_another_re
     assert card["rep_id"] is None and card["released_from"] == "r1" and card["status"] == "prospect"
     assert (await api.get(org.s1, f"/customers/{active}")).json()["rep_id"] == "r1"
     released = (await api.get(org.s1, f"/customers/{prospect}/history")).json()["events"][-1]
-    assert released["event_type"] == "customer.released" and released["by"] == {"id": "system", "role": "system"}
+    assert released["event_type"] == "customer.released" and released["by"] == {
+        "id": "service:customer:follow-up",
+        "role": "service",
+    }
     assert "more than 7 days" in released["reason"]
 
     r = await api.get(org.r1, f"/customers/{prospect}")
@@ -112,18 +116,19 @@ async def test_a_logged_contact_or_a_visit_by_the_rep_keeps_the_prospect(rt, api
 
     clock.advance(timedelta(days=3))  # 8 days after approval, 3 after the follow-ups
     assert await release(rt) == [visited_by_other]
-    r = await rt.run_command("release_customer", {"customer_id": called, "rep_id": "r1"}, org.system)
+    r = await rt.run_command("release_customer", {"customer_id": called, "rep_id": "r1"}, FOLLOW_UP_ACTOR)
     assert not r.ok and r.error.code == "followed_up_recently"
-    r = await rt.run_command("release_customer", {"customer_id": visited, "rep_id": "r1"}, org.system)
+    r = await rt.run_command("release_customer", {"customer_id": visited, "rep_id": "r1"}, FOLLOW_UP_ACTOR)
     assert not r.ok and r.error.code == "followed_up_recently"
 
     clock.advance(timedelta(days=4, minutes=1))  # more than 7 days after the follow-ups
     assert sorted(await release(rt)) == sorted([called, visited])
 
 
-async def test_only_the_system_releases(api, archive, org) -> None:
+async def test_only_the_follow_up_timer_releases(api, archive, org) -> None:
+    """The service releases on its own behalf; no person and no outside system may."""
     prospect = await archive.approved(org.r1, status="prospect")
-    for actor in (org.r1, org.s1, org.sm):
+    for actor in (org.r1, org.s1, org.sm, org.system):
         r = await api.command(actor, "release_customer", {"customer_id": prospect, "rep_id": "r1"})
         assert r.status_code == 403
 

@@ -36,12 +36,12 @@ from orders_service.bootstrap import definition, inline_projections
 from orders_service.config import OrderRulesSettings
 from orders_service.domain.policy import OrderPolicy
 from salesplatform.clock import SystemClock
-from salesplatform.events import Actor, Envelope, Role
+from salesplatform.events import Actor, Envelope, Role, service_actor
 from salesplatform.migrations import migrate
 from salesplatform.projections import ensure_projection
 from salesplatform.store import copy_foreign, init_connection
 
-IMPORT_ACTOR = Actor(id="history-import", role=Role.system)
+IMPORT_ACTOR = service_actor("orders", "history-import")
 
 
 async def prepare(conn: asyncpg.Connection) -> None:
@@ -185,7 +185,7 @@ def synthetic_history(
 
 def customer_envelopes(customer_ids: list[str], *, at: datetime, terms_days: int = 30) -> list[Envelope]:
     """The customer service's events for test and benchmark customers (registered, credit set)."""
-    actor = Actor(id="customer-service", role=Role.system)
+    actor = service_actor("customer")
     out = []
     for n, cid in enumerate(customer_ids):
         base = {

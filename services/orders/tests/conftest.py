@@ -7,15 +7,14 @@ from pathlib import Path
 import pytest_asyncio
 
 from salesplatform.clock import FixedClock
-from salesplatform.devstack.pytest_plugin import settings_for_tests
-from salesplatform.messaging import ensure_streams_of
+from salesplatform.devstack.pytest_plugin import ensure_streams_of, settings_for_tests
 from salesplatform.service import Runtime
 from salesplatform.settings import ServiceSettings
 
 # The tests import their shared helpers (orders_testkit) from this folder.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from orders_testkit import SECRET, START
+from orders_testkit import START
 
 from orders_service.bootstrap import definition
 from orders_service.domain.policy import OrderPolicy
@@ -23,7 +22,7 @@ from orders_service.domain.policy import OrderPolicy
 
 @pytest_asyncio.fixture
 async def service_settings(make_database, nats_url, unique_prefix) -> ServiceSettings:
-    return settings_for_tests(await make_database("orders"), nats_url, SECRET, unique_prefix, pool_max=6)
+    return settings_for_tests(await make_database("orders"), nats_url, unique_prefix, service="orders", pool_max=6)
 
 
 @pytest_asyncio.fixture

@@ -6,11 +6,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from salesplatform.events import Actor, Envelope, Role
+from salesplatform.devstack.pytest_plugin import TEST_SIGNING_KEY
+from salesplatform.events import Actor, Envelope, Role, service_actor
 from salesplatform.service import Runtime
 from salesplatform.store import copy_foreign
 
-SECRET = "orders-test-secret-orders-test-secret"
+SIGNING_KEY = TEST_SIGNING_KEY
 # 10:00 in Shanghai on a Monday.
 START = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 
@@ -24,7 +25,7 @@ GENERAL_MANAGER = Actor(id="gm1", role=Role.general_manager)
 INSPECTOR = Actor(id="i1", role=Role.inspector)
 CLERK = Actor(id="k1", role=Role.clerk)
 SYSTEM = Actor(id="erp", role=Role.system)
-CUSTOMER_SERVICE = Actor(id="customer-service", role=Role.system)
+CUSTOMER_SERVICE = service_actor("customer")
 
 
 def customer_events(

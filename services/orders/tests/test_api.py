@@ -15,7 +15,7 @@ from orders_testkit import (
     OTHER_REP,
     REP,
     SALES_MANAGER,
-    SECRET,
+    SIGNING_KEY,
     START,
     SUPERVISOR,
     SYSTEM,
@@ -39,7 +39,7 @@ async def http(rt):
 
 
 def auth(actor: Actor) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint(actor, SECRET)}"}
+    return {"Authorization": f"Bearer {mint(actor, SIGNING_KEY)}"}
 
 
 async def get(http, actor: Actor, path: str, **params) -> httpx.Response:

@@ -18,7 +18,7 @@ import pytest
 from orders_testkit import (
     REP,
     SALES_MANAGER,
-    SECRET,
+    SIGNING_KEY,
     SKUS,
     START,
     SYSTEM,
@@ -318,12 +318,17 @@ async def test_history_through_the_command_http_upload_and_command_line(rt, serv
     history = records(400)
     upload = b"\n".join(orjson.dumps(r) for r in history[:300]) + b"\n\n"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(rt)), base_url="http://orders") as http:
-        denied = await http.post("/imports", content=upload, headers={"Authorization": f"Bearer {mint(REP, SECRET)}"})
+        denied = await http.post(
+            "/imports", content=upload, headers={"Authorization": f"Bearer {mint(REP, SIGNING_KEY)}"}
+        )
         assert denied.status_code == 403
         answer = await http.post(
             "/imports",
             content=upload,
-            headers={"Authorization": f"Bearer {mint(SALES_MANAGER, SECRET)}", "Content-Type": "application/x-ndjson"},
+            headers={
+                "Authorization": f"Bearer {mint(SALES_MANAGER, SIGNING_KEY)}",
+                "Content-Type": "application/x-ndjson",
+            },
         )
     assert answer.status_code == 200, answer.text
     assert (answer.json()["records"], answer.json()["accepted"], answer.json()["rejected"]) == (300, 300, [])

@@ -11,6 +11,7 @@ from typing import Any
 
 from orders_testkit import REP, START, SYSTEM, add_customer, customer_events, define_skus, feed_customers, ok
 
+from salesplatform.devstack.pytest_plugin import connected_as
 from salesplatform.events import Envelope
 from salesplatform.messaging import ensure_streams
 from salesplatform.projections import reading
@@ -160,20 +161,22 @@ async def test_an_order_taken_published_on_nats_becomes_an_order(rt) -> None:
     await define_skus(rt)
     await add_customer(rt, "c1")
     visit = rt.topology.of("visit")
-    await ensure_streams(rt.js, visit)
     taken = order_taken()
-    ack = await rt.js.publish(
-        visit.event_subject("visit.order_taken"),
-        taken.to_json(),
-        headers={"Nats-Msg-Id": str(taken.event_id)},
-    )
-    assert ack.stream == visit.event_stream
-    # published twice (a relay retry): JetStream and the local log keep one
-    await rt.js.publish(
-        visit.event_subject("visit.order_taken"),
-        taken.to_json(),
-        headers={"Nats-Msg-Id": str(taken.event_id)},
-    )
+    async with connected_as(rt.settings.nats_url, "visit") as visit_service:
+        js = visit_service.jetstream()
+        await ensure_streams(js, visit)
+        ack = await js.publish(
+            visit.event_subject("visit.order_taken"),
+            taken.to_json(),
+            headers={"Nats-Msg-Id": str(taken.event_id)},
+        )
+        assert ack.stream == visit.event_stream
+        # published twice (a relay retry): JetStream and the local log keep one
+        await js.publish(
+            visit.event_subject("visit.order_taken"),
+            taken.to_json(),
+            headers={"Nats-Msg-Id": str(taken.event_id)},
+        )
     for _ in range(200):
         events = await orders_of(rt, taken.data["order_id"])
         if events:

@@ -19,22 +19,21 @@ import pytest_asyncio
 
 from reporting_service.bootstrap import definition
 from salesplatform.clock import FixedClock
-from salesplatform.devstack.pytest_plugin import settings_for_tests
+from salesplatform.devstack.pytest_plugin import ensure_streams_of, settings_for_tests
 from salesplatform.devstack.servers import create_database, drop_database
-from salesplatform.messaging import ensure_streams_of
 from salesplatform.service import Runtime, http_app
 from salesplatform.settings import ServiceSettings
 
 # The test kit sits next to this file; the suite imports test modules by path (importlib mode).
 sys.path.insert(0, str(Path(__file__).parent))
 
-from reporting_testkit import SECRET, Harness, Month, local
+from reporting_testkit import Harness, Month, local
 
 END_OF_MONTH = local("2026-11-30", 12)
 
 
 def settings_for_test(dsn: str, nats_url: str, prefix: str) -> ServiceSettings:
-    return settings_for_tests(dsn, nats_url, SECRET, prefix)
+    return settings_for_tests(dsn, nats_url, prefix, service="reporting")
 
 
 @contextlib.asynccontextmanager

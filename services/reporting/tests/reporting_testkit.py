@@ -14,15 +14,17 @@ import httpx
 
 from salesplatform.auth import mint
 from salesplatform.clock import FixedClock
+from salesplatform.devstack.pytest_plugin import TEST_SIGNING_KEY
 from salesplatform.events import Actor, Envelope, Role
 from salesplatform.service import Runtime
 from salesplatform.store import copy_foreign
 
-SECRET = "reporting-test-secret-0123456789"
+SIGNING_KEY = TEST_SIGNING_KEY
 SHANGHAI = timezone(timedelta(hours=8))
 SYSTEM = Actor(id="system", role=Role.system)
 
 MANAGER = Actor(id="m1", role=Role.sales_manager)
+OPERATOR = Actor(id="ops1", role=Role.operator)
 GENERAL = Actor(id="g1", role=Role.general_manager)
 CLERK = Actor(id="k1", role=Role.clerk)
 INSPECTOR = Actor(id="i1", role=Role.inspector)
@@ -138,7 +140,7 @@ class Harness:
 
 
 def auth(actor: Actor) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint(actor, SECRET)}"}
+    return {"Authorization": f"Bearer {mint(actor, SIGNING_KEY)}"}
 
 
 def by(items: list[dict[str, Any]], *keys: str) -> dict[Any, dict[str, Any]]:

@@ -13,6 +13,7 @@ from reporting_testkit import (
     GENERAL,
     INSPECTOR,
     MANAGER,
+    OPERATOR,
     REP_R1,
     REP_R2,
     REP_R4,
@@ -213,10 +214,15 @@ async def test_every_report_is_listed_with_its_definition(shared_month) -> None:
     assert any("changed.kpi" in address for address in (c.get("address", "") for c in asyncapi["channels"].values()))
 
 
-async def test_only_managers_rebuild(shared_month) -> None:
+async def test_only_operators_rebuild(shared_month) -> None:
+    """Rebuilds are operations: managers, whose reports they are, have no say in them."""
     h = shared_month
-    for actor in (REP_R1, SUP_D1, AREA_A1, CLERK):
+    for actor in (REP_R1, SUP_D1, AREA_A1, CLERK, MANAGER, GENERAL):
         response = await h.client.post("/admin/rebuild-all", headers=auth(actor))
-        assert response.status_code == 403
-    unknown = await h.client.post("/admin/rebuild-all", params={"projections": "sales,nope"}, headers=auth(MANAGER))
+        assert (response.status_code, response.json()["error"]["code"]) == (403, "operator_only")
+        assert (await h.client.get("/admin/projections", headers=auth(actor))).status_code == 403
+    unknown = await h.client.post("/admin/rebuild-all", params={"projections": "sales,nope"}, headers=auth(OPERATOR))
     assert unknown.status_code == 422
+    assert (await h.client.get("/admin/projections", headers=auth(OPERATOR))).status_code == 200
+    for business in ("/reports/sales", "/reports/kpi"):
+        assert (await h.client.get(business, headers=auth(OPERATOR))).status_code == 403

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from reporting_testkit import MANAGER, Month, auth, by, copy, local, settle
+from reporting_testkit import MANAGER, OPERATOR, Month, auth, by, copy, local, settle
 
 from reporting_service.projections.rebuild import rebuild_together
 from salesplatform.projections import reading
@@ -71,7 +71,7 @@ async def test_rebuilding_all_reports_gives_identical_results_while_they_keep_an
             await asyncio.sleep(0)
 
     reader = asyncio.create_task(keep_reading())
-    started = await h.client.post("/admin/rebuild-all", headers=auth(MANAGER))
+    started = await h.client.post("/admin/rebuild-all", headers=auth(OPERATOR))
     assert started.status_code == 202, started.text
     assert started.json()["projections"] == [
         "directory",
@@ -261,7 +261,7 @@ async def test_an_event_a_projection_cannot_apply_is_kept_aside_and_the_rest_goe
 async def _wait_for_rebuild(h, timeout: float = 20.0) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        state = (await h.client.get("/admin/projections", headers=auth(MANAGER))).json()
+        state = (await h.client.get("/admin/projections", headers=auth(OPERATOR))).json()
         rebuilds = state["rebuilds"]
         if rebuilds and all(r["status"] != "running" for r in rebuilds.values()):
             return state

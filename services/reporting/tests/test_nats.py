@@ -9,12 +9,14 @@ import nats
 import orjson
 from reporting_testkit import MANAGER, Month, local
 
+from salesplatform.devstack.pytest_plugin import nats_login_for_tests
 from salesplatform.messaging import event_headers
 
 
 async def test_published_order_events_reach_the_reports_and_subscribers_hear_of_it(h) -> None:
     rt = h.rt
-    listener = await nats.connect(rt.settings.nats_url)
+    listener = await nats.connect(rt.settings.nats_url, **nats_login_for_tests("system"))  # an outside system
+    producer = await nats.connect(rt.settings.nats_url, **nats_login_for_tests("orders"))  # the orders service
     heard: asyncio.Queue = asyncio.Queue()
 
     async def on_change(msg) -> None:
@@ -34,7 +36,7 @@ async def test_published_order_events_reach_the_reports_and_subscribers_hear_of_
             [("s1", "beverage", 10, 100), ("s2", "beverage", 4, 250)],
             delivered_at=local("2026-11-02", 15),
         )
-        js = listener.jetstream()
+        js = producer.jetstream()
         orders = rt.topology.of("orders")
         for _, envelope in events:
             await js.publish(
@@ -66,6 +68,7 @@ async def test_published_order_events_reach_the_reports_and_subscribers_hear_of_
         assert body["changes"] == [{"month": "2026-11", "level": "rep", "subject_id": "r1"}]
     finally:
         await listener.close()
+        await producer.close()
 
 
 async def _wait_for(heard: asyncio.Queue, report: str, timeout: float = 15.0) -> tuple[str, dict]:

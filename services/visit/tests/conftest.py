@@ -10,8 +10,7 @@ import httpx
 import pytest_asyncio
 
 from salesplatform.clock import FixedClock
-from salesplatform.devstack.pytest_plugin import settings_for_tests
-from salesplatform.messaging import ensure_streams_of
+from salesplatform.devstack.pytest_plugin import ensure_streams_of, settings_for_tests
 from salesplatform.service import Runtime, http_app
 from salesplatform.settings import ServiceSettings
 from visit_service.bootstrap import definition
@@ -19,12 +18,12 @@ from visit_service.bootstrap import definition
 # The test kit sits next to this file; the suite imports test modules by path (importlib mode).
 sys.path.insert(0, str(Path(__file__).parent))
 
-from visit_testkit import MONDAY_9AM, SECRET, Harness
+from visit_testkit import MONDAY_9AM, Harness
 
 
 @pytest_asyncio.fixture
 async def visit_settings(make_database, nats_url, unique_prefix) -> ServiceSettings:
-    return settings_for_tests(await make_database("visit"), nats_url, SECRET, unique_prefix)
+    return settings_for_tests(await make_database("visit"), nats_url, unique_prefix, service="visit")
 
 
 @pytest_asyncio.fixture

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import orjson
 from visit_testkit import REP1, SUP1, Harness
 
+from salesplatform.devstack.pytest_plugin import connected_as
 from salesplatform.messaging import ensure_streams
 from salesplatform.projections import reading
 
@@ -85,13 +86,14 @@ async def test_customer_registered_through_real_nats_reaches_the_directory(h) ->
     """The path of production: the customer service publishes to its stream, the consumer
     copies the envelope into this service's log, the directory applies it."""
     customer_topology = h.rt.topology.of("customer")
-    await ensure_streams(h.rt.js, customer_topology)
     envelope = h.registered("c-nats", "rep-1", "d1", "a1", name="Via NATS")
-    ack = await h.rt.js.publish(
-        customer_topology.event_subject("customer.registered"),
-        envelope.to_json(),
-        headers={"Nats-Msg-Id": str(envelope.event_id)},
-    )
+    async with connected_as(h.rt.settings.nats_url, "customer") as customer:
+        await ensure_streams(customer.jetstream(), customer_topology)
+        ack = await customer.jetstream().publish(
+            customer_topology.event_subject("customer.registered"),
+            envelope.to_json(),
+            headers={"Nats-Msg-Id": str(envelope.event_id)},
+        )
     assert ack.stream == customer_topology.event_stream
     for _ in range(200):
         row = await directory_row(h, "c-nats")

@@ -13,11 +13,12 @@ import httpx
 from salesplatform.auth import mint
 from salesplatform.clock import FixedClock
 from salesplatform.commands import Outcome
+from salesplatform.devstack.pytest_plugin import TEST_SIGNING_KEY
 from salesplatform.events import Actor, Envelope, Role
 from salesplatform.service import Runtime
 from salesplatform.store import copy_foreign, log_head
 
-SECRET = "visit-test-secret-visit-test-secret"
+SIGNING_KEY = TEST_SIGNING_KEY
 # Monday 2 November 2026, 09:00 in Shanghai.
 MONDAY_9AM = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 
@@ -35,7 +36,7 @@ SOURCE_ACTOR = Actor(id="source", role=Role.system)
 
 
 def bearer(actor: Actor) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint(actor, SECRET)}"}
+    return {"Authorization": f"Bearer {mint(actor, SIGNING_KEY)}"}
 
 
 class Harness:

@@ -2,10 +2,13 @@
 
 Starts PostgreSQL and NATS under the run directory (default `.run/`), gives each service its own
 database and login role, starts the four services and the console as separate processes, waits
-until each is ready and prints where everything is. Ctrl-C or SIGTERM stops it all in order:
-services first (so they finish in-flight work against live servers), then NATS, then PostgreSQL.
-Data and credentials stay in the run directory, so the next run continues where this one
-stopped.
+until each is ready and prints where everything is. NATS runs the production layout of accounts
+and users (`salesplatform.nats_layout`), each service connecting as its own user (the console, a
+client of the others, as the outside systems' user); tokens are signed with the key pair made on
+the first run in `.run/auth/` (services read only its public key set). Ctrl-C or SIGTERM stops
+it all in order: services first (so they finish in-flight work against live servers), then
+NATS, then PostgreSQL. Data and credentials stay in the run directory, so the next run
+continues where this one stopped.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from salesplatform.auth import JWKS_FILE, SIGNING_KEY_FILE, init_keys
 from salesplatform.devstack.servers import (
     LOOPBACK,
     NatsServer,
@@ -41,6 +45,7 @@ from salesplatform.devstack.servers import (
     free_port,
     tail,
 )
+from salesplatform.nats_layout import PRODUCTION, SYSTEM_USER, server_config
 
 SERVICES: tuple[str, ...] = ("customer", "visit", "orders", "reporting", "console")
 # The console keeps no data: it reads the others' APIs and needs no database.
@@ -77,20 +82,28 @@ class ServiceProcess:
 
 
 def load_secrets(path: Path) -> dict[str, Any]:
-    """Passwords and the JWT secret: made once, then reused so data stays reachable."""
+    """Database and NATS passwords: made once, then reused so data stays reachable. (Tokens
+    are signed with the key pair in `auth/`; no shared secret is kept.)"""
     data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-    changed = False
-    if not data.get("AUTH_JWT_SECRET"):
-        data["AUTH_JWT_SECRET"] = secrets.token_urlsafe(48)
-        changed = True
-    passwords = data.setdefault("database_passwords", {})
-    for service in DATABASE_SERVICES:
-        if not passwords.get(service):
-            passwords[service] = secrets.token_urlsafe(24)
-            changed = True
+    changed = data.pop("AUTH_JWT_SECRET", None) is not None  # from before tokens were signed with key pairs
+    for key, names in (("database_passwords", DATABASE_SERVICES), ("nats_passwords", PRODUCTION.users)):
+        passwords = data.setdefault(key, {})
+        for name in names:
+            if not passwords.get(name):
+                passwords[name] = secrets.token_urlsafe(24)
+                changed = True
     if changed:
         _write_private(path, data)
     return data
+
+
+def write_nats_config(path: Path, passwords: dict[str, str]) -> Path:
+    """The production layout of accounts and users with this run's passwords (owner-only)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(server_config(PRODUCTION, passwords, comment="NATS of `make run`: made at each start."))
+    return path
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -116,8 +129,10 @@ class Stack:
         self.logs_dir = self.root / "logs"
         self.stack_file = self.root / "stack.json"
         self.secrets_file = self.root / "secrets.json"
+        self.keys_dir = self.root / "auth"
+        self.nats_config = self.root / "nats" / "nats.conf"
         self.postgres = PostgresServer(self.root / "postgres")
-        self.nats = NatsServer(self.root / "nats")
+        self.nats = NatsServer(self.root / "nats", config_file=self.nats_config)
         self.services: list[ServiceProcess] = []
         self._signal: int | None = None
 
@@ -168,9 +183,12 @@ class Stack:
     def _start(self) -> None:
         _say(f"Starting the sales platform in {self.root}")
         data = load_secrets(self.secrets_file)
+        key = init_keys(self.keys_dir)
+        _say(f"  tokens     signed with key {key.kid}; public key set {self._rel(self.keys_dir / JWKS_FILE)}")
         self.postgres.start()
         self._check_interrupt()
         _say(f"  postgres   {self.postgres.admin_dsn}")
+        write_nats_config(self.nats_config, data["nats_passwords"])
         self.nats.start()
         self._check_interrupt()
         _say(f"  nats       {self.nats.url}")
@@ -181,7 +199,7 @@ class Stack:
                 ServiceProcess(name, free_port(), database_urls.get(name), self.logs_dir / f"{name}.log")
             )
         for service in self.services:
-            self._spawn(service, data["AUTH_JWT_SECRET"])
+            self._spawn(service, data["nats_passwords"])
         self._wait_ready()
 
     async def _create_databases(self, passwords: dict[str, str]) -> dict[str, str]:
@@ -190,8 +208,10 @@ class Stack:
             for name in DATABASE_SERVICES
         }
 
-    def _spawn(self, service: ServiceProcess, jwt_secret: str) -> None:
+    def _spawn(self, service: ServiceProcess, nats_passwords: dict[str, str]) -> None:
         prefix = service.name.upper()
+        # The console is a client of the other services: on NATS it is an outside system.
+        nats_user = SYSTEM_USER if service.name == "console" else service.name
         env = child_env(
             {
                 **({f"{prefix}_DATABASE_URL": service.database_url} if service.database_url else {}),
@@ -199,7 +219,9 @@ class Stack:
                 f"{prefix}_HTTP_HOST": LOOPBACK,
                 f"{prefix}_HTTP_PORT": str(service.http_port),
                 "NATS_URL": self.nats.url,
-                "AUTH_JWT_SECRET": jwt_secret,
+                "NATS_USER": nats_user,
+                "NATS_PASSWORD": nats_passwords[nats_user],
+                "AUTH_JWKS_FILE": str(self.keys_dir / JWKS_FILE),
                 "LOG_LEVEL": "INFO",
                 "PYTHONUNBUFFERED": "1",
             }
@@ -226,6 +248,8 @@ class Stack:
         return {
             **{f"CONSOLE_{s.name.upper()}_URL": s.base_url for s in self.services if s.name != "console"},
             "CONSOLE_LOCAL_LOGIN": "true",
+            # Its local sign-in mints tokens: the one process here that holds the private key.
+            "AUTH_SIGNING_KEY_FILE": str(self.keys_dir / SIGNING_KEY_FILE),
         }
 
     def _wait_ready(self) -> None:
@@ -281,6 +305,8 @@ class Stack:
                 "nats_monitor_url": self.nats.monitor_url,
                 "postgres_admin_dsn": self.postgres.admin_dsn,
                 "secrets_file": str(self.secrets_file),
+                "jwks_file": str(self.keys_dir / JWKS_FILE),
+                "signing_key_file": str(self.keys_dir / SIGNING_KEY_FILE),
                 "services": {
                     s.name: {
                         "url": s.base_url,

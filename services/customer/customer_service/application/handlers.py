@@ -273,7 +273,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         await uow.save(*customers)
         return {"from_rep_id": cmd.from_rep_id, "reassigned": len(customers), "to": moved}
 
-    @bus.command(ReleaseCustomer, roles={Role.system})
+    @bus.command(ReleaseCustomer, roles={Role.service})  # the follow-up timer
     async def release_customer(cmd: ReleaseCustomer, uow: UnitOfWork) -> dict:
         customer = await _customer(uow, cmd.customer_id)
         last = await lookups.last_follow_up(uow.conn, customer.id, cmd.rep_id)

@@ -438,8 +438,8 @@ def register(bus: CommandBus, timezone: str) -> None:
     bus.command(RegisterReferral, roles={Role.rep, *LINE})(register_referral)
     bus.command(AddLeadMember, roles={Role.rep, Role.clerk, *LINE})(add_lead_member)
     bus.command(LogLeadFollowUp, roles={Role.rep, Role.supervisor})(log_lead_follow_up)
-    bus.command(LapseLead, roles={Role.system})(lapse_lead)
-    bus.command(ReleaseLead, roles={Role.system})(release_lead)
+    bus.command(LapseLead, roles={Role.service})(lapse_lead)  # the follow-up timer
+    bus.command(ReleaseLead, roles={Role.service})(release_lead)
     bus.command(DecideLeadDispute, roles=MANAGERS)(decide_lead_dispute)
     bus.command(CorrectRegisterEntry, roles=MANAGERS)(correct_register_entry)
     bus.command(EraseLeadPersonalData, roles={Role.clerk, *MANAGERS})(erase_lead_personal_data)

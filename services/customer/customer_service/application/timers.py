@@ -2,8 +2,8 @@
 same for the sales offices' leads: a phone lead not seen within 7 days lapses, a walk-in not
 followed up for more than 7 days is released (unless a unit is reserved for them).
 
-It runs `release_customer` as the system actor for each candidate the follow-up projection
-shows. The idempotency key names the customer, the rep and the follow-up it was measured
+It runs `release_customer` as the service itself (`service:customer:follow-up`) for each
+candidate the follow-up projection shows. The idempotency key names the customer, the rep and the follow-up it was measured
 from, so a rerun (or a second replica) releases nobody twice, while a prospect that is
 claimed, neglected again and due again gets a new key. The command checks the rule against
 the log once more; a candidate followed up in the meantime is refused and stays.
@@ -18,7 +18,7 @@ import structlog
 
 from customer_service.domain.follow_up import release_due_before
 from customer_service.domain.reception import lapse_due_before
-from salesplatform.events import SYSTEM_ACTOR
+from salesplatform.events import service_actor
 from salesplatform.projections import reading
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 FOLLOW_UP_CHECK_SECONDS = 900.0
+FOLLOW_UP_ACTOR = service_actor("customer", "follow-up")
 # Refusals that mean "not due after all" (followed up, reassigned, no longer a prospect).
 _NOT_DUE = {"followed_up_recently", "rep_changed", "not_prospect", "customer_merged", "customer_rejected"}
 
@@ -54,7 +55,7 @@ async def release_neglected_prospects(rt: Runtime) -> ReleaseRun:
         outcome = await rt.run_command(
             "release_customer",
             {"customer_id": row["customer_id"], "rep_id": row["rep_id"]},
-            SYSTEM_ACTOR,
+            FOLLOW_UP_ACTOR,
             idempotency_key=f"release:{row['customer_id']}:{row['rep_id']}:{row['since'].isoformat()}",
         )
         if outcome.ok:
@@ -100,7 +101,7 @@ async def release_neglected_leads(rt: Runtime) -> LeadRun:
             outcome = await rt.run_command(
                 "lapse_lead",
                 {"lead_id": lead_id},
-                SYSTEM_ACTOR,
+                FOLLOW_UP_ACTOR,
                 idempotency_key=f"lapse:{lead_id}:{row['phone_since'].isoformat()}",
             )
             done = run.lapsed
@@ -108,7 +109,7 @@ async def release_neglected_leads(rt: Runtime) -> LeadRun:
             outcome = await rt.run_command(
                 "release_lead",
                 {"lead_id": lead_id, "rep_id": row["rep_id"]},
-                SYSTEM_ACTOR,
+                FOLLOW_UP_ACTOR,
                 idempotency_key=f"release-lead:{lead_id}:{row['rep_id']}:{row['since'].isoformat()}",
             )
             done = run.released

@@ -236,14 +236,14 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
             deposit_due_by=order.deposit_due_by.isoformat() if order.deposit_due_by else None,
         )
 
-    @bus.command(c.FlagDeliveryOverdue, roles={Role.system}, summary="Timer: flag a delivery past its 24 hours.")
+    @bus.command(c.FlagDeliveryOverdue, roles={Role.service}, summary="Timer: flag a delivery past its 24 hours.")
     async def flag_delivery_overdue(cmd: c.FlagDeliveryOverdue, uow: UnitOfWork) -> dict[str, Any]:
         order = await uow.get(Order, cmd.order_id, "order")
         order.flag_delivery_overdue(uow.clock.now())
         await uow.save(order)
         return {"order_id": order.id, "delivery_overdue": True}
 
-    @bus.command(c.FlagDepositOverdue, roles={Role.system}, summary="Timer: flag a partial deposit past its 24 hours.")
+    @bus.command(c.FlagDepositOverdue, roles={Role.service}, summary="Timer: flag a partial deposit past its 24 hours.")
     async def flag_deposit_overdue(cmd: c.FlagDepositOverdue, uow: UnitOfWork) -> dict[str, Any]:
         order = await uow.get(Order, cmd.order_id, "order")
         order.flag_deposit_overdue(uow.clock.now())

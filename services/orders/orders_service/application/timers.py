@@ -8,13 +8,13 @@ from typing import Any
 
 import structlog
 
-from salesplatform.events import Actor, Role
+from salesplatform.events import service_actor
 from salesplatform.projections import reading
 from salesplatform.service import Runtime
 
 log = structlog.get_logger(__name__)
 
-TIMER_ACTOR = Actor(id="orders-deadlines", role=Role.system)
+TIMER_ACTOR = service_actor("orders", "deadlines")
 
 
 async def check_deadlines(runtime: Runtime) -> dict[str, Any]:

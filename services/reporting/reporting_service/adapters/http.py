@@ -41,9 +41,9 @@ from reporting_service.queries.common import (
 )
 from salesplatform.clock import business_date
 from salesplatform.commands import invalid
-from salesplatform.errors import DomainError, PermissionDenied
+from salesplatform.errors import DomainError
 from salesplatform.events import Actor, Role
-from salesplatform.service import http_actor
+from salesplatform.service import http_actor, operator_actor
 
 JSON_PAGE = 100
 JSON_PAGE_MAX = 1000
@@ -537,14 +537,12 @@ def router(runtime: Any) -> APIRouter:
         summary="Rebuild every report projection in one pass over the log, then switch",
     )
     async def rebuild_all(
-        actor: Annotated[Actor, Depends(http_actor)],
+        actor: Annotated[Actor, Depends(operator_actor)],
         projections: Annotated[str | None, Param(description="comma list of projection names (default: all)")] = None,
     ) -> Any:
         """Reads this service's own copy of the log once and builds a new generation of each
         projection while the current ones keep answering; then switches all of them in one
         transaction. Progress: GET /admin/projections (`rebuilds`)."""
-        if not actor.is_manager:
-            raise PermissionDenied("only sales managers and up may rebuild reports", code="role_not_allowed")
         rebuilds = rebuilds_of(runtime)
         try:
             chosen = rebuilds.projections(

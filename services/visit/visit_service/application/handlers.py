@@ -59,6 +59,8 @@ from visit_service.projections.visits import ComplaintBook, FieldRecords, RouteB
 LINE = {Role.rep, Role.supervisor, Role.area_manager, Role.sales_manager, Role.general_manager}
 SUPERVISORS = LINE - {Role.rep}
 SYSTEM = {Role.system}
+# Commands only the service's own timers send.
+TIMERS = {Role.service}
 
 
 def inline_projections() -> list[Any]:
@@ -240,7 +242,11 @@ def build_bus(
 
     # -- planning and approvals ---------------------------------------------------------------
 
-    @bus.command(PlanVisit, roles=SYSTEM, summary="Plan a route visit for a business day (planning timer)")
+    @bus.command(
+        PlanVisit,
+        roles=TIMERS | SYSTEM,
+        summary="Plan a route visit for a business day (planning timer, or a planning system)",
+    )
     async def plan_visit(cmd: PlanVisit, uow: UnitOfWork) -> dict[str, Any]:
         visit_id = visit_id_for(cmd.rep_id, cmd.customer_id, cmd.business_date)
         visit = await uow.load(Visit, visit_id)
@@ -298,14 +304,14 @@ def build_bus(
         visit.reject_approval(uow.actor.id, cmd.reason, uow.actor.role)
         return await saved(uow, visit)
 
-    @bus.command(FlagApprovalOverdue, roles=SYSTEM, summary="Flag an approval unanswered for 24 hours")
+    @bus.command(FlagApprovalOverdue, roles=TIMERS, summary="Flag an approval unanswered for 24 hours")
     async def flag_approval_overdue(cmd: FlagApprovalOverdue, uow: UnitOfWork) -> dict[str, Any]:
         visit = await uow.get(Visit, cmd.visit_id)
         supervisor = await directory.supervisor_of(uow.conn, visit.rep_id, visit.district_id)
         visit.flag_approval_overdue(uow.clock.now(), supervisor)
         return await saved(uow, visit, supervisor_id=supervisor)
 
-    @bus.command(MarkVisitMissed, roles=SYSTEM, summary="Mark a visit not done by the end of its day missed")
+    @bus.command(MarkVisitMissed, roles=TIMERS, summary="Mark a visit not done by the end of its day missed")
     async def mark_visit_missed(cmd: MarkVisitMissed, uow: UnitOfWork) -> dict[str, Any]:
         visit = await uow.get(Visit, cmd.visit_id)
         visit.miss(uow.clock.now(), timezone)
@@ -452,7 +458,7 @@ def build_bus(
         complaint.close()
         return await saved_complaint(uow, complaint)
 
-    @bus.command(FlagComplaintBreach, roles=SYSTEM, summary="Flag a complaint not acknowledged within 48 hours")
+    @bus.command(FlagComplaintBreach, roles=TIMERS, summary="Flag a complaint not acknowledged within 48 hours")
     async def flag_complaint_breach(cmd: FlagComplaintBreach, uow: UnitOfWork) -> dict[str, Any]:
         complaint = await uow.get(Complaint, cmd.complaint_id)
         complaint.flag_breach(uow.clock.now())

@@ -23,7 +23,7 @@ import asyncpg
 import structlog
 
 from salesplatform.clock import FixedClock
-from salesplatform.events import Actor, EventRegistry, Role
+from salesplatform.events import EventRegistry, service_actor
 from salesplatform.projections import Change, Projection, active_schema
 from salesplatform.store import RecordedEvent
 from salesplatform.uow import UnitOfWork
@@ -32,7 +32,7 @@ from visit_service.projections.visits import RouteBook
 
 log = structlog.get_logger(__name__)
 
-REACTOR_ACTOR = Actor(id="visit-route-reassignment", role=Role.system)
+REACTOR_ACTOR = service_actor("visit", "route-reassignment")
 
 
 # The events that decide which rep (if any) a customer belongs to, and the rep each names.

@@ -1,7 +1,7 @@
 """Periodic jobs: plan the business day from routes, close the day (missed visits), and the two
 SLA timers (visit approvals 24 h, complaint acknowledgement 48 h).
 
-Each job reads what is due from the read models and sends commands as the system; the
+Each job reads what is due from the read models and sends commands as the service itself; the
 aggregates decide again (a visit checked in meanwhile is not missed, an approval answered
 meanwhile is not flagged), so a job may run any number of times, on any number of replicas.
 Every command carries an idempotency key derived from what it is about.
@@ -17,7 +17,7 @@ import structlog
 
 from salesplatform.clock import business_date
 from salesplatform.commands import Outcome, Request
-from salesplatform.events import Actor, Role
+from salesplatform.events import service_actor
 from salesplatform.projections import active_schema
 from visit_service.domain.planning import RouteSheet, stops_for, visit_id_for
 from visit_service.projections.directory import CustomerDirectory
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-TIMER_ACTOR = Actor(id="visit-timers", role=Role.system)
+TIMER_ACTOR = service_actor("visit", "timers")
 _CHUNK = 200
 
 
