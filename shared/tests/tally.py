@@ -174,6 +174,7 @@ class NoteSheet(Command):
     the test makes)."""
 
     name = "note_sheet"
+    personal_fields = frozenset({"note"})  # free text, which may describe a person
     sheet_id: str
     note: str
 

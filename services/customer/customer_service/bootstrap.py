@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from customer_service.adapters.dead_letters import dead_letter_guard, open_dead_letter
 from customer_service.adapters.http import router
 from customer_service.adapters.reception_http import router as reception_router
 from customer_service.application.handlers import build_bus
@@ -39,6 +40,8 @@ def definition(timezone: str = "Asia/Shanghai") -> ServiceDefinition:
         migrations=Path(__file__).parent / "migrations",
         routers=[router, reception_router],
         timers=[("follow_up_rules", FOLLOW_UP_CHECK_SECONDS, follow_up_rules)],
+        dead_letter_guard=dead_letter_guard,
+        open_dead_letter=open_dead_letter,
         title="Customer service",
         description="The customer archive (客户档案): territory and staff, customer cards, approval of new "
         "outlets, classification, credit, assignment, the 7-day follow-up rule, merges and erasure; the "

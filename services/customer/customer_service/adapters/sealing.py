@@ -100,6 +100,11 @@ async def preload_keys(uow: UnitOfWork, customer_ids: list[str], ring: Keyring =
         )
 
 
+async def current_key(conn: asyncpg.Connection, owner_id: str, ring: Keyring = CUSTOMERS) -> DataKey | None:
+    """The owner's current key, if it has one (none before its first write, or once erased)."""
+    return (await _current_keys(conn, [owner_id], ring)).get(owner_id)
+
+
 async def _current_keys(conn: asyncpg.Connection, owner_ids: list[str], ring: Keyring) -> dict[str, DataKey]:
     column = ring.owner_column
     rows = await conn.fetch(

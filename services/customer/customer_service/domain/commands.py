@@ -98,6 +98,8 @@ class RegisterCustomer(Command):
     """A new outlet (新增客户): pending until a supervisor approves it."""
 
     name = "register_customer"
+    # An individual's identity and the people on the card: left out of a dead letter no key seals.
+    personal_fields = frozenset({"name", "address", "phone", "base", "contacts"})
     customer_id: Id | None = None
     customer_name: Name = Field(alias="name")
     address: Annotated[str, Field(min_length=1, max_length=200)]
@@ -131,6 +133,7 @@ class VerifyCustomerData(Command):
     """Confirm form data a customer filled in (customers exaggerate: it counts only now)."""
 
     name = "verify_customer_data"
+    personal_fields = frozenset({"note"})
     customer_id: Id
     note: Text | None = None
 
@@ -231,6 +234,7 @@ class UpdateProfile(Command):
     silently lost (the history keeps it)."""
 
     name = "update_profile"
+    personal_fields = frozenset({"changes"})
     customer_id: Id
     changes: Annotated[dict[str, Any], Field(min_length=1, max_length=50)]
     reason: Reason
@@ -250,6 +254,7 @@ class LogContact(Command):
     """A follow-up by phone, WeChat or meeting (counts for the 7-day rule like a visit)."""
 
     name = "log_contact"
+    personal_fields = frozenset({"note"})
     customer_id: Id
     channel: ContactChannel
     note: Text | None = None

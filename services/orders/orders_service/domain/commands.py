@@ -97,6 +97,8 @@ class ApproveOrder(OrderCommand):
 
 class RejectOrder(OrderCommand):
     name = "reject_order"
+    # Free text people write may name or describe a person: left out of dead letters.
+    personal_fields = frozenset({"reason"})
     reason: Text
 
 
@@ -116,6 +118,7 @@ class ConfirmDelivery(OrderCommand):
 
 class CancelOrder(OrderCommand):
     name = "cancel_order"
+    personal_fields = frozenset({"reason"})
     reason: Text
 
 
@@ -152,6 +155,7 @@ class RecordPayment(Command):
 
 class AddCollectionNote(Command):
     name = "add_collection_note"
+    personal_fields = frozenset({"note"})
     customer_id: Id
     note: Text
     invoice_id: Id | None = None
@@ -200,6 +204,7 @@ class ReturnLineIn(_Part):
 
 class RequestReturn(Command):
     name = "request_return"
+    personal_fields = frozenset({"detail"})
     return_id: Id | None = None
     order_id: Id
     lines: list[ReturnLineIn] | None = Field(None, min_length=1, max_length=200)  # None: whole batch
@@ -222,6 +227,7 @@ class ReturnCommand(Command):
 
 class RecordReturnInspection(ReturnCommand):
     name = "record_return_inspection"
+    personal_fields = frozenset({"notes", "corrective_action"})
     confirmed: bool
     notes: Annotated[str, Field(max_length=2000)] = ""
     # Where a confirmed quality defect's corrective action (纠正和预防措施) goes.
@@ -235,6 +241,7 @@ class ApproveReturn(ReturnCommand):
 
 class RejectReturn(ReturnCommand):
     name = "reject_return"
+    personal_fields = frozenset({"reason"})
     reason: Text
 
 

@@ -119,6 +119,8 @@ class ApproveVisit(Command):
 
 class RejectVisit(Command):
     name = "reject_visit"
+    # Free text people write may name or describe a person: left out of dead letters.
+    personal_fields = frozenset({"reason"})
     visit_id: Id
     reason: Text
 
@@ -206,6 +208,7 @@ class TakeOrder(Command):
 
 class RefuseOrder(Command):
     name = "refuse_order"
+    personal_fields = frozenset({"reason"})
     visit_id: Id
     reason: Text
 
@@ -235,6 +238,7 @@ class MarkVisitMissed(Command):
 
 class ReceiveComplaint(Command):
     name = "receive_complaint"
+    personal_fields = frozenset({"description"})
     complaint_id: Id | None = None
     customer_id: Id
     channel: Literal["phone", "letter", "email", "visit", "web", "in_person", "other"]
@@ -257,6 +261,7 @@ class RouteComplaint(Command):
 
 class ResolveComplaint(Command):
     name = "resolve_complaint"
+    personal_fields = frozenset({"resolution"})
     complaint_id: Id
     resolution: Text
     customer_misuse: bool = False
@@ -286,6 +291,7 @@ class RecordSurvey(Command):
 
 class FileKeyAccountReport(Command):
     name = "file_key_account_report"
+    personal_fields = frozenset({"summary", "issues"})
     report_id: Id | None = None
     customer_id: Id
     visit_id: Id | None = None
@@ -295,6 +301,7 @@ class FileKeyAccountReport(Command):
 
 class RecordCoaching(Command):
     name = "record_coaching"
+    personal_fields = frozenset({"notes", "strengths", "improvements"})
     rep_id: Id
     visit_id: Id | None = None
     customer_id: Id | None = None
@@ -443,6 +450,7 @@ class CloseRouteCleanup(Command):
 
 class SpotCheckDelivery(Command):
     name = "spot_check_delivery"
+    personal_fields = frozenset({"notes"})
     order_id: Id
     customer_id: Id
     delivered: bool
