@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from pydantic import ValidationError
 
-from salesplatform.errors import Unauthenticated
+from salesplatform.errors import ServiceError, Unauthenticated
 from salesplatform.events import Actor, Role
 
 log = structlog.get_logger(__name__)
@@ -297,6 +297,14 @@ class KeyUrl(KeySource):
 # --- verification ------------------------------------------------------------------------------
 
 
+class KeysUnavailable(ServiceError):
+    """No key set has been read yet (its URL unreachable since the start): nothing about the
+    token is known, so the request is not refused as unauthenticated but told to come back."""
+
+    status = 503
+    code = "keys_unavailable"
+
+
 class TokenVerifier:
     """Verifies bearer tokens against the key set of its source.
 
@@ -326,7 +334,7 @@ class TokenVerifier:
         """The actor of `token` if it was valid at `at` (epoch seconds, default now)."""
         keys = self.source.current()
         if keys is None:
-            raise Unauthenticated("no token signing keys are known yet", code="invalid_token")
+            raise KeysUnavailable("the token signing keys are not loaded yet: try again shortly")
         if keys is not self._keys_seen:  # a new set: what was verified with a retired key goes
             self._verified.clear()
             self._keys_seen = keys

@@ -782,6 +782,9 @@ class IngestConsumer(_PullLoop):
         return actor_from_header(_header(msg, "Authorization"), self.tokens, at=stored)
 
     async def handle(self, msgs: list[Msg]) -> None:
+        if not self.tokens.ready:
+            # The key set is not loaded yet (its URL unreachable): an outage, waited out.
+            raise ConnectionError("the token signing keys are not loaded yet")
         requests: list[Request] = []
         runnable: list[Msg] = []
         for msg in msgs:

@@ -1,19 +1,23 @@
 """A queued command is authorised as of sending: its token is judged at the moment JetStream
 stored the message, so an outage longer than the token's life does not turn the command into a
-dead letter; within a maximum queue age."""
+dead letter; within a maximum queue age. Nor does a key set that cannot be fetched yet."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import orjson
 from tally import SIGNING_KEY, definition
 from waiting import wait_for
 
 from salesplatform.auth import mint
-from salesplatform.devstack.pytest_plugin import next_stream_message, stream_messages
+from salesplatform.devstack.pytest_plugin import TEST_JWKS, next_stream_message, stream_messages
+from salesplatform.devstack.servers import free_port
 from salesplatform.events import Actor, Role
-from salesplatform.service import Runtime
+from salesplatform.service import Runtime, http_app
 
 REP = Actor(id="r1", role=Role.rep, district="d1")
 
@@ -69,3 +73,57 @@ async def test_a_command_that_waited_longer_than_the_queue_allows_is_refused(ser
         assert (error["code"], dead.headers["Dlq-Reason"]) == ("queued_too_long", "rejected")
         assert "send it again" in error["message"]
         assert not await _opened(rt, "stale")
+
+
+class _KeySetServer:
+    """Serves the session's public key set at a URL, from when it is started."""
+
+    def __init__(self, port: int) -> None:
+        body = TEST_JWKS.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_commands_wait_while_the_key_set_cannot_be_fetched(service_settings, outside) -> None:
+    """The key set's URL is unreachable from the start: nothing about a token can be known, so
+    HTTP answers 503 and an ingested command waits (it is not dead-lettered) until the set is
+    fetched, then runs."""
+    port = free_port()
+    settings = service_settings.model_copy(
+        update={"jwks": None, "jwks_url": f"http://127.0.0.1:{port}/jwks.json", "jwks_refresh_seconds": 300}
+    )
+    async with Runtime(definition(), settings) as rt:
+        assert (await rt.ready())["keys"] is False
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(rt)), base_url="http://svc") as http:
+            r = await http.post(
+                "/commands/open_sheet",
+                json={"sheet_id": "http", "title": "M"},
+                headers={"Authorization": f"Bearer {mint(REP, SIGNING_KEY)}"},
+            )
+        assert (r.status_code, r.json()["error"]["code"]) == (503, "keys_unavailable")
+        await _send(outside, rt.topology, "waiting", mint(REP, SIGNING_KEY))
+        await asyncio.sleep(2.0)
+        assert not await _opened(rt, "waiting")
+        server = _KeySetServer(port)
+        try:
+            await wait_for(lambda: _opened(rt, "waiting"), timeout=60)
+        finally:
+            server.close()
+        assert await stream_messages(rt.js, rt.topology.dlq_stream) == []
+        assert rt.ingest.rejected == 0 and (await rt.ready())["keys"] is True
