@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import secrets
 import shutil
@@ -27,7 +28,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
-from running_system import SECRET, Service, eventually, start_service_on
+from running_system import SIGNING_KEY, Service, eventually, start_service_on
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service as DriverService
@@ -42,8 +43,9 @@ from console_service.domain.money import fen_of
 from customer_service.bootstrap import definition as customer_definition
 from orders_service.bootstrap import definition as orders_definition
 from reporting_service.bootstrap import definition as reporting_definition
-from salesplatform.auth import mint
+from salesplatform.auth import SigningKey, mint
 from salesplatform.clock import business_date
+from salesplatform.devstack.pytest_plugin import TEST_JWKS, nats_credentials_for_tests, nats_login_for_tests
 from salesplatform.devstack.servers import LOOPBACK, create_database, drop_database, free_port
 from salesplatform.events import Actor, Role
 from visit_service.bootstrap import definition as visit_definition
@@ -86,7 +88,7 @@ class System:
     console_url: str
 
     def token(self, actor: Actor) -> str:
-        return mint(actor, SECRET)
+        return mint(actor, SIGNING_KEY)
 
     async def api(self, service: str, actor: Actor, path: str, **params: Any) -> Any:
         response = await self.services[service].get(actor, path, **params)
@@ -121,10 +123,19 @@ async def console_server(settings: ConsoleSettings, clients: dict[str, httpx.Asy
             await task
 
 
+def signing_key_file(directory: Path) -> Path:
+    """The session's private key in a file, as the local sign-in of `make run` reads it."""
+    path = directory / "signing-key.json"
+    path.write_text(json.dumps(SIGNING_KEY.private_jwk()))
+    path.chmod(0o600)
+    return path
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def system(stack_servers, nats_url) -> AsyncIterator[System]:
+async def system(stack_servers, nats_url, tmp_path_factory) -> AsyncIterator[System]:
     """The four services with a small department living two days (to today), and the console."""
     namespace = "t" + secrets.token_hex(4)
+    key_dir = tmp_path_factory.mktemp("console-keys")
     databases: list[str] = []
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -138,8 +149,9 @@ async def system(stack_servers, nats_url) -> AsyncIterator[System]:
             plan = build_plan(5, scale=0.02, days=2, end=today)
             await drive(
                 plan,
-                secret=SECRET,
+                signing_key=SIGNING_KEY,
                 nats_url=nats_url,
+                nats_login=nats_login_for_tests("system"),
                 nats_namespace=namespace,
                 patience=20.0,
                 clients={name: s.http for name, s in services.items()},
@@ -151,7 +163,9 @@ async def system(stack_servers, nats_url) -> AsyncIterator[System]:
                 reporting_url="http://reporting",
                 nats_url=nats_url,
                 stream_prefix=namespace,
-                jwt_secret=SECRET,
+                **nats_credentials_for_tests("system"),  # the console hears report changes as outside systems do
+                jwks=TEST_JWKS,
+                signing_key_file=str(signing_key_file(key_dir)),
                 timezone=TIMEZONE,
                 local_login=True,
             )
@@ -589,7 +603,7 @@ async def test_behind_an_authenticating_proxy_the_header_token_is_the_viewer(sys
         orders_url="http://orders",
         reporting_url="http://reporting",
         nats_url="nats://127.0.0.1:9",  # the feed waits; pages are served
-        jwt_secret=SECRET,
+        jwks=TEST_JWKS,
         token_header="X-Forwarded-Access-Token",
     )
     supervisor, _ = supervisor_with_reps(system)
@@ -600,9 +614,9 @@ async def test_behind_an_authenticating_proxy_the_header_token_is_the_viewer(sys
             assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
             sign_in = await http.get("/login")
             assert "data-staff" not in sign_in.text and "OIDC" in sign_in.text
-            forged = mint(Actor(id="x", role=Role.sales_manager), "not-the-platform-key-0123456789abcdef")
+            forged = mint(Actor(id="x", role=Role.sales_manager), SigningKey.generate(SIGNING_KEY.kid))
             assert (await http.get("/kpi", headers={"X-Forwarded-Access-Token": forged})).status_code == 303
-            token = mint(supervisor.actor(), SECRET)
+            token = mint(supervisor.actor(), SIGNING_KEY)
             board = await http.get("/kpi", headers={"X-Forwarded-Access-Token": f"Bearer {token}"})
             assert board.status_code == 200 and f'data-viewer="{supervisor.staff_id}"' in board.text
             csrf = re.search(r'name="csrf" value="([^"]+)"', sign_in.text).group(1)

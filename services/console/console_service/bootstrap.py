@@ -19,6 +19,7 @@ from console_service.adapters.services import Services
 from console_service.application.changes import ChangeHub
 from console_service.application.directory import Directory
 from console_service.config import ConsoleSettings
+from salesplatform.auth import TokenVerifier, key_source, load_signing_key
 from salesplatform.logging import configure_logging
 
 
@@ -34,15 +35,28 @@ async def running(
         else Services.over_http(settings.service_urls(), timeout=settings.api_timeout)
     )
     hub = ChangeHub()
-    feed = ChangeFeed(settings.nats_url, settings.stream_prefix, hub)
-    identity = Identity(settings.jwt_secret, signing_key=settings.jwt_secret if settings.local_login else None)
+    feed = ChangeFeed(
+        settings.nats_url, settings.stream_prefix, hub, user=settings.nats_user, password=settings.nats_password
+    )
+    verifier = TokenVerifier(
+        key_source(
+            jwks=settings.jwks,
+            jwks_file=settings.jwks_file,
+            jwks_url=settings.jwks_url,
+            refresh_seconds=settings.jwks_refresh_seconds,
+        )
+    )
+    signing_key = load_signing_key(settings.signing_key_file) if settings.local_login else None
+    identity = Identity(verifier, signing_key=signing_key)
     console = Console(settings, identity, services, Directory(services), hub, lambda: feed.connected)
+    await verifier.start()
     feed.start()
     try:
         yield console, create_app(console)
     finally:
         hub.close()
         await feed.stop()
+        await verifier.stop()
         if clients is None:
             await services.close()
 

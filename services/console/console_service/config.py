@@ -1,5 +1,6 @@
 """Typed settings of the console: `CONSOLE_…` variables, plus the platform's shared ones
-(NATS_URL, AUTH_JWT_SECRET, COMPANY_TIMEZONE, STREAM_PREFIX, LOG_LEVEL)."""
+(NATS_URL, NATS_USER, NATS_PASSWORD, AUTH_JWKS…, AUTH_SIGNING_KEY_FILE, COMPANY_TIMEZONE,
+STREAM_PREFIX, LOG_LEVEL)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,17 @@ class ConsoleSettings(BaseSettings):
     # Seconds an API call may take before the page says the service is not answering.
     api_timeout: float = 15.0
     nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL"))
+    # The console hears report changes as an outside system does (the `system` NATS user).
+    nats_user: str | None = Field(None, validation_alias=AliasChoices("NATS_USER"))
+    nats_password: str | None = Field(None, validation_alias=AliasChoices("NATS_PASSWORD"))
     stream_prefix: str = Field("", validation_alias=AliasChoices("STREAM_PREFIX"))
-    # The platform's token key: verifies viewers' tokens, and signs them for the local login.
-    jwt_secret: str = Field(min_length=16, validation_alias=AliasChoices("AUTH_JWT_SECRET"))
+    # The platform's public key set, which viewers' tokens are verified with (exactly one).
+    jwks: str | None = Field(None, validation_alias=AliasChoices("AUTH_JWKS"))
+    jwks_file: str | None = Field(None, validation_alias=AliasChoices("AUTH_JWKS_FILE"))
+    jwks_url: str | None = Field(None, validation_alias=AliasChoices("AUTH_JWKS_URL"))
+    jwks_refresh_seconds: float = Field(300.0, gt=0, validation_alias=AliasChoices("AUTH_JWKS_REFRESH_SECONDS"))
+    # The private key the local login signs with (only with `local_login`).
+    signing_key_file: str | None = Field(None, validation_alias=AliasChoices("AUTH_SIGNING_KEY_FILE"))
     timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("COMPANY_TIMEZONE"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL"))
     # `make run`: sign in by picking a staff member of the department; the console then mints

@@ -26,8 +26,11 @@ RETRY_MAX = 10.0
 
 
 class ChangeFeed:
-    def __init__(self, url: str, namespace: str, hub: ChangeHub) -> None:
+    def __init__(
+        self, url: str, namespace: str, hub: ChangeHub, *, user: str | None = None, password: str | None = None
+    ) -> None:
         self.url = url
+        self.user, self.password = user, password
         self.subject = Topology("reporting", namespace).subject("changed", "*")
         self.hub = hub
         self.nc: NATS | None = None
@@ -60,6 +63,8 @@ class ChangeFeed:
                     reconnect_time_wait=0.5,
                     allow_reconnect=True,
                     connect_timeout=2,
+                    user=self.user,
+                    password=self.password,
                     disconnected_cb=self._disconnected,
                     reconnected_cb=self._reconnected,
                     error_cb=self._error,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import jwt
 
 from salesplatform import auth
+from salesplatform.auth import SigningKey, TokenVerifier
 from salesplatform.errors import Unauthenticated
 from salesplatform.events import Actor
 
@@ -32,11 +33,11 @@ class Viewer:
 
 
 class Identity:
-    """Verifies tokens with the platform's key; mints them only where the console may sign
-    (the local sign-in of `make run`)."""
+    """Verifies tokens with the platform's public key set; mints them only where the console
+    holds the private key (the local sign-in of `make run`)."""
 
-    def __init__(self, verification_key: str, *, signing_key: str | None = None) -> None:
-        self._verification_key = verification_key
+    def __init__(self, verifier: TokenVerifier, *, signing_key: SigningKey | None = None) -> None:
+        self._verifier = verifier
         self._signing_key = signing_key
 
     @property
@@ -51,7 +52,7 @@ class Identity:
             token = token[7:].strip()
         if not token:
             raise Unauthenticated("a token is required", code="missing_token")
-        actor = auth.verify(token, self._verification_key)
+        actor = self._verifier.verify(token)
         # The signature was checked just now; the expiry is read for the session cookie.
         claims = jwt.decode(token, options={"verify_signature": False})
         return Viewer(token=token, actor=actor, expires_at=float(claims["exp"]))
