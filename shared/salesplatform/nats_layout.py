@@ -9,10 +9,10 @@ test's namespace) because a NATS wildcard matches whole tokens only, and a singl
 pattern opens every stream. With accounts, a service's user reaches only its own streams,
 whatever their names.
 
-- A service's account holds its streams (events, ingest, dead letters, results) and its user
-  may use its own JetStream API, except the durable consumers other services keep on its event
-  stream, and except creating a consumer without naming it in the subject (the name in the
-  request body would reach any consumer).
+- A service's account holds its streams (events, ingest, dead letters, results) and object
+  stores, and its user may use its own JetStream API, except the durable consumers other
+  services keep on its event stream, and except creating a consumer on that stream without
+  naming it in the subject (the name in the request body would reach theirs).
 - A service that consumes another's events is given exactly the JetStream API subjects of its
   one durable consumer (`<consumer>_from_<producer>`) on that one stream: create, info, next
   messages and acknowledgements. It addresses them under `js.<producer>.API` (`api_prefix`).
@@ -28,7 +28,9 @@ whatever their names.
 `deploy/nats/nats.conf` (which docker-compose.yml runs and the NATS Helm chart includes) all use
 it. The tests' servers use the `namespaced` form: subjects start with any namespace
 token and stream names in JetStream API subjects are wildcards (a test's stream names are one
-token such as `T1A2B3C4_CUSTOMER`); everything else is the same.
+token such as `T1A2B3C4_CUSTOMER`), so a consumer service's import reaches its own durable on
+any of the producer's streams and the producer may create unnamed consumers on any of its own;
+everything else is the same.
 
     python -m salesplatform.nats_layout deploy/nats     # regenerate the deployment's files
 """

@@ -23,14 +23,14 @@ from customer_service.domain.commands import SetPosition
 from customer_service.domain.customer import Customer
 from customer_service.domain.values import Position
 from salesplatform.clock import FixedClock
-from salesplatform.events import Actor, EventRegistry, Role
+from salesplatform.events import EventRegistry, service_actor
 from salesplatform.projections import Change, Projection
 from salesplatform.store import RecordedEvent
 from salesplatform.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
-REACTOR_ACTOR = Actor(id="customer-position-corrections", role=Role.system)
+REACTOR_ACTOR = service_actor("customer", "position-corrections")
 CONFIRMED = "visit.check_in_confirmed"
 
 

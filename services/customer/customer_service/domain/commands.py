@@ -99,7 +99,7 @@ class RegisterCustomer(Command):
 
     name = "register_customer"
     # An individual's identity and the people on the card: left out of a dead letter no key seals.
-    personal_fields = frozenset({"name", "address", "phone", "base", "contacts"})
+    personal_fields = frozenset({"name", "address", "phone", "position", "base", "contacts"})
     customer_id: Id | None = None
     customer_name: Name = Field(alias="name")
     address: Annotated[str, Field(min_length=1, max_length=200)]
@@ -123,6 +123,7 @@ class SetPosition(Command):
     """Where the outlet is, on the card (an individual's home position is sealed)."""
 
     name = "set_position"
+    personal_fields = frozenset({"latitude", "longitude"})  # an individual's home
     customer_id: Id
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)

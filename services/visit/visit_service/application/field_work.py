@@ -17,7 +17,15 @@ from salesplatform.events import Role
 from salesplatform.projections import active_schema
 from salesplatform.uow import UnitOfWork
 from visit_service.adapters.photo_store import PhotoStore
-from visit_service.application.handlers import LINE, SUPERVISORS, SYSTEM, known_customer, visit_result, visit_territory
+from visit_service.application.handlers import (
+    LINE,
+    SUPERVISORS,
+    SYSTEM,
+    TIMERS,
+    known_customer,
+    visit_result,
+    visit_territory,
+)
 from visit_service.config import FieldConfig
 from visit_service.domain.access import Territory, ensure_can_act, ensure_supervises
 from visit_service.domain.check_in import assess_position
@@ -279,7 +287,7 @@ def register(bus: CommandBus, config: FieldConfig, photos: PhotoStore) -> None:
         partial(attach_photo, photos=photos)
     )
     bus.command(ReviewPhoto, roles=SUPERVISORS, summary="A supervisor's verdict on a visit photo")(review_photo)
-    bus.command(ExpirePhoto, roles=SYSTEM, summary="Delete a photo kept its retention time (retention timer)")(
+    bus.command(ExpirePhoto, roles=TIMERS, summary="Delete a photo kept its retention time (retention timer)")(
         partial(expire_photo, photos=photos, config=config)
     )
     bus.command(CloseRouteCleanup, roles=SUPERVISORS, summary="Close the district's monthly route cleanup")(

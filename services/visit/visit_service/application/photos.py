@@ -24,7 +24,7 @@ import structlog
 
 from salesplatform.clock import FixedClock
 from salesplatform.commands import Request
-from salesplatform.events import Actor, EventRegistry, Role
+from salesplatform.events import EventRegistry, service_actor
 from salesplatform.projections import Change, Projection, active_schema
 from salesplatform.store import RecordedEvent
 from salesplatform.uow import UnitOfWork
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-REACTOR_ACTOR = Actor(id="visit-photo-erasure", role=Role.system)
+REACTOR_ACTOR = service_actor("visit", "photo-erasure")
 ERASED = "customer.personal_data_erased"
 
 

@@ -32,7 +32,7 @@ from visit_service.adapters.route_solver import solve_in_subprocess
 from visit_service.application.handlers import (
     LINE,
     SUPERVISORS,
-    SYSTEM,
+    TIMERS,
     customer_on_list,
     rep_of,
     rep_territory,
@@ -394,8 +394,8 @@ def register(bus: CommandBus, config: FieldConfig) -> None:
     bus.command(RequestRoutePlan, roles=LINE, summary="Ask the planner for a rep's routes (路序)")(
         partial(request_route_plan, config=config)
     )
-    bus.command(ProposeRoutePlan, roles=SYSTEM, summary="The planner's proposal of a route plan")(propose_route_plan)
-    bus.command(FailRoutePlan, roles=SYSTEM, summary="The planner found no route plan")(fail_route_plan)
+    bus.command(ProposeRoutePlan, roles=TIMERS, summary="The planner's proposal of a route plan")(propose_route_plan)
+    bus.command(FailRoutePlan, roles=TIMERS, summary="The planner found no route plan")(fail_route_plan)
     bus.command(AdoptRoutePlan, roles=SUPERVISORS, summary="Adopt a proposed route plan: it replaces the routes")(
         adopt_route_plan
     )
