@@ -15,7 +15,7 @@ from orders_testkit import (
     CUSTOMER_SERVICE,
     REP,
     SALES_MANAGER,
-    SECRET,
+    SIGNING_KEY,
     SUPERVISOR,
     SYSTEM,
     feed_customers,
@@ -272,7 +272,9 @@ async def test_the_daily_check_recommendations_and_inventory_over_http(rt, proje
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(rt)), base_url="http://orders") as client:
 
         async def get(actor: Actor, path: str, **params: Any) -> httpx.Response:
-            return await client.get(path, params=params, headers={"Authorization": f"Bearer {mint(actor, SECRET)}"})
+            return await client.get(
+                path, params=params, headers={"Authorization": f"Bearer {mint(actor, SIGNING_KEY)}"}
+            )
 
         inventory = (await get(REP, "/projects/P1/units")).json()
         assert inventory["counts"] == {"reserved": 1, "available": 2, "unreleased": 1}

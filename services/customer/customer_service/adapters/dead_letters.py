@@ -1,10 +1,11 @@
 """What a dead-lettered command of the customer service keeps: its personal data sealed with
-the key of the customer it names, so an erasure (which deletes the keys) makes the dead letter
-unreadable too; where there is no such key (a new customer, an unknown one, one already erased)
-the fields the command declares personal are left out, as every service does.
+the key of the customer (or the sales office's lead) it names, so an erasure (which deletes the
+keys) makes the dead letter unreadable too; where there is no such key (a new customer or lead,
+an unknown one, one already erased) the fields the command declares personal are left out, as
+every service does.
 
-A sealed dead letter's body is `{"customer_id": …, "sealed": "v1.<key id>.<…>"}`: the whole
-payload as sent, bound to its customer like the sealed parts of the card.
+A sealed dead letter's body is `{"customer_id": …, "sealed": "v1.<key id>.<…>"}` (or
+`lead_id`): the whole payload as sent, bound to its owner like the sealed parts of the card.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from typing import Any
 
 import orjson
 
-from customer_service.adapters.sealing import current_key, keys_of, open_sealed
+from customer_service.adapters.sealing import CUSTOMERS, LEADS, Keyring, current_key, keys_of, open_sealed
 from salesplatform.commands import withholding_guard
 from salesplatform.messaging import CommandGuard
+
+# The owners whose keys can seal a command's payload, the first the payload names.
+_RINGS: tuple[Keyring, ...] = (CUSTOMERS, LEADS)
 
 
 def dead_letter_guard(runtime: Any) -> CommandGuard:
@@ -26,25 +30,31 @@ def dead_letter_guard(runtime: Any) -> CommandGuard:
             doc = orjson.loads(payload) if payload else None
         except orjson.JSONDecodeError:
             doc = None
-        customer_id = doc.get("customer_id") if isinstance(doc, dict) else None
-        if isinstance(customer_id, str) and customer_id:
+        for ring in _RINGS:
+            owner = doc.get(ring.owner_column) if isinstance(doc, dict) else None
+            if not (isinstance(owner, str) and owner):
+                continue
             async with runtime.pool.acquire() as conn:
-                key = await current_key(conn, customer_id)
+                key = await current_key(conn, owner, ring)
             if key is not None:
-                body = {"customer_id": customer_id, "sealed": key.seal(doc)}
-                return orjson.dumps(body), {"Dlq-Sealed": f"customer-{customer_id}"}
+                body = {ring.owner_column: owner, "sealed": key.seal(doc)}
+                return orjson.dumps(body), {"Dlq-Sealed": f"{ring.prefix}-{owner}"}
         return await withhold(command, payload)
 
     return guard
 
 
 async def open_dead_letter(runtime: Any, payload: bytes) -> Any:
-    """A dead letter's payload for an operator: a sealed one opened with its customer's keys
-    while they exist, else marked erased."""
+    """A dead letter's payload for an operator: a sealed one opened with its owner's keys while
+    they exist, else marked erased."""
     doc = orjson.loads(payload)
-    if not (isinstance(doc, dict) and isinstance(doc.get("sealed"), str) and isinstance(doc.get("customer_id"), str)):
+    if not (isinstance(doc, dict) and isinstance(doc.get("sealed"), str)):
         return doc
-    async with runtime.pool.acquire() as conn:
-        keys = await keys_of(conn, [doc["customer_id"]])
-    opened = open_sealed(doc["sealed"], keys, doc["customer_id"])
-    return opened if opened is not None else {"customer_id": doc["customer_id"], "sealed": "[erased]"}
+    for ring in _RINGS:
+        owner = doc.get(ring.owner_column)
+        if isinstance(owner, str):
+            async with runtime.pool.acquire() as conn:
+                keys = await keys_of(conn, [owner], ring)
+            opened = open_sealed(doc["sealed"], keys, owner, ring)
+            return opened if opened is not None else {ring.owner_column: owner, "sealed": "[erased]"}
+    return doc

@@ -57,6 +57,8 @@ class SignOut(Command):
 
 
 class _Reception(Command):
+    # A visitor's phone, name and the note about them: left out of a dead letter no key seals.
+    personal_fields = frozenset({"phone", "name", "note"})
     project_id: Id
     phone: Phone
     customer_name: Name | None = Field(None, alias="name")
@@ -95,6 +97,7 @@ class RegisterReferral(Command):
     phone number, and the new customer is theirs (熟客介绍, 以取得新客户的联系电话为准)."""
 
     name = "register_referral"
+    personal_fields = frozenset({"phone", "name", "note"})
     project_id: Id
     referrer_lead_id: Id
     phone: Phone
@@ -106,6 +109,7 @@ class AddLeadMember(Command):
     """Someone who is the same customer as a lead (spouse, parent, child, shareholder)."""
 
     name = "add_lead_member"
+    personal_fields = frozenset({"name", "phone"})
     lead_id: Id
     relation: Relation
     member_name: Name = Field(alias="name")
@@ -116,6 +120,7 @@ class LogLeadFollowUp(Command):
     """A follow-up of a lead by its rep, as written in the follow-up book (跟踪本)."""
 
     name = "log_lead_follow_up"
+    personal_fields = frozenset({"note"})
     lead_id: Id
     channel: FollowUpChannel
     note: Text | None = None
@@ -126,6 +131,7 @@ class CorrectRegisterEntry(Command):
     line stays as written, the correction is recorded beside it."""
 
     name = "correct_register_entry"
+    personal_fields = frozenset({"name", "phone", "note"})
     project_id: Id
     register_kind: RegisterKind = Field(alias="register")
     entry_no: Annotated[int, Field(ge=1)]

@@ -316,7 +316,8 @@ def register(bus: CommandBus, policy: OrderPolicy) -> None:
     bus.command(NameDepositTaker, roles={Role.sales_manager})(name_deposit_taker)
     bus.command(RevokeDepositTaker, roles={Role.sales_manager})(revoke_deposit_taker)
     bus.command(TakeDeposit, roles=DEPOSIT_ROLES, batched=True, claims=_on_unit)(_bind(take_deposit, policy=policy))
-    bus.command(FlagUnitDepositOverdue, roles={Role.system}, claims=_on_unit)(flag_unit_deposit_overdue)
+    # The deadline timer, as the service itself.
+    bus.command(FlagUnitDepositOverdue, roles={Role.service}, claims=_on_unit)(flag_unit_deposit_overdue)
     bus.command(ReleaseReservation, roles=MANAGERS, claims=_on_unit)(_bind(release_reservation, policy=policy))
     bus.command(FillSubscription, roles={Role.rep, Role.supervisor, Role.area_manager, *MANAGERS}, claims=_on_unit)(
         fill_subscription

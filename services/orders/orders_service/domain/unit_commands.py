@@ -117,6 +117,7 @@ class ReleaseReservation(Command):
     """Give up a reservation or subscription with a reason (退定): the unit is available again."""
 
     name = "release_reservation"
+    personal_fields = frozenset({"reason"})
     unit_id: Id
     reason: Text
     deposit: DepositHandling
@@ -146,6 +147,7 @@ class ReturnSubscription(Command):
     """The sales manager sends an unsigned subscription back (wrongly filled), with the reason."""
 
     name = "return_subscription"
+    personal_fields = frozenset({"reason"})
     unit_id: Id
     reason: Text
 

@@ -20,7 +20,7 @@ from reporting_service.queries.office import office_reps_behind
 from salesplatform.clock import business_date
 from salesplatform.commands import CommandBus, invalid
 from salesplatform.errors import DomainError, NotFound, PermissionDenied
-from salesplatform.events import SYSTEM_ACTOR, Role
+from salesplatform.events import Role, service_actor
 from salesplatform.projections import active_schema
 from salesplatform.uow import UnitOfWork
 
@@ -132,9 +132,13 @@ async def review_performance(
     return {"month": month, "as_of": as_of.isoformat(), "reviewed": len(reps), "warnings": given}
 
 
+REVIEW_ACTOR = service_actor("reporting", "performance-review")
+
+
 async def performance_timer(rt: Runtime) -> None:
-    """The hourly review as the system: a warning due today is given once (its file's stream)."""
-    outcome = await rt.run_command("review_performance", {}, SYSTEM_ACTOR)
+    """The hourly review, by the service itself: a warning due today is given once (its file's
+    stream)."""
+    outcome = await rt.run_command("review_performance", {}, REVIEW_ACTOR)
     if not outcome.ok:
         log.warning("performance_review_failed", error=outcome.error.to_dict() if outcome.error else None)
     elif outcome.result and outcome.result["warnings"]:
@@ -151,6 +155,6 @@ def register(bus: CommandBus, timezone: str, rules: OfficeRules) -> None:
     line = {Role.rep, Role.supervisor, Role.area_manager, *MANAGERS}
     bus.command(RecordDailyClose, roles=line)(_bind(record_daily_close, timezone=timezone))
     bus.command(ClaimWeeklyTarget, roles=line)(_bind(claim_weekly_target, timezone=timezone))
-    bus.command(ReviewPerformance, roles={Role.system, Role.supervisor, Role.area_manager, *MANAGERS})(
+    bus.command(ReviewPerformance, roles={Role.service, Role.system, Role.supervisor, Role.area_manager, *MANAGERS})(
         _bind(review_performance, timezone=timezone, rules=rules)
     )
