@@ -590,16 +590,39 @@ class _PullLoop(ABC):
         self._outage_backoff = _OUTAGE_BACKOFF_FIRST
 
     async def _wait_out(self, msgs: list[Msg], exc: Exception) -> None:
-        """Hand the messages back for later and pause, longer each time the outage lasts."""
-        backoff = self._outage_backoff
-        log.warning("consumer_waiting_for_dependency", durable=self.durable, error=repr(exc), backoff=backoff)
-        for msg in msgs:
-            if not msg.is_acked:
-                with contextlib.suppress(Exception):  # NATS may be what is down: redelivered anyway
-                    await msg.nak(delay=backoff)
-        self._outage_backoff = min(backoff * 2, _OUTAGE_BACKOFF_MAX)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), backoff)
+        """Keep the batch and run it again once what the service depends on is back, longer
+        pauses each time the outage lasts. The batch is kept rather than handed back because
+        JetStream would redeliver handed-back messages in whatever order their delays ran out,
+        and events must be kept in the order they were published. If the loop is told to stop
+        meanwhile, the messages are handed back in order for the next instance."""
+        waiting = [msg for msg in msgs if not msg.is_acked]
+        while waiting:
+            backoff = self._outage_backoff
+            log.warning("consumer_waiting_for_dependency", durable=self.durable, error=repr(exc), backoff=backoff)
+            self._outage_backoff = min(backoff * 2, _OUTAGE_BACKOFF_MAX)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
+            if self._stopping.is_set():
+                for msg in waiting:
+                    with contextlib.suppress(Exception):  # NATS may be what is down: redelivered anyway
+                        await msg.nak()
+                return
+            for msg in waiting:
+                with contextlib.suppress(Exception):  # restarts JetStream's wait for the ack
+                    await msg.in_progress()
+            try:
+                await self.handle(waiting)
+            except asyncio.CancelledError:
+                raise
+            except Exception as again:  # noqa: BLE001 - still out, or a message to blame
+                waiting = [msg for msg in waiting if not msg.is_acked]
+                if not is_outage(again):
+                    await self._failed(waiting, again)
+                    return
+                exc = again
+                continue
+            self._outage_backoff = _OUTAGE_BACKOFF_FIRST
+            return
 
     async def run(self) -> None:
         try:
