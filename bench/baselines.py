@@ -1,7 +1,7 @@
 """The raw parts, measured in the same run as the figures that are compared with them.
 
 Each function does one run and returns events (or messages) per second. They use the same
-321-byte JSON envelope BASELINES.md was measured with and the same servers as the figures
+321-byte JSON envelope docs/baselines.md was measured with and the same servers as the figures
 (PostgreSQL with default fsync settings, nats-server with file-backed JetStream).
 
 - raw nats-py: JetStream publish with one awaited ack at a time; `publish_async` pipelined
@@ -59,7 +59,7 @@ def envelope_bytes(i: int) -> bytes:
 
 @dataclass(frozen=True)
 class Case:
-    """One baseline: a stable key, its label, and what BASELINES.md quotes for it."""
+    """One baseline: a stable key, its label, and what docs/baselines.md quotes for it."""
 
     key: str
     label: str

@@ -365,7 +365,7 @@ class MemorySampler:
 
 
 class Stack:
-    """PostgreSQL (default fsync settings, as BASELINES.md was measured) and NATS on free
+    """PostgreSQL (default fsync settings, as docs/baselines.md was measured) and NATS on free
     loopback ports under a private work directory; never the machine's own servers.
 
     NATS runs the production layout of accounts and users (namespaced: each figure has a stream
@@ -739,7 +739,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     lines += [
         "## Baselines (this run)",
         "",
-        _row(["case", "measured", "median", "min–max", "unit", "BASELINES.md"]),
+        _row(["case", "measured", "median", "min–max", "unit", "docs/baselines.md"]),
         _row(["---", "---", "---:", "---:", "---", "---:"]),
     ]
     from bench.baselines import CASES

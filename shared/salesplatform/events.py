@@ -1,6 +1,6 @@
 """The event envelope, event payload models and the type registry with upcasting.
 
-Every event a service stores or sends has one envelope (ARCHITECTURE.md). Payloads are one
+Every event a service stores or sends has one envelope (docs/architecture.md). Payloads are one
 frozen pydantic model per event type; the registry maps `event_type` to that model and keeps
 the chain of upcasters that turn old `schema_version`s into the current one on read. Stored
 events are never rewritten.

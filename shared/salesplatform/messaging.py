@@ -4,7 +4,7 @@ command request/reply, asynchronous ingest and dead letters.
 Built on nats-py directly rather than FastStream's subscribers: the ack policy here is explicit
 (ack after commit, nak with backoff on transient errors, dead-letter after bounded deliveries),
 and the per-message cost of FastStream's consume path (~190 µs against ~58 µs raw, see
-BASELINES.md) would take most of the ingest budget.
+docs/baselines.md) would take most of the ingest budget.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class CustomerCard:
 
 
 def may_act_for(actor: Actor, card: CustomerCard) -> bool:
-    """The line of command (DOMAIN.md): rep → own customers, supervisor → the team's district,
+    """The line of command (docs/domain.md): rep → own customers, supervisor → the team's district,
     area manager → the area, sales and general managers and other systems → all."""
     match actor.role:
         case Role.rep:

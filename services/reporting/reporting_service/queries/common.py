@@ -30,7 +30,7 @@ SEES_ALL = {Role.sales_manager, Role.general_manager, Role.clerk, Role.system}
 
 @dataclass(frozen=True)
 class Scope:
-    """The part of the organisation an actor may see (DOMAIN.md's permission lines): a rep
+    """The part of the organisation an actor may see (docs/domain.md, "People and territory"): a rep
     their own figures, a supervisor the team's district, an area manager the area."""
 
     rep_id: str | None = None

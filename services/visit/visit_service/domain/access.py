@@ -1,4 +1,4 @@
-"""Territory lines (DOMAIN.md): who may act on, read or approve what.
+"""Territory lines (docs/domain.md): who may act on, read or approve what.
 
 rep → own customers, routes and visits; supervisor → the team's (same district); area manager
 → the same area; sales manager and general manager → everything; clerk → reads everything,
