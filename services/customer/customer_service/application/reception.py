@@ -424,7 +424,7 @@ async def erase_lead_personal_data(cmd: EraseLeadPersonalData, uow: UnitOfWork) 
 
 def _bind(handler: Callable[..., Awaitable[dict[str, Any]]], **settings: Any) -> Handler:
     """The handler with its settings given (the company's time zone), keeping its name and text."""
-    return update_wrapper(partial(handler, **settings), handler)  # type: ignore[return-value]
+    return update_wrapper(partial(handler, **settings), handler)
 
 
 def register(bus: CommandBus, timezone: str) -> None:

@@ -67,7 +67,7 @@ def _build_paths() -> dict[str, TypeAdapter[Any]]:
 def _annotated(info: Any) -> Any:
     """The field's type with its constraints, so a path validates like the model field."""
     if info.metadata:
-        return Annotated[(info.annotation, *info.metadata)]  # type: ignore[misc]
+        return Annotated[(info.annotation, *info.metadata)]
     return info.annotation
 
 

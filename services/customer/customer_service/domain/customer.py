@@ -214,9 +214,9 @@ class Customer(Aggregate):
                 rep_id=rep.id,
                 channel=reg.channel,
                 nature=reg.nature,
-                ownership=reg.ownership,  # type: ignore[arg-type]
+                ownership=reg.ownership,
                 location_type=reg.location_type,
-                source=reg.source,  # type: ignore[arg-type]
+                source=reg.source,
                 # Customers exaggerate on forms: form data counts only once verified.
                 verified=reg.source != "customer_form",
                 base=reg.base.facts(),
@@ -249,7 +249,7 @@ class Customer(Aggregate):
             CustomerApproved(
                 customer_id=self.id,
                 customer_code=code,
-                status=status,  # type: ignore[arg-type]
+                status=status,
                 approved_by=approved_by,
             )
         )
@@ -312,7 +312,7 @@ class Customer(Aggregate):
             CreditLimitSet(
                 customer_id=self.id,
                 credit_rating=rating,
-                credit_limit_fen=limit_fen,  # type: ignore[arg-type]
+                credit_limit_fen=limit_fen,
                 payment_terms_days=terms_days,
                 reason=reason,
             )
@@ -324,7 +324,7 @@ class Customer(Aggregate):
             raise DomainError(f"customer {self.id} is not approved yet", code="not_approved")
         if status == self.status:
             raise DomainError(f"customer {self.id} is already {status}", code="status_unchanged")
-        self.record(CustomerStatusChanged(customer_id=self.id, status=status, reason=reason))  # type: ignore[arg-type]
+        self.record(CustomerStatusChanged(customer_id=self.id, status=status, reason=reason))
 
     # -- ownership: assignment, the 7-day rule, claims --------------------------------------
 
@@ -394,7 +394,7 @@ class Customer(Aggregate):
                 customer_id=self.id,
                 rep_id=self.rep_id,
                 at=at,
-                channel=channel,  # type: ignore[arg-type]
+                channel=channel,
                 personal=seal({"note": note}) if note else None,
             )
         )
@@ -434,7 +434,7 @@ class Customer(Aggregate):
             PositionSet(
                 customer_id=self.id,
                 position=None if sealed else position,
-                source=source,  # type: ignore[arg-type]
+                source=source,
                 visit_id=visit_id,
                 accuracy_m=accuracy_m,
                 reason=reason,
@@ -465,11 +465,11 @@ class Customer(Aggregate):
                 customer_id=self.id,
                 survivor_id=survivor.id,
                 reason=reason,
-                rule=rule,  # type: ignore[arg-type]
+                rule=rule,
                 rule_reason=rule_reason,
             )
         )
-        survivor.record(DuplicateAbsorbed(customer_id=survivor.id, duplicate_id=self.id, rule=rule, reason=reason))  # type: ignore[arg-type]
+        survivor.record(DuplicateAbsorbed(customer_id=survivor.id, duplicate_id=self.id, rule=rule, reason=reason))
 
     def erase_personal_data(self, reason: str | None = None) -> None:
         """Allowed on merged cards too: the request is about a person, not the card's state."""

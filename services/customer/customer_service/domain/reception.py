@@ -250,8 +250,8 @@ class ReceptionDay(Aggregate):
                 business_date=day,
                 rep_id=rep,
                 lead_id=lead_id,
-                kind=kind,  # type: ignore[arg-type]
-                basis=basis,  # type: ignore[arg-type]
+                kind=kind,
+                basis=basis,
                 at=at,
             )
         )
@@ -307,13 +307,13 @@ class LeadRegister(Aggregate):
         self.record(
             RegisterEntryRecorded(
                 project_id=project_id,
-                register_kind=register,  # type: ignore[arg-type]
+                register_kind=register,
                 entry_no=entry_no,
                 business_date=day,
                 at=at,
                 lead_id=lead_id,
                 rep_id=rep_id,
-                basis=basis,  # type: ignore[arg-type]
+                basis=basis,
                 new_lead=new_lead,
                 first_visit=first_visit,
                 remark=DUTY_REMARK if basis == "duty" else None,
@@ -347,7 +347,7 @@ class LeadRegister(Aggregate):
         self.record(
             RegisterEntryCorrected(
                 project_id=project_id,
-                register_kind=register,  # type: ignore[arg-type]
+                register_kind=register,
                 entry_no=entry_no,
                 lead_id=lead_id,
                 source_channel=source_channel,
@@ -445,7 +445,7 @@ class Lead(Aggregate):
                 project_id=office.id,
                 district_id=office.district_id,
                 area_id=office.area_id,
-                source=source,  # type: ignore[arg-type]
+                source=source,
                 rep_id=rep_id,
                 referred_by=referred_by,
                 at=at,
@@ -496,8 +496,8 @@ class Lead(Aggregate):
         event = LeadReceived(
             lead_id=self.id,
             project_id=self.project_id,
-            kind=kind,  # type: ignore[arg-type]
-            basis=basis,  # type: ignore[arg-type]
+            kind=kind,
+            basis=basis,
             rep_id=rep_id,
             following_rep_id=following,
             again=again,
@@ -529,7 +529,7 @@ class Lead(Aggregate):
                 lead_id=self.id,
                 project_id=self.project_id,
                 rep_id=rep_id,
-                channel=channel,  # type: ignore[arg-type]
+                channel=channel,
                 at=at,
                 personal=seal({"note": note}) if note else None,
             )
@@ -604,7 +604,7 @@ class Lead(Aggregate):
             LeadMemberAdded(
                 lead_id=self.id,
                 project_id=self.project_id,
-                relation=relation,  # type: ignore[arg-type]
+                relation=relation,
                 personal=seal(personal),
                 personal_fields=sorted(personal),
             )

@@ -177,7 +177,7 @@ class StaffMember(Aggregate):
                 staff_id=self.id,
                 name=name,
                 role=role,
-                district_id=district_id,  # type: ignore[arg-type]
+                district_id=district_id,
                 area_id=area_id,
                 supervisor_id=supervisor.id if supervisor else None,
             )

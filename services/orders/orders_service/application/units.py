@@ -302,7 +302,7 @@ async def check_sales_control(cmd: CheckSalesControl, uow: UnitOfWork, *, policy
 
 def _bind(handler: Callable[..., Awaitable[dict[str, Any]]], **settings: Any) -> Handler:
     """The handler with its settings given, keeping its name and text."""
-    return update_wrapper(partial(handler, **settings), handler)  # type: ignore[return-value]
+    return update_wrapper(partial(handler, **settings), handler)
 
 
 def _on_unit(cmd: Any) -> list[str]:

@@ -452,9 +452,9 @@ class Unit(Aggregate):
             amount_in_words=amount_in_words(amount_fen),
             total_fen=step.total_fen,
             agreed_fen=step.agreed_fen,
-            method=method,  # type: ignore[arg-type]
+            method=method,
             cheque_no=cheque_no,
-            source_of_funds=source_of_funds,  # type: ignore[arg-type]
+            source_of_funds=source_of_funds,
             funds_detail=funds_detail,
             taken_by=taken_by,
             received_on=day,
@@ -493,9 +493,9 @@ class Unit(Aggregate):
                 unit_id=self.id,
                 project_id=self.project_id,
                 lead_id=self.lead_id,
-                previous_status=self.status,  # type: ignore[arg-type]
+                previous_status=self.status,
                 deposit_fen=self.deposit_total_fen,
-                deposit=deposit,  # type: ignore[arg-type]
+                deposit=deposit,
                 reason=reason,
                 business_date=business_date(now, timezone),
             )
@@ -539,7 +539,7 @@ class Unit(Aggregate):
                 lead_id=self.lead_id,
                 subscription_no=subscription_no,
                 price_fen=price,
-                payment_plan=payment_plan,  # type: ignore[arg-type]
+                payment_plan=payment_plan,
                 down_payment_fen=down_payment_fen,
                 contract_due_on=contract_due_on,
                 remarks=remarks,
@@ -571,7 +571,7 @@ class Unit(Aggregate):
                 lead_id=self.lead_id,
                 subscription_no=number,
                 price_fen=self.subscription_price_fen,
-                payment_plan=self.payment_plan,  # type: ignore[arg-type]
+                payment_plan=self.payment_plan,
                 credited_rep_id=credited_rep_id,
                 signed_by=signed_by,
                 kept_by=signed_by,
@@ -597,7 +597,7 @@ class Unit(Aggregate):
                 lead_id=self.lead_id,
                 contract_no=contract_no,
                 price_fen=self.subscription_price_fen,
-                payment_plan=(payment_plan or self.payment_plan),  # type: ignore[arg-type]
+                payment_plan=(payment_plan or self.payment_plan),
                 credited_rep_id=credited_rep_id,
                 business_date=business_date(now, timezone),
             )

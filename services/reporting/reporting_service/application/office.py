@@ -147,7 +147,7 @@ async def performance_timer(rt: Runtime) -> None:
 
 def _bind(handler: Callable[..., Awaitable[dict[str, Any]]], **settings: Any) -> Handler:
     """The handler with its settings given, keeping its name and text."""
-    return update_wrapper(partial(handler, **settings), handler)  # type: ignore[return-value]
+    return update_wrapper(partial(handler, **settings), handler)
 
 
 def register(bus: CommandBus, timezone: str, rules: OfficeRules) -> None:

@@ -211,7 +211,7 @@ class PerformanceFile(Aggregate):
                 PerformanceWarningGiven(
                     rep_id=rep_id,
                     month=month,
-                    level=level,  # type: ignore[arg-type]
+                    level=level,
                     given_on=today,
                     target_fen=target_fen,
                     expected_fen=expected,

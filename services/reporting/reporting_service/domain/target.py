@@ -55,7 +55,7 @@ class Target(Aggregate):
                 target_id=self.id,
                 month=month,
                 level=level,
-                subject_id=subject_id,  # type: ignore[arg-type]
+                subject_id=subject_id,
                 product_group=product_group,
                 amount_fen=amount_fen,
             )

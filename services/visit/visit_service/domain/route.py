@@ -136,7 +136,7 @@ class Route(Aggregate):
                 name=self.name,
                 weekdays=self.weekdays,
                 customer_ids=order,
-                reason=reason,  # type: ignore[arg-type]
+                reason=reason,
                 customer_id=customer_id,
                 **self._cycle(),
             )

@@ -424,7 +424,7 @@ class Visit(Aggregate):
             VisitPhotoAttached(
                 **self._ids(),
                 photo_id=photo_id,
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 object_name=object_name,
                 digest=digest,
                 size_bytes=size_bytes,
@@ -444,7 +444,7 @@ class Visit(Aggregate):
             VisitPhotoReviewed(
                 **self._ids(),
                 photo_id=photo_id,
-                verdict=verdict,  # type: ignore[arg-type]
+                verdict=verdict,
                 note=note,
                 reviewed_by=reviewer_id,
             )
@@ -458,7 +458,7 @@ class Visit(Aggregate):
                 **self._ids(),
                 photo_id=photo_id,
                 object_name=photo.object_name,
-                reason=reason,  # type: ignore[arg-type]
+                reason=reason,
             )
         )
 
