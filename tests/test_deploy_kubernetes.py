@@ -2,7 +2,8 @@
 kubectl's), every object valid against the Kubernetes API schemas or its operator's CRD, every
 pod within the "restricted" Pod Security Standard, and each service production-grade: probes,
 graceful termination matching its drain, disruption budget, autoscaling, network isolation,
-identity, spread, measured resources, versioned images, a migration Job and its own database."""
+identity, spread, measured resources, versioned images, a migration Job and its own database;
+and the console beside them, stateless, reaching only the services' APIs and NATS."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from salesplatform import service as platform_service
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy/k8s"
 SERVICES = ("customer", "visit", "orders", "reporting")
+# The web console: replicas of its own image, without a database or a migration Job.
+CONSOLE = "console"
 OVERLAYS = ("dev", "prod")
 # The oldest and the newest Kubernetes the manifests are checked against.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
@@ -214,7 +217,8 @@ def pod_specs(docs: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_meets_the_restricted_pod_security_standard(overlay: str) -> None:
     pods = pod_specs(rendered(overlay))
-    assert len(pods) == 2 * len(SERVICES)
+    # Each service's replicas and migration Job, and the console's replicas.
+    assert len(pods) == 2 * len(SERVICES) + 1 and f"Deployment {CONSOLE}" in pods
     assert {name: restricted_violations(pod) for name, pod in pods.items()} == {name: [] for name in pods}
 
 
@@ -413,28 +417,28 @@ def test_stream_settings_come_from_configuration() -> None:
 
 
 def test_a_new_service_joins_with_its_folder_and_one_line(tmp_path: Path) -> None:
-    """A fifth service (the console, say) is a copy of a service's folder under its name and
-    one line in the base: rendered, it has everything the four have, under its own names."""
+    """A fifth service (pricing, say) is a copy of a service's folder under its name and one
+    line in the base: rendered, it has everything the four have, under its own names."""
     tree = tmp_path / "k8s"
     shutil.copytree(K8S, tree)
-    folder = tree / "services/console"
+    folder = tree / "services/pricing"
     folder.mkdir()
     text = (K8S / "services/visit/kustomization.yaml").read_text()
-    (folder / "kustomization.yaml").write_text(text.replace("visit", "console").replace("VISIT", "CONSOLE"))
+    (folder / "kustomization.yaml").write_text(text.replace("visit", "pricing").replace("VISIT", "PRICING"))
     base = tree / "base/kustomization.yaml"
     base.write_text(
-        base.read_text().replace("  - ../services/reporting\n", "  - ../services/reporting\n  - ../services/console\n")
+        base.read_text().replace("  - ../services/reporting\n", "  - ../services/reporting\n  - ../services/pricing\n")
     )
     docs = render(tree / "base")
-    console = [d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "console"]
+    pricing = [d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "pricing"]
     visit = [d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "visit"]
-    assert sorted(d["kind"] for d in console) == sorted(d["kind"] for d in visit)
-    assert "SERVICE" not in json.dumps(console) and "visit" not in json.dumps(console)
+    assert sorted(d["kind"] for d in pricing) == sorted(d["kind"] for d in visit)
+    assert "SERVICE" not in json.dumps(pricing) and "visit" not in json.dumps(pricing)
     env = {
         e["name"]
-        for e in of_kind(tuple(docs), "Deployment")["console"]["spec"]["template"]["spec"]["containers"][0]["env"]
+        for e in of_kind(tuple(docs), "Deployment")["pricing"]["spec"]["template"]["spec"]["containers"][0]["env"]
     }
-    assert "CONSOLE_DATABASE_URL" in env
+    assert "PRICING_DATABASE_URL" in env
 
 
 def test_memory_rounding_matches_the_documented_rule() -> None:
@@ -475,3 +479,113 @@ def test_the_example_secrets_name_every_secret_the_operator_must_create() -> Non
     assert all(keys <= provided[name] for name, keys in needed.items())
     for name in SERVICES:
         assert provided[f"{name}-env"] == {"NATS_URL", "NATS_USER", "NATS_PASSWORD"}
+    # The console hears report changes as the outside systems' user.
+    console = next(d for d in examples if d["metadata"]["name"] == f"{CONSOLE}-env")
+    assert console["stringData"]["NATS_USER"] == "system" and set(console["stringData"]) == {
+        "NATS_URL",
+        "NATS_USER",
+        "NATS_PASSWORD",
+    }
+
+
+# --- the console ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_console_runs_production_grade(overlay: str) -> None:
+    docs = rendered(overlay)
+    deployment = of_kind(docs, "Deployment")[CONSOLE]
+    pod = deployment["spec"]["template"]["spec"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (container,) = pod["containers"]
+    assert _selects(deployment["spec"]["selector"]["matchLabels"], labels)
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert container["startupProbe"]["httpGet"]["path"] == "/health/live"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep" and pod["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + 5
+    account = of_kind(docs, "ServiceAccount")[pod["serviceAccountName"]]
+    assert account["automountServiceAccountToken"] is False and pod["automountServiceAccountToken"] is False
+    spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
+    assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    assert all(_selects(c["labelSelector"]["matchLabels"], labels) for c in spread.values())
+    assert re.fullmatch(rf"(.+/)?salesplatform/{CONSOLE}:\d+\.\d+\.\d+(-[a-z0-9.]+)?", container["image"])
+    # It keeps no data: no database, no migration Job, no volume but /tmp and the public keys.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert not any(name.endswith("_DATABASE_URL") for name in env)
+    assert f"{CONSOLE}-migrate" not in of_kind(docs, "Job") and f"{CONSOLE}-db" not in of_kind(docs, "Cluster")
+    assert {v["name"] for v in pod["volumes"]} == {"tmp", "public-keys"}
+    # The four services through their Services; tokens verified with the public key set only.
+    services = of_kind(docs, "Service")
+    for name in SERVICES:
+        host = env[f"CONSOLE_{name.upper()}_URL"].removeprefix("http://")
+        assert host == name and services[host]["spec"]["ports"][0]["port"] == 80
+    assert env["AUTH_JWKS_FILE"] == "/etc/salesplatform/keys/jwks.json" and "AUTH_SIGNING_KEY_FILE" not in env
+    assert env["CONSOLE_TOKEN_HEADER"] and env["CONSOLE_SECURE_COOKIES"] == "true"
+    assert "CONSOLE_LOCAL_LOGIN" not in env
+    assert container["envFrom"] == [{"secretRef": {"name": f"{CONSOLE}-env"}}]
+    resources = container["resources"]
+    request, limit = (_mebibytes(resources[k]["memory"]) for k in ("requests", "limits"))
+    assert limit >= 2 * request and resources["requests"]["cpu"]
+    (budget,) = [
+        b
+        for b in of_kind(docs, "PodDisruptionBudget").values()
+        if _selects(b["spec"]["selector"]["matchLabels"], labels)
+    ]
+    assert budget["spec"].get("maxUnavailable") == 1 or overlay == "dev"
+    hpa = of_kind(docs, "HorizontalPodAutoscaler")[CONSOLE]
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": CONSOLE}
+    assert hpa["spec"]["minReplicas"] >= (2 if overlay == "prod" else 1)
+    assert _selects(services[CONSOLE]["spec"]["selector"], labels)
+
+
+def test_the_console_reaches_only_the_services_apis_and_nats() -> None:
+    docs = rendered("prod")
+    policies = of_kind(docs, "NetworkPolicy")
+    deployments = of_kind(docs, "Deployment")
+    labels = deployments[CONSOLE]["spec"]["template"]["metadata"]["labels"]
+    mine = [p for p in policies.values() if _selects(p["spec"]["podSelector"].get("matchLabels", {}), labels)]
+    assert [p["metadata"]["name"] for p in mine] == [CONSOLE]
+    policy = mine[0]["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    # HTTP only from the pods labelled for it (the authenticating proxy).
+    (ingress,) = policy["ingress"]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 8000}]
+    assert [peer["podSelector"]["matchLabels"] for peer in ingress["from"]] == [
+        {"salesplatform.io/console-access": "true"}
+    ]
+
+    def reaches(pod_labels: dict[str, str], port: int) -> bool:
+        for rule in policy["egress"]:
+            if port not in [p["port"] for p in rule["ports"]]:
+                continue
+            for peer in rule["to"]:
+                selector = peer.get("podSelector", {})
+                if "namespaceSelector" in peer:
+                    continue
+                expressions = selector.get("matchExpressions", [])
+                if _selects(selector.get("matchLabels", {}), pod_labels) and all(
+                    pod_labels.get(e["key"]) in e["values"] for e in expressions if e["operator"] == "In"
+                ):
+                    return True
+        return False
+
+    for name in SERVICES:
+        service_labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+        assert reaches(service_labels, 8000), name
+        assert not reaches({"cnpg.io/cluster": f"{name}-db"}, 5432), name
+        # The service takes HTTP from the console (its policy admits port 8000 from any pod).
+        (own,) = [
+            p
+            for p in policies.values()
+            if p["metadata"]["name"] == name and _selects(p["spec"]["podSelector"]["matchLabels"], service_labels)
+        ]
+        assert any(
+            "from" not in rule and {"protocol": "TCP", "port": 8000} in rule["ports"] for rule in own["spec"]["ingress"]
+        ), name
+    assert reaches({"app.kubernetes.io/name": "nats"}, 4222)
+    migrate_labels = of_kind(docs, "Job")["customer-migrate"]["spec"]["template"]["metadata"]["labels"]
+    assert not reaches(migrate_labels, 8000)
+    ports = sorted({p["port"] for rule in policy["egress"] for p in rule["ports"]})
+    assert ports == [53, 4222, 8000]

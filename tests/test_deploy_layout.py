@@ -82,6 +82,28 @@ def test_service_containers_are_locked_down(compose: dict[str, Any], service: st
         assert spec["security_opt"] == ["no-new-privileges:true"]
 
 
+def test_the_console_runs_beside_the_services_without_data_of_its_own(compose: dict[str, Any]) -> None:
+    """The console: locked down like the services, reading their APIs by their compose names,
+    hearing report changes as the outside systems' user, verifying tokens with the public keys."""
+    spec = compose["console"]
+    env = spec["environment"]
+    assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
+    assert spec["security_opt"] == ["no-new-privileges:true"]
+    assert spec["build"]["args"]["SERVICE"] == "console"
+    assert "/health/ready" in str(spec["healthcheck"]["test"])
+    for service in SERVICES:
+        assert env[f"CONSOLE_{service.upper()}_URL"] == f"http://{service}:{env['CONSOLE_HTTP_PORT']}"
+        assert compose[service]["environment"][f"{service.upper()}_HTTP_PORT"] == env["CONSOLE_HTTP_PORT"]
+        assert spec["depends_on"][service] == {"condition": "service_healthy"}
+    assert env["NATS_URL"] == "nats://nats:4222"
+    assert env["NATS_USER"] == "system" and env["NATS_PASSWORD"].startswith("${SYSTEM_NATS_PASSWORD")
+    assert env["AUTH_JWKS_FILE"] == "/etc/salesplatform/keys/jwks.json"
+    assert not any(name.endswith("_DATABASE_URL") or name == "AUTH_SIGNING_KEY_FILE" for name in env)
+    assert "CONSOLE_LOCAL_LOGIN" not in env
+    assert all(volume.endswith(":ro") for volume in spec["volumes"])
+    assert not any(name.startswith("console-") for name in compose)  # no database, no migration
+
+
 def test_no_two_services_share_a_database(compose: dict[str, Any]) -> None:
     hosts = [_db_host(compose, service) for service in SERVICES]
     assert len(set(hosts)) == len(SERVICES)
@@ -160,7 +182,7 @@ def test_the_image_holds_no_tests_and_no_development_servers() -> None:
 
 def test_every_service_can_be_built_from_the_template() -> None:
     """What the template copies exists for every service, and each runs through the launcher."""
-    for service in SERVICES:
+    for service in (*SERVICES, "console"):
         assert (ROOT / "services" / service / "pyproject.toml").is_file()
         assert (ROOT / "services" / service / f"{service}_service" / "__main__.py").is_file()
 
