@@ -39,7 +39,7 @@ from bench.simulation.driver import drive
 from bench.simulation.organisation import TIMEZONE, Plan, build_plan
 from console_service.bootstrap import running
 from console_service.config import ConsoleSettings
-from console_service.domain.money import fen_of
+from console_service.domain.money import fen_of, yuan
 from customer_service.bootstrap import definition as customer_definition
 from orders_service.bootstrap import definition as orders_definition
 from reporting_service.bootstrap import definition as reporting_definition
@@ -624,3 +624,235 @@ async def test_behind_an_authenticating_proxy_the_header_token_is_the_viewer(sys
             assert local.status_code == 403 and "console_session" not in local.cookies
             ready = await http.get("/health/ready")
             assert ready.status_code == 503 and ready.json()["checks"] == {"nats": False}
+
+
+# -- the sales office and field work ---------------------------------------------------------------
+
+OFFICE_PAGES = ("office", "units", "office_reports")
+FIELD_PAGES = ("check_ins", "photos")
+
+
+def office_people(system: System) -> Any:
+    office = system.plan.organisation.office
+    assert office is not None, "the simulated department has a sales office"
+    return office
+
+
+async def drawn_without_errors(browser: Browser, page: str) -> None:
+    assert not await browser.all("[data-error-status]"), f"{page}: {await browser.text('main')}"
+    assert await browser.all(".chart"), page
+    await browser.until(
+        lambda d: all(
+            c.get_attribute("data-drawn") == "true" and c.find_elements(By.CSS_SELECTOR, "canvas")
+            for c in d.find_elements(By.CSS_SELECTOR, ".chart")
+        ),
+        f"{page}: every chart drawn",
+    )
+
+
+async def test_the_office_and_field_pages_render_without_console_errors(system, browser) -> None:
+    office = office_people(system)
+    await browser.sign_in(office.supervisor)
+    for page in OFFICE_PAGES:
+        await browser.open(f"/{page}")
+        await drawn_without_errors(browser, page)
+        assert await browser.field("project_id") == office.project_id
+        if page != "units":  # the units come from the orders service: not a report, not live
+            await browser.until(lambda d: d.find_element(By.ID, "live").get_attribute("data-state") == "on", "live")
+        await browser.screenshot(page)
+        assert await browser.console_errors() == [], page
+    supervisor, _ = supervisor_with_reps(system)
+    await browser.sign_in(supervisor)
+    for page in FIELD_PAGES:
+        await browser.open(f"/{page}?preset=last_30_days&status=all")
+        await drawn_without_errors(browser, page)
+        await browser.screenshot(page)
+        assert await browser.console_errors() == [], page
+    # The photos are shown: each image came through the console and decoded.
+    images = await browser.all('table[data-table="photo-review"] img.thumb')
+    assert images, "the simulated department took photos of displays"
+    await browser.until(
+        lambda d: all(
+            d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in images
+        ),
+        "every photo loaded",
+    )
+    # English on request.
+    await browser.click("a.lang")
+    await browser.until(lambda d: d.find_element(By.CSS_SELECTOR, '[data-nav="photos"]').text == "Photo review", "en")
+    await browser.screenshot("photos-english")
+    await browser.click("a.lang")
+    assert await browser.console_errors() == []
+
+
+async def test_the_office_pages_show_the_services_figures(system, browser) -> None:
+    office = office_people(system)
+    actor = office.supervisor.actor()
+    today = business_date(datetime.now(UTC), TIMEZONE).isoformat()
+    project = office.project_id
+    await browser.sign_in(office.supervisor)
+
+    await browser.open(f"/office?project_id={project}&date={today}")
+    board = await system.api("customer", actor, f"/offices/{project}/board", date=today)
+    shown = await browser.table("office-rotation")
+    assert set(shown) == {r["rep_id"] for r in board["reps"]}
+    for r in board["reps"]:
+        row = shown[r["rep_id"]]
+        assert row["name"] == r["name"]
+        assert (number_of(row["turns"]), number_of(row["duty_receptions"])) == (r["turns"], r["duty_receptions"])
+    for count in ("walk_ins", "calls", "new_customers", "duty_receptions"):
+        assert number_of(await browser.text(f'[data-card="{count}"] .card-value')) == board["counts"][count], count
+    if board["next_in_turn"]:
+        names = {r["rep_id"]: r["name"] for r in board["reps"]}
+        assert await browser.text('[data-card="next_in_turn"] .card-value') == names[board["next_in_turn"]]
+    for register in ("walk_in", "phone"):
+        lines = await system.api(
+            "customer", actor, f"/offices/{project}/registers/{register}", date_from=today, date_to=today, limit=200
+        )
+        shown = await browser.table(f"register-{register}")
+        assert sorted(int(k) for k in shown) == sorted(line["entry_no"] for line in lines["items"]), register
+        for line in lines["items"]:
+            assert shown[str(line["entry_no"])]["rep"] == line["rep_name"]
+    leads = [
+        lead
+        for stage in ("walk_in", "phone")
+        for lead in (await system.api("customer", actor, "/leads", project_id=project, stage=stage, limit=200))["items"]
+        if lead["come_to_see_by"] or lead["follow_up_by"]
+    ]
+    assert set(await browser.table("follow-ups-due")) == {lead["lead_id"] for lead in leads}
+
+    await browser.open(f"/units?project_id={project}&date={today}")
+    units = await system.api("orders", actor, f"/projects/{project}/units", limit=2000)
+    shown = await browser.table("units")
+    assert set(shown) == {u["unit_id"] for u in units["items"][:200]}
+    for unit in units["items"][:200]:
+        assert shown[unit["unit_id"]]["total_price_fen"] == yuan(unit["total_price_fen"])  # none unpriced: —
+    counts = units["counts"]
+    assert number_of(await browser.text('[data-card="available"] .card-value')) == counts.get("available", 0)
+    sold = sum(counts.get(s, 0) for s in ("contracted", "mortgage", "handed_over"))
+    assert number_of(await browser.text('[data-card="sold"] .card-value')) == sold
+    control = await system.api("orders", actor, f"/projects/{project}/sales-control", date=today)
+    assert len(await browser.table("sales-control-changes")) == len(control["changes"])
+    # Every unit is in the CSV, the price in yuan.
+    cookie = await browser.call(browser.driver.get_cookie, "console_session")
+    async with httpx.AsyncClient(base_url=system.console_url, cookies={"console_session": cookie["value"]}) as http:
+        csv = await http.get("/units.csv", params={"project_id": project, "table": "units"})
+        assert csv.status_code == 200 and len(csv.text.strip().splitlines()) == 1 + units["total"]
+
+    await browser.open(f"/office_reports?project_id={project}&preset=today")
+    leads_report = await system.report(
+        actor, "/reports/office-leads", project_id=project, group_by="rep", **{"from": today, "to": today}
+    )
+    shown = await browser.table("office-leads")
+    assert set(shown) == {r["rep_id"] for r in leads_report}
+    for r in leads_report:
+        figures = tuple(number_of(shown[r["rep_id"]][k]) for k in ("calls", "walk_ins", "deposits", "subscriptions"))
+        assert figures == (r["calls"], r["walk_ins"], r["deposits"], r["subscriptions"]), r["rep_id"]
+    closes = await system.report(actor, "/reports/daily-close", project_id=project, date=today)
+    shown = await browser.table("daily-close")
+    assert {k: fen_of(v["amount_fen"]) for k, v in shown.items()} == {
+        c["rep_id"]: c["result"]["amount_fen"] for c in closes
+    }
+    inventory = await system.report(actor, "/reports/unit-inventory", project_id=project, group_by="building")
+    shown = await browser.table("unit-inventory")
+    assert {k: number_of(v["available"]) for k, v in shown.items()} == {
+        str(r["building"]): r["available"] for r in inventory
+    }
+    assert await browser.console_errors() == []
+
+
+async def test_the_office_reports_follow_a_new_call_without_a_reload(system, browser) -> None:
+    office = office_people(system)
+    project = office.project_id
+    await browser.sign_in(office.supervisor)
+    await browser.open(f"/office_reports?project_id={project}&preset=today")
+    await browser.until(lambda d: d.find_element(By.ID, "live").get_attribute("data-state") == "on", "live")
+    before = {k: number_of(v["calls"]) for k, v in (await browser.table("office-leads")).items()}
+    await browser.js("window.__sameDocument = 'yes'")
+    reply = await system.command(
+        "customer",
+        office.front_desk.actor(),
+        "receive_phone_enquiry",
+        {"project_id": project, "phone": f"139{secrets.randbelow(10**8):08d}", "name": "来电测试"},
+    )
+    rep = reply["rep_id"]
+
+    def shows_the_call(driver: WebDriver) -> bool:
+        cells = driver.find_elements(
+            By.CSS_SELECTOR, f'table[data-table="office-leads"] tr[data-key="{rep}"] [data-col="calls"]'
+        )
+        return bool(cells) and number_of(cells[0].text) == before.get(rep, 0) + 1
+
+    await browser.until(shows_the_call, "the register shows the new call", timeout=30)
+    assert await browser.js("return window.__sameDocument") == "yes"
+    assert await browser.console_errors() == []
+
+
+async def test_the_field_pages_show_the_visit_services_figures(system, browser) -> None:
+    supervisor, _ = supervisor_with_reps(system)
+    actor = supervisor.actor()
+    await browser.sign_in(supervisor)
+    await browser.open("/check_ins?preset=last_30_days")
+    window = {"from": await browser.field("from"), "to": await browser.field("to")}
+    flagged = await system.api("visit", actor, "/check-ins/flagged", **window)
+    shown = await browser.table("flagged-check-ins")
+    assert set(shown) == {c["visit_id"] for c in flagged["check_ins"]}
+    assert flagged["check_ins"], "the simulated department fakes some check-ins"
+    names = {p.staff_id: p.name for p in system.plan.organisation.staff}
+    for c in flagged["check_ins"]:
+        row = shown[c["visit_id"]]
+        assert row["rep"] == names[c["rep_id"]]
+        distance = row["distance_m"].strip()
+        assert (None if distance == "—" else number_of(distance)) == (
+            None if c["distance_m"] is None else round(c["distance_m"])
+        )
+    assert len(await browser.table("repeated-coordinates")) == len(flagged["repeated_coordinates"])
+    assert number_of(await browser.text('[data-card="flagged_check_ins"] .card-value')) == len(flagged["check_ins"])
+
+    await browser.open("/photos?preset=last_30_days&status=all")
+    review = await system.api("visit", actor, "/photos/review", **window, status="all")
+    shown = await browser.table("photo-review")
+    assert set(shown) == {p["photo_id"] for p in review["photos"]} and review["photos"]
+    # The image the console serves is the visit service's, byte for byte; without a session,
+    # nothing.
+    photo = review["photos"][0]
+    original = await system.services["visit"].http.get(
+        photo["content_url"], headers={"Authorization": f"Bearer {system.token(actor)}"}
+    )
+    assert original.status_code == 200
+    cookie = await browser.call(browser.driver.get_cookie, "console_session")
+    path = f"/photos/{photo['visit_id']}/{photo['photo_id']}"
+    async with httpx.AsyncClient(base_url=system.console_url, cookies={"console_session": cookie["value"]}) as http:
+        shown_image = await http.get(path)
+        assert shown_image.status_code == 200 and shown_image.content == original.content
+        assert shown_image.headers["content-type"] == photo["content_type"]
+    async with httpx.AsyncClient(base_url=system.console_url) as http:
+        anonymous = await http.get(path)
+        assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "missing_token"
+    assert await browser.console_errors() == []
+
+
+async def test_a_rep_cannot_reach_a_supervisors_field_pages(system, browser) -> None:
+    supervisor, reps = supervisor_with_reps(system)
+    rep = reps[0]
+    today = business_date(datetime.now(UTC), TIMEZONE)
+    window = {"from": (today - timedelta(days=29)).isoformat(), "to": today.isoformat()}
+    review = await system.api("visit", supervisor.actor(), "/photos/review", status="all", **window)
+    others = [p for p in review["photos"] if p["rep_id"] != rep.staff_id]
+    await browser.sign_in(rep)
+    for page in FIELD_PAGES:
+        await browser.open(f"/{page}?preset=last_30_days")
+        alert = (await browser.all("[data-error-status]"))[0]
+        assert await browser.call(alert.get_attribute, "data-error-status") == "403", page
+        assert await browser.call(alert.get_attribute, "data-error-code") != "", page
+        assert not await browser.all("table[data-table]"), page
+    cookie = await browser.call(browser.driver.get_cookie, "console_session")
+    async with httpx.AsyncClient(base_url=system.console_url, cookies={"console_session": cookie["value"]}) as http:
+        for page in FIELD_PAGES:
+            refused = await http.get(f"/{page}.csv")
+            assert refused.status_code == 403, page
+        if others:
+            photo = others[0]
+            refused = await http.get(f"/photos/{photo['visit_id']}/{photo['photo_id']}")
+            assert refused.status_code == 403 and refused.json()["error"]["service"] == "visit"
+    assert [m for m in await browser.console_errors() if "403" not in m] == []

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -33,7 +33,10 @@ from console_service.adapters.services import ApiError, Services
 from console_service.application import approvals
 from console_service.application.changes import ChangeHub
 from console_service.application.directory import Directory, StaffMember
-from console_service.application.pages import PAGES, Context, PageView
+from console_service.application.field import FIELD_PAGES
+from console_service.application.office import OFFICE_PAGES
+from console_service.application.pages import PAGES as REPORT_PAGES
+from console_service.application.pages import Context, PageBuilder, PageView
 from console_service.config import ConsoleSettings
 from console_service.domain import i18n
 from console_service.domain.csv_export import csv_text
@@ -65,7 +68,13 @@ NAV = (
     "satisfaction",
     "customer_base",
     "approvals",
+    "office",
+    "units",
+    "office_reports",
+    "check_ins",
+    "photos",
 )
+PAGES: dict[str, PageBuilder] = {**REPORT_PAGES, **OFFICE_PAGES, **FIELD_PAGES}
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -428,6 +437,25 @@ def create_app(console: Console, *, lifespan: Any = None) -> Any:
     for page in PAGES:
         app.add_api_route(f"/{page}", page_route(page), methods=["GET"], name=page)
         app.add_api_route(f"/{page}.csv", csv_route(page), methods=["GET"], name=f"{page}_csv")
+
+    # -- photos ---------------------------------------------------------------------------------
+
+    @app.get("/photos/{visit_id}/{photo_id}")
+    async def photo(visit_id: str, photo_id: str, request: Request) -> Response:
+        """A visit's photo, fetched from the visit service with the viewer's token: the page's
+        image comes from the console, so the browser needs no token of its own."""
+        viewer = viewer_of(console, request)
+        if viewer is None:
+            return JSONResponse({"error": {"code": "missing_token", "message": "sign in"}}, status_code=401)
+        path = f"/visits/{quote(visit_id, safe='')}/photos/{quote(photo_id, safe='')}"
+        try:
+            data, media_type = await console.services.content("visit", path, viewer.token)
+        except ApiError as exc:
+            return JSONResponse(
+                {"error": {"code": exc.code, "message": exc.message, "service": exc.service}},
+                status_code=exc.status if 400 <= exc.status < 600 else 502,
+            )
+        return Response(data, media_type=media_type, headers={"Cache-Control": "private, no-store"})
 
     # -- approvals -------------------------------------------------------------------------------
 

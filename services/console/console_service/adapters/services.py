@@ -91,6 +91,17 @@ class Services:
             raise _error_of(service, response)
         return orjson.loads(response.content)
 
+    async def content(self, service: str, path: str, token: str) -> tuple[bytes, str]:
+        """The bytes of a file the service serves (a visit's photo) and their media type."""
+        try:
+            response = await self._client(service).get(path, headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            log.warning("service_unreachable", service=service, path=path, error=repr(exc))
+            raise ApiError(502, "service_unavailable", f"the {service} service is not answering", service) from None
+        if response.status_code >= 300:
+            raise _error_of(service, response)
+        return response.content, response.headers.get("content-type", "application/octet-stream")
+
     async def report(
         self,
         path: str,

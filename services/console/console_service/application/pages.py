@@ -89,6 +89,7 @@ class Select:
 class Filters:
     range: Range | None = None
     as_of: date | None = None
+    day: date | None = None  # one business date (an office's day)
     month: str | None = None
     territory: TerritoryOptions | None = None
     area_id: str = ""
@@ -115,11 +116,14 @@ class PageView:
     charts: list[Chart] = field(default_factory=list)
     cards: list[Card] = field(default_factory=list)
     error: ApiError | None = None
+    note: str = ""  # an i18n key said instead of the figures (nothing to show the viewer)
 
     @property
     def live_range(self) -> tuple[date | None, date | None]:
         if self.filters.range is not None:
             return self.filters.range.first, self.filters.range.last
+        if self.filters.day is not None:
+            return self.filters.day, self.filters.day
         return None, None
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from console_service.domain import i18n
 from console_service.domain.money import yuan_number
 
-Kind = Literal["text", "count", "money", "percent", "figure", "progress", "flag"]
+Kind = Literal["text", "count", "money", "percent", "figure", "progress", "flag", "photo"]
 
 
 @dataclass(frozen=True)
