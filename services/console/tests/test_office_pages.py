@@ -71,12 +71,18 @@ def at(hours_from_now: float) -> str:
     return (datetime.now(UTC) + timedelta(hours=hours_from_now)).isoformat()
 
 
-LEADS = [
+LEADS: list[dict[str, Any]] = [
     {"lead_id": "late", "stage": "walk_in", "rep_id": "r1", "rep_name": "王芳", "follow_up_by": at(-2)},
     {"lead_id": "soon", "stage": "phone", "rep_id": "r2", "rep_name": "李强", "come_to_see_by": at(30)},
     {"lead_id": "later", "stage": "walk_in", "rep_id": "r1", "rep_name": "王芳", "follow_up_by": at(100)},
     {"lead_id": "new", "stage": "walk_in", "rep_id": "r1", "rep_name": "王芳", "follow_up_by": None},
 ]
+
+
+def leads_of_stage(params: dict[str, Any]) -> dict[str, Any]:
+    """`/leads?stage=…`: the leads of that stage."""
+    items = [lead for lead in LEADS if lead["stage"] == params["stage"]]
+    return {"items": items, "total": len(items)}
 
 
 def board_answers() -> dict[tuple[str, str], Any]:
@@ -103,10 +109,7 @@ def board_answers() -> dict[tuple[str, str], Any]:
         },
         ("customer", "/offices/p1/registers/walk_in"): {"items": [], "total": 0},
         ("customer", "/offices/p1/registers/phone"): {"items": [], "total": 0},
-        ("customer", "/leads"): lambda params: {
-            "items": [lead for lead in LEADS if lead["stage"] == params["stage"]],
-            "total": sum(1 for lead in LEADS if lead["stage"] == params["stage"]),
-        },
+        ("customer", "/leads"): leads_of_stage,
         ("reporting", "/reports/performance-warnings"): {
             "items": [
                 {"rep_id": "r1", "flag": "oral", "behind": True, "history": [{"given_on": "2026-12-04"}]},
