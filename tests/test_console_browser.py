@@ -50,7 +50,12 @@ from salesplatform.devstack.servers import LOOPBACK, create_database, drop_datab
 from salesplatform.events import Actor, Role
 from visit_service.bootstrap import definition as visit_definition
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    # The first test also waits for the department to be loaded (two minutes or more on a busy
+    # 2-core machine), and a browser starved of CPU is slow, not wrong.
+    pytest.mark.timeout(600),
+]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -856,3 +861,32 @@ async def test_a_rep_cannot_reach_a_supervisors_field_pages(system, browser) -> 
             refused = await http.get(f"/photos/{photo['visit_id']}/{photo['photo_id']}")
             assert refused.status_code == 403 and refused.json()["error"]["service"] == "visit"
     assert [m for m in await browser.console_errors() if "403" not in m] == []
+
+
+async def test_an_office_rep_sees_the_office_with_their_own_register_lines(system, browser) -> None:
+    office = office_people(system)
+    today = business_date(datetime.now(UTC), TIMEZONE).isoformat()
+    rep = office.reps[0]
+    names = await system.api("customer", office.supervisor.actor(), "/staff", district_id=office.district_id)
+    mine = next(s["name"] for s in names["items"] if s["staff_id"] == rep.staff_id)
+    await browser.sign_in(rep)
+    await browser.open(f"/office?project_id={office.project_id}&date={today}")
+    assert not await browser.all("[data-error-status]"), await browser.text("main")
+    own = await system.api(
+        "customer",
+        rep.actor(),
+        f"/offices/{office.project_id}/registers/walk_in",
+        date_from=today,
+        date_to=today,
+        limit=200,
+    )
+    shown = await browser.table("register-walk_in")
+    assert sorted(int(k) for k in shown) == sorted(line["entry_no"] for line in own["items"])
+    assert {row["rep"] for row in shown.values()} <= {mine}
+    # The rotation is the office's: every rep signed in today.
+    board = await system.api("customer", rep.actor(), f"/offices/{office.project_id}/board", date=today)
+    assert set(await browser.table("office-rotation")) == {r["rep_id"] for r in board["reps"]}
+    await browser.open(f"/units?project_id={office.project_id}")
+    assert not await browser.all("[data-error-status]") and await browser.table("units")
+    await browser.screenshot("office-rep")
+    assert await browser.console_errors() == []
