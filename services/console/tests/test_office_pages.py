@@ -195,3 +195,31 @@ def test_the_inventory_counts_contracted_mortgaged_and_handed_over_units_as_sold
         "South",
         "A · 3室2厅2卫",
     )
+
+
+def register_of(lines: int) -> Any:
+    """`/offices/p1/registers/…?limit&offset`: a register of `lines` lines, a page at a time."""
+
+    def page(params: dict[str, Any]) -> dict[str, Any]:
+        first = params["offset"]
+        numbers = range(first + 1, min(first + params["limit"], lines) + 1)
+        items = [{"entry_no": n, "rep_id": "r1", "rep_name": "王芳", "basis": "turn"} for n in numbers]
+        return {"items": items, "total": lines}
+
+    return page
+
+
+def test_the_page_shows_its_rows_of_a_long_register_and_the_csv_all_of_them() -> None:
+    answers = board_answers()
+    answers[("customer", "/offices/p1/registers/walk_in")] = register_of(730)
+    page = asyncio.run(office(context(FakeServices(answers))))
+    (walk_ins,) = [t for t in page.tables if t.name == "register-walk_in"]
+    assert len(walk_ins.rows) == 200 and walk_ins.total == 730 and walk_ins.truncated
+    services = FakeServices(answers)
+    ctx = context(services)
+    ctx.rows = 100_000  # what a CSV download asks for
+    every = asyncio.run(office(ctx))
+    (walk_ins,) = [t for t in every.tables if t.name == "register-walk_in"]
+    assert [r["entry_no"] for r in walk_ins.rows] == list(range(1, 731))
+    asked = [p["limit"] for _, path, p in services.asked if path.endswith("/walk_in")]
+    assert asked == [500, 500]  # the service's largest page, twice

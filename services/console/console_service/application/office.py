@@ -30,8 +30,11 @@ from console_service.domain.money import yuan_number
 from console_service.domain.periods import parse_day
 from console_service.domain.tables import Column, Table
 
-# Leads the customer service gives in one page (its limit).
-LEADS_PAGE = 200
+# Lines and leads the customer service gives in one page (its limit).
+CUSTOMER_PAGE = 500
+# Leads read for the follow-ups due: all of an office's open leads, so the soonest deadlines are
+# among them whatever order the service lists them in.
+OPEN_LEADS = 10_000
 UNIT_STATUSES = ("unreleased", "available", "reserved", "subscribed", "contracted", "mortgage", "handed_over")
 # A unit contracted, in its mortgage or handed over is sold (已售).
 SOLD = ("contracted", "mortgage", "handed_over")
@@ -62,6 +65,22 @@ def rep_name(ctx: Context, names: Any, row: Mapping[str, Any], key: str = "rep_i
     return row.get("rep_name") or (names.person(row.get(key)) if row.get(key) else ctx.t("none"))
 
 
+async def listing(
+    ctx: Context, service: str, path: str, params: Mapping[str, Any], rows: int | None = None
+) -> dict[str, Any]:
+    """A list query's `items` up to the rows the page shows (all of them for a CSV) or `rows`,
+    paging through the service's pages, and its `total`."""
+    wanted = rows or ctx.rows
+    items: list[dict[str, Any]] = []
+    while True:
+        size = min(CUSTOMER_PAGE, wanted - len(items))
+        body = await ctx.services.get(service, path, ctx.viewer.token, {**params, "limit": size, "offset": len(items)})
+        items.extend(body.get("items", []))
+        total = int(body.get("total", len(items)))
+        if not body.get("items") or len(items) >= min(total, wanted):
+            return {"items": items, "total": total}
+
+
 def count_of(rows: list[dict[str, Any]], key: str) -> int:
     return sum(int(r.get(key) or 0) for r in rows)
 
@@ -86,14 +105,10 @@ async def office(ctx: Context) -> PageView:
         warnings_asked["district_id"] = chosen["district_id"]
     board, walk_ins, calls, walk_in_leads, phone_leads, (warnings, _) = await gather(
         ctx.services.get("customer", f"{path}/board", token, {"date": day}),
-        ctx.services.get("customer", f"{path}/registers/walk_in", token, _one_day(day, ctx.rows)),
-        ctx.services.get("customer", f"{path}/registers/phone", token, _one_day(day, ctx.rows)),
-        ctx.services.get(
-            "customer", "/leads", token, {"project_id": project.value, "stage": "walk_in", "limit": LEADS_PAGE}
-        ),
-        ctx.services.get(
-            "customer", "/leads", token, {"project_id": project.value, "stage": "phone", "limit": LEADS_PAGE}
-        ),
+        listing(ctx, "customer", f"{path}/registers/walk_in", {"date_from": day, "date_to": day}),
+        listing(ctx, "customer", f"{path}/registers/phone", {"date_from": day, "date_to": day}),
+        listing(ctx, "customer", "/leads", {"project_id": project.value, "stage": "walk_in"}, OPEN_LEADS),
+        listing(ctx, "customer", "/leads", {"project_id": project.value, "stage": "phone"}, OPEN_LEADS),
         ctx.report("/reports/performance-warnings", warnings_asked),
     )
     names = await ctx.names([*board["reps"], *warnings], rep="rep_id")
@@ -175,8 +190,8 @@ async def office(ctx: Context) -> PageView:
                 Column("overdue", "overdue", "flag"),
                 Column("follow_ups", "follow_ups", "count"),
             ],
-            follow_ups,
-            total=max(walk_in_leads.get("total", 0) + phone_leads.get("total", 0), len(follow_ups)),
+            follow_ups[: ctx.rows],
+            total=len(follow_ups),
             key="lead_id",
         )
     )
@@ -228,10 +243,6 @@ async def office(ctx: Context) -> PageView:
         )
     )
     return view
-
-
-def _one_day(day: str, rows: int) -> dict[str, Any]:
-    return {"date_from": day, "date_to": day, "limit": min(rows, LEADS_PAGE)}
 
 
 def _register_line(ctx: Context, names: Any, line: Mapping[str, Any]) -> dict[str, Any]:
