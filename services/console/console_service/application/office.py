@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from console_service.application.directory import Option
+from console_service.application.directory import Names, Option
 from console_service.application.pages import (
     CHART_BARS,
     Card,
@@ -61,7 +61,7 @@ def local_time(ctx: Context, value: str | None) -> str:
     return datetime.fromisoformat(value).astimezone(ctx.zone).strftime("%Y-%m-%d %H:%M")
 
 
-def rep_name(ctx: Context, names: Any, row: Mapping[str, Any], key: str = "rep_id") -> str:
+def rep_name(ctx: Context, names: Names, row: Mapping[str, Any], key: str = "rep_id") -> str:
     return row.get("rep_name") or (names.person(row.get(key)) if row.get(key) else ctx.t("none"))
 
 
@@ -245,7 +245,7 @@ async def office(ctx: Context) -> PageView:
     return view
 
 
-def _register_line(ctx: Context, names: Any, line: Mapping[str, Any]) -> dict[str, Any]:
+def _register_line(ctx: Context, names: Names, line: Mapping[str, Any]) -> dict[str, Any]:
     shown = line.get("corrected") or line.get("written") or {}
     return {
         "entry_no": line["entry_no"],
@@ -262,7 +262,7 @@ def _register_line(ctx: Context, names: Any, line: Mapping[str, Any]) -> dict[st
     }
 
 
-def _follow_ups(ctx: Context, names: Any, leads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _follow_ups(ctx: Context, names: Names, leads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Leads with a 7-day deadline: a phone lead must come to see (R4), a walk-in be followed
     up (R5); soonest first."""
     now = datetime.now(ctx.zone)
@@ -289,7 +289,7 @@ def _follow_ups(ctx: Context, names: Any, leads: list[dict[str, Any]]) -> list[d
     return rows
 
 
-def _warning_row(ctx: Context, names: Any, w: Mapping[str, Any]) -> dict[str, Any]:
+def _warning_row(ctx: Context, names: Names, w: Mapping[str, Any]) -> dict[str, Any]:
     history = w.get("history") or []
     achievement = w.get("achievement")
     return {
@@ -607,7 +607,7 @@ def _figures_text(ctx: Context, figures: Mapping[str, Any] | None) -> str:
     )
 
 
-def _close_row(ctx: Context, names: Any, c: Mapping[str, Any]) -> dict[str, Any]:
+def _close_row(ctx: Context, names: Names, c: Mapping[str, Any]) -> dict[str, Any]:
     result = c.get("result") or {}
     return {
         "rep_id": c["rep_id"],
