@@ -759,6 +759,18 @@ async def test_the_office_pages_show_the_services_figures(system, browser) -> No
     assert {k: fen_of(v["amount_fen"]) for k, v in shown.items()} == {
         c["rep_id"]: c["result"]["amount_fen"] for c in closes
     }
+    claims = await system.report(actor, "/reports/weekly-targets", project_id=project, week=today)
+    shown = await browser.table("weekly-targets")
+    assert {k: number_of(v["claimed_subscriptions"]) for k, v in shown.items()} == {
+        c["rep_id"]: c["claimed_subscriptions"] for c in claims
+    }
+    by_layout = await system.report(
+        actor, "/reports/office-sales", project_id=project, group_by="layout", **{"from": today, "to": today}
+    )
+    shown = await browser.table("office-sales-by-layout")
+    assert by_layout and {k: fen_of(v["subscribed_amount_fen"]) for k, v in shown.items()} == {
+        r["layout_name"]: r["subscribed_amount_fen"] for r in by_layout
+    }
     inventory = await system.report(actor, "/reports/unit-inventory", project_id=project, group_by="building")
     shown = await browser.table("unit-inventory")
     assert {k: number_of(v["available"]) for k, v in shown.items()} == {

@@ -436,7 +436,10 @@ async def units(ctx: Context) -> PageView:
 
 
 async def office_reports(ctx: Context) -> PageView:
-    view = ctx.begin("office_reports", ["office_leads", "daily_close", "unit_inventory", "deposits_due"])
+    view = ctx.begin(
+        "office_reports",
+        ["office_leads", "daily_close", "weekly_targets", "office_sales", "unit_inventory", "deposits_due"],
+    )
     filters = view.filters
     project, _ = await project_choice(ctx)
     filters.selects.append(project)
@@ -445,13 +448,22 @@ async def office_reports(ctx: Context) -> PageView:
         view.note = "no_office"
         return view
     asked = {"project_id": project.value}
-    (leads, leads_total), (closes, closes_total), (inventory, _), (deposits, deposits_total) = await gather(
+    (
+        (leads, leads_total),
+        (closes, closes_total),
+        (claims, claims_total),
+        (layouts, layouts_total),
+        (inventory, _),
+        (deposits, deposits_total),
+    ) = await gather(
         ctx.report("/reports/office-leads", {**asked, **dates, "group_by": "rep"}),
         ctx.report("/reports/daily-close", {**asked, "date": dates["to"]}),
+        ctx.report("/reports/weekly-targets", {**asked, "week": dates["to"]}),
+        ctx.report("/reports/office-sales", {**asked, **dates, "group_by": "layout"}),
         ctx.report("/reports/unit-inventory", {**asked, "group_by": "building"}),
         ctx.report("/reports/deposits-due", asked),
     )
-    names = await ctx.names([*leads, *closes, *deposits], rep="rep_id")
+    names = await ctx.names([*leads, *closes, *claims, *deposits], rep="rep_id")
     for row in leads:
         row["name"] = rep_name(ctx, names, row)
         for rate in ("first_visit_rate", "deposit_rate", "subscription_rate", "contract_rate"):
@@ -500,6 +512,51 @@ async def office_reports(ctx: Context) -> PageView:
             close_rows,
             total=closes_total,
             key="rep_id",
+        )
+    )
+    for row in claims:
+        row["name"] = rep_name(ctx, names, row)
+        row["subscription_completion"] = (row.get("subscription_completion") or {}).get("value")
+        row["amount_completion"] = (row.get("amount_completion") or {}).get("value")
+    claims.sort(key=lambda r: r["name"])
+    view.tables.append(
+        Table(
+            "weekly-targets",
+            "weekly_targets",
+            [
+                Column("week", "week_of"),
+                Column("name", "rep"),
+                Column("claimed_subscriptions", "claimed_subscriptions", "count"),
+                Column("subscriptions", "subscriptions", "count"),
+                Column("subscription_completion", "completion", "percent"),
+                Column("claimed_amount_fen", "claimed_amount", "money"),
+                Column("amount_fen", "subscribed_amount", "money"),
+                Column("amount_completion", "amount_completion", "percent"),
+                Column("week_over", "week_over", "flag"),
+            ],
+            claims,
+            total=claims_total,
+            key="rep_id",
+        )
+    )
+    layouts.sort(key=lambda r: str(r.get("layout_name")))
+    view.tables.append(
+        Table(
+            "office-sales-by-layout",
+            "office_sales_by_layout",
+            [
+                Column("layout_name", "layout"),
+                Column("reservations", "deposits", "count"),
+                Column("subscriptions", "subscriptions", "count"),
+                Column("subscribed_amount_fen", "subscribed_amount", "money"),
+                Column("contracts", "contracts", "count"),
+                Column("contracted_amount_fen", "contracted_amount", "money"),
+                Column("handovers", "handovers", "count"),
+                Column("releases", "releases", "count"),
+            ],
+            layouts,
+            total=layouts_total,
+            key="layout_name",
         )
     )
     for row in inventory:
