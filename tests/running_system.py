@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from opentelemetry.sdk.trace import TracerProvider
 
 from salesplatform.auth import mint
 from salesplatform.clock import Clock
@@ -59,12 +60,15 @@ async def start_service_on(
     nats_url: str,
     namespace: str,
     clock: Clock | None = None,
+    tracer_provider: TracerProvider | None = None,
     **settings: object,
 ) -> Service:
     """A real service on its own database and the test namespace of NATS, its HTTP API on an
-    in-process client; stopped when `stack` closes."""
+    in-process client; stopped when `stack` closes. Its spans go to `tracer_provider` if given."""
     config = settings_for_tests(database_url, nats_url, namespace, service=definition.name, pool_max=6, **settings)
-    runtime = await stack.enter_async_context(Runtime(definition, config, clock=clock, run_timers=False))
+    runtime = await stack.enter_async_context(
+        Runtime(definition, config, clock=clock, run_timers=False, tracer_provider=tracer_provider)
+    )
     client = await stack.enter_async_context(
         httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(runtime)), base_url=f"http://{definition.name}")
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import orjson
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from salesplatform import tracing
 from salesplatform.aggregate import Aggregate, AggregateCache
 from salesplatform.clock import Clock
 from salesplatform.errors import (
@@ -31,6 +33,7 @@ from salesplatform.errors import (
 )
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.ids import uuid4
+from salesplatform.metrics import DETACHED, ServiceMetrics
 from salesplatform.projections import Change, Projection
 from salesplatform.store import append_streams
 from salesplatform.uow import (
@@ -88,6 +91,9 @@ class Request:
     idempotency_key: str | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
+    # The W3C trace context (`traceparent`, `tracestate`) the command arrived with; once the bus
+    # took it, its own span's, which the events it records keep.
+    trace: dict[str, str] | None = None
 
 
 @dataclass
@@ -158,6 +164,9 @@ class CommandBus:
         self.after_commit: list[Callable[[list[tuple[str, list[Change]]]], Awaitable[None]]] = []
         # Outcomes since the process started, by (command, status): 200 accepted, else the error's.
         self.counts: Counter[tuple[str, int]] = Counter()
+        # Where latencies and spans go (the runtime's; detached and off for a bus on its own).
+        self.metrics: ServiceMetrics = DETACHED
+        self.tracer = tracing.OFF
 
     def command(
         self,
@@ -238,6 +247,8 @@ class CommandBus:
             correlation_id=request.correlation_id or str(uuid4()),
             causation_id=request.causation_id,
             cache=self.aggregates,
+            metadata=request.trace,
+            tracer=self.tracer,
         )
         if locked is not None:
             uow.locked_projections = locked
@@ -265,9 +276,26 @@ class CommandBus:
 
     async def dispatch(self, request: Request) -> Outcome:
         """Run one command in its own transaction; never raises for bad input or broken rules."""
-        outcome = await self._dispatch(request)
-        self.counts[request.name, outcome.status] += 1
+        started = time.perf_counter()
+        span = self._command_span(request, 1)
+        if span is None:
+            outcome = await self._dispatch(request)
+        else:
+            with tracing.within(span):
+                outcome = await self._dispatch(request)
+        self._done(request, outcome, time.perf_counter() - started, span)
         return outcome
+
+    def _command_span(self, request: Request, batch: int) -> Any:
+        span = tracing.start_command(self.tracer, request.name, request.trace, batch=batch)
+        if span is not None:
+            request.trace = tracing.carrier(span)
+        return span
+
+    def _done(self, request: Request, outcome: Outcome, seconds: float, span: Any) -> None:
+        self.counts[request.name, outcome.status] += 1
+        self.metrics.observe_command(request.name, outcome.status, seconds)
+        tracing.end_command(span, outcome.status, outcome.error.code if outcome.error is not None else None)
 
     async def _dispatch(self, request: Request) -> Outcome:
         assert self.pool is not None, "bus not bound to a pool"
@@ -308,9 +336,12 @@ class CommandBus:
     async def dispatch_many(self, requests: list[Request]) -> list[Outcome]:
         """Run a batch in one transaction (group commit), so one commit serves them all;
         outcomes in the order of `requests` (see `_dispatch_many`)."""
+        started = time.perf_counter()
+        spans = [self._command_span(r, len(requests)) for r in requests]
         outcomes = await self._dispatch_many(requests)
-        for request, outcome in zip(requests, outcomes, strict=True):
-            self.counts[request.name, outcome.status] += 1
+        seconds = time.perf_counter() - started
+        for request, outcome, span in zip(requests, outcomes, spans, strict=True):
+            self._done(request, outcome, seconds, span)
         return outcomes
 
     async def _dispatch_many(self, requests: list[Request], *, waits_for_claims: bool = False) -> list[Outcome]:
@@ -500,6 +531,8 @@ class _Batch:
             held_claims=self.held,
             waits_for_claims=False,
             preloaded=self.preloaded,
+            metadata=request.trace,
+            tracer=self.bus.tracer,
         )
 
     async def _run_deferred(self, i: int, spec: CommandSpec, command: Command) -> bool:
@@ -614,7 +647,10 @@ class _Batch:
         first.changes = changes
 
     async def _write(self, wave: Wave) -> list[tuple[str, list[Change]]]:
-        recorded = await append_streams(self.conn, wave.appends, outbox=True)
+        with tracing.append(
+            self.bus.tracer, len(wave.appends), sum(len(a.events) for a in wave.appends), wave.contexts
+        ):
+            recorded = await append_streams(self.conn, wave.appends, outbox=True)
         changes = await apply_all_inline(self.conn, self.bus.inline_projections, recorded, self.locked)
         for write in wave.writes:
             await write(self.conn)

@@ -118,6 +118,9 @@ class Envelope(BaseModel):
     causation_id: str | None = None
     actor: Actor
     data: dict[str, Any]
+    # What the event keeps besides its payload: the W3C trace context (`traceparent`,
+    # `tracestate`) of the command that recorded it, when tracing is on.
+    metadata: dict[str, str] | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

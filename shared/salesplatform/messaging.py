@@ -29,12 +29,15 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
+from salesplatform import tracing
 from salesplatform.auth import TokenVerifier, actor_from_header
 from salesplatform.commands import CommandBus, Outcome, Request
 from salesplatform.errors import ServiceError, Unauthenticated
 from salesplatform.events import Actor, Envelope
+from salesplatform.metrics import DETACHED, ServiceMetrics
 from salesplatform.store import RecordedEvent, copy_foreign
 
 log = structlog.get_logger(__name__)
@@ -350,6 +353,9 @@ class OutboxRelay:
         self._one_batch = asyncio.Lock()
         self.published = 0
         self._deleted_since_vacuum = 0
+        # Where publish latencies and spans go (the runtime's).
+        self.metrics: ServiceMetrics = DETACHED
+        self.tracer = tracing.OFF
 
     def wake(self) -> None:
         self._wake.set()
@@ -371,12 +377,13 @@ class OutboxRelay:
         # stored, timestamps in ISO 8601 in UTC): the relay only hands bytes to NATS.
         rows = await conn.fetch(
             "SELECT e.position, e.event_id::text, e.event_type, e.stream_id, e.stream_version, e.correlation_id,"
+            " e.metadata,"
             " convert_to(json_build_object('event_id', e.event_id, 'event_type', e.event_type,"
             " 'schema_version', e.schema_version, 'stream_id', e.stream_id, 'stream_version', e.stream_version,"
             " 'occurred_at', to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'),"
             " 'recorded_at', to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'),"
             " 'correlation_id', e.correlation_id, 'causation_id', e.causation_id,"
-            " 'actor', e.actor, 'data', e.data)::text, 'UTF8')"
+            " 'actor', e.actor, 'data', e.data, 'metadata', e.metadata)::text, 'UTF8')"
             " FROM (SELECT tx_id, position FROM outbox ORDER BY position LIMIT $1) o"
             " CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.tx_id = o.tx_id AND e.position = o.position OFFSET 0) e"
             " ORDER BY o.position",
@@ -386,7 +393,8 @@ class OutboxRelay:
             return 0
         subject = self.topology.event_subject
         messages = []
-        for _position, event_id, event_type, stream_id, stream_version, correlation_id, body in rows:
+        spans = []
+        for _position, event_id, event_type, stream_id, stream_version, correlation_id, metadata, body in rows:
             headers = {
                 "Nats-Msg-Id": event_id,
                 "Event-Type": event_type,
@@ -395,8 +403,20 @@ class OutboxRelay:
             }
             if correlation_id:
                 headers["Correlation-Id"] = correlation_id
+            # The publish goes on the trace of the command that recorded the event; the
+            # consumers go on from it.
+            span = tracing.event_metadata(
+                self.tracer, metadata, SpanKind.PRODUCER, f"publish {event_type}", **{"sales.event_id": event_id}
+            )
+            if span is not None:
+                headers.update(tracing.carrier(span))
+                spans.append(span)
             messages.append((subject(event_type), body, headers))
+        started = time.perf_counter()
         refusals = await self.publisher.publish(messages, self.ack_timeout)
+        self.metrics.observe_publish(time.perf_counter() - started)
+        for span in spans:
+            span.end()
         confirmed = 0
         for refusal in refusals:
             if refusal is not None:
@@ -511,6 +531,9 @@ class _PullLoop(ABC):
         self.max_deliveries = max_deliveries
         self._stopping = asyncio.Event()
         self._outage_backoff = _OUTAGE_BACKOFF_FIRST
+        # Where processing times and spans go (the runtime's).
+        self.metrics: ServiceMetrics = DETACHED
+        self.tracer = tracing.OFF
 
     def stop(self) -> None:
         self._stopping.set()
@@ -673,7 +696,9 @@ class _PullLoop(ABC):
                 if not msgs:
                     continue
                 try:
+                    started = time.perf_counter()
                     await self.handle(msgs)
+                    self.metrics.observe_consumer_batch(self.durable, time.perf_counter() - started)
                     self._outage_backoff = _OUTAGE_BACKOFF_FIRST
                 except asyncio.CancelledError:
                     raise
@@ -729,6 +754,17 @@ class ForeignEventConsumer(_PullLoop):
                 await msg.ack()
         if not good:
             return
+        # A span per message, child of its publish span, for as long as the batch takes.
+        spans = [
+            tracing.event_metadata(
+                self.tracer,
+                msg.headers,
+                SpanKind.CONSUMER,
+                f"consume {e.event_type}",
+                **{"sales.event_id": str(e.event_id)},
+            )
+            for msg, e in good
+        ]
         async with self.pool.acquire() as conn:
             async with conn.transaction():
                 stored = await copy_foreign(conn, self.origin, [e for _, e in good])
@@ -736,6 +772,9 @@ class ForeignEventConsumer(_PullLoop):
                     await conn.execute("SELECT pg_notify('events', '')")
         for msg, _ in good:
             await msg.ack()
+        for span in spans:
+            if span is not None:
+                span.end()
         self.stored += len(stored)
         if stored and self.on_stored is not None:
             self.on_stored(stored)
@@ -828,6 +867,7 @@ class IngestConsumer(_PullLoop):
                     idempotency_key=key,
                     correlation_id=_header(msg, "Correlation-Id"),
                     causation_id=_header(msg, "Nats-Msg-Id") or key,
+                    trace=tracing.incoming(self.bus.tracer, msg.headers),
                 )
             )
             runnable.append(msg)
@@ -873,6 +913,7 @@ class CommandResponder:
         self._limit = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub = None
+        self.tracer = tracing.OFF
 
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(
@@ -904,6 +945,7 @@ class CommandResponder:
                         actor=actor,
                         idempotency_key=_header(msg, "Idempotency-Key"),
                         correlation_id=_header(msg, "Correlation-Id"),
+                        trace=tracing.incoming(self.tracer, msg.headers),
                     )
                 )
             except ServiceError as exc:

@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import asyncpg
 import structlog
 
+from salesplatform import tracing
 from salesplatform.errors import ConcurrencyConflict
+from salesplatform.metrics import DETACHED, ServiceMetrics
 from salesplatform.store import (
     LOG_START,
     LogPosition,
@@ -317,19 +321,32 @@ async def _apply_guarded(
     return changes
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a committed catch-up batch applied, for its lag and its trace: when the earliest of
+    its events was recorded, and the metadata (trace contexts) its events keep."""
+
+    oldest_recorded: datetime | None
+    metadata: tuple[dict[str, str], ...]
+
+
 async def catch_up_once(
     conn: asyncpg.Connection,
     projection: Projection,
     *,
     batch_size: int = 1000,
     on_failure: FailureSink | None = None,
+    on_applied: Callable[[Applied], None] | None = None,
 ) -> tuple[int, list[Change]]:
     """One batch of the active generation, in one transaction. Returns (events read, changes).
 
     Unless the batch appended events (a reactor running commands), the commit does not wait for
     the disk: a read model is derived data, and its changes commit atomically with its
     checkpoint, so a crash can only take back both together and the batch is applied again from
-    the log. Events are only ever written with synchronous commits."""
+    the log. Events are only ever written with synchronous commits.
+
+    `on_applied` hears what a batch that applied events applied, once it committed."""
+    applied_now: Applied | None = None
     async with conn.transaction():
         # One runner at a time per projection (replicas, or a runner and an operator), then the
         # switch lock shared; the checkpoint is read only after both are held (one round trip:
@@ -342,6 +359,8 @@ async def catch_up_once(
             if scan is None:
                 return 0, []
             scanned, reached, applied = scan.scanned, scan.reached, scan.matching
+            if applied and on_applied is not None:
+                applied_now = Applied(scan.oldest_recorded, scan.metadata)
             if scan.present:
                 await _use_schema(conn, gen.schema)
                 changes = await _apply_range_guarded(
@@ -352,6 +371,11 @@ async def catch_up_once(
             if not scanned:
                 return 0, []
             applied = len(events)
+            if events and on_applied is not None:
+                applied_now = Applied(
+                    min(e.envelope.recorded_at for e in events),
+                    tuple(e.envelope.metadata for e in events if e.envelope.metadata),
+                )
             if events:
                 # The generation's schema stays first on the search path until the commit: what
                 # follows names the public tables.
@@ -370,7 +394,9 @@ async def catch_up_once(
             reached.position,
             applied,
         )
-        return scanned, changes
+    if applied_now is not None and on_applied is not None:
+        on_applied(applied_now)
+    return scanned, changes
 
 
 async def _apply_range_guarded(
@@ -533,6 +559,9 @@ class ProjectionRunner:
         self.on_failure = on_failure
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        # Where lags and spans go (the runtime's).
+        self.metrics: ServiceMetrics = DETACHED
+        self.tracer = tracing.OFF
 
     def wake(self) -> None:
         self._wake.set()
@@ -553,8 +582,9 @@ class ProjectionRunner:
         total = 0
         async with self.pool.acquire() as conn:
             while True:
+                applied = functools.partial(self._applied, projection.name, tracing.now_ns())
                 n, changes = await catch_up_once(
-                    conn, projection, batch_size=self.batch_size, on_failure=self.on_failure
+                    conn, projection, batch_size=self.batch_size, on_failure=self.on_failure, on_applied=applied
                 )
                 total += n
                 if changes and self.on_changes is not None:
@@ -562,6 +592,11 @@ class ProjectionRunner:
                 if n < self.batch_size or self._stopping.is_set():
                     break
         return total
+
+    def _applied(self, name: str, started_ns: int, what: Applied) -> None:
+        if what.oldest_recorded is not None:
+            self.metrics.observe_lag(name, what.oldest_recorded, datetime.now(UTC))
+        tracing.batch_spans(self.tracer, f"project {name}", what.metadata, started_ns, **{"sales.projection": name})
 
     async def run(self) -> None:
         backoff = 0.5
@@ -579,3 +614,39 @@ class ProjectionRunner:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             # Commits arrive in bursts: a few milliseconds more make one batch of many.
             await asyncio.sleep(0.005)
+
+
+async def record_rebuild_failure(pool: asyncpg.Pool, name: str, error: str) -> None:
+    """Keep why the rebuild of `name` stopped on the generation it was building (the next
+    rebuild drops that generation, and its error with it)."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE public.projection_generations SET error = $2, finished_at = now()"
+            " WHERE name = $1 AND status = 'building'",
+            name,
+            error,
+        )
+
+
+async def rebuild_states(conn: asyncpg.Connection) -> dict[str, dict[str, Any]]:
+    """Each projection's latest generation as the database holds it, whichever replica builds
+    it: `running` while it is being built (with the events applied so far), `failed` with the
+    error if its rebuild stopped, `done` once it answers queries."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (name) name, generation, status, events_applied, started_at, finished_at, error"
+        " FROM public.projection_generations ORDER BY name, generation DESC"
+    )
+    states = {}
+    for r in rows:
+        building = r["status"] == "building"
+        status = "done" if not building else "running" if r["error"] is None else "failed"
+        states[r["name"]] = {
+            "projection": r["name"],
+            "status": status,
+            "generation": r["generation"],
+            "events": r["events_applied"],
+            "started_at": r["started_at"],
+            "finished_at": r["finished_at"],
+            "error": r["error"],
+        }
+    return states

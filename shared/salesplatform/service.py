@@ -29,8 +29,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from opentelemetry.sdk.trace import TracerProvider
 
-from salesplatform import metrics
+from salesplatform import metrics, tracing
 from salesplatform.auth import TokenVerifier, actor_from_header, key_source
 from salesplatform.clock import Clock, SystemClock
 from salesplatform.commands import CommandBus, GroupCommit, InternalError, Request, withholding_guard
@@ -52,7 +53,15 @@ from salesplatform.messaging import (
 )
 from salesplatform.migrations import migrate, wait_until_migrated
 from salesplatform.nats_layout import api_prefix
-from salesplatform.projections import Change, Projection, ProjectionRunner, ensure_projection, rebuild
+from salesplatform.projections import (
+    Change,
+    Projection,
+    ProjectionRunner,
+    ensure_projection,
+    rebuild,
+    rebuild_states,
+    record_rebuild_failure,
+)
 from salesplatform.settings import ServiceSettings
 from salesplatform.store import RecordedEvent, init_connection
 
@@ -114,6 +123,7 @@ class Runtime:
         *,
         clock: Clock | None = None,
         run_timers: bool = True,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.definition = definition
         self.settings = settings
@@ -122,6 +132,14 @@ class Runtime:
         self.topology = Topology(definition.name, settings.stream_prefix)
         self.registry = definition.registry
         self.bus = definition.build_bus(self.registry, self.clock)
+        self.metrics = metrics.ServiceMetrics.registered(self)
+        # Spans go where the settings say (`OTEL_TRACES_EXPORTER`), or to the provider given.
+        self.tracer_provider = tracer_provider or tracing.provider_for(
+            definition.name, settings.traces_exporter, version=metrics.build_version(definition.name)
+        )
+        self.tracer = tracing.tracer_of(self.tracer_provider)
+        self.bus.metrics = self.metrics
+        self.bus.tracer = self.tracer
         self.tokens = TokenVerifier(
             key_source(
                 jwks=settings.jwks,
@@ -142,7 +160,6 @@ class Runtime:
         self.dead_letters: DeadLetters
         self._tasks: list[asyncio.Task[Any]] = []
         self._listen_conn: asyncpg.Connection | None = None
-        self.rebuilds: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -196,6 +213,8 @@ class Runtime:
             on_failure=self._on_projection_failure,
         )
         self.bus.after_commit.append(self._after_commit)
+        self.relay.metrics = self.runner.metrics = self.metrics
+        self.relay.tracer = self.runner.tracer = self.tracer
         for c in self.definition.consumes:
             self.consumers.append(
                 ForeignEventConsumer(
@@ -226,9 +245,13 @@ class Runtime:
             )
             for _ in range(max(1, s.ingest_workers))
         ]
+        for loop in [*self.consumers, *self.ingest_loops]:
+            loop.metrics = self.metrics
+            loop.tracer = self.tracer
         self.ingest = self.ingest_loops[0]
         self.group = GroupCommit(self.bus, workers=max(1, min(s.command_workers, s.pool_max - 1)))
         self.responder = CommandResponder(self.group.submit, self.nc, self.topology, self.tokens)
+        self.responder.tracer = self.tracer
         await self.responder.start()
 
         self._listen_conn = await asyncpg.connect(s.database_url)
@@ -289,6 +312,9 @@ class Runtime:
             await self.nc.close()
         await self.pool.close()
         await self.tokens.stop()
+        if self.tracer_provider is not None:
+            # Spans still batched are exported before the process ends.
+            self.tracer_provider.shutdown()
         log.info("service_stopped")
 
     async def relay_flush(self) -> None:
@@ -352,23 +378,16 @@ class Runtime:
         raise LookupError(name)
 
     async def rebuild(self, name: str) -> int:
-        """Rebuild one projection from the log while the current one keeps serving."""
+        """Rebuild one projection from the log while the current one keeps serving. Its progress
+        and outcome are kept in the database (`projection_generations`), where any replica reads
+        them."""
         projection = self.projection(name)
-        state = {"projection": name, "status": "running", "events": 0}
-        self.rebuilds[name] = state
-
-        def progress(n: int) -> None:
-            state["events"] = n
-
         try:
-            generation = await rebuild(
-                self.pool, projection, on_progress=progress, on_failure=self._on_projection_failure
-            )
+            return await rebuild(self.pool, projection, on_failure=self._on_projection_failure)
         except Exception as exc:
-            state["status"] = f"failed: {exc!r}"
+            with contextlib.suppress(Exception):
+                await record_rebuild_failure(self.pool, name, repr(exc))
             raise
-        state.update(status="done", generation=generation)
-        return generation
 
     async def ready(self) -> dict[str, bool]:
         db = False
@@ -516,9 +535,10 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
         async with runtime.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT g.name, g.generation, g.status, g.events_applied, g.position, g.started_at,"
-                " g.finished_at FROM projection_generations g ORDER BY g.name, g.generation"
+                " g.finished_at, g.error FROM projection_generations g ORDER BY g.name, g.generation"
             )
-        return {"generations": [dict(r) for r in rows], "rebuilds": runtime.rebuilds}
+            rebuilds = await rebuild_states(conn)
+        return {"generations": [dict(r) for r in rows], "rebuilds": rebuilds}
 
     @app.post("/admin/projections/{name}/rebuild", tags=["operations"], status_code=202)
     async def start_rebuild(name: str, request: HttpRequest) -> Any:
@@ -574,6 +594,7 @@ async def serve_command(
             actor=actor,
             idempotency_key=header("idempotency-key"),
             correlation_id=header("x-correlation-id") or str(uuid4()),
+            trace=tracing.current(runtime.tracer),
         )
     )
     if outcome.ok:
@@ -599,6 +620,27 @@ class CommandGateway:
         self.max_body = max_body
 
     async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http" or self.runtime.tracer is tracing.OFF:
+            await self._serve(scope, receive, send)
+            return
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        path = scope["path"]
+        route = path if path.startswith(self.PREFIX) else None
+        with tracing.http_request(self.runtime.tracer, scope["method"], path, headers, route) as span:
+
+            async def send_seen(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    tracing.http_status(span, message["status"])
+                await send(message)
+
+            await self._serve(scope, receive, send_seen)
+
+    async def _serve(
         self,
         scope: dict[str, Any],
         receive: Callable[[], Awaitable[dict[str, Any]]],

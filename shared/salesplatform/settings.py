@@ -1,10 +1,13 @@
 """Typed settings. Each service reads `<SERVICE>_…` variables; NATS_URL, NATS_USER,
-NATS_PASSWORD, the AUTH_JWKS… key set, COMPANY_TIMEZONE and LOG_LEVEL are shared by all."""
+NATS_PASSWORD, the AUTH_JWKS… key set, COMPANY_TIMEZONE, LOG_LEVEL and OTEL_TRACES_EXPORTER are
+shared by all."""
 
 from __future__ import annotations
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from salesplatform.tracing import Exporter
 
 
 class ServiceSettings(BaseSettings):
@@ -29,6 +32,8 @@ class ServiceSettings(BaseSettings):
     jwks_refresh_seconds: float = Field(300.0, gt=0, validation_alias=AliasChoices("AUTH_JWKS_REFRESH_SECONDS"))
     timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("COMPANY_TIMEZONE"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL"))
+    # Where spans go: none (tracing off), console or otlp (salesplatform.tracing).
+    traces_exporter: Exporter = Field(Exporter.none, validation_alias=AliasChoices("OTEL_TRACES_EXPORTER"))
     # Names JetStream streams and consumers; tests set it to run several systems on one server.
     stream_prefix: str = Field("", validation_alias=AliasChoices("STREAM_PREFIX"))
     pool_min: int = 2

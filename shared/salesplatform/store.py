@@ -34,6 +34,7 @@ class NewEvent:
     correlation_id: str | None = None
     causation_id: str | None = None
     event_id: uuid.UUID | None = None
+    metadata: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ LOG_START = LogPosition()
 # `events.tx_id` to sort by the indexed column rather than by the converted output value.
 _COLUMNS = (
     "position, tx_id::text::bigint AS tx_id, stream_id, stream_version, event_id, event_type, "
-    "schema_version, occurred_at, recorded_at, correlation_id, causation_id, actor, data, origin"
+    "schema_version, occurred_at, recorded_at, correlation_id, causation_id, actor, data, origin, metadata"
 )
 
 
@@ -129,6 +130,7 @@ def _row_to_recorded(row: asyncpg.Record) -> RecordedEvent:
         actor,
         data,
         origin,
+        metadata,
     ) = row
     envelope = trusted(
         Envelope,
@@ -143,6 +145,7 @@ def _row_to_recorded(row: asyncpg.Record) -> RecordedEvent:
         causation_id=causation_id,
         actor=_actor(actor),
         data=data,
+        metadata=metadata,
     )
     return RecordedEvent(position, tx_id, envelope, origin)
 
@@ -216,15 +219,17 @@ async def append_streams(
             f"""
             WITH appended AS (
             INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
-                                occurred_at, recorded_at, correlation_id, causation_id, actor, data)
+                                occurred_at, recorded_at, correlation_id, causation_id, actor, data,
+                                metadata)
             SELECT v.stream_id, v.stream_version, v.event_id, v.event_type, v.schema_version,
-                   v.occurred_at, v.recorded_at, v.correlation_id, v.causation_id, v.actor, v.data
+                   v.occurred_at, v.recorded_at, v.correlation_id, v.causation_id, v.actor, v.data,
+                   v.metadata
             FROM unnest($1::text[], $2::int[], $3::int[], $4::uuid[], $5::text[], $6::int[],
                         $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[],
-                        $11::jsonb[], $12::jsonb[])
+                        $11::jsonb[], $12::jsonb[], $13::jsonb[])
                  WITH ORDINALITY AS v(stream_id, base, stream_version, event_id, event_type,
                                       schema_version, occurred_at, recorded_at, correlation_id,
-                                      causation_id, actor, data, ord)
+                                      causation_id, actor, data, metadata, ord)
             LEFT JOIN LATERAL (
                 SELECT h.stream_version, h.tx_id FROM events h
                 WHERE h.stream_id = v.stream_id ORDER BY h.stream_version DESC LIMIT 1
@@ -248,6 +253,7 @@ async def append_streams(
             [e.causation_id for e in events],
             [_actor_json(e.actor, actors) for e in events],
             [e.data for e in events],
+            [e.metadata for e in events],
         )
     except asyncpg.UniqueViolationError as exc:
         raise ConcurrencyConflict(_moved_on(appends, "is no longer at version")) from exc
@@ -272,6 +278,7 @@ async def append_streams(
             causation_id=e.causation_id,
             actor=e.actor,
             data=e.data,
+            metadata=e.metadata,
         )
         recorded.append(RecordedEvent(position, tx_id, envelope))
     recorded.sort(key=lambda r: r.position)
@@ -304,10 +311,10 @@ async def copy_foreign(conn: asyncpg.Connection, origin: str, envelopes: list[En
         """
         INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
                             occurred_at, recorded_at, correlation_id, causation_id, actor, data,
-                            origin)
+                            origin, metadata)
         SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::int[],
                              $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[],
-                             $10::jsonb[], $11::jsonb[], $12::text[])
+                             $10::jsonb[], $11::jsonb[], $12::text[], $13::jsonb[])
         ON CONFLICT DO NOTHING
         RETURNING event_id, position, tx_id::text::bigint AS tx_id
         """,
@@ -323,6 +330,7 @@ async def copy_foreign(conn: asyncpg.Connection, origin: str, envelopes: list[En
         [_actor_json(e.actor, actors) for e in envelopes],
         [e.data for e in envelopes],
         [origin] * len(envelopes),
+        [e.metadata for e in envelopes],
     )
     # The copies as received (the stored JSON holds the same values), with their places here.
     by_id = {e.event_id: e for e in envelopes}
@@ -487,6 +495,8 @@ class LogScan:
     reached: LogPosition  # its end (inclusive)
     matching: int  # events of the reader's types
     present: frozenset[str]  # which of the reader's types occur
+    oldest_recorded: datetime | None = None  # when the earliest recorded of those was recorded
+    metadata: tuple[dict[str, str], ...] = ()  # the distinct metadata those events keep
 
 
 async def scan_log_of_types(
@@ -498,13 +508,17 @@ async def scan_log_of_types(
     row = await conn.fetchrow(
         """
         WITH batch AS MATERIALIZED (
-            SELECT tx_id, position, event_type FROM events
+            SELECT tx_id, position, event_type, recorded_at, metadata FROM events
             WHERE (tx_id, position) > ($1::text::xid8, $2) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
             ORDER BY tx_id, position LIMIT $3
         )
-        SELECT last.tx_id::text::bigint, last.position, counted.scanned, counted.matching, counted.present
+        SELECT last.tx_id::text::bigint, last.position, counted.scanned, counted.matching, counted.present,
+               counted.oldest, counted.metadata
         FROM (SELECT count(*) AS scanned, count(*) FILTER (WHERE event_type = ANY($4::text[])) AS matching,
-                     array_agg(DISTINCT event_type) FILTER (WHERE event_type = ANY($4::text[])) AS present
+                     array_agg(DISTINCT event_type) FILTER (WHERE event_type = ANY($4::text[])) AS present,
+                     min(recorded_at) FILTER (WHERE event_type = ANY($4::text[])) AS oldest,
+                     array_agg(DISTINCT metadata)
+                       FILTER (WHERE event_type = ANY($4::text[]) AND metadata IS NOT NULL) AS metadata
               FROM batch) counted
         CROSS JOIN LATERAL (SELECT tx_id, position FROM batch ORDER BY tx_id DESC, position DESC LIMIT 1) last
         """,
@@ -515,7 +529,7 @@ async def scan_log_of_types(
     )
     if row is None:
         return None
-    return LogScan(row[2], LogPosition(row[0], row[1]), row[3], frozenset(row[4] or ()))
+    return LogScan(row[2], LogPosition(row[0], row[1]), row[3], frozenset(row[4] or ()), row[5], tuple(row[6] or ()))
 
 
 async def log_head(conn: asyncpg.Connection) -> LogPosition:

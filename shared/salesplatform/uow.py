@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import asyncpg
+from opentelemetry.trace import Tracer
 
+from salesplatform import tracing
 from salesplatform.aggregate import Aggregate, AggregateCache
 from salesplatform.clock import Clock
 from salesplatform.errors import ConcurrencyConflict, NotFound
@@ -91,6 +93,8 @@ class Wave:
     results: list[tuple[str, str, Any]] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     members: list[int] = field(default_factory=list)
+    # The members' trace contexts, for the span of the wave's append.
+    contexts: list[dict[str, str] | None] = field(default_factory=list)
 
     def take(self, uow: UnitOfWork, member: int) -> None:
         self.appends.extend(uow.deferred)
@@ -98,6 +102,7 @@ class Wave:
         self.keys.update(uow.claimed)
         self.writes.extend(uow.side_writes)
         self.members.append(member)
+        self.contexts.append(uow.metadata)
 
 
 Payloads = list[tuple[str, int, dict[str, Any]]]
@@ -175,6 +180,10 @@ class UnitOfWork:
     # once the transaction commits.
     cache: AggregateCache | None = None
     seen: list[Aggregate] = field(default_factory=list)
+    # What the command's events keep in their envelope's metadata (its W3C trace context), and
+    # the tracer that records their append.
+    metadata: dict[str, str] | None = None
+    tracer: Tracer = tracing.OFF
 
     def _check_read(self, stream_id: str) -> None:
         if self.wave is None:
@@ -287,13 +296,15 @@ class UnitOfWork:
                 actor=self.actor,
                 correlation_id=self.correlation_id,
                 causation_id=self.causation_id,
+                metadata=self.metadata,
             )
             for e in events
         ]
         if self.wave is not None:
             self._defer(StreamAppend(stream_id, expected_version, new))
             return
-        recorded = await append_streams(self.conn, [StreamAppend(stream_id, expected_version, new)], outbox=True)
+        with tracing.append(self.tracer, 1, len(new), [self.metadata]):
+            recorded = await append_streams(self.conn, [StreamAppend(stream_id, expected_version, new)], outbox=True)
         self.changes.extend(
             await apply_all_inline(self.conn, self.inline_projections, recorded, self.locked_projections)
         )

@@ -245,6 +245,7 @@ def test_a_trusted_model_is_the_model_construct_gives() -> None:
         "causation_id": None,
         "actor": actor,
         "data": {"count": 3},
+        "metadata": None,
     }
     envelope, constructed = trusted(Envelope, **values), Envelope.model_construct(**values)
     assert envelope == constructed and envelope.model_fields_set == constructed.model_fields_set

@@ -1,4 +1,5 @@
-"""`GET /metrics`: what operators scrape moves with what the service does."""
+"""`GET /metrics`: what operators scrape moves with what the service does, in the format and
+units Prometheus expects."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import re
 
 import httpx
 import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from tally import SIGNING_KEY, definition
 from waiting import wait_for
 
 from salesplatform.auth import mint
 from salesplatform.events import Actor, Role
-from salesplatform.metrics import family
 from salesplatform.service import Runtime, http_app
 
 REP = Actor(id="r1", role=Role.rep, district="d1")
@@ -28,14 +30,6 @@ def sample(text: str, name: str, **labels: str) -> float | None:
         if all(have.get(k) == v for k, v in labels.items()):
             return float(match[3])
     return None
-
-
-def test_the_exposition_format_escapes_label_values() -> None:
-    text = family("x_total", "counter", "Things.", [({"reason": 'say "hi"\nback\\slash'}, 3), ({}, 0.5)])
-    assert text == (
-        "# HELP x_total Things.\n# TYPE x_total counter\n"
-        'x_total{reason="say \\"hi\\"\\nback\\\\slash"} 3\nx_total 0.5\n'
-    )
 
 
 async def test_metrics_follow_commands_backlogs_and_dead_letters(service_settings, outside) -> None:
@@ -87,3 +81,76 @@ async def test_metrics_follow_commands_backlogs_and_dead_letters(service_setting
             assert sample(flushed, "sales_projection_positions_behind", projection="event_counts") == 0
             assert sample(flushed, "sales_projection_events_applied", projection="event_counts") == 3
             assert sample(flushed, "sales_projection_positions_behind", projection="sheet_totals") is None  # inline
+
+            # Latencies, in seconds: each command's by its outcome (the 409 and the ingested 422
+            # were refused), each publish batch, each consumer batch, each projection batch's lag.
+            assert (
+                sample(flushed, "sales_command_duration_seconds_count", command="open_sheet", outcome="accepted") == 3
+            )
+            assert sample(flushed, "sales_command_duration_seconds_count", command="open_sheet", outcome="refused") == 2
+            assert sample(flushed, "sales_command_duration_seconds_bucket", outcome="accepted", le="+Inf") == 3
+            assert sample(flushed, "sales_command_duration_seconds_sum", outcome="accepted") > 0
+            assert sample(flushed, "sales_relay_publish_duration_seconds_count", service="tally") >= 1
+            assert sample(flushed, "sales_consumer_batch_duration_seconds_count", durable=rt.ingest.durable) >= 1
+            assert sample(flushed, "sales_projection_lag_seconds_count", projection="event_counts") >= 1
+            assert sample(flushed, "sales_projection_lag_seconds_count", projection="sheet_totals") is None
+
+
+async def test_the_exposition_parses_and_describes_the_process_and_build(service_settings) -> None:
+    async with Runtime(definition(), service_settings) as rt:
+        transport = httpx.ASGITransport(app=http_app(rt))
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
+            text = (await http.get("/metrics")).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["sales_commands"].type == "counter"
+    assert families["sales_command_duration_seconds"].type == "histogram"
+    assert families["sales_projection_lag_seconds"].type == "histogram"
+    assert families["sales_outbox_pending"].type == "gauge"
+    build = families["sales_build_info"].samples[0]
+    assert build.name == "sales_build_info" and build.value == 1
+    assert build.labels["service"] == "tally" and build.labels["version"] not in ("", "unknown")
+    assert families["process_resident_memory_bytes"].samples[0].value > 0
+    assert families["process_cpu_seconds"].type == "counter"
+    assert "python_info" in families
+    # Every family says which service it is about.
+    for f in families.values():
+        if f.name.startswith("sales_"):
+            assert all(s.labels.get("service") == "tally" for s in f.samples), f.name
+
+
+async def test_a_rebuild_is_seen_by_every_replica(service_settings) -> None:
+    """The rebuild's state is read from the database: a replica that did not run it reports it."""
+    operator = {"Authorization": f"Bearer {mint(Actor(id='ops1', role=Role.operator), SIGNING_KEY)}"}
+    async with Runtime(definition(), service_settings) as one, Runtime(definition(), service_settings) as other:
+        await one.run_command("open_sheet", {"sheet_id": "s1", "title": "T"}, REP)
+        await one.rebuild("event_counts")
+        transport = httpx.ASGITransport(app=http_app(other))
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
+            state = (await http.get("/admin/projections", headers=operator)).json()
+            text = (await http.get("/metrics")).text
+    rebuilt = state["rebuilds"]["event_counts"]
+    assert rebuilt["status"] == "done" and rebuilt["generation"] == 2 and rebuilt["error"] is None
+    assert sample(text, "sales_projection_rebuild_running", projection="event_counts") == 0
+    assert sample(text, "sales_projection_events_applied", projection="event_counts", generation="2") is not None
+
+
+async def test_a_failed_rebuild_keeps_its_error_for_every_replica(service_settings) -> None:
+    operator = {"Authorization": f"Bearer {mint(Actor(id='ops1', role=Role.operator), SIGNING_KEY)}"}
+    async with Runtime(definition(), service_settings) as one, Runtime(definition(), service_settings) as other:
+        await one.run_command("open_sheet", {"sheet_id": "s1", "title": "T"}, REP)
+        one.runner.stop()  # only the rebuild applies events from here on
+
+        async def lost_connection(conn: object, event: object) -> None:
+            raise ConnectionError("the database went away")
+
+        one.projection("event_counts").apply = lost_connection  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await one.rebuild("event_counts")
+        transport = httpx.ASGITransport(app=http_app(other))
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
+            state = (await http.get("/admin/projections", headers=operator)).json()
+            text = (await http.get("/metrics")).text
+    failed = state["rebuilds"]["event_counts"]
+    assert failed["status"] == "failed" and "the database went away" in failed["error"]
+    assert sample(text, "sales_projection_rebuild_failed", projection="event_counts") == 1
+    assert sample(text, "sales_projection_rebuild_running", projection="event_counts") == 0
