@@ -6,17 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from running_system import eventually
+from running_system import SIGNING_KEY, eventually
 
 from orders_service.bootstrap import definition as orders_definition
 from reporting_service.bootstrap import definition as reporting_definition
 from salesplatform import tracing
+from salesplatform.auth import mint
+from salesplatform.devstack.pytest_plugin import connected_as
 from salesplatform.events import Actor, Role
 from salesplatform.settings import settings_for
 from salesplatform.store import init_connection
@@ -96,6 +99,44 @@ async def test_one_trace_follows_a_command_from_the_caller_into_the_reporting_pr
         finally:
             await conn.close()
         assert metadata["traceparent"].split("-")[1:3] == [f"{command.trace_id:032x}", f"{command.span_id:016x}"]
+
+
+async def test_commands_sent_over_nats_go_on_the_callers_trace(start_service, nats_url: str) -> None:
+    """Request/reply and the ingest work queue take `traceparent` from the message headers."""
+    spans = InMemorySpanExporter()
+    orders = await start_service(orders_definition(), tracer_provider=recording("orders", spans))
+    caller = recording("caller", spans).get_tracer("test")
+    token = {"Authorization": f"Bearer {mint(Actor(id='erp', role=Role.system), SIGNING_KEY)}"}
+    topology = orders.runtime.topology
+    async with connected_as(nats_url, "system") as nc:
+        with caller.start_as_current_span("erp sends a SKU") as by_request:
+            reply = await nc.request(
+                topology.subject("cmd", "define_sku"),
+                orjson.dumps({**SKU, "sku": "TEA-500"}),
+                headers={**token, **tracing.carrier(by_request)},
+                timeout=10,
+            )
+        assert orjson.loads(reply.data)["ok"], reply.data
+        with caller.start_as_current_span("erp queues a SKU") as by_ingest:
+            await nc.jetstream().publish(
+                topology.subject("ingest", "define_sku"),
+                orjson.dumps({**SKU, "sku": "WATER-1L"}),
+                headers={**token, **tracing.carrier(by_ingest)},
+            )
+
+    def command_under(caller_span: Any) -> list[ReadableSpan]:
+        context = caller_span.get_span_context()
+        return [
+            s
+            for s in spans.get_finished_spans()
+            if s.name == "command define_sku" and s.parent is not None and s.parent.span_id == context.span_id
+        ]
+
+    async def both_traced() -> bool:
+        return bool(command_under(by_request)) and bool(command_under(by_ingest))
+
+    await eventually(both_traced, timeout=30)
+    assert service_of(command_under(by_ingest)[0]) == "orders"
 
 
 async def test_with_tracing_off_nothing_is_recorded_or_carried(start_service: Any) -> None:

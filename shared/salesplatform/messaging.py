@@ -754,16 +754,10 @@ class ForeignEventConsumer(_PullLoop):
                 await msg.ack()
         if not good:
             return
-        # A span per message, child of its publish span, for as long as the batch takes.
+        # A span per message, child of its publish span (or, published without one, of the
+        # command that recorded the event), for as long as the batch takes.
         spans = [
-            tracing.event_metadata(
-                self.tracer,
-                msg.headers,
-                SpanKind.CONSUMER,
-                f"consume {e.event_type}",
-                **{"sales.event_id": str(e.event_id)},
-            )
-            for msg, e in good
+            tracing.consumed(self.tracer, msg.headers, e.metadata, e.event_type, str(e.event_id)) for msg, e in good
         ]
         async with self.pool.acquire() as conn:
             async with conn.transaction():

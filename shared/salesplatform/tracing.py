@@ -200,6 +200,21 @@ def event_metadata(
     return tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
 
 
+def consumed(
+    tracer: Tracer,
+    headers: Mapping[str, str] | None,
+    metadata: Mapping[str, Any] | None,
+    event_type: str,
+    event_id: str,
+) -> Span | None:
+    """The span of a consumed event: child of the publish span its NATS headers name, or, when
+    it was published without one, of the command its envelope's metadata names."""
+    if tracer is OFF:
+        return None
+    parent = headers if context_of(headers) is not None else metadata
+    return event_metadata(tracer, parent, SpanKind.CONSUMER, f"consume {event_type}", **{"sales.event_id": event_id})
+
+
 def batch_spans(
     tracer: Tracer,
     name: str,
@@ -234,6 +249,7 @@ __all__ = [
     "append",
     "batch_spans",
     "carrier",
+    "consumed",
     "context_of",
     "current",
     "end_command",
