@@ -29,7 +29,6 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
-from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from salesplatform import tracing
@@ -405,9 +404,7 @@ class OutboxRelay:
                 headers["Correlation-Id"] = correlation_id
             # The publish goes on the trace of the command that recorded the event; the
             # consumers go on from it.
-            span = tracing.event_metadata(
-                self.tracer, metadata, SpanKind.PRODUCER, f"publish {event_type}", **{"sales.event_id": event_id}
-            )
+            span = tracing.published(self.tracer, metadata, event_type, event_id)
             if span is not None:
                 headers.update(tracing.carrier(span))
                 spans.append(span)

@@ -24,6 +24,7 @@ registry of its own, so several runtimes in one process (tests) never mix their 
 from __future__ import annotations
 
 import contextlib
+import functools
 import platform
 import sys
 from collections.abc import Iterator
@@ -69,6 +70,7 @@ def outcome_of(status: int) -> str:
     return "refused" if status < 500 else "failed"
 
 
+@functools.cache
 def build_version(service: str) -> str:
     """The installed version of the service's package (`sales-<service>`), else the platform's."""
     for name in (f"sales-{service}", "salesplatform"):

@@ -200,6 +200,13 @@ def event_metadata(
     return tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
 
 
+def published(tracer: Tracer, metadata: Mapping[str, Any] | None, event_type: str, event_id: str) -> Span | None:
+    """The span of publishing an event, child of the command its envelope's metadata names."""
+    if tracer is OFF:
+        return None
+    return event_metadata(tracer, metadata, SpanKind.PRODUCER, f"publish {event_type}", **{"sales.event_id": event_id})
+
+
 def consumed(
     tracer: Tracer,
     headers: Mapping[str, str] | None,
@@ -258,6 +265,7 @@ __all__ = [
     "http_status",
     "incoming",
     "provider_for",
+    "published",
     "start_command",
     "tracer_of",
     "within",
