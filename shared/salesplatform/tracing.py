@@ -170,21 +170,24 @@ def within(span: Span | None) -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def append(tracer: Tracer, streams: int, events: int, contexts: Iterable[Carrier | None]) -> Iterator[None]:
+# What `append` gives while tracing is off: entering and leaving it costs two method calls.
+_NOTHING: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+
+
+def append(
+    tracer: Tracer, streams: int, events: int, contexts: Iterable[Carrier | None]
+) -> contextlib.AbstractContextManager[object]:
     """The span of one append statement, child of the (first) command whose events it writes;
     a batch's wave links the other commands' spans."""
     if tracer is OFF:
-        yield
-        return
+        return _NOTHING
     found = [c for c in (context_of(c) for c in contexts) if c is not None]
-    with tracer.start_as_current_span(
+    return tracer.start_as_current_span(
         "append",
         context=found[0] if found else None,
         attributes={"sales.streams": streams, "sales.events": events},
         links=[Link(trace.get_current_span(c).get_span_context()) for c in found[1:]],
-    ):
-        yield
+    )
 
 
 def event_metadata(
