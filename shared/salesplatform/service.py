@@ -384,6 +384,11 @@ class Runtime:
         projection = self.projection(name)
         try:
             return await rebuild(self.pool, projection, on_failure=self._on_projection_failure)
+        except asyncio.CancelledError:
+            # The service is stopping: say so, or the generation would read as running.
+            with contextlib.suppress(Exception):
+                await record_rebuild_failure(self.pool, name, "stopped with the service")
+            raise
         except Exception as exc:
             with contextlib.suppress(Exception):
                 await record_rebuild_failure(self.pool, name, repr(exc))

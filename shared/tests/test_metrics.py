@@ -15,6 +15,7 @@ from waiting import wait_for
 
 from salesplatform.auth import mint
 from salesplatform.events import Actor, Role
+from salesplatform.projections import rebuild_states
 from salesplatform.service import Runtime, http_app
 
 REP = Actor(id="r1", role=Role.rep, district="d1")
@@ -154,3 +155,25 @@ async def test_a_failed_rebuild_keeps_its_error_for_every_replica(service_settin
     assert failed["status"] == "failed" and "the database went away" in failed["error"]
     assert sample(text, "sales_projection_rebuild_failed", projection="event_counts") == 1
     assert sample(text, "sales_projection_rebuild_running", projection="event_counts") == 0
+
+
+async def test_a_rebuild_stopped_with_its_service_is_not_left_running(service_settings) -> None:
+    async with Runtime(definition(), service_settings) as rt:
+        await rt.run_command("open_sheet", {"sheet_id": "s1", "title": "T"}, REP)
+        rt.runner.stop()  # only the rebuild applies events from here on
+        applying = asyncio.Event()
+
+        async def held(conn: object, event: object) -> None:
+            applying.set()
+            await asyncio.Event().wait()  # until cancelled
+
+        rt.projection("event_counts").apply = held  # type: ignore[method-assign]
+        rebuilding = asyncio.create_task(rt.rebuild("event_counts"))
+        await asyncio.wait_for(applying.wait(), 30)
+        rebuilding.cancel()  # what stopping the service does to a rebuild still running
+        with pytest.raises(asyncio.CancelledError):
+            await rebuilding
+        async with rt.pool.acquire() as conn:
+            states = await rebuild_states(conn)
+    assert states["event_counts"]["status"] == "failed"
+    assert states["event_counts"]["error"] == "stopped with the service"
