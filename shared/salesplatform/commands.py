@@ -8,6 +8,7 @@ the error shapes are the same everywhere.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from collections import Counter
@@ -62,6 +63,9 @@ class Command(BaseModel):
 
 
 Result = dict[str, Any]
+# (actor id, command, Idempotency-Key): a key means something only to the caller who sent it,
+# for the command it sent it with.
+Scope = tuple[str, str, str]
 Handler = Callable[[Any, UnitOfWork], Awaitable[Result]]
 Preload = Callable[[UnitOfWork, list[tuple["Request", Any]]], Awaitable[None]]
 
@@ -114,6 +118,78 @@ class Outcome:
         if self.ok:
             return {"ok": True, "result": self.result}
         return {"ok": False, "status": self.status, "error": self.error.to_dict()}  # type: ignore[union-attr]
+
+
+# The longest Idempotency-Key taken. A UUID (36) or a caller's own reference fits many times;
+# the stored results' index could not hold keys of a few thousand characters.
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+class IdempotencyKeyRefused(ServiceError):
+    """The Idempotency-Key cannot be used: too long, empty or with control characters, or
+    already used by this caller for this command with another body. Nothing was changed."""
+
+    status = 422
+    code = "idempotency_key_invalid"
+
+
+def check_idempotency_key(key: str) -> None:
+    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise IdempotencyKeyRefused(
+            f"an Idempotency-Key may hold at most {IDEMPOTENCY_KEY_MAX_LENGTH} characters, not {len(key)}",
+            code="idempotency_key_too_long",
+            field="Idempotency-Key",
+        )
+    if not key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        raise IdempotencyKeyRefused(
+            "an Idempotency-Key must be non-empty and hold no control characters", field="Idempotency-Key"
+        )
+
+
+def fingerprint(command: Command) -> str:
+    """The hash of the command's canonical body: its validated fields, keys sorted. Bodies that
+    differ only in spacing, key order or stripped whitespace have one fingerprint."""
+    canonical = orjson.dumps(command.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def scope_of(request: Request) -> Scope:
+    assert request.idempotency_key is not None
+    return (request.actor.id, request.name, request.idempotency_key)
+
+
+def replay(stored: tuple[Result, str | None], request: Request, print_: str) -> Result:
+    """The first result of a key, for a request that sent it again; refused if the body is not
+    the one the key was first used with. (A result recorded before fingerprints were kept has
+    none, and is replayed.)"""
+    result, first_print = stored
+    if first_print is not None and first_print != print_:
+        raise IdempotencyKeyRefused(
+            f"the Idempotency-Key was already used for {request.name} with another body; "
+            "use a new key for a new request",
+            code="idempotency_key_reused",
+            field="Idempotency-Key",
+        )
+    return result
+
+
+# Rows recorded before keys were scoped to their caller have the actor ''. They keep answering
+# their (command, key) until the retention removes them.
+_LOOKUP_ONE = (
+    "SELECT result, fingerprint FROM command_results"
+    " WHERE command = $1 AND idempotency_key = $2 AND actor_id IN ($3, '')"
+    " ORDER BY actor_id DESC LIMIT 1"
+)
+
+
+async def forget_command_results(conn: asyncpg.Connection, older_than_hours: float) -> int:
+    """Delete stored results older than the retention; returns how many. A key sent again
+    after that runs its command again."""
+    done = await conn.execute(
+        "DELETE FROM command_results WHERE recorded_at < now() - make_interval(secs => $1)",
+        older_than_hours * 3600.0,
+    )
+    return int(done.split()[-1])
 
 
 WITHHELD = "[withheld]"
@@ -211,6 +287,8 @@ class CommandBus:
             raise NotFound(f"unknown command {request.name}", code="unknown_command")
         if spec.roles is not None and request.actor.role not in spec.roles:
             raise PermissionDenied(f"role {request.actor.role} may not {request.name}", code="role_not_allowed")
+        if request.idempotency_key is not None:
+            check_idempotency_key(request.idempotency_key)
         try:
             if isinstance(request.payload, (bytes, str)):
                 command = spec.command.model_validate_json(request.payload)
@@ -256,20 +334,20 @@ class CommandBus:
             uow.held_claims = held_claims
             uow.waits_for_claims = False
         uow.preloaded = preloaded
-        if key is not None and not looked_up:
-            stored = await conn.fetchval(
-                "SELECT result FROM command_results WHERE command = $1 AND idempotency_key = $2",
-                request.name,
-                key,
-            )
-            if stored is not None:
-                return stored, True, uow
+        print_ = fingerprint(command) if key is not None else None
+        if key is not None and print_ is not None and not looked_up:
+            row = await conn.fetchrow(_LOOKUP_ONE, request.name, key, request.actor.id)
+            if row is not None:
+                return replay((row["result"], row["fingerprint"]), request, print_), True, uow
         result = await spec.handler(command, uow)
         if key is not None:
             await conn.execute(
-                "INSERT INTO command_results (command, idempotency_key, result) VALUES ($1, $2, $3)",
+                "INSERT INTO command_results (actor_id, command, idempotency_key, fingerprint, result)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                request.actor.id,
                 request.name,
                 key,
+                print_,
                 result,
             )
         return result, False, uow
@@ -406,20 +484,25 @@ class CommandBus:
     @staticmethod
     async def _stored_results(
         conn: asyncpg.Connection, requests: list[Request]
-    ) -> dict[tuple[str, str | None], Result]:
-        """Results of the batch's keys that were handled before, in one query. (Two commands of
-        one batch with the same key: the first runs, the second replays its result.)"""
-        keyed = [(r.name, r.idempotency_key) for r in requests if r.idempotency_key is not None]
+    ) -> dict[Scope, tuple[Result, str | None]]:
+        """Results (with their fingerprints) of the batch's keys that were handled before, in
+        one query. (Two commands of one batch with the same scope: the first runs, the second
+        replays its result.)"""
+        keyed = [scope_of(r) for r in requests if r.idempotency_key is not None]
         if not keyed:
             return {}
         rows = await conn.fetch(
-            "SELECT c.command, c.idempotency_key, c.result FROM command_results c"
-            " JOIN unnest($1::text[], $2::text[]) AS k(command, key)"
-            "   ON c.command = k.command AND c.idempotency_key = k.key",
-            [n for n, _ in keyed],
-            [k for _, k in keyed],
+            "SELECT k.actor_id, c.command, c.idempotency_key, c.result, c.fingerprint, c.actor_id = '' AS legacy"
+            " FROM command_results c"
+            " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(actor_id, command, key)"
+            "   ON c.command = k.command AND c.idempotency_key = k.key AND c.actor_id IN (k.actor_id, '')"
+            " ORDER BY legacy DESC",
+            [a for a, _, _ in keyed],
+            [n for _, n, _ in keyed],
+            [k for _, _, k in keyed],
         )
-        return {(r["command"], r["idempotency_key"]): r["result"] for r in rows}
+        # A caller's own row comes last and wins over one recorded before keys were scoped.
+        return {(r["actor_id"], r["command"], r["idempotency_key"]): (r["result"], r["fingerprint"]) for r in rows}
 
     async def _after(self, outcome: Outcome) -> None:
         if outcome.changes:
@@ -457,7 +540,8 @@ class _Batch:
         self.held: set[str] = set()  # claims held
         self.preloaded = Preloaded()
         self.written = False  # anything written in the transaction yet
-        self.replays: dict[tuple[str, str | None], Result] = {}
+        self.replays: dict[Scope, tuple[Result, str | None]] = {}
+        self.prints: dict[int, str] = {}  # fingerprints of the keyed commands
         self.prepared: dict[int, tuple[CommandSpec, Command]] = {}
         self.wave = Wave()
 
@@ -465,13 +549,17 @@ class _Batch:
         prepared = await self._claim_ahead(prepared)
         self.prepared = {i: (spec, command) for i, spec, command in prepared}
         self.replays = await self.bus._stored_results(self.conn, [self.requests[i] for i, _, _ in prepared])
+        self.prints = {i: fingerprint(c) for i, _, c in prepared if self.requests[i].idempotency_key is not None}
         await self._preload(prepared)
         for i, spec, command in prepared:
             request = self.requests[i]
             if request.idempotency_key is not None:
-                stored = self.replays.get((request.name, request.idempotency_key))
+                stored = self.replays.get(scope_of(request))
                 if stored is not None:
-                    self.outcomes[i] = Outcome(True, stored, replayed=True)
+                    try:
+                        self.outcomes[i] = Outcome(True, replay(stored, request, self.prints[i]), replayed=True)
+                    except ServiceError as exc:
+                        self.outcomes[i] = Outcome(False, error=exc)
                     continue
             if spec.batched and await self._run_deferred(i, spec, command):
                 continue
@@ -509,7 +597,7 @@ class _Batch:
         by_spec: dict[str, tuple[CommandSpec, list[tuple[Request, Command]]]] = {}
         for i, spec, command in prepared:
             request = self.requests[i]
-            if spec.preload is None or (request.name, request.idempotency_key) in self.replays:
+            if spec.preload is None or (request.idempotency_key is not None and scope_of(request) in self.replays):
                 continue
             by_spec.setdefault(request.name, (spec, []))[1].append((request, command))
         for spec, items in by_spec.values():
@@ -566,8 +654,8 @@ class _Batch:
                 return True
             self.wave.take(uow, i)
             if request.idempotency_key is not None:
-                self.wave.results.append((request.name, request.idempotency_key, result))
-                self.replays[(request.name, request.idempotency_key)] = result
+                self.wave.results.append((*scope_of(request), self.prints[i], result))
+                self.replays[scope_of(request)] = (result, self.prints[i])
             self.outcomes[i] = Outcome(True, result, seen=uow.seen)
             return True
         return False
@@ -596,8 +684,8 @@ class _Batch:
             self.preloaded.wrote({e.envelope.stream_id for e in uow.recorded}, uow.claimed)
             self.outcomes[i] = Outcome(True, result, changes=uow.changes, replayed=replayed, seen=uow.seen)
             if request.idempotency_key is not None:
-                # A later command of this batch with the same key replays it.
-                self.replays[(request.name, request.idempotency_key)] = result
+                # A later command of this batch with the same scope replays it.
+                self.replays[scope_of(request)] = (result, self.prints[i])
         except (ConcurrencyConflict, asyncpg.UniqueViolationError, *_RETRYABLE):
             self.retry_alone.append(i)
         except ServiceError as exc:
@@ -656,19 +744,17 @@ class _Batch:
             await write(self.conn)
         if wave.results:
             await self.conn.execute(
-                "INSERT INTO command_results (command, idempotency_key, result)"
-                " SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])",
-                [r[0] for r in wave.results],
-                [r[1] for r in wave.results],
-                [r[2] for r in wave.results],
+                "INSERT INTO command_results (actor_id, command, idempotency_key, fingerprint, result)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])",
+                *([r[n] for r in wave.results] for n in range(5)),
             )
         return changes
 
     def _forget(self, wave: Wave) -> None:
         for i in wave.members:
             self.outcomes[i] = None
-        for name, key, _ in wave.results:
-            self.replays.pop((name, key), None)
+        for actor_id, name, key, _, _ in wave.results:
+            self.replays.pop((actor_id, name, key), None)
 
 
 class InternalError(ServiceError):

@@ -34,7 +34,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from salesplatform import metrics, tracing
 from salesplatform.auth import TokenVerifier, actor_from_header, key_source
 from salesplatform.clock import Clock, SystemClock
-from salesplatform.commands import CommandBus, GroupCommit, InternalError, Request, withholding_guard
+from salesplatform.commands import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    CommandBus,
+    GroupCommit,
+    InternalError,
+    Request,
+    forget_command_results,
+    withholding_guard,
+)
 from salesplatform.errors import PermissionDenied, ServiceError
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.ids import uuid4
@@ -266,6 +274,7 @@ class Runtime:
         if self.run_timers:
             for name, every, job in self.definition.timers:
                 self._spawn(f"timer:{name}", self._every(name, every, job))
+        self._spawn("timer:idempotency_retention", self._every("idempotency_retention", 3600.0, _forget_results))
         for p in due:
             self._spawn(f"rebuild:{p.name}", self.rebuild(p.name))
         # Everything built at start (modules, models, pools) lives as long as the process:
@@ -443,6 +452,14 @@ class Runtime:
     async def run_command(self, name: str, payload: Any, actor: Actor, **kw: Any) -> Any:
         """Run a command as a given actor (timers and tests)."""
         return await self.bus.dispatch(Request(name=name, payload=payload, actor=actor, **kw))
+
+
+async def _forget_results(runtime: Runtime) -> None:
+    """The idempotency retention: results older than it are deleted (hourly)."""
+    async with runtime.pool.acquire() as conn:
+        forgotten = await forget_command_results(conn, runtime.settings.idempotency_retention_hours)
+    if forgotten:
+        log.info("command_results_forgotten", count=forgotten)
 
 
 # -- HTTP -----------------------------------------------------------------------------------
@@ -717,7 +734,15 @@ def _add_command_route(app: FastAPI, runtime: Runtime, name: str, model: type, s
             "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
             "x-defs": defs,
             "parameters": [
-                {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "Scoped to the caller and the command; the same key with the same body "
+                    "replays the first result, with another body it is refused (422 idempotency_key_reused). "
+                    "Kept for the service's idempotency retention (7 days by default).",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
+                },
             ],
         },
     )

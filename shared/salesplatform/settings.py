@@ -56,6 +56,10 @@ class ServiceSettings(BaseSettings):
     # How long dead letters stay in `<service>.dlq.*` for operators to look into. A rejected
     # command's personal data is sealed with its customer's key or left out.
     dead_letter_days: float = Field(30.0, gt=0)
+    # How long a command's result is kept for its Idempotency-Key: the same key sent again
+    # within it replays the result, after it runs the command again. Longer than a command may
+    # wait in the ingest queue, so a redelivered message is never run twice.
+    idempotency_retention_hours: float = Field(168.0, gt=0)
     poll_interval: float = 1.0
     # Apply the database migrations at start (`make run`, a single instance). A deployment that
     # runs the service's `migrate` command as a Job turns this off: replicas then wait up to
@@ -69,6 +73,8 @@ class ServiceSettings(BaseSettings):
         given = [s for s in (self.jwks, self.jwks_file, self.jwks_url) if s]
         if len(given) > 1:
             raise ValueError("set only one of AUTH_JWKS, AUTH_JWKS_FILE and AUTH_JWKS_URL")
+        if self.idempotency_retention_hours <= self.ingest_max_queue_hours:
+            raise ValueError("the idempotency retention must be longer than the ingest queue's maximum age")
         return self
 
 

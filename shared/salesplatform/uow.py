@@ -89,8 +89,9 @@ class Wave:
     appends: list[StreamAppend] = field(default_factory=list)
     streams: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
-    # (command, idempotency key, result) of keyed commands, stored with the writes.
-    results: list[tuple[str, str, Any]] = field(default_factory=list)
+    # (actor id, command, idempotency key, fingerprint, result) of keyed commands, stored with
+    # the writes.
+    results: list[tuple[str, str, str, str, Any]] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     members: list[int] = field(default_factory=list)
     # The members' trace contexts, for the span of the wave's append.
