@@ -39,11 +39,11 @@ from console_service.application.pages import PAGES as REPORT_PAGES
 from console_service.application.pages import Context, PageBuilder, PageView
 from console_service.config import ConsoleSettings
 from console_service.domain import i18n
-from console_service.domain.csv_export import csv_text
 from console_service.domain.judgement import light
 from console_service.domain.money import percent, yuan
 from console_service.domain.tables import Column, Table, csv_rows
 from salesplatform.clock import business_date
+from salesplatform.csv_export import csv_text
 from salesplatform.events import Actor, Role
 
 log = structlog.get_logger(__name__)

@@ -7,8 +7,6 @@ never narrowed silently.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -41,6 +39,7 @@ from reporting_service.queries.common import (
 )
 from salesplatform.clock import business_date
 from salesplatform.commands import invalid
+from salesplatform.csv_export import csv_text
 from salesplatform.errors import DomainError
 from salesplatform.events import Actor, Role
 from salesplatform.service import http_actor, operator_actor
@@ -118,12 +117,8 @@ def respond(report: str, result: Result, paging: Paging, filters: dict[str, Any]
     if paging.format == "csv":
         rows = [_flatten(i) for i in items]
         columns = list(dict.fromkeys(k for row in rows for k in row))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
         return Response(
-            buffer.getvalue(),
+            csv_text(columns, ([row.get(c) for c in columns] for row in rows)),
             media_type="text/csv; charset=utf-8",
             headers={
                 "Content-Disposition": f'attachment; filename="{report}.csv"',

@@ -1,9 +1,11 @@
-"""CSV that a spreadsheet opens safely.
+"""CSV that a spreadsheet opens safely: every CSV the services and the console export.
 
 A text cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return would be run as a
-formula by Excel, LibreOffice or Sheets (CSV injection); such a cell is prefixed with `'`, which
-makes it plain text. Numbers are written by the console itself (amounts, counts, shares), so
-they stay numbers, negative ones included.
+formula by Excel, LibreOffice or Sheets (CSV injection, OWASP); such a cell is prefixed with
+`'`, which makes it plain text. A cell whose value is a number (int, float, Decimal: amounts,
+counts, shares, computed by the service itself) is written as the number, so a negative one
+stays a number; text that only looks like a number ("-5" typed into a name) is text and is
+prefixed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def cell(value: Any) -> str:
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """The rows as CSV (UTF-8 with a byte-order mark, so Excel reads the Chinese right)."""
+    """The rows as CSV, lines ended by CRLF (RFC 4180), UTF-8 with a byte-order mark so Excel
+    reads the Chinese right."""
     buffer = io.StringIO()
     buffer.write("\ufeff")
     writer = csv.writer(buffer, lineterminator="\r\n")
