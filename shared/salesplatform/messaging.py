@@ -856,7 +856,7 @@ class IngestConsumer(_PullLoop):
                     payload=msg.data,
                     actor=actor,
                     idempotency_key=key,
-                    correlation_id=_header(msg, "Correlation-Id"),
+                    correlation_id=_header(msg, "Correlation-Id") or str(uuid.uuid4()),
                     causation_id=_header(msg, "Nats-Msg-Id") or key,
                     trace=tracing.incoming(self.bus.tracer, msg.headers),
                 )
@@ -876,11 +876,19 @@ class IngestConsumer(_PullLoop):
                 )
                 await msg.ack()
             else:
-                await self._reject(msg, request.name, outcome)
+                await self._reject(msg, request.name, outcome, request.correlation_id)
 
-    async def _reject(self, msg: Msg, name: str, outcome: Outcome) -> None:
+    async def _reject(self, msg: Msg, name: str, outcome: Outcome, correlation_id: str | None = None) -> None:
         self.rejected += 1
         assert outcome.error is not None
+        log.info(
+            "command_refused",
+            transport="ingest",
+            command=name,
+            status=outcome.status,
+            code=outcome.error.code,
+            correlation_id=correlation_id or _header(msg, "Correlation-Id"),
+        )
         await self.dead_letters.send_msg("rejected", msg, orjson.dumps(outcome.to_dict()).decode(), command=name)
         await msg.ack()
 
@@ -927,6 +935,7 @@ class CommandResponder:
     async def _handle(self, msg: Msg) -> None:
         try:
             name = msg.subject.rsplit(".", 1)[-1]
+            correlation_id = _header(msg, "Correlation-Id") or str(uuid.uuid4())
             try:
                 actor = actor_from_header(_header(msg, "Authorization"), self.tokens)
                 outcome = await self.submit(
@@ -935,7 +944,7 @@ class CommandResponder:
                         payload=msg.data,
                         actor=actor,
                         idempotency_key=_header(msg, "Idempotency-Key"),
-                        correlation_id=_header(msg, "Correlation-Id"),
+                        correlation_id=correlation_id,
                         trace=tracing.incoming(self.tracer, msg.headers),
                     )
                 )
@@ -944,6 +953,15 @@ class CommandResponder:
             except Exception as exc:
                 log.exception("command_failed", command=name)
                 outcome = Outcome(False, error=_Unavailable(f"could not run {name}: {type(exc).__name__}"))
+            if not outcome.ok:
+                log.info(
+                    "command_refused",
+                    transport="nats",
+                    command=name,
+                    status=outcome.status,
+                    code=outcome.error.code,  # type: ignore[union-attr]
+                    correlation_id=correlation_id,
+                )
             if msg.reply:
                 await msg.respond(orjson.dumps(outcome.to_dict()))
         finally:

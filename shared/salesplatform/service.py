@@ -647,7 +647,40 @@ class CommandGateway:
         receive: Callable[[], Awaitable[dict[str, Any]]],
         send: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> None:
-        if scope["type"] != "http" or self.runtime.tracer is tracing.OFF:
+        if scope["type"] != "http":
+            await self._serve(scope, receive, send)
+            return
+        # Each request runs in its own task: what is bound here is this request's alone.
+        correlation_id = _correlation_id(scope) or str(uuid4())
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+        refusal = _Refusal()
+
+        async def observed(message: dict[str, Any]) -> None:
+            refusal.see(message)
+            await send(message)
+
+        try:
+            await self._traced(scope, receive, observed)
+        finally:
+            if refusal.status in LOGGED_REFUSALS:
+                # Who was refused and why, never the token.
+                log.info(
+                    "request_refused",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=refusal.status,
+                    code=refusal.code(),
+                )
+            structlog.contextvars.unbind_contextvars("correlation_id")
+
+    async def _traced(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        if self.runtime.tracer is tracing.OFF:
             await self._serve(scope, receive, send)
             return
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
@@ -707,11 +740,45 @@ class CommandGateway:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+        headers.setdefault("x-correlation-id", scope["state"]["correlation_id"])
         try:
             return await serve_command(self.runtime, name, b"".join(chunks), headers.get)
         except Exception:
             log.exception("command_failed", command=name)
             return _error_body(InternalError("the command failed"))
+
+
+# Refusals logged for every HTTP request (the others are counted in /metrics): a refused
+# authentication, a refused permission and a miss are what operators look for after an attack
+# or a misconfigured client.
+LOGGED_REFUSALS = frozenset({401, 403, 404})
+
+
+def _correlation_id(scope: dict[str, Any]) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"x-correlation-id" and value:
+            return str(value[:200].decode("latin-1"))
+    return None
+
+
+class _Refusal:
+    """The status of a response as it is sent, and its body when it is a refusal."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.body = b""
+
+    def see(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body" and self.status in LOGGED_REFUSALS and len(self.body) < 4096:
+            self.body += message.get("body", b"")
+
+    def code(self) -> str | None:
+        try:
+            return str(orjson.loads(self.body)["error"]["code"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return None
 
 
 def _add_command_route(app: FastAPI, runtime: Runtime, name: str, model: type, summary: str) -> None:
