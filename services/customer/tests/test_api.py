@@ -120,7 +120,7 @@ async def test_bad_input_gets_a_clear_code_and_changes_nothing(rt, api, archive,
             "update_profile",
             {"customer_id": other, "changes": {"address": "新地址"}, "reason": "x"},
             403,
-            "not_your_customer",
+            "outside_line",
             None,
         ),
         (
@@ -287,7 +287,7 @@ async def test_assignment_and_reassigning_a_departing_reps_customers(api, archiv
     # r3 works in D2: supervisor s1 (D1) may not hand customers there; the area manager may.
     spread = {"from_rep_id": "r1", "to_rep_ids": ["r2", "r3"], "reason": "r1 离职"}
     r = await api.command(org.s1, "reassign_all", spread)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_district"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_line"
     r = await api.ok(org.am1, "reassign_all", spread)
     assert r["reassigned"] == 2 and sorted(r["to"]["r2"] + r["to"]["r3"]) == sorted([pending, third])
     moved_to_r3 = r["to"]["r3"][0]

@@ -301,7 +301,7 @@ def test_a_released_prospect_is_claimed_by_another_rep_of_the_district() -> None
     customer.release("r1", NOW, NOW + timedelta(days=8))
     with pytest.raises(PermissionDenied) as err:
         customer.claim(t["r3"])
-    assert code(err) == "claim_outside_district"
+    assert code(err) == "outside_line"
     with pytest.raises(DomainError) as err:
         customer.claim(t["r1"])
     assert code(err) == "cannot_reclaim"

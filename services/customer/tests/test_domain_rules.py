@@ -10,14 +10,15 @@ from pydantic import TypeAdapter, ValidationError
 
 from customer_service.adapters.sealing import DataKey, open_sealed
 from customer_service.domain import card
-from customer_service.domain.access import Line, refusal, sees_restricted
+from customer_service.domain.access import require_in_line, sees_restricted
 from customer_service.domain.commands import ClassifyCustomer, ReassignAll, RegisterCustomer
 from customer_service.domain.follow_up import follow_up_overdue
 from customer_service.domain.grading import grade_for
 from customer_service.domain.merging import BuyingRecord, first_buyer
 from customer_service.domain.values import Phone, SalesFigures
-from salesplatform.errors import InvalidInput
+from salesplatform.errors import InvalidInput, PermissionDenied
 from salesplatform.events import Actor, Role
+from salesplatform.territory import Place
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -116,8 +117,16 @@ def test_personal_and_restricted_fields() -> None:
     ) == {"base.owner": {"name": "王"}, "contacts": []}
 
 
+def refusal(actor: Actor, place: Place) -> PermissionDenied | None:
+    try:
+        require_in_line(actor, place)
+    except PermissionDenied as exc:
+        return exc
+    return None
+
+
 def test_the_line_of_command() -> None:
-    line = Line(district_id="D1", area_id="A1", rep_id="r1")
+    line = Place(district_id="D1", area_id="A1", rep_id="r1")
     allowed = [
         Actor(id="r1", role=Role.rep, district="D1"),
         Actor(id="s1", role=Role.supervisor, district="D1"),
@@ -129,16 +138,18 @@ def test_the_line_of_command() -> None:
     ]
     assert all(refusal(a, line) is None for a in allowed)
     refused = {
-        Actor(id="r2", role=Role.rep, district="D1"): "not_your_customer",
-        Actor(id="s2", role=Role.supervisor, district="D2"): "outside_district",
-        Actor(id="s0", role=Role.supervisor): "outside_district",
-        Actor(id="am2", role=Role.area_manager, area="A2"): "outside_area",
-        Actor(id="i", role=Role.inspector): "role_not_in_line",
+        Actor(id="r2", role=Role.rep, district="D1"): "outside_line",
+        Actor(id="s2", role=Role.supervisor, district="D2"): "outside_line",
+        Actor(id="s0", role=Role.supervisor): "no_territory",
+        Actor(id="am2", role=Role.area_manager, area="A2"): "outside_line",
+        Actor(id="i", role=Role.inspector): "role_not_allowed",
     }
     for actor, code in refused.items():
         denied = refusal(actor, line)
         assert denied is not None and denied.code == code and denied.status == 403
-    assert refusal(Actor(id="r1", role=Role.rep), Line("D1", "A1", None)) is not None  # released: nobody's
+    assert (
+        refusal(Actor(id="r1", role=Role.rep), Place(district_id="D1", area_id="A1")) is not None
+    )  # released: nobody's
     assert [sees_restricted(a) for a in allowed] == [False, False, False, True, True, True, False]
 
 

@@ -88,12 +88,12 @@ async def test_a_prospect_left_over_7_days_is_released_and_claimed_by_another_re
     pool = (await api.get(org.r2, "/customers/pool")).json()
     assert [i["customer_id"] for i in pool["items"]] == [prospect] and pool["items"][0]["released_from"] == "r1"
     r = await api.get(org.r3, "/customers/pool", district_id="D1")
-    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_district"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_line"
 
     r = await api.command(org.r1, "claim_customer", {"customer_id": prospect})
     assert r.status_code == 409 and r.json()["error"]["code"] == "cannot_reclaim"
     r = await api.command(org.r3, "claim_customer", {"customer_id": prospect})
-    assert r.status_code == 403 and r.json()["error"]["code"] == "claim_outside_district"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_line"
     assert (await api.ok(org.r2, "claim_customer", {"customer_id": prospect}))["rep_id"] == "r2"
     r = await api.command(org.r3, "claim_customer", {"customer_id": prospect})
     assert r.status_code == 409 and r.json()["error"]["code"] == "not_released"

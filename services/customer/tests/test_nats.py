@@ -46,7 +46,7 @@ async def test_register_and_approve_by_request_reply(rt, client, org, outlet) ->
 
     refused = await request(rt, client, org.s2, "approve_customer", {"customer_id": cid})
     assert refused == {"ok": False, "status": 403, "error": refused["error"]}
-    assert refused["error"]["code"] == "outside_district"
+    assert refused["error"]["code"] == "outside_line"
     bad = await request(rt, client, org.r1, "register_customer", outlet(phone="999"))
     assert bad["status"] == 422 and bad["error"]["details"][0]["code"] == "invalid_phone"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest_asyncio
 
+from salesplatform.events import Actor, Role
+
 
 @pytest_asyncio.fixture
 async def card_of_r1(archive, org) -> str:
@@ -26,11 +28,11 @@ async def test_card_readers_per_role(api, org, card_of_r1) -> None:
         "inspector": 403,
     }
     codes = {
-        "r2": "not_your_customer",
-        "r3": "not_your_customer",
-        "s2": "outside_district",
-        "am2": "outside_area",
-        "inspector": "role_not_in_line",
+        "r2": "outside_line",
+        "r3": "outside_line",
+        "s2": "outside_line",
+        "am2": "outside_line",
+        "inspector": "role_not_allowed",
     }
     for who, status in expected.items():
         actor = getattr(org, who)
@@ -69,7 +71,7 @@ async def test_lists_are_the_readers_own_and_out_of_line_filters_are_refused(api
         return {i["customer_id"] for i in r.json()["items"]}
 
     assert ids(await api.get(org.r1, "/customers")) == {card_of_r1}
-    assert ids(await api.get(org.r1, "/customers", rep_id="r1", district_id="D1")) == {card_of_r1}
+    assert ids(await api.get(org.r1, "/customers", rep_id="r1")) == {card_of_r1}
     assert ids(await api.get(org.s1, "/customers")) == {card_of_r1, of_r2}
     assert ids(await api.get(org.s1, "/customers", rep_id="r2")) == {of_r2}
     assert ids(await api.get(org.am1, "/customers")) == {card_of_r1, of_r2, of_r3}
@@ -77,16 +79,18 @@ async def test_lists_are_the_readers_own_and_out_of_line_filters_are_refused(api
     assert ids(await api.get(org.clerk, "/customers")) == {card_of_r1, of_r2, of_r3, of_r4}
 
     refused = [
-        (org.r1, {"rep_id": "r2"}, "not_your_customer"),
-        (org.r1, {"district_id": "D2"}, "outside_district"),
-        (org.r1, {"area_id": "A2"}, "outside_area"),
-        (org.s1, {"district_id": "D2"}, "outside_district"),
-        (org.s1, {"area_id": "A1"}, "outside_district"),
-        (org.s1, {"rep_id": "r3"}, "outside_district"),
-        (org.am1, {"area_id": "A2"}, "outside_area"),
-        (org.am1, {"district_id": "D3"}, "outside_area"),
-        (org.am1, {"rep_id": "r4"}, "outside_area"),
-        (org.inspector, {}, "role_not_in_line"),
+        (org.r1, {"rep_id": "r2"}, "outside_line"),
+        (org.r1, {"district_id": "D2"}, "outside_line"),
+        # The own district is more than a rep's own customers: refused, not narrowed.
+        (org.r1, {"rep_id": "r1", "district_id": "D1"}, "outside_line"),
+        (org.r1, {"area_id": "A2"}, "outside_line"),
+        (org.s1, {"district_id": "D2"}, "outside_line"),
+        (org.s1, {"area_id": "A1"}, "outside_line"),
+        (org.s1, {"rep_id": "r3"}, "outside_line"),
+        (org.am1, {"area_id": "A2"}, "outside_line"),
+        (org.am1, {"district_id": "D3"}, "outside_line"),
+        (org.am1, {"rep_id": "r4"}, "outside_line"),
+        (org.inspector, {}, "role_not_allowed"),
     ]
     for actor, params, code in refused:
         for path in ("/customers", "/customers/composition"):
@@ -98,8 +102,8 @@ async def test_lists_are_the_readers_own_and_out_of_line_filters_are_refused(api
 async def test_approval_belongs_to_the_districts_supervisor_or_above(api, archive, org) -> None:
     pending = [await archive.register(org.r1) for _ in range(3)]
     refused = [
-        (org.s2, "outside_district"),
-        (org.am2, "outside_area"),
+        (org.s2, "outside_line"),
+        (org.am2, "outside_line"),
         (org.clerk, "role_not_allowed"),
         (org.r1, "role_not_allowed"),
         (org.inspector, "role_not_allowed"),
@@ -131,9 +135,9 @@ async def test_writes_follow_the_line(api, org, card_of_r1, outlet) -> None:
         assert r.status_code == status, (actor.id, r.text)
 
     r = await api.command(org.r1, "register_customer", outlet(rep_id="r2"))
-    assert r.status_code == 403 and r.json()["error"]["code"] == "not_your_customer"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_line"
     r = await api.command(org.s2, "register_customer", outlet(rep_id="r1"))
-    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_district"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_line"
     r = await api.command(org.r1, "log_contact", {"customer_id": card_of_r1, "channel": "phone"})
     assert r.status_code == 200
     r = await api.command(org.r2, "log_contact", {"customer_id": card_of_r1, "channel": "phone"})
@@ -148,7 +152,7 @@ async def test_writes_follow_the_line(api, org, card_of_r1, outlet) -> None:
     r = await api.command(
         org.am2, "assign_staff", {"staff_id": "r9", "name": "新人", "role": "rep", "district_id": "D1"}
     )
-    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_area"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_line"
     r = await api.command(
         org.am1,
         "assign_staff",
@@ -162,3 +166,15 @@ async def test_no_token_no_answer(api, card_of_r1) -> None:
     assert r.status_code == 401
     r = await api.client.post("/commands/register_customer", json={})
     assert r.status_code == 401
+
+
+async def test_the_pool_of_a_district_outside_the_line_is_refused_not_emptied(api, org) -> None:
+    for actor, district in ((org.am1, "D3"), (org.s1, "D2"), (org.r1, "D2")):
+        r = await api.get(actor, "/customers/pool", district_id=district)
+        assert r.status_code == 403, (actor.id, r.text)
+        assert r.json()["error"]["code"] == "outside_line"
+    for actor, district in ((org.am1, "D2"), (org.s1, "D1"), (org.r1, "D1"), (org.sm, "D3")):
+        r = await api.get(actor, "/customers/pool", district_id=district)
+        assert r.status_code == 200, (actor.id, r.text)
+    r = await api.get(Actor(id="s9", role=Role.supervisor), "/customers/pool")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "no_territory"

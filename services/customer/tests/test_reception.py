@@ -111,7 +111,7 @@ async def test_a_morning_in_turn_with_duty_reception_and_returning_customers(api
     r = await api.get(org.r1, "/offices/P1/registers/walk_in", rep_id="r2")
     assert r.status_code == 403
     r = await api.get(org.r3, "/offices/P1/board")
-    assert r.status_code == 403 and (await code_of(r)) == "outside_district"
+    assert r.status_code == 403 and (await code_of(r)) == "outside_line"
 
 
 async def test_a_phone_lead_not_seen_in_7_days_lapses_and_comes_back_as_a_new_walk_in(rt, api, office, clock) -> None:

@@ -16,17 +16,18 @@ from fastapi import APIRouter, Depends, Query
 from customer_service.adapters import personal_search
 from customer_service.adapters.cards import SUMMARY_COLUMNS, present_card, present_event
 from customer_service.adapters.sealing import keys_of
-from customer_service.domain.access import SEES_ALL, Line, require_in_line
+from customer_service.domain.access import ARCHIVE_KEEPERS, customer_reach, require_in_line
 from customer_service.domain.values import (
     Channel,
     CreditRating,
     Grade,
     Status,
 )
-from salesplatform.errors import NotFound, PermissionDenied
-from salesplatform.events import Actor, Role
+from salesplatform.errors import NotFound
+from salesplatform.events import Actor
 from salesplatform.projections import reading
 from salesplatform.service import Runtime, http_actor
+from salesplatform.territory import Place, Reach, reach_of, require_filter_in_line
 
 APPROVED = ["prospect", "active", "dormant", "lost"]
 
@@ -43,46 +44,27 @@ class Filters:
     q: str | None = None
 
 
-def _refuse(message: str, code: str) -> PermissionDenied:
-    return PermissionDenied(message, code=code)
+class _TerritoryDirectory:
+    """Where reps and districts lie, from the service's territory directory."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def place_of_rep(self, rep_id: str) -> Place | None:
+        staff = await _staff(self.runtime, rep_id)
+        return None if staff is None else Place(rep_id, staff["district_id"], staff["area_id"])
+
+    async def area_of_district(self, district_id: str) -> str | None:
+        unit = await _unit(self.runtime, district_id)
+        return None if unit is None else unit["area_id"]
 
 
-async def _scope(runtime: Runtime, actor: Actor, f: Filters) -> list[tuple[str, str]]:
-    """The reader's own part of the archive as (column, value) conditions; a filter reaching
-    outside it is refused."""
-    if actor.role in SEES_ALL:
-        return []
-    if actor.role == Role.rep:
-        if f.rep_id not in (None, actor.id):
-            raise _refuse(f"rep {actor.id} may list only own customers", "not_your_customer")
-        if f.district_id not in (None, actor.district):
-            raise _refuse(f"rep {actor.id} may not list district {f.district_id}", "outside_district")
-        if f.area_id not in (None, actor.area):
-            raise _refuse(f"rep {actor.id} may not list area {f.area_id}", "outside_area")
-        return [("rep_id", actor.id)]
-    if actor.role == Role.supervisor:
-        if actor.district is None or f.district_id not in (None, actor.district):
-            raise _refuse(f"supervisor of {actor.district} may not list district {f.district_id}", "outside_district")
-        if f.area_id is not None:
-            raise _refuse("a supervisor sees the team's district, not an area", "outside_district")
-        if f.rep_id is not None:
-            staff = await _staff(runtime, f.rep_id)
-            if staff is None or staff["district_id"] != actor.district:
-                raise _refuse(f"rep {f.rep_id} is not in district {actor.district}", "outside_district")
-        return [("district_id", actor.district)]
-    if actor.role == Role.area_manager:
-        if actor.area is None or f.area_id not in (None, actor.area):
-            raise _refuse(f"area manager of {actor.area} may not list area {f.area_id}", "outside_area")
-        if f.district_id is not None:
-            unit = await _unit(runtime, f.district_id)
-            if unit is None or unit["area_id"] != actor.area:
-                raise _refuse(f"district {f.district_id} is not in area {actor.area}", "outside_area")
-        if f.rep_id is not None:
-            staff = await _staff(runtime, f.rep_id)
-            if staff is None or staff["area_id"] != actor.area:
-                raise _refuse(f"rep {f.rep_id} is not in area {actor.area}", "outside_area")
-        return [("area_id", actor.area)]
-    raise _refuse(f"role {actor.role} has no access to customer cards", "role_not_in_line")
+async def _scope(runtime: Runtime, reach: Reach, f: Filters) -> list[tuple[str, str]]:
+    """The reader's own part of the archive and the filters asked for, as (column, value)
+    conditions; a filter reaching outside the reader's line is refused."""
+    asked = Place(f.rep_id, f.district_id, f.area_id)
+    await require_filter_in_line(reach, asked, _TerritoryDirectory(runtime))
+    return reach.conditions(asked)
 
 
 async def _staff(runtime: Runtime, staff_id: str) -> asyncpg.Record | None:
@@ -186,7 +168,9 @@ def router(runtime: Runtime) -> APIRouter:
         """Merged cards are left out unless `status=merged` is asked for. Individuals appear
         under their label: their name, address and phone are personal data (open the card);
         `q` finds them, and owners' and contacts' names and phones, by a whole name or number."""
-        w = _where(await _scope(runtime, actor, f), f, None, await _found_by_personal_data(runtime, f.q))
+        w = _where(
+            await _scope(runtime, customer_reach(actor), f), f, None, await _found_by_personal_data(runtime, f.q)
+        )
         async with reading(runtime.pool, "customer_directory") as conn:
             total = await conn.fetchval(f"SELECT count(*) FROM customers WHERE {w.sql()}", *w.args)
             rows = await conn.fetch(
@@ -199,7 +183,9 @@ def router(runtime: Runtime) -> APIRouter:
     @api.get("/customers/composition", summary="Customer counts per grade, channel and district")
     async def composition(actor: Actor = Depends(http_actor), f: Filters = Depends(filters)) -> dict[str, Any]:
         """Counts approved customers (prospect, active, dormant, lost) unless a status is asked for."""
-        w = _where(await _scope(runtime, actor, f), f, APPROVED, await _found_by_personal_data(runtime, f.q))
+        w = _where(
+            await _scope(runtime, customer_reach(actor), f), f, APPROVED, await _found_by_personal_data(runtime, f.q)
+        )
         out: dict[str, Any] = {}
         async with reading(runtime.pool, "customer_directory") as conn:
             out["total"] = await conn.fetchval(f"SELECT count(*) FROM customers WHERE {w.sql()}", *w.args)
@@ -225,21 +211,10 @@ def router(runtime: Runtime) -> APIRouter:
         w = _Where()
         w.add("status = {}", "prospect")
         w.add("rep_id IS NULL")
-        if actor.role in (Role.rep, Role.supervisor):
-            if actor.district is None or district_id not in (None, actor.district):
-                raise _refuse(f"the pool of district {district_id} is not {actor.id}'s", "outside_district")
-            w.add("district_id = {}", actor.district)
-        elif actor.role == Role.area_manager:
-            if actor.area is None:
-                raise _refuse("an area manager without an area", "outside_area")
-            w.add("area_id = {}", actor.area)
-            if district_id is not None:
-                w.add("district_id = {}", district_id)
-        elif actor.role in SEES_ALL:
-            if district_id is not None:
-                w.add("district_id = {}", district_id)
-        else:
-            raise _refuse(f"role {actor.role} has no access to customer cards", "role_not_in_line")
+        # The pool is a district's: a rep claims from the own district's.
+        reach = reach_of(actor, readers=ARCHIVE_KEEPERS, reps_reach_district=True)
+        for column, value in await _scope(runtime, reach, Filters(district_id=district_id)):
+            w.add(f"{column} = {{}}", value)
         async with reading(runtime.pool, "customer_directory") as conn:
             total = await conn.fetchval(f"SELECT count(*) FROM customers WHERE {w.sql()}", *w.args)
             rows = await conn.fetch(
@@ -253,7 +228,7 @@ def router(runtime: Runtime) -> APIRouter:
         row = await conn.fetchrow("SELECT * FROM customers WHERE customer_id = $1", customer_id)
         if row is None:
             raise NotFound(f"customer {customer_id} does not exist", code="customer_not_found")
-        require_in_line(actor, Line(row["district_id"], row["area_id"], row["rep_id"]))
+        require_in_line(actor, Place(row["rep_id"], row["district_id"], row["area_id"]))
         return row
 
     @api.get("/customers/{customer_id}", summary="The customer card")

@@ -14,7 +14,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query
 
 from customer_service.adapters.sealing import LEADS, Keys, keys_of, open_sealed
-from customer_service.domain.access import Line, require_in_line
+from customer_service.domain.access import require_in_line
 from customer_service.domain.follow_up import FOLLOW_UP_WINDOW
 from customer_service.domain.reception import VIEWING_WINDOW
 from customer_service.domain.values import LeadStage, RegisterKind
@@ -23,6 +23,7 @@ from salesplatform.errors import NotFound, PermissionDenied
 from salesplatform.events import Actor, Role
 from salesplatform.projections import reading
 from salesplatform.service import Runtime, http_actor
+from salesplatform.territory import OUTSIDE_LINE, ROLE_NOT_ALLOWED, Place
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0)]
@@ -33,14 +34,14 @@ def _office_in_line(actor: Actor, office: asyncpg.Record) -> None:
     if actor.role == Role.rep:
         if actor.district != office["district_id"]:
             raise PermissionDenied(
-                f"rep {actor.id} does not work at the office of {office['project_id']}", code="outside_district"
+                f"rep {actor.id} does not work at the office of {office['project_id']}", code=OUTSIDE_LINE
             )
         return
-    require_in_line(actor, Line(office["district_id"], office["area_id"], None))
+    require_in_line(actor, Place(district_id=office["district_id"], area_id=office["area_id"]))
 
 
 def _lead_in_line(actor: Actor, lead: asyncpg.Record) -> None:
-    require_in_line(actor, Line(lead["district_id"], lead["area_id"], lead["rep_id"]))
+    require_in_line(actor, Place(rep_id=lead["rep_id"], district_id=lead["district_id"], area_id=lead["area_id"]))
 
 
 async def _office(conn: asyncpg.Connection, project_id: str, actor: Actor) -> asyncpg.Record:
@@ -193,7 +194,7 @@ def router(runtime: Runtime) -> APIRouter:
         reason. A rep reads their own lines only."""
         if actor.role == Role.rep:
             if rep_id not in (None, actor.id):
-                raise PermissionDenied(f"rep {actor.id} reads own register lines only", code="not_your_customer")
+                raise PermissionDenied(f"rep {actor.id} reads own register lines only", code=OUTSIDE_LINE)
             rep_id = actor.id
         async with reading(runtime.pool, "office_directory") as conn:
             await _office(conn, project_id, actor)
@@ -257,7 +258,7 @@ def router(runtime: Runtime) -> APIRouter:
     ) -> dict[str, Any]:
         if actor.role == Role.rep:
             if rep_id not in (None, actor.id):
-                raise PermissionDenied(f"rep {actor.id} lists own leads only", code="not_your_customer")
+                raise PermissionDenied(f"rep {actor.id} lists own leads only", code=OUTSIDE_LINE)
             rep_id = actor.id
         async with reading(runtime.pool, "office_directory") as conn:
             where, args = ["true"], []
@@ -274,7 +275,7 @@ def router(runtime: Runtime) -> APIRouter:
                 args.append(actor.area)
                 where.append(f"area_id = ${len(args)}")
             elif actor.role not in (Role.rep, Role.sales_manager, Role.general_manager, Role.clerk, Role.system):
-                raise PermissionDenied(f"role {actor.role} has no access to leads", code="role_not_in_line")
+                raise PermissionDenied(f"role {actor.role} has no access to leads", code=ROLE_NOT_ALLOWED)
             clause = " AND ".join(where)
             total = await conn.fetchval(f"SELECT count(*) FROM leads WHERE {clause}", *args)
             rows = await conn.fetch(

@@ -9,7 +9,7 @@ from typing import Any
 from customer_service.adapters import sealing
 from customer_service.application import lookups, positions, reception
 from customer_service.domain import card
-from customer_service.domain.access import Line, require_in_line, require_over_district
+from customer_service.domain.access import require_in_line, require_over_district
 from customer_service.domain.commands import (
     ApproveCustomer,
     AssignCustomer,
@@ -44,6 +44,7 @@ from salesplatform.clock import Clock
 from salesplatform.commands import CommandBus, Request, invalid
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import EventRegistry, Role
+from salesplatform.territory import OUTSIDE_LINE, Place
 from salesplatform.uow import UnitOfWork
 
 MANAGERS = {Role.sales_manager, Role.general_manager}
@@ -51,8 +52,8 @@ LINE_MANAGERS = {Role.supervisor, Role.area_manager, *MANAGERS}
 TERRITORY_KEEPERS = {*MANAGERS, Role.system}
 
 
-def line_of(customer: Customer) -> Line:
-    return Line(customer.district_id, customer.area_id, customer.rep_id)
+def line_of(customer: Customer) -> Place:
+    return Place(rep_id=customer.rep_id, district_id=customer.district_id, area_id=customer.area_id)
 
 
 async def _customer(uow: UnitOfWork, customer_id: str) -> Customer:
@@ -102,9 +103,9 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         area = await uow.load(TerritoryUnit, area_id) if area_id else None
         staff = await uow.load(StaffMember, cmd.staff_id)
         if uow.actor.role == Role.area_manager:
-            require_in_line(uow.actor, Line(None, area_id, None))
+            require_in_line(uow.actor, Place(area_id=area_id))
             if staff.active and staff.area_id != area_id:
-                require_in_line(uow.actor, Line(None, staff.area_id, None))
+                require_in_line(uow.actor, Place(area_id=staff.area_id))
         supervisor = await uow.load(StaffMember, cmd.supervisor_id) if cmd.supervisor_id else None
         staff.assign(
             cmd.staff_name,
@@ -121,7 +122,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
     async def staff_departed(cmd: MarkStaffDeparted, uow: UnitOfWork) -> dict:
         staff = await uow.load(StaffMember, cmd.staff_id)
         if uow.actor.role == Role.area_manager:
-            require_in_line(uow.actor, Line(None, staff.area_id, None))
+            require_in_line(uow.actor, Place(area_id=staff.area_id))
         staff.depart(customers_owned=await lookups.count_held_by(uow.conn, cmd.staff_id))
         await uow.save(staff)
         return {"staff_id": cmd.staff_id, "active": False}
@@ -136,7 +137,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         if actor.role == Role.rep:
             rep_id = rep_id or actor.id
             if rep_id != actor.id:
-                raise PermissionDenied(f"rep {actor.id} registers customers for self only", code="not_your_customer")
+                raise PermissionDenied(f"rep {actor.id} registers customers for self only", code=OUTSIDE_LINE)
         if rep_id is None:
             raise invalid("rep_id", "name the rep who will own the customer", code="rep_required")
         rep, rep_district = await _rep_and_district(uow, rep_id)
@@ -145,7 +146,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
             if cmd.district_id in (None, rep.district_id)
             else await uow.load(TerritoryUnit, cmd.district_id)
         )
-        require_in_line(actor, Line(district.id, district.area_id, rep.id))
+        require_in_line(actor, Place(rep_id=rep.id, district_id=district.id, area_id=district.area_id))
         customer_id = cmd.customer_id or str(uuid.uuid4())
         key = await sealing.key_for_writing(uow, customer_id)
         customer = await uow.load(Customer, customer_id)

@@ -18,7 +18,7 @@ import asyncpg
 import structlog
 
 from customer_service.adapters import sealing
-from customer_service.domain.access import Line, require_in_line
+from customer_service.domain.access import require_in_line
 from customer_service.domain.commands import SetPosition
 from customer_service.domain.customer import Customer
 from customer_service.domain.values import Position
@@ -26,6 +26,7 @@ from salesplatform.clock import FixedClock
 from salesplatform.events import EventRegistry, service_actor
 from salesplatform.projections import Change, Projection
 from salesplatform.store import RecordedEvent
+from salesplatform.territory import Place
 from salesplatform.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -37,7 +38,9 @@ CONFIRMED = "visit.check_in_confirmed"
 async def set_position(cmd: SetPosition, uow: UnitOfWork) -> dict:
     """Where the outlet is; an individual customer's home position is sealed."""
     customer = await uow.get(Customer, cmd.customer_id, what="customer")
-    require_in_line(uow.actor, Line(customer.district_id, customer.area_id, customer.rep_id))
+    require_in_line(
+        uow.actor, Place(rep_id=customer.rep_id, district_id=customer.district_id, area_id=customer.area_id)
+    )
     key = await sealing.key_for_writing(uow, customer.id)
     customer.set_position(Position(latitude=cmd.latitude, longitude=cmd.longitude), key.seal, reason=cmd.reason)
     await uow.save(customer)

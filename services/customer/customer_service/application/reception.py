@@ -17,7 +17,7 @@ from typing import Any
 from customer_service.adapters import lead_phones, sealing
 from customer_service.adapters.sealing import LEADS, open_sealed
 from customer_service.application import lookups
-from customer_service.domain.access import Line, require_in_line
+from customer_service.domain.access import require_in_line
 from customer_service.domain.office_commands import (
     AddLeadMember,
     CorrectRegisterEntry,
@@ -50,6 +50,7 @@ from salesplatform.commands import CommandBus, invalid
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, Role
 from salesplatform.projections import active_schema
+from salesplatform.territory import Place
 from salesplatform.uow import UnitOfWork
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[dict[str, Any]]]
@@ -66,7 +67,12 @@ def require_office_line(actor: Actor, office: SalesOffice, rep_id: str | None = 
     """The one place the office's commands check the line of command: a rep acts only for
     self (or their own lead, `rep_id`), a supervisor for the office's district, an area manager
     for its area; managers, the clerk and other systems for every office."""
-    require_in_line(actor, Line(office.district_id, office.area_id, rep_id if actor.role == Role.rep else None))
+    require_in_line(
+        actor,
+        Place(
+            rep_id=rep_id if actor.role == Role.rep else None, district_id=office.district_id, area_id=office.area_id
+        ),
+    )
 
 
 async def _office(uow: UnitOfWork, project_id: str) -> SalesOffice:

@@ -41,6 +41,7 @@ from customer_service.domain.values import (
 from salesplatform.aggregate import Aggregate
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Event
+from salesplatform.territory import OUTSIDE_LINE
 
 # Seals a personal part (path → value) with the customer's key; the result is opaque text.
 Seal = Callable[[dict[str, Any]], str]
@@ -379,7 +380,7 @@ class Customer(Aggregate):
         if rep.district_id != self.district_id:
             raise PermissionDenied(
                 f"customer {self.id} is in district {self.district_id}; claim in your own",
-                code="claim_outside_district",
+                code=OUTSIDE_LINE,
             )
         if rep.id == self.released_from:
             raise DomainError("a rep cannot claim back a prospect released from them", code="cannot_reclaim")
