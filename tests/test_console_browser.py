@@ -438,7 +438,7 @@ async def test_a_rep_cannot_reach_another_reps_board(system, browser) -> None:
         await browser.open(path)
         alert = (await browser.all("[data-error-status]"))[0]
         assert await browser.call(alert.get_attribute, "data-error-status") == "403", path
-        assert await browser.call(alert.get_attribute, "data-error-code") == "outside_territory", path
+        assert await browser.call(alert.get_attribute, "data-error-code") == "outside_line", path
         assert not await browser.all("table[data-table]"), path
         assert other.name not in await browser.text("main"), path
     # The filter offers the rep nobody else.
@@ -448,7 +448,7 @@ async def test_a_rep_cannot_reach_another_reps_board(system, browser) -> None:
     cookie = await browser.call(browser.driver.get_cookie, "console_session")
     async with httpx.AsyncClient(base_url=system.console_url, cookies={"console_session": cookie["value"]}) as http:
         refused = await http.get("/kpi.csv", params={"rep_id": other.staff_id})
-        assert refused.status_code == 403 and refused.json()["error"]["code"] == "outside_territory"
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "outside_line"
         own = await http.get("/kpi.csv")
         assert own.status_code == 200 and other.staff_id not in own.text
     assert [m for m in await browser.console_errors() if "403" not in m] == []

@@ -83,7 +83,22 @@ async def test_a_filter_beyond_the_readers_line_is_refused_not_narrowed(shared_m
                 continue
             response = await shared_month.get(path, actor, **NOV, **params)
             assert response.status_code == 403, (actor.id, path, params, response.text)
-            assert response.json()["error"]["code"] == "outside_territory"
+            assert response.json()["error"]["code"] == "outside_line"
+
+
+@pytest.mark.parametrize(
+    ("path", "actor", "params"),
+    [
+        ("/reports/credit", SUP_D1, {"area_id": "a1"}),  # the own area is more than the district
+        ("/reports/targets", REP_R1, {"level": "district", "subject_id": "d1"}),  # more than the rep
+        ("/reports/sales", REP_R1, {"district_id": "d1"}),
+        ("/reports/kpi", SUP_D1, {"area_id": "a1"}),
+    ],
+)
+async def test_a_filter_wider_than_the_readers_line_is_refused_not_narrowed(shared_month, path, actor, params) -> None:
+    response = await shared_month.get(path, actor, **params)
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["code"] == "outside_line"
 
 
 @pytest.mark.parametrize(

@@ -64,4 +64,4 @@ async def test_collections_in_a_range_per_customer_rep_and_total(month) -> None:
     assert set(by(await h.report("/reports/collections", REP_R1, **NOV), "customer_id")) == {"c1"}
     assert set(by(await h.report("/reports/collections", SUP_D1, **NOV, group_by="rep"), "rep_id")) == {"r1"}
     refused = await h.client.get("/reports/collections", params={"rep_id": "r3"}, headers=auth(REP_R1))
-    assert refused.status_code == 403 and refused.json()["error"]["code"] == "outside_territory"
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "outside_line"

@@ -96,7 +96,7 @@ async def test_target_rules(month) -> None:
     outside = await h.command(
         "set_target", {"month": "2026-11", "level": "district", "subject_id": "d3", "amount_fen": 100}, AREA_A1
     )
-    assert outside.status_code == 403 and outside.json()["error"]["code"] == "outside_territory"
+    assert outside.status_code == 403 and outside.json()["error"]["code"] == "outside_line"
     unknown = await h.command(
         "set_target", {"month": "2026-11", "level": "rep", "subject_id": "r99", "amount_fen": 100}, MANAGER
     )

@@ -22,6 +22,7 @@ from salesplatform.commands import CommandBus, invalid
 from salesplatform.errors import DomainError, NotFound, PermissionDenied
 from salesplatform.events import Role, service_actor
 from salesplatform.projections import active_schema
+from salesplatform.territory import OUTSIDE_LINE
 from salesplatform.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -53,9 +54,9 @@ async def _office_rep(uow: UnitOfWork, project_id: str, named: str | None) -> st
         if named is None:
             raise invalid("rep_id", "name the rep", code="rep_required")
         if actor.role == Role.supervisor and actor.district != office["district_id"]:
-            raise PermissionDenied(f"the office of {project_id} is not in your district", code="outside_territory")
+            raise PermissionDenied(f"the office of {project_id} is not in your district", code=OUTSIDE_LINE)
         if actor.role == Role.area_manager and actor.area != office["area_id"]:
-            raise PermissionDenied(f"the office of {project_id} is not in your area", code="outside_territory")
+            raise PermissionDenied(f"the office of {project_id} is not in your area", code=OUTSIDE_LINE)
         rep_id = named
     where = await conn.fetchval(
         f"SELECT district_id FROM {d}.staff WHERE staff_id = $1 AND role = 'rep' AND active", rep_id

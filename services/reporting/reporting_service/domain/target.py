@@ -11,6 +11,7 @@ from salesplatform.aggregate import Aggregate
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, Event, Role
 from salesplatform.ids import uuid5
+from salesplatform.territory import OUTSIDE_LINE
 
 # Target ids are derived from what the target is about, so setting the same target twice
 # addresses the same stream (its history is the list of amounts it had).
@@ -102,7 +103,7 @@ def check_may_set_target(actor: Actor, subject: Subject) -> None:
         if subject.level == "area":
             raise PermissionDenied("area targets are set by the sales manager", code="target_level_not_allowed")
         if actor.area is None or subject.area_id != actor.area:
-            raise PermissionDenied(f"{subject.level} {subject.id} is outside your area", code="outside_territory")
+            raise PermissionDenied(f"{subject.level} {subject.id} is outside your area", code=OUTSIDE_LINE)
         return
     raise PermissionDenied("only managers set targets", code="role_not_allowed")
 

@@ -12,6 +12,7 @@ import asyncpg
 
 from salesplatform.errors import PermissionDenied
 from salesplatform.events import Actor, Role
+from salesplatform.territory import OUTSIDE_LINE, Place, Reach, reach_of, require_filter_in_line
 
 PROJECTIONS = (
     "directory",
@@ -24,38 +25,14 @@ PROJECTIONS = (
     "office_plans",
 )
 
-# Who sees everything: managers of the whole department, the archive clerk, other systems.
-SEES_ALL = {Role.sales_manager, Role.general_manager, Role.clerk, Role.system}
+# Who reads every report besides the line of command: the archive clerk.
+REPORT_READERS = frozenset({Role.clerk})
 
 
-@dataclass(frozen=True)
-class Scope:
-    """The part of the organisation an actor may see (docs/domain.md, "People and territory"): a rep
-    their own figures, a supervisor the team's district, an area manager the area."""
-
-    rep_id: str | None = None
-    district_id: str | None = None
-    area_id: str | None = None
-
-    @property
-    def everything(self) -> bool:
-        return self.rep_id is None and self.district_id is None and self.area_id is None
-
-
-def scope_of(actor: Actor, *, extra_roles: frozenset[Role] = frozenset()) -> Scope:
-    if actor.role in SEES_ALL or actor.role in extra_roles:
-        return Scope()
-    if actor.role == Role.rep:
-        return Scope(rep_id=actor.id)
-    if actor.role == Role.supervisor:
-        if not actor.district:
-            raise PermissionDenied("a supervisor's token names no district", code="no_territory")
-        return Scope(district_id=actor.district)
-    if actor.role == Role.area_manager:
-        if not actor.area:
-            raise PermissionDenied("an area manager's token names no area", code="no_territory")
-        return Scope(area_id=actor.area)
-    raise PermissionDenied(f"role {actor.role} does not read reports", code="role_not_allowed")
+def scope_of(actor: Actor, *, extra_roles: frozenset[Role] = frozenset()) -> Reach:
+    """The part of the organisation the reader's reports cover (the platform's line of
+    command); `extra_roles` read a report whole besides (the inspector the service quality)."""
+    return reach_of(actor, readers=REPORT_READERS | extra_roles)
 
 
 @dataclass(frozen=True)
@@ -68,52 +45,42 @@ class Territory:
     customer_id: str | None = None
 
 
-async def check_within(conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope, asked: Territory) -> None:
+class _Directory:
+    """Where reps and districts lie, from the reports' directory."""
+
+    def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
+        self.conn = conn
+        self.schema = schema
+
+    async def place_of_rep(self, rep_id: str) -> Place | None:
+        row = await self.conn.fetchrow(
+            f"SELECT district_id, area_id FROM {self.schema}.staff WHERE staff_id = $1", rep_id
+        )
+        return None if row is None else Place(rep_id, row["district_id"], row["area_id"])
+
+    async def area_of_district(self, district_id: str) -> str | None:
+        area: str | None = await self.conn.fetchval(
+            f"SELECT area_id FROM {self.schema}.districts WHERE district_id = $1", district_id
+        )
+        return area
+
+
+def _place(asked: Territory) -> Place:
+    return Place(asked.rep_id, asked.district_id, asked.area_id)
+
+
+async def check_within(conn: asyncpg.Connection, schemas: dict[str, str], scope: Reach, asked: Territory) -> None:
     """Refuse (403) a filter that reaches outside the reader's line; never narrow silently."""
     if scope.everything:
         return
     d = schemas["directory"]
-    if scope.rep_id is not None:
-        if asked.rep_id not in (None, scope.rep_id):
-            raise PermissionDenied("a rep sees only their own figures", code="outside_territory")
-        staff = await conn.fetchrow(f"SELECT district_id, area_id FROM {d}.staff WHERE staff_id = $1", scope.rep_id)
-        if asked.district_id is not None and (staff is None or staff["district_id"] != asked.district_id):
-            raise PermissionDenied("a rep sees only their own figures", code="outside_territory")
-        if asked.area_id is not None and (staff is None or staff["area_id"] != asked.area_id):
-            raise PermissionDenied("a rep sees only their own figures", code="outside_territory")
-    elif scope.district_id is not None:
-        if asked.district_id not in (None, scope.district_id):
-            raise PermissionDenied(f"district {asked.district_id} is not your team's", code="outside_territory")
-        if asked.area_id is not None:
-            area = await conn.fetchval(f"SELECT area_id FROM {d}.districts WHERE district_id = $1", scope.district_id)
-            if area != asked.area_id:
-                raise PermissionDenied(f"area {asked.area_id} is beyond your team", code="outside_territory")
-        if asked.rep_id is not None:
-            where = await conn.fetchval(f"SELECT district_id FROM {d}.staff WHERE staff_id = $1", asked.rep_id)
-            if where != scope.district_id:
-                raise PermissionDenied(f"rep {asked.rep_id} is not in your team", code="outside_territory")
-    elif scope.area_id is not None:
-        if asked.area_id not in (None, scope.area_id):
-            raise PermissionDenied(f"area {asked.area_id} is not yours", code="outside_territory")
-        if asked.district_id is not None:
-            area = await conn.fetchval(f"SELECT area_id FROM {d}.districts WHERE district_id = $1", asked.district_id)
-            if area != scope.area_id:
-                raise PermissionDenied(f"district {asked.district_id} is not in your area", code="outside_territory")
-        if asked.rep_id is not None:
-            area = await conn.fetchval(f"SELECT area_id FROM {d}.staff WHERE staff_id = $1", asked.rep_id)
-            if area != scope.area_id:
-                raise PermissionDenied(f"rep {asked.rep_id} is not in your area", code="outside_territory")
+    await require_filter_in_line(scope, _place(asked), _Directory(conn, d))
     if asked.customer_id is not None:
         c = await conn.fetchrow(
             f"SELECT rep_id, district_id, area_id FROM {d}.customers WHERE customer_id = $1", asked.customer_id
         )
-        inside = c is not None and (
-            (scope.rep_id is not None and c["rep_id"] == scope.rep_id)
-            or (scope.district_id is not None and c["district_id"] == scope.district_id)
-            or (scope.area_id is not None and c["area_id"] == scope.area_id)
-        )
-        if not inside:
-            raise PermissionDenied(f"customer {asked.customer_id} is outside your line", code="outside_territory")
+        if c is None or not scope.covers(Place(c["rep_id"], c["district_id"], c["area_id"])):
+            raise PermissionDenied(f"customer {asked.customer_id} is outside your line", code=OUTSIDE_LINE)
 
 
 @dataclass
@@ -138,14 +105,11 @@ class Query:
     def clause(self, keyword: str = "WHERE") -> str:
         return f"{keyword} " + " AND ".join(self.conditions) if self.conditions else ""
 
-    def territory(self, scope: Scope, asked: Territory, *, rep: str, district: str, area: str) -> None:
+    def territory(self, scope: Reach, asked: Territory, *, rep: str, district: str, area: str) -> None:
         """Rows within the reader's line and the asked filters, by the given columns."""
-        self.equal(rep, scope.rep_id)
-        self.equal(district, scope.district_id)
-        self.equal(area, scope.area_id)
-        self.equal(rep, asked.rep_id)
-        self.equal(district, asked.district_id)
-        self.equal(area, asked.area_id)
+        columns = {"rep_id": rep, "district_id": district, "area_id": area}
+        for level, value in scope.conditions(_place(asked)):
+            self.equal(columns[level], value)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from reporting_service.queries.common import (
     Page,
     Query,
     Result,
-    Scope,
     Territory,
     paged,
 )
+from salesplatform.territory import Reach
 
 BASE_GROUPS = {"rep": "cu.rep_id", "district": "cu.district_id", "area": "cu.area_id", "total": None}
 
@@ -21,7 +21,7 @@ BASE_GROUPS = {"rep": "cu.rep_id", "district": "cu.district_id", "area": "cu.are
 async def customer_base(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     start: date,

@@ -14,10 +14,10 @@ from reporting_service.queries.common import (
     Page,
     Query,
     Result,
-    Scope,
     Territory,
     paged,
 )
+from salesplatform.territory import Reach
 
 Grouping = Literal["rep", "district", "area", "total"]
 
@@ -44,7 +44,7 @@ _SUMMED = (
 async def kpi_board(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     start: date,

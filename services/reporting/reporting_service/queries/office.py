@@ -17,7 +17,8 @@ import asyncpg
 
 from reporting_service.domain.kpi import rate
 from reporting_service.domain.office import Figures, behind, expected_by_now, forecast_missed
-from reporting_service.queries.common import Page, Query, Result, Scope, Territory, paged
+from reporting_service.queries.common import Page, Query, Result, Territory, paged
+from salesplatform.territory import Reach
 
 # group_by name → (column in the grouped rows, its name column or None)
 LEAD_DIMENSIONS = {"day": "business_date", "rep": "rep_id", "project": "project_id"}
@@ -53,7 +54,7 @@ async def _rep_district(conn: asyncpg.Connection, schemas: dict[str, str], rep_i
 async def office_leads(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     start: date,
@@ -143,7 +144,7 @@ async def actual_results(
 async def daily_close(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     day: date,
@@ -218,7 +219,7 @@ async def daily_close(
 async def weekly_targets(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     week: date,
@@ -264,7 +265,7 @@ async def weekly_targets(
 async def office_reps_behind(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     month: str,
@@ -309,7 +310,7 @@ async def office_reps_behind(
 async def performance_warnings(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     month: str,
@@ -354,7 +355,7 @@ async def performance_warnings(
 async def office_sales(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     start: date,
@@ -392,17 +393,17 @@ async def office_sales(
     return await paged(conn, sql, q.args, page, ", ".join(dims) if dims else "subscriptions")
 
 
-async def _inventory_scope(conn: asyncpg.Connection, schemas: dict[str, str], scope: Scope) -> Scope:
+async def _inventory_scope(conn: asyncpg.Connection, schemas: dict[str, str], scope: Reach) -> Reach:
     """The project rows a reader sees: a rep those of the own district (their office)."""
     if scope.rep_id is None:
         return scope
-    return Scope(district_id=await _rep_district(conn, schemas, scope.rep_id) or "-")
+    return Reach(district_id=await _rep_district(conn, schemas, scope.rep_id) or "-")
 
 
 async def unit_inventory(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     project_id: str | None,
@@ -436,7 +437,7 @@ async def unit_inventory(
 async def deposits_due(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     project_id: str | None,

@@ -11,10 +11,10 @@ from reporting_service.queries.common import (
     Page,
     Query,
     Result,
-    Scope,
     Territory,
     paged,
 )
+from salesplatform.territory import Reach
 
 AGEING_GROUPS = {
     "customer": [
@@ -67,7 +67,7 @@ _BUCKETS = (
 async def ageing(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     as_of: date,
@@ -113,7 +113,7 @@ COLLECTION_GROUPS = {
 async def collections(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     start: date,
@@ -158,7 +158,7 @@ async def collections(
 async def credit(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     start: date,

@@ -10,10 +10,10 @@ from reporting_service.queries.common import (
     Page,
     Query,
     Result,
-    Scope,
     Territory,
     paged,
 )
+from salesplatform.territory import Reach
 
 _STATUS = """CASE WHEN r.resolved_on IS NOT NULL THEN 'resolved'
                   WHEN r.rejected_on IS NOT NULL THEN 'rejected'
@@ -38,7 +38,7 @@ LINE_DIMENSIONS = {"sku", "product_group"}
 async def returns(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     start: date,

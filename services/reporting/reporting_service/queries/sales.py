@@ -15,10 +15,10 @@ from reporting_service.queries.common import (
     Page,
     Query,
     Result,
-    Scope,
     Territory,
     paged,
 )
+from salesplatform.territory import Reach
 
 Period = Literal["day", "week", "month", "total"]
 
@@ -63,7 +63,7 @@ def _names(schemas: dict[str, str], dims: list[str]) -> tuple[str, str]:
 
 def sales_filters(
     q: Query,
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     start: date,
     end: date,
@@ -82,7 +82,7 @@ def sales_filters(
 async def sales(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     start: date,
@@ -126,7 +126,7 @@ COMPOSITION_DIMENSIONS = {
 async def composition(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     start: date,
@@ -163,7 +163,7 @@ async def composition(
 async def target_achievement(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     *,
     month: str,
     as_of: date,
@@ -233,7 +233,7 @@ async def target_achievement(
 async def promotions(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     promotion_id: str | None,

@@ -11,10 +11,10 @@ from reporting_service.queries.common import (
     Page,
     Query,
     Result,
-    Scope,
     Territory,
     paged,
 )
+from salesplatform.territory import Reach
 
 COMPLAINT_DIMENSIONS = {
     "category": "x.category",
@@ -24,7 +24,7 @@ COMPLAINT_DIMENSIONS = {
 }
 
 
-def _customer_line(q: Query, scope: Scope, asked: Territory) -> None:
+def _customer_line(q: Query, scope: Reach, asked: Territory) -> None:
     # A complaint or survey belongs to its rep (or the customer's rep) and the customer's place.
     q.territory(scope, asked, rep="coalesce(x.rep_id, cu.rep_id)", district="cu.district_id", area="cu.area_id")
     q.equal("x.customer_id", asked.customer_id)
@@ -33,7 +33,7 @@ def _customer_line(q: Query, scope: Scope, asked: Territory) -> None:
 async def complaints(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     start: date,
@@ -78,7 +78,7 @@ SATISFACTION_DIMENSIONS = {
 async def satisfaction(
     conn: asyncpg.Connection,
     schemas: dict[str, str],
-    scope: Scope,
+    scope: Reach,
     asked: Territory,
     *,
     from_period: str | None,
