@@ -2,7 +2,7 @@
 
 An answer other than 2xx becomes an `ApiError` carrying the service's own status, code and
 message (the platform's error body `{"error": {"code", "message", ...}}`), so a page shows
-exactly what the API said — a 403 `outside_territory` stays a 403 with that code. A service that
+exactly what the API said — a 403 `outside_line` stays a 403 with that code. A service that
 does not answer is a 502 `service_unavailable` naming it.
 """
 

@@ -3,7 +3,7 @@ filters chosen), and the tables, charts and summary figures it shows of them.
 
 Every figure comes from the reporting service's answer for the same filter; the console only
 names things (ids → names, terms → the reader's language), formats them and draws them. A
-refusal of the API (403 `outside_territory` …) is the page's answer, shown as such.
+refusal of the API (403 `outside_line` …) is the page's answer, shown as such.
 """
 
 from __future__ import annotations
