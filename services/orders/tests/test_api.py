@@ -123,6 +123,15 @@ async def test_order_queries_follow_the_territory_line(rt, http) -> None:
     assert dated.json()["total"] == 0
 
 
+async def test_a_token_without_its_territory_is_refused_not_answered_empty(rt, http) -> None:
+    """The same answer as every other service: 403 no_territory, never an empty list."""
+    for actor in (Actor(id="s9", role=Role.supervisor), Actor(id="a9", role=Role.area_manager)):
+        for path in ("/orders", "/returns"):
+            r = await get(http, actor, path)
+            assert r.status_code == 403, (actor.id, path, r.text)
+            assert r.json()["error"]["code"] == "no_territory"
+
+
 async def test_approval_queue_per_role(rt, http) -> None:
     await define_skus(rt)
     await add_customer(rt, "c1", credit_limit_fen=None)

@@ -97,7 +97,7 @@ async def test_an_order_over_the_threshold_waits_for_the_right_approver(rt) -> N
     )
     assert await refused(rt, "approve_order", {"order_id": placed["order_id"]}, OTHER_AREA_MANAGER) == (
         403,
-        "outside_territory",
+        "outside_line",
     )
     assert await refused(rt, "approve_order", {"order_id": placed["order_id"]}, CLERK) == (403, "role_not_allowed")
     assert await refused(rt, "deliver_order", {"order_id": placed["order_id"]}, SYSTEM) == (409, "order_not_confirmed")
@@ -228,7 +228,7 @@ async def test_bad_input_changes_nothing(rt) -> None:
     assert await place("c1", [{"sku": "COLA", "quantity": -3}]) == (422, "validation_failed")
     assert await place("c1", []) == (422, "validation_failed")
     assert await place("c1", line + line) == (422, "validation_failed")  # one line per SKU
-    assert await place("c2", line) == (403, "outside_territory")
+    assert await place("c2", line) == (403, "outside_line")
     assert await place("c1", line, CLERK) == (403, "role_not_allowed")
     assert await refused(rt, "deliver_order", {"order_id": "nope"}, SYSTEM) == (404, "order_not_found")
     sku = {
@@ -244,7 +244,7 @@ async def test_bad_input_changes_nothing(rt) -> None:
     assert await event_count(rt) == before
     other = await ok(rt, "place_order", {"customer_id": "c2", "lines": line}, OTHER_REP)
     cancel = {"order_id": other["order_id"], "reason": "x"}
-    assert await refused(rt, "cancel_order", cancel, REP) == (403, "outside_territory")
+    assert await refused(rt, "cancel_order", cancel, REP) == (403, "outside_line")
 
 
 async def test_a_delivery_not_done_in_24_hours_is_flagged_and_arrives_late(rt, clock) -> None:

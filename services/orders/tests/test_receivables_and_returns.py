@@ -253,7 +253,7 @@ async def test_the_other_routes_and_a_rejection_that_keeps_its_reason(rt) -> Non
 
     transit = await request("transit_damage", 2)
     assert await refused(rt, "approve_return", {"return_id": transit}, SUPERVISOR) == (403, "approval_beyond_rights")
-    assert await refused(rt, "approve_return", {"return_id": transit}, OTHER_AREA_MANAGER) == (403, "outside_territory")
+    assert await refused(rt, "approve_return", {"return_id": transit}, OTHER_AREA_MANAGER) == (403, "outside_line")
     await ok(rt, "approve_return", {"return_id": transit}, AREA_MANAGER)
 
     selection = await request("selection_error", 3)

@@ -206,7 +206,7 @@ async def test_a_subscription_is_valid_only_once_the_sales_manager_signs_it(rt, 
         "payment_plan": "mortgage",
         "contract_due_on": "2026-03-09",
     }
-    assert await refused(rt, "fill_subscription", fill, OTHER_REP) == (403, "outside_territory")  # not r1's deal
+    assert await refused(rt, "fill_subscription", fill, OTHER_REP) == (403, "outside_line")  # not r1's deal
     assert await refused(rt, "fill_subscription", {**fill, "price_fen": 2_800_000_00}, REP) == (
         403,
         "beyond_rep_authority",

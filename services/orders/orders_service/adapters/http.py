@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from orders_service.adapters import lookups
 from orders_service.application.history import import_lines
-from orders_service.domain.customers import may_read
+from orders_service.domain.customers import ORDER_READERS, may_read, place_of
 from orders_service.domain.policy import OrderPolicy
 from orders_service.domain.receivables import OpenInvoice, ageing
 from salesplatform.clock import business_date
@@ -23,6 +23,7 @@ from salesplatform.events import Actor, Role, rank
 from salesplatform.projections import active_schema, reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.store import load_stream
+from salesplatform.territory import OUTSIDE_LINE, Place, reach_of, require_filter_in_line, require_in_line
 
 STATUSES = ("pending_approval", "confirmed", "dispatched", "delivered", "rejected", "cancelled")
 RETURN_STATUSES = ("requested", "inspected", "approved", "rejected", "resolved", "closed")
@@ -45,13 +46,8 @@ class Where:
 
     def territory(self, actor: Actor, alias: str) -> Where:
         """The caller's own territory (reads): the line of command; clerks and inspectors read all."""
-        match actor.role:
-            case Role.rep:
-                return self.add(f"{alias}.rep_id = {{}}", actor.id)
-            case Role.supervisor:
-                return self.add(f"{alias}.district_id = {{}}", actor.district)
-            case Role.area_manager:
-                return self.add(f"{alias}.area_id = {{}}", actor.area)
+        for column, value in reach_of(actor, readers=ORDER_READERS).conditions():
+            self.add(f"{alias}.{column} = {{}}", value)
         return self
 
     @property
@@ -61,6 +57,25 @@ class Where:
     def param(self, value: Any) -> str:
         self.args.append(value)
         return f"${len(self.args)}"
+
+
+class _Directory:
+    """Where reps lie, from the service's copy of the staff directory."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def place_of_rep(self, rep_id: str) -> Place | None:
+        schema = await active_schema(self.conn, lookups.DIRECTORY)
+        staff = await self.conn.fetchrow(f"SELECT district_id, area_id FROM {schema}.staff WHERE staff_id = $1", rep_id)
+        return None if staff is None else Place(rep_id, staff["district_id"], staff["area_id"])
+
+    async def area_of_district(self, district_id: str) -> str | None:
+        schema = await active_schema(self.conn, lookups.DIRECTORY)
+        area: str | None = await self.conn.fetchval(
+            f"SELECT area_id FROM {schema}.staff WHERE district_id = $1 AND area_id IS NOT NULL LIMIT 1", district_id
+        )
+        return area
 
 
 def _record(row: asyncpg.Record) -> dict[str, Any]:
@@ -100,25 +115,11 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         card = await lookups.customer_card(conn, customer_id)
         if card is None:
             raise NotFound(f"customer {customer_id} is not known here", code="unknown_customer")
-        if not may_read(actor, rep_id=card.rep_id, district_id=card.district_id, area_id=card.area_id):
-            raise PermissionDenied(f"customer {customer_id} is outside your territory", code="outside_territory")
+        require_in_line(actor, place_of(card), f"customer {customer_id}", readers=ORDER_READERS)
 
     async def require_rep(conn: asyncpg.Connection, actor: Actor, rep_id: str) -> None:
-        if actor.role == Role.rep and rep_id == actor.id:
-            return
-        if actor.role in (Role.rep, Role.supervisor, Role.area_manager):
-            schema = await active_schema(conn, lookups.DIRECTORY)
-            staff = await conn.fetchrow(f"SELECT district_id, area_id FROM {schema}.staff WHERE staff_id = $1", rep_id)
-            allowed = (
-                staff is not None
-                and actor.role != Role.rep
-                and (
-                    (actor.role == Role.supervisor and staff["district_id"] == actor.district)
-                    or (actor.role == Role.area_manager and staff["area_id"] == actor.area)
-                )
-            )
-            if not allowed:
-                raise PermissionDenied(f"rep {rep_id} is outside your territory", code="outside_territory")
+        reach = reach_of(actor, readers=ORDER_READERS)
+        await require_filter_in_line(reach, Place(rep_id=rep_id), _Directory(conn))
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -134,7 +135,7 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
                 actor, rep_id=card.rep_id, district_id=card.district_id, area_id=card.area_id
             )
             if not (then or now):
-                raise PermissionDenied(f"order {order_id} is outside your territory", code="outside_territory")
+                raise PermissionDenied(f"order {order_id} is outside your territory", code=OUTSIDE_LINE)
             lines = await conn.fetch("SELECT * FROM order_lines WHERE order_id = $1 ORDER BY line_no", order_id)
             receivables = await active_schema(conn, "receivables")
             invoice = await conn.fetchrow(f"SELECT * FROM {receivables}.invoices WHERE order_id = $1", order_id)
@@ -376,7 +377,7 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
                 row["order_id"],
             )
             if order is not None and not may_read(actor, **dict(order)):
-                raise PermissionDenied(f"return {return_id} is outside your territory", code="outside_territory")
+                raise PermissionDenied(f"return {return_id} is outside your territory", code=OUTSIDE_LINE)
             lines = await conn.fetch(
                 "SELECT sku, quantity, amount_fen FROM return_lines WHERE return_id = $1",
                 return_id,

@@ -14,16 +14,17 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Depends, Query
 
-from orders_service.domain.customers import may_read
+from orders_service.domain.customers import ORDER_READERS
 from orders_service.domain.policy import OrderPolicy
 from orders_service.domain.unit_events import Orientation, UnitStatus
 from orders_service.domain.units import Needs, OnSale, recommend_layouts
 from salesplatform.clock import business_date
-from salesplatform.errors import NotFound, PermissionDenied
-from salesplatform.events import Actor, Role
+from salesplatform.errors import NotFound
+from salesplatform.events import Actor
 from salesplatform.projections import active_schema, reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.store import load_stream
+from salesplatform.territory import Place, require_in_line
 
 UNIT_COLUMNS = (
     "unit_id, project_id, building, unit_no, floor, layout_name, rooms, halls, bathrooms, area_sqm, orientation,"
@@ -40,11 +41,13 @@ async def _office(conn: asyncpg.Connection, project_id: str, actor: Actor) -> as
         raise NotFound(f"project {project_id} has no sales office here", code="unknown_project")
     # Everyone of the office reads its units: its reps (of its district) and whoever the line of
     # command lets read the district's customers.
-    inside = (actor.role == Role.rep and actor.district == office["district_id"]) or may_read(
-        actor, rep_id=None, district_id=office["district_id"], area_id=office["area_id"]
+    require_in_line(
+        actor,
+        Place(district_id=office["district_id"], area_id=office["area_id"]),
+        f"the project {project_id}",
+        readers=ORDER_READERS,
+        reps_reach_district=True,
     )
-    if not inside:
-        raise PermissionDenied(f"the project {project_id} is outside the line of {actor.id}", code="outside_territory")
     return office
 
 

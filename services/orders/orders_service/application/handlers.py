@@ -32,6 +32,7 @@ from salesplatform.commands import CommandBus
 from salesplatform.errors import NotFound, PermissionDenied
 from salesplatform.events import EventRegistry, Role
 from salesplatform.projections import Projection
+from salesplatform.territory import OUTSIDE_LINE
 from salesplatform.uow import UnitOfWork
 
 APPROVERS = {Role.supervisor, Role.area_manager, Role.sales_manager, Role.general_manager}
@@ -102,7 +103,7 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     )
     async def set_sku_price(cmd: c.SetSkuPrice, uow: UnitOfWork) -> dict[str, Any]:
         if uow.actor.role == Role.area_manager and (cmd.area_id is None or cmd.area_id != uow.actor.area):
-            raise PermissionDenied("an area manager sets prices of their own area only", code="outside_territory")
+            raise PermissionDenied("an area manager sets prices of their own area only", code=OUTSIDE_LINE)
         sku = await uow.get(Sku, cmd.sku, "SKU")
         sku.set_price(area_id=cmd.area_id, list_price_fen=cmd.list_price_fen, floor_price_fen=cmd.floor_price_fen)
         await uow.save(sku)

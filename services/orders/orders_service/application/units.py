@@ -39,6 +39,7 @@ from salesplatform.commands import CommandBus
 from salesplatform.errors import DomainError, NotFound, PermissionDenied
 from salesplatform.events import Actor, Role
 from salesplatform.projections import active_schema
+from salesplatform.territory import OUTSIDE_LINE
 from salesplatform.uow import UnitOfWork
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[dict[str, Any]]]
@@ -61,7 +62,7 @@ def require_project_line(actor: Actor, office: Office, rep_id: str | None = None
     if not may_act_for(actor, card):
         raise PermissionDenied(
             f"the sales office of {office.project_id} is outside the line of {actor.role} {actor.id}",
-            code="outside_territory",
+            code=OUTSIDE_LINE,
         )
 
 
@@ -277,7 +278,7 @@ async def check_sales_control(cmd: CheckSalesControl, uow: UnitOfWork, *, policy
     actor = uow.actor
     if actor.role == Role.rep:
         if actor.district != office.district_id:
-            raise PermissionDenied(f"rep {actor.id} does not work at this office", code="outside_territory")
+            raise PermissionDenied(f"rep {actor.id} does not work at this office", code=OUTSIDE_LINE)
     else:
         require_project_line(actor, office)
     schema = await active_schema(uow.conn, "sales_control")

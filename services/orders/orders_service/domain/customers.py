@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from salesplatform.errors import DomainError, PermissionDenied
+from salesplatform.errors import DomainError
 from salesplatform.events import Actor, Role
+from salesplatform.territory import Place, in_line, require_in_line
 
 # Cards in these states take no orders: the archive refused them, they were merged into another
 # card, or the customer is gone.
@@ -36,32 +37,23 @@ class CustomerCard:
             )
 
 
+# Beyond the line of command, reading only: the archive clerk and the inspector.
+ORDER_READERS = frozenset({Role.clerk, Role.inspector})
+
+
+def place_of(card: CustomerCard) -> Place:
+    return Place(card.rep_id, card.district_id, card.area_id)
+
+
 def may_act_for(actor: Actor, card: CustomerCard) -> bool:
-    """The line of command (docs/domain.md): rep → own customers, supervisor → the team's district,
-    area manager → the area, sales and general managers and other systems → all."""
-    match actor.role:
-        case Role.rep:
-            return card.rep_id is not None and card.rep_id == actor.id
-        case Role.supervisor:
-            return actor.district is not None and card.district_id == actor.district
-        case Role.area_manager:
-            return actor.area is not None and card.area_id == actor.area
-        case Role.sales_manager | Role.general_manager | Role.system:
-            return True
-        case _:
-            return False
+    """The platform's line of command (`salesplatform.territory`)."""
+    return in_line(actor, place_of(card))
 
 
 def may_read(actor: Actor, *, rep_id: str | None, district_id: str | None, area_id: str | None) -> bool:
     """Reading follows the same line; the clerk and the inspector read everything."""
-    if actor.role in (Role.clerk, Role.inspector):
-        return True
-    return may_act_for(actor, CustomerCard("", "", district_id=district_id, area_id=area_id, rep_id=rep_id))
+    return in_line(actor, Place(rep_id, district_id, area_id), readers=ORDER_READERS)
 
 
 def require_territory(actor: Actor, card: CustomerCard) -> None:
-    if not may_act_for(actor, card):
-        raise PermissionDenied(
-            f"customer {card.customer_id} is outside the territory of {actor.role} {actor.id}",
-            code="outside_territory",
-        )
+    require_in_line(actor, place_of(card), f"customer {card.customer_id}")
