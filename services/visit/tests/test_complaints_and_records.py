@@ -60,7 +60,7 @@ async def test_a_complaint_goes_from_received_to_closed_with_the_customers_confi
     r = await h.get(REP1, f"/complaints/{cid}")
     assert r.json()["customer_misuse"] is True and r.json()["status"] == "closed"
     r = await h.get(REP3, f"/complaints/{cid}")
-    assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_line"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_line"
 
 
 async def test_a_complaint_not_acknowledged_in_48_hours_is_flagged_by_the_timer(world) -> None:

@@ -164,10 +164,10 @@ def test_who_may_read(actor: Actor, allowed: bool) -> None:
 @pytest.mark.parametrize(
     "actor, code",
     [
-        (REP1, "approver_role_required"),
-        (CLERK, "approver_role_required"),
-        (SUP2, "out_of_line"),
-        (AM2, "out_of_line"),
+        (REP1, "role_not_allowed"),
+        (CLERK, "role_not_allowed"),
+        (SUP2, "outside_line"),
+        (AM2, "outside_line"),
         (SUP1, None),
         (AM1, None),
         (SM, None),
@@ -183,17 +183,21 @@ def test_who_may_approve(actor: Actor, code: str | None) -> None:
         assert e.value.code == code
 
 
-def test_list_scopes_follow_the_line_and_refuse_what_is_outside() -> None:
-    assert list_scope(SUP1, None, None, None, "x").district_id == "d1"
-    assert list_scope(AM1, "d2", None, "a1", "x") == list_scope(AM1, "d2", None, "a1", "x")
-    assert list_scope(AM1, None, None, None, "x").area_id == "a1"
-    assert list_scope(SM, "d9", None, "a9", "x").district_id == "d9"
-    assert list_scope(CLERK, None, None, None, "x").district_id is None
+async def test_list_scopes_follow_the_line_and_refuse_what_is_outside() -> None:
+    assert (await list_scope(SUP1, None, None, None, "x")).district_id == "d1"
+    assert await list_scope(AM1, "d2", None, "a1", "x") == await list_scope(AM1, "d2", None, "a1", "x")
+    assert (await list_scope(AM1, None, None, None, "x")).area_id == "a1"
+    assert (await list_scope(SM, "d9", None, "a9", "x")).district_id == "d9"
+    assert (await list_scope(CLERK, None, None, None, "x")).district_id is None
     for actor, district, area, district_area in (
         (SUP1, "d2", None, "a1"),
+        (SUP1, None, "a1", None),  # the own area is more than the team's district
         (AM1, "d3", None, "a2"),
         (AM1, None, "a2", None),
         (REP1, None, None, None),
     ):
         with pytest.raises(PermissionDenied):
-            list_scope(actor, district, area, district_area, "x")
+            await list_scope(actor, district, area, district_area, "x")
+    with pytest.raises(PermissionDenied) as e:
+        await list_scope(Actor(id="s0", role=Role.supervisor), None, None, None, "x")
+    assert e.value.code == "no_territory"

@@ -29,9 +29,9 @@ async def test_acting_on_a_visit_follows_the_line(world, visit_id) -> None:
     check_in = {"visit_id": visit_id, "latitude": 31.2, "longitude": 121.4}
     before = await h.event_count()
     for actor, code in (
-        (REP2, "out_of_line"),
-        (SUP2, "out_of_line"),
-        (AM2, "out_of_line"),
+        (REP2, "outside_line"),
+        (SUP2, "outside_line"),
+        (AM2, "outside_line"),
         (CLERK, "role_not_allowed"),
         (INSPECTOR, "role_not_allowed"),
     ):
@@ -65,7 +65,8 @@ async def test_reading_follows_the_line_and_the_clerk_reads_everything(world, vi
         ):
             r = await h.get(actor, path, **params)
             assert r.status_code == 403, (actor.id, path, r.text)
-            assert r.json()["error"]["code"] == "out_of_line" and r.json()["error"]["message"]
+            code = "role_not_allowed" if actor is INSPECTOR else "outside_line"
+            assert r.json()["error"]["code"] == code and r.json()["error"]["message"]
     r = await h.get(SUP1, "/day-plan")
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "rep_id"
     r = await h.http.get("/day-plan")
@@ -99,7 +100,7 @@ async def test_routes_and_visits_are_made_only_for_reps_in_the_line(world) -> No
     r = await h.post(REP1, "define_route", {"rep_id": "rep-2", "route_name": "x", "weekdays": [1]})
     assert r.status_code == 403
     r = await h.post(SUP2, "define_route", {"rep_id": "rep-1", "route_name": "x", "weekdays": [1]})
-    assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_line"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_line"
     r = await h.post(SUP1, "define_route", {"route_name": "x", "weekdays": [1]})
     assert r.status_code == 422  # a supervisor names the rep
     r = await h.post(REP3, "request_unplanned_visit", {"customer_id": "c1", "rep_id": "rep-1"})
@@ -115,7 +116,7 @@ async def test_routes_and_visits_are_made_only_for_reps_in_the_line(world) -> No
         "receive_complaint",
         {"customer_id": "c1", "channel": "phone", "category": "quality", "severity": "low", "description": "x"},
     )
-    assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_line"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_line"
     r = await h.post(
         REP1, "plan_visit", {"rep_id": "rep-1", "customer_id": "c1", "business_date": "2026-11-02", "sequence": 1}
     )

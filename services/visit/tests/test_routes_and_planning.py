@@ -233,7 +233,7 @@ async def test_unplanned_visit_approval_and_the_24_hour_sla(world) -> None:
 
     # Another district's supervisor may not answer; the area manager may.
     r = await h.post(SUP2, "approve_visit", {"visit_id": visit_id})
-    assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_line"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "outside_line"
     r = await h.post(AM1, "approve_visit", {"visit_id": visit_id})
     assert r.status_code == 200 and r.json()["approval"] == "approved"
     [approved] = await h.events("visit.approved")

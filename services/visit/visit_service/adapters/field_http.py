@@ -32,7 +32,7 @@ async def scope_for(
     conn: asyncpg.Connection, actor: Actor, district_id: str | None, area_id: str | None, what: str
 ) -> ListScope:
     district_area = await directory.area_of_district(conn, district_id) if district_id else None
-    return list_scope(actor, district_id, area_id, district_area, what)
+    return await list_scope(actor, district_id, area_id, district_area, what)
 
 
 def scope_sql(scope: ListScope, first_arg: int, table: str = "") -> tuple[str, list[Any]]:

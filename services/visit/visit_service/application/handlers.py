@@ -14,6 +14,7 @@ from salesplatform.commands import CommandBus, invalid
 from salesplatform.errors import DomainError, NotFound, PermissionDenied
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.projections import active_schema
+from salesplatform.territory import OUTSIDE_LINE
 from salesplatform.uow import UnitOfWork
 from visit_service.domain.access import Territory, ensure_can_act, ensure_can_approve, ensure_supervises
 from visit_service.domain.commands import (
@@ -122,7 +123,7 @@ async def rep_territory(conn: asyncpg.Connection, rep_id: str, actor: Actor) -> 
 def rep_of(cmd_rep_id: str | None, actor: Actor) -> str:
     if cmd_rep_id is not None:
         if actor.role is Role.rep and cmd_rep_id != actor.id:
-            raise PermissionDenied(f"rep {actor.id} acts for themselves, not for rep {cmd_rep_id}", code="out_of_line")
+            raise PermissionDenied(f"rep {actor.id} acts for themselves, not for rep {cmd_rep_id}", code=OUTSIDE_LINE)
         return cmd_rep_id
     if actor.role is Role.rep:
         return actor.id
