@@ -376,10 +376,15 @@ class CommandBus:
         tracing.end_command(span, outcome.status, outcome.error.code if outcome.error is not None else None)
 
     async def _dispatch(self, request: Request) -> Outcome:
-        assert self.pool is not None, "bus not bound to a pool"
-        structlog.contextvars.bind_contextvars(
+        # Bound for this command's log lines only: a worker that runs the next command (or a
+        # batch, which binds none) must not log under this one's correlation id.
+        with structlog.contextvars.bound_contextvars(
             command=request.name, correlation_id=request.correlation_id, actor_id=request.actor.id
-        )
+        ):
+            return await self._dispatch_bound(request)
+
+    async def _dispatch_bound(self, request: Request) -> Outcome:
+        assert self.pool is not None, "bus not bound to a pool"
         try:
             spec, command = self._prepare(request)
         except ServiceError as exc:

@@ -11,10 +11,12 @@ import uuid
 import httpx
 import orjson
 import pytest_asyncio
+import structlog
 from structlog.testing import capture_logs
 from tally import SIGNING_KEY, definition
 
 from salesplatform.auth import mint
+from salesplatform.commands import Request
 from salesplatform.events import Actor, Role
 from salesplatform.service import Runtime, http_app
 
@@ -150,3 +152,13 @@ async def test_request_reply_and_ingest_carry_a_correlation_id(rt, outside) -> N
         "sheet-n1": "corr-own",
         "sheet-i1": correlation_id,
     }
+
+
+async def test_a_commands_log_fields_do_not_outlive_it(rt) -> None:
+    """A loop that runs one command after another (a group-commit worker) must not log the
+    next one, or a batch, under the previous command's correlation id."""
+    outcome = await rt.bus.dispatch(
+        Request("open_sheet", {"sheet_id": "c1", "title": "T"}, REP, correlation_id="corr-first")
+    )
+    assert outcome.ok
+    assert not {"command", "correlation_id", "actor_id"} & set(structlog.contextvars.get_contextvars())
