@@ -203,7 +203,7 @@ async def test_results_stored_before_keys_were_scoped_still_replay(service_setti
             "CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz DEFAULT now())"
         )
         for name, sql in _platform_files():
-            if name < "platform/005":
+            if name < "platform/006":
                 await conn.execute(sql)
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
         await conn.execute(
