@@ -546,7 +546,7 @@ def router(runtime: Any) -> APIRouter:
         except LookupError as exc:
             raise invalid("projections", f"unknown projection {exc}", "enum") from None
         try:
-            rebuilds.start(chosen)
+            await rebuilds.start(chosen)
         except RebuildRunning as exc:
             raise DomainError(str(exc), code="rebuild_running") from None
         return JSONResponse({"status": "started", "projections": [p.name for p in chosen]}, status_code=202)

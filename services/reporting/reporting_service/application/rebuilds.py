@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import weakref
 from typing import Any
 
 from reporting_service.adapters.changes import publish_changes
 from reporting_service.domain.reports import CHANGE_SUBJECTS
 from reporting_service.projections.rebuild import RebuildRunning, rebuild_together
-from salesplatform.projections import Projection
+from salesplatform.projections import Projection, record_rebuild_failure
 from salesplatform.store import RecordedEvent
 
 
 class ReportRebuilds:
-    """One per runtime. Progress goes to `runtime.rebuilds`, which GET /admin/projections shows."""
+    """One per runtime. Progress is kept in `projection_generations`, which GET
+    /admin/projections shows on every replica."""
 
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
@@ -41,59 +44,68 @@ class ReportRebuilds:
             dedup_id=f"dlq-projection-{name}-{event.envelope.event_id}",
         )
 
-    def start(self, projections: list[Projection]) -> None:
+    async def start(self, projections: list[Projection]) -> None:
+        """Start a rebuild in the background and return once its generations exist, so that
+        GET /admin/projections, on any replica, shows it running from the moment this returns.
+        A task of the runtime, as the platform's own rebuild endpoint starts one, so that
+        stopping the service cancels it (its generations are then marked failed, and dropped by
+        the next rebuild)."""
         if self.running:
             raise RebuildRunning("a rebuild of the reports is already running")
         self.running = True
-        states = self._announce(projections)
-        # A task of the runtime, as the platform's own rebuild endpoint starts one, so that
-        # stopping the service cancels it (its generations stay 'building' and are dropped by
-        # the next rebuild).
-        self.runtime.spawn("rebuild-all", self._guarded(projections, states))
+        started: asyncio.Future[dict[str, int]] = asyncio.get_running_loop().create_future()
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.runtime.spawn("rebuild-all", self._guarded(projections, started, finished))
+        await asyncio.wait({started, finished}, return_when=asyncio.FIRST_COMPLETED)
+        if not started.done():
+            finished.result()  # what stopped it before it began (another replica's rebuild)
 
     async def run(self, projections: list[Projection]) -> dict[str, int]:
         """Rebuild now and wait for it."""
         if self.running:
             raise RebuildRunning("a rebuild of the reports is already running")
         self.running = True
-        return await self._guarded(projections, self._announce(projections))
+        return await self._guarded(projections)
 
-    def _announce(self, projections: list[Projection]) -> dict[str, dict[str, Any]]:
-        """Progress entries, shown by GET /admin/projections from the moment a rebuild starts."""
-        states = {}
-        for p in projections:
-            states[p.name] = {"projection": p.name, "status": "running", "events": 0, "mode": "rebuild-all"}
-            self.runtime.rebuilds[p.name] = states[p.name]
-        return states
-
-    async def _guarded(self, projections: list[Projection], states: dict[str, dict[str, Any]]) -> dict[str, int]:
-        try:
-            return await self._run(projections, states)
-        finally:
-            self.running = False
-
-    async def _run(self, projections: list[Projection], states: dict[str, dict[str, Any]]) -> dict[str, int]:
-
-        def progress(n: int) -> None:
-            for state in states.values():
-                state["events"] = n
+    async def _guarded(
+        self,
+        projections: list[Projection],
+        started: asyncio.Future[dict[str, int]] | None = None,
+        finished: asyncio.Future[None] | None = None,
+    ) -> dict[str, int]:
+        def began(generations: dict[str, int]) -> None:
+            if started is not None and not started.done():
+                started.set_result(generations)
 
         try:
             generations = await rebuild_together(
-                self.runtime.pool,
-                projections,
-                on_progress=progress,
-                on_failure=self.dead_letter,
+                self.runtime.pool, projections, on_failure=self.dead_letter, on_started=began
             )
-        except Exception as exc:
-            for state in states.values():
-                state["status"] = f"failed: {exc!r}"
+        except asyncio.CancelledError:
+            if finished is not None and not finished.done():
+                finished.cancel()
+            await self._record_failure(projections, "stopped with the service")
             raise
-        for name, generation in generations.items():
-            states[name].update(status="done", generation=generation)
+        except BaseException as exc:
+            if finished is not None and started is not None and not started.done():
+                finished.set_exception(exc)  # it never began: the caller of start() hears why
+                return {}
+            await self._record_failure(projections, repr(exc))
+            raise
+        finally:
+            self.running = False
+        if finished is not None and not finished.done():
+            finished.set_result(None)
         # Everything may have changed: tell the subscribers of every report.
         await publish_changes(self.runtime, "rebuild-all", [{"report": r, "rebuilt": True} for r in CHANGE_SUBJECTS])
         return generations
+
+    async def _record_failure(self, projections: list[Projection], error: str) -> None:
+        """Keep why the rebuild stopped on the generations it was building, where every
+        replica's GET /admin/projections reads it."""
+        for p in projections:
+            with contextlib.suppress(Exception):
+                await record_rebuild_failure(self.runtime.pool, p.name, error)
 
 
 _BY_RUNTIME: weakref.WeakKeyDictionary[Any, ReportRebuilds] = weakref.WeakKeyDictionary()

@@ -56,14 +56,16 @@ async def rebuild_together(
     lanes: int = LANES,
     on_progress: Progress | None = None,
     on_failure: FailureSink | None = None,
+    on_started: Callable[[dict[str, int]], None] | None = None,
 ) -> dict[str, int]:
     """Build a new generation of each projection from the start of the log; switch them in one
-    transaction. Returns the new generation of each."""
+    transaction. Returns the new generation of each. `on_started` is told the generations once
+    they exist (from then on `projection_generations` shows them being built)."""
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", _LOCK):
             raise RebuildRunning("a rebuild of the reports is already running")
         try:
-            return await _rebuild(pool, conn, projections, stretch_events, lanes, on_progress, on_failure)
+            return await _rebuild(pool, conn, projections, stretch_events, lanes, on_progress, on_failure, on_started)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", _LOCK)
 
@@ -76,9 +78,12 @@ async def _rebuild(
     lanes: int,
     on_progress: Progress | None,
     on_failure: FailureSink | None,
+    on_started: Callable[[dict[str, int]], None] | None,
 ) -> dict[str, int]:
     generations = {p.name: await _new_generation(conn, p) for p in projections}
     log.info("reports_rebuild_started", generations=generations)
+    if on_started is not None:
+        on_started(generations)
     done: dict[str, int] = dict.fromkeys(generations, 0)
     checkpoint = LOG_START
     applied = 0
