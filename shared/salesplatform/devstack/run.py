@@ -2,12 +2,16 @@
 
 Starts PostgreSQL and NATS under the run directory (default `.run/`), gives each service its own
 database and login role, starts the four services and the console as separate processes, waits
-until each is ready and prints where everything is. NATS runs the production layout of accounts
+until each is ready and prints where everything is. It then supervises them: a service (or NATS)
+that dies is started again after a pause that doubles with each crash in a row (1 s up to 30 s;
+one that stayed up a minute starts over at 1 s), and the others keep running. Every address is
+recorded in `stack.json`, which stays after a stop: the next run takes the same ports again when
+they are free, so clients holding the old URLs reconnect. NATS runs the production layout of accounts
 and users (`salesplatform.nats_layout`), each service connecting as its own user (the console, a
 client of the others, as the outside systems' user); tokens are signed with the key pair made on
 the first run in `.run/auth/` (services read only its public key set). Ctrl-C or SIGTERM stops
 it all in order: services first (so they finish in-flight work against live servers), then
-NATS, then PostgreSQL. Data and credentials stay in the run directory, so the next run
+NATS, then PostgreSQL. Data, credentials and ports stay in the run directory, so the next run
 continues where this one stopped.
 """
 
@@ -20,6 +24,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,6 +56,12 @@ SERVICES: tuple[str, ...] = ("customer", "visit", "orders", "reporting", "consol
 # The console keeps no data: it reads the others' APIs and needs no database.
 DATABASE_SERVICES: tuple[str, ...] = ("customer", "visit", "orders", "reporting")
 STOP_GRACE_SECONDS = 10.0
+# A process that dies is started again after a pause that doubles with each crash in a row, so
+# one that cannot start (a broken migration, a port taken) does not spin; one that stayed up
+# RESTART_STABLE_SECONDS counts as healthy again and its next crash waits the first pause.
+RESTART_FIRST_DELAY = 1.0
+RESTART_MAX_DELAY = 30.0
+RESTART_STABLE_SECONDS = 60.0
 MINT_HINT = ".venv/bin/python -m salesplatform.auth mint --role sales_manager --id m1"
 
 
@@ -63,6 +74,36 @@ class Interrupted(Exception):
 
 
 @dataclass
+class Restarts:
+    """What the supervisor remembers of one process: its crashes in a row and when it is due
+    to start again. Times are `time.monotonic()` seconds."""
+
+    crashes: int = 0
+    up_since: float = 0.0
+    due_at: float | None = None
+
+    def started(self, now: float) -> None:
+        self.up_since = now
+        self.due_at = None
+
+    def died(self, now: float) -> float:
+        """Count a crash and schedule the next start; returns the pause in seconds."""
+        if now - self.up_since >= RESTART_STABLE_SECONDS:
+            self.crashes = 0
+        self.crashes += 1
+        delay: float = min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2.0 ** (self.crashes - 1))
+        self.due_at = now + delay
+        return delay
+
+    @property
+    def waiting(self) -> bool:
+        return self.due_at is not None
+
+    def due(self, now: float) -> bool:
+        return self.due_at is not None and now >= self.due_at
+
+
+@dataclass
 class ServiceProcess:
     """One running service: its process, address, database and log."""
 
@@ -72,6 +113,7 @@ class ServiceProcess:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     log_handle: TextIO | None = field(default=None, repr=False)
+    restarts: Restarts = field(default_factory=Restarts)
 
     @property
     def base_url(self) -> str:
@@ -95,6 +137,75 @@ def load_secrets(path: Path) -> dict[str, Any]:
     if changed:
         _write_private(path, data)
     return data
+
+
+def recorded_ports(stack_file: Path) -> dict[str, int]:
+    """The ports an earlier run of this directory used (`stack.json`, kept after a stop)."""
+    try:
+        ports = json.loads(stack_file.read_text()).get("ports", {})
+    except (OSError, ValueError):
+        return {}
+    return {name: port for name, port in ports.items() if isinstance(port, int)} if isinstance(ports, dict) else {}
+
+
+def port_if_free(port: int | None) -> int:
+    """`port` if a server could listen on it on loopback now, else a port the OS reports free.
+    Like the servers, the probe reuses an address still in TIME_WAIT from an earlier run."""
+    if port:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                pass
+            else:
+                return port
+    return free_port()
+
+
+def service_environment(
+    name: str,
+    *,
+    http_port: int,
+    database_url: str | None,
+    nats_url: str,
+    nats_user: str,
+    nats_password: str,
+    jwks_file: Path,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The settings of service `name` run on this machine (`python -m <name>_service`)."""
+    prefix = name.upper()
+    return child_env(
+        {
+            **({f"{prefix}_DATABASE_URL": database_url} if database_url else {}),
+            **(extra or {}),
+            f"{prefix}_HTTP_HOST": LOOPBACK,
+            f"{prefix}_HTTP_PORT": str(http_port),
+            "NATS_URL": nats_url,
+            "NATS_USER": nats_user,
+            "NATS_PASSWORD": nats_password,
+            "AUTH_JWKS_FILE": str(jwks_file),
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+
+
+def start_service_process(name: str, env: dict[str, str], log: TextIO, why: str) -> subprocess.Popen[bytes]:
+    """Start `python -m <name>_service`, its output appended to `log` after a line saying `why`."""
+    log.write(f"--- {datetime.now(UTC).isoformat()} {why} ---\n")
+    log.flush()
+    # Its own session: Ctrl-C reaches only the process that started it, which stops it in order.
+    return subprocess.Popen(
+        [sys.executable, "-m", f"{name}_service"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+        preexec_fn=die_with_parent(),
+    )
 
 
 def write_nats_config(path: Path, passwords: dict[str, str]) -> Path:
@@ -131,10 +242,27 @@ class Stack:
         self.secrets_file = self.root / "secrets.json"
         self.keys_dir = self.root / "auth"
         self.nats_config = self.root / "nats" / "nats.conf"
-        self.postgres = PostgresServer(self.root / "postgres")
-        self.nats = NatsServer(self.root / "nats", config_file=self.nats_config)
+        self.ports = recorded_ports(self.stack_file)
+        self.postgres = PostgresServer(self.root / "postgres", port=self._port("postgres"))
+        self.nats = NatsServer(
+            self.root / "nats",
+            port=self._port("nats"),
+            monitor_port=self._port("nats_monitor"),
+            config_file=self.nats_config,
+        )
+        self.nats_restarts = Restarts()
         self.services: list[ServiceProcess] = []
+        self._nats_passwords: dict[str, str] = {}
+        self._started_at = ""
         self._signal: int | None = None
+
+    def _port(self, name: str) -> int:
+        """The port `name` had in the last run if it is free, else a new one (said so)."""
+        recorded = self.ports.get(name)
+        port = port_if_free(recorded)
+        if recorded and port != recorded:
+            _say(f"  the port {name} had, {recorded}, is taken now: it gets {port}")
+        return port
 
     # -- signals --
 
@@ -157,6 +285,7 @@ class Stack:
         self.logs_dir.mkdir(exist_ok=True)
         self._refuse_second_instance()
         code = 0
+        self._started_at = datetime.now(UTC).isoformat()
         try:
             self._start()
             self._write_stack_file()
@@ -175,8 +304,8 @@ class Stack:
         try:
             pid = int(json.loads(self.stack_file.read_text())["pid"])
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):
-            return
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # never started, or stopped (its pid is null)
         if pid != os.getpid() and b"salesplatform.devstack" in cmdline:
             raise SystemExit(f"the stack in {self.root} is already running (pid {pid}); stop it first")
 
@@ -190,16 +319,18 @@ class Stack:
         _say(f"  postgres   {self.postgres.admin_dsn}")
         write_nats_config(self.nats_config, data["nats_passwords"])
         self.nats.start()
+        self.nats_restarts.started(time.monotonic())
         self._check_interrupt()
         _say(f"  nats       {self.nats.url}")
         database_urls = asyncio.run(self._create_databases(data["database_passwords"]))
         self._check_interrupt()
         for name in SERVICES:
             self.services.append(
-                ServiceProcess(name, free_port(), database_urls.get(name), self.logs_dir / f"{name}.log")
+                ServiceProcess(name, self._port(name), database_urls.get(name), self.logs_dir / f"{name}.log")
             )
+        self._nats_passwords = data["nats_passwords"]
         for service in self.services:
-            self._spawn(service, data["nats_passwords"])
+            self._spawn(service)
         self._wait_ready()
 
     async def _create_databases(self, passwords: dict[str, str]) -> dict[str, str]:
@@ -208,38 +339,26 @@ class Stack:
             for name in DATABASE_SERVICES
         }
 
-    def _spawn(self, service: ServiceProcess, nats_passwords: dict[str, str]) -> None:
-        prefix = service.name.upper()
+    def _spawn(self, service: ServiceProcess, why: str = "started by make run") -> None:
         # The console is a client of the other services: on NATS it is an outside system.
         nats_user = SYSTEM_USER if service.name == "console" else service.name
-        env = child_env(
-            {
-                **({f"{prefix}_DATABASE_URL": service.database_url} if service.database_url else {}),
-                **self._console_settings(service),
-                f"{prefix}_HTTP_HOST": LOOPBACK,
-                f"{prefix}_HTTP_PORT": str(service.http_port),
-                "NATS_URL": self.nats.url,
-                "NATS_USER": nats_user,
-                "NATS_PASSWORD": nats_passwords[nats_user],
-                "AUTH_JWKS_FILE": str(self.keys_dir / JWKS_FILE),
-                "LOG_LEVEL": "INFO",
-                "PYTHONUNBUFFERED": "1",
-            }
+        env = service_environment(
+            service.name,
+            http_port=service.http_port,
+            database_url=service.database_url,
+            nats_url=self.nats.url,
+            nats_user=nats_user,
+            nats_password=self._nats_passwords[nats_user],
+            jwks_file=self.keys_dir / JWKS_FILE,
+            extra=self._console_settings(service),
         )
-        handle = service.log_path.open("a")
-        handle.write(f"--- {datetime.now(UTC).isoformat()} started by make run on port {service.http_port} ---\n")
-        handle.flush()
-        service.log_handle = handle
-        # Its own session: Ctrl-C reaches only this orchestrator, which stops services in order.
-        service.process = subprocess.Popen(
-            [sys.executable, "-m", f"{service.name}_service"],
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
+        if service.log_handle is not None:
+            service.log_handle.close()
+        service.log_handle = service.log_path.open("a")
+        service.process = start_service_process(
+            service.name, env, service.log_handle, f"{why} on port {service.http_port}"
         )
+        service.restarts.started(time.monotonic())
 
     def _console_settings(self, service: ServiceProcess) -> dict[str, str]:
         """The console reads the other services' APIs; locally it signs viewers in itself."""
@@ -278,18 +397,57 @@ class Stack:
         return f"service {service.name} {what}; end of {service.log_path}:\n{tail(service.log_path, 30)}"
 
     def _watch(self) -> int:
-        """Serve until a signal (exit 0) or until a service or NATS dies (exit 1)."""
+        """Serve until a signal; what dies is started again in its time, the rest keep running."""
         while self._signal is None:
+            now = time.monotonic()
+            self._supervise_nats(now)
             for service in self.services:
-                if not service.alive():
-                    code = service.process.returncode if service.process else None
-                    _say("\n" + self._failure(service, f"died (exit code {code})"))
-                    return 1
-            if not self.nats.is_running:
-                _say(f"\nNATS died; end of {self.nats.log_file}:\n{tail(self.nats.log_file, 30)}")
-                return 1
+                self._supervise(service, now)
             time.sleep(0.5)
         return 0
+
+    def _supervise(self, service: ServiceProcess, now: float) -> None:
+        if service.alive():
+            return
+        restarts = service.restarts
+        if not restarts.waiting:
+            code = service.process.returncode if service.process else None
+            delay = restarts.died(now)
+            _say(
+                f"\n{_clock()} service {service.name} died (exit code {code}); starting it again in "
+                f"{delay:.0f} s (crash {restarts.crashes} in a row); end of {service.log_path}:\n"
+                f"{tail(service.log_path, 10)}"
+            )
+        elif restarts.due(now):
+            code = service.process.returncode if service.process else None
+            self._spawn(service, why=f"started again by make run after exit code {code}")
+            assert service.process is not None
+            _say(f"{_clock()} service {service.name} started again (pid {service.process.pid})")
+            self._write_stack_file()
+
+    def _supervise_nats(self, now: float) -> None:
+        if self.nats.is_running:
+            return
+        if not self.nats_restarts.waiting:
+            process = self.nats.process
+            code = process.returncode if process is not None else None
+            delay = self.nats_restarts.died(now)
+            _say(
+                f"\n{_clock()} NATS died (exit code {code}); starting it again in {delay:.0f} s "
+                f"(crash {self.nats_restarts.crashes} in a row); end of {self.nats.log_file}:\n"
+                f"{tail(self.nats.log_file, 10)}"
+            )
+        elif self.nats_restarts.due(now):
+            try:
+                self.nats.start()  # on the ports it had: the services reconnect by themselves
+            except ServerError as error:
+                self.nats_restarts.up_since = time.monotonic()
+                delay = self.nats_restarts.died(time.monotonic())
+                _say(f"{_clock()} NATS did not start again ({error}); next try in {delay:.0f} s")
+                return
+            self.nats_restarts.started(time.monotonic())
+            _say(f"{_clock()} NATS started again at {self.nats.url}")
+            self._write_stack_file()
 
     # -- output --
 
@@ -299,7 +457,7 @@ class Stack:
             self.stack_file,
             {
                 "pid": os.getpid(),
-                "started_at": datetime.now(UTC).isoformat(),
+                "started_at": self._started_at,
                 "root": str(self.root),
                 "nats_url": self.nats.url,
                 "nats_monitor_url": self.nats.monitor_url,
@@ -307,6 +465,13 @@ class Stack:
                 "secrets_file": str(self.secrets_file),
                 "jwks_file": str(self.keys_dir / JWKS_FILE),
                 "signing_key_file": str(self.keys_dir / SIGNING_KEY_FILE),
+                # What the next run of this directory takes again when free (see _port).
+                "ports": {
+                    "postgres": self.postgres.port,
+                    "nats": self.nats.port,
+                    "nats_monitor": self.nats.monitor_port,
+                    **{s.name: s.http_port for s in self.services},
+                },
                 "services": {
                     s.name: {
                         "url": s.base_url,
@@ -385,12 +550,26 @@ class Stack:
         if self.postgres.is_running:
             _say("Stopping PostgreSQL")
         self.postgres.stop()
-        try:
-            if json.loads(self.stack_file.read_text()).get("pid") == os.getpid():
-                self.stack_file.unlink()
-        except (OSError, ValueError):
-            pass
+        self._mark_stopped()
         _say("Stopped.")
+
+    def _mark_stopped(self) -> None:
+        """Keep `stack.json` (the next run takes its ports again) with no running pid in it."""
+        try:
+            data = json.loads(self.stack_file.read_text())
+        except (OSError, ValueError):
+            return
+        if data.get("pid") != os.getpid():
+            return
+        data["pid"] = None
+        data["stopped_at"] = datetime.now(UTC).isoformat()
+        for service in data.get("services", {}).values():
+            service["pid"] = None
+        _write_private(self.stack_file, data)
+
+
+def _clock() -> str:
+    return datetime.now().strftime("%H:%M:%S")
 
 
 def _is_ready(base_url: str) -> bool:
@@ -407,10 +586,18 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="start PostgreSQL, NATS, the four services and the console (make run)")
     run.add_argument("--root", type=Path, default=Path(".run"), help="where data, logs and secrets live")
     run.add_argument("--ready-timeout", type=float, default=60.0, help="seconds each service may take to be ready")
+    chaos = commands.add_parser("chaos", help="the fault suite: faults under a steady load, then a reconciliation")
+    chaos.add_argument("--small", action="store_true", help="three faults instead of all (the test suite's run)")
+    chaos.add_argument("--rate", type=float, default=40.0, help="commands sent per second")
+    chaos.add_argument("--keep", type=Path, default=None, help="run in this directory and keep it (logs, data)")
     args = parser.parse_args(argv)
     # The table printed here is the user-facing output; library events only when they warn.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     if args.command == "run":
         return Stack(args.root, ready_timeout=args.ready_timeout).run()
+    if args.command == "chaos":
+        from salesplatform.devstack import chaos as fault_suite  # it imports this module
+
+        return fault_suite.main(small=args.small, rate=args.rate, keep=args.keep)
     parser.error(f"unknown command {args.command}")
     return 2
