@@ -8,12 +8,13 @@ SERVICE_PROJECTS := $(wildcard $(foreach s,$(SERVICES),services/$(s)/pyproject.t
 PYPROJECTS := shared/pyproject.toml $(SERVICE_PROJECTS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test bench bench-quick demo lint lock clean
+.PHONY: help venv run test chaos bench bench-quick demo lint lock clean
 
 help:
 	@echo "make venv         create .venv and install the platform, the services and test tools"
 	@echo "make run          start PostgreSQL, NATS and the four services under .run/"
 	@echo "make test         run the test suite (starts its own servers on free ports)"
+	@echo "make chaos        the fault suite: kills and restarts under load, then reconciles every command"
 	@echo "make bench        run the benchmarks (they start their own servers)"
 	@echo "make bench-quick  a short benchmark run"
 	@echo "make demo         load a simulated month of a sales department into a running 'make run'"
@@ -50,6 +51,9 @@ run: venv
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+chaos: venv
+	$(PY) -m salesplatform.devstack chaos $(CHAOS_ARGS)
 
 bench: venv
 	@[ ! -f bench/requirements.txt ] || $(PY) -m pip install --quiet -r bench/requirements.txt

@@ -294,14 +294,16 @@ class PostgresServer:
         if not wait_for_tcp(self.host, self.port, timeout=30):
             raise ServerError(f"PostgreSQL started but does not accept connections\n{tail(self.log_file)}")
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Fast shutdown: roll back open transactions, disconnect clients, checkpoint, exit."""
+    def stop(self, timeout: float = 30.0, *, mode: str = "fast") -> None:
+        """Shut down with `pg_ctl stop -m <mode>`: `fast` rolls back open transactions,
+        disconnects clients, checkpoints and exits; `immediate` exits at once, the next start
+        recovering from the WAL (as after a crash)."""
         if not self._started and not (self._start_attempted and (self.data_dir / "postmaster.pid").exists()):
             return
         bin_dir = postgres_bin_dir()
         try:
             self._run(
-                [bin_dir / "pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(int(timeout))],
+                [bin_dir / "pg_ctl", "stop", "-D", str(self.data_dir), "-m", mode, "-w", "-t", str(int(timeout))],
                 timeout=timeout + 10,
             )
         except ServerError as error:
@@ -313,6 +315,25 @@ class PostgresServer:
                 shutil.rmtree(self._temp_socket_dir, ignore_errors=True)
                 self._temp_socket_dir = None
         log.info("postgres.stopped", data_dir=str(self.data_dir))
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid (from its pid file), or None."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if os.fsencode(self.data_dir) in cmdline else None
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as a crash would (fault tests); `start` brings it back on the
+        same port once its orphaned backends have noticed and exited."""
+        pid = self.postmaster_pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._started = False
 
     def __enter__(self) -> Self:
         return self.start()
@@ -682,6 +703,14 @@ class NatsServer:
                 process.kill()
                 process.wait()
         log.info("nats.stopped", store_dir=str(self.store_dir))
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (fault tests); `start` brings it back on the same
+        ports with what its store kept."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
 
     def __enter__(self) -> Self:
         return self.start()
