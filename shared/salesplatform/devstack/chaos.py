@@ -864,7 +864,7 @@ async def _results_reconciled(stack: ChaosStack, sent: list[Sent]) -> str:
         messages = await _stream_messages(nc.jetstream(), stream)
     if not messages:
         return f"results: no {stream} stream; results travel on core NATS only and are not reconciled"
-    seen = Counter((m.headers or {}).get("Idempotency-Key", "") for m in messages)
+    seen = Counter((m.headers or {}).get("Idempotency-Key") or (m.headers or {}).get("Nats-Msg-Id") for m in messages)
     keys = [s.key for s in sent if s.stored]
     missing = sum(1 for key in keys if seen[key] == 0)
     doubled = sum(1 for key in keys if seen[key] > 1)
