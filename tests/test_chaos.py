@@ -12,15 +12,15 @@ from salesplatform.devstack.chaos import SMALL_FAULTS, STEADY, PhaseResult, run_
 
 @pytest.mark.timeout(900)
 def test_outages_lose_and_double_no_command() -> None:
-    phases, findings = run_chaos(SMALL_FAULTS, rate=20.0)
-    report = table(phases) + "\n" + "\n".join(findings + [n for p in phases for n in p.notes + p.defects])
+    report = run_chaos(SMALL_FAULTS, rate=20.0)
+    phases, text = report.phases, report.text()
     assert [p.fault for p in phases[1:]] == list(SMALL_FAULTS)
-    assert all(p.valid_sent > 0 for p in phases), report
-    assert phases[0].clean and phases[0].accepted == phases[0].valid_sent, report
-    assert not verdict(phases, findings), report
+    assert all(p.valid_sent > 0 for p in phases), text
+    assert phases[0].clean and phases[0].accepted == phases[0].valid_sent, text
+    assert not verdict(phases, report.failures), text
     failing = [p for p in phases if not p.clean]
     if failing:  # only faults marked as expected to fail, each with its reason
-        pytest.xfail("; ".join(f"{p.fault.name}: {p.fault.expected_failure}" for p in failing) + "\n" + report)
+        pytest.xfail("; ".join(f"{p.fault.name}: {p.fault.expected_failure}" for p in failing) + "\n" + text)
 
 
 def test_the_verdict_fails_a_loss_unless_the_fault_is_expected_to_fail() -> None:
@@ -34,5 +34,6 @@ def test_the_verdict_fails_a_loss_unless_the_fault_is_expected_to_fail() -> None
     assert verdict([steady, doubled], []) == ["kill -9 orders: 0 lost, 1 doubled, 0 wrongly rejected"]
     never_back = PhaseResult(SMALL_FAULTS[0], valid_sent=10, accepted=10)
     assert verdict([steady, never_back], []) == ["kill -9 orders: not recovered"]
-    assert verdict([steady], ["reporting counts 9 orders for 90 fen; the orders log has 10 for 100 fen"])
+    off = "reporting counts 9 orders for 90 fen; the orders log has 10 for 100 fen"
+    assert verdict([steady], [off]) == [off]
     assert "| kill -9 orders | 10 | 9 | 1 | 0 | 0 | 4.0 |" in table([steady, lost])

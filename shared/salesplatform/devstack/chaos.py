@@ -563,7 +563,8 @@ class Chaos:
         self.rate = rate
         self.phases = [PhaseResult(STEADY), *(PhaseResult(fault) for fault in faults)]
         self.load: Load | None = None
-        self.findings: list[str] = []
+        self.findings: list[str] = []  # what the reconciliation found beyond the table
+        self.failures: list[str] = []  # the findings that fail the run by themselves
 
     async def run(self) -> list[PhaseResult]:
         customers = await register_department(self.stack)
@@ -685,7 +686,7 @@ class Chaos:
                         break
                 await asyncio.sleep(0.5)
             else:
-                self.findings.append(f"the ingest queue was not empty after {DRAIN_LIMIT_SECONDS:.0f} s")
+                self._fail(f"the ingest queue was not empty after {DRAIN_LIMIT_SECONDS:.0f} s")
         while time.monotonic() < deadline:
             placed = await _orders_placed(self.stack)
             reported = await _orders_reported(self.stack)
@@ -734,13 +735,21 @@ class Chaos:
         reported_count, reported_amount = await _orders_reported(self.stack)
         placed_count, placed_amount = await _placed_amount(self.stack)
         if (reported_count, reported_amount) != (placed_count, placed_amount):
-            self.findings.append(
+            self._fail(
                 f"reporting counts {reported_count} orders for {reported_amount} fen; the orders log has "
                 f"{placed_count} for {placed_amount} fen"
             )
         else:
             self.findings.append(f"reporting totals match the orders log: {placed_count} orders, {placed_amount} fen")
-        self.findings.append(await _results_reconciled(self.stack, self.load.sent))
+        results, complete = await _results_reconciled(self.stack, self.load.sent)
+        if complete:
+            self.findings.append(results)
+        else:
+            self._fail(results)
+
+    def _fail(self, finding: str) -> None:
+        self.findings.append(finding)
+        self.failures.append(finding)
 
 
 async def unreplicated_streams(stack: ChaosStack) -> list[str]:
@@ -857,18 +866,24 @@ def _error_code(error: str) -> str:
     return "unstructured"
 
 
-async def _results_reconciled(stack: ChaosStack, sent: list[Sent]) -> str:
-    """Each command's result in the orders service's results stream, where it keeps one."""
+async def _results_reconciled(stack: ChaosStack, sent: list[Sent]) -> tuple[str, bool]:
+    """Each accepted command's result in the orders service's results stream, where it keeps
+    one; whether none is missing or doubled."""
     stream = Topology("orders", "").stream("RESULTS")
     async with _connected(stack, "orders") as nc:
-        messages = await _stream_messages(nc.jetstream(), stream)
-    if not messages:
-        return f"results: no {stream} stream; results travel on core NATS only and are not reconciled"
+        js = nc.jetstream()
+        try:
+            await js.stream_info(stream)
+        except nats.js.errors.NotFoundError:
+            return f"results: no {stream} stream; results travel on core NATS only and are not reconciled", True
+        messages = await _stream_messages(js, stream)
     seen = Counter((m.headers or {}).get("Idempotency-Key") or (m.headers or {}).get("Nats-Msg-Id") for m in messages)
-    keys = [s.key for s in sent if s.stored]
+    placed = await _orders_placed(stack)
+    keys = [s.key for s in sent if s.key in placed]
     missing = sum(1 for key in keys if seen[key] == 0)
     doubled = sum(1 for key in keys if seen[key] > 1)
-    return f"results in {stream}: {len(keys) - missing} of {len(keys)} commands, {missing} missing, {doubled} twice"
+    text = f"results in {stream}: {len(keys) - missing} of {len(keys)} accepted commands, {missing} missing, {doubled} twice"
+    return text, not (missing or doubled)
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -900,24 +915,45 @@ def _seconds(value: float | None) -> str:
     return "not recovered" if value is None else f"{value:.1f}"
 
 
-def verdict(phases: Sequence[PhaseResult], findings: Sequence[str]) -> list[str]:
+def verdict(phases: Sequence[PhaseResult], failures: Sequence[str] = ()) -> list[str]:
     """What fails the run: a loss, duplicate or wrong rejection in a fault not expected to fail,
-    and any finding that is one (dead letters of an outage, reporting off)."""
-    failures = [
+    a fault not recovered, and the `failures` the reconciliation found (reports off the log,
+    results missing, a queue not drained)."""
+    failed = [
         f"{p.fault.name}: {p.lost} lost, {p.doubled} doubled, {p.wrongly_rejected} wrongly rejected"
         for p in phases
         if not p.clean and not p.fault.expected_failure
     ]
-    failures += [
+    failed += [
         f"{p.fault.name}: not recovered" for p in phases if p.fault.kind != "none" and p.recovery_seconds is None
     ]
-    failures += [f for f in findings if f.startswith(("reporting counts", "the ingest queue"))]
-    return failures
+    return failed + list(failures)
 
 
-def run_chaos(faults: Sequence[Fault], *, rate: float, root: Path | None = None) -> tuple[list[PhaseResult], list[str]]:
+@dataclass
+class ChaosReport:
+    phases: list[PhaseResult]
+    findings: list[str]
+    failures: list[str]
+
+    def text(self) -> str:
+        """The table, then what else was found, fault by fault."""
+        lines = [table(self.phases), ""]
+        lines += [f"- {finding}" for finding in self.findings]
+        for phase in self.phases:
+            lines += [f"- {phase.fault.name}: {note}" for note in phase.notes + phase.defects]
+            if phase.not_stored:
+                lines.append(
+                    f"- {phase.fault.name}: {phase.not_stored} commands never stored by JetStream (not counted)"
+                )
+            if phase.fault.expected_failure and not phase.clean:
+                lines.append(f"- {phase.fault.name}: expected to fail until fixed: {phase.fault.expected_failure}")
+        return "\n".join(lines)
+
+
+def run_chaos(faults: Sequence[Fault], *, rate: float, root: Path | None = None) -> ChaosReport:
     """Start the stack in `root` (a new temporary directory if None, deleted after), run the
-    faults under the load, stop everything; the phases and the findings."""
+    faults under the load, stop everything."""
     owned = root is None
     directory = Path(tempfile.mkdtemp(prefix="sp-chaos-")) if root is None else root.absolute()
     directory.mkdir(parents=True, exist_ok=True)
@@ -927,7 +963,7 @@ def run_chaos(faults: Sequence[Fault], *, rate: float, root: Path | None = None)
         stack.start()
         chaos = Chaos(stack, faults, rate)
         phases = asyncio.run(chaos.run())
-        return phases, chaos.findings
+        return ChaosReport(phases, chaos.findings, chaos.failures)
     finally:
         stack.stop()
         if owned:
@@ -939,19 +975,8 @@ def main(
 ) -> int:
     faults = SMALL_FAULTS if small else FULL_FAULTS
     started = time.monotonic()
-    phases, findings = run_chaos(faults, rate=rate, root=keep)
-    on_table("\n" + table(phases) + "\n")
-    for finding in findings:
-        on_table(f"- {finding}")
-    for phase in phases:
-        for note in phase.notes:
-            on_table(f"- {phase.fault.name}: {note}")
-        if phase.not_stored:
-            on_table(f"- {phase.fault.name}: {phase.not_stored} commands never stored by JetStream (not counted)")
-        for defect in phase.defects:
-            on_table(f"- {phase.fault.name}: {defect}")
-        if phase.fault.expected_failure and not phase.clean:
-            on_table(f"- {phase.fault.name}: expected to fail until fixed: {phase.fault.expected_failure}")
-    failures = verdict(phases, findings)
+    report = run_chaos(faults, rate=rate, root=keep)
+    on_table("\n" + report.text())
+    failures = verdict(report.phases, report.failures)
     on_table(f"\n{time.monotonic() - started:.0f} s; " + ("FAILED: " + "; ".join(failures) if failures else "passed"))
     return 1 if failures else 0
