@@ -100,6 +100,8 @@ def load_stack(stack_path: Path, secrets_path: Path | None) -> tuple[dict[str, s
     if not stack_path.exists():
         raise SystemExit(f"{stack_path} does not exist: start the system first (`make run`, in another terminal)")
     stack = json.loads(stack_path.read_text())
+    if stack.get("pid") is None:  # kept after a stop, for its ports
+        raise SystemExit(f"the system of {stack_path} is stopped: start it first (`make run`, in another terminal)")
     urls = {name: info["url"] for name, info in stack.get("services", {}).items()}
     missing = [s for s in ("customer", "visit", "orders", "reporting") if s not in urls]
     if missing:

@@ -166,3 +166,12 @@ def test_a_killed_service_is_started_again_and_the_next_run_keeps_the_ports(scra
         }
     finally:
         _stop_stack(rerun)
+
+
+def test_the_demo_refuses_a_stack_file_kept_after_a_stop(scratch_dir: Path) -> None:
+    from bench.demo import load_stack
+
+    stack_file = scratch_dir / "stack.json"
+    stack_file.write_text(json.dumps({"pid": None, "services": {}, "ports": {"orders": 8001}}))
+    with pytest.raises(SystemExit, match="is stopped"):
+        load_stack(stack_file, None)

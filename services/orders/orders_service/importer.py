@@ -238,7 +238,7 @@ def _admin_dsn() -> str:
     if dsn:
         return dsn
     stack = Path(".run/stack.json")
-    if stack.exists():
+    if stack.exists() and json.loads(stack.read_text()).get("pid") is not None:  # kept after a stop
         return json.loads(stack.read_text())["postgres_admin_dsn"]
     raise RuntimeError("bench_import needs a PostgreSQL server: run `make run`, or set TEST_POSTGRES_ADMIN_DSN")
 
