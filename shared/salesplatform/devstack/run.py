@@ -242,14 +242,9 @@ class Stack:
         self.secrets_file = self.root / "secrets.json"
         self.keys_dir = self.root / "auth"
         self.nats_config = self.root / "nats" / "nats.conf"
-        self.ports = recorded_ports(self.stack_file)
-        self.postgres = PostgresServer(self.root / "postgres", port=self._port("postgres"))
-        self.nats = NatsServer(
-            self.root / "nats",
-            port=self._port("nats"),
-            monitor_port=self._port("nats_monitor"),
-            config_file=self.nats_config,
-        )
+        self.postgres = PostgresServer(self.root / "postgres")
+        self.nats = NatsServer(self.root / "nats", config_file=self.nats_config)
+        self.ports: dict[str, int] = {}
         self.nats_restarts = Restarts()
         self.services: list[ServiceProcess] = []
         self._nats_passwords: dict[str, str] = {}
@@ -314,6 +309,15 @@ class Stack:
         data = load_secrets(self.secrets_file)
         key = init_keys(self.keys_dir)
         _say(f"  tokens     signed with key {key.kid}; public key set {self._rel(self.keys_dir / JWKS_FILE)}")
+        # The ports of the last run of this directory, where they are free (see _port).
+        self.ports = recorded_ports(self.stack_file)
+        self.postgres = PostgresServer(self.root / "postgres", port=self._port("postgres"))
+        self.nats = NatsServer(
+            self.root / "nats",
+            port=self._port("nats"),
+            monitor_port=self._port("nats_monitor"),
+            config_file=self.nats_config,
+        )
         self.postgres.start()
         self._check_interrupt()
         _say(f"  postgres   {self.postgres.admin_dsn}")
