@@ -35,6 +35,7 @@ from salesplatform.errors import (
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.ids import uuid4
 from salesplatform.metrics import DETACHED, ServiceMetrics
+from salesplatform.outages import is_contention, is_outage, is_transient
 from salesplatform.projections import Change, Projection
 from salesplatform.store import append_streams
 from salesplatform.uow import (
@@ -406,7 +407,9 @@ class CommandBus:
                 if attempt == _CONFLICT_RETRIES - 1:
                     if isinstance(exc, ConcurrencyConflict):
                         return Outcome(False, error=exc)
-                    return Outcome(False, error=ConcurrencyConflict(f"{request.name} kept conflicting: {exc}"))
+                    # PostgreSQL kept giving the transaction up for others': nothing the
+                    # command did, so it is not answered for it; its sender runs it again.
+                    raise
                 await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
             except asyncpg.UniqueViolationError as exc:
                 if exc.table_name == "command_results" or "command_results" in str(exc):
@@ -457,8 +460,8 @@ class CommandBus:
                     batch = _Batch(self, conn, requests, outcomes, waits_for_claims=waits_for_claims)
                     await batch.run(prepared)
         except (asyncpg.PostgresError, _BatchBroken) as exc:
-            if isinstance(exc, asyncpg.PostgresConnectionError):
-                raise
+            if is_outage(exc):
+                raise  # the batch is handed back whole: nothing of it committed
             # A statement failed outside any savepoint (a handler's read in a wave): nothing of
             # the batch committed, so each command runs again in its own transaction.
             log.warning("batch_failed", error=str(exc), commands=len(prepared))
@@ -480,9 +483,9 @@ class CommandBus:
     async def _dispatch_guarded(self, request: Request) -> Outcome:
         try:
             return await self._dispatch(request)
-        except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
-            raise
-        except Exception:
+        except Exception as exc:
+            if is_transient(exc):
+                raise
             log.exception("command_failed", command=request.name)
             return Outcome(False, error=InternalError(f"{request.name} failed"))
 
@@ -651,9 +654,11 @@ class _Batch:
             except ServiceError as exc:
                 self.outcomes[i] = Outcome(False, error=exc)
                 return True
-            except (asyncpg.PostgresError, ConnectionError, OSError):
-                raise
-            except Exception:
+            except asyncpg.PostgresError:
+                raise  # the transaction may be lost: judged by the batch
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
                 log.exception("command_failed", command=request.name)
                 self.outcomes[i] = Outcome(False, error=InternalError(f"{request.name} failed"))
                 return True
@@ -695,9 +700,9 @@ class _Batch:
             self.retry_alone.append(i)
         except ServiceError as exc:
             self.outcomes[i] = Outcome(False, error=exc)
-        except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
-            raise
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):
+                raise  # not the command's fault: the whole batch waits
             # A fault in one handler must not fail the others in the batch.
             log.exception("command_failed", command=request.name)
             self.outcomes[i] = Outcome(False, error=InternalError(f"{request.name} failed"))
@@ -720,12 +725,12 @@ class _Batch:
             else:
                 async with self.conn.transaction():
                     changes = await self._write(wave)
-        except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
-            raise
         except Exception as exc:
+            if is_outage(exc):
+                raise
             if first_write:
                 raise _BatchBroken(f"the first wave failed: {exc!r}") from exc
-            if isinstance(exc, (ConcurrencyConflict, asyncpg.UniqueViolationError, *_RETRYABLE)):
+            if isinstance(exc, (ConcurrencyConflict, asyncpg.UniqueViolationError)) or is_contention(exc):
                 self._forget(wave)
                 self.retry_alone.extend(wave.members)
                 return

@@ -51,6 +51,14 @@ class Unauthenticated(ServiceError):
     code = "unauthenticated"
 
 
+class Unavailable(ServiceError):
+    """What the command needs is away for a moment (the database, NATS): nothing was judged,
+    so the same command may be sent again (with the same Idempotency-Key)."""
+
+    status = 503
+    code = "unavailable"
+
+
 class InvalidInput(ServiceError):
     """Input that does not have the right shape; `details` lists each problem."""
 

@@ -34,9 +34,10 @@ from pydantic import ValidationError
 from salesplatform import tracing
 from salesplatform.auth import TokenVerifier, actor_from_header
 from salesplatform.commands import CommandBus, Outcome, Request
-from salesplatform.errors import ServiceError, Unauthenticated
+from salesplatform.errors import ServiceError, Unauthenticated, Unavailable
 from salesplatform.events import Actor, Envelope
 from salesplatform.metrics import DETACHED, ServiceMetrics
+from salesplatform.outages import OutageLog, is_contention, is_outage, is_transient
 from salesplatform.store import RecordedEvent, copy_foreign
 
 log = structlog.get_logger(__name__)
@@ -77,6 +78,10 @@ class Topology:
     def dlq_stream(self) -> str:
         return self.stream("DLQ")
 
+    @property
+    def results_stream(self) -> str:
+        return self.stream("RESULTS")
+
     def event_subject(self, event_type: str) -> str:
         return self.subject("event", event_type)
 
@@ -113,18 +118,28 @@ async def ensure_stream(
 
 
 async def ensure_streams(
-    js: JetStreamContext, topology: Topology, *, dead_letter_days: float = 30.0, update: bool = True
+    js: JetStreamContext,
+    topology: Topology,
+    *,
+    dead_letter_days: float = 30.0,
+    result_days: float = 7.0,
+    replicas: int = 1,
+    update: bool = True,
 ) -> None:
-    """The service's own streams: events; ingest, a work queue (a command leaves it once
-    processed, with its sender's token and any personal data in it); and dead letters, kept
-    `dead_letter_days` for operators to look into."""
-    await ensure_stream(js, topology.event_stream, [topology.subject("event", ">")], update=update)
+    """The service's own streams, each on `replicas` servers: events; ingest, a work queue (a
+    command leaves it once processed, with its sender's token and any personal data in it);
+    dead letters, kept `dead_letter_days` for operators to look into; and the results of
+    ingested commands, kept `result_days` for the senders to reconcile with."""
+    await ensure_stream(
+        js, topology.event_stream, [topology.subject("event", ">")], update=update, num_replicas=replicas
+    )
     await ensure_stream(
         js,
         topology.ingest_stream,
         [topology.subject("ingest", ">")],
         update=update,
         retention=RetentionPolicy.WORK_QUEUE,
+        num_replicas=replicas,
     )
     await ensure_stream(
         js,
@@ -132,6 +147,15 @@ async def ensure_streams(
         [topology.subject("dlq", ">")],
         update=update,
         max_age=dead_letter_days * 86_400,
+        num_replicas=replicas,
+    )
+    await ensure_stream(
+        js,
+        topology.results_stream,
+        [topology.subject("result", ">")],
+        update=update,
+        max_age=result_days * 86_400,
+        num_replicas=replicas,
     )
 
 
@@ -340,9 +364,11 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         ack_timeout: float = 5.0,
+        outages: OutageLog | None = None,
     ) -> None:
         self.pool = pool
         self.publisher = publisher
+        self.outages = outages or OutageLog()
         self.topology = topology
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -443,6 +469,7 @@ class OutboxRelay:
                             self._wake.clear()
                             n = await self.publish_pending(conn)
                             backoff = 0.2
+                            self.outages.recovered("relay")
                             await self._vacuum_if_due(conn, n)
                             if n < self.batch_size:
                                 await self._sleep(self.poll_interval)
@@ -456,7 +483,10 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the relay outlives any failure, with a backoff
-                log.warning("relay_retry", error=repr(exc), backoff=backoff)
+                if is_outage(exc):
+                    self.outages.failed("relay", exc)
+                else:
+                    log.warning("relay_retry", error=repr(exc), backoff=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -483,26 +513,8 @@ _GATHER_SECONDS = 0.005
 # How long a pull loop pauses while the database or NATS is down: doubling from the first.
 _OUTAGE_BACKOFF_FIRST = 0.5
 _OUTAGE_BACKOFF_MAX = 10.0
-
-# Failures of what a service depends on (the database, NATS, the network), not of a message.
-_OUTAGES: tuple[type[BaseException], ...] = (
-    OSError,  # connection refused or reset, timeouts (asyncio's and nats-py's too)
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.NoServersError,
-    nats.errors.StaleConnectionError,
-)
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Whether `exc` says a dependency is unavailable rather than that the work is wrong."""
-    return isinstance(exc, _OUTAGES)
+# How soon a batch that other transactions were in the way of comes again.
+_CONTENTION_DELAY = 0.05
 
 
 class _PullLoop(ABC):
@@ -518,9 +530,11 @@ class _PullLoop(ABC):
         filter_subjects: list[str],
         batch_size: int,
         max_deliveries: int,
+        outages: OutageLog | None = None,
     ) -> None:
         self.js = js
         self.dead_letters = dead_letters
+        self.outages = outages or OutageLog()
         self.stream = stream
         self.durable = durable
         self.filter_subjects = filter_subjects
@@ -583,11 +597,15 @@ class _PullLoop(ABC):
 
     async def _failed(self, msgs: list[Msg], exc: Exception) -> None:
         """A batch failed. If what the service depends on is down, the messages wait for it
-        (never dead-lettered for that). Otherwise one message may be to blame: each runs again
-        alone, so the others go through and only one that fails alone counts towards the
-        dead-letter stream."""
+        (never dead-lettered for that); if other transactions were in the way, the batch runs
+        again. Otherwise one message may be to blame: each runs again alone, so the others go
+        through and only one that fails alone counts towards the dead-letter stream."""
         if is_outage(exc):
             await self._wait_out(msgs, exc)
+            return
+        if is_contention(exc):
+            log.info("consumer_batch_contended", durable=self.durable, error=repr(exc), messages=len(msgs))
+            await self._hand_back(msgs, _CONTENTION_DELAY)
             return
         log.warning("consumer_batch_failed", durable=self.durable, error=repr(exc), messages=len(msgs))
         if len(msgs) == 1:
@@ -605,6 +623,9 @@ class _PullLoop(ABC):
                 if is_outage(alone):
                     await self._wait_out(msgs[i:], alone)
                     return
+                if is_contention(alone):
+                    await self._hand_back(msgs[i:], _CONTENTION_DELAY)
+                    return
                 log.warning("consumer_message_failed", durable=self.durable, error=repr(alone))
                 await self.retry_or_dead_letter([msg], repr(alone))
         self._outage_backoff = _OUTAGE_BACKOFF_FIRST
@@ -618,7 +639,8 @@ class _PullLoop(ABC):
         waiting = [msg for msg in msgs if not msg.is_acked]
         while waiting:
             backoff = self._outage_backoff
-            log.warning("consumer_waiting_for_dependency", durable=self.durable, error=repr(exc), backoff=backoff)
+            self.outages.failed(self.durable, exc)
+            log.debug("consumer_waiting_for_dependency", durable=self.durable, error=repr(exc), backoff=backoff)
             self._outage_backoff = min(backoff * 2, _OUTAGE_BACKOFF_MAX)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), backoff)
@@ -642,7 +664,16 @@ class _PullLoop(ABC):
                 exc = again
                 continue
             self._outage_backoff = _OUTAGE_BACKOFF_FIRST
+            self.outages.recovered(self.durable)
             return
+
+    @staticmethod
+    async def _hand_back(msgs: list[Msg], delay: float) -> None:
+        """Give the messages not yet acknowledged back to JetStream, to come again in `delay`."""
+        for msg in msgs:
+            if not msg.is_acked:
+                with contextlib.suppress(Exception):  # NATS may be what is down: redelivered anyway
+                    await msg.nak(delay=delay)
 
     async def run(self) -> None:
         try:
@@ -689,24 +720,39 @@ class _PullLoop(ABC):
                 try:
                     msgs = await self._fetch(psub)
                 except (TimeoutError, nats.errors.TimeoutError):
-                    continue
-                if not msgs:
-                    continue
-                try:
-                    started = time.perf_counter()
-                    await self.handle(msgs)
-                    self.metrics.observe_consumer_batch(self.durable, time.perf_counter() - started)
-                    self._outage_backoff = _OUTAGE_BACKOFF_FIRST
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - judged in _failed: outage, retry or dead letter
-                    await self._failed(msgs, exc)
+                    msgs = []
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop outlives any failure and subscribes again
-                log.warning("consumer_retry", durable=self.durable, error=repr(exc))
+                if is_outage(exc):
+                    self.outages.failed(f"{self.durable}:subscription", exc)
+                else:
+                    log.warning("consumer_retry", durable=self.durable, error=repr(exc))
                 psub = None
                 await asyncio.sleep(1.0)
+                continue
+            self.outages.recovered(f"{self.durable}:subscription")
+            if not msgs:
+                continue
+            try:
+                started = time.perf_counter()
+                await self.handle(msgs)
+                self.metrics.observe_consumer_batch(self.durable, time.perf_counter() - started)
+                self._outage_backoff = _OUTAGE_BACKOFF_FIRST
+                self.outages.recovered(self.durable)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - judged in _failed: outage, retry or dead letter
+                try:
+                    await self._failed(msgs, exc)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as worse:  # noqa: BLE001 - unacked messages come again anyway
+                    if is_outage(worse):
+                        self.outages.failed(self.durable, worse)
+                    else:
+                        log.warning("consumer_retry", durable=self.durable, error=repr(worse))
+                    await asyncio.sleep(1.0)
 
 
 class ForeignEventConsumer(_PullLoop):
@@ -725,6 +771,7 @@ class ForeignEventConsumer(_PullLoop):
         batch_size: int = 500,
         max_deliveries: int = 5,
         on_stored: Callable[[list[RecordedEvent]], None] | None = None,
+        outages: OutageLog | None = None,
     ) -> None:
         subjects = [source.event_subject(t) for t in event_types] if event_types else [source.subject("event", ">")]
         super().__init__(
@@ -735,6 +782,7 @@ class ForeignEventConsumer(_PullLoop):
             filter_subjects=subjects,
             batch_size=batch_size,
             max_deliveries=max_deliveries,
+            outages=outages,
         )
         self.pool = pool
         self.origin = source.event_stream
@@ -802,6 +850,8 @@ class IngestConsumer(_PullLoop):
         batch_size: int = 500,
         max_deliveries: int = 5,
         max_queue_seconds: float = 72 * 3600.0,
+        outages: OutageLog | None = None,
+        ack_timeout: float = 5.0,
     ) -> None:
         super().__init__(
             js,
@@ -811,7 +861,10 @@ class IngestConsumer(_PullLoop):
             filter_subjects=[topology.subject("ingest", ">")],
             batch_size=batch_size,
             max_deliveries=max_deliveries,
+            outages=outages,
         )
+        self.results = JetStreamPublisher(nc)
+        self.ack_timeout = ack_timeout
         self.bus = bus
         self.nc = nc
         self.topology = topology
@@ -838,18 +891,19 @@ class IngestConsumer(_PullLoop):
         if not self.tokens.ready:
             # The key set is not loaded yet (its URL unreachable): an outage, waited out.
             raise ConnectionError("the token signing keys are not loaded yet")
+        judged: list[tuple[Msg, Request | None, str, str, Outcome]] = []
         requests: list[Request] = []
-        runnable: list[Msg] = []
+        runnable: list[tuple[Msg, str, str]] = []
         for msg in msgs:
             name = msg.subject.rsplit(".", 1)[-1]
-            try:
-                actor = self.sender(msg)
-            except ServiceError as exc:
-                await self._reject(msg, name, Outcome(False, error=exc))
-                continue
             key = _header(msg, "Idempotency-Key") or _header(msg, "Nats-Msg-Id")
             if key is None:
                 key = f"ingest-{msg.metadata.sequence.stream}"
+            try:
+                actor = self.sender(msg)
+            except ServiceError as exc:
+                judged.append((msg, None, name, key, Outcome(False, error=exc)))
+                continue
             requests.append(
                 Request(
                     name=name,
@@ -861,22 +915,18 @@ class IngestConsumer(_PullLoop):
                     trace=tracing.incoming(self.bus.tracer, msg.headers),
                 )
             )
-            runnable.append(msg)
-        if not requests:
-            return
-        outcomes = await self.bus.dispatch_many(requests)
-        for msg, request, outcome in zip(runnable, requests, outcomes, strict=True):
+            runnable.append((msg, name, key))
+        if requests:
+            outcomes = await self.bus.dispatch_many(requests)
+            for (msg, name, key), request, outcome in zip(runnable, requests, outcomes, strict=True):
+                judged.append((msg, request, name, key, outcome))
+        await self._publish_results(judged)
+        for msg, request, name, _key, outcome in judged:
             if outcome.ok:
                 self.accepted += 1
-                headers = {"Idempotency-Key": request.idempotency_key or ""}
-                if request.correlation_id:
-                    headers["Correlation-Id"] = request.correlation_id
-                await self.nc.publish(
-                    self.topology.subject("result", request.name), orjson.dumps(outcome.to_dict()), headers=headers
-                )
                 await msg.ack()
             else:
-                await self._reject(msg, request.name, outcome, request.correlation_id)
+                await self._reject(msg, name, outcome, request.correlation_id if request is not None else None)
 
     async def _reject(self, msg: Msg, name: str, outcome: Outcome, correlation_id: str | None = None) -> None:
         self.rejected += 1
@@ -891,6 +941,27 @@ class IngestConsumer(_PullLoop):
         )
         await self.dead_letters.send_msg("rejected", msg, orjson.dumps(outcome.to_dict()).decode(), command=name)
         await msg.ack()
+
+    async def _publish_results(self, judged: list[tuple[Msg, Request | None, str, str, Outcome]]) -> None:
+        """Keep the result of every command of the batch in `<SERVICE>_RESULTS`, accepted or
+        refused, before its message leaves the work queue. Its message id is the command's
+        name and idempotency key: a command run again (redelivered after a crash or an
+        outage) replays its stored result, which the stream then recognises as one it has."""
+        messages = []
+        for msg, request, name, key, outcome in judged:
+            headers = {
+                "Nats-Msg-Id": f"{name}:{key}",
+                "Idempotency-Key": key,
+                "Result-Status": str(outcome.status),
+            }
+            correlation_id = request.correlation_id if request is not None else _header(msg, "Correlation-Id")
+            if correlation_id:
+                headers["Correlation-Id"] = correlation_id
+            messages.append((self.topology.subject("result", name), orjson.dumps(outcome.to_dict()), headers))
+        refusals = await self.results.publish(messages, self.ack_timeout)
+        refused = next((r for r in refusals if r is not None), None)
+        if refused is not None:
+            raise ConnectionError(f"JetStream did not keep a command result: {refused}")
 
 
 class CommandResponder:
@@ -951,8 +1022,11 @@ class CommandResponder:
             except ServiceError as exc:
                 outcome = Outcome(False, error=exc)
             except Exception as exc:
-                log.exception("command_failed", command=name)
-                outcome = Outcome(False, error=_Unavailable(f"could not run {name}: {type(exc).__name__}"))
+                if is_transient(exc):
+                    log.info("command_unavailable", command=name, error=repr(exc))
+                else:
+                    log.exception("command_failed", command=name)
+                outcome = Outcome(False, error=Unavailable(f"could not run {name} now: send it again"))
             if not outcome.ok:
                 log.info(
                     "command_refused",
@@ -966,11 +1040,6 @@ class CommandResponder:
                 await msg.respond(orjson.dumps(outcome.to_dict()))
         finally:
             self._limit.release()
-
-
-class _Unavailable(ServiceError):
-    status = 503
-    code = "unavailable"
 
 
 async def connect(

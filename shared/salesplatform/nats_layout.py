@@ -20,7 +20,11 @@ whatever their names.
   (`<service>.ingest.>`), and receive results (`<service>.result.>`), rejections of ingested
   commands (`<service>.dlq.rejected`, personal data sealed or left out) and report changes
   (`reporting.changed.>`); their account has a JetStream of its own, where they may keep a
-  stream of those subjects to read what arrived while they were away.
+  stream of those subjects to read what arrived while they were away. They read each
+  service's results stream (`<SERVICE>_RESULTS`, every ingested command's result) under
+  `js.<service>.API`: its info, a message by sequence, and consumers of their own on it
+  (create, info, delete, next messages, acknowledgements), nothing of its other streams. (Not in
+  the tests' namespaced form, which cannot name the results stream apart from the others.)
 - Operators read every account's stream and consumer state and the dead letters (get and delete
   a message of `<SERVICE>_DLQ`), under the same `js.<service>.API` prefixes.
 
@@ -147,6 +151,21 @@ def _foreign_consumer_api(stream: str, consumer: str) -> list[tuple[str, str]]:
     ]
 
 
+def _results_reader_api(stream: str) -> list[tuple[str, str]]:
+    """(subject, response type) of what outside systems may use of a results stream: read it
+    by sequence, or through consumers of their own."""
+    return [
+        (f"$JS.API.STREAM.INFO.{stream}", "single"),
+        (f"$JS.API.STREAM.MSG.GET.{stream}", "single"),
+        (f"$JS.API.CONSUMER.CREATE.{stream}.>", "single"),
+        (f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.*", "single"),
+        (f"$JS.API.CONSUMER.INFO.{stream}.*", "single"),
+        (f"$JS.API.CONSUMER.DELETE.{stream}.*", "single"),
+        (f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*", "stream"),
+        (f"$JS.ACK.{stream}.>", "single"),
+    ]
+
+
 def _consumer_denied(stream: str, consumer: str) -> list[str]:
     """Every JetStream API subject naming `consumer` on `stream`, for the stream's owner."""
     return [
@@ -182,6 +201,7 @@ def accounts(layout: Layout, passwords: Mapping[str, str], *, namespaced: bool =
     """The `accounts` block of the server configuration."""
     out: dict[str, Any] = {}
     systems_imports: list[dict[str, Any]] = []
+    systems_api: list[str] = []  # the imported JetStream API subjects, as outside systems address them
     operator_imports: list[dict[str, Any]] = []
     imports: dict[str, list[dict[str, Any]]] = {s.name: [] for s in layout.services}
     for grant in layout.services:
@@ -203,6 +223,17 @@ def accounts(layout: Layout, passwords: Mapping[str, str], *, namespaced: bool =
             {"stream": {"account": account_of(s), "subject": names.subject("result", ">")}},
             {"stream": {"account": account_of(s), "subject": names.subject("dlq", "rejected")}},
         ]
+        if not namespaced:
+            for subject, response in _results_reader_api(names.stream("RESULTS")):
+                export = {"service": subject, "accounts": [SYSTEMS_ACCOUNT]}
+                if response != "single":
+                    export["response_type"] = response
+                exports.append(export)
+                entry = {"service": {"account": account_of(s), "subject": subject}}
+                if subject.startswith("$JS.API."):
+                    entry["to"] = _local(api_prefix(s), subject)
+                    systems_api.append(entry["to"])
+                systems_imports.append(entry)
         for announced in grant.announces:
             exports.append({"stream": names.subject(announced, ">"), "accounts": [SYSTEMS_ACCOUNT]})
             systems_imports.append({"stream": {"account": account_of(s), "subject": names.subject(announced, ">")}})
@@ -270,6 +301,7 @@ def accounts(layout: Layout, passwords: Mapping[str, str], *, namespaced: bool =
                         "allow": [
                             *(n.subject("cmd", "*") for n in all_names),
                             *(n.subject("ingest", ">") for n in all_names),
+                            *systems_api,
                             "$JS.API.>",
                             "$JS.ACK.>",
                             "_INBOX.>",

@@ -29,6 +29,7 @@ import structlog
 from salesplatform import tracing
 from salesplatform.errors import ConcurrencyConflict
 from salesplatform.metrics import DETACHED, ServiceMetrics
+from salesplatform.outages import OutageLog, is_outage, is_transient
 from salesplatform.store import (
     LOG_START,
     LogPosition,
@@ -47,9 +48,13 @@ FailureSink = Callable[[str, RecordedEvent, str], Awaitable[None]]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _APPLY_ATTEMPTS = 3
-# Failures that say nothing about the event: the whole batch is retried later in a new
-# transaction (a lost connection, or a reactor's append that needs a younger transaction id).
-_RETRY_WHOLE_BATCH = (asyncpg.PostgresConnectionError, ConnectionError, OSError, ConcurrencyConflict)
+
+
+def says_nothing_about_the_event(exc: BaseException) -> bool:
+    """Whether a failure to apply events is no fault of theirs: an outage, contention, or a
+    reactor's append that needs a younger transaction id. The whole batch is then tried again
+    later in a new transaction, and no event is recorded as failed."""
+    return isinstance(exc, ConcurrencyConflict) or is_transient(exc)
 
 
 class Projection:
@@ -283,10 +288,9 @@ async def _apply_guarded(
     try:
         async with conn.transaction():
             return await projection.apply_batch(conn, relevant)
-    except _RETRY_WHOLE_BATCH:
-        raise
-    except Exception:  # noqa: BLE001, S110 - the events are applied one by one below, where a failure is recorded
-        pass
+    except Exception as exc:  # the events are applied one by one below, where a failure is recorded
+        if says_nothing_about_the_event(exc):
+            raise
     changes: list[Change] = []
     for event in relevant:
         error = ""
@@ -296,9 +300,9 @@ async def _apply_guarded(
                     changes.extend(await projection.apply_batch(conn, [event]))
                 error = ""
                 break
-            except _RETRY_WHOLE_BATCH:
-                raise
-            except Exception as exc:  # noqa: BLE001 - recorded below, never swallowed silently
+            except Exception as exc:  # recorded below, never swallowed silently
+                if says_nothing_about_the_event(exc):
+                    raise
                 error = f"{type(exc).__name__}: {exc}"
         if error:
             log.error(
@@ -412,9 +416,9 @@ async def _apply_range_guarded(
     try:
         async with conn.transaction():
             return await projection.apply_range(conn, after, upto, present)
-    except _RETRY_WHOLE_BATCH:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure: the events are applied one by one below
+    except Exception as exc:  # any failure: the events are applied one by one below
+        if says_nothing_about_the_event(exc):
+            raise
         log.warning("projection_range_failed", projection=projection.name, error=repr(exc))
     assert projection.event_types is not None
     events = await read_log_between(conn, after, upto, projection.event_types)
@@ -550,9 +554,11 @@ class ProjectionRunner:
         poll_interval: float = 1.0,
         on_changes: ChangeSink | None = None,
         on_failure: FailureSink | None = None,
+        outages: OutageLog | None = None,
     ) -> None:
         self.pool = pool
         self.projections = projections
+        self.outages = outages or OutageLog()
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.on_changes = on_changes
@@ -576,7 +582,13 @@ class ProjectionRunner:
         slowest of them rather than for all of them in turn."""
         if len(self.projections) == 1:
             return await self._catch_up(self.projections[0])
-        return sum(await asyncio.gather(*(self._catch_up(p) for p in self.projections)))
+        # Every projection's turn ends before a failure is raised: none goes on with its
+        # connection while the runner starts over.
+        read = await asyncio.gather(*(self._catch_up(p) for p in self.projections), return_exceptions=True)
+        for outcome in read:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return sum(n for n in read if isinstance(n, int))
 
     async def _catch_up(self, projection: Projection) -> int:
         total = 0
@@ -605,8 +617,12 @@ class ProjectionRunner:
             try:
                 await self.run_once()
                 backoff = 0.5
+                self.outages.recovered("projections")
             except Exception as exc:  # noqa: BLE001 - the runner outlives any failure, with a backoff
-                log.warning("projection_runner_retry", error=str(exc), backoff=backoff)
+                if is_outage(exc):
+                    self.outages.failed("projections", exc)
+                else:
+                    log.warning("projection_runner_retry", error=str(exc), backoff=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
                 continue

@@ -43,9 +43,10 @@ from salesplatform.commands import (
     forget_command_results,
     withholding_guard,
 )
-from salesplatform.errors import PermissionDenied, ServiceError
+from salesplatform.errors import PermissionDenied, ServiceError, Unavailable
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.ids import uuid4
+from salesplatform.listening import Listener
 from salesplatform.logging import configure_logging
 from salesplatform.messaging import (
     CommandGuard,
@@ -61,6 +62,7 @@ from salesplatform.messaging import (
 )
 from salesplatform.migrations import migrate, wait_until_migrated
 from salesplatform.nats_layout import api_prefix
+from salesplatform.outages import OutageLog, is_transient
 from salesplatform.projections import (
     Change,
     Projection,
@@ -81,6 +83,9 @@ log = structlog.get_logger(__name__)
 HTTP_DRAIN_SECONDS = 10
 LOOP_DRAIN_SECONDS = 5.0
 FLUSH_SECONDS = 2
+# How soon a timer that met an outage runs again: doubling from the first, up to the most.
+_TIMER_BACKOFF_FIRST = 0.5
+_TIMER_BACKOFF_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,9 @@ class Runtime:
         self.group: GroupCommit
         self.dead_letters: DeadLetters
         self._tasks: list[asyncio.Task[Any]] = []
-        self._listen_conn: asyncpg.Connection | None = None
+        # Outages the service's loops meet, each logged once when it begins and once when it ends.
+        self.outages = OutageLog(definition.name)
+        self.listener: Listener | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -198,7 +205,13 @@ class Runtime:
             s.nats_url, f"{self.definition.name}-service", user=s.nats_user, password=s.nats_password
         )
         self.js = self.nc.jetstream()
-        await ensure_streams(self.js, self.topology, dead_letter_days=s.dead_letter_days)
+        await ensure_streams(
+            self.js,
+            self.topology,
+            dead_letter_days=s.dead_letter_days,
+            result_days=s.result_days,
+            replicas=s.stream_replicas,
+        )
         guard = self.definition.dead_letter_guard
         self.dead_letters = DeadLetters(
             self.js, self.topology, guard=guard(self) if guard is not None else withholding_guard(self.bus)
@@ -212,6 +225,7 @@ class Runtime:
             self.topology,
             batch_size=s.relay_batch,
             poll_interval=s.poll_interval,
+            outages=self.outages,
         )
         self.runner = ProjectionRunner(
             self.pool,
@@ -219,6 +233,7 @@ class Runtime:
             poll_interval=s.poll_interval,
             on_changes=self._on_changes,
             on_failure=self._on_projection_failure,
+            outages=self.outages,
         )
         self.bus.after_commit.append(self._after_commit)
         self.relay.metrics = self.runner.metrics = self.metrics
@@ -236,6 +251,7 @@ class Runtime:
                     batch_size=s.consumer_batch,
                     max_deliveries=s.max_deliveries,
                     on_stored=lambda _stored: self.runner.wake(),
+                    outages=self.outages,
                 )
             )
         # Ingest loops share the durable consumer (`ingest_workers`, one by default).
@@ -250,6 +266,7 @@ class Runtime:
                 batch_size=s.ingest_batch,
                 max_deliveries=s.max_deliveries,
                 max_queue_seconds=s.ingest_max_queue_hours * 3600,
+                outages=self.outages,
             )
             for _ in range(max(1, s.ingest_workers))
         ]
@@ -262,9 +279,10 @@ class Runtime:
         self.responder.tracer = self.tracer
         await self.responder.start()
 
-        self._listen_conn = await asyncpg.connect(s.database_url)
-        await self._listen_conn.add_listener("events", self._on_notify)
+        self.listener = Listener(s.database_url, "events", self._on_notify, outages=self.outages)
+        await self.listener.open()
 
+        self._spawn("listener", self.listener.run())
         self._spawn("relay", self.relay.run())
         self._spawn("projections", self.runner.run())
         for i, loop in enumerate(self.ingest_loops):
@@ -297,6 +315,8 @@ class Runtime:
             loop.stop()
         self.relay.stop()
         self.runner.stop()
+        if self.listener is not None:
+            self.listener.stop()
         # Loops end after the batch they are in (a consumer's fetch waits at most a second);
         # timers and anything still running after the grace period are cancelled, which rolls
         # back an open transaction and leaves its messages unacked for redelivery.
@@ -310,9 +330,8 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.relay_flush()
-        if self._listen_conn is not None:
-            with contextlib.suppress(Exception):
-                await self._listen_conn.close()
+        if self.listener is not None:
+            await self.listener.close()
         # Every loop has finished its batch and the responder has drained its subscription, so
         # what is left is to flush what was published and close.
         with contextlib.suppress(Exception):
@@ -351,14 +370,26 @@ class Runtime:
         self.runner.wake()
 
     async def _every(self, name: str, seconds: float, job: Timer) -> None:
+        """Run `job` every `seconds`. A run that met an outage is tried again sooner, after a
+        pause that doubles while the outage lasts (never longer than its interval)."""
+        place = f"timer:{name}"
+        backoff = _TIMER_BACKOFF_FIRST
         while True:
+            pause = seconds
             try:
                 await job(self)
+                self.outages.recovered(place)
+                backoff = _TIMER_BACKOFF_FIRST
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("timer_failed", timer=name)
-            await asyncio.sleep(seconds)
+            except Exception as exc:
+                if is_transient(exc):
+                    self.outages.failed(place, exc)
+                    pause = min(backoff, seconds)
+                    backoff = min(backoff * 2, _TIMER_BACKOFF_MAX)
+                else:
+                    log.exception("timer_failed", timer=name)
+            await asyncio.sleep(pause)
 
     async def _after_commit(self, changes: list[tuple[str, list[Change]]]) -> None:
         for name, keys in changes:
@@ -743,7 +774,11 @@ class CommandGateway:
         headers.setdefault("x-correlation-id", scope["state"]["correlation_id"])
         try:
             return await serve_command(self.runtime, name, b"".join(chunks), headers.get)
-        except Exception:
+        except Exception as exc:
+            if is_transient(exc):
+                # Nothing was judged: the sender tries again (with the same Idempotency-Key).
+                log.info("command_unavailable", command=name, error=repr(exc))
+                return _error_body(Unavailable(f"{name} cannot run now: send it again shortly"))
             log.exception("command_failed", command=name)
             return _error_body(InternalError("the command failed"))
 

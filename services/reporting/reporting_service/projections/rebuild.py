@@ -21,8 +21,7 @@ import asyncpg
 import structlog
 
 from reporting_service.projections.base import Stretch, StretchProjection
-from salesplatform.errors import ConcurrencyConflict
-from salesplatform.projections import FailureSink, Projection
+from salesplatform.projections import FailureSink, Projection, says_nothing_about_the_event
 from salesplatform.store import (
     LOG_START,
     LogPosition,
@@ -38,7 +37,6 @@ STRETCH_EVENTS = 100_000
 LANES = 2
 # Sorting and grouping a stretch of 100,000 events stays in memory with this much.
 WORK_MEM = "64MB"
-_RETRY_WHOLE = (asyncpg.PostgresConnectionError, ConnectionError, OSError, ConcurrencyConflict)
 _LOCK = "reporting:rebuild-all"
 
 Progress = Callable[[int], Awaitable[None] | None]
@@ -277,18 +275,18 @@ async def _apply_guarded(
         async with conn.transaction():
             await _apply(conn, projection, stretch)
         return
-    except _RETRY_WHOLE:
-        raise
-    except Exception as exc:  # noqa: BLE001 - retried event by event below
+    except Exception as exc:  # retried event by event below
+        if says_nothing_about_the_event(exc):
+            raise
         log.warning("rebuild_stretch_failed", projection=projection.name, error=repr(exc))
     for tx_id, position in await _relevant_positions(conn, projection, stretch):
         single = Stretch(LogPosition(tx_id, position - 1), LogPosition(tx_id, position))
         try:
             async with conn.transaction():
                 await _apply(conn, projection, single)
-        except _RETRY_WHOLE:
-            raise
-        except Exception as exc:  # noqa: BLE001 - kept below with its reason, never dropped silently
+        except Exception as exc:  # kept below with its reason, never dropped silently
+            if says_nothing_about_the_event(exc):
+                raise
             error = f"{type(exc).__name__}: {exc}"
             events = await read_log(conn, single.after, 1, settled_only=False)
             event = events[0]

@@ -1,0 +1,354 @@
+"""Outages lose nothing: PostgreSQL stopped and restarted under ingest, LISTEN opened again,
+failures judged by what they mean, and each outage logged once, as an outage."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import nats
+import orjson
+import pytest
+import pytest_asyncio
+import structlog.testing
+from postgres_faults import FaultyPostgres
+from tally import SIGNING_KEY, definition, new_event
+from waiting import wait_for
+
+from salesplatform.auth import mint
+from salesplatform.devstack.pytest_plugin import (
+    nats_login_for_tests,
+    settings_for_tests,
+    stream_messages,
+)
+from salesplatform.devstack.servers import create_database
+from salesplatform.events import Actor, Role
+from salesplatform.outages import OutageLog, is_contention, is_outage, outage_of
+from salesplatform.projections import Projection, catch_up_once, ensure_projection
+from salesplatform.service import Runtime
+from salesplatform.store import append
+
+ERP = Actor(id="erp", role=Role.system)
+
+
+def _lost_in_cleanup() -> Exception:
+    """A rollback that failed on a connection already dead: the loss is what it stands for."""
+    try:
+        try:
+            raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+        except asyncpg.exceptions.ConnectionDoesNotExistError:
+            raise asyncpg.exceptions.InternalClientError(
+                "cannot switch to state 15; another operation (2) is in progress"
+            ) from None
+    except asyncpg.exceptions.InternalClientError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("error", "dependency", "reason"),
+    [
+        (asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), "postgresql", "cannot_connect_now"),
+        (asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"), "postgresql", "cannot_connect_now"),
+        (asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"), "postgresql", "admin_shutdown"),
+        (asyncpg.exceptions.CrashShutdownError("terminating connection because of crash of another server process"), "postgresql", "crash_shutdown"),
+        (asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"), "postgresql", "too_many_connections"),
+        (asyncpg.exceptions.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"), "postgresql", "read_only"),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"), "postgresql", "connection_lost"),
+        (asyncpg.exceptions.InterfaceError("cannot call Connection.fetch(): connection has been released back to the pool"), "postgresql", "connection_lost"),
+        (asyncpg.exceptions.InterfaceError("connection is closed"), "postgresql", "connection_lost"),
+        (asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation (2) is in progress"), "postgresql", "connection_lost"),
+        (_lost_in_cleanup(), "postgresql", "connection_lost"),
+        (ConnectionRefusedError(111, "Connect call failed"), "network", "ConnectionRefusedError"),
+        (TimeoutError(), "network", "timeout"),
+        (nats.errors.ConnectionClosedError(), "nats", "ConnectionClosedError"),
+        (nats.errors.NoRespondersError(), "nats", "NoRespondersError"),
+    ],
+)  # fmt: skip
+def test_an_outage_is_known_by_what_the_error_means(error: Exception, dependency: str, reason: str) -> None:
+    found = outage_of(error)
+    assert found is not None and (found.dependency, found.reason) == (dependency, reason)
+    assert not is_contention(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.UniqueViolationError("duplicate key value violates unique constraint"),
+        asyncpg.exceptions.DivisionByZeroError("division by zero"),
+        asyncpg.exceptions.InterfaceError("cannot perform operation: another operation is in progress"),
+        ValueError("bad input"),
+        KeyError("x"),
+    ],
+)
+def test_a_fault_of_the_work_itself_is_no_outage(error: Exception) -> None:
+    assert not is_outage(error) and not is_contention(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.SerializationError("could not serialize access due to concurrent update"),
+        asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+    ],
+)
+def test_serialization_failures_and_deadlocks_are_contention(error: Exception) -> None:
+    assert is_contention(error) and not is_outage(error)
+
+
+def test_an_outage_met_in_many_places_is_logged_once_when_it_begins_and_once_when_it_ends() -> None:
+    outages = OutageLog("tally")
+    down = asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            outages.failed("tally_ingest", down)
+            outages.failed("projections", ConnectionRefusedError(111, "refused"))
+        outages.recovered("tally_ingest")
+        outages.failed("relay", down)
+        outages.recovered("projections")
+        outages.recovered("relay")
+        outages.recovered("relay")
+    began = [e for e in logs if e["event"] == "outage_began"]
+    ended = [e for e in logs if e["event"] == "outage_ended"]
+    assert len(began) == 1 and len(ended) == 1
+    assert began[0]["log_level"] == "warning"
+    assert (began[0]["dependency"], began[0]["reason"], began[0]["where"]) == (
+        "postgresql",
+        "cannot_connect_now",
+        "tally_ingest",
+    )
+    assert ended[0]["where"] == ["projections", "relay", "tally_ingest"]
+    assert ended[0]["duration_seconds"] >= 0
+    assert not outages.ongoing and outages.count == 1
+
+
+class _FailsOnceWithAReleasedConnection(Projection):
+    """Applies like any projection, but its first batch meets a connection released back to
+    the pool under it (what a database restart does to a runner's connection)."""
+
+    name = "released_once"
+    schema_sql = "CREATE TABLE seen (event_id uuid PRIMARY KEY)"
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    async def apply(self, conn, event):
+        if not self.failed:
+            self.failed = True
+            raise asyncpg.exceptions.InterfaceError(
+                "cannot call Connection.execute(): connection has been released back to the pool"
+            )
+        await conn.execute("INSERT INTO seen VALUES ($1)", event.envelope.event_id)
+        return []
+
+
+async def test_a_projection_that_loses_its_connection_records_no_failure_and_applies_later(db) -> None:
+    projection = _FailsOnceWithAReleasedConnection()
+    async with db.acquire() as conn:
+        await ensure_projection(conn, projection)
+        async with conn.transaction():
+            await append(conn, "sheet-p1", 0, [new_event()])
+        with structlog.testing.capture_logs() as logs:
+            with pytest.raises(asyncpg.exceptions.InterfaceError):
+                await catch_up_once(conn, projection)
+            read, _ = await catch_up_once(conn, projection)
+        assert read == 1
+        assert await conn.fetchval("SELECT count(*) FROM public.projection_failures") == 0
+        assert await conn.fetchval("SELECT count(*) FROM p_released_once_1.seen") == 1
+    assert not [e for e in logs if e["log_level"] == "error"]
+
+
+# -- PostgreSQL stopped and started again under a running service ---------------------------------
+
+
+@pytest.fixture
+def own_postgres():
+    """A server of the test's own, which it may stop: the session's serves every other test."""
+    root = Path(tempfile.mkdtemp(prefix="sp-fault-"))
+    root.chmod(0o711)  # PostgreSQL may run as another OS account (it refuses root)
+    # No fsync (nothing here outlives the test), but commits wait for their WAL to be written,
+    # as in production: a crash of the server keeps every commit it confirmed.
+    server = FaultyPostgres(root / "postgres", settings={"fsync": "off", "full_page_writes": "off"})
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest_asyncio.fixture
+async def tally_on_own_postgres(own_postgres, nats_url, unique_prefix):
+    dsn = await create_database(own_postgres.admin_dsn, "tally_" + uuid.uuid4().hex[:8])
+    settings = settings_for_tests(dsn, nats_url, unique_prefix, service="tally", max_deliveries=2, ingest_batch=50)
+    return settings
+
+
+async def _stop(server: FaultyPostgres, fault: str) -> None:
+    if fault == "kill -9":
+        await asyncio.to_thread(server.kill_postmaster)
+    elif fault == "pg_ctl stop -m smart":
+        await _stop_slowly(server)
+    else:
+        await asyncio.to_thread(server.stop_with, fault.removeprefix("pg_ctl stop -m "))
+
+
+async def _stop_slowly(server: FaultyPostgres) -> None:
+    """A smart shutdown that an open session holds up: meanwhile the service's own sessions
+    are ended ("terminating connection due to administrator command") and the new ones it
+    opens are refused ("the database system is shutting down")."""
+    admin = await asyncpg.connect(server.admin_dsn)
+    try:
+        await asyncio.to_thread(server.begin_smart_stop)
+        for _ in range(30):
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    await asyncio.to_thread(server.wait_until_stopped)
+
+
+@pytest.mark.parametrize(
+    "fault", ["pg_ctl stop -m immediate", "pg_ctl stop -m fast", "kill -9", "pg_ctl stop -m smart"]
+)
+async def test_commands_ingested_across_a_postgres_restart_are_accepted_once_and_none_dead_lettered(
+    own_postgres, tally_on_own_postgres, fault
+) -> None:
+    """Commands keep arriving while PostgreSQL stops (each way it can) and starts again: every
+    valid one is accepted exactly once, its result kept once, nothing is dead-lettered for the
+    outage, and a count on a sheet never opened is still refused for what it is."""
+    settings = tally_on_own_postgres
+    token = mint(ERP, SIGNING_KEY)
+    sent: list[str] = []
+    refused: list[str] = []
+    sender = await nats.connect(settings.nats_url, **nats_login_for_tests("system"))
+    js = sender.jetstream()
+    with structlog.testing.capture_logs() as logs:
+        async with Runtime(definition(), settings) as rt:
+
+            async def send(n: int) -> None:
+                for i in range(n):
+                    key = f"{fault}-{len(sent) + len(refused)}"
+                    if i % 10 == 9:  # a count on a sheet no one opened: refused on its own merits
+                        body, subject = {"sheet_id": f"never-{key}", "count": 1}, "count_visits"
+                        refused.append(key)
+                    else:
+                        body, subject = {"sheet_id": key, "title": "M"}, "open_sheet"
+                        sent.append(key)
+                    await js.publish(
+                        rt.topology.subject("ingest", subject),
+                        orjson.dumps(body),
+                        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+                    )
+                    await asyncio.sleep(0.01)
+
+            await send(60)
+            sending = asyncio.create_task(send(200))
+            await asyncio.sleep(0.5)
+            await _stop(own_postgres, fault)
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(own_postgres.start_again)
+            await sending
+            await send(40)
+
+            async def drained() -> bool:
+                info = await rt.js.stream_info(rt.topology.ingest_stream)
+                return info.state.messages == 0
+
+            await wait_for(drained, timeout=120)
+            async with rt.pool.acquire() as conn:
+                opened = Counter(
+                    r["stream_id"].removeprefix("sheet-")
+                    for r in await conn.fetch("SELECT stream_id FROM events WHERE event_type = 'sheet.opened'")
+                )
+            assert opened == Counter(sent)
+            dead = await stream_messages(rt.js, rt.topology.dlq_stream)
+            assert {m.headers["Dlq-Reason"] for m in dead} <= {"rejected"}
+            reasons = {
+                m.headers["Idempotency-Key"]: orjson.loads(m.headers["Dlq-Error"])["error"]["code"] for m in dead
+            }
+            assert reasons == dict.fromkeys(refused, "sheet_not_found")
+            results = await stream_messages(rt.js, rt.topology.results_stream)
+            kept = Counter(m.headers["Idempotency-Key"] for m in results)
+            assert kept == Counter(sent + refused)
+    errors = [e for e in logs if e["log_level"] in ("error", "critical")]
+    assert not errors, errors
+    began = [e for e in logs if e["event"] == "outage_began"]
+    ended = [e for e in logs if e["event"] == "outage_ended"]
+    assert began and len(began) == len(ended)
+    assert all(e["dependency"] in ("postgresql", "network") for e in began)
+    await sender.close()
+
+
+async def _listening(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query = 'LISTEN \"events\"' AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_service_listens_again_after_postgres_restarts(own_postgres, tally_on_own_postgres) -> None:
+    """After a restart the service opens its LISTEN session again, so a new event is applied
+    and published on its notification. Polling is set to a minute: only the notification can
+    bring the event in within the wait."""
+    settings = tally_on_own_postgres.model_copy(update={"poll_interval": 60.0})
+    async with Runtime(definition(), settings) as rt:
+        assert await _listening(settings.database_url) == 1
+        await _stop(own_postgres, "pg_ctl stop -m fast")
+        await asyncio.to_thread(own_postgres.start_again)
+
+        async def listening_again() -> bool:
+            return await _listening(settings.database_url) == 1
+
+        await wait_for(listening_again, timeout=60)
+        assert rt.listener is not None and rt.listener.sessions == 2
+
+        async def runs() -> bool:
+            try:
+                outcome = await rt.run_command("open_sheet", {"sheet_id": "after", "title": "M"}, ERP)
+            except Exception:  # noqa: BLE001 - the pool may still hand out a connection the restart closed
+                return False
+            return outcome.ok
+
+        await wait_for(runs, timeout=30)
+
+        async def applied_and_published() -> bool:
+            async with rt.pool.acquire() as conn:
+                counted = await conn.fetchval("SELECT n FROM p_event_counts_1.counts WHERE event_type = 'sheet.opened'")
+            info = await rt.js.stream_info(rt.topology.event_stream)
+            return counted == 1 and info.state.messages == 1
+
+        await wait_for(applied_and_published, timeout=20)
+
+
+async def test_a_timer_that_meets_an_outage_runs_again_soon_and_logs_no_failure(service_settings) -> None:
+    runs: list[str] = []
+
+    async def job(rt: Runtime) -> None:
+        runs.append("run")
+        if len(runs) <= 2:
+            raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+
+    defn = definition()
+    defn.timers = [("check", 3600.0, job)]
+    with structlog.testing.capture_logs() as logs:
+        async with Runtime(defn, service_settings):
+
+            async def ran_three_times() -> bool:
+                return len(runs) >= 3
+
+            await wait_for(ran_three_times, timeout=30)
+    assert not [e for e in logs if e["event"] == "timer_failed"]
+    assert [e["where"] for e in logs if e["event"] == "outage_began"] == ["timer:check"]
+    assert len([e for e in logs if e["event"] == "outage_ended"]) == 1
