@@ -63,8 +63,9 @@ def asyncapi(
         broker.subscriber(
             topology.subject("ingest", name),
             title=f"ingest.{name}",
-            description=f"{doc} Asynchronous (JetStream stream {topology.ingest_stream}); result on "
-            f"{topology.subject('result', name)}, rejection on {topology.subject('dlq', 'rejected')}.",
+            description=f"{doc} Asynchronous (JetStream stream {topology.ingest_stream}); result, accepted or "
+            f"refused, on {topology.subject('result', name)}, kept in the stream {topology.results_stream} "
+            f"(header Idempotency-Key); rejection also on {topology.subject('dlq', 'rejected')}.",
         )(_receiver(spec.command))
     for suffix, model, text in extra_publishers:
         broker.publisher(topology.subject(*suffix.split(".")), title=suffix, description=text, schema=model)
