@@ -4,6 +4,7 @@ failures judged by what they mean, and each outage logged once, as an outage."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import uuid
@@ -25,8 +26,9 @@ from salesplatform.devstack.pytest_plugin import (
     nats_login_for_tests,
     settings_for_tests,
     stream_messages,
+    write_nats_config_for_tests,
 )
-from salesplatform.devstack.servers import create_database
+from salesplatform.devstack.servers import NatsServer, create_database
 from salesplatform.events import Actor, Role
 from salesplatform.outages import OutageLog, is_contention, is_outage, outage_of
 from salesplatform.projections import Projection, catch_up_once, ensure_projection
@@ -215,6 +217,78 @@ async def _stop_slowly(server: FaultyPostgres) -> None:
     await asyncio.to_thread(server.wait_until_stopped)
 
 
+class Load:
+    """Commands sent to a service's ingest, each with a key of its own, every tenth a count on
+    a sheet no one opened (refused on its merits). A publish NATS does not confirm is sent
+    again with the same key, as an outside system does."""
+
+    def __init__(self, rt: Runtime, sender: nats.NATS, name: str) -> None:
+        self.rt = rt
+        self.js = sender.jetstream()
+        self.name = name
+        self.token = mint(ERP, SIGNING_KEY)
+        self.valid: list[str] = []
+        self.refused: list[str] = []
+
+    async def send(self, n: int) -> None:
+        for i in range(n):
+            key = f"{self.name}-{len(self.valid) + len(self.refused)}"
+            if i % 10 == 9:
+                body, command = {"sheet_id": f"never-{key}", "count": 1}, "count_visits"
+                self.refused.append(key)
+            else:
+                body, command = {"sheet_id": key, "title": "M"}, "open_sheet"
+                self.valid.append(key)
+            while True:
+                try:
+                    await self.js.publish(
+                        self.rt.topology.subject("ingest", command),
+                        orjson.dumps(body),
+                        headers={"Authorization": f"Bearer {self.token}", "Idempotency-Key": key, "Nats-Msg-Id": key},
+                        timeout=2,
+                    )
+                    break
+                except (nats.errors.Error, TimeoutError):
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(0.01)
+
+    async def check_nothing_lost_or_doubled(self) -> None:
+        """Once the queue is empty: every valid command accepted once, every refused one
+        dead-lettered with its true reason and nothing else dead-lettered, one result kept for
+        each key."""
+        rt = self.rt
+
+        async def drained() -> bool:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                return (await rt.js.stream_info(rt.topology.ingest_stream)).state.messages == 0
+            return False
+
+        await wait_for(drained, timeout=120)
+        async with rt.pool.acquire() as conn:
+            opened = Counter(
+                r["stream_id"].removeprefix("sheet-")
+                for r in await conn.fetch("SELECT stream_id FROM events WHERE event_type = 'sheet.opened'")
+            )
+        assert opened == Counter(self.valid)
+        dead = await stream_messages(rt.js, rt.topology.dlq_stream)
+        assert {m.headers["Dlq-Reason"] for m in dead} <= {"rejected"}
+        reasons = Counter(
+            (m.headers["Idempotency-Key"], orjson.loads(m.headers["Dlq-Error"])["error"]["code"]) for m in dead
+        )
+        assert reasons == Counter((key, "sheet_not_found") for key in self.refused)
+        results = await stream_messages(rt.js, rt.topology.results_stream)
+        assert Counter(m.headers["Idempotency-Key"] for m in results) == Counter(self.valid + self.refused)
+
+
+def _logged_as_outages(logs: list[dict], dependencies: set[str]) -> None:
+    errors = [e for e in logs if e["log_level"] in ("error", "critical")]
+    assert not errors, errors
+    began = [e for e in logs if e["event"] == "outage_began"]
+    ended = [e for e in logs if e["event"] == "outage_ended"]
+    assert began and len(began) == len(ended)
+    assert {e["dependency"] for e in began} <= dependencies
+
+
 @pytest.mark.parametrize(
     "fault", ["pg_ctl stop -m immediate", "pg_ctl stop -m fast", "kill -9", "pg_ctl stop -m smart"]
 )
@@ -224,67 +298,66 @@ async def test_commands_ingested_across_a_postgres_restart_are_accepted_once_and
     """Commands keep arriving while PostgreSQL stops (each way it can) and starts again: every
     valid one is accepted exactly once, its result kept once, nothing is dead-lettered for the
     outage, and a count on a sheet never opened is still refused for what it is."""
-    settings = tally_on_own_postgres
-    token = mint(ERP, SIGNING_KEY)
-    sent: list[str] = []
-    refused: list[str] = []
-    sender = await nats.connect(settings.nats_url, **nats_login_for_tests("system"))
-    js = sender.jetstream()
-    with structlog.testing.capture_logs() as logs:
-        async with Runtime(definition(), settings) as rt:
+    sender = await nats.connect(tally_on_own_postgres.nats_url, **nats_login_for_tests("system"))
+    try:
+        with structlog.testing.capture_logs() as logs:
+            async with Runtime(definition(), tally_on_own_postgres) as rt:
+                load = Load(rt, sender, fault)
+                await load.send(60)
+                sending = asyncio.create_task(load.send(200))
+                await asyncio.sleep(0.5)
+                await _stop(own_postgres, fault)
+                await asyncio.sleep(2.0)
+                await asyncio.to_thread(own_postgres.start_again)
+                await sending
+                await load.send(40)
+                await load.check_nothing_lost_or_doubled()
+        _logged_as_outages(logs, {"postgresql", "network"})
+    finally:
+        await sender.close()
 
-            async def send(n: int) -> None:
-                for i in range(n):
-                    key = f"{fault}-{len(sent) + len(refused)}"
-                    if i % 10 == 9:  # a count on a sheet no one opened: refused on its own merits
-                        body, subject = {"sheet_id": f"never-{key}", "count": 1}, "count_visits"
-                        refused.append(key)
-                    else:
-                        body, subject = {"sheet_id": key, "title": "M"}, "open_sheet"
-                        sent.append(key)
-                    await js.publish(
-                        rt.topology.subject("ingest", subject),
-                        orjson.dumps(body),
-                        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
-                    )
-                    await asyncio.sleep(0.01)
 
-            await send(60)
-            sending = asyncio.create_task(send(200))
-            await asyncio.sleep(0.5)
-            await _stop(own_postgres, fault)
-            await asyncio.sleep(2.0)
-            await asyncio.to_thread(own_postgres.start_again)
-            await sending
-            await send(40)
+async def test_commands_ingested_across_a_nats_kill_are_accepted_once_with_one_result_each(
+    make_database, unique_prefix
+) -> None:
+    """kill -9 of NATS while commands stream in, restarted 2 s later on its store: the results
+    the service was publishing are kept once each, and nothing is lost or dead-lettered."""
+    root = Path(tempfile.mkdtemp(prefix="sp-fault-nats-"))
+    server = NatsServer(root / "nats", config_file=write_nats_config_for_tests(root / "nats.conf")).start()
+    sender = None
+    try:
+        settings = settings_for_tests(
+            await make_database("tally"), server.url, unique_prefix, service="tally", ingest_batch=50
+        )
+        sender = await nats.connect(
+            server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, **nats_login_for_tests("system")
+        )
+        with structlog.testing.capture_logs() as logs:
+            async with Runtime(definition(), settings) as rt:
+                load = Load(rt, sender, "nats")
+                await load.send(60)
+                sending = asyncio.create_task(load.send(200))
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(_kill_nats, server)
+                await asyncio.sleep(2.0)
+                await asyncio.to_thread(server.start)
+                await sending
+                await load.send(40)
+                await load.check_nothing_lost_or_doubled()
+        assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+    finally:
+        if sender is not None:
+            await sender.close()
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
-            async def drained() -> bool:
-                info = await rt.js.stream_info(rt.topology.ingest_stream)
-                return info.state.messages == 0
 
-            await wait_for(drained, timeout=120)
-            async with rt.pool.acquire() as conn:
-                opened = Counter(
-                    r["stream_id"].removeprefix("sheet-")
-                    for r in await conn.fetch("SELECT stream_id FROM events WHERE event_type = 'sheet.opened'")
-                )
-            assert opened == Counter(sent)
-            dead = await stream_messages(rt.js, rt.topology.dlq_stream)
-            assert {m.headers["Dlq-Reason"] for m in dead} <= {"rejected"}
-            reasons = {
-                m.headers["Idempotency-Key"]: orjson.loads(m.headers["Dlq-Error"])["error"]["code"] for m in dead
-            }
-            assert reasons == dict.fromkeys(refused, "sheet_not_found")
-            results = await stream_messages(rt.js, rt.topology.results_stream)
-            kept = Counter(m.headers["Idempotency-Key"] for m in results)
-            assert kept == Counter(sent + refused)
-    errors = [e for e in logs if e["log_level"] in ("error", "critical")]
-    assert not errors, errors
-    began = [e for e in logs if e["event"] == "outage_began"]
-    ended = [e for e in logs if e["event"] == "outage_ended"]
-    assert began and len(began) == len(ended)
-    assert all(e["dependency"] in ("postgresql", "network") for e in began)
-    await sender.close()
+def _kill_nats(server: NatsServer) -> None:
+    """kill -9 of the test's own NATS server, by its process."""
+    process, server._process = server._process, None
+    assert process is not None
+    process.kill()
+    process.wait(timeout=30)
 
 
 async def _listening(dsn: str) -> int:
