@@ -306,6 +306,14 @@ class StateCollector(Collector):
         for reason, n in sorted(rt.dead_letters.sent.items()):
             c.add_metric([service, reason], n)
         yield c
+        c = counter(
+            "sales_outages", "Outages the service met (a dependency away), each once however many loops met it.", []
+        )
+        c.add_metric([service], rt.outages.count)
+        yield c
+        m = gauge("sales_outage_ongoing", "1 while an outage is not over for every loop that met it.", [])
+        m.add_metric([service], int(rt.outages.ongoing))
+        yield m
 
 
 async def exposition(runtime: Runtime) -> bytes:

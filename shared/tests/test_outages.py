@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import asyncpg
+import httpx
 import nats
 import orjson
 import pytest
@@ -21,6 +22,7 @@ from postgres_faults import FaultyPostgres
 from tally import SIGNING_KEY, definition, new_event
 from waiting import wait_for
 
+from salesplatform import metrics
 from salesplatform.auth import mint
 from salesplatform.devstack.pytest_plugin import (
     nats_login_for_tests,
@@ -32,7 +34,7 @@ from salesplatform.devstack.servers import NatsServer, create_database
 from salesplatform.events import Actor, Role
 from salesplatform.outages import OutageLog, is_contention, is_outage, outage_of
 from salesplatform.projections import Projection, catch_up_once, ensure_projection
-from salesplatform.service import Runtime
+from salesplatform.service import Runtime, http_app
 from salesplatform.store import append
 
 ERP = Actor(id="erp", role=Role.system)
@@ -360,6 +362,41 @@ def _kill_nats(server: NatsServer) -> None:
     process.wait(timeout=30)
 
 
+async def test_commands_sent_while_postgres_is_down_are_answered_unavailable(
+    own_postgres, tally_on_own_postgres
+) -> None:
+    """Over HTTP and request/reply, a command that meets an outage is answered 503
+    `unavailable` (send it again, with the same key), not 500, and no error is logged; once the
+    server is back the same command with the same key is accepted."""
+    token = mint(ERP, SIGNING_KEY)
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "while-down"}
+    body = {"sheet_id": "while-down", "title": "M"}
+    sender = await nats.connect(tally_on_own_postgres.nats_url, **nats_login_for_tests("system"))
+    try:
+        async with Runtime(definition(), tally_on_own_postgres) as rt:
+            transport = httpx.ASGITransport(app=http_app(rt))
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
+                await _stop(own_postgres, "pg_ctl stop -m fast")
+                with structlog.testing.capture_logs() as logs:
+                    over_http = await http.post("/commands/open_sheet", json=body, headers=headers)
+                    reply = await sender.request(
+                        rt.topology.subject("cmd", "open_sheet"), orjson.dumps(body), headers=headers, timeout=10
+                    )
+                assert over_http.status_code == 503
+                assert over_http.json()["error"]["code"] == "unavailable"
+                assert orjson.loads(reply.data)["status"] == 503
+                assert not [e for e in logs if e["log_level"] == "error"]
+                await asyncio.to_thread(own_postgres.start_again)
+
+                async def accepted() -> bool:
+                    answer = await http.post("/commands/open_sheet", json=body, headers=headers)
+                    return answer.status_code == 200
+
+                await wait_for(accepted, timeout=30)
+    finally:
+        await sender.close()
+
+
 async def _listening(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
@@ -416,12 +453,15 @@ async def test_a_timer_that_meets_an_outage_runs_again_soon_and_logs_no_failure(
     defn = definition()
     defn.timers = [("check", 3600.0, job)]
     with structlog.testing.capture_logs() as logs:
-        async with Runtime(defn, service_settings):
+        async with Runtime(defn, service_settings) as rt:
 
             async def ran_three_times() -> bool:
                 return len(runs) >= 3
 
             await wait_for(ran_three_times, timeout=30)
+            scraped = (await metrics.exposition(rt)).decode()
+    assert 'sales_outages_total{service="tally"} 1.0' in scraped
+    assert 'sales_outage_ongoing{service="tally"} 0.0' in scraped
     assert not [e for e in logs if e["event"] == "timer_failed"]
     assert [e["where"] for e in logs if e["event"] == "outage_began"] == ["timer:check"]
     assert len([e for e in logs if e["event"] == "outage_ended"]) == 1
