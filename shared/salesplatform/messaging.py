@@ -465,6 +465,9 @@ class OutboxRelay:
                         continue
                     try:
                         await conn.add_listener("events", self._on_notify)
+                        # A restart of the database ends the session and its LISTEN without a
+                        # notification: the relay wakes, finds it gone and takes a new one.
+                        conn.add_termination_listener(self._on_session_ended)
                         while not self._stopping.is_set():
                             self._wake.clear()
                             n = await self.publish_pending(conn)
@@ -477,6 +480,7 @@ class OutboxRelay:
                                 # one round of publishes and one delete for many commands.
                                 await asyncio.sleep(COALESCE_SECONDS)
                     finally:
+                        conn.remove_termination_listener(self._on_session_ended)
                         with contextlib.suppress(Exception):
                             await conn.remove_listener("events", self._on_notify)
                             await conn.execute("SELECT pg_advisory_unlock($1)", self.LOCK_KEY)
@@ -501,6 +505,9 @@ class OutboxRelay:
             await conn.execute("VACUUM (SKIP_LOCKED) outbox")
 
     def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    def _on_session_ended(self, *_: object) -> None:
         self._wake.set()
 
     async def _sleep(self, seconds: float) -> None:

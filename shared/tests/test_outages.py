@@ -32,10 +32,12 @@ from salesplatform.devstack.pytest_plugin import (
 )
 from salesplatform.devstack.servers import NatsServer, create_database
 from salesplatform.events import Actor, Role
+from salesplatform.messaging import JetStreamPublisher, OutboxRelay, Topology, ensure_streams
+from salesplatform.migrations import migrate
 from salesplatform.outages import OutageLog, is_contention, is_outage, outage_of
 from salesplatform.projections import Projection, catch_up_once, ensure_projection
 from salesplatform.service import Runtime, http_app
-from salesplatform.store import append
+from salesplatform.store import append, init_connection
 
 ERP = Actor(id="erp", role=Role.system)
 
@@ -440,6 +442,47 @@ async def test_a_service_listens_again_after_postgres_restarts(own_postgres, tal
             return counted == 1 and info.state.messages == 1
 
         await wait_for(applied_and_published, timeout=20)
+
+
+async def test_the_relay_listens_again_after_postgres_restarts(own_postgres, nats_url, unique_prefix) -> None:
+    """The relay on its own (no service around it to wake it), polling once a minute: after a
+    restart an event committed is published on its notification, so the relay has taken a new
+    session and listens on it."""
+    dsn = await create_database(own_postgres.admin_dsn, "relay_" + uuid.uuid4().hex[:8])
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init_connection)
+    nc = await nats.connect(nats_url, **nats_login_for_tests("tally"))
+    topology = Topology("tally", unique_prefix)
+    relay = OutboxRelay(pool, JetStreamPublisher(nc), topology, poll_interval=60.0)
+    task = None
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        await ensure_streams(nc.jetstream(), topology)
+        task = asyncio.create_task(relay.run())
+
+        async def committed(sheet: str) -> bool:
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    await append(conn, f"sheet-{sheet}", 0, [new_event()], outbox=True)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                return False  # a connection the restart closed: tried again
+            return True
+
+        async def published(n: int) -> bool:
+            return (await nc.jetstream().stream_info(topology.event_stream)).state.messages == n
+
+        await wait_for(lambda: committed("before"))
+        await wait_for(lambda: published(1), timeout=20)
+        await _stop(own_postgres, "pg_ctl stop -m fast")
+        await asyncio.to_thread(own_postgres.start_again)
+        await wait_for(lambda: committed("after"), timeout=30)
+        await wait_for(lambda: published(2), timeout=20)
+    finally:
+        relay.stop()
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        await nc.close()
+        await pool.close()
 
 
 async def test_a_timer_that_meets_an_outage_runs_again_soon_and_logs_no_failure(service_settings) -> None:
