@@ -835,8 +835,10 @@ def _header(msg: Msg, name: str) -> str | None:
 class IngestConsumer(_PullLoop):
     """Runs commands other systems publish to `<service>.ingest.<command>`.
 
-    A fetched batch runs in one transaction (a savepoint per command). Results are published
-    to `<service>.result.<command>`; rejections go to `<service>.dlq.rejected` with the reason.
+    A fetched batch runs in one transaction (a savepoint per command). Every command's result,
+    accepted or refused, is kept in `<SERVICE>_RESULTS` (subject `<service>.result.<command>`)
+    before its message is acknowledged; rejections also go to `<service>.dlq.rejected` with
+    the reason. A batch that meets an outage is handed back whole, never answered.
     A message without an Idempotency-Key is keyed by its Nats-Msg-Id or stream sequence, so a
     redelivery after a crash appends nothing twice.
 
