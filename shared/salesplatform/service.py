@@ -62,7 +62,7 @@ from salesplatform.messaging import (
 )
 from salesplatform.migrations import migrate, wait_until_migrated
 from salesplatform.nats_layout import api_prefix
-from salesplatform.outages import OutageLog, is_transient
+from salesplatform.outages import OutageLog, is_outage, is_transient
 from salesplatform.projections import (
     Change,
     Projection,
@@ -384,7 +384,10 @@ class Runtime:
                 raise
             except Exception as exc:
                 if is_transient(exc):
-                    self.outages.failed(place, exc)
+                    if is_outage(exc):
+                        self.outages.failed(place, exc)
+                    else:
+                        log.info("timer_contended", timer=name, error=repr(exc))
                     pause = min(backoff, seconds)
                     backoff = min(backoff * 2, _TIMER_BACKOFF_MAX)
                 else:
