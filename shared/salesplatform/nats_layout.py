@@ -225,15 +225,15 @@ def accounts(layout: Layout, passwords: Mapping[str, str], *, namespaced: bool =
         ]
         if not namespaced:
             for subject, response in _results_reader_api(names.stream("RESULTS")):
-                export = {"service": subject, "accounts": [SYSTEMS_ACCOUNT]}
+                reader_export: dict[str, Any] = {"service": subject, "accounts": [SYSTEMS_ACCOUNT]}
                 if response != "single":
-                    export["response_type"] = response
-                exports.append(export)
-                entry = {"service": {"account": account_of(s), "subject": subject}}
+                    reader_export["response_type"] = response
+                exports.append(reader_export)
+                reader_import: dict[str, Any] = {"service": {"account": account_of(s), "subject": subject}}
                 if subject.startswith("$JS.API."):
-                    entry["to"] = _local(api_prefix(s), subject)
-                    systems_api.append(entry["to"])
-                systems_imports.append(entry)
+                    reader_import["to"] = _local(api_prefix(s), subject)
+                    systems_api.append(reader_import["to"])
+                systems_imports.append(reader_import)
         for announced in grant.announces:
             exports.append({"stream": names.subject(announced, ">"), "accounts": [SYSTEMS_ACCOUNT]})
             systems_imports.append({"stream": {"account": account_of(s), "subject": names.subject(announced, ">")}})
