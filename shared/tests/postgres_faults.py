@@ -5,10 +5,17 @@ signalled, by the PID in its own data directory."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import shutil
 import signal
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import asyncpg
 
 from salesplatform.devstack.servers import PostgresServer, ServerError, postgres_bin_dir
 
@@ -55,3 +62,37 @@ class FaultyPostgres(PostgresServer):
                 if attempt == attempts - 1:
                     raise
                 time.sleep(1.0)
+
+
+@contextlib.contextmanager
+def own_postgres_server() -> Iterator[FaultyPostgres]:
+    """A server of the test's own, which it may stop: the session's serves every other test.
+    No fsync (nothing here outlives the test), but commits wait for their WAL to be written,
+    as in production: a crash of the server keeps every commit it confirmed."""
+    root = Path(tempfile.mkdtemp(prefix="sp-fault-"))
+    root.chmod(0o711)  # PostgreSQL may run as another OS account (it refuses root)
+    server = FaultyPostgres(root / "postgres", settings={"fsync": "off", "full_page_writes": "off"})
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def stop_held_up(server: FaultyPostgres) -> None:
+    """A smart shutdown that an open session holds up: meanwhile every other session is ended
+    ("terminating connection due to administrator command", 57P01) and the new ones are
+    refused ("the database system is shutting down", 57P03); then the server is down."""
+    admin = await asyncpg.connect(server.admin_dsn)
+    try:
+        await asyncio.to_thread(server.begin_smart_stop)
+        for _ in range(30):
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    await asyncio.to_thread(server.wait_until_stopped)

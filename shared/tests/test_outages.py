@@ -18,7 +18,7 @@ import orjson
 import pytest
 import pytest_asyncio
 import structlog.testing
-from postgres_faults import FaultyPostgres
+from postgres_faults import FaultyPostgres, own_postgres_server, stop_held_up
 from tally import SIGNING_KEY, definition, new_event
 from waiting import wait_for
 
@@ -173,18 +173,8 @@ async def test_a_projection_that_loses_its_connection_records_no_failure_and_app
 
 @pytest.fixture
 def own_postgres():
-    """A server of the test's own, which it may stop: the session's serves every other test."""
-    root = Path(tempfile.mkdtemp(prefix="sp-fault-"))
-    root.chmod(0o711)  # PostgreSQL may run as another OS account (it refuses root)
-    # No fsync (nothing here outlives the test), but commits wait for their WAL to be written,
-    # as in production: a crash of the server keeps every commit it confirmed.
-    server = FaultyPostgres(root / "postgres", settings={"fsync": "off", "full_page_writes": "off"})
-    try:
-        server.start()
+    with own_postgres_server() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest_asyncio.fixture
@@ -198,27 +188,9 @@ async def _stop(server: FaultyPostgres, fault: str) -> None:
     if fault == "kill -9":
         await asyncio.to_thread(server.kill_postmaster)
     elif fault == "pg_ctl stop -m smart":
-        await _stop_slowly(server)
+        await stop_held_up(server)
     else:
         await asyncio.to_thread(server.stop_with, fault.removeprefix("pg_ctl stop -m "))
-
-
-async def _stop_slowly(server: FaultyPostgres) -> None:
-    """A smart shutdown that an open session holds up: meanwhile the service's own sessions
-    are ended ("terminating connection due to administrator command") and the new ones it
-    opens are refused ("the database system is shutting down")."""
-    admin = await asyncpg.connect(server.admin_dsn)
-    try:
-        await asyncio.to_thread(server.begin_smart_stop)
-        for _ in range(30):
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
-            )
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
-    await asyncio.to_thread(server.wait_until_stopped)
 
 
 class Load:

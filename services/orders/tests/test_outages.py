@@ -5,18 +5,14 @@ order is dead-lettered for the outage."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import uuid
 from collections import Counter
-from pathlib import Path
 
-import asyncpg
 import nats
 import orjson
 import pytest
 from orders_testkit import REP, SIGNING_KEY, START, add_customer, define_skus
-from postgres_faults import FaultyPostgres
+from postgres_faults import own_postgres_server, stop_held_up
 from waiting import wait_for
 
 from orders_service.bootstrap import definition
@@ -35,33 +31,8 @@ from salesplatform.service import Runtime
 
 @pytest.fixture
 def own_postgres():
-    """A server of the test's own, which it stops: the session's serves every other test."""
-    root = Path(tempfile.mkdtemp(prefix="sp-fault-"))
-    root.chmod(0o711)  # PostgreSQL may run as another OS account (it refuses root)
-    server = FaultyPostgres(root / "postgres", settings={"fsync": "off", "full_page_writes": "off"})
-    try:
-        server.start()
+    with own_postgres_server() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-async def _stop_held_up(server: FaultyPostgres) -> None:
-    """A smart shutdown held up by a session, the service's sessions terminated meanwhile:
-    57P01 in open transactions, then 57P03 for every new connection, until it is down."""
-    admin = await asyncpg.connect(server.admin_dsn)
-    try:
-        await asyncio.to_thread(server.begin_smart_stop)
-        for _ in range(30):
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
-            )
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
-    await asyncio.to_thread(server.wait_until_stopped)
 
 
 @pytest.mark.parametrize("fault", ["pg_ctl stop -m immediate", "pg_ctl stop -m smart"])
@@ -97,7 +68,7 @@ async def test_orders_ingested_across_a_postgres_restart_are_placed_once(
             sending = asyncio.create_task(send(160))
             await asyncio.sleep(0.5)
             if fault == "pg_ctl stop -m smart":
-                await _stop_held_up(own_postgres)
+                await stop_held_up(own_postgres)
             else:
                 await asyncio.to_thread(own_postgres.stop_with, "immediate")
             await asyncio.sleep(2.0)
