@@ -930,12 +930,12 @@ class IngestConsumer(_PullLoop):
             for (msg, name, key), request, outcome in zip(runnable, requests, outcomes, strict=True):
                 judged.append((msg, request, name, key, outcome))
         await self._publish_results(judged)
-        for msg, request, name, _key, outcome in judged:
+        for msg, ran, name, _key, outcome in judged:
             if outcome.ok:
                 self.accepted += 1
                 await msg.ack()
             else:
-                await self._reject(msg, name, outcome, request.correlation_id if request is not None else None)
+                await self._reject(msg, name, outcome, ran.correlation_id if ran is not None else None)
 
     async def _reject(self, msg: Msg, name: str, outcome: Outcome, correlation_id: str | None = None) -> None:
         self.rejected += 1

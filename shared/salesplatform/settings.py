@@ -56,18 +56,15 @@ class ServiceSettings(BaseSettings):
     # How long dead letters stay in `<service>.dlq.*` for operators to look into. A rejected
     # command's personal data is sealed with its customer's key or left out.
     dead_letter_days: float = Field(30.0, gt=0)
-<<<<<<< HEAD
     # How long a command's result is kept for its Idempotency-Key: the same key sent again
     # within it replays the result, after it runs the command again. Longer than a command may
     # wait in the ingest queue, so a redelivered message is never run twice.
     idempotency_retention_hours: float = Field(168.0, gt=0)
-=======
     # How long the result of each ingested command stays in `<SERVICE>_RESULTS` for its sender
     # to reconcile with (accepted or refused, keyed by its Idempotency-Key).
     result_days: float = Field(7.0, gt=0)
     # On how many NATS servers each of the service's streams is kept (3 on a three-node cluster).
     stream_replicas: int = Field(1, ge=1, le=5, validation_alias=AliasChoices("NATS_STREAM_REPLICAS"))
->>>>>>> 1e7afdc (Outages are waited out, never answered or dead-lettered)
     poll_interval: float = 1.0
     # Apply the database migrations at start (`make run`, a single instance). A deployment that
     # runs the service's `migrate` command as a Job turns this off: replicas then wait up to
