@@ -27,6 +27,7 @@ from salesplatform.service import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 ERP = Actor(id="erp", role=Role.system)
+CRM = Actor(id="crm", role=Role.system)
 
 
 @pytest.fixture
@@ -79,8 +80,15 @@ async def test_an_outside_system_reconciles_the_results_of_what_it_sent_while_aw
             orjson.dumps(sent["erp-0"]),
             headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "erp-0"},
         )
+        # Another system happens to use the same key on the same command: its own command,
+        # with a result of its own.
+        await erp.jetstream().publish(
+            "customer.ingest.define_division",
+            orjson.dumps({"division_id": "C0", "name": "客户关系"}),
+            headers={"Authorization": f"Bearer {mint(CRM, TEST_SIGNING_KEY)}", "Idempotency-Key": "erp-0"},
+        )
         for _ in range(400):
-            if customer.ingest.accepted == 6:
+            if customer.ingest.accepted == 7:
                 break
             await asyncio.sleep(0.05)
 
@@ -92,11 +100,17 @@ async def test_an_outside_system_reconciles_the_results_of_what_it_sent_while_aw
         )
         reader = await results.pull_subscribe_bind("erp_reconcile", "CUSTOMER_RESULTS")
         seen: dict[str, dict] = {}
+        crm: list[dict] = []
         for msg in await reader.fetch(10, timeout=5):
-            assert msg.headers["Idempotency-Key"] not in seen
-            seen[msg.headers["Idempotency-Key"]] = orjson.loads(msg.data)
+            result = orjson.loads(msg.data)
             await msg.ack_sync()
+            if result.get("result", {}).get("division_id") == "C0":
+                crm.append(result)
+                continue
+            assert msg.headers["Idempotency-Key"] not in seen
+            seen[msg.headers["Idempotency-Key"]] = result
         assert seen.keys() == sent.keys()
+        assert len(crm) == 1 and crm[0]["ok"]
         assert all(seen[key]["ok"] for key in sent if key != "erp-bad")
         assert seen["erp-bad"]["status"] == 422
         consumer = await results.consumer_info("CUSTOMER_RESULTS", "erp_reconcile")

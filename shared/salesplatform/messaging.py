@@ -953,13 +953,17 @@ class IngestConsumer(_PullLoop):
 
     async def _publish_results(self, judged: list[tuple[Msg, Request | None, str, str, Outcome]]) -> None:
         """Keep the result of every command of the batch in `<SERVICE>_RESULTS`, accepted or
-        refused, before its message leaves the work queue. Its message id is the command's
-        name and idempotency key: a command run again (redelivered after a crash or an
-        outage) replays its stored result, which the stream then recognises as one it has."""
+        refused, before its message leaves the work queue. Its message id is what the
+        idempotency key belongs to, the sender and the command, with the key: a command run
+        again (redelivered after a crash or an outage) replays its stored result, which the
+        stream then recognises as one it has, while another sender's command with the same key
+        keeps a result of its own. A sender who could not be identified is told apart by the
+        message's place in the ingest stream."""
         messages = []
         for msg, request, name, key, outcome in judged:
+            sender = request.actor.id if request is not None else f"unidentified@{msg.metadata.sequence.stream}"
             headers = {
-                "Nats-Msg-Id": f"{name}:{key}",
+                "Nats-Msg-Id": f"{sender}:{name}:{key}",
                 "Idempotency-Key": key,
                 "Result-Status": str(outcome.status),
             }
