@@ -64,7 +64,7 @@ def build_field_bus(
 
 
 async def open_photo_store(runtime: Runtime, *, photos: PhotoStore) -> None:
-    await photos.bind(runtime.js, runtime.topology)
+    await photos.bind(runtime.js, runtime.topology, replicas=runtime.settings.stream_replicas)
 
 
 def definition(

@@ -89,18 +89,10 @@ CUSTOMERS = 12
 SKUS = (("CHAOS-COLA", 250), ("CHAOS-TEA", 400), ("CHAOS-WATER", 120))
 KEY_PREFIX = "chaos-"
 
+
 # Why a fault may still lose commands, until the command bus treats it as the outage it is.
 # Why the cluster fault fails until streams get a replicas setting: a service's start brings
 # its streams to one replica (even one made with three), so the node holding one takes it away.
-STREAM_REPLICAS_DEFECT = (
-    "the services create (and, at each start, update) their streams with one replica: no setting gives them three"
-)
-POSTGRES_RESTART_DEFECT = (
-    "a PostgreSQL restart: CannotConnectNowError is not yet an outage to the command bus, so "
-    "commands of the batch become internal errors and are dead-lettered"
-)
-
-
 @dataclass(frozen=True)
 class Fault:
     """One fault of the run: what the table calls it, what is done, and to what."""
@@ -108,22 +100,21 @@ class Fault:
     name: str
     kind: str  # kill_service | kill_nats | kill_nats_node | kill_postmaster | pg_stop | second_instances
     target: str = ""
-    expected_failure: str = ""
 
 
 FULL_FAULTS: tuple[Fault, ...] = (
     *(Fault(f"kill -9 {name}", "kill_service", name) for name in SERVICES),
     Fault("kill -9 NATS (all nodes)", "kill_nats"),
-    Fault("kill -9 PostgreSQL postmaster", "kill_postmaster", expected_failure=POSTGRES_RESTART_DEFECT),
-    Fault("pg_ctl stop -m immediate", "pg_stop", "immediate", expected_failure=POSTGRES_RESTART_DEFECT),
-    Fault("pg_ctl stop -m fast", "pg_stop", "fast", expected_failure=POSTGRES_RESTART_DEFECT),
+    Fault("kill -9 PostgreSQL postmaster", "kill_postmaster"),
+    Fault("pg_ctl stop -m immediate", "pg_stop", "immediate"),
+    Fault("pg_ctl stop -m fast", "pg_stop", "fast"),
     Fault("second instance of every service", "second_instances"),
-    Fault("kill -9 one NATS node (R3)", "kill_nats_node", expected_failure=STREAM_REPLICAS_DEFECT),
+    Fault("kill -9 one NATS node (R3)", "kill_nats_node"),
 )
 SMALL_FAULTS: tuple[Fault, ...] = (
     Fault("kill -9 orders", "kill_service", "orders"),
-    Fault("pg_ctl stop -m immediate", "pg_stop", "immediate", expected_failure=POSTGRES_RESTART_DEFECT),
-    Fault("kill -9 one NATS node (R3)", "kill_nats_node", expected_failure=STREAM_REPLICAS_DEFECT),
+    Fault("pg_ctl stop -m immediate", "pg_stop", "immediate"),
+    Fault("kill -9 one NATS node (R3)", "kill_nats_node"),
 )
 STEADY = Fault("no fault (steady load)", "none")
 
@@ -230,6 +221,7 @@ class ChaosStack:
             nats_user=name,
             nats_password=self.nats_passwords[name],
             jwks_file=self.root / "auth" / JWKS_FILE,
+            extra={"NATS_STREAM_REPLICAS": str(CLUSTER_NODES)},
         )
         instance.log = instance.log_path.open("a")
         instance.process = start_service_process(name, env, instance.log, f"started by make chaos on {nats_url}")
@@ -903,7 +895,7 @@ def table(phases: Sequence[PhaseResult]) -> str:
     """The reconciliation as a Markdown table, a row per fault."""
     rows = [COLUMNS, tuple("---" for _ in COLUMNS)]
     for phase in phases:
-        name = phase.fault.name + (" (expected to fail)" if phase.fault.expected_failure and not phase.clean else "")
+        name = phase.fault.name
         recovery = "-" if phase.fault.kind == "none" else _seconds(phase.recovery_seconds)
         rows.append(
             (
@@ -924,13 +916,13 @@ def _seconds(value: float | None) -> str:
 
 
 def verdict(phases: Sequence[PhaseResult], failures: Sequence[str] = ()) -> list[str]:
-    """What fails the run: a loss, duplicate or wrong rejection in a fault not expected to fail,
+    """What fails the run: a loss, duplicate or wrong rejection in any fault,
     a fault not recovered, and the `failures` the reconciliation found (reports off the log,
     results missing, a queue not drained)."""
     failed = [
         f"{p.fault.name}: {p.lost} lost, {p.doubled} doubled, {p.wrongly_rejected} wrongly rejected"
         for p in phases
-        if not p.clean and not p.fault.expected_failure
+        if not p.clean
     ]
     failed += [
         f"{p.fault.name}: not recovered" for p in phases if p.fault.kind != "none" and p.recovery_seconds is None
@@ -954,8 +946,6 @@ class ChaosReport:
                 lines.append(
                     f"- {phase.fault.name}: {phase.not_stored} commands never stored by JetStream (not counted)"
                 )
-            if phase.fault.expected_failure and not phase.clean:
-                lines.append(f"- {phase.fault.name}: expected to fail until fixed: {phase.fault.expected_failure}")
         return "\n".join(lines)
 
 

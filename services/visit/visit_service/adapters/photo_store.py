@@ -52,10 +52,13 @@ class PhotoStore:
         self._js: JetStreamContext | None = None
         self._bucket: ObjectStore | None = None
         self.bucket_name = ""
+        self.replicas = 1
 
-    async def bind(self, js: JetStreamContext, topology: Topology) -> None:
+    async def bind(self, js: JetStreamContext, topology: Topology, *, replicas: int = 1) -> None:
+        """Open (or make) the bucket, kept on `replicas` NATS servers like the service's streams."""
         self._js = js
         self.bucket_name = topology.stream("PHOTOS")
+        self.replicas = replicas
         self._bucket = None
         await self._open()
 
@@ -67,17 +70,29 @@ class PhotoStore:
         try:
             try:
                 self._bucket = await self._js.object_store(self.bucket_name)
+                await self._keep_replicas(self._js)
             except nats.js.errors.BucketNotFoundError:
                 try:
                     self._bucket = await self._js.create_object_store(
                         self.bucket_name,
-                        ObjectStoreConfig(description="Photos taken on visits", storage=StorageType.FILE),
+                        ObjectStoreConfig(
+                            description="Photos taken on visits", storage=StorageType.FILE, replicas=self.replicas
+                        ),
                     )
                 except nats.js.errors.BadRequestError:  # made meanwhile by another instance
                     self._bucket = await self._js.object_store(self.bucket_name)
         except _OUTAGES as exc:
             raise PhotoStoreUnavailable(f"the photo store cannot be reached: {exc!r}") from exc
         return self._bucket
+
+    async def _keep_replicas(self, js: JetStreamContext) -> None:
+        """A bucket made with fewer replicas (an earlier version made every one with one) is
+        brought to the number asked, as the streams are."""
+        stream = f"OBJ_{self.bucket_name}"
+        config = (await js.stream_info(stream)).config
+        if (config.num_replicas or 1) != self.replicas:
+            config.num_replicas = self.replicas
+            await js.update_stream(config)
 
     async def put(self, name: str, data: bytes, content_type: str) -> StoredPhoto:
         bucket = await self._open()
