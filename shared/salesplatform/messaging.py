@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from salesplatform import tracing
 from salesplatform.auth import TokenVerifier, actor_from_header
-from salesplatform.commands import CommandBus, Outcome, Request
+from salesplatform.commands import CommandBus, InternalError, Outcome, Request
 from salesplatform.errors import ServiceError, Unauthenticated, Unavailable
 from salesplatform.events import Actor, Envelope
 from salesplatform.metrics import DETACHED, ServiceMetrics
@@ -1035,11 +1035,16 @@ class CommandResponder:
             except ServiceError as exc:
                 outcome = Outcome(False, error=exc)
             except Exception as exc:
+                error: ServiceError
                 if is_transient(exc):
+                    # 503 tells the caller to send it again: only for what passes (an outage,
+                    # contention); a fault that would fail again is a 500.
                     log.info("command_unavailable", command=name, error=repr(exc))
+                    error = Unavailable(f"could not run {name} now: send it again")
                 else:
                     log.exception("command_failed", command=name)
-                outcome = Outcome(False, error=Unavailable(f"could not run {name} now: send it again"))
+                    error = InternalError(f"{name} failed")
+                outcome = Outcome(False, error=error)
             if not outcome.ok:
                 log.info(
                     "command_refused",

@@ -23,13 +23,14 @@ import nats.js.errors
 import orjson
 import structlog
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi import Request as HttpRequest
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from opentelemetry.sdk.trace import TracerProvider
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from salesplatform import metrics, tracing
 from salesplatform.auth import TokenVerifier, actor_from_header, key_source
@@ -43,9 +44,10 @@ from salesplatform.commands import (
     forget_command_results,
     withholding_guard,
 )
-from salesplatform.errors import PermissionDenied, ServiceError, Unavailable
+from salesplatform.errors import InvalidInput, PermissionDenied, ServiceError, Unavailable
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.ids import uuid4
+from salesplatform.inputs import storable_parameters
 from salesplatform.listening import Listener
 from salesplatform.logging import configure_logging
 from salesplatform.messaging import (
@@ -62,6 +64,7 @@ from salesplatform.messaging import (
 )
 from salesplatform.migrations import migrate, wait_until_migrated
 from salesplatform.nats_layout import api_prefix
+from salesplatform.openapi import openapi_document, serve_docs
 from salesplatform.outages import OutageLog, is_outage, is_transient
 from salesplatform.projections import (
     Change,
@@ -518,6 +521,38 @@ def operator_actor(request: HttpRequest) -> Actor:
     return actor
 
 
+async def _service_error(_: HttpRequest, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc)
+
+
+async def _validation_error(_: HttpRequest, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())), "code": e.get("type"), "message": e.get("msg")}
+        for e in exc.errors()
+    ]
+    return error_response(InvalidInput(details))
+
+
+# Starlette's own refusals (no such path, a method the path does not take) in the one body.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+async def _http_error(_: HttpRequest, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    error = ServiceError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "bad_request"))
+    return JSONResponse({"error": error.to_dict()}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _internal_error(request: HttpRequest, exc: Exception) -> JSONResponse:
+    """A fault in a query: 500 in the one error body (the gateway logs the traceback); 503 if
+    what the service depends on is away, which passes."""
+    if is_transient(exc):
+        return error_response(Unavailable(f"{request.method} {request.url.path} cannot be answered now: try again"))
+    return error_response(InternalError(f"{request.method} {request.url.path} failed"))
+
+
 def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
     defn = runtime.definition
     app = FastAPI(
@@ -525,23 +560,19 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
         description=defn.description,
         version="1",
         lifespan=lifespan,
+        # Every route's path and query parameters hold text the service can store.
+        dependencies=[Depends(storable_parameters)],
+        # /docs is served below with Swagger UI's own files, not from the internet.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
-
-    @app.exception_handler(ServiceError)
-    async def _service_error(_: HttpRequest, exc: ServiceError) -> JSONResponse:
-        return error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: HttpRequest, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"field": ".".join(str(p) for p in e.get("loc", ())), "code": e.get("type"), "message": e.get("msg")}
-            for e in exc.errors()
-        ]
-        return JSONResponse(
-            {"error": {"code": "validation_failed", "message": "the input is not valid", "details": details}},
-            status_code=422,
-        )
+    app.exception_handler(ServiceError)(_service_error)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(Exception)(_internal_error)
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
+    serve_docs(app)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:
@@ -751,7 +782,15 @@ class CommandGateway:
                 )
                 await send({"type": "http.response.body", "body": body})
                 return
-        await self.api(scope, receive, send)
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        try:
+            await self.api(scope, receive, send)
+        except Exception:
+            # Starlette answered 500 in the error body already (`_internal_error`) and raises
+            # the fault again for the server to log: it is logged here, once, as JSON.
+            log.exception("request_failed", method=scope["method"], path=scope["path"])
 
     async def _command(
         self, name: str, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]
@@ -825,8 +864,10 @@ def _add_command_route(app: FastAPI, runtime: Runtime, name: str, model: type, s
         status, body = await serve_command(runtime, name, await request.body(), request.headers.get)
         return Response(body, status_code=status, media_type="application/json")
 
+    # The command's model and the models it nests go under components/schemas (a client
+    # generator makes a class of each); the body refers to it by name.
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    defs = schema.pop("$defs", {})
+    defs = {**schema.pop("$defs", {}), model.__name__: schema}
     app.add_api_route(
         f"/commands/{name}",
         endpoint,
@@ -836,7 +877,16 @@ def _add_command_route(app: FastAPI, runtime: Runtime, name: str, model: type, s
         description=summary,
         tags=["commands"],
         openapi_extra={
-            "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+            },
+            "responses": {
+                "200": {
+                    "description": "Done: the command's result (ids of what it made or changed, and its figures).",
+                    "content": {"application/json": {"schema": {"type": "object", "title": f"{model.__name__}Result"}}},
+                }
+            },
             "x-defs": defs,
             "parameters": [
                 {

@@ -21,6 +21,7 @@ from salesplatform.aggregate import Aggregate, AggregateCache
 from salesplatform.clock import Clock
 from salesplatform.errors import ConcurrencyConflict, NotFound
 from salesplatform.events import Actor, Event, EventRegistry
+from salesplatform.inputs import require_storable
 from salesplatform.projections import Change, Projection, apply_inline, locked_schemas
 from salesplatform.store import (
     NewEvent,
@@ -287,11 +288,16 @@ class UnitOfWork:
 
     async def append(self, stream_id: str, expected_version: int, events: Sequence[Event]) -> None:
         now = self.clock.now()
+        data = [e.model_dump(mode="json") for e in events]
+        for one in data:
+            # Text PostgreSQL cannot store is the sender's mistake (422 naming the field),
+            # found before anything is written, whatever the transport.
+            require_storable(one)
         new = [
             NewEvent(
                 event_type=e.event_type,
                 schema_version=e.schema_version,
-                data=e.model_dump(mode="json"),
+                data=d,
                 occurred_at=now,
                 recorded_at=now,
                 actor=self.actor,
@@ -299,7 +305,7 @@ class UnitOfWork:
                 causation_id=self.causation_id,
                 metadata=self.metadata,
             )
-            for e in events
+            for e, d in zip(events, data, strict=True)
         ]
         if self.wave is not None:
             self._defer(StreamAppend(stream_id, expected_version, new))

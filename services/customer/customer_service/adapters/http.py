@@ -25,6 +25,7 @@ from customer_service.domain.values import (
 )
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor
+from salesplatform.inputs import Offset
 from salesplatform.projections import reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.territory import Place, Reach, reach_of, require_filter_in_line
@@ -163,7 +164,7 @@ def router(runtime: Runtime) -> APIRouter:
         actor: Actor = Depends(http_actor),
         f: Filters = Depends(filters),
         limit: int = Query(50, ge=1, le=200),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         """Merged cards are left out unless `status=merged` is asked for. Individuals appear
         under their label: their name, address and phone are personal data (open the card);
@@ -204,7 +205,7 @@ def router(runtime: Runtime) -> APIRouter:
         actor: Actor = Depends(http_actor),
         district_id: str | None = None,
         limit: int = Query(50, ge=1, le=200),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         """A rep or supervisor sees the pool of the own district (a rep claims from it), an
         area manager the area's."""

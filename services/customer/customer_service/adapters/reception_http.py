@@ -21,12 +21,12 @@ from customer_service.domain.values import LeadStage, RegisterKind
 from salesplatform.clock import business_date
 from salesplatform.errors import NotFound, PermissionDenied
 from salesplatform.events import Actor, Role
+from salesplatform.inputs import Day, Offset
 from salesplatform.projections import reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.territory import OUTSIDE_LINE, ROLE_NOT_ALLOWED, Place
 
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 def _office_in_line(actor: Actor, office: asyncpg.Record) -> None:
@@ -129,7 +129,7 @@ def router(runtime: Runtime) -> APIRouter:
 
     @api.get("/offices/{project_id}/board", summary="The day's sign-in sheet, rotation and receptions (轮次)")
     async def board(
-        project_id: str, actor: Actor = Depends(http_actor), day: date | None = Query(None, alias="date")
+        project_id: str, actor: Actor = Depends(http_actor), day: Day | None = Query(None, alias="date")
     ) -> dict[str, Any]:
         """`queue`: the reps signed in, the next turn first (a rep serving a walk-in keeps the
         place and is passed over until free); `next_in_turn`: who receives the next new customer.
@@ -183,8 +183,8 @@ def router(runtime: Runtime) -> APIRouter:
         project_id: str,
         register: RegisterKind,
         actor: Actor = Depends(http_actor),
-        date_from: date | None = None,
-        date_to: date | None = None,
+        date_from: Day | None = None,
+        date_to: Day | None = None,
         rep_id: str | None = None,
         limit: Limit = 100,
         offset: Offset = 0,

@@ -20,6 +20,7 @@ from orders_service.domain.receivables import OpenInvoice, ageing
 from salesplatform.clock import business_date
 from salesplatform.errors import NotFound, PermissionDenied
 from salesplatform.events import Actor, Role, rank
+from salesplatform.inputs import Day, Offset
 from salesplatform.projections import active_schema, reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.store import load_stream
@@ -160,10 +161,10 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         customer_id: str | None = None,
         rep_id: str | None = None,
         status: str | None = Query(None, pattern="^(" + "|".join(STATUSES) + ")$"),
-        date_from: date | None = None,
-        date_to: date | None = None,
+        date_from: Day | None = None,
+        date_to: Day | None = None,
         limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         async with reading(runtime.pool, "order_board") as conn:
             where = Where()
@@ -194,7 +195,7 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         actor: Actor = Depends(http_actor),
         role: Role | None = None,
         limit: int = Query(100, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         queue_role = _queue_role(actor, role)
         where = Where().add("o.status = 'pending_approval' AND o.required_role = {}", queue_role.value)
@@ -215,7 +216,7 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         actor: Actor = Depends(http_actor),
         role: Role | None = None,
         limit: int = Query(100, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         """Returns the role approves by their reason and scope that wait for a decision: those
         needing no re-inspection once requested, the others once inspected (one the inspection
@@ -264,7 +265,7 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
     @api.get("/receivables", summary="Open receivables and ageing (0–30, 31–60, 61–90, >90 days) per customer")
     async def receivables(
         actor: Actor = Depends(http_actor),
-        as_of: date | None = None,
+        as_of: Day | None = None,
         customer_id: str | None = None,
     ) -> dict[str, Any]:
         day = as_of or _today()
@@ -304,7 +305,7 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
     async def customer_receivables(
         customer_id: str,
         actor: Actor = Depends(http_actor),
-        as_of: date | None = None,
+        as_of: Day | None = None,
     ) -> dict[str, Any]:
         day = as_of or _today()
         async with reading(runtime.pool, "receivables") as conn:
@@ -342,7 +343,7 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         status: str | None = Query(None, pattern="^(" + "|".join(RETURN_STATUSES) + ")$"),
         reason: str | None = Query(None, pattern="^(" + "|".join(RETURN_REASONS) + ")$"),
         limit: int = Query(100, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         async with reading(runtime.pool, "returns") as conn:
             board = await active_schema(conn, "order_board")

@@ -21,6 +21,7 @@ from orders_service.domain.units import Needs, OnSale, recommend_layouts
 from salesplatform.clock import business_date
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor
+from salesplatform.inputs import Day, Offset
 from salesplatform.projections import active_schema, reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.store import load_stream
@@ -71,7 +72,7 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         building: str | None = None,
         layout_name: str | None = None,
         limit: Annotated[int, Query(ge=1, le=2000)] = 500,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         """Units in building and number order with layout, area, orientation, position, list and
         total price, status and the deal on them (lead, credited rep, deposit, subscription,
@@ -150,7 +151,7 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         summary="The daily sales-control check (当日销控核实): every unit's status and what changed that day",
     )
     async def sales_control(
-        project_id: str, actor: Actor = Depends(http_actor), day: date | None = Query(None, alias="date")
+        project_id: str, actor: Actor = Depends(http_actor), day: Day | None = Query(None, alias="date")
     ) -> dict[str, Any]:
         """For the rep and the manager to reconcile: `units` (status now, by building and number),
         `changes` (every change of the day in order: reservation, deposit, subscription filled

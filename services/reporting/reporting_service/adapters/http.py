@@ -17,7 +17,6 @@ from fastapi import Query as Param
 from fastapi.responses import JSONResponse, Response
 
 from reporting_service.application.rebuilds import rebuilds_of
-from reporting_service.domain.events import MONTH_PATTERN
 from reporting_service.domain.kpi import DEFAULT_DORMANT_DAYS
 from reporting_service.domain.reports import CHANGE_SUBJECTS, REPORTS
 from reporting_service.projections.rebuild import RebuildRunning
@@ -42,6 +41,7 @@ from salesplatform.commands import invalid
 from salesplatform.csv_export import csv_text
 from salesplatform.errors import DomainError
 from salesplatform.events import Actor, Role
+from salesplatform.inputs import Day, Month, Offset
 from salesplatform.service import http_actor, operator_actor
 
 JSON_PAGE = 100
@@ -51,9 +51,9 @@ CSV_ROWS_MAX = 100_000
 Format = Literal["json", "csv"]
 ID = Annotated[str | None, Param(min_length=1, max_length=100)]
 From = Annotated[
-    date | None, Param(alias="from", description="first business date (default: first of the month of `to`)")
+    Day | None, Param(alias="from", description="first business date (default: first of the month of `to`)")
 ]
-To = Annotated[date | None, Param(description="last business date (default: today, company time zone)")]
+To = Annotated[Day | None, Param(description="last business date (default: today, company time zone)")]
 
 
 class Paging:
@@ -65,7 +65,7 @@ class Paging:
         limit: Annotated[
             int | None, Param(ge=1, le=CSV_ROWS_MAX, description="rows per page (JSON: at most 1000)")
         ] = None,
-        offset: Annotated[int, Param(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> None:
         if format == "json" and limit is not None and limit > JSON_PAGE_MAX:
             raise invalid(
@@ -248,7 +248,7 @@ def router(runtime: Any) -> APIRouter:
         paging: Annotated[Paging, Depends()],
         start: From = None,
         to: To = None,
-        as_of: Annotated[date | None, Param(description="day of the open receivables (default: `to`)")] = None,
+        as_of: Annotated[Day | None, Param(description="day of the open receivables (default: `to`)")] = None,
         group_by: Annotated[Literal["credit_rating", "customer"], Param()] = "credit_rating",
         rep_id: ID = None,
         district_id: ID = None,
@@ -295,8 +295,8 @@ def router(runtime: Any) -> APIRouter:
     async def targets_report(
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
-        month: Annotated[str | None, Param(pattern=MONTH_PATTERN, description="YYYY-MM (default: this month)")] = None,
-        as_of: Annotated[date | None, Param(description="month to date up to this day (default: today)")] = None,
+        month: Annotated[Month | None, Param(description="YYYY-MM, a year 1900–2999 (default: this month)")] = None,
+        as_of: Annotated[Day | None, Param(description="month to date up to this day (default: today)")] = None,
         level: Annotated[Literal["rep", "district", "area"] | None, Param()] = None,
         subject_id: Annotated[str | None, Param(min_length=1, max_length=100, description="needs `level`")] = None,
         product_group: ID = None,
@@ -333,7 +333,7 @@ def router(runtime: Any) -> APIRouter:
     async def receivables_report(
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
-        as_of: Annotated[date | None, Param(description="default: today")] = None,
+        as_of: Annotated[Day | None, Param(description="default: today")] = None,
         group_by: Annotated[Literal["customer", "rep", "district", "area", "total"], Param()] = "customer",
         rep_id: ID = None,
         district_id: ID = None,
@@ -434,7 +434,7 @@ def router(runtime: Any) -> APIRouter:
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
         promotion_id: ID = None,
-        active_on: Annotated[date | None, Param(description="only promotions running on this day")] = None,
+        active_on: Annotated[Day | None, Param(description="only promotions running on this day")] = None,
         rep_id: ID = None,
         district_id: ID = None,
         area_id: ID = None,
@@ -486,7 +486,7 @@ def router(runtime: Any) -> APIRouter:
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
         start: From = None,
-        as_of: Annotated[date | None, Param(description="default: today")] = None,
+        as_of: Annotated[Day | None, Param(description="default: today")] = None,
         dormant_days: Annotated[int, Param(ge=1, le=3650)] = DEFAULT_DORMANT_DAYS,
         group_by: Annotated[Literal["total", "rep", "district", "area"], Param()] = "total",
         rep_id: ID = None,

@@ -12,7 +12,6 @@ from fastapi.responses import Response
 
 from reporting_service.adapters.http import ID, From, Paging, To, _asked, _group_list, respond
 from reporting_service.config import OfficeRules
-from reporting_service.domain.events import MONTH_PATTERN
 from reporting_service.domain.kpi import month_bounds
 from reporting_service.domain.office import monday_of, month_of
 from reporting_service.domain.reports import REPORTS
@@ -21,6 +20,7 @@ from reporting_service.queries.common import Result, Territory, check_within, re
 from salesplatform.clock import business_date
 from salesplatform.commands import invalid
 from salesplatform.events import Actor
+from salesplatform.inputs import Day, Month
 from salesplatform.service import http_actor
 
 Project = Annotated[str | None, Param(min_length=1, max_length=100, description="the project of a sales office")]
@@ -79,7 +79,7 @@ def router(runtime: Any, rules: OfficeRules) -> APIRouter:
     async def daily_close(
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
-        day: Annotated[date | None, Param(alias="date", description="business date (default today)")] = None,
+        day: Annotated[Day | None, Param(alias="date", description="business date (default today)")] = None,
         project_id: Project = None,
         rep_id: ID = None,
         district_id: ID = None,
@@ -98,7 +98,7 @@ def router(runtime: Any, rules: OfficeRules) -> APIRouter:
     async def weekly_targets(
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
-        week: Annotated[date | None, Param(description="any day of the week (default this week)")] = None,
+        week: Annotated[Day | None, Param(description="any day of the week (default this week)")] = None,
         project_id: Project = None,
         rep_id: ID = None,
         district_id: ID = None,
@@ -119,8 +119,8 @@ def router(runtime: Any, rules: OfficeRules) -> APIRouter:
     async def performance_warnings(
         actor: Annotated[Actor, Depends(http_actor)],
         paging: Annotated[Paging, Depends()],
-        month: Annotated[str | None, Param(pattern=MONTH_PATTERN, description="YYYY-MM (default this month)")] = None,
-        as_of: Annotated[date | None, Param(description="default today (or the month's last day)")] = None,
+        month: Annotated[Month | None, Param(description="YYYY-MM, a year 1900–2999 (default this month)")] = None,
+        as_of: Annotated[Day | None, Param(description="default today (or the month's last day)")] = None,
         rep_id: ID = None,
         district_id: ID = None,
         area_id: ID = None,

@@ -14,6 +14,7 @@ from salesplatform.clock import business_date
 from salesplatform.commands import invalid
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor, Role
+from salesplatform.inputs import Day, Month
 from salesplatform.projections import active_schema
 from salesplatform.service import Runtime, http_actor
 from visit_service.application.field_work import outlets_on_record
@@ -119,8 +120,8 @@ def router(runtime: Runtime, *, config: FieldConfig) -> APIRouter:
     async def flagged_check_ins(
         district_id: str | None = None,
         area_id: str | None = None,
-        from_: date | None = Query(None, alias="from"),
-        to: date | None = None,
+        from_: Day | None = Query(None, alias="from"),
+        to: Day | None = None,
         actor: Actor = Depends(http_actor),
     ) -> dict[str, Any]:
         """Check-ins in the date range that are not verified: too far from the outlet (with
@@ -185,7 +186,7 @@ def router(runtime: Runtime, *, config: FieldConfig) -> APIRouter:
 
     @api.get("/route-cleanup", summary="The monthly route cleanup (线路清理) of a district")
     async def route_cleanup(
-        month: str = Query(..., pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$"),
+        month: Month,
         district_id: str | None = None,
         actor: Actor = Depends(http_actor),
     ) -> dict[str, Any]:

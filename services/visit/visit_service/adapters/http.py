@@ -13,6 +13,7 @@ from salesplatform.clock import business_date
 from salesplatform.commands import invalid
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor, Role
+from salesplatform.inputs import Day, Offset
 from salesplatform.projections import active_schema
 from salesplatform.service import Runtime, http_actor
 from visit_service.domain.access import ListScope, Territory, ensure_can_read, list_scope
@@ -135,7 +136,7 @@ def router(runtime: Runtime) -> APIRouter:
 
     @api.get("/day-plan", summary="A rep's visits for a day in route order")
     async def day_plan(
-        rep_id: str | None = None, on: date | None = Query(None, alias="date"), actor: Actor = Depends(http_actor)
+        rep_id: str | None = None, on: Day | None = Query(None, alias="date"), actor: Actor = Depends(http_actor)
     ) -> dict[str, Any]:
         """Route visits in route order, then approved unplanned visits. For today and later
         days, route stops the planning timer has not planned yet are shown as `not_yet_planned`
@@ -201,11 +202,11 @@ def router(runtime: Runtime) -> APIRouter:
     @api.get("/visits", summary="A rep's visits in a date range")
     async def rep_visits(
         rep_id: str | None = None,
-        from_: date | None = Query(None, alias="from"),
-        to: date | None = None,
+        from_: Day | None = Query(None, alias="from"),
+        to: Day | None = None,
         status: str | None = None,
         limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
         actor: Actor = Depends(http_actor),
     ) -> dict[str, Any]:
         rep = rep_param(rep_id, actor)
@@ -249,7 +250,7 @@ def router(runtime: Runtime) -> APIRouter:
     async def customer_visits(
         customer_id: str,
         limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
         actor: Actor = Depends(http_actor),
     ) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
@@ -435,7 +436,7 @@ def router(runtime: Runtime) -> APIRouter:
 
     @api.get("/key-accounts/without-report", summary="A-grade customers without a visit report in 12 months")
     async def key_accounts_without_report(
-        as_of: date | None = None,
+        as_of: Day | None = None,
         district_id: str | None = None,
         area_id: str | None = None,
         actor: Actor = Depends(http_actor),

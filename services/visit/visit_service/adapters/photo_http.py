@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from datetime import date
 from typing import Any, Literal
 
 import asyncpg
@@ -30,6 +29,7 @@ from salesplatform.commands import Request
 from salesplatform.errors import NotFound, ServiceError
 from salesplatform.events import Actor
 from salesplatform.ids import uuid5
+from salesplatform.inputs import Day
 from salesplatform.projections import active_schema
 from salesplatform.service import Runtime, error_response, http_actor
 from visit_service.adapters.field_http import date_range, scope_for, scope_sql
@@ -218,8 +218,8 @@ def router(runtime: Runtime, *, config: FieldConfig, photos: PhotoStore) -> APIR
     async def photo_review(
         district_id: str | None = None,
         area_id: str | None = None,
-        from_: date | None = Query(None, alias="from"),
-        to: date | None = None,
+        from_: Day | None = Query(None, alias="from"),
+        to: Day | None = None,
         status: Literal["pending", "reviewed", "all"] = "pending",
         actor: Actor = Depends(http_actor),
     ) -> dict[str, Any]:
