@@ -61,7 +61,8 @@ _STATUS_TEXT = {
     "403": "The token's actor may not do this.",
     "404": "No such thing (or no such path).",
     "409": "A business rule refused it, or another writer got there first; nothing changed.",
-    "413": "The command's body is too large.",
+    "413": "The body is too large.",
+    "415": "The body is not of a type the operation takes.",
     "422": "The input does not have the right shape; `details` names each field.",
     "500": "A fault of the service.",
     "503": "A dependency (database, NATS, the key set) is unavailable: try again later.",
@@ -112,8 +113,11 @@ def complete(doc: dict[str, Any]) -> dict[str, Any]:
             op["security"] = []
         responses = op.setdefault("responses", {})
         statuses = _PUBLIC_STATUSES if public else _SECURED_STATUSES
+        media = set(op.get("requestBody", {}).get("content", {}))
         if method == "post" and path.startswith("/commands/"):
             statuses = (*statuses, "413")
+        elif media - {"application/json"}:
+            statuses = (*statuses, "413", "415")  # an upload: too large, or not of its type
         for status in statuses:
             responses[status] = {
                 "description": _STATUS_TEXT[status],

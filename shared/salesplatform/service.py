@@ -16,7 +16,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import asyncpg
 import nats.js.errors
@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from opentelemetry.sdk.trace import TracerProvider
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from salesplatform import metrics, tracing
@@ -553,6 +554,11 @@ async def _internal_error(request: HttpRequest, exc: Exception) -> JSONResponse:
     return error_response(InternalError(f"{request.method} {request.url.path} failed"))
 
 
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, bool] = Field(description="each dependency: reachable or not")
+
+
 def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
     defn = runtime.definition
     app = FastAPI(
@@ -578,15 +584,22 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
     async def live() -> dict[str, str]:
         return {"status": "live"}
 
-    @app.get("/health/ready", tags=["health"])
+    @app.get("/health/ready", tags=["health"], responses={200: {"model": Readiness}})
     async def ready() -> JSONResponse:
+        """200 when the database and NATS answer; 503 in the error body, with the checks, when not."""
         checks = await runtime.ready()
-        ok = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
-        )
+        if all(checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        down = ", ".join(name for name, ok in checks.items() if not ok)
+        error = {"code": "not_ready", "message": f"not reachable: {down}", "checks": checks}
+        return JSONResponse({"error": error}, status_code=503)
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={200: {"content": {metrics.CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+    )
     async def metrics_exposition() -> Response:
         """Outbox, consumer and projection backlogs and counts of what the service did, in
         Prometheus text format: for a scraper on the operators' network."""

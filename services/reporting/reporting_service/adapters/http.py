@@ -15,6 +15,7 @@ import orjson
 from fastapi import APIRouter, Depends
 from fastapi import Query as Param
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from reporting_service.application.rebuilds import rebuilds_of
 from reporting_service.domain.kpi import DEFAULT_DORMANT_DAYS
@@ -54,6 +55,22 @@ From = Annotated[
     Day | None, Param(alias="from", description="first business date (default: first of the month of `to`)")
 ]
 To = Annotated[Day | None, Param(description="last business date (default: today, company time zone)")]
+
+
+class ReportPage(BaseModel):
+    """One page of a report as JSON (`?format=csv`: the same rows as CSV)."""
+
+    report: str
+    definition: str | None = Field(description="what the report counts, word for word as in the README")
+    filters: dict[str, Any] = Field(description="the filters the page was made with")
+    total: int = Field(description="rows of the whole report")
+    limit: int
+    offset: int
+    items: list[dict[str, Any]] = Field(description="the rows; each report's README section names its columns")
+
+
+# The documented answer of every report route (they answer with a Response, JSON or CSV).
+REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"model": ReportPage}}
 
 
 class Paging:
@@ -153,7 +170,7 @@ def router(runtime: Any) -> APIRouter:
 
     def describe(name: str) -> dict[str, Any]:
         d = REPORTS[name]
-        return {"summary": d.title, "description": d.text, "tags": ["reports"]}
+        return {"summary": d.title, "description": d.text, "tags": ["reports"], "responses": REPORT_RESPONSES}
 
     async def run(actor: Actor, asked: Territory, query, *, extra_roles: frozenset[Role] = frozenset()) -> Result:
         scope = scope_of(actor, extra_roles=extra_roles)

@@ -193,7 +193,12 @@ def router(runtime: Runtime, *, config: FieldConfig, photos: PhotoStore) -> APIR
             )
         return {"visit_id": visit_id, "photos": [_photo_view(r) for r in rows]}
 
-    @api.get("/visits/{visit_id}/photos/{photo_id}", summary="A photo's image", response_class=Response)
+    @api.get(
+        "/visits/{visit_id}/photos/{photo_id}",
+        summary="A photo's image",
+        response_class=Response,
+        responses={200: {"content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}},
+    )
     async def photo_content(visit_id: str, photo_id: str, actor: Actor = Depends(http_actor)) -> Response:
         async with runtime.pool.acquire() as conn:
             row = await visit_row(conn, visit_id)
