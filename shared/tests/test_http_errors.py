@@ -8,6 +8,7 @@ import dataclasses
 from datetime import date
 
 import httpx
+import orjson
 import pytest
 from fastapi import APIRouter
 from tally import SIGNING_KEY, definition
@@ -66,3 +67,17 @@ def test_a_business_date_and_month_within_the_years() -> None:
     for month in ("0000-01", "9999-12", "2026-13", "2026-00", "1899-12"):
         with pytest.raises(ValidationError):
             TypeAdapter(Month).validate_python(month)
+
+
+async def test_a_fault_in_a_command_over_nats_is_500_not_unavailable(service_settings, outside) -> None:
+    """503 tells the caller to send it again later; a fault that will fail again is a 500."""
+    async with Runtime(definition(), service_settings) as rt:
+        reply = await outside.request(
+            rt.topology.subject("cmd", "break_transaction"),
+            b"{}",
+            headers={"Authorization": f"Bearer {mint(REP, SIGNING_KEY)}"},
+            timeout=60,
+        )
+    answer = orjson.loads(reply.data)
+    assert answer["ok"] is False and answer["status"] == 500
+    assert answer["error"]["code"] == "internal_error"
