@@ -573,6 +573,7 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.contract = {}
     app.exception_handler(ServiceError)(_service_error)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(StarletteHTTPException)(_http_error)
@@ -615,15 +616,18 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
         """The AsyncAPI 3 document of every subject this service publishes or serves."""
         from salesplatform.contract import asyncapi
 
-        return asyncapi(
-            runtime.topology,
-            runtime.registry,
-            runtime.bus,
-            title=app.title,
-            description=defn.description,
-            extra_publishers=defn.extra_publishers,
-            server=runtime.settings.nats_url,
-        )
+        # Made once: it describes the code, and making it takes FastStream seconds.
+        if "asyncapi" not in app.state.contract:
+            app.state.contract["asyncapi"] = asyncapi(
+                runtime.topology,
+                runtime.registry,
+                runtime.bus,
+                title=app.title,
+                description=defn.description,
+                extra_publishers=defn.extra_publishers,
+                server=runtime.settings.nats_url,
+            )
+        return app.state.contract["asyncapi"]  # type: ignore[no-any-return]
 
     @app.get("/schemas/commands", tags=["contract"])
     async def command_schemas() -> dict[str, Any]:
