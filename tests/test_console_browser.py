@@ -420,7 +420,7 @@ async def test_the_figures_on_the_pages_are_the_reports_figures_for_the_same_fil
     await browser.open("/receivables")
     shown = await browser.table("receivables-by-customer")
     ageing = await system.report(actor, "/reports/receivables", group_by="customer")
-    buckets = ("not_due", "d0_30", "d31_60", "d61_90", "d90_plus", "open_fen", "past_due_fen")
+    buckets = ("not_due", "d1_30", "d31_60", "d61_90", "d90_plus", "open_fen", "past_due_fen")
     assert {k: tuple(fen_of(v[b]) for b in buckets) for k, v in shown.items()} == {
         r["customer_id"]: tuple(r[b] for b in buckets) for r in ageing
     }

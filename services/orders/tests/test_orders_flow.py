@@ -123,7 +123,11 @@ async def test_credit_limit_and_overdue_debt_send_orders_to_the_sales_manager(rt
     assert (await order_row(rt, second["order_id"]))["reject_reason"] == "over the limit"
     # the first is delivered and not paid within its 10 days: the next order needs approval
     await ok(rt, "deliver_order", {"order_id": first["order_id"]}, SYSTEM)
-    clock.advance(timedelta(days=11))
+    # On its due date the invoice is not overdue yet (salesplatform.dues): no approval for that.
+    clock.advance(timedelta(days=10))
+    on_due_date = await ok(rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 1}]}, REP)
+    assert on_due_date["status"] == "confirmed"
+    clock.advance(timedelta(days=1))
     late = await ok(rt, "place_order", {"customer_id": "c1", "lines": [{"sku": "COLA", "quantity": 1}]}, REP)
     assert (late["approval_reasons"], late["required_role"]) == (["overdue_receivables"], "sales_manager")
 

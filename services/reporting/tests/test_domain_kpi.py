@@ -56,8 +56,9 @@ def test_satisfaction_years_count_from_a_second_half_start() -> None:
     ("days", "bucket"),
     [
         (-5, "not_due"),
-        (0, "d0_30"),
-        (30, "d0_30"),
+        (0, "not_due"),  # due today: not overdue yet
+        (1, "d1_30"),
+        (30, "d1_30"),
         (31, "d31_60"),
         (60, "d31_60"),
         (61, "d61_90"),

@@ -134,7 +134,7 @@ async def test_composition_by_grade_group_region_channel(shared_month) -> None:
     assert {c: x["amount_fen"] for c, x in channels.items()} == {"retail": 8900, "wholesale": 2000, "chain": 1750}
     groups = by(await h.report("/reports/composition", MANAGER, **NOV, by="product_group"), "product_group")
     assert {g: x["amount_share"] for g, x in groups.items()} == {"beverage": 0.5257, "snack": 0.4743}
-    areas = by(await h.report("/reports/composition", MANAGER, **NOV, by="area"), "area")
+    areas = by(await h.report("/reports/composition", MANAGER, **NOV, by="area"), "area_id")
     assert {a: x["amount_share"] for a, x in areas.items()} == {"a1": 0.9209, "a2": 0.0791}
     # The share is of what the reader sees: d1's supervisor sees d1 as the whole.
     d1 = by(await h.report("/reports/composition", SUP_D1, **NOV, by="grade"), "grade")
@@ -230,7 +230,7 @@ async def test_rep_kpi_board_against_goals(shared_month) -> None:
 async def test_receivables_ageing_per_customer_and_rep(shared_month) -> None:
     h = shared_month
     customers = by(await h.report("/reports/receivables", MANAGER, as_of="2026-11-30"), "customer_id")
-    buckets = ("not_due", "d0_30", "d31_60", "d61_90", "d90_plus", "open_fen")
+    buckets = ("not_due", "d1_30", "d31_60", "d61_90", "d90_plus", "open_fen")
     assert {c: tuple(x[b] for b in buckets) for c, x in customers.items()} == {
         "c1": (2000, 500, 0, 0, 0, 2500),  # i1 due 12-02; i7 20 days past due
         "c2": (0, 0, 0, 0, 4000, 4000),  # i0 5000 − 1000 paid, 122 days past due
@@ -247,7 +247,7 @@ async def test_receivables_ageing_per_customer_and_rep(shared_month) -> None:
     # On 11-20 c4 had not paid yet: 10000, 50 days past due; i7 10 days past due.
     earlier = by(await h.report("/reports/receivables", MANAGER, as_of="2026-11-20"), "customer_id")
     assert earlier["c4"]["d31_60"] == 10000
-    assert (earlier["c1"]["not_due"], earlier["c1"]["d0_30"]) == (2000, 500)
+    assert (earlier["c1"]["not_due"], earlier["c1"]["d1_30"]) == (2000, 500)
     # Before i1 was issued, c1 owed only i7, not yet due.
     assert (
         by(await h.report("/reports/receivables", MANAGER, as_of="2026-11-01"), "customer_id")["c1"]["not_due"] == 500

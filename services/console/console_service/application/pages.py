@@ -520,7 +520,7 @@ async def composition(ctx: Context) -> PageView:
 
 # -- receivables ageing (应收账款账龄) ------------------------------------------------------
 
-AGEING = ("not_due", "d0_30", "d31_60", "d61_90", "d90_plus")
+AGEING = ("not_due", "d1_30", "d31_60", "d61_90", "d90_plus")
 RECEIVABLE_GROUPS = ("customer", "rep", "district", "area")
 
 

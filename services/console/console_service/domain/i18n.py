@@ -123,7 +123,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "progress": ("进度条", "Progress"),
     # receivables
     "not_due": ("未到期", "Not due"),
-    "d0_30": ("0–30天", "0–30 days"),
+    "d1_30": ("1–30天", "1–30 days"),
     "d31_60": ("31–60天", "31–60 days"),
     "d61_90": ("61–90天", "61–90 days"),
     "d90_plus": ("90天以上", "Over 90 days"),

@@ -14,6 +14,7 @@ from orders_service.domain.customers import CustomerCard
 from orders_service.domain.ordering import CreditPosition
 from orders_service.domain.receivables import OpenInvoice
 from orders_service.domain.returns import Returned
+from salesplatform.dues import overdue_sql
 from salesplatform.projections import active_schema
 from salesplatform.uow import Preloaded, UnitOfWork
 
@@ -122,7 +123,7 @@ async def _read_standings(
         FROM unnest($1::text[]) AS k(wanted_id)
         LEFT JOIN {customers} c ON c.customer_id = k.wanted_id
         LEFT JOIN LATERAL (
-            SELECT sum(open_fen) AS open_fen, sum(open_fen) FILTER (WHERE i.due_on < $2) AS overdue_fen
+            SELECT sum(open_fen) AS open_fen, sum(open_fen) FILTER (WHERE {overdue_sql("i.due_on", "$2")}) AS overdue_fen
               FROM {s["receivables"]}.invoices i WHERE i.customer_id = k.wanted_id AND i.open_fen > 0
         ) inv ON true
         LEFT JOIN LATERAL (

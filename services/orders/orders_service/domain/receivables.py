@@ -15,6 +15,7 @@ from orders_service.domain.events import (
     PaymentReceived,
 )
 from salesplatform.aggregate import Aggregate
+from salesplatform.dues import is_overdue
 from salesplatform.errors import DomainError
 from salesplatform.events import Event
 from salesplatform.ids import uuid5
@@ -183,7 +184,8 @@ class CollectionFile(Aggregate):
 
 @dataclass(frozen=True)
 class Ageing:
-    """Open amounts by days since the invoice was issued, and how much is past its due date."""
+    """Open amounts by days since the invoice was issued, and how much is overdue
+    (`salesplatform.dues`: from the day after the due date)."""
 
     open_fen: int = 0
     overdue_fen: int = 0
@@ -202,6 +204,6 @@ def ageing(open_invoices: Sequence[OpenInvoice], as_of: date) -> Ageing:
         age = (as_of - invoice.issued_on).days
         index = 0 if age <= 30 else 1 if age <= 60 else 2 if age <= 90 else 3
         buckets[index] += invoice.open_fen
-        if as_of > invoice.due_on:
+        if is_overdue(invoice.due_on, as_of):
             overdue += invoice.open_fen
     return Ageing(sum(buckets), overdue, *buckets)

@@ -246,6 +246,13 @@ def router(runtime: Any) -> APIRouter:
         by: Annotated[
             Literal["grade", "channel", "credit_rating", "product_group", "sku", "district", "area"], Param()
         ] = "grade",
+        classification: Annotated[
+            Literal["at_sale", "current"],
+            Param(
+                description="grade, channel and credit rating: those in force on the sale's day (default),"
+                " or the customer's current classification"
+            ),
+        ] = "at_sale",
         rep_id: ID = None,
         district_id: ID = None,
         area_id: ID = None,
@@ -255,9 +262,16 @@ def router(runtime: Any) -> APIRouter:
         result = await run(
             actor,
             asked,
-            lambda c, s, sc: sales.composition(c, s, sc, asked, start=first, end=last, by=by, page=paging.page),
+            lambda c, s, sc: sales.composition(
+                c, s, sc, asked, start=first, end=last, by=by, classification=classification, page=paging.page
+            ),
         )
-        return respond("composition", result, paging, {"from": first, "to": last, "by": by, **_asked(asked)})
+        return respond(
+            "composition",
+            result,
+            paging,
+            {"from": first, "to": last, "by": by, "classification": classification, **_asked(asked)},
+        )
 
     @api.get("/reports/credit", **describe("credit"))
     async def credit_report(

@@ -48,10 +48,11 @@ SATISFACTION_GOALS = (0.95, 0.97, 0.98)
 
 DEFAULT_DORMANT_DAYS = 60
 
-# Receivables ageing: (bucket, first and last day past due; None = open-ended).
+# Receivables ageing: (bucket, first and last day past due; None = open-ended). An invoice due
+# today is 0 days past due and not overdue yet (salesplatform.dues, the orders service's rule too).
 AGEING: tuple[tuple[str, int | None, int | None], ...] = (
-    ("not_due", None, -1),
-    ("d0_30", 0, 30),
+    ("not_due", None, 0),
+    ("d1_30", 1, 30),
     ("d31_60", 31, 60),
     ("d61_90", 61, 90),
     ("d90_plus", 91, None),
@@ -97,7 +98,7 @@ def satisfaction_goal(period: str, first_period: str) -> float:
 
 
 def ageing_bucket(days_past_due: int) -> str:
-    """Days past the due date → bucket; a negative number means not due yet."""
+    """Days past the due date → bucket; 0 (due today) or less means not overdue yet."""
     for name, first, last in AGEING:
         if (first is None or days_past_due >= first) and (last is None or days_past_due <= last):
             return name

@@ -31,9 +31,13 @@ COMPOSITION = Definition(
     "Sales composition (客户构成分析)",
     """Each group's share of net sales (as in the sales report) in the date range:
 `amount_share` = group's net amount / net amount of all groups in the reader's line;
-`quantity_share` likewise for units. Customer grade, channel and credit rating are the
-customer's current ones (`customer.classified`, `customer.credit_limit_set`); product group,
-SKU, district and area are those of the order lines.""",
+`quantity_share` likewise for units. Customer grade, channel and credit rating are those in
+force on the business date the figure counts on (a delivery's date; a return's approval date):
+the last `customer.registered`, `customer.classified`, `customer.credit_limit_set` or
+`customer.profile_updated` on or before that day in the company time zone (for a day before
+the first one, the first one), so a regrade moves no earlier sale. `classification=current`
+groups by the customer's current classification instead. Product group, SKU, district
+(`district_id`) and area (`area_id`) are those of the order lines.""",
 )
 
 CREDIT = Definition(
@@ -88,10 +92,15 @@ days in month; on_track = actual ≥ expected_by_now.""",
 RECEIVABLES = Definition(
     "Receivables ageing (应收账款账龄)",
     """As of a date: every invoice issued by then (`invoice.issued`) with its open amount =
-amount − payments allocated to it by then (`payment.received` allocations, by received_on).
-Open amounts are bucketed by days past due = as_of − due_on: not_due (< 0), d0_30 (0–30),
+amount − payments allocated to it by then (`payment.received` allocations, by received_on) −
+credit notes settling it by then. A credit note (`return.resolved` with resolution credit_note)
+settles the invoice of the returned order, on the business date of the resolution, for its
+amount but at most what that invoice still had open when it was resolved — the orders
+service's rule, so both show the same open amount. Open amounts are bucketed by days past due
+= as_of − due_on: not_due (≤ 0: an invoice due today is not overdue yet), d1_30 (1–30),
 d31_60, d61_90, d90_plus (> 90). Per customer, rep, district or area (the customer's current
-ones); past_due_fen = everything due on or before `as_of`.""",
+ones); past_due_fen = what is overdue: due before `as_of` (the orders service's `overdue_fen`
+is the same rule).""",
 )
 
 COLLECTIONS = Definition(

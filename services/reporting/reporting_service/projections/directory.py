@@ -65,6 +65,18 @@ CREATE TABLE customer_statuses (
     PRIMARY KEY (customer_id, position)
 );
 
+-- The classification of each card as it changed (grade, channel, credit rating), for reports
+-- that count a sale by the classification in force on its day.
+CREATE TABLE customer_classes (
+    customer_id   text NOT NULL,
+    position      bigint NOT NULL,
+    effective_on  date NOT NULL,
+    grade         text,
+    channel       text,
+    credit_rating text,
+    PRIMARY KEY (customer_id, position)
+);
+
 CREATE TABLE skus (sku text PRIMARY KEY, name text, brand text, product_group text, package text);
 """
 
@@ -114,6 +126,8 @@ CUSTOMER_TYPES = {
     "survivor_id": "text",
     "erased": "boolean",
 }
+# What a sale is classified by (composition, credit analysis): kept as of each change.
+CLASS_COLUMNS = ("grade", "channel", "credit_rating")
 STAFF_COLUMNS = ("staff_id", "name", "role", "district_id", "area_id", "supervisor_id", "active")
 STAFF_TYPES = dict.fromkeys(STAFF_COLUMNS, "text") | {"active": "boolean"}
 
@@ -175,7 +189,7 @@ _PLAIN_UPSERTS = {
 
 class DirectoryProjection(StretchProjection):
     name = "directory"
-    code_version = 1
+    code_version = 2
     rebuild_weight = 0.3  # share of a one-pass rebuild's work (rebuild.py)
     schema_sql = SCHEMA
     event_types = frozenset(TERRITORY_TYPES | STAFF_EVENT_TYPES | CUSTOMER_EVENT_TYPES | {"sku.defined"})
@@ -227,6 +241,7 @@ class DirectoryProjection(StretchProjection):
         touched_customers: set[str] = set()
         touched_staff: set[str] = set()
         statuses: list[tuple[str, int, date, str]] = []
+        classes: list[tuple[str, int, date, Any, Any, Any]] = []
         divisions: dict[str, tuple[str, Any]] = {}
         areas: dict[str, tuple[str, Any, Any]] = {}
         districts: dict[str, tuple[str, Any, Any, Any]] = {}
@@ -241,7 +256,11 @@ class DirectoryProjection(StretchProjection):
                 card = customers.get(cid)
                 if card is None:
                     card = customers[cid] = _blank_card(cid)
+                before = tuple(card[c] for c in CLASS_COLUMNS)
                 status = _CARD_CHANGES[t](card, d)
+                after = tuple(card[c] for c in CLASS_COLUMNS)
+                if after != before or t == "customer.registered":
+                    classes.append((cid, r["position"], self._day(r["occurred_at"]), *after))
                 if status is not None:
                     day = self._day(r["occurred_at"])
                     if t == "customer.registered":
@@ -286,6 +305,10 @@ class DirectoryProjection(StretchProjection):
         if statuses:
             await conn.executemany(
                 "INSERT INTO customer_statuses VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", statuses
+            )
+        if classes:
+            await conn.executemany(
+                "INSERT INTO customer_classes VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", classes
             )
         if touched_staff:
             people = [staff[s] for s in sorted(touched_staff)]

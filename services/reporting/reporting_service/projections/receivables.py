@@ -1,5 +1,13 @@
-"""Invoices and payments, from the orders service's events. Ageing is computed as of any date
-from these (an invoice's open amount on a day is its amount less what was paid by then)."""
+"""Invoices, payments and credit notes, from the orders service's events. Ageing is computed as
+of any date from these: an invoice's open amount on a day is its amount less what was paid and
+credited by then.
+
+A credit note (a return resolved with `resolution` credit_note) settles the invoice of the
+returned order, on the business date of the resolution, for its amount but never more than
+the invoice still had open when it was resolved (what was paid or credited before, in the order
+the orders service recorded them). That is the orders service's own rule, so both services
+show the same open amount.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +41,18 @@ CREATE TABLE allocations (
     PRIMARY KEY (payment_id, line_no)
 );
 CREATE INDEX allocations_by_invoice ON allocations (invoice_id);
+
+CREATE TABLE return_orders (return_id text PRIMARY KEY, order_id text NOT NULL);
+
+CREATE TABLE credit_notes (
+    return_id    text PRIMARY KEY,
+    invoice_id   text,
+    customer_id  text,
+    amount_fen   bigint NOT NULL,
+    credited_fen bigint NOT NULL,
+    credited_on  date NOT NULL
+);
+CREATE INDEX credit_notes_by_invoice ON credit_notes (invoice_id);
 """
 
 INVOICE_ISSUED = """
@@ -74,6 +94,49 @@ SELECT customer_id, received_on FROM new
 """
 
 
+RETURN_REQUESTED = """
+INSERT INTO return_orders
+SELECT e.data->>'return_id', e.data->>'order_id'
+FROM public.events e
+WHERE e.event_type = 'return.requested' AND __RANGE__ AND e.data->>'order_id' IS NOT NULL
+ON CONFLICT (return_id) DO NOTHING
+"""
+
+# Credit notes of one invoice in one stretch see each other: the k-th is credited
+# min(open, its amount and the ones before) − min(open, the ones before), which is what
+# crediting them one by one, each capped at what is left, gives.
+RETURN_RESOLVED = """
+WITH notes AS (
+    SELECT e.data->>'return_id' AS return_id, i.invoice_id, i.customer_id,
+           coalesce((e.data->>'amount_fen')::bigint, 0) AS amount_fen,
+           (e.occurred_at AT TIME ZONE '__TZ__')::date AS credited_on,
+           i.amount_fen - coalesce((SELECT sum(a.amount_fen) FROM allocations a
+                                    WHERE a.invoice_id = i.invoice_id), 0)
+                        - coalesce((SELECT sum(c.credited_fen) FROM credit_notes c
+                                    WHERE c.invoice_id = i.invoice_id), 0) AS open_fen,
+           e.tx_id, e.position
+    FROM public.events e
+    LEFT JOIN return_orders r ON r.return_id = e.data->>'return_id'
+    LEFT JOIN LATERAL (SELECT * FROM invoices i WHERE i.order_id = r.order_id
+                       ORDER BY i.issued_on, i.invoice_id LIMIT 1) i ON true
+    WHERE e.event_type = 'return.resolved' AND __RANGE__ AND e.data->>'resolution' = 'credit_note'
+      AND NOT EXISTS (SELECT 1 FROM credit_notes c WHERE c.return_id = e.data->>'return_id')
+), running AS (
+    SELECT n.*, greatest(n.open_fen, 0) AS room,
+           sum(n.amount_fen) OVER (PARTITION BY n.invoice_id ORDER BY n.tx_id, n.position) AS upto
+    FROM notes n
+)
+INSERT INTO credit_notes
+SELECT return_id, invoice_id, customer_id, amount_fen,
+       CASE WHEN invoice_id IS NULL THEN 0
+            ELSE least(room, upto) - least(room, upto - amount_fen) END,
+       credited_on
+FROM running
+ON CONFLICT (return_id) DO NOTHING
+RETURNING customer_id
+"""
+
+
 def _customer_keys(row) -> list[Change]:
     return list(
         keys(
@@ -90,13 +153,20 @@ def _payment_keys(row) -> list[Change]:
     ]
 
 
+def _credit_keys(row) -> list[Change]:
+    return _customer_keys(row) if row["customer_id"] else []
+
+
 class ReceivablesProjection(SqlProjection):
     name = "receivables"
-    code_version = 1
+    code_version = 2
     rebuild_weight = 1.5  # share of a one-pass rebuild's work (rebuild.py)
     schema_sql = SCHEMA
-    event_types = frozenset({"invoice.issued", "payment.received"})
+    event_types = frozenset({"invoice.issued", "payment.received", "return.requested", "return.resolved"})
+    # In this order: a credit note reads the invoices, payments and returns before it.
     statements = (
         Statement(frozenset({"invoice.issued"}), INVOICE_ISSUED, _customer_keys),
+        Statement(frozenset({"return.requested"}), RETURN_REQUESTED),
         Statement(frozenset({"payment.received"}), PAYMENT_RECEIVED, _payment_keys),
+        Statement(frozenset({"return.resolved"}), RETURN_RESOLVED, _credit_keys),
     )

@@ -14,6 +14,7 @@ from reporting_service.queries.common import (
     Territory,
     paged,
 )
+from salesplatform.dues import overdue_sql
 from salesplatform.territory import Reach
 
 AGEING_GROUPS = {
@@ -34,14 +35,19 @@ AGEING_GROUPS = {
 
 
 def _open_invoices(schemas: dict[str, str], as_of: str) -> str:
-    """Each invoice issued by `as_of` with what was still open on that day and its days past due."""
+    """Each invoice issued by `as_of` with what was still open on that day (less what was paid
+    and credited by then), its days past due and whether it was overdue."""
     r = schemas["receivables"]
     return f"""
-        SELECT i.invoice_id, i.customer_id, i.amount_fen - coalesce(p.paid_fen, 0) AS open_fen,
-               {as_of}::date - i.due_on AS days_past_due
+        SELECT i.invoice_id, i.customer_id,
+               i.amount_fen - coalesce(p.paid_fen, 0) - coalesce(c.credited_fen, 0) AS open_fen,
+               {as_of}::date - i.due_on AS days_past_due,
+               {overdue_sql("i.due_on", f"{as_of}::date")} AS overdue
         FROM {r}.invoices i
         LEFT JOIN (SELECT invoice_id, sum(amount_fen) AS paid_fen FROM {r}.allocations
                    WHERE received_on <= {as_of} GROUP BY invoice_id) p USING (invoice_id)
+        LEFT JOIN (SELECT invoice_id, sum(credited_fen) AS credited_fen FROM {r}.credit_notes
+                   WHERE credited_on <= {as_of} GROUP BY invoice_id) c USING (invoice_id)
         WHERE i.issued_on <= {as_of}
     """
 
@@ -58,7 +64,7 @@ _BUCKETS = (
     "\n".join(_bucket(*b) for b in AGEING)
     + """
     coalesce(sum(o.open_fen), 0)::bigint AS open_fen,
-    coalesce(sum(o.open_fen) FILTER (WHERE o.days_past_due >= 0), 0)::bigint AS past_due_fen,
+    coalesce(sum(o.open_fen) FILTER (WHERE o.overdue), 0)::bigint AS past_due_fen,
     count(*) AS open_invoices
 """
 )
@@ -139,7 +145,8 @@ async def collections(
         FROM {r}.payments p
         LEFT JOIN (SELECT a.payment_id, sum(a.amount_fen) AS amount_fen
                    FROM {r}.allocations a JOIN {r}.invoices i USING (invoice_id)
-                   WHERE a.received_on BETWEEN {first} AND {last} AND a.received_on > i.due_on
+                   WHERE a.received_on BETWEEN {first} AND {last}
+                     AND {overdue_sql("i.due_on", "a.received_on")}
                    GROUP BY a.payment_id) late USING (payment_id)
         LEFT JOIN {schemas["directory"]}.customers cu ON cu.customer_id = p.customer_id
         {q.clause()}
@@ -186,7 +193,7 @@ async def credit(
                    FROM {s}.sales_daily WHERE business_date BETWEEN {first} AND {last}
                    GROUP BY customer_id) sold USING (customer_id)
         LEFT JOIN (SELECT customer_id, sum(open_fen) AS open_fen,
-                          sum(open_fen) FILTER (WHERE days_past_due >= 0) AS past_due_fen
+                          sum(open_fen) FILTER (WHERE overdue) AS past_due_fen
                    FROM ({_open_invoices(schemas, at)}) o WHERE open_fen > 0
                    GROUP BY customer_id) owed USING (customer_id)
         {q.clause()}

@@ -112,15 +112,34 @@ async def sales(
     return await paged(conn, sql, q.args, page, order)
 
 
+# by → (the column of the row, the expression grouped by). Grade, channel and credit rating are
+# those in force on the row's day (`k`), or the card's current ones (`c`) when asked for.
 COMPOSITION_DIMENSIONS = {
-    "grade": "coalesce(c.grade, 'ungraded')",
-    "channel": "coalesce(c.channel, 'unknown')",
-    "credit_rating": "coalesce(c.credit_rating, 'unrated')",
-    "product_group": "s.product_group",
-    "sku": "s.sku",
-    "district": "s.district_id",
-    "area": "s.area_id",
+    "grade": ("grade", "coalesce({t}.grade, 'ungraded')"),
+    "channel": ("channel", "coalesce({t}.channel, 'unknown')"),
+    "credit_rating": ("credit_rating", "coalesce({t}.credit_rating, 'unrated')"),
+    "product_group": ("product_group", "s.product_group"),
+    "sku": ("sku", "s.sku"),
+    "district": ("district_id", "s.district_id"),
+    "area": ("area_id", "s.area_id"),
 }
+Classification = Literal["at_sale", "current"]
+
+
+def _classes_at_sale(directory: str) -> str:
+    """The card's classification on the row's business date: the last change on or before that
+    day; for a day before the first one known (history imported later), the first one."""
+    return f"""
+        LEFT JOIN LATERAL (
+            SELECT k.grade, k.channel, k.credit_rating FROM {directory}.customer_classes k
+            WHERE k.customer_id = s.customer_id
+            ORDER BY k.effective_on <= s.business_date DESC,
+                     CASE WHEN k.effective_on <= s.business_date THEN k.effective_on END DESC,
+                     CASE WHEN k.effective_on <= s.business_date THEN k.position END DESC,
+                     k.effective_on, k.position
+            LIMIT 1
+        ) k ON true
+    """
 
 
 async def composition(
@@ -132,17 +151,25 @@ async def composition(
     start: date,
     end: date,
     by: str,
+    classification: Classification = "at_sale",
     page: Page,
 ) -> Result:
     q = Query()
     sales_filters(q, scope, asked, start, end)
-    key = COMPOSITION_DIMENSIONS[by]
+    column, key = COMPOSITION_DIMENSIONS[by]
+    d = schemas["directory"]
+    if classification == "at_sale":
+        classes = _classes_at_sale(d)
+        key = key.format(t="k")
+    else:
+        classes = f"LEFT JOIN {d}.customers c ON c.customer_id = s.customer_id"
+        key = key.format(t="c")
     sql = f"""
-        SELECT {key} AS {by},
+        SELECT {key} AS {column},
                sum(s.quantity - s.returned_quantity) AS quantity,
                sum(s.amount_fen - s.returned_amount_fen) AS amount_fen
         FROM {schemas["sales"]}.sales_daily s
-        LEFT JOIN {schemas["directory"]}.customers c ON c.customer_id = s.customer_id
+        {classes}
         {q.clause()} GROUP BY 1
     """
     result = await paged(
