@@ -102,10 +102,16 @@ async def test_an_order_over_the_threshold_waits_for_the_right_approver(rt) -> N
     assert await refused(rt, "approve_order", {"order_id": placed["order_id"]}, CLERK) == (403, "role_not_allowed")
     assert await refused(rt, "deliver_order", {"order_id": placed["order_id"]}, SYSTEM) == (409, "order_not_confirmed")
     assert await event_count(rt) == before
-    approved = await ok(rt, "approve_order", {"order_id": placed["order_id"]}, AREA_MANAGER)
+    approved = await ok(
+        rt, "approve_order", {"order_id": placed["order_id"], "reason": "stock for the new season"}, AREA_MANAGER
+    )
     assert approved["status"] == "confirmed"
     row = await order_row(rt, placed["order_id"])
     assert (row["status"], row["approved_by"]) == ("confirmed", "am1")
+    # The approval keeps its reason in the history.
+    async with rt.pool.acquire() as conn:
+        decided = await conn.fetchval("SELECT data FROM events WHERE event_type = 'order.approved'")
+    assert (decided["approver_id"], decided["reason"]) == ("am1", "stock for the new season")
 
 
 async def test_credit_limit_and_overdue_debt_send_orders_to_the_sales_manager(rt, clock) -> None:

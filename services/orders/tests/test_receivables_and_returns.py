@@ -199,7 +199,10 @@ async def test_a_quality_return_of_the_whole_batch_goes_through_inspection_to_th
     )
     assert await refused(rt, "approve_return", {"return_id": "ret-1"}, AREA_MANAGER) == (403, "approval_beyond_rights")
     assert await refused(rt, "approve_return", {"return_id": "ret-1"}, SALES_MANAGER) == (403, "approval_beyond_rights")
-    await ok(rt, "approve_return", {"return_id": "ret-1"}, GENERAL_MANAGER)
+    await ok(rt, "approve_return", {"return_id": "ret-1", "reason": "seaming defect confirmed"}, GENERAL_MANAGER)
+    async with rt.pool.acquire() as conn:
+        decided = await conn.fetchval("SELECT data FROM events WHERE event_type = 'return.approved'")
+    assert (decided["approver_id"], decided["reason"]) == ("gm1", "seaming defect confirmed")
     assert await refused(
         rt, "resolve_return", {"return_id": "ret-1", "resolution": "credit_note", "amount_fen": 3801}, GENERAL_MANAGER
     ) == (409, "resolution_exceeds_return")

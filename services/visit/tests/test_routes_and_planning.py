@@ -234,10 +234,10 @@ async def test_unplanned_visit_approval_and_the_24_hour_sla(world) -> None:
     # Another district's supervisor may not answer; the area manager may.
     r = await h.post(SUP2, "approve_visit", {"visit_id": visit_id})
     assert r.status_code == 403 and r.json()["error"]["code"] == "outside_line"
-    r = await h.post(AM1, "approve_visit", {"visit_id": visit_id})
+    r = await h.post(AM1, "approve_visit", {"visit_id": visit_id, "reason": "key account, quarterly review"})
     assert r.status_code == 200 and r.json()["approval"] == "approved"
     [approved] = await h.events("visit.approved")
-    assert approved["data"]["approver_id"] == "am-1"
+    assert (approved["data"]["approver_id"], approved["data"]["reason"]) == ("am-1", "key account, quarterly review")
     assert (await h.get(SUP1, "/approvals/queue")).json()["approvals"] == []
 
 

@@ -144,7 +144,7 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     async def approve_order(cmd: c.ApproveOrder, uow: UnitOfWork) -> dict[str, Any]:
         order = await uow.get(Order, cmd.order_id, "order")
         await require_order_territory(uow, order)
-        order.approve(uow.actor, uow.clock.now(), policy.delivery_hours)
+        order.approve(uow.actor, uow.clock.now(), policy.delivery_hours, cmd.reason)
         await uow.save(order)
         return ordering.summary(order)
 
@@ -374,7 +374,7 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
     @bus.command(c.ApproveReturn, roles=APPROVERS, summary="Approve a return (the role its reason and scope require).")
     async def approve_return(cmd: c.ApproveReturn, uow: UnitOfWork) -> dict[str, Any]:
         ret = await return_in_territory(uow, cmd.return_id)
-        ret.approve(uow.actor)
+        ret.approve(uow.actor, cmd.reason)
         await uow.save(ret)
         return _return_summary(ret)
 

@@ -93,6 +93,10 @@ class OrderCommand(Command):
 
 class ApproveOrder(OrderCommand):
     name = "approve_order"
+    # Why the approver let it through is part of the approval's history; free text, so it is
+    # left out of dead letters like a rejection's reason.
+    personal_fields = frozenset({"reason"})
+    reason: Text | None = None
 
 
 class RejectOrder(OrderCommand):
@@ -237,6 +241,8 @@ class RecordReturnInspection(ReturnCommand):
 
 class ApproveReturn(ReturnCommand):
     name = "approve_return"
+    personal_fields = frozenset({"reason"})
+    reason: Text | None = None
 
 
 class RejectReturn(ReturnCommand):

@@ -97,6 +97,7 @@ class OrderApproved(Event):
     event_type = "order.approved"
     order_id: str
     approver_id: str
+    reason: str | None = None
 
 
 class OrderRejected(Event):
@@ -258,6 +259,7 @@ class ReturnApproved(Event):
     event_type = "return.approved"
     return_id: str
     approver_id: str
+    reason: str | None = None
 
 
 class ReturnRejected(Event):

@@ -186,9 +186,9 @@ class Order(Aggregate):
                 code="approval_beyond_rights",
             )
 
-    def approve(self, approver: Actor, now: datetime, delivery_hours: int) -> None:
+    def approve(self, approver: Actor, now: datetime, delivery_hours: int, reason: str | None = None) -> None:
         self._may_decide(approver)
-        self.record(OrderApproved(order_id=self.id, approver_id=approver.id))
+        self.record(OrderApproved(order_id=self.id, approver_id=approver.id, reason=reason))
         self._confirm(now, delivery_hours)
 
     def reject(self, approver: Actor, reason: str) -> None:

@@ -195,7 +195,7 @@ class ReturnRequest(Aggregate):
                 code="approval_beyond_rights",
             )
 
-    def approve(self, approver: Actor) -> None:
+    def approve(self, approver: Actor, reason: str | None = None) -> None:
         self._may_decide(approver)
         if self.route.inspection_required and not self.inspected:
             raise DomainError(
@@ -207,7 +207,7 @@ class ReturnRequest(Aggregate):
                 "the re-inspection did not confirm the claim; the return can only be rejected",
                 code="inspection_not_confirmed",
             )
-        self.record(ReturnApproved(return_id=self.id, approver_id=approver.id))
+        self.record(ReturnApproved(return_id=self.id, approver_id=approver.id, reason=reason))
 
     def reject(self, actor: Actor, reason: str) -> None:
         self._may_decide(actor)

@@ -295,7 +295,7 @@ def build_bus(
     async def approve_visit(cmd: ApproveVisit, uow: UnitOfWork) -> dict[str, Any]:
         visit = await uow.get(Visit, cmd.visit_id)
         ensure_can_approve(uow.actor, visit_territory(visit), f"visit {cmd.visit_id}")
-        visit.approve(uow.actor.id, uow.actor.role)
+        visit.approve(uow.actor.id, uow.actor.role, cmd.reason)
         return await saved(uow, visit)
 
     @bus.command(RejectVisit, roles=SUPERVISORS, summary="Reject a visit approval request (with the reason)")

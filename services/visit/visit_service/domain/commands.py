@@ -114,7 +114,10 @@ class RequestUnplannedVisit(Command):
 
 class ApproveVisit(Command):
     name = "approve_visit"
+    # Why the approver agreed is kept with the approval; free text, left out of dead letters.
+    personal_fields = frozenset({"reason"})
     visit_id: Id
+    reason: Text | None = None
 
 
 class RejectVisit(Command):

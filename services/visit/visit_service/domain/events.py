@@ -128,6 +128,7 @@ class VisitApprovalRequested(VisitEvent):
 class VisitApproved(VisitEvent):
     event_type = "visit.approved"
     approver_id: str
+    reason: str | None = None
 
 
 class VisitApprovalRejected(VisitEvent):

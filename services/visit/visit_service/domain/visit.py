@@ -262,9 +262,9 @@ class Visit(Aggregate):
         if approver_id in (self.requested_by, self.rep_id):
             raise PermissionDenied(f"{approver_id} asked for this visit and may not approve it", code="own_request")
 
-    def approve(self, approver_id: str, approver_role: Role | None = None) -> None:
+    def approve(self, approver_id: str, approver_role: Role | None = None, reason: str | None = None) -> None:
         self._check_approver(approver_id, approver_role)
-        self.record(VisitApproved(**self._ids(), approver_id=approver_id))
+        self.record(VisitApproved(**self._ids(), approver_id=approver_id, reason=reason))
 
     def reject_approval(self, approver_id: str, reason: str, approver_role: Role | None = None) -> None:
         self._check_approver(approver_id, approver_role)
