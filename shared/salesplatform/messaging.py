@@ -1055,9 +1055,20 @@ class CommandResponder:
                     correlation_id=correlation_id,
                 )
             if msg.reply:
-                await msg.respond(orjson.dumps(outcome.to_dict()))
+                # Not msg.respond: it sends the request's headers back, the caller's token with
+                # them. A reply carries only what correlates it with its request.
+                await self.nc.publish(msg.reply, orjson.dumps(outcome.to_dict()), headers=reply_headers(msg))
         finally:
             self._limit.release()
+
+
+def reply_headers(msg: Msg) -> dict[str, str] | None:
+    """The request's correlation headers (`Idempotency-Key`, `Correlation-Id`), nothing else."""
+    kept = {name: value for name in _REPLY_HEADERS if (value := _header(msg, name))}
+    return kept or None
+
+
+_REPLY_HEADERS = ("Idempotency-Key", "Correlation-Id")
 
 
 async def connect(

@@ -194,6 +194,17 @@ async def test_nats_request_reply_runs_the_same_handler(rt, outside) -> None:
     assert orjson.loads(reply.data)["status"] == 403
 
 
+async def test_a_reply_carries_no_credentials_only_what_correlates_it(rt, outside) -> None:
+    subject = rt.topology.subject("cmd", "open_sheet")
+    headers = {**bearer(REP), "Idempotency-Key": "sheet-r1", "Correlation-Id": "crm-7", "X-Other": "x"}
+    reply = await outside.request(subject, orjson.dumps({"sheet_id": "r1", "title": "T"}), headers=headers, timeout=5)
+    assert orjson.loads(reply.data)["ok"] is True
+    assert dict(reply.headers or {}) == {"Idempotency-Key": "sheet-r1", "Correlation-Id": "crm-7"}
+    refused = await outside.request(subject, b"{}", headers=bearer(REP), timeout=5)
+    assert orjson.loads(refused.data)["ok"] is False
+    assert not refused.headers
+
+
 async def test_ingest_publishes_results_and_dead_letters_rejections(rt, outside) -> None:
     results = await outside.subscribe(rt.topology.subject("result", ">"))
     await outside.flush()
