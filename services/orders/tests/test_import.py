@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -79,6 +80,15 @@ async def test_five_thousand_records_import_exactly_once_with_right_totals(rt) -
     assert report.rejected == []
     assert (report.records, report.accepted, report.already_imported) == (5000, 5000, 0)
     assert (report.orders, report.deliveries, report.payments) == (len(orders), len(deliveries), len(payments))
+    assert {k: len(v) for k, v in report.ids.items()} == {
+        "orders": len(orders),
+        "invoices": len(deliveries),
+        "payments": len(payments),
+    }
+    delivery = deliveries[0]
+    order_id = report.ids["orders"][delivery["order_record_id"]]
+    invoice_ns = uuid.UUID("6a0f6f52-3d55-4b7e-9a51-5f3e1d4c2b10")
+    assert report.ids["invoices"][delivery["record_id"]] == str(uuid.uuid5(invoice_ns, order_id))
     assert report.events_appended == 2 * len(orders) + 2 * len(deliveries) + len(payments)
     assert (report.order_amount_fen, report.payment_amount_fen) == (ordered, paid)
 
@@ -314,6 +324,11 @@ async def test_history_through_the_command_http_upload_and_command_line(rt, serv
     assert await refused(rt, "import_history", {"records": records_}, REP) == (403, "role_not_allowed")
     again = await ok(rt, "import_history", {"records": records_[:1]}, SYSTEM)
     assert (again["already_imported"], again["events_appended"]) == (1, 0)
+    # The report names the order it created, by the id the README says how to derive; a rerun too.
+    c1 = str(uuid.uuid5(uuid.UUID("9c3d2a4e-6f1b-4e8a-b7c5-3a2f1e0d9c87"), "order:C1"))
+    assert via_command["ids"] == again["ids"] == {"orders": {"C1": c1}, "invoices": {}, "payments": {}}
+    async with rt.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE stream_id = $1", f"order-{c1}") == 2
 
     history = records(400)
     upload = b"\n".join(orjson.dumps(r) for r in history[:300]) + b"\n\n"

@@ -103,6 +103,18 @@ def payment_id_for_record(record_id: str) -> str:
     return str(uuid5(IMPORT_NAMESPACE, f"payment:{record_id}"))
 
 
+def ids_of_record(rec: AnyRecord) -> tuple[str, str]:
+    """What a record becomes, by the id the system knows it by: ("orders", order_id),
+    ("invoices", the delivered order's invoice_id) or ("payments", payment_id)."""
+    match rec:
+        case OrderRecord():
+            return "orders", order_id_for_record(rec.record_id)
+        case DeliveryRecord():
+            return "invoices", invoice_id_for(order_id_for_record(rec.order_record_id))
+        case PaymentRecord():
+            return "payments", payment_id_for_record(rec.record_id)
+
+
 _PRIMARY = {"order": "order.placed", "delivery": "order.delivered", "payment": "payment.received"}
 
 
@@ -127,6 +139,8 @@ class ImportReport:
     order_amount_fen: int = 0
     payment_amount_fen: int = 0
     seconds: float = 0.0
+    # record_id → the id it was imported as, per kind: for the records accepted now or before.
+    ids: dict[str, dict[str, str]] = field(default_factory=lambda: {"orders": {}, "invoices": {}, "payments": {}})
     # Of `seconds`: appending to the log (COPY), and updating the inline read models.
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -143,6 +157,7 @@ class ImportReport:
             "payments": self.payments,
             "order_amount_fen": self.order_amount_fen,
             "payment_amount_fen": self.payment_amount_fen,
+            "ids": self.ids,
             "seconds": round(self.seconds, 3),
             "append_seconds": round(self.timings.get("append", 0.0), 3),
             "read_model_seconds": round(self.timings.get("read_models", 0.0), 3),
@@ -266,6 +281,7 @@ class HistoryImport:
             if event_id in stored:
                 self.report.already_imported += 1
                 self.seen.add((rec.kind, rec.record_id))
+                self._imported_as(rec)
             else:
                 fresh.append((line_no, rec))
         await self._preload(conn, [rec for _, rec in fresh])
@@ -283,6 +299,7 @@ class HistoryImport:
                         self._payment(rec)
                 self.seen.add((rec.kind, rec.record_id))
                 self.report.accepted += 1
+                self._imported_as(rec)
             except _Rejected as exc:
                 self._reject(line_no, rec.record_id, exc.field, exc.message)
         # Phase order keeps each stream's versions in log order and lets the read models apply
@@ -351,6 +368,10 @@ class HistoryImport:
         if card is None:
             raise _Rejected("customer_id", f"unknown customer {customer_id}")
         return card
+
+    def _imported_as(self, rec: AnyRecord) -> None:
+        kind, imported_id = ids_of_record(rec)
+        self.report.ids[kind][rec.record_id] = imported_id
 
     def _order(self, rec: OrderRecord) -> None:
         card = self._customer(rec.customer_id)
