@@ -2,17 +2,21 @@
 
 The runtime does not go through FastStream (see messaging.py); FastStream is used here for what
 it does well: describing channels and payload schemas. Each event channel carries the envelope
-with `data` typed as that event's model; each command is described on its request/reply subject
-and its ingest subject.
+with `data` typed as that event's model; each command is described on its request/reply subject,
+its ingest subject and the subject its ingest results are published on; rejections are
+described on `<service>.dlq.rejected`. FastStream's own message headers (`correlation_id`) are
+not what this system's messages carry: each message gets the headers it really has, and its
+correlation id where it really is (`Idempotency-Key` for commands, their results and
+rejections; the envelope's `correlation_id` for events).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from salesplatform.commands import CommandBus
 from salesplatform.events import Envelope, EventRegistry
@@ -22,6 +26,112 @@ from salesplatform.messaging import Topology
 def _envelope_of(event_type: str, model: type[BaseModel]) -> type[BaseModel]:
     name = "".join(part.title() for part in event_type.replace(".", "_").split("_")) + "Envelope"
     return create_model(name, __base__=Envelope, data=(model, ...))
+
+
+TOKEN_CLAIMS = (
+    "A JWT signed with Ed25519 (alg EdDSA; header kid = the key's id in the public key set the "
+    "services read). Claims: sub = the actor's id (a staff id, or the id of the outside system); "
+    "role = rep | supervisor | area_manager | sales_manager | general_manager | inspector | clerk | "
+    "system | operator; district = the actor's district (reps and supervisors), else null; "
+    "area = the actor's area (area managers; reps and supervisors carry theirs too), else null; "
+    "iss = salesplatform; iat, exp = issued and expiry time (seconds since 1970; 12 hours by "
+    "default). A command queued on ingest is judged by its token as of when JetStream stored it."
+)
+
+
+class CommandResult(BaseModel):
+    """What a command sent through ingest answered, published on `<service>.result.<command>`
+    after its effect committed (core NATS: subscribe before publishing the command). The
+    `Idempotency-Key` header is the command's (else its Nats-Msg-Id, else ingest-<sequence>)."""
+
+    model_config = ConfigDict(title="CommandResult")
+    ok: Literal[True]
+    result: Any = Field(description="the command's answer, as a request/reply answer's result")
+
+
+class CommandError(BaseModel):
+    model_config = ConfigDict(title="CommandError", extra="allow")
+    code: str = Field(description="what went wrong, in a word (the services' READMEs list them)")
+    message: str
+    field: str | None = Field(None, description="the field at fault, when one is")
+    details: list[dict[str, Any]] | None = Field(None, description="per field: field, code, message (422)")
+
+
+class CommandRefusal(BaseModel):
+    """A command's refusal: the answer of request/reply, and `Dlq-Error` of a rejection."""
+
+    model_config = ConfigDict(title="CommandRefusal")
+    ok: Literal[False]
+    status: int = Field(description="as HTTP would answer: 401, 403, 404, 409, 422, 503")
+    error: CommandError
+
+
+class RejectedCommand(BaseModel):
+    """The payload of a rejected command as it was sent, less what it declares personal (left
+    out, `Dlq-Withheld`) or sealed with the customer's key (`Dlq-Sealed`)."""
+
+    model_config = ConfigDict(title="RejectedCommand", extra="allow")
+
+
+_TEXT = {"type": "string"}
+_IDEMPOTENCY_KEY = {
+    "type": "string",
+    "description": "the caller's key for this command: a command is run once per key, and its "
+    "result and any rejection carry the same key (correlate by it)",
+}
+_CORRELATION_ID = {
+    "type": "string",
+    "description": "optional: kept on the events the command records, and on its result and rejection",
+}
+COMMAND_HEADERS = {
+    "type": "object",
+    "required": ["Authorization"],
+    "properties": {
+        "Authorization": {"type": "string", "pattern": "^Bearer ", "description": "Bearer <token>. " + TOKEN_CLAIMS},
+        "Idempotency-Key": _IDEMPOTENCY_KEY,
+        "Correlation-Id": _CORRELATION_ID,
+    },
+}
+RESULT_HEADERS = {
+    "type": "object",
+    "required": ["Idempotency-Key"],
+    "properties": {"Idempotency-Key": _IDEMPOTENCY_KEY, "Correlation-Id": _CORRELATION_ID},
+}
+REJECTION_HEADERS = {
+    "type": "object",
+    "required": ["Dlq-Reason", "Dlq-Error", "Nats-Msg-Id"],
+    "properties": {
+        "Dlq-Reason": {"const": "rejected"},
+        "Dlq-Error": {"type": "string", "description": "the refusal as JSON: CommandRefusal"},
+        "Dlq-Source": {"type": "string", "description": "<ingest stream>:<sequence> of the command"},
+        "Idempotency-Key": _IDEMPOTENCY_KEY,
+        "Correlation-Id": _CORRELATION_ID,
+        "Original-Msg-Id": {"type": "string", "description": "the command's Nats-Msg-Id, if it had one"},
+        "Nats-Msg-Id": {"type": "string", "description": "dlq-<stream>-<sequence>: one dead letter per command"},
+        "Dlq-Withheld": {"type": "string", "description": "the payload's fields left out (personal), or 'payload'"},
+        "Dlq-Sealed": {"type": "string", "description": "the key the payload is sealed with (customer service)"},
+    },
+}
+EVENT_HEADERS = {
+    "type": "object",
+    "required": ["Nats-Msg-Id", "Event-Type", "Stream-Id", "Stream-Version"],
+    "properties": {
+        "Nats-Msg-Id": {"type": "string", "description": "= event_id"},
+        "Event-Type": _TEXT,
+        "Stream-Id": _TEXT,
+        "Stream-Version": _TEXT,
+        "Correlation-Id": {"type": "string", "description": "= correlation_id, when the event has one"},
+    },
+}
+# message kind → (headers, where its correlation id is)
+_MESSAGES: dict[str, tuple[dict[str, Any] | None, str | None]] = {
+    "cmd": (COMMAND_HEADERS, "$message.header#/Idempotency-Key"),
+    "ingest": (COMMAND_HEADERS, "$message.header#/Idempotency-Key"),
+    "result": (RESULT_HEADERS, "$message.header#/Idempotency-Key"),
+    "dlq": (REJECTION_HEADERS, "$message.header#/Idempotency-Key"),
+    "event": (EVENT_HEADERS, "$message.payload#/correlation_id"),
+    "changed": (None, None),
+}
 
 
 def _receiver(model: type[BaseModel]) -> Any:
@@ -51,23 +161,79 @@ def asyncapi(
             + f" Stream {topology.event_stream}; Nats-Msg-Id = event_id; schema_version {cls.schema_version}.",
             schema=_envelope_of(cls.event_type, cls),
         )
-    for name, spec in bus.specs.items():
-        doc = spec.summary or name
-        roles = ", ".join(sorted(r.value for r in spec.roles)) if spec.roles else "any authenticated actor"
+    rejected = topology.subject("dlq", "rejected")
+    for name, command in bus.specs.items():
+        doc = command.summary or name
+        roles = ", ".join(sorted(r.value for r in command.roles)) if command.roles else "any authenticated actor"
         broker.subscriber(
             topology.subject("cmd", name),
             title=f"cmd.{name}",
             description=f"{doc} Request/reply; header Authorization: Bearer <token> ({roles}); "
-            "optional Idempotency-Key. Reply: {ok, result} or {ok: false, status, error}.",
-        )(_receiver(spec.command))
+            "optional Idempotency-Key. Reply: CommandResult-like {ok: true, result} or CommandRefusal "
+            "{ok: false, status, error}, with the request's Idempotency-Key and Correlation-Id headers "
+            "and no others.",
+        )(_receiver(command.command))
         broker.subscriber(
             topology.subject("ingest", name),
             title=f"ingest.{name}",
-            description=f"{doc} Asynchronous (JetStream stream {topology.ingest_stream}); result, accepted or "
-            f"refused, on {topology.subject('result', name)}, kept in the stream {topology.results_stream} "
-            f"(header Idempotency-Key); rejection also on {topology.subject('dlq', 'rejected')}.",
-        )(_receiver(spec.command))
+            description=f"{doc} Asynchronous (JetStream stream {topology.ingest_stream}, a work queue: "
+            f"kept until processed); result, accepted or refused, on {topology.subject('result', name)}, "
+            f"kept in the stream {topology.results_stream}; rejection also on {rejected}; all with the "
+            "command's Idempotency-Key.",
+        )(_receiver(command.command))
+        broker.publisher(
+            topology.subject("result", name),
+            title=f"result.{name}",
+            description=f"The result of an ingested {name}, accepted (after its effect committed) or "
+            f"refused, kept in the JetStream stream {topology.results_stream} for <SERVICE>_RESULT_DAYS "
+            "days (message id <sender>:<command>:<key>): an outside system reads it with a durable "
+            "consumer of its own and matches results to what it sent by Idempotency-Key, also after "
+            "an outage of its own.",
+            schema=CommandResult,
+        )
+    if bus.specs:
+        broker.publisher(
+            rejected,
+            title="dlq.rejected",
+            description=f"Ingested commands refused (bad input, no right, a rule said no): JetStream "
+            f"stream {topology.dlq_stream}, kept <SERVICE>_DEAD_LETTER_DAYS days. The payload is the "
+            "command as sent less personal data; Dlq-Error holds the refusal (CommandRefusal), "
+            "Idempotency-Key the command's key. Outages are waited out, never dead-lettered.",
+            schema=RejectedCommand,
+        )
     for suffix, model, text in extra_publishers:
         broker.publisher(topology.subject(*suffix.split(".")), title=suffix, description=text, schema=model)
     spec = AsyncAPI(broker, title=title, version="1", description=description, schema_version="3.0.0")
-    return spec.to_specification().to_jsonable()
+    return _as_carried(spec.to_specification().to_jsonable())
+
+
+def _as_carried(document: dict[str, Any]) -> dict[str, Any]:
+    """The headers and correlation ids the messages really carry; the shared schemas of answers
+    and refusals; how callers authenticate."""
+    for key, message in document.get("components", {}).get("messages", {}).items():
+        kind = key.split(".", 1)[0]
+        headers, correlation = _MESSAGES.get(kind, _MESSAGES["event"])
+        message.pop("correlationId", None)
+        if headers is not None:
+            message["headers"] = headers
+        if correlation is not None:
+            message["correlationId"] = {"location": correlation}
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for model in (CommandRefusal, CommandResult):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    components["securitySchemes"] = {
+        "token": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": TOKEN_CLAIMS},
+        "natsUser": {
+            "type": "userPassword",
+            "description": "NATS user and password: outside systems connect as the user `system`",
+        },
+    }
+    for server in document.get("servers", {}).values():
+        server["security"] = [{"$ref": "#/components/securitySchemes/natsUser"}]
+    for key, operation in document.get("operations", {}).items():
+        if key.split(".", 1)[0] in ("cmd", "ingest"):
+            operation["security"] = [{"$ref": "#/components/securitySchemes/token"}]
+    return document

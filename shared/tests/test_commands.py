@@ -16,6 +16,7 @@ from waiting import wait_for
 
 from salesplatform.auth import mint
 from salesplatform.commands import Request
+from salesplatform.contract import REJECTION_HEADERS, RESULT_HEADERS, CommandRefusal, CommandResult
 from salesplatform.devstack.pytest_plugin import next_stream_message
 from salesplatform.events import Actor, Envelope, Role
 from salesplatform.projections import reading
@@ -225,6 +226,12 @@ async def test_ingest_publishes_results_and_dead_letters_rejections(rt, outside)
     assert "validation_failed" in rejected.headers["Dlq-Error"]
     assert rejected.data == b'{"sheet_id": 5}'
     assert "Authorization" not in rejected.headers  # the sender's token is not kept
+    # What the AsyncAPI document says these messages carry is what they carry.
+    assert msg.headers == {"Idempotency-Key": key}
+    assert set(msg.headers) <= set(RESULT_HEADERS["properties"])
+    assert set(rejected.headers) <= set(REJECTION_HEADERS["properties"])
+    CommandResult.model_validate(orjson.loads(msg.data))
+    CommandRefusal.model_validate_json(rejected.headers["Dlq-Error"])
     async with rt.pool.acquire() as conn:
         assert len(await load_stream(conn, "sheet-i1")) == 1
 
