@@ -67,8 +67,8 @@ demo: venv
 	$(PY) -m bench.demo
 
 lint: venv
-	$(PY) -m ruff check shared services tests bench
-	$(PY) -m ruff format --check shared services tests bench
+	$(PY) -m ruff check shared services tests bench examples
+	$(PY) -m ruff format --check shared services tests bench examples
 
 clean:
 	rm -rf .run
