@@ -193,6 +193,14 @@ def event_headers(envelope: Envelope) -> dict[str, str]:
 # Headers never copied into a dead letter: a durable stream is no place for credentials.
 _CREDENTIAL_HEADERS = frozenset({"authorization"})
 
+
+def _kept_in_dead_letter(header: str) -> bool:
+    """Not credentials, and none of JetStream's publish directives (`Nats-Msg-Id` becomes
+    `Original-Msg-Id`; a `Nats-Expected-Stream` the sender set for the ingest stream would make
+    JetStream refuse the dead letter, so it would be retried for ever)."""
+    return header.lower() not in _CREDENTIAL_HEADERS and not header.startswith("Nats-")
+
+
 # What a dead-lettered command keeps of its payload: given the command's name and payload, the
 # body to keep and headers saying what was done to it (`Dlq-Withheld`, `Dlq-Sealed`).
 CommandGuard = Callable[[str, bytes], Awaitable[tuple[bytes, dict[str, str]]]]
@@ -220,7 +228,7 @@ class DeadLetters:
         source: str | None = None,
         dedup_id: str | None = None,
     ) -> None:
-        hdrs = {k: v for k, v in (headers or {}).items() if k != "Nats-Msg-Id" and k.lower() not in _CREDENTIAL_HEADERS}
+        hdrs = {k: v for k, v in (headers or {}).items() if _kept_in_dead_letter(k)}
         if headers and "Nats-Msg-Id" in headers:
             hdrs["Original-Msg-Id"] = headers["Nats-Msg-Id"]
         hdrs["Dlq-Reason"] = reason

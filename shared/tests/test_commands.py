@@ -218,7 +218,8 @@ async def test_ingest_publishes_results_and_dead_letters_rejections(rt, outside)
     await js.publish(
         ingest, orjson.dumps({"sheet_id": "i1", "title": "T"}), headers={**bearer(REP), "Idempotency-Key": key}
     )
-    await js.publish(ingest, b'{"sheet_id": 5}', headers=bearer(REP))
+    # Published as an outside program does it, naming the stream it expects to store it.
+    await js.publish(ingest, b'{"sheet_id": 5}', headers=bearer(REP), stream=rt.topology.ingest_stream)
     msg = await results.next_msg(timeout=10)
     assert orjson.loads(msg.data)["result"] == {"sheet_id": "i1", "version": 1}
     rejected = await next_stream_message(rt.js, rt.topology.dlq_stream)
