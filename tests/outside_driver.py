@@ -50,7 +50,8 @@ class Outside:
             timeout=30,
         )
         assert not set(reply.headers or {}) - {"Idempotency-Key", "Correlation-Id"}, reply.headers
-        return json.loads(reply.data)
+        answer: dict[str, Any] = json.loads(reply.data)
+        return answer
 
     async def ok(self, service: str, command: str, payload: dict[str, Any], token: str) -> Any:
         answer = await self.request(service, command, payload, token)
@@ -63,10 +64,12 @@ class Outside:
                 path, params={k.rstrip("_"): v for k, v in params.items()}, headers={"Authorization": f"Bearer {token}"}
             )
         assert answer.status_code == 200, f"{path}: {answer.status_code} {answer.text}"
-        return answer.json()
+        body: dict[str, Any] = answer.json()
+        return body
 
     async def report(self, path: str, token: str, **params: Any) -> list[dict[str, Any]]:
-        return (await self.get("reporting", path, token, **params))["items"]
+        items: list[dict[str, Any]] = (await self.get("reporting", path, token, **params))["items"]
+        return items
 
     def environment(self, token: str, **extra: str) -> dict[str, str]:
         return {
@@ -94,4 +97,5 @@ class Outside:
         )
         out, err = await process.communicate()
         assert process.returncode == 0, f"send_commands exited {process.returncode}: {out.decode()} {err.decode()}"
-        return json.loads(out.decode().strip().splitlines()[-1])
+        outcomes: dict[str, dict[str, Any]] = json.loads(out.decode().strip().splitlines()[-1])
+        return outcomes
