@@ -21,7 +21,7 @@ README = Path(__file__).parents[1] / "README.md"
 
 def first_program() -> str:
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Publishing into the system from another program") :]
+    section = text[text.index("## Integrating another system") :]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match is not None, "the README has no program in its publishing section"
     return match.group(1)

@@ -95,7 +95,15 @@ COMMAND_HEADERS = {
 RESULT_HEADERS = {
     "type": "object",
     "required": ["Idempotency-Key"],
-    "properties": {"Idempotency-Key": _IDEMPOTENCY_KEY, "Correlation-Id": _CORRELATION_ID},
+    "properties": {
+        "Idempotency-Key": _IDEMPOTENCY_KEY,
+        "Correlation-Id": _CORRELATION_ID,
+        "Result-Status": {"type": "string", "description": "200, or the refusal's HTTP status"},
+        "Nats-Msg-Id": {
+            "type": "string",
+            "description": "<sender>:<command>:<key>: the result is kept once in <SERVICE>_RESULTS",
+        },
+    },
 }
 REJECTION_HEADERS = {
     "type": "object",
