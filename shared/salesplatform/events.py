@@ -73,6 +73,10 @@ class Actor(BaseModel):
     role: Role
     district: str | None = None
     area: str | None = None
+    # The operator who replayed a dead-lettered command of this actor's (`dead_letters`): the
+    # command runs with its sender's rights, and the record says who sent it again. No token
+    # carries it.
+    replayed_by: str | None = Field(default=None, max_length=100)
 
     def at_least(self, role: Role) -> bool:
         return rank(self.role) >= rank(role) > 0

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -208,9 +209,12 @@ CommandGuard = Callable[[str, bytes], Awaitable[tuple[bytes, dict[str, str]]]]
 
 class DeadLetters:
     """Publishes what could not be handled to `<service>.dlq.<reason>` (a durable stream),
-    with the original payload and headers (credentials left out) and the error. A command's
-    payload goes through the service's `guard` first, which seals or leaves out personal data
-    (dead letters are kept for days, past an erasure)."""
+    with the original payload and headers (credentials left out), the error and what a replay
+    needs: the original subject, the command, its sender's identity (from the token, never the
+    token) and idempotency key, the first and last failure and the deliveries
+    (`salesplatform.dead_letters` reads them back). A command's payload goes through the
+    service's `guard` first, which seals or leaves out personal data (dead letters are kept for
+    days, past an erasure)."""
 
     def __init__(self, js: JetStreamContext, topology: Topology, *, guard: CommandGuard | None = None) -> None:
         self.js = js
@@ -227,7 +231,9 @@ class DeadLetters:
         headers: dict[str, str] | None = None,
         source: str | None = None,
         dedup_id: str | None = None,
-    ) -> None:
+        failure: Failure | None = None,
+    ) -> int:
+        """Publish one dead letter; returns its sequence in the dead-letter stream."""
         hdrs = {k: v for k, v in (headers or {}).items() if _kept_in_dead_letter(k)}
         if headers and "Nats-Msg-Id" in headers:
             hdrs["Original-Msg-Id"] = headers["Nats-Msg-Id"]
@@ -235,25 +241,73 @@ class DeadLetters:
         hdrs["Dlq-Error"] = error[:2000]
         if source:
             hdrs["Dlq-Source"] = source
+        hdrs.update((failure or Failure()).headers())
         hdrs["Nats-Msg-Id"] = dedup_id or f"dlq-{uuid.uuid4()}"
-        await self.js.publish(self.topology.subject("dlq", reason), payload, headers=hdrs)
+        ack = await self.js.publish(self.topology.subject("dlq", reason), payload, headers=hdrs)
         self.sent[reason] += 1
         log.warning("dead_lettered", reason=reason, error=error[:300], source=source)
+        return ack.seq
 
-    async def send_msg(self, reason: str, msg: Msg, error: str, *, command: str | None = None) -> None:
+    async def send_msg(
+        self, reason: str, msg: Msg, error: str, *, command: str | None = None, failure: Failure | None = None
+    ) -> None:
         """Dead-letter a message; `command` names the command it carries (its payload is then
         guarded)."""
         source = msg.subject
         dedup = None
+        failure = failure or Failure()
+        failure.subject = msg.subject
+        failure.command = command
         with contextlib.suppress(Exception):
             md = msg.metadata
             source = f"{md.stream}:{md.sequence.stream}"
             dedup = f"dlq-{md.stream}-{md.sequence.stream}"
+            failure.deliveries = md.num_delivered
         payload, headers = msg.data, dict(msg.headers or {})
         if command is not None and self.guard is not None:
             payload, said = await self.guard(command, payload)
             headers.update(said)
-        await self.send(reason, payload, error=error, headers=headers, source=source, dedup_id=dedup)
+        await self.send(reason, payload, error=error, headers=headers, source=source, dedup_id=dedup, failure=failure)
+
+
+@dataclass
+class Failure:
+    """What a dead letter records of the failure, besides its reason and error: where the
+    message was sent, which command it carries, who sent it and under which idempotency key
+    (for a replay), the first and last failure (seconds since the epoch) and how many times it
+    was delivered."""
+
+    subject: str | None = None
+    command: str | None = None
+    sender: Actor | None = None
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+    first_failed: float | None = None
+    last_failed: float | None = None
+    deliveries: int = 1
+
+    def headers(self) -> dict[str, str]:
+        last = self.last_failed or time.time()
+        out = {
+            "Dlq-First-Failed": _iso(self.first_failed or last),
+            "Dlq-Last-Failed": _iso(last),
+            "Dlq-Deliveries": str(self.deliveries),
+        }
+        if self.subject:
+            out["Dlq-Subject"] = self.subject
+        if self.command:
+            out["Dlq-Command"] = self.command
+        if self.sender is not None:
+            out["Dlq-Sender"] = self.sender.model_dump_json(exclude_none=True)
+        if self.idempotency_key:
+            out["Dlq-Idempotency-Key"] = self.idempotency_key
+        if self.correlation_id:
+            out["Dlq-Correlation-Id"] = self.correlation_id
+        return out
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 # Rows the relay deletes from the outbox between two vacuums of it.
@@ -523,6 +577,8 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
 
+# How many first failures a pull loop remembers (of messages retried, not yet dead-lettered).
+_FIRST_FAILURES_KEPT = 10_000
 # How long a pull loop waits for more messages once one has arrived.
 _GATHER_SECONDS = 0.005
 # How long a pull loop pauses while the database or NATS is down: doubling from the first.
@@ -560,6 +616,8 @@ class _PullLoop(ABC):
         # Where processing times and spans go (the runtime's).
         self.metrics: ServiceMetrics = DETACHED
         self.tracer = tracing.OFF
+        # When each message failing now first failed (by stream sequence), for its dead letter.
+        self._first_failed: dict[int, float] = {}
 
     def stop(self) -> None:
         self._stopping.set()
@@ -596,16 +654,21 @@ class _PullLoop(ABC):
     async def handle(self, msgs: list[Msg]) -> None:
         """Process a fetched batch; ack what committed. Raising naks the batch for a retry."""
 
-    async def dead_letter(self, reason: str, msg: Msg, error: str) -> None:
-        await self.dead_letters.send_msg(reason, msg, error)
+    async def dead_letter(self, reason: str, msg: Msg, error: str, failure: Failure | None = None) -> None:
+        await self.dead_letters.send_msg(reason, msg, error, failure=failure)
 
     async def retry_or_dead_letter(self, msgs: list[Msg], error: str) -> None:
         for msg in msgs:
             if msg.is_acked:
                 continue  # handled before the batch failed
+            seq = msg.metadata.sequence.stream
+            if len(self._first_failed) >= _FIRST_FAILURES_KEPT and seq not in self._first_failed:
+                self._first_failed.clear()  # of messages that went through since: forgotten
+            first = self._first_failed.setdefault(seq, time.time())
             delivered = msg.metadata.num_delivered
             if delivered >= self.max_deliveries:
-                await self.dead_letter("processing_failed", msg, error)
+                await self.dead_letter("processing_failed", msg, error, Failure(first_failed=first))
+                self._first_failed.pop(seq, None)
                 await msg.ack()
             else:
                 await msg.nak(delay=min(0.2 * 2**delivered, 10.0))
@@ -890,8 +953,23 @@ class IngestConsumer(_PullLoop):
         self.accepted = 0
         self.rejected = 0
 
-    async def dead_letter(self, reason: str, msg: Msg, error: str) -> None:
-        await self.dead_letters.send_msg(reason, msg, error, command=msg.subject.rsplit(".", 1)[-1])
+    async def dead_letter(self, reason: str, msg: Msg, error: str, failure: Failure | None = None) -> None:
+        failure = failure or Failure()
+        with contextlib.suppress(ServiceError):
+            failure.sender = self.sender(msg)
+        await self._send_dead_letter(reason, msg, error, failure)
+
+    async def _send_dead_letter(self, reason: str, msg: Msg, error: str, failure: Failure) -> None:
+        failure.idempotency_key = self.idempotency_key(msg)
+        failure.correlation_id = failure.correlation_id or _header(msg, "Correlation-Id")
+        await self.dead_letters.send_msg(reason, msg, error, command=msg.subject.rsplit(".", 1)[-1], failure=failure)
+
+    @staticmethod
+    def idempotency_key(msg: Msg) -> str:
+        """The command's idempotency key: the sender's, else the message's id, else its place
+        in the stream, so a redelivery (or a replay of its dead letter) appends nothing twice."""
+        key = _header(msg, "Idempotency-Key") or _header(msg, "Nats-Msg-Id")
+        return key if key is not None else f"ingest-{msg.metadata.sequence.stream}"
 
     def sender(self, msg: Msg) -> Actor:
         """Who sent `msg`, judged when JetStream stored it."""
@@ -913,9 +991,7 @@ class IngestConsumer(_PullLoop):
         runnable: list[tuple[Msg, str, str]] = []
         for msg in msgs:
             name = msg.subject.rsplit(".", 1)[-1]
-            key = _header(msg, "Idempotency-Key") or _header(msg, "Nats-Msg-Id")
-            if key is None:
-                key = f"ingest-{msg.metadata.sequence.stream}"
+            key = self.idempotency_key(msg)
             try:
                 actor = self.sender(msg)
             except ServiceError as exc:
@@ -938,25 +1014,30 @@ class IngestConsumer(_PullLoop):
             for (msg, name, key), request, outcome in zip(runnable, requests, outcomes, strict=True):
                 judged.append((msg, request, name, key, outcome))
         await self._publish_results(judged)
-        for msg, ran, name, _key, outcome in judged:
+        for msg, ran, _name, _key, outcome in judged:
             if outcome.ok:
                 self.accepted += 1
                 await msg.ack()
             else:
-                await self._reject(msg, name, outcome, ran.correlation_id if ran is not None else None)
+                sender = ran.actor if ran is not None else None
+                await self._reject(msg, outcome, sender, ran.correlation_id if ran is not None else None)
 
-    async def _reject(self, msg: Msg, name: str, outcome: Outcome, correlation_id: str | None = None) -> None:
+    async def _reject(
+        self, msg: Msg, outcome: Outcome, sender: Actor | None = None, correlation_id: str | None = None
+    ) -> None:
         self.rejected += 1
         assert outcome.error is not None
+        correlation_id = correlation_id or _header(msg, "Correlation-Id")
         log.info(
             "command_refused",
             transport="ingest",
-            command=name,
+            command=msg.subject.rsplit(".", 1)[-1],
             status=outcome.status,
             code=outcome.error.code,
-            correlation_id=correlation_id or _header(msg, "Correlation-Id"),
+            correlation_id=correlation_id,
         )
-        await self.dead_letters.send_msg("rejected", msg, orjson.dumps(outcome.to_dict()).decode(), command=name)
+        error = orjson.dumps(outcome.to_dict()).decode()
+        await self._send_dead_letter("rejected", msg, error, Failure(sender=sender, correlation_id=correlation_id))
         await msg.ack()
 
     async def _publish_results(self, judged: list[tuple[Msg, Request | None, str, str, Outcome]]) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from salesplatform.store import (
     LOG_START,
     LogPosition,
     RecordedEvent,
+    load_event,
     read_log,
     read_log_between,
     read_log_of_types,
@@ -322,6 +324,36 @@ async def _apply_guarded(
             )
             if on_failure is not None:
                 await on_failure(projection.name, event, error)
+    return changes
+
+
+async def reapply(pool: asyncpg.Pool, projection: Projection, event_id: uuid.UUID) -> list[Change] | None:
+    """Apply again an event `projection` could not apply (kept in `projection_failures`), once
+    what failed it is fixed: to the active generation with its lock held, in the transaction
+    that clears the failure. None if the event is not among its failures (applied again
+    already, or it never failed). Raises what the projection raises; nothing is kept then."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            failed = await conn.fetchval(
+                "SELECT true FROM public.projection_failures WHERE name = $1 AND event_id = $2 FOR UPDATE",
+                projection.name,
+                event_id,
+            )
+            event = await load_event(conn, event_id) if failed else None
+            if event is None:
+                return None
+            schema = await locked_schema(conn, projection.name, {})
+            await conn.execute("SELECT set_config('search_path', $1, true)", f"{schema}, public")
+            if projection.reads_log:
+                at = LogPosition(event.tx_id, event.position)
+                before = LogPosition(event.tx_id, event.position - 1)
+                changes = await projection.apply_range(conn, before, at, frozenset({event.event_type}))
+            else:
+                changes = await projection.apply_batch(conn, [event])
+            await conn.execute(
+                "DELETE FROM public.projection_failures WHERE name = $1 AND event_id = $2", projection.name, event_id
+            )
+    log.info("projection_event_reapplied", projection=projection.name, event_id=str(event_id))
     return changes
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import asyncpg
-import nats.js.errors
 import orjson
 import structlog
 import uvicorn
@@ -448,45 +447,6 @@ class Runtime:
                 db = await conn.fetchval("SELECT true")
         return {"database": bool(db), "nats": self.nc.is_connected, "keys": self.tokens.ready}
 
-    async def dead_letter_list(self, limit: int, reason: str | None = None) -> list[dict[str, Any]]:
-        """Up to `limit` of the latest dead letters (of `reason`), newest first; looks at no more
-        than twenty times `limit` of them."""
-        stream = self.topology.dlq_stream
-        state = (await self.js.stream_info(stream)).state
-        found: list[dict[str, Any]] = []
-        seq = state.last_seq
-        while seq >= max(state.first_seq, 1) and len(found) < limit and state.last_seq - seq < limit * 20:
-            try:
-                msg = await self.js.get_msg(stream, seq)
-            except nats.js.errors.NotFoundError:
-                seq -= 1
-                continue
-            seq -= 1
-            headers = dict(msg.headers or {})
-            if reason is not None and headers.get("Dlq-Reason") != reason:
-                continue
-            found.append(
-                {
-                    "seq": msg.seq,
-                    "at": msg.time,
-                    "reason": headers.pop("Dlq-Reason", None),
-                    "error": headers.pop("Dlq-Error", None),
-                    "source": headers.pop("Dlq-Source", None),
-                    "headers": headers,
-                    "payload": await self._shown(msg.data or b""),
-                }
-            )
-        return found
-
-    async def _shown(self, payload: bytes) -> Any:
-        if self.definition.open_dead_letter is not None:
-            with contextlib.suppress(ValueError):
-                return await self.definition.open_dead_letter(self, payload)
-        try:
-            return orjson.loads(payload) if payload else None
-        except orjson.JSONDecodeError:
-            return payload.decode(errors="replace")
-
     async def run_command(self, name: str, payload: Any, actor: Actor, **kw: Any) -> Any:
         """Run a command as a given actor (timers and tests)."""
         return await self.bus.dispatch(Request(name=name, payload=payload, actor=actor, **kw))
@@ -655,12 +615,9 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
         runtime.spawn(f"rebuild:{name}", runtime.rebuild(name))
         return {"projection": name, "status": "started"}
 
-    @app.get("/admin/dead-letters", tags=["operations"])
-    async def dead_letter_list(request: HttpRequest, limit: int = 50, reason: str | None = None) -> Any:
-        """The latest dead letters (`<service>.dlq.<reason>`), newest first: reason, error, where
-        it came from and its payload (a sealed one opened while its customer's keys exist)."""
-        operator_actor(request)
-        return {"dead_letters": await runtime.dead_letter_list(max(1, min(limit, 500)), reason)}
+    from salesplatform.operations import router as operations_router
+
+    app.include_router(operations_router(runtime))
 
     for name, spec in runtime.bus.specs.items():
         _add_command_route(app, runtime, name, spec.command, spec.summary)

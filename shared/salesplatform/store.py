@@ -104,12 +104,14 @@ _ACTORS_MAX = 10_000
 
 
 def _actor(raw: dict[str, Any]) -> Actor:
-    key = (raw["id"], raw["role"], raw.get("district"), raw.get("area"))
+    key = (raw["id"], raw["role"], raw.get("district"), raw.get("area"), raw.get("replayed_by"))
     actor = _ACTORS.get(key)
     if actor is None:
         if len(_ACTORS) >= _ACTORS_MAX:
             _ACTORS.clear()
-        actor = _ACTORS[key] = trusted(Actor, id=key[0], role=Role(key[1]), district=key[2], area=key[3])
+        actor = _ACTORS[key] = trusted(
+            Actor, id=key[0], role=Role(key[1]), district=key[2], area=key[3], replayed_by=key[4]
+        )
     return actor
 
 
@@ -289,7 +291,9 @@ def _actor_json(actor: Actor, seen: dict[int, Any]) -> Any:
     """The actor as stored; the events of one command share one actor, dumped once."""
     dumped = seen.get(id(actor))
     if dumped is None:
-        dumped = seen[id(actor)] = actor.model_dump(mode="json")
+        dumped = seen[id(actor)] = actor.model_dump(mode="json", exclude={"replayed_by"})
+        if actor.replayed_by is not None:
+            dumped["replayed_by"] = actor.replayed_by
     return dumped
 
 
@@ -392,6 +396,12 @@ def _streams_after(n: int) -> str:
     )
     parts = [one.format(2 * i + 1, 2 * i + 2) for i in range(n)]
     return " UNION ALL ".join(f"({p})" for p in parts) + " ORDER BY stream_id, stream_version"
+
+
+async def load_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> RecordedEvent | None:
+    """One event of the log by its id (own or copied from another service)."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM events WHERE event_id = $1", event_id)
+    return _row_to_recorded(row) if row is not None else None
 
 
 async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:

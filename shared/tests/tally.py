@@ -125,9 +125,11 @@ class EventCounts(Projection):
 
     name = "event_counts"
     schema_sql = "CREATE TABLE counts (event_type text PRIMARY KEY, n bigint NOT NULL)"
+    # A bug in the projection: it cannot apply an event marked poison (a test fixes it).
+    refuses_poison = True
 
     async def apply(self, conn, event: RecordedEvent) -> Iterable[Change]:
-        if event.data.get("poison"):
+        if event.data.get("poison") and self.refuses_poison:
             raise ValueError("poison event")
         await conn.execute(
             "INSERT INTO counts VALUES ($1, 1) ON CONFLICT (event_type) DO UPDATE SET n = counts.n + 1",

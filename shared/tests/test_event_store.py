@@ -231,7 +231,7 @@ def test_a_trusted_model_is_the_model_construct_gives() -> None:
     from salesplatform.events import Envelope, trusted
 
     now = ev().occurred_at
-    actor = trusted(Actor, id="r1", role=Role.rep, district="d1", area=None)
+    actor = trusted(Actor, id="r1", role=Role.rep, district="d1", area=None, replayed_by=None)
     assert actor == Actor.model_construct(id="r1", role=Role.rep, district="d1", area=None)
     values = {
         "event_id": uuid.uuid4(),
