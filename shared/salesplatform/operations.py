@@ -56,12 +56,11 @@ class SelectionEmpty(ServiceError):
 
 
 def version_of(service: str) -> str:
-    """The installed version of the service's package (and of the platform)."""
-    versions = []
+    """The installed version of the service's package (else of the platform)."""
     for package in (f"sales-{service}", "salesplatform"):
         with contextlib.suppress(metadata.PackageNotFoundError):
-            versions.append(f"{package} {metadata.version(package)}")
-    return ", ".join(versions) or "unknown"
+            return metadata.version(package)
+    return "unknown"
 
 
 async def status(runtime: Runtime) -> dict[str, Any]:

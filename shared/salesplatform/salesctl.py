@@ -29,6 +29,7 @@ from salesplatform import auth
 from salesplatform.backup import back_up
 from salesplatform.backup import restore as restore_backup
 from salesplatform.events import Actor, Role
+from salesplatform.logging import configure_logging
 from salesplatform.nats_layout import api_prefix
 
 SERVICES = ("customer", "visit", "orders", "reporting")
@@ -125,6 +126,8 @@ OperatorOption = Annotated[str, typer.Option("--operator", help="the operator's 
 
 @app.callback()
 def _main(ctx: typer.Context, stack: StackOption = None, operator: OperatorOption = "operator") -> None:
+    # The platform's own logs (JSON on stdout) only for warnings: the output is the tables.
+    configure_logging("salesctl", os.environ.get("LOG_LEVEL", "WARNING"))
     ctx.obj = (stack, operator)
 
 
@@ -284,9 +287,21 @@ def _dead_letter_table(service: str, letters: list[dict[str, Any]]) -> Table:
             sender.get("id", ""),
             str(d["deliveries"]),
             d["replay"],
-            (d.get("error") or "")[:80],
+            _error_text(d.get("error") or ""),
         )
     return table
+
+
+def _error_text(error: str) -> str:
+    """A refused command's error as `code: message`; anything else as it is."""
+    try:
+        doc = json.loads(error)
+    except ValueError:
+        return error[:120]
+    inner = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(inner, dict):
+        return f"{inner.get('code')}: {inner.get('message')}"[:120]
+    return error[:120]
 
 
 ReasonOption = Annotated[str | None, typer.Option(help="rejected, processing_failed, projection_failed, malformed")]
@@ -354,8 +369,9 @@ def dlq_replay(
         failed |= r["status"] in ("failed", "refused")
         detail = r.get("error") if r["status"] in ("failed", "refused") else r.get("result") or r.get("changes")
         if r["status"] == "failed":
-            detail = f"{r['error']} (now dead letter {r['dead_letter']})"
-        table.add_row(str(r["seq"]), r["status"], json.dumps(detail, ensure_ascii=False) if detail else "")
+            detail = f"{_error_text(r['error'])} (now dead letter {r['dead_letter']})"
+        shown = detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)
+        table.add_row(str(r["seq"]), r["status"], shown if detail else "")
     console.print(table)
     if failed:
         raise typer.Exit(1)
