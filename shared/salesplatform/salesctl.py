@@ -26,8 +26,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from salesplatform import auth
-from salesplatform.backup import back_up
-from salesplatform.backup import restore as restore_backup
 from salesplatform.events import Actor, Role
 from salesplatform.logging import configure_logging
 from salesplatform.nats_layout import api_prefix
@@ -484,6 +482,8 @@ def backup(
     service: ServiceOption = None,
 ) -> None:
     """Back up each service's database and what JetStream holds that the databases do not."""
+    from salesplatform.backup import back_up
+
     target = _target(ctx)
     if not target.nats_url:
         raise typer.BadParameter("no NATS address: a stack file, or NATS_URL")
@@ -503,6 +503,8 @@ def restore(
     service: ServiceOption = None,
 ) -> None:
     """Restore a backup into empty servers, before the services start (see the README)."""
+    from salesplatform.backup import restore as restore_backup
+
     target = _target(ctx)
     if not target.nats_url:
         raise typer.BadParameter("no NATS address: a stack file, or NATS_URL")

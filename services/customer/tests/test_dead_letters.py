@@ -110,3 +110,39 @@ async def test_a_rejected_command_of_an_erased_customer_leaves_no_plaintext_in_a
     assert all(text not in after for text in (*PLAINTEXT, *REJECTED_PLAINTEXT))
     assert (await rt.js.stream_info(rt.topology.ingest_stream)).state.messages == 0
     assert person in after  # the streams were read: ids and figures stay
+
+
+async def test_a_sealed_command_is_replayed_opened_while_its_customer_keeps_its_keys(rt, archive, org) -> None:
+    """A supervisor hands a customer to a rep the archive does not know yet: refused, and the
+    dead letter sealed with the customer's key. Once the rep is assigned an operator replays it
+    (opened with that key); after an erasure nothing can be replayed."""
+    kept = await archive.approved(org.r1)
+    erased = await archive.approved(org.r1, name="刘芳", phone="13700001111", nature="individual", ownership=None)
+    async with connected_as(rt.settings.nats_url, "system") as outside:
+        for customer_id in (kept, erased):
+            await outside.jetstream().publish(
+                rt.topology.subject("ingest", "assign_customer"),
+                orjson.dumps({"customer_id": customer_id, "rep_id": "r9", "reason": "接手片区"}),
+                headers={"Authorization": f"Bearer {mint(org.s1, TEST_SIGNING_KEY)}"},
+            )
+    first = await next_stream_message(rt.js, rt.topology.dlq_stream)
+    second = await next_stream_message(rt.js, rt.topology.dlq_stream, after=first.seq)
+    assert first.headers["Dlq-Sealed"] == f"customer-{kept}" and "接手片区" not in first.data.decode()
+
+    await archive.run(
+        org.sm,
+        "assign_staff",
+        {"staff_id": "r9", "name": "新人", "role": "rep", "district_id": "D1", "supervisor_id": "s1"},
+    )
+    await archive.run(org.clerk, "erase_personal_data", {"customer_id": erased, "reason": "本人申请删除"})
+    operator = {"Authorization": f"Bearer {mint(OPERATOR, TEST_SIGNING_KEY)}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(rt)), base_url="http://c") as http:
+        applied = (await http.post(f"/admin/dead-letters/{first.seq}/replay", headers=operator)).json()
+        refused = await http.post(f"/admin/dead-letters/{second.seq}/replay", headers=operator)
+    assert applied["status"] == "applied" and applied["result"]["rep_id"] == "r9"
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "payload_erased")
+    async with rt.pool.acquire() as conn:
+        actor = await conn.fetchval(
+            "SELECT actor FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1", f"customer-{kept}"
+        )
+    assert (actor["id"], actor["replayed_by"]) == ("s1", "ops1")
