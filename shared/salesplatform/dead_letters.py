@@ -346,7 +346,12 @@ class DeadLetterDesk:
             correlation_id=dead.correlation_id or str(uuid.uuid4()),
             causation_id=dead.headers.get("Original-Msg-Id") or dead.idempotency_key,
         )
-        return await self.runtime.group.submit(request)
+        try:
+            return await self.runtime.group.submit(request)
+        except Exception as exc:
+            if is_outage(exc):
+                raise ReplayUnavailable(f"could not run {dead.command}: {type(exc).__name__}") from exc
+            raise
 
     async def _publish_result(self, dead: DeadLetter, outcome: Outcome) -> None:
         """An ingested command's result goes where its sender listens, as the first time."""

@@ -82,3 +82,28 @@ async def test_a_command_whose_personal_fields_were_left_out_is_not_replayed(rt,
     ]
     purged = (await http.post("/admin/dead-letters/purge", json={"command": "note_sheet"}, headers=OPERATOR)).json()
     assert purged == {"purged": [dead.seq]}
+
+
+class _DownPool:
+    """A pool whose database cannot be reached."""
+
+    def acquire(self):
+        raise ConnectionRefusedError("the database is down")
+
+
+async def test_a_replay_while_the_database_is_down_answers_503_and_keeps_the_dead_letter(rt, http, outside) -> None:
+    await outside.jetstream().publish(
+        rt.topology.subject("ingest", "count_visits"),
+        orjson.dumps({"sheet_id": "missing", "count": 2}),
+        headers={"Authorization": f"Bearer {mint(TEST_ACTOR, SIGNING_KEY)}"},
+    )
+    dead = await next_stream_message(rt.js, rt.topology.dlq_stream)
+    pool, rt.bus.pool = rt.bus.pool, _DownPool()
+    try:
+        r = await http.post(f"/admin/dead-letters/{dead.seq}/replay", headers=OPERATOR)
+    finally:
+        rt.bus.pool = pool
+    assert (r.status_code, r.json()["error"]["code"]) == (503, "unavailable")
+    kept = (await http.get(f"/admin/dead-letters/{dead.seq}", headers=OPERATOR)).json()
+    assert (kept["seq"], kept["deliveries"]) == (dead.seq, 1)
+    assert (await rt.js.stream_info(rt.topology.dlq_stream)).state.messages == 1
