@@ -190,7 +190,9 @@ async def test_an_operator_repairs_a_dead_letter_with_salesctl(system) -> None:
     assert code == 0 and orders.runtime.topology.dlq_stream in out
     code, out = await salesctl(stack, "consumers", "--service", "customer")
     assert code == 0 and "orders_from_customer" in out
+    code, out = await salesctl(stack, "projections", "rebuild", "orders", "customer_directory")
+    assert code == 0 and "switched: customer_directory now serves generation 2" in out
     code, out = await salesctl(stack, "projections", "list", "--service", "orders")
-    assert code == 0 and "orders" in out
+    assert code == 0 and "customer_directory" in out
     code, out = await salesctl(stack, "token", "mint", "--role", "operator", "--id", "ops-2")
     assert code == 0 and out.count(".") == 2

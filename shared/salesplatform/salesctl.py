@@ -433,36 +433,57 @@ def projections_rebuild(
 ) -> None:
     """Rebuild a projection from the log; the current generation answers until the switch."""
     target = _target(ctx)
+    current = _newest_generation(target, service, projection)
     _request(target, service, "POST", f"/admin/projections/{projection}/rebuild")
     if watch:
-        _watch(target, service, projection)
+        _watch(target, service, projection, after=current["generation"] if current else 0)
 
 
 @projections_app.command("watch")
 def projections_watch(ctx: typer.Context, service: ServiceArgument, projection: str) -> None:
-    """Follow a running rebuild: events applied against the log head, then the switch."""
-    _watch(_target(ctx), service, projection)
+    """Follow a running rebuild: its checkpoint against the log head, then the switch."""
+    target = _target(ctx)
+    newest = _newest_generation(target, service, projection)
+    if newest is None or newest["status"] != "building":
+        active = newest["generation"] if newest else "none"
+        console.print(f"no rebuild of {projection} is running; generation {active} serves")
+        return
+    _watch(target, service, projection, after=newest["generation"] - 1)
 
 
-def _watch(target: Target, service: str, projection: str, *, poll: float = 0.5) -> None:
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} events"))
+def _newest_generation(target: Target, service: str, projection: str) -> dict[str, Any] | None:
+    """The projection's newest generation as its database records it (whichever replica runs
+    the rebuild)."""
+    generations = _request(target, service, "GET", "/admin/projections")["generations"]
+    mine = [g for g in generations if g["name"] == projection]
+    return max(mine, key=lambda g: g["generation"]) if mine else None
+
+
+def _watch(target: Target, service: str, projection: str, *, after: int, poll: float = 0.5) -> None:
+    """A progress bar of the generation after `after` filling from the log, until it is active."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} log positions"))
     with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task(f"{service}/{projection}", total=None)
         while True:
-            s = _request(target, service, "GET", "/admin/status")
-            state = _request(target, service, "GET", "/admin/projections")["rebuilds"].get(projection)
-            if state is None:
-                console.print(f"[yellow]no rebuild of {projection} in this replica of {service}[/yellow]")
+            head = _request(target, service, "GET", "/admin/status")["log_head"]
+            newest = _newest_generation(target, service, projection)
+            if newest is None:
+                console.print(f"[red]{service} has no projection {projection}[/red]")
                 raise typer.Exit(1)
-            progress.update(task, completed=state.get("events", 0), total=max(s["log_head"], state.get("events", 0)))
-            if state["status"] == "done":
-                progress.update(task, completed=s["log_head"], total=s["log_head"])
-                break
-            if state["status"].startswith("failed"):
-                console.print(f"[red]{state['status']}[/red]")
+            if newest["generation"] > after:
+                position = min(newest["position"] or 0, head)
+                progress.update(task, completed=position, total=max(head, 1))
+                if newest["status"] == "active":
+                    progress.update(task, completed=max(head, 1))
+                    break
+            failure = (_request(target, service, "GET", "/admin/projections")["rebuilds"].get(projection) or {}).get(
+                "status", ""
+            )
+            if failure.startswith("failed"):
+                console.print(f"[red]{failure}[/red]")
                 raise typer.Exit(1)
             time.sleep(poll)
-    console.print(f"switched: {projection} now serves generation {state['generation']}")
+    console.print(f"switched: {projection} now serves generation {newest['generation']}")
 
 
 # -- backup and restore ----------------------------------------------------------------------------
