@@ -10,13 +10,14 @@ import secrets
 from datetime import UTC, datetime
 
 import orjson
+from nats.js.api import StorageType, StreamConfig
 from running_system import eventually, start_service_on
 
 from customer_service.bootstrap import definition as customer_definition
 from orders_service.bootstrap import definition as orders_definition
 from reporting_service.bootstrap import definition as reporting_definition
 from salesplatform.auth import mint
-from salesplatform.backup import back_up, restore
+from salesplatform.backup import all_streams, back_up, restore
 from salesplatform.clock import business_date
 from salesplatform.devstack.pytest_plugin import TEST_SIGNING_KEY, connected_as, nats_login_for_tests, stream_messages
 from salesplatform.events import Actor, Role
@@ -142,3 +143,21 @@ async def test_reports_after_a_restore_into_empty_servers_equal_those_before(
 
 async def _dead_letters(runtime) -> list:
     return await stream_messages(runtime.js, runtime.topology.dlq_stream)
+
+
+async def test_every_stream_of_an_account_is_listed_past_the_first_page(nats_url, unique_prefix) -> None:
+    """JetStream lists an account's streams 256 at a time; a backup must see past the first."""
+    async with connected_as(nats_url, "orders") as nc:
+        js = nc.jetstream()
+        names = [f"{unique_prefix.upper()}_ORDERS_PAGE{n}" for n in range(260)]
+        try:
+            for n, name in enumerate(names):
+                await js.add_stream(
+                    StreamConfig(name=name, subjects=[f"{unique_prefix}.orders.page.{n}"], storage=StorageType.MEMORY)
+                )
+            listed = {info.config.name for info in await all_streams(js)}
+        finally:
+            for name in names:
+                with contextlib.suppress(Exception):
+                    await js.delete_stream(name)
+    assert set(names) <= listed

@@ -40,6 +40,8 @@ import nats
 import nats.errors
 import nats.js.errors
 import structlog
+from nats.js import JetStreamContext
+from nats.js.api import StreamInfo
 
 from salesplatform.messaging import Topology, ensure_streams
 
@@ -82,6 +84,16 @@ async def _run(command: list[str]) -> None:
         raise RuntimeError(f"{Path(command[0]).name} failed: {err.decode(errors='replace').strip()[:2000]}")
 
 
+async def all_streams(js: JetStreamContext) -> list[StreamInfo]:
+    """Every stream of the account: JetStream answers a listing a page at a time."""
+    found: list[StreamInfo] = []
+    while True:
+        page = await js.streams_info(offset=len(found))
+        found += page
+        if not page:
+            return found
+
+
 def _streams_of(topology: Topology, names: list[str]) -> list[str]:
     """The streams of a service that hold what its database does not."""
     buckets = _OBJECT_STREAM_PREFIX + topology.stream() + "_"
@@ -115,7 +127,7 @@ async def _save_streams(directory: Path, topology: Topology, nats_url: str, logi
     nc = await nats.connect(nats_url, **login)
     try:
         js = nc.jetstream()
-        names = [info.config.name or "" for info in await js.streams_info()]
+        names = [info.config.name or "" for info in await all_streams(js)]
         saved = {}
         for stream in _streams_of(topology, names):
             if stream not in names:

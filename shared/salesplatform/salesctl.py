@@ -213,6 +213,8 @@ def status(ctx: typer.Context, service: ServiceOption = None) -> None:
 
 
 async def _jetstream_state(target: Target, names: list[str]) -> list[tuple[str, Any, list[Any]]]:
+    from salesplatform.backup import all_streams
+
     if not target.nats_url:
         raise typer.BadParameter("no NATS address: a stack file, or NATS_URL")
     nc = await nats.connect(target.nats_url, **target.nats_login)
@@ -220,7 +222,7 @@ async def _jetstream_state(target: Target, names: list[str]) -> list[tuple[str, 
         out = []
         for name in names:
             js = nc.jetstream(prefix=api_prefix(name))
-            for info in await js.streams_info():
+            for info in await all_streams(js):
                 consumers = await js.consumers_info(info.config.name or "")
                 out.append((name, info, consumers))
         return out
