@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from salesplatform import metrics
 from salesplatform.dead_letters import DeadLetterDesk, Selection
 from salesplatform.errors import ServiceError
+from salesplatform.projections import rebuild_states
 
 if TYPE_CHECKING:
     from salesplatform.service import Runtime
@@ -65,21 +66,18 @@ def version_of(service: str) -> str:
 
 async def status(runtime: Runtime) -> dict[str, Any]:
     """What `salesctl status` shows of one service: ready, version, the log head, the outbox
-    backlog, each consumer's pending and unacked messages, each projection's lag and the dead
-    letters by reason."""
+    backlog, each consumer's pending and unacked messages, each catch-up projection's lag and
+    latest rebuild, and the dead letters by reason."""
+    state = await metrics.read_state(runtime)
     async with runtime.pool.acquire() as conn:
-        state = await conn.fetchrow(metrics._STATE)
-        projections = await conn.fetch(metrics._PROJECTIONS)
-    inline = {p.name for p in runtime.bus.inline_projections}
-    head = int(state["head"])
-    consumers = await metrics._consumers(runtime)
+        rebuilds = await rebuild_states(conn)
     return {
         "service": runtime.definition.name,
         "version": version_of(runtime.definition.name),
         "ready": await runtime.ready(),
-        "log_head": head,
-        "outbox_pending": state["outbox"],
-        "projection_failures": state["failures"],
+        "log_head": state.head,
+        "outbox_pending": state.outbox,
+        "projection_failures": state.failures,
         "consumers": [
             {
                 "durable": durable,
@@ -88,19 +86,18 @@ async def status(runtime: Runtime) -> dict[str, Any]:
                 "ack_pending": info.num_ack_pending or 0,
                 "redelivered": info.num_redelivered or 0,
             }
-            for durable, info in consumers
+            for durable, info in state.consumers
         ],
         "projections": [
             {
-                "name": r["name"],
-                "generation": r["generation"],
-                "inline": r["name"] in inline,
-                "position": r["position"],
-                "behind": 0 if r["name"] in inline else max(0, head - r["position"]),
-                "events_applied": r["events_applied"],
-                "rebuild": runtime.rebuilds.get(r["name"]),
+                "name": p["name"],
+                "generation": p["generation"],
+                "position": p["position"],
+                "behind": max(0, state.head - p["position"]),
+                "events_applied": p["events_applied"],
+                "rebuild": rebuilds.get(p["name"]),
             }
-            for r in projections
+            for p in state.projections
         ],
         "dead_letters": await DeadLetterDesk(runtime).counts(),
     }

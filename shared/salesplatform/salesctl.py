@@ -191,7 +191,7 @@ def status(ctx: typer.Context, service: ServiceOption = None) -> None:
             continue
         ready = all(s["ready"].values())
         not_ready |= not ready
-        behind = [f"{p['name']} {p['behind']}" for p in s["projections"] if not p["inline"]]
+        behind = [f"{p['name']} {p['behind']}" for p in s["projections"]]
         table.add_row(
             name,
             "[green]ready[/green]"
@@ -406,7 +406,7 @@ def projections_list(ctx: typer.Context, service: ServiceOption = None) -> None:
     """Each projection's active generation, checkpoint, lag and rebuild."""
     target = _target(ctx)
     table = Table(title="projections")
-    for column in ("service", "projection", "generation", "inline", "position", "behind", "applied", "rebuild"):
+    for column in ("service", "projection", "generation", "position", "behind", "applied", "rebuild"):
         table.add_column(column)
     for name in _services(service):
         if name not in target.urls:
@@ -417,7 +417,6 @@ def projections_list(ctx: typer.Context, service: ServiceOption = None) -> None:
                 name,
                 p["name"],
                 str(p["generation"]),
-                "yes" if p["inline"] else "",
                 str(p["position"]),
                 str(p["behind"]),
                 str(p["events_applied"]),
