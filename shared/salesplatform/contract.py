@@ -118,6 +118,17 @@ REJECTION_HEADERS = {
         "Nats-Msg-Id": {"type": "string", "description": "dlq-<stream>-<sequence>: one dead letter per command"},
         "Dlq-Withheld": {"type": "string", "description": "the payload's fields left out (personal), or 'payload'"},
         "Dlq-Sealed": {"type": "string", "description": "the key the payload is sealed with (customer service)"},
+        "Dlq-Subject": {"type": "string", "description": "the subject the command was sent on"},
+        "Dlq-Command": {"type": "string", "description": "the command's name"},
+        "Dlq-Sender": {
+            "type": "string",
+            "description": "who sent it, as JSON: the actor the token named (id, role, district, area), never the token",
+        },
+        "Dlq-Idempotency-Key": {"type": "string", "description": "the key a replay runs the command under"},
+        "Dlq-Correlation-Id": {"type": "string", "description": "the correlation id the command ran with"},
+        "Dlq-First-Failed": {"type": "string", "description": "when it first failed (ISO 8601, UTC)"},
+        "Dlq-Last-Failed": {"type": "string", "description": "when it last failed (ISO 8601, UTC)"},
+        "Dlq-Deliveries": {"type": "string", "description": "how many times it was tried"},
     },
 }
 EVENT_HEADERS = {
