@@ -18,7 +18,7 @@ help:
 	@echo "make bench        run the benchmarks (they start their own servers)"
 	@echo "make bench-quick  a short benchmark run"
 	@echo "make demo         load a simulated month of a sales department into a running 'make run'"
-	@echo "make lint         ruff (lint and format)"
+	@echo "make lint         ruff (lint and format) and mypy (types)"
 	@echo "make lock         recompile requirements/*.lock after a dependency changed (LOCK_ARGS=--upgrade)"
 	@echo "make clean        delete .run/ (databases, streams, logs, secrets)"
 
@@ -69,6 +69,7 @@ demo: venv
 lint: venv
 	$(PY) -m ruff check shared services tests bench examples
 	$(PY) -m ruff format --check shared services tests bench examples
+	$(PY) -m mypy
 
 clean:
 	rm -rf .run

@@ -38,7 +38,8 @@ from pydantic import ValidationError
 from salesplatform.commands import Outcome, Request
 from salesplatform.errors import NotFound, ServiceError
 from salesplatform.events import Actor, Envelope
-from salesplatform.messaging import Failure, is_outage
+from salesplatform.messaging import Failure
+from salesplatform.outages import is_outage
 from salesplatform.projections import reapply
 from salesplatform.store import copy_foreign
 

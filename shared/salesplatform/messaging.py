@@ -28,6 +28,7 @@ import orjson
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
 from pydantic import ValidationError
@@ -1084,7 +1085,7 @@ class CommandResponder:
         self.tokens = tokens
         self._limit = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sub = None
+        self._sub: Subscription | None = None
         self.tracer = tracing.OFF
 
     async def start(self) -> None:
@@ -1095,7 +1096,7 @@ class CommandResponder:
     async def stop(self) -> None:
         if self._sub is not None:
             with contextlib.suppress(Exception):
-                await self._sub.drain()
+                await self._sub.drain()  # type: ignore[no-untyped-call]
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import asyncpg
 import structlog
@@ -237,7 +237,7 @@ async def active_schema(conn: asyncpg.Connection, projection_name: str) -> str:
     schema = await conn.fetchval("SELECT active_schema FROM public.projections WHERE name = $1", projection_name)
     if schema is None:
         raise LookupError(f"no projection {projection_name}")
-    return schema
+    return cast("str", schema)
 
 
 @contextlib.asynccontextmanager
@@ -568,7 +568,7 @@ async def rebuild(
                 projection.code_version,
             )
     log.info("projection_rebuilt", projection=name, generation=generation, events=applied)
-    return generation
+    return cast("int", generation)
 
 
 class ProjectionRunner:

@@ -13,7 +13,7 @@ import contextlib
 import gc
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -99,7 +99,7 @@ class Consumes:
     event_types: list[str] | None = None
 
 
-Timer = Callable[["Runtime"], Awaitable[None]]
+Timer = Callable[["Runtime"], Awaitable[Any]]
 
 
 @dataclass
@@ -241,16 +241,16 @@ class Runtime:
         self.bus.after_commit.append(self._after_commit)
         self.relay.metrics = self.runner.metrics = self.metrics
         self.relay.tracer = self.runner.tracer = self.tracer
-        for c in self.definition.consumes:
+        for wanted in self.definition.consumes:
             self.consumers.append(
                 ForeignEventConsumer(
                     self.pool,
                     # The producer's consumer API, as this service's account imports it.
-                    self.nc.jetstream(prefix=api_prefix(c.service)),
+                    self.nc.jetstream(prefix=api_prefix(wanted.service)),
                     self.dead_letters,
-                    source=self.topology.of(c.service),
+                    source=self.topology.of(wanted.service),
                     consumer_service=self.definition.name,
-                    event_types=c.event_types,
+                    event_types=wanted.event_types,
                     batch_size=s.consumer_batch,
                     max_deliveries=s.max_deliveries,
                     on_stored=lambda _stored: self.runner.wake(),
@@ -359,7 +359,7 @@ class Runtime:
         self._spawn(name, coro)
 
     def _spawn(self, name: str, coro: Awaitable[Any]) -> None:
-        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        task: asyncio.Task[Any] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
         task.add_done_callback(self._task_done)
         self._tasks.append(task)
 
@@ -682,9 +682,9 @@ class CommandGateway:
 
     async def __call__(
         self,
-        scope: dict[str, Any],
-        receive: Callable[[], Awaitable[dict[str, Any]]],
-        send: Callable[[dict[str, Any]], Awaitable[None]],
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
     ) -> None:
         if scope["type"] != "http":
             await self._serve(scope, receive, send)
@@ -695,7 +695,7 @@ class CommandGateway:
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
         refusal = _Refusal()
 
-        async def observed(message: dict[str, Any]) -> None:
+        async def observed(message: MutableMapping[str, Any]) -> None:
             refusal.see(message)
             await send(message)
 
@@ -715,9 +715,9 @@ class CommandGateway:
 
     async def _traced(
         self,
-        scope: dict[str, Any],
-        receive: Callable[[], Awaitable[dict[str, Any]]],
-        send: Callable[[dict[str, Any]], Awaitable[None]],
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
     ) -> None:
         if self.runtime.tracer is tracing.OFF:
             await self._serve(scope, receive, send)
@@ -727,7 +727,7 @@ class CommandGateway:
         route = path if path.startswith(self.PREFIX) else None
         with tracing.http_request(self.runtime.tracer, scope["method"], path, headers, route) as span:
 
-            async def send_seen(message: dict[str, Any]) -> None:
+            async def send_seen(message: MutableMapping[str, Any]) -> None:
                 if message["type"] == "http.response.start":
                     tracing.http_status(span, message["status"])
                 await send(message)
@@ -736,9 +736,9 @@ class CommandGateway:
 
     async def _serve(
         self,
-        scope: dict[str, Any],
-        receive: Callable[[], Awaitable[dict[str, Any]]],
-        send: Callable[[dict[str, Any]], Awaitable[None]],
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
     ) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
@@ -767,7 +767,7 @@ class CommandGateway:
             log.exception("request_failed", method=scope["method"], path=scope["path"])
 
     async def _command(
-        self, name: str, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]
+        self, name: str, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[MutableMapping[str, Any]]]
     ) -> tuple[int, bytes]:
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
         too_large = PayloadTooLarge(f"a command body may hold at most {self.max_body} bytes")
@@ -805,7 +805,7 @@ class CommandGateway:
 LOGGED_REFUSALS = frozenset({401, 403, 404})
 
 
-def _correlation_id(scope: dict[str, Any]) -> str | None:
+def _correlation_id(scope: MutableMapping[str, Any]) -> str | None:
     for key, value in scope["headers"]:
         if key == b"x-correlation-id" and value:
             return str(value[:200].decode("latin-1"))
@@ -819,7 +819,7 @@ class _Refusal:
         self.status = 0
         self.body = b""
 
-    def see(self, message: dict[str, Any]) -> None:
+    def see(self, message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
         elif message["type"] == "http.response.body" and self.status in LOGGED_REFUSALS and len(self.body) < 4096:
@@ -832,7 +832,7 @@ class _Refusal:
             return None
 
 
-def _add_command_route(app: FastAPI, runtime: Runtime, name: str, model: type, summary: str) -> None:
+def _add_command_route(app: FastAPI, runtime: Runtime, name: str, model: type[BaseModel], summary: str) -> None:
     async def endpoint(request: HttpRequest) -> Response:
         # Reached only where the gateway does not answer (an app mounted under a prefix).
         status, body = await serve_command(runtime, name, await request.body(), request.headers.get)

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -405,7 +405,10 @@ async def load_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> RecordedE
 
 
 async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
-    return await conn.fetchval("SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1", stream_id)
+    return cast(
+        "int",
+        await conn.fetchval("SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1", stream_id),
+    )
 
 
 async def read_log(

@@ -75,7 +75,7 @@ class ConsoleServer(uvicorn.Server):
 
 
 def main() -> None:
-    settings = ConsoleSettings()  # type: ignore[call-arg]
+    settings = ConsoleSettings()
     configure_logging("console", settings.log_level)
     # One line per API call is noise in the console's log; failures are logged where they occur.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -168,7 +168,7 @@ def synthetic_history(
             orders += 1
             customer = rng.choice(customer_ids)
             chosen = rng.sample(sku_list, k=min(len(sku_list), rng.randint(1, 3)))
-            lines = [
+            lines: list[dict[str, Any]] = [
                 {"sku": s, "quantity": rng.randint(1, 48), "unit_price_fen": skus[s] - rng.choice((0, 0, 10))}
                 for s in chosen
             ]
@@ -239,7 +239,7 @@ def _admin_dsn() -> str:
         return dsn
     stack = Path(".run/stack.json")
     if stack.exists() and json.loads(stack.read_text()).get("pid") is not None:  # kept after a stop
-        return json.loads(stack.read_text())["postgres_admin_dsn"]
+        return cast("str", json.loads(stack.read_text())["postgres_admin_dsn"])
     raise RuntimeError("bench_import needs a PostgreSQL server: run `make run`, or set TEST_POSTGRES_ADMIN_DSN")
 
 
@@ -280,7 +280,7 @@ async def bench_import_async(n: int = 100_000, *, admin_dsn: str | None = None) 
                     handle.write(orjson.dumps(record) + b"\n")
                 path = Path(handle.name)
             try:
-                options = {"actor": IMPORT_ACTOR, "clock": clock, "policy": policy, "inline": inline}
+                options: dict[str, Any] = {"actor": IMPORT_ACTOR, "clock": clock, "policy": policy, "inline": inline}
                 with path.open("rb") as lines:  # noqa: ASYNC230 - a local file read by a one-off job
                     report = await import_lines(pool, lines, **options)
                 started = time.perf_counter()

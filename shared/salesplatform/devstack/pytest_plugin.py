@@ -240,7 +240,7 @@ def settings_for_tests(
     """The settings of `service` in the test suite: its own database, the session's NATS as its
     own user under a namespace of its own, the session's key set, short polling, few deliveries
     before a dead letter, a small pool."""
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "poll_interval": 0.2,
         "max_deliveries": 3,
         "pool_min": 1,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,13 +59,13 @@ class Names:
     def knows(self, kind: str, key: str | None) -> bool:
         if not key:
             return True
-        table: dict[str, Any] = {
+        tables: dict[str, Mapping[str, Any]] = {
             "area": self.areas,
             "district": self.districts,
             "rep": self.staff,
             "sku": self.skus,
-        }[kind]
-        return key in table
+        }
+        return key in tables[kind]
 
     def reps(self) -> list[StaffMember]:
         return sorted((s for s in self.staff.values() if s.role == "rep"), key=lambda s: s.staff_id)

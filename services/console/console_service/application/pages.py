@@ -180,7 +180,7 @@ def group_name(ctx: Context, names: Names, dimension: str, value: Any) -> str:
 
 
 def yuan_values(values: Sequence[int | None]) -> list[float | None]:
-    return [float(yuan_number(v)) if v is not None else None for v in values]
+    return [float(amount) if (amount := yuan_number(v)) is not None else None for v in values]
 
 
 def percent_values(figures: Sequence[Mapping[str, Any] | None]) -> list[float | None]:

@@ -54,8 +54,8 @@ def chosen_range(preset: str | None, first: str | None, last: str | None, today:
 
 def month_of(text: str | None, today: date) -> str:
     """A `YYYY-MM` month from the form, else this month."""
-    well_formed = bool(text) and len(text) == 7 and text[4] == "-" and text[:4].isdigit() and text[5:].isdigit()
-    if text and well_formed and 1 <= int(text[5:]) <= 12:
+    well_formed = text is not None and len(text) == 7 and text[4] == "-" and text[:4].isdigit() and text[5:].isdigit()
+    if text is not None and well_formed and 1 <= int(text[5:]) <= 12:
         return text
     return f"{today:%Y-%m}"
 

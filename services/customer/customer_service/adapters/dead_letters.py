@@ -31,7 +31,9 @@ def dead_letter_guard(runtime: Any) -> CommandGuard:
         except orjson.JSONDecodeError:
             doc = None
         for ring in _RINGS:
-            owner = doc.get(ring.owner_column) if isinstance(doc, dict) else None
+            if not isinstance(doc, dict):
+                break
+            owner = doc.get(ring.owner_column)
             if not (isinstance(owner, str) and owner):
                 continue
             async with runtime.pool.acquire() as conn:

@@ -10,6 +10,8 @@ rows with its keys.
 
 from __future__ import annotations
 
+from typing import cast
+
 import asyncpg
 
 from customer_service.adapters import personal_search
@@ -40,8 +42,11 @@ async def claim(uow: UnitOfWork, project_id: str, phone: str) -> bytes:
 
 
 async def lead_of(conn: asyncpg.Connection, project_id: str, term: bytes) -> str | None:
-    return await conn.fetchval(
-        "SELECT lead_id FROM public.lead_phones WHERE project_id = $1 AND phone_term = $2", project_id, term
+    return cast(
+        "str | None",
+        await conn.fetchval(
+            "SELECT lead_id FROM public.lead_phones WHERE project_id = $1 AND phone_term = $2", project_id, term
+        ),
     )
 
 

@@ -14,7 +14,7 @@ import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -85,7 +85,7 @@ async def key_for_writing(uow: UnitOfWork, customer_id: str, ring: Keyring = CUS
     if found is Preloaded.MISSING:
         found = (await _current_keys(uow.conn, [customer_id], ring)).get(customer_id)
     if found is not None:
-        return found
+        return cast("DataKey", found)
     return DataKey(str(uuid.uuid4()), customer_id, AESGCM.generate_key(bit_length=256), new=True, ring=ring)
 
 

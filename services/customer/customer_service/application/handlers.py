@@ -75,28 +75,28 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
     # -- territory and staff ------------------------------------------------------------------
 
     @bus.command(DefineDivision, roles=TERRITORY_KEEPERS)
-    async def define_division(cmd: DefineDivision, uow: UnitOfWork) -> dict:
+    async def define_division(cmd: DefineDivision, uow: UnitOfWork) -> dict[str, Any]:
         division = await uow.load(TerritoryUnit, cmd.division_id)
         division.define_division(cmd.division_name)
         await uow.save(division)
         return {"division_id": cmd.division_id, "version": division.version}
 
     @bus.command(DefineArea, roles=TERRITORY_KEEPERS)
-    async def define_area(cmd: DefineArea, uow: UnitOfWork) -> dict:
+    async def define_area(cmd: DefineArea, uow: UnitOfWork) -> dict[str, Any]:
         area = await uow.load(TerritoryUnit, cmd.area_id)
         area.define_area(cmd.area_name, await uow.load(TerritoryUnit, cmd.division_id))
         await uow.save(area)
         return {"area_id": cmd.area_id, "version": area.version}
 
     @bus.command(DefineDistrict, roles=TERRITORY_KEEPERS)
-    async def define_district(cmd: DefineDistrict, uow: UnitOfWork) -> dict:
+    async def define_district(cmd: DefineDistrict, uow: UnitOfWork) -> dict[str, Any]:
         district = await uow.load(TerritoryUnit, cmd.district_id)
         district.define_district(cmd.district_name, await uow.load(TerritoryUnit, cmd.area_id))
         await uow.save(district)
         return {"district_id": cmd.district_id, "version": district.version}
 
     @bus.command(AssignStaff, roles={Role.area_manager, *TERRITORY_KEEPERS})
-    async def assign_staff(cmd: AssignStaff, uow: UnitOfWork) -> dict:
+    async def assign_staff(cmd: AssignStaff, uow: UnitOfWork) -> dict[str, Any]:
         """Put a rep or supervisor in a district; area managers place staff in their own area."""
         district = await uow.load(TerritoryUnit, cmd.district_id) if cmd.district_id else None
         area_id = cmd.area_id or (district.area_id if district is not None else None)
@@ -119,7 +119,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         return {"staff_id": cmd.staff_id, "district_id": staff.district_id, "area_id": staff.area_id}
 
     @bus.command(MarkStaffDeparted, roles={Role.area_manager, *TERRITORY_KEEPERS})
-    async def staff_departed(cmd: MarkStaffDeparted, uow: UnitOfWork) -> dict:
+    async def staff_departed(cmd: MarkStaffDeparted, uow: UnitOfWork) -> dict[str, Any]:
         staff = await uow.load(StaffMember, cmd.staff_id)
         if uow.actor.role == Role.area_manager:
             require_in_line(uow.actor, Place(area_id=staff.area_id))
@@ -130,7 +130,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
     # -- registration and approval --------------------------------------------------------------
 
     @bus.command(RegisterCustomer, roles={Role.rep, Role.clerk, Role.system, *LINE_MANAGERS})
-    async def register_customer(cmd: RegisterCustomer, uow: UnitOfWork) -> dict:
+    async def register_customer(cmd: RegisterCustomer, uow: UnitOfWork) -> dict[str, Any]:
         """A rep registers own outlets; others name the rep (nothing without an owner)."""
         actor = uow.actor
         rep_id = cmd.rep_id
@@ -172,7 +172,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         return {"customer_id": customer_id, "status": customer.status, "verified": customer.verified}
 
     @bus.command(VerifyCustomerData, roles={Role.clerk, *LINE_MANAGERS})
-    async def verify_customer_data(cmd: VerifyCustomerData, uow: UnitOfWork) -> dict:
+    async def verify_customer_data(cmd: VerifyCustomerData, uow: UnitOfWork) -> dict[str, Any]:
         customer = await _customer(uow, cmd.customer_id)
         require_in_line(uow.actor, line_of(customer))
         customer.verify_data(cmd.note)
@@ -180,7 +180,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         return {"customer_id": customer.id, "verified": True}
 
     @bus.command(ApproveCustomer, roles=LINE_MANAGERS)
-    async def approve_customer(cmd: ApproveCustomer, uow: UnitOfWork) -> dict:
+    async def approve_customer(cmd: ApproveCustomer, uow: UnitOfWork) -> dict[str, Any]:
         """The supervisor of the district, or above in line, approves a new outlet (审批)."""
         customer = await _customer(uow, cmd.customer_id)
         require_over_district(uow.actor, customer.district_id, customer.area_id)
@@ -192,7 +192,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         return {"customer_id": customer.id, "customer_code": code, "status": customer.status}
 
     @bus.command(RejectCustomer, roles=LINE_MANAGERS)
-    async def reject_customer(cmd: RejectCustomer, uow: UnitOfWork) -> dict:
+    async def reject_customer(cmd: RejectCustomer, uow: UnitOfWork) -> dict[str, Any]:
         customer = await _customer(uow, cmd.customer_id)
         require_over_district(uow.actor, customer.district_id, customer.area_id)
         customer.reject(cmd.reason, rejected_by=uow.actor.id)
@@ -202,7 +202,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
     # -- classification, credit, lifecycle --------------------------------------------------
 
     @bus.command(ClassifyCustomer, roles={Role.system, *LINE_MANAGERS})
-    async def classify_customer(cmd: ClassifyCustomer, uow: UnitOfWork) -> dict:
+    async def classify_customer(cmd: ClassifyCustomer, uow: UnitOfWork) -> dict[str, Any]:
         customer = await _customer(uow, cmd.customer_id)
         require_over_district(uow.actor, customer.district_id, customer.area_id)
         given = cmd.model_dump(include=cmd.model_fields_set - {"customer_id", "reason"})
@@ -218,14 +218,14 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         }
 
     @bus.command(RecomputeGrade, roles={Role.system, *MANAGERS})
-    async def recompute_grade(cmd: RecomputeGrade, uow: UnitOfWork) -> dict:
+    async def recompute_grade(cmd: RecomputeGrade, uow: UnitOfWork) -> dict[str, Any]:
         customer = await _customer(uow, cmd.customer_id)
         grade, changed = customer.recompute_grade(cmd.figures)
         await uow.save(customer)
         return {"customer_id": customer.id, "grade": grade, "changed": changed}
 
     @bus.command(ChangeStatus, roles={Role.system, *LINE_MANAGERS})
-    async def change_status(cmd: ChangeStatus, uow: UnitOfWork) -> dict:
+    async def change_status(cmd: ChangeStatus, uow: UnitOfWork) -> dict[str, Any]:
         customer = await _customer(uow, cmd.customer_id)
         require_over_district(uow.actor, customer.district_id, customer.area_id)
         customer.change_status(cmd.status, cmd.reason)
@@ -233,7 +233,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         return {"customer_id": customer.id, "status": customer.status}
 
     @bus.command(SetCreditLimit, roles=MANAGERS)
-    async def set_credit_limit(cmd: SetCreditLimit, uow: UnitOfWork) -> dict:
+    async def set_credit_limit(cmd: SetCreditLimit, uow: UnitOfWork) -> dict[str, Any]:
         """Credit rating, limit and payment terms: sales manager and up only."""
         customer = await _customer(uow, cmd.customer_id)
         customer.set_credit(cmd.credit_rating, cmd.credit_limit_fen, cmd.payment_terms_days, cmd.reason)
@@ -248,7 +248,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
     # -- ownership --------------------------------------------------------------------------
 
     @bus.command(AssignCustomer, roles=LINE_MANAGERS)
-    async def assign_customer(cmd: AssignCustomer, uow: UnitOfWork) -> dict:
+    async def assign_customer(cmd: AssignCustomer, uow: UnitOfWork) -> dict[str, Any]:
         customer = await _customer(uow, cmd.customer_id)
         require_over_district(uow.actor, customer.district_id, customer.area_id)
         rep, district = await _rep_and_district(uow, cmd.rep_id)
@@ -258,7 +258,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         return {"customer_id": customer.id, "rep_id": rep.id, "district_id": district.id}
 
     @bus.command(ReassignAll, roles=LINE_MANAGERS)
-    async def reassign_all(cmd: ReassignAll, uow: UnitOfWork) -> dict:
+    async def reassign_all(cmd: ReassignAll, uow: UnitOfWork) -> dict[str, Any]:
         """Every customer of a (departing) rep to another rep, or spread in turn over several."""
         targets = [await _rep_and_district(uow, rep_id) for rep_id in cmd.targets()]
         for _, district in targets:
@@ -275,7 +275,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         return {"from_rep_id": cmd.from_rep_id, "reassigned": len(customers), "to": moved}
 
     @bus.command(ReleaseCustomer, roles={Role.service})  # the follow-up timer
-    async def release_customer(cmd: ReleaseCustomer, uow: UnitOfWork) -> dict:
+    async def release_customer(cmd: ReleaseCustomer, uow: UnitOfWork) -> dict[str, Any]:
         customer = await _customer(uow, cmd.customer_id)
         last = await lookups.last_follow_up(uow.conn, customer.id, cmd.rep_id)
         now = uow.clock.now()
@@ -284,7 +284,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         return {"customer_id": customer.id, "released_from": cmd.rep_id}
 
     @bus.command(ClaimCustomer, roles={Role.rep})
-    async def claim_customer(cmd: ClaimCustomer, uow: UnitOfWork) -> dict:
+    async def claim_customer(cmd: ClaimCustomer, uow: UnitOfWork) -> dict[str, Any]:
         customer = await _customer(uow, cmd.customer_id)
         rep = await uow.load(StaffMember, uow.actor.id)
         customer.claim(rep)
@@ -297,7 +297,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         await sealing.preload_keys(uow, ids)
 
     @bus.command(LogContact, roles={Role.rep, *LINE_MANAGERS}, batched=True, preload=read_customers_ahead)
-    async def log_contact(cmd: LogContact, uow: UnitOfWork) -> dict:
+    async def log_contact(cmd: LogContact, uow: UnitOfWork) -> dict[str, Any]:
         customer = await _customer(uow, cmd.customer_id)
         require_in_line(uow.actor, line_of(customer))
         key = await sealing.key_for_writing(uow, customer.id)
@@ -309,7 +309,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
     # -- the card ------------------------------------------------------------------------------
 
     @bus.command(UpdateProfile, roles={Role.rep, Role.clerk, Role.system, *LINE_MANAGERS})
-    async def update_profile(cmd: UpdateProfile, uow: UnitOfWork) -> dict:
+    async def update_profile(cmd: UpdateProfile, uow: UnitOfWork) -> dict[str, Any]:
         changes = card.validate_changes(cmd.changes)
         customer = await _customer(uow, cmd.customer_id)
         require_in_line(uow.actor, line_of(customer))
@@ -322,7 +322,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
     bus.command(SetPosition, roles={Role.rep, Role.clerk, Role.system, *LINE_MANAGERS})(positions.set_position)
 
     @bus.command(MergeCustomers, roles={Role.clerk, *LINE_MANAGERS})
-    async def merge_customers(cmd: MergeCustomers, uow: UnitOfWork) -> dict:
+    async def merge_customers(cmd: MergeCustomers, uow: UnitOfWork) -> dict[str, Any]:
         duplicate = await _customer(uow, cmd.customer_id)
         survivor = duplicate if cmd.survivor_id == duplicate.id else await _customer(uow, cmd.survivor_id)
         if uow.actor.role != Role.clerk:  # the archive clerk keeps the whole archive
@@ -336,7 +336,7 @@ def build_bus(registry: EventRegistry, clock: Clock, timezone: str = "Asia/Shang
         return {"customer_id": duplicate.id, "survivor_id": survivor.id, "rule_reason": rule_reason}
 
     @bus.command(ErasePersonalData, roles={Role.clerk, *MANAGERS})
-    async def erase_personal_data(cmd: ErasePersonalData, uow: UnitOfWork) -> dict:
+    async def erase_personal_data(cmd: ErasePersonalData, uow: UnitOfWork) -> dict[str, Any]:
         """Crypto-shredding: the event empties the read side, deleting the keys makes every
         sealed copy in the log (and in JetStream) unreadable."""
         customer = await _customer(uow, cmd.customer_id)

@@ -4,6 +4,7 @@ view of a rep's customers and, from the log itself, follow-ups and first orders.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import asyncpg
 
@@ -25,14 +26,18 @@ async def customers_held_by(conn: asyncpg.Connection, rep_id: str) -> list[str]:
 
 async def count_held_by(conn: asyncpg.Connection, rep_id: str) -> int:
     schema = await active_schema(conn, "customer_directory")
-    return await conn.fetchval(f"SELECT count(*) FROM {schema}.customers WHERE rep_id = $1 AND {_HELD}", rep_id)
+    return cast(
+        "int", await conn.fetchval(f"SELECT count(*) FROM {schema}.customers WHERE rep_id = $1 AND {_HELD}", rep_id)
+    )
 
 
 async def last_follow_up(conn: asyncpg.Connection, customer_id: str, rep_id: str) -> datetime | None:
     """Latest of: the rep getting the prospect, a contact the rep logged, a visit check-in by
     the rep (a copy of the visit service's event)."""
-    return await conn.fetchval(
-        """
+    return cast(
+        "datetime | None",
+        await conn.fetchval(
+            """
         SELECT greatest(
             (SELECT max(occurred_at) FROM events
               WHERE stream_id = $1 AND origin IS NULL
@@ -44,10 +49,11 @@ async def last_follow_up(conn: asyncpg.Connection, customer_id: str, rep_id: str
               WHERE origin IS NOT NULL AND data->>'customer_id' = $4 AND event_type = 'visit.checked_in'
                 AND data->>'rep_id' = $2))
         """,
-        f"customer-{customer_id}",
-        rep_id,
-        list(RESTARTS),
-        customer_id,
+            f"customer-{customer_id}",
+            rep_id,
+            list(RESTARTS),
+            customer_id,
+        ),
     )
 
 

@@ -13,6 +13,7 @@ personal data.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import asyncpg
 import structlog
@@ -35,7 +36,7 @@ REACTOR_ACTOR = service_actor("customer", "position-corrections")
 CONFIRMED = "visit.check_in_confirmed"
 
 
-async def set_position(cmd: SetPosition, uow: UnitOfWork) -> dict:
+async def set_position(cmd: SetPosition, uow: UnitOfWork) -> dict[str, Any]:
     """Where the outlet is; an individual customer's home position is sealed."""
     customer = await uow.get(Customer, cmd.customer_id, what="customer")
     require_in_line(

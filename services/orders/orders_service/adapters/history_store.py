@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -181,7 +181,7 @@ async def _insert_guarded(
                 f"stream {lost[0].stream_id} moved on during the import; run the import again,"
                 " records already imported are skipped"
             )
-    return rows
+    return cast("list[tuple[uuid.UUID, int]]", rows)
 
 
 async def append_history(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -200,22 +200,28 @@ async def product_groups(conn: asyncpg.Connection) -> dict[str, str]:
 async def orders_with_heads(conn: asyncpg.Connection, order_ids: list[str]) -> list[asyncpg.Record]:
     """Stored orders with the version their stream is at (for appending to it)."""
     schema = await active_schema(conn, "order_board")
-    return await conn.fetch(
-        f"""
+    return cast(
+        "list[Any]",
+        await conn.fetch(
+            f"""
         SELECT o.order_id, o.customer_id, o.status, o.amount_fen, o.confirmed_at, o.deliver_by,
                (SELECT max(stream_version) FROM events e WHERE e.stream_id = 'order-' || o.order_id) AS version
         FROM {schema}.orders o WHERE o.order_id = ANY($1::text[])
         """,
-        order_ids,
+            order_ids,
+        ),
     )
 
 
 async def open_invoices_of(conn: asyncpg.Connection, customer_ids: list[str]) -> list[asyncpg.Record]:
     schema = await active_schema(conn, "receivables")
-    return await conn.fetch(
-        f"SELECT invoice_id, order_id, customer_id, issued_on, due_on, open_fen FROM {schema}.invoices"
-        " WHERE customer_id = ANY($1::text[]) AND open_fen > 0 ORDER BY issued_on, invoice_id",
-        customer_ids,
+    return cast(
+        "list[Any]",
+        await conn.fetch(
+            f"SELECT invoice_id, order_id, customer_id, issued_on, due_on, open_fen FROM {schema}.invoices"
+            " WHERE customer_id = ANY($1::text[]) AND open_fen > 0 ORDER BY issued_on, invoice_id",
+            customer_ids,
+        ),
     )
 
 
@@ -255,4 +261,4 @@ async def lead(conn: asyncpg.Connection, lead_id: str) -> KnownLead | None:
 
 async def unit_count(conn: asyncpg.Connection, project_id: str) -> int:
     schema = await active_schema(conn, "sales_control")
-    return await conn.fetchval(f"SELECT count(*) FROM {schema}.units WHERE project_id = $1", project_id)
+    return cast("int", await conn.fetchval(f"SELECT count(*) FROM {schema}.units WHERE project_id = $1", project_id))

@@ -385,7 +385,7 @@ class HistoryImport:
             raise _Rejected("placed_at", "an order cannot be placed in the future")
         order_id = order_id_for_record(rec.record_id)
         stream = f"order-{order_id}"
-        lines = [
+        lines: list[dict[str, Any]] = [
             {
                 "sku": line.sku,
                 "product_group": self.skus[line.sku],
@@ -553,8 +553,8 @@ class HistoryImport:
                 f"import:{rec.record_id}",
             ),
         )
-        for a in allocations:
-            self.invoices[a.invoice_id].open_fen -= a.amount_fen
+        for allocation in allocations:
+            self.invoices[allocation.invoice_id].open_fen -= allocation.amount_fen
         if card.customer_id in self.open_by_customer:  # paid invoices leave the open list
             self.open_by_customer[card.customer_id] = [i for i in open_now if i.open_fen > 0]
         self.report.payments += 1

@@ -129,7 +129,7 @@ async def place(
         return summary(order, already_placed=True)
     if rep_id is None:
         rep_id = uow.actor.id if uow.actor.role == Role.rep else context.card.rep_id
-    catalogue = dict(zip(skus, loaded[: len(skus)], strict=True))
+    catalogue = {sku: found for sku, found in zip(skus, loaded[: len(skus)], strict=True) if isinstance(found, Sku)}
     promotions = [p for p in loaded[len(skus) :] if isinstance(p, Promotion)]
     used = take_order(
         order,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from itertools import groupby
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
@@ -30,7 +30,9 @@ def runs(events: list[RecordedEvent]) -> list[tuple[str, Run]]:
 
 class RunProjection(Projection):
     def handler(self, event_type: str) -> Handler:
-        return getattr(self, "on_" + event_type.replace(".", "_"))
+        return cast(
+            "Callable[[Any, list[RecordedEvent]], Awaitable[None]]", getattr(self, "on_" + event_type.replace(".", "_"))
+        )
 
     async def apply_batch(self, conn: asyncpg.Connection, events: list[RecordedEvent]) -> list[Change]:
         for event_type, run in runs([e for e in events if self.handles(e)]):

@@ -3,6 +3,8 @@ a command sees the orders before it, e.g. a customer's open orders for the credi
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import orjson
 
@@ -31,7 +33,7 @@ def _fold_confirmations(events: list[RecordedEvent]) -> tuple[list[RecordedEvent
                 folded[id(first)] = event
                 dropped.add(id(event))
         elif t != "order.promotion_declined":
-            placed.pop(event.data.get("order_id"), None)
+            placed.pop(str(event.data.get("order_id")), None)
     return [e for e in events if id(e) not in dropped], folded
 
 
@@ -166,7 +168,7 @@ class OrderBoard(RunProjection):
             )
         await conn.execute(_INSERT_PLACED, placings)
 
-    async def _set(self, conn: asyncpg.Connection, run: Run, assignments: str, *arrays: tuple[str, list]) -> None:
+    async def _set(self, conn: asyncpg.Connection, run: Run, assignments: str, *arrays: tuple[str, list[Any]]) -> None:
         """UPDATE orders from arrays: `arrays` are (sql type, values) aligned with order ids."""
         params = ", ".join(f"${i + 3}::{t}[]" for i, (t, _) in enumerate(arrays))
         names = ", ".join(f"v{i}" for i in range(len(arrays)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from reporting_service.application import office
 from reporting_service.application.territory import children_of, subject
 from reporting_service.config import OfficeRules
@@ -41,7 +43,7 @@ def build_bus(
             "reps of their own area."
         ),
     )
-    async def set_target(cmd: SetTarget, uow: UnitOfWork) -> dict:
+    async def set_target(cmd: SetTarget, uow: UnitOfWork) -> dict[str, Any]:
         who = await subject(uow.conn, cmd.level, cmd.subject_id)
         check_may_set_target(uow.actor, who)
         target = await uow.load(Target, target_id_for(cmd.month, cmd.level, cmd.subject_id, cmd.product_group))
@@ -58,7 +60,7 @@ def build_bus(
             "parent; the fen left over by rounding go to the largest remainders (ties: smaller id)."
         ),
     )
-    async def decompose_target(cmd: DecomposeTarget, uow: UnitOfWork) -> dict:
+    async def decompose_target(cmd: DecomposeTarget, uow: UnitOfWork) -> dict[str, Any]:
         check_can_decompose(cmd.level, cmd.into)
         parent_subject = await subject(uow.conn, cmd.level, cmd.subject_id)
         parent = await uow.load(Target, target_id_for(cmd.month, cmd.level, cmd.subject_id, cmd.product_group))
@@ -87,7 +89,7 @@ def build_bus(
     return bus
 
 
-def _view(target: Target) -> dict:
+def _view(target: Target) -> dict[str, Any]:
     return {
         "target_id": target.id,
         "month": target.month,

@@ -53,10 +53,10 @@ class ReportRebuilds:
         if self.running:
             raise RebuildRunning("a rebuild of the reports is already running")
         self.running = True
-        started: asyncio.Future[dict[str, int]] = asyncio.get_running_loop().create_future()
-        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        started: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        finished: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.runtime.spawn("rebuild-all", self._guarded(projections, started, finished))
-        await asyncio.wait({started, finished}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([started, finished], return_when=asyncio.FIRST_COMPLETED)
         if not started.done():
             finished.result()  # what stopped it before it began (another replica's rebuild)
 
@@ -70,8 +70,8 @@ class ReportRebuilds:
     async def _guarded(
         self,
         projections: list[Projection],
-        started: asyncio.Future[dict[str, int]] | None = None,
-        finished: asyncio.Future[None] | None = None,
+        started: asyncio.Future[Any] | None = None,
+        finished: asyncio.Future[Any] | None = None,
     ) -> dict[str, int]:
         def began(generations: dict[str, int]) -> None:
             if started is not None and not started.done():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -352,13 +352,13 @@ def _registered(card: dict[str, Any], d: dict[str, Any]) -> str | None:
         if f in d:
             card[f] = d[f]
     card["status"] = d.get("status") or "pending"
-    return card["status"]
+    return cast("str | None", card["status"])
 
 
 def _approved(card: dict[str, Any], d: dict[str, Any]) -> str | None:
     card["customer_code"] = d.get("customer_code")
     card["status"] = d.get("status") or "active"
-    return card["status"]
+    return cast("str | None", card["status"])
 
 
 def _rejected(card: dict[str, Any], d: dict[str, Any]) -> str | None:
@@ -390,7 +390,7 @@ def _assigned(card: dict[str, Any], d: dict[str, Any]) -> str | None:
 
 def _status_changed(card: dict[str, Any], d: dict[str, Any]) -> str | None:
     card["status"] = d["status"]
-    return card["status"]
+    return cast("str | None", card["status"])
 
 
 def _released(card: dict[str, Any], d: dict[str, Any]) -> str | None:

@@ -7,6 +7,8 @@ visit KPI is a ratio of.
 
 from __future__ import annotations
 
+import asyncpg
+
 from reporting_service.projections.base import SqlProjection, Statement, keys
 from salesplatform.projections import Change
 
@@ -154,7 +156,7 @@ RETURNING business_date AS day, rep_id
 """
 
 
-def _kpi_keys(row) -> list[Change]:
+def _kpi_keys(row: asyncpg.Record) -> list[Change]:
     return list(keys({"report": "kpi", "period": row["day"], "rep_id": row["rep_id"]}))
 
 

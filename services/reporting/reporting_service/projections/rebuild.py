@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
 import asyncpg
 import structlog
@@ -207,7 +208,7 @@ async def _new_generation(conn: asyncpg.Connection, projection: Projection) -> i
             schema,
             projection.code_version,
         )
-    return generation
+    return cast("int", generation)
 
 
 async def _use(conn: asyncpg.Connection, schema: str | None) -> None:

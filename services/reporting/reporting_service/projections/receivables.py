@@ -11,6 +11,8 @@ show the same open amount.
 
 from __future__ import annotations
 
+import asyncpg
+
 from reporting_service.projections.base import SqlProjection, Statement, keys
 from salesplatform.projections import Change
 
@@ -137,7 +139,7 @@ RETURNING customer_id
 """
 
 
-def _customer_keys(row) -> list[Change]:
+def _customer_keys(row: asyncpg.Record) -> list[Change]:
     return list(
         keys(
             {"report": "receivables", "customer_id": row["customer_id"]},
@@ -146,14 +148,14 @@ def _customer_keys(row) -> list[Change]:
     )
 
 
-def _payment_keys(row) -> list[Change]:
+def _payment_keys(row: asyncpg.Record) -> list[Change]:
     return [
         *_customer_keys(row),
         *keys({"report": "collections", "period": row["received_on"], "customer_id": row["customer_id"]}),
     ]
 
 
-def _credit_keys(row) -> list[Change]:
+def _credit_keys(row: asyncpg.Record) -> list[Change]:
     return _customer_keys(row) if row["customer_id"] else []
 
 

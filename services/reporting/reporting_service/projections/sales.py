@@ -9,6 +9,8 @@ so every sales, composition, target and promotion report is a sum over it.
 
 from __future__ import annotations
 
+import asyncpg
+
 from reporting_service.projections.base import SqlProjection, Statement, keys, month_of
 from salesplatform.projections import Change
 
@@ -379,7 +381,7 @@ RETURNING promotion_id
 """
 
 
-def _order_keys(row) -> list[Change]:
+def _order_keys(row: asyncpg.Record) -> list[Change]:
     day = row["day"]
     territory = {"rep_id": row["rep_id"] or None, "district_id": row["district_id"], "area_id": row["area_id"]}
     if row["kind"] == "order":
@@ -395,11 +397,11 @@ def _order_keys(row) -> list[Change]:
     )
 
 
-def _return_keys(row) -> list[Change]:
+def _return_keys(row: asyncpg.Record) -> list[Change]:
     return list(keys({"report": "returns", "period": row["day"], "reason": row["reason"]}))
 
 
-def _approved_keys(row) -> list[Change]:
+def _approved_keys(row: asyncpg.Record) -> list[Change]:
     day = row["day"]
     territory = {"rep_id": row["rep_id"] or None, "district_id": row["district_id"], "area_id": row["area_id"]}
     return list(
@@ -413,7 +415,7 @@ def _approved_keys(row) -> list[Change]:
     )
 
 
-def _promotion_keys(row) -> list[Change]:
+def _promotion_keys(row: asyncpg.Record) -> list[Change]:
     return list(keys({"report": "promotions", "promotion_id": row["promotion_id"]}))
 
 

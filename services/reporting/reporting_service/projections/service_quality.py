@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncpg
+
 from reporting_service.projections.base import SqlProjection, Statement, keys
 from salesplatform.projections import Change
 
@@ -99,7 +101,7 @@ RETURNING period, rep_id, customer_id
 """
 
 
-def _complaint_keys(row) -> list[Change]:
+def _complaint_keys(row: asyncpg.Record) -> list[Change]:
     return list(
         keys(
             {"report": "complaints", "period": row["day"], "category": row["category"]},
@@ -108,7 +110,7 @@ def _complaint_keys(row) -> list[Change]:
     )
 
 
-def _survey_keys(row) -> list[Change]:
+def _survey_keys(row: asyncpg.Record) -> list[Change]:
     return list(keys({"report": "satisfaction", "period": row["period"], "rep_id": row["rep_id"]}))
 
 

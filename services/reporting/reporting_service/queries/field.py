@@ -4,7 +4,7 @@ by the reps' current districts and areas."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 
@@ -95,7 +95,7 @@ async def kpi_board(
     return result
 
 
-def kpis(c: dict) -> dict:
+def kpis(c: dict[str, Any]) -> dict[str, Any]:
     """Every KPI of the board from the summed counters, each against its goal."""
     return {
         "planned_visit_completion": measure("planned_visit_completion", c["planned_done"], c["planned"]),

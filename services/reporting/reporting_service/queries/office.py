@@ -11,7 +11,7 @@ area manager the area's. The unit inventory belongs to the project: a rep reads 
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -45,7 +45,10 @@ def _names(schemas: dict[str, str], dims: list[str], alias: str = "g") -> tuple[
 
 
 async def _rep_district(conn: asyncpg.Connection, schemas: dict[str, str], rep_id: str) -> str | None:
-    return await conn.fetchval(f"SELECT district_id FROM {schemas['directory']}.staff WHERE staff_id = $1", rep_id)
+    return cast(
+        "str | None",
+        await conn.fetchval(f"SELECT district_id FROM {schemas['directory']}.staff WHERE staff_id = $1", rep_id),
+    )
 
 
 # -- lead registers per day and rep ---------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -411,7 +411,9 @@ async def staff_member(conn: asyncpg.Connection, staff_id: str) -> dict[str, Any
 
 async def area_of_district(conn: asyncpg.Connection, district_id: str) -> str | None:
     schema = await active_schema(conn, CustomerDirectory.name)
-    return await conn.fetchval(f"SELECT area_id FROM {schema}.districts WHERE district_id = $1", district_id)
+    return cast(
+        "str | None", await conn.fetchval(f"SELECT area_id FROM {schema}.districts WHERE district_id = $1", district_id)
+    )
 
 
 async def supervisor_of(conn: asyncpg.Connection, rep_id: str, district_id: str | None) -> str | None:
@@ -421,13 +423,16 @@ async def supervisor_of(conn: asyncpg.Connection, rep_id: str, district_id: str 
         f"SELECT supervisor_id FROM {schema}.staff WHERE staff_id = $1 AND supervisor_id IS NOT NULL", rep_id
     )
     if named:
-        return named
+        return cast("str | None", named)
     if district_id is None:
         return None
-    return await conn.fetchval(
-        f"SELECT staff_id FROM {schema}.staff WHERE district_id = $1 AND role = 'supervisor' AND active"
-        " ORDER BY staff_id LIMIT 1",
-        district_id,
+    return cast(
+        "str | None",
+        await conn.fetchval(
+            f"SELECT staff_id FROM {schema}.staff WHERE district_id = $1 AND role = 'supervisor' AND active"
+            " ORDER BY staff_id LIMIT 1",
+            district_id,
+        ),
     )
 
 

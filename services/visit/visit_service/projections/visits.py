@@ -183,7 +183,7 @@ class VisitBoard(Projection):
                     },
                 )
             case "visit.cooler_checked":
-                keep = (
+                keep: tuple[str, ...] = (
                     "cooler_id",
                     "at_outlet",
                     "best_position",
