@@ -11,7 +11,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
+import orjson
 
+from reporting_service.adapters.rows import ROWS
 from salesplatform.auth import mint
 from salesplatform.clock import FixedClock
 from salesplatform.devstack.pytest_plugin import TEST_SIGNING_KEY
@@ -1011,3 +1013,15 @@ class Month:
             + self.receivables()
             + self.complaints_and_surveys()
         )
+
+
+async def documented_rows(h: Harness, path: str, actor: Actor, **params: Any) -> list[dict[str, Any]]:
+    """A report's rows, each checked strictly against the row model its route documents: every
+    column it declares, of its type, and no other (adapters/rows.py)."""
+    response = await h.get(path, actor, **params)
+    assert response.status_code == 200, response.text
+    page = response.json()
+    model = ROWS[page["report"]]
+    for item in page["items"]:
+        model.model_validate_json(orjson.dumps(item), strict=True)
+    return page["items"]

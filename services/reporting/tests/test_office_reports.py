@@ -32,6 +32,7 @@ from reporting_testkit import (
     Fed,
     Month,
     by,
+    documented_rows,
     local,
 )
 
@@ -302,7 +303,7 @@ async def test_daily_close_forecasts_and_reasons(office) -> None:
     refused = await h.command("record_daily_close", {**close, "business_date": "2026-12-01"}, REP_R1)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "day_not_come"
 
-    rows = by(await h.report("/reports/daily-close", SUP_D1, date="2026-11-03"), "rep_id")
+    rows = by(await documented_rows(h, "/reports/daily-close", SUP_D1, date="2026-11-03"), "rep_id")
     assert rows["r1"]["result"] == {"deposits": 1, "subscriptions": 0, "contracts": 0, "amount_fen": 0}
     assert rows["r1"]["forecast"]["deposits"] == 2 and rows["r1"]["forecast_missed"] is True
     assert rows["r1"]["miss_reason"] == "一位客户资金未到位" and not rows["r1"]["reason_missing"]
@@ -310,7 +311,7 @@ async def test_daily_close_forecasts_and_reasons(office) -> None:
     assert rows["r2"]["result"]["deposits"] == 1 and rows["r2"]["forecast_missed"] is False
     assert rows["r2"]["closed"] is False and rows["r2"]["forecast_for_tomorrow"] is None
     # The next day r1's forecast of a subscription was missed and no reason was given.
-    rows = by(await h.report("/reports/daily-close", MANAGER, date="2026-11-04"), "rep_id")
+    rows = by(await documented_rows(h, "/reports/daily-close", MANAGER, date="2026-11-04"), "rep_id")
     assert rows["r1"]["forecast_missed"] is True and rows["r1"]["reason_missing"] is True
 
 
@@ -329,7 +330,7 @@ async def test_weekly_targets_claimed_on_monday_and_their_completion(office) -> 
     assert (await h.command("claim_weekly_target", {**claim, "amount_fen": 200_000_000}, REP_R1)).status_code == 200
     h.clock.set(local("2026-11-30", 12))
 
-    first = by(await h.report("/reports/weekly-targets", MANAGER, week="2026-11-04"), "rep_id")
+    first = by(await documented_rows(h, "/reports/weekly-targets", MANAGER, week="2026-11-04"), "rep_id")
     assert (first["r1"]["subscriptions"], first["r1"]["amount_fen"]) == (1, 300_000_000)  # U1 on 11-05
     assert first["r1"]["amount_completion"]["value"] == 1.2 and first["r1"]["week_over"]
     assert (first["r2"]["subscriptions"], first["r2"]["amount_completion"]["value"]) == (0, 0.0)
@@ -357,7 +358,7 @@ async def test_performance_warnings_oral_then_written(office) -> None:
     assert await review("2026-11-17") == {"r2": "written"}
     assert await review("2026-11-18") == {}
     h.clock.set(local("2026-11-30", 12))
-    rows = by(await h.report("/reports/performance-warnings", MANAGER, month="2026-11"), "rep_id")
+    rows = by(await documented_rows(h, "/reports/performance-warnings", MANAGER, month="2026-11"), "rep_id")
     r1, r2 = rows["r1"], rows["r2"]
     assert (r1["target_fen"], r1["actual_fen"], r1["expected_fen"], r1["behind"], r1["flag"]) == (
         600_000_000,
@@ -404,6 +405,24 @@ async def test_sales_by_building_and_layout_inventory_and_deposits_due(office) -
     due = await h.report("/reports/deposits-due", MANAGER)
     assert [(d["unit_id"], d["missing_fen"], d["overdue"], d["rep_id"]) for d in due] == [("U2", 3_000_000, True, "r1")]
     assert await h.report("/reports/deposits-due", REP_R2) == []
+
+
+async def test_office_report_rows_are_documented_in_every_grouping(office) -> None:
+    # Rows checked strictly against the row model each route documents (adapters/rows.py); the
+    # daily close, weekly targets and warnings are checked where the tests above record them.
+    h = office
+    for path, params in (
+        ("/reports/office-leads", {**NOV, "group_by": "day,rep,project"}),
+        ("/reports/office-leads", NOV),
+        ("/reports/office-sales", {**NOV, "group_by": "project,building,layout,rep"}),
+        ("/reports/office-sales", NOV),
+        ("/reports/unit-inventory", {"group_by": "project,building,layout"}),
+        ("/reports/unit-inventory", {}),
+        ("/reports/deposits-due", {}),
+        ("/reports/daily-close", {"date": "2026-11-03"}),
+        ("/reports/performance-warnings", {"month": "2026-11"}),
+    ):
+        assert await documented_rows(h, path, MANAGER, **params), path
 
 
 async def test_a_rebuild_of_the_office_reports_equals_what_was_built_incrementally(office) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends
@@ -17,6 +17,7 @@ from fastapi import Query as Param
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from reporting_service.adapters.rows import ROWS, Row
 from reporting_service.application.rebuilds import rebuilds_of
 from reporting_service.domain.kpi import DEFAULT_DORMANT_DAYS
 from reporting_service.domain.reports import CHANGE_SUBJECTS, REPORTS
@@ -57,7 +58,10 @@ From = Annotated[
 To = Annotated[Day | None, Param(description="last business date (default: today, company time zone)")]
 
 
-class ReportPage(BaseModel):
+RowT = TypeVar("RowT", bound=Row)
+
+
+class ReportPage(BaseModel, Generic[RowT]):
     """One page of a report as JSON (`?format=csv`: the same rows as CSV)."""
 
     report: str
@@ -66,11 +70,13 @@ class ReportPage(BaseModel):
     total: int = Field(description="rows of the whole report")
     limit: int
     offset: int
-    items: list[dict[str, Any]] = Field(description="the rows; each report's README section names its columns")
+    items: list[RowT] = Field(description="the rows")
 
 
-# The documented answer of every report route (they answer with a Response, JSON or CSV).
-REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"model": ReportPage}}
+def report_responses(report: str) -> dict[int | str, dict[str, Any]]:
+    """The documented answer of a report route (they answer with a Response, JSON or CSV): a
+    page of the report's own rows."""
+    return {200: {"model": ReportPage[ROWS[report]]}}  # type: ignore[valid-type]
 
 
 class Paging:
@@ -170,7 +176,7 @@ def router(runtime: Any) -> APIRouter:
 
     def describe(name: str) -> dict[str, Any]:
         d = REPORTS[name]
-        return {"summary": d.title, "description": d.text, "tags": ["reports"], "responses": REPORT_RESPONSES}
+        return {"summary": d.title, "description": d.text, "tags": ["reports"], "responses": report_responses(name)}
 
     async def run(actor: Actor, asked: Territory, query, *, extra_roles: frozenset[Role] = frozenset()) -> Result:
         scope = scope_of(actor, extra_roles=extra_roles)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi import Query as Param
 from fastapi.responses import Response
 
-from reporting_service.adapters.http import ID, REPORT_RESPONSES, From, Paging, To, _asked, _group_list, respond
+from reporting_service.adapters.http import ID, From, Paging, To, _asked, _group_list, report_responses, respond
 from reporting_service.config import OfficeRules
 from reporting_service.domain.kpi import month_bounds
 from reporting_service.domain.office import monday_of, month_of
@@ -46,7 +46,7 @@ def router(runtime: Any, rules: OfficeRules) -> APIRouter:
             "summary": d.title,
             "description": d.text,
             "tags": ["sales office reports"],
-            "responses": REPORT_RESPONSES,
+            "responses": report_responses(name),
         }
 
     async def run(actor: Actor, asked: Territory, query: Any) -> Result:
