@@ -260,3 +260,16 @@ async def test_referrals_family_members_disputes_corrections_and_erasure(rt, api
             "SELECT count(*) FROM events WHERE stream_id = $1 AND data::text LIKE $2", f"lead-{a['lead_id']}", "%139%"
         )
     assert stored == 0  # the numbers were never in the events in plain text
+
+
+async def test_a_supervisors_token_without_a_district_is_refused_the_leads_not_answered_empty(api, office) -> None:
+    """The leads list follows the line of command: a supervisor's token that names no district
+    is refused (403 `no_territory`), never answered with an empty list."""
+    listed = await api.get(office.s1, "/leads", project_id="P1")
+    assert listed.status_code == 200, listed.text
+    nowhere = Actor(id="s9", role=Role.supervisor)
+    refused = await api.get(nowhere, "/leads", project_id="P1")
+    assert refused.status_code == 403 and (await code_of(refused)) == "no_territory"
+    nowhere_area = Actor(id="am9", role=Role.area_manager)
+    refused = await api.get(nowhere_area, "/leads")
+    assert refused.status_code == 403 and (await code_of(refused)) == "no_territory"

@@ -24,7 +24,7 @@ from salesplatform.events import Actor, Role
 from salesplatform.inputs import Day, Offset
 from salesplatform.projections import reading
 from salesplatform.service import Runtime, http_actor
-from salesplatform.territory import OUTSIDE_LINE, ROLE_NOT_ALLOWED, Place
+from salesplatform.territory import OUTSIDE_LINE, ROLE_NOT_ALLOWED, Place, reach_of
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 
@@ -268,12 +268,12 @@ def router(runtime: Runtime) -> APIRouter:
                 if value is not None:
                     args.append(value)
                     where.append(f"{column} = ${len(args)}")
-            if actor.role == Role.supervisor:
-                args.append(actor.district)
-                where.append(f"district_id = ${len(args)}")
-            elif actor.role == Role.area_manager:
-                args.append(actor.area)
-                where.append(f"area_id = ${len(args)}")
+            if actor.role in (Role.supervisor, Role.area_manager):
+                # The line's own check: a token that names no district (area) is refused.
+                reach = reach_of(actor)
+                column, value = ("district_id", reach.district_id) if reach.district_id else ("area_id", reach.area_id)
+                args.append(str(value))
+                where.append(f"{column} = ${len(args)}")
             elif actor.role not in (Role.rep, Role.sales_manager, Role.general_manager, Role.clerk, Role.system):
                 raise PermissionDenied(f"role {actor.role} has no access to leads", code=ROLE_NOT_ALLOWED)
             clause = " AND ".join(where)
