@@ -32,6 +32,7 @@ from reporting_service.queries import (
 )
 from reporting_service.queries.common import (
     Page,
+    ReportQuery,
     Result,
     Territory,
     check_within,
@@ -178,7 +179,9 @@ def router(runtime: Any) -> APIRouter:
         d = REPORTS[name]
         return {"summary": d.title, "description": d.text, "tags": ["reports"], "responses": report_responses(name)}
 
-    async def run(actor: Actor, asked: Territory, query, *, extra_roles: frozenset[Role] = frozenset()) -> Result:
+    async def run(
+        actor: Actor, asked: Territory, query: ReportQuery, *, extra_roles: frozenset[Role] = frozenset()
+    ) -> Result:
         scope = scope_of(actor, extra_roles=extra_roles)
         async with reading_reports(runtime.pool) as (conn, schemas):
             await check_within(conn, schemas, scope, asked)

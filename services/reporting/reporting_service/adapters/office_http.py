@@ -16,7 +16,7 @@ from reporting_service.domain.kpi import month_bounds
 from reporting_service.domain.office import monday_of, month_of
 from reporting_service.domain.reports import REPORTS
 from reporting_service.queries import office
-from reporting_service.queries.common import Result, Territory, check_within, reading_reports, scope_of
+from reporting_service.queries.common import ReportQuery, Result, Territory, check_within, reading_reports, scope_of
 from salesplatform.clock import business_date
 from salesplatform.commands import invalid
 from salesplatform.events import Actor
@@ -49,7 +49,7 @@ def router(runtime: Any, rules: OfficeRules) -> APIRouter:
             "responses": report_responses(name),
         }
 
-    async def run(actor: Actor, asked: Territory, query: Any) -> Result:
+    async def run(actor: Actor, asked: Territory, query: ReportQuery) -> Result:
         scope = scope_of(actor)
         async with reading_reports(runtime.pool) as (conn, schemas):
             await check_within(conn, schemas, scope, asked)

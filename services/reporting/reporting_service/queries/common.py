@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -139,6 +139,10 @@ async def paged(conn: asyncpg.Connection, sql: str, args: Sequence[Any], page: P
     if not rows and page.offset:
         total = await conn.fetchval(f"SELECT count(*) FROM ({sql}) AS q", *args)
     return Result([{k: v for k, v in r.items() if k != "_total"} for r in rows], total)
+
+
+# A report's query: its rows for a reader's scope, read in the snapshot `reading_reports` opens.
+ReportQuery = Callable[[asyncpg.Connection, dict[str, str], Reach], Awaitable[Result]]
 
 
 @contextlib.asynccontextmanager
