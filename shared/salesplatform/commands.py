@@ -148,9 +148,12 @@ def check_idempotency_key(key: str) -> None:
 
 
 def fingerprint(command: Command) -> str:
-    """The hash of the command's canonical body: its validated fields, keys sorted. Bodies that
-    differ only in spacing, key order or stripped whitespace have one fingerprint."""
-    canonical = orjson.dumps(command.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    """The hash of the command's canonical body: its validated fields that differ from their
+    defaults, keys sorted. Bodies that differ only in spacing, key order, stripped whitespace or
+    a field sent with its default value have one fingerprint; so does a body run by a release
+    whose command has gained an optional field (a rolling update: one release stores the key,
+    the next may see the message again)."""
+    canonical = orjson.dumps(command.model_dump(mode="json", exclude_defaults=True), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 

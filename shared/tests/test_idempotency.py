@@ -17,7 +17,7 @@ from tally import SIGNING_KEY, definition
 from waiting import wait_for
 
 from salesplatform.auth import mint
-from salesplatform.commands import IDEMPOTENCY_KEY_MAX_LENGTH, Request, forget_command_results
+from salesplatform.commands import IDEMPOTENCY_KEY_MAX_LENGTH, Command, Request, fingerprint, forget_command_results
 from salesplatform.devstack.pytest_plugin import next_stream_message
 from salesplatform.events import Actor, Role
 from salesplatform.migrations import _platform_files
@@ -251,3 +251,23 @@ def test_the_retention_must_outlast_the_ingest_queue(service_settings) -> None:
     assert service_settings.idempotency_retention_hours > service_settings.ingest_max_queue_hours
     with pytest.raises(ValidationError, match="retention"):
         settings_for("tally", database_url="postgresql://x/y", idempotency_retention_hours=24)
+
+
+def test_a_body_has_one_fingerprint_across_releases_and_default_values() -> None:
+    """A release whose command gained an optional field computes the fingerprint the previous
+    release stored for the same body (in a rolling update either may run a redelivered
+    message); a field sent with its default value changes nothing either."""
+
+    class CountVisits(Command):
+        name = "count_visits"
+        sheet_id: str
+        count: int
+
+    class CountVisitsWithChannel(CountVisits):
+        channel: str | None = None
+
+    before = fingerprint(CountVisits(sheet_id="s1", count=2))
+    assert fingerprint(CountVisitsWithChannel(sheet_id="s1", count=2)) == before
+    assert fingerprint(CountVisitsWithChannel(sheet_id="s1", count=2, channel=None)) == before
+    assert fingerprint(CountVisitsWithChannel(sheet_id="s1", count=2, channel="phone")) != before
+    assert fingerprint(CountVisits(sheet_id="s1", count=3)) != before
