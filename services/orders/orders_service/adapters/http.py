@@ -13,6 +13,17 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 
 from orders_service.adapters import lookups
+from orders_service.adapters.answers import (
+    ApprovalQueue,
+    CustomerReceivables,
+    OrderDetail,
+    OrderList,
+    OverdueDeliveries,
+    Receivables,
+    ReturnApprovalQueue,
+    ReturnDetail,
+    ReturnList,
+)
 from orders_service.application.history import import_lines
 from orders_service.domain.customers import ORDER_READERS, may_read, place_of
 from orders_service.domain.policy import OrderPolicy
@@ -21,6 +32,7 @@ from salesplatform.clock import business_date
 from salesplatform.errors import NotFound, PermissionDenied
 from salesplatform.events import Actor, Role, rank
 from salesplatform.inputs import Day, Offset
+from salesplatform.openapi import answers
 from salesplatform.projections import active_schema, reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.store import load_stream
@@ -124,7 +136,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
 
     # -- orders ---------------------------------------------------------------------------
 
-    @api.get("/orders/{order_id}", summary="One order with its lines, invoice, returns and full history")
+    @api.get(
+        "/orders/{order_id}",
+        summary="One order with its lines, invoice, returns and full history",
+        response_model=None,
+        responses=answers(OrderDetail),
+    )
     async def get_order(order_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "order_board") as conn:
             row = await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1", order_id)
@@ -155,7 +172,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             "history": _history(history),
         }
 
-    @api.get("/orders", summary="Orders by customer, rep, status and business date (your territory)")
+    @api.get(
+        "/orders",
+        summary="Orders by customer, rep, status and business date (your territory)",
+        response_model=None,
+        responses=answers(OrderList),
+    )
     async def list_orders(
         actor: Actor = Depends(http_actor),
         customer_id: str | None = None,
@@ -190,7 +212,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             )
         return {"total": total, "limit": limit, "offset": offset, "orders": [_record(r) for r in rows]}
 
-    @api.get("/approvals", summary="The approval queue of a role (default: yours), in your territory")
+    @api.get(
+        "/approvals",
+        summary="The approval queue of a role (default: yours), in your territory",
+        response_model=None,
+        responses=answers(ApprovalQueue),
+    )
     async def approval_queue(
         actor: Actor = Depends(http_actor),
         role: Role | None = None,
@@ -211,6 +238,8 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
     @api.get(
         "/approvals/returns",
         summary="Returns waiting for a role's decision (default: yours), in your territory",
+        response_model=None,
+        responses=answers(ReturnApprovalQueue),
     )
     async def return_approval_queue(
         actor: Actor = Depends(http_actor),
@@ -249,7 +278,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             "returns": [{**_record(r), "lines": by_return[r["return_id"]]} for r in rows],
         }
 
-    @api.get("/deliveries/overdue", summary="Confirmed orders not delivered within their 24 hours")
+    @api.get(
+        "/deliveries/overdue",
+        summary="Confirmed orders not delivered within their 24 hours",
+        response_model=None,
+        responses=answers(OverdueDeliveries),
+    )
     async def overdue_deliveries(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         where = Where().add("o.status IN ('confirmed', 'dispatched') AND o.deliver_by < {}", runtime.clock.now())
         where.territory(actor, "o")
@@ -262,7 +296,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
     def _today() -> date:
         return business_date(runtime.clock.now(), runtime.settings.timezone)
 
-    @api.get("/receivables", summary="Open receivables and ageing (0–30, 31–60, 61–90, >90 days) per customer")
+    @api.get(
+        "/receivables",
+        summary="Open receivables and ageing (0–30, 31–60, 61–90, >90 days) per customer",
+        response_model=None,
+        responses=answers(Receivables),
+    )
     async def receivables(
         actor: Actor = Depends(http_actor),
         as_of: Day | None = None,
@@ -301,7 +340,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         totals = ageing([_open(r) for r in rows], day)
         return {"as_of": day, "customers": customers, "totals": totals.__dict__}
 
-    @api.get("/receivables/{customer_id}", summary="A customer's invoices, payments, collection notes and ageing")
+    @api.get(
+        "/receivables/{customer_id}",
+        summary="A customer's invoices, payments, collection notes and ageing",
+        response_model=None,
+        responses=answers(CustomerReceivables),
+    )
     async def customer_receivables(
         customer_id: str,
         actor: Actor = Depends(http_actor),
@@ -337,7 +381,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
 
     # -- returns --------------------------------------------------------------------------
 
-    @api.get("/returns", summary="Returns by status and reason, with counts (your territory)")
+    @api.get(
+        "/returns",
+        summary="Returns by status and reason, with counts (your territory)",
+        response_model=None,
+        responses=answers(ReturnList),
+    )
     async def list_returns(
         actor: Actor = Depends(http_actor),
         status: str | None = Query(None, pattern="^(" + "|".join(RETURN_STATUSES) + ")$"),
@@ -366,7 +415,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             )
         return {"counts": [_record(r) for r in counts], "returns": [_record(r) for r in rows]}
 
-    @api.get("/returns/{return_id}", summary="One return with its lines, corrective actions and history")
+    @api.get(
+        "/returns/{return_id}",
+        summary="One return with its lines, corrective actions and history",
+        response_model=None,
+        responses=answers(ReturnDetail),
+    )
     async def get_return(return_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "returns") as conn:
             row = await conn.fetchrow("SELECT * FROM returns WHERE return_id = $1", return_id)

@@ -14,8 +14,19 @@ from salesplatform.commands import invalid
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor, Role
 from salesplatform.inputs import Day, Offset
+from salesplatform.openapi import answers
 from salesplatform.projections import active_schema
 from salesplatform.service import Runtime, http_actor
+from visit_service.adapters.answers import (
+    ApprovalQueue,
+    CustomerVisits,
+    DayPlan,
+    OverdueApprovals,
+    RepRoutes,
+    RepVisits,
+    Route,
+    VisitWithCard,
+)
 from visit_service.domain.access import ListScope, Territory, ensure_can_read, list_scope
 from visit_service.domain.planning import RouteSheet, stops_for, visit_id_for
 from visit_service.projections import directory
@@ -134,7 +145,9 @@ def router(runtime: Runtime) -> APIRouter:
 
     # -- visits -------------------------------------------------------------------------------
 
-    @api.get("/day-plan", summary="A rep's visits for a day in route order")
+    @api.get(
+        "/day-plan", summary="A rep's visits for a day in route order", response_model=None, responses=answers(DayPlan)
+    )
     async def day_plan(
         rep_id: str | None = None, on: Day | None = Query(None, alias="date"), actor: Actor = Depends(http_actor)
     ) -> dict[str, Any]:
@@ -188,7 +201,12 @@ def router(runtime: Runtime) -> APIRouter:
             v["customer_name"] = names.get(v["customer_id"])
         return {"rep_id": rep, "business_date": day, "visits": visits}
 
-    @api.get("/visits/{visit_id}", summary="A visit with its visit card")
+    @api.get(
+        "/visits/{visit_id}",
+        summary="A visit with its visit card",
+        response_model=None,
+        responses=answers(VisitWithCard),
+    )
     async def get_visit(visit_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             schema = await active_schema(conn, VisitBoard.name)
@@ -199,7 +217,7 @@ def router(runtime: Runtime) -> APIRouter:
             names = await _customer_names(conn, [row["customer_id"]])
         return _visit_view(row) | {"customer_name": names.get(row["customer_id"]), "card": _card(row)}
 
-    @api.get("/visits", summary="A rep's visits in a date range")
+    @api.get("/visits", summary="A rep's visits in a date range", response_model=None, responses=answers(RepVisits))
     async def rep_visits(
         rep_id: str | None = None,
         from_: Day | None = Query(None, alias="from"),
@@ -246,7 +264,12 @@ def router(runtime: Runtime) -> APIRouter:
             "visits": [_visit_view(r) for r in rows],
         }
 
-    @api.get("/customers/{customer_id}/visits", summary="A customer's visit history")
+    @api.get(
+        "/customers/{customer_id}/visits",
+        summary="A customer's visit history",
+        response_model=None,
+        responses=answers(CustomerVisits),
+    )
     async def customer_visits(
         customer_id: str,
         limit: int = Query(100, ge=1, le=1000),
@@ -285,7 +308,12 @@ def router(runtime: Runtime) -> APIRouter:
                 district_id = supervisor["district_id"]
         return await scope_for(conn, actor, district_id, area_id, "visit approvals")
 
-    @api.get("/approvals/queue", summary="Visit approvals waiting for a supervisor (overdue first)")
+    @api.get(
+        "/approvals/queue",
+        summary="Visit approvals waiting for a supervisor (overdue first)",
+        response_model=None,
+        responses=answers(ApprovalQueue),
+    )
     async def approval_queue(
         supervisor_id: str | None = None,
         district_id: str | None = None,
@@ -303,7 +331,12 @@ def router(runtime: Runtime) -> APIRouter:
             )
         return {"district_id": scope.district_id, "area_id": scope.area_id, "approvals": [_visit_view(r) for r in rows]}
 
-    @api.get("/approvals/overdue", summary="Visit approvals unanswered for more than 24 hours")
+    @api.get(
+        "/approvals/overdue",
+        summary="Visit approvals unanswered for more than 24 hours",
+        response_model=None,
+        responses=answers(OverdueApprovals),
+    )
     async def overdue_approvals(
         district_id: str | None = None, area_id: str | None = None, actor: Actor = Depends(http_actor)
     ) -> dict[str, Any]:
@@ -373,7 +406,7 @@ def router(runtime: Runtime) -> APIRouter:
 
     # -- routes -------------------------------------------------------------------------------
 
-    @api.get("/routes", summary="A rep's routes")
+    @api.get("/routes", summary="A rep's routes", response_model=None, responses=answers(RepRoutes))
     async def rep_routes(rep_id: str | None = None, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         rep = rep_param(rep_id, actor)
         async with runtime.pool.acquire() as conn:
@@ -382,7 +415,7 @@ def router(runtime: Runtime) -> APIRouter:
             rows = await conn.fetch(f"SELECT * FROM {schema}.routes WHERE rep_id = $1 ORDER BY name, route_id", rep)
         return {"rep_id": rep, "routes": [dict(r) for r in rows]}
 
-    @api.get("/routes/{route_id}", summary="One route")
+    @api.get("/routes/{route_id}", summary="One route", response_model=None, responses=answers(Route))
     async def get_route(route_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             schema = await active_schema(conn, RouteBook.name)

@@ -1,0 +1,239 @@
+"""What the orders queries answer, as the OpenAPI document describes it: ids are strings,
+money integer fen, days and times ISO 8601, a field that may be empty is `null`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from salesplatform.events import Actor
+
+
+class Order(BaseModel):
+    """An order as the order board holds it."""
+
+    order_id: str
+    customer_id: str
+    rep_id: str | None
+    district_id: str | None
+    area_id: str | None
+    source: str
+    visit_id: str | None
+    status: str
+    amount_fen: int
+    business_date: date
+    placed_at: datetime
+    placed_by: str
+    approval_reasons: list[str]
+    required_role: str | None = Field(description="the role whose approval it waits for")
+    approved_by: str | None
+    reject_reason: str | None
+    cancel_reason: str | None
+    confirmed_at: datetime | None
+    deliver_by: datetime | None
+    dispatched_at: datetime | None
+    delivered_at: datetime | None
+    on_time: bool | None
+    delivery_overdue: bool
+    delivery_confirmed: bool | None
+    deposit_agreed_fen: int
+    deposit_total_fen: int
+    deposit_due_by: datetime | None
+    deposit_overdue: bool
+    promotion_notes: list[dict[str, Any]]
+    updated_at: datetime
+
+
+class OrderList(BaseModel):
+    total: int = Field(description="orders matching, past this page")
+    limit: int
+    offset: int
+    orders: list[Order]
+
+
+class ApprovalQueue(BaseModel):
+    role: str = Field(description="whose queue this is")
+    orders: list[Order]
+
+
+class OverdueDeliveries(BaseModel):
+    as_of: datetime
+    orders: list[Order]
+
+
+class AgeingAnswer(BaseModel):
+    """Open amounts by days since the invoice was issued, and how much is overdue."""
+
+    open_fen: int
+    overdue_fen: int
+    days_0_30_fen: int
+    days_31_60_fen: int
+    days_61_90_fen: int
+    days_over_90_fen: int
+
+
+class CustomerReceivable(AgeingAnswer):
+    customer_id: str
+    name: str | None = Field(description="null where the directory does not know the customer")
+    rep_id: str | None
+    open_invoices: int
+
+
+class Receivables(BaseModel):
+    as_of: date
+    customers: list[CustomerReceivable]
+    totals: AgeingAnswer
+
+
+class OrderLine(BaseModel):
+    order_id: str
+    line_no: int
+    sku: str
+    product_group: str
+    quantity: int
+    unit_price_fen: int
+    amount_fen: int
+    promotion_id: str | None
+    gift_quantity: int
+
+
+class Invoice(BaseModel):
+    invoice_id: str
+    order_id: str
+    customer_id: str
+    amount_fen: int
+    paid_fen: int
+    credited_fen: int = Field(description="lowered by credit notes resolving returns")
+    open_fen: int
+    issued_on: date
+    due_on: date
+
+
+class ReturnOfOrder(BaseModel):
+    return_id: str
+    status: str
+    reason: str
+    scope: str
+    amount_fen: int
+
+
+class Change(BaseModel):
+    """One event of a stream's history."""
+
+    event_type: str
+    stream_version: int
+    occurred_at: datetime
+    actor: Actor
+    data: dict[str, Any]
+
+
+class OrderDetail(BaseModel):
+    order: Order
+    lines: list[OrderLine]
+    invoice: Invoice | None
+    returns: list[ReturnOfOrder]
+    history: list[Change]
+
+
+class Allocation(BaseModel):
+    invoice_id: str
+    amount_fen: int
+
+
+class Payment(BaseModel):
+    payment_id: str
+    customer_id: str
+    amount_fen: int
+    received_on: date
+    recorded_by: str
+    allocations: list[Allocation]
+
+
+class CollectionNote(BaseModel):
+    note_id: str
+    customer_id: str
+    invoice_id: str | None
+    note: str
+    promised_on: date | None
+    next_follow_up_on: date | None
+    noted_by: str
+    noted_at: datetime
+
+
+class CustomerReceivables(BaseModel):
+    customer_id: str
+    as_of: date
+    ageing: AgeingAnswer
+    invoices: list[Invoice]
+    payments: list[Payment]
+    collection_notes: list[CollectionNote]
+
+
+class Return(BaseModel):
+    return_id: str
+    order_id: str
+    customer_id: str
+    scope: str
+    reason: str
+    detail: str
+    status: str
+    amount_fen: int
+    approver_role: str
+    inspection_required: bool
+    requested_by: str
+    requested_at: datetime
+    inspector_id: str | None
+    inspection_confirmed: bool | None
+    inspection_notes: str | None
+    approver_id: str | None
+    rejected_reason: str | None
+    resolution: str | None
+    resolution_amount_fen: int | None
+    updated_at: datetime
+
+
+class ReturnCount(BaseModel):
+    status: str
+    reason: str
+    n: int = Field(description="returns of this status and reason")
+    amount_fen: int
+
+
+class ReturnList(BaseModel):
+    counts: list[ReturnCount] = Field(description="per status and reason, over the whole territory")
+    returns: list[Return]
+
+
+class ReturnLine(BaseModel):
+    sku: str
+    quantity: int
+    amount_fen: int
+
+
+class CorrectiveAction(BaseModel):
+    department: str
+    action: str
+    assigned_at: datetime
+
+
+class ReturnDetail(BaseModel):
+    return_: Return = Field(alias="return")
+    lines: list[ReturnLine]
+    corrective_actions: list[CorrectiveAction]
+    history: list[Change]
+
+
+class QueuedReturn(Return):
+    """A return waiting for a decision, with its order's territory and its lines."""
+
+    rep_id: str | None
+    district_id: str | None
+    area_id: str | None
+    lines: list[ReturnLine]
+
+
+class ReturnApprovalQueue(BaseModel):
+    role: str
+    returns: list[QueuedReturn]
