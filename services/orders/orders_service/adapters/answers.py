@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel, Field
 
@@ -237,3 +238,73 @@ class QueuedReturn(Return):
 class ReturnApprovalQueue(BaseModel):
     role: str
     returns: list[QueuedReturn]
+
+
+class AreaPrice(BaseModel):
+    area_id: str
+    list_price_fen: int
+    floor_price_fen: int
+
+
+class CatalogueSku(BaseModel):
+    sku: str
+    name: str
+    brand: str
+    product_group: str
+    package: str
+    list_price_fen: int = Field(description="the default price")
+    floor_price_fen: int
+    updated_at: datetime
+    area_prices: list[AreaPrice]
+
+
+class CatalogueSkus(BaseModel):
+    skus: list[CatalogueSku]
+
+
+class RequiredSkus(BaseModel):
+    channels: dict[str, list[str]] = Field(description="the required SKUs of each channel")
+
+
+class Promotion(BaseModel):
+    promotion_id: str
+    name: str
+    starts_on: date
+    ends_on: date
+    skus: list[str]
+    channels: list[str]
+    discount_percent: int | None
+    gift_buy: int | None = Field(description="buy this many …")
+    gift_get: int | None = Field(description="… get this many free")
+    budget_fen: int
+    spent_fen: int
+    orders: int = Field(description="orders that drew on the budget")
+    gifts_issued: int
+
+
+class Promotions(BaseModel):
+    promotions: list[Promotion]
+
+
+class ParkedOrder(BaseModel):
+    order_id: str
+    customer_id: str
+    parked_at: datetime
+    reason: str
+    outcome: str | None
+    settled_at: datetime | None
+
+
+class RefusedVisitMessage(BaseModel):
+    event_id: UUID
+    event_type: str
+    order_id: str | None
+    customer_id: str | None
+    code: str = Field(description="the rule it broke")
+    detail: dict[str, Any]
+    at: datetime
+
+
+class VisitOrderProblems(BaseModel):
+    parked: list[ParkedOrder] = Field(description="visit orders waiting for an unknown customer")
+    refused: list[RefusedVisitMessage]

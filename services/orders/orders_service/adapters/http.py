@@ -15,14 +15,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from orders_service.adapters import lookups
 from orders_service.adapters.answers import (
     ApprovalQueue,
+    CatalogueSkus,
     CustomerReceivables,
     OrderDetail,
     OrderList,
     OverdueDeliveries,
+    Promotions,
     Receivables,
+    RequiredSkus,
     ReturnApprovalQueue,
     ReturnDetail,
     ReturnList,
+    VisitOrderProblems,
 )
 from orders_service.application.history import import_lines
 from orders_service.domain.customers import ORDER_READERS, may_read, place_of
@@ -451,7 +455,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
 
     # -- catalogue and promotions ---------------------------------------------------------
 
-    @api.get("/catalogue/skus", summary="The SKUs with their default and area prices")
+    @api.get(
+        "/catalogue/skus",
+        summary="The SKUs with their default and area prices",
+        response_model=None,
+        responses=answers(CatalogueSkus),
+    )
     async def skus(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "catalogue") as conn:
             rows = await conn.fetch(
@@ -461,13 +470,23 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             )
         return {"skus": [{**_record(r), "area_prices": _json(r["area_prices"])} for r in rows]}
 
-    @api.get("/catalogue/required-skus", summary="The required-SKU list (必备SKU) of each channel")
+    @api.get(
+        "/catalogue/required-skus",
+        summary="The required-SKU list (必备SKU) of each channel",
+        response_model=None,
+        responses=answers(RequiredSkus),
+    )
     async def required_skus(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "catalogue") as conn:
             rows = await conn.fetch("SELECT channel, skus FROM required_skus ORDER BY channel")
         return {"channels": {r["channel"]: list(r["skus"]) for r in rows}}
 
-    @api.get("/promotions", summary="Promotions with budget spent, orders and gifts issued")
+    @api.get(
+        "/promotions",
+        summary="Promotions with budget spent, orders and gifts issued",
+        response_model=None,
+        responses=answers(Promotions),
+    )
     async def promotions(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "promotions") as conn:
             rows = await conn.fetch(
@@ -480,7 +499,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
 
     # -- visit orders that waited or were refused -----------------------------------------
 
-    @api.get("/visit-orders", summary="Visit orders parked for an unknown customer, and visit messages refused")
+    @api.get(
+        "/visit-orders",
+        summary="Visit orders parked for an unknown customer, and visit messages refused",
+        response_model=None,
+        responses=answers(VisitOrderProblems),
+    )
     async def visit_orders(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         if not (actor.at_least(Role.supervisor) or actor.role in (Role.clerk, Role.system)):
             raise PermissionDenied("visit order problems are for supervisors and up", code="outside_role_line")

@@ -19,12 +19,21 @@ from salesplatform.projections import active_schema
 from salesplatform.service import Runtime, http_actor
 from visit_service.adapters.answers import (
     ApprovalQueue,
+    Complaint,
     CustomerVisits,
     DayPlan,
+    DirectoryCustomer,
+    DirectorySkus,
+    KeyAccountReports,
+    KeyAccountsWithoutReport,
+    OpenComplaints,
     OverdueApprovals,
+    OverdueComplaints,
+    RepCoaching,
     RepRoutes,
     RepVisits,
     Route,
+    SurveyResults,
     VisitWithCard,
 )
 from visit_service.domain.access import ListScope, Territory, ensure_can_read, list_scope
@@ -354,7 +363,12 @@ def router(runtime: Runtime) -> APIRouter:
 
     # -- complaints ---------------------------------------------------------------------------
 
-    @api.get("/complaints/overdue", summary="Complaints not acknowledged within 48 hours")
+    @api.get(
+        "/complaints/overdue",
+        summary="Complaints not acknowledged within 48 hours",
+        response_model=None,
+        responses=answers(OverdueComplaints),
+    )
     async def overdue_complaints(
         district_id: str | None = None, area_id: str | None = None, actor: Actor = Depends(http_actor)
     ) -> dict[str, Any]:
@@ -370,7 +384,12 @@ def router(runtime: Runtime) -> APIRouter:
             )
         return {"complaints": [dict(r) for r in rows]}
 
-    @api.get("/complaints/open", summary="Open complaints, by department")
+    @api.get(
+        "/complaints/open",
+        summary="Open complaints, by department",
+        response_model=None,
+        responses=answers(OpenComplaints),
+    )
     async def open_complaints(
         department: str | None = None,
         district_id: str | None = None,
@@ -393,7 +412,7 @@ def router(runtime: Runtime) -> APIRouter:
             by_department = {department: by_department.get(department, [])}
         return {"departments": by_department}
 
-    @api.get("/complaints/{complaint_id}", summary="One complaint")
+    @api.get("/complaints/{complaint_id}", summary="One complaint", response_model=None, responses=answers(Complaint))
     async def get_complaint(complaint_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             schema = await active_schema(conn, ComplaintBook.name)
@@ -427,7 +446,12 @@ def router(runtime: Runtime) -> APIRouter:
 
     # -- surveys and key accounts ---------------------------------------------------------------
 
-    @api.get("/surveys/results", summary="Satisfaction per half year against the 95/97/98% goals")
+    @api.get(
+        "/surveys/results",
+        summary="Satisfaction per half year against the 95/97/98% goals",
+        response_model=None,
+        responses=answers(SurveyResults),
+    )
     async def survey_results(
         period: str = Query(..., pattern=r"^20[0-9]{2}H[12]$"),
         district_id: str | None = None,
@@ -467,7 +491,12 @@ def router(runtime: Runtime) -> APIRouter:
             "questions": [dict(q) for q in questions],
         }
 
-    @api.get("/key-accounts/without-report", summary="A-grade customers without a visit report in 12 months")
+    @api.get(
+        "/key-accounts/without-report",
+        summary="A-grade customers without a visit report in 12 months",
+        response_model=None,
+        responses=answers(KeyAccountsWithoutReport),
+    )
     async def key_accounts_without_report(
         as_of: Day | None = None,
         district_id: str | None = None,
@@ -496,7 +525,12 @@ def router(runtime: Runtime) -> APIRouter:
             )
         return {"as_of": day, "since": since, "customers": [dict(r) for r in rows]}
 
-    @api.get("/customers/{customer_id}/key-account-reports", summary="A customer's key-account visit reports")
+    @api.get(
+        "/customers/{customer_id}/key-account-reports",
+        summary="A customer's key-account visit reports",
+        response_model=None,
+        responses=answers(KeyAccountReports),
+    )
     async def customer_reports(customer_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             await _ensure_customer_readable(conn, customer_id, actor)
@@ -507,7 +541,12 @@ def router(runtime: Runtime) -> APIRouter:
             )
         return {"customer_id": customer_id, "reports": [dict(r) for r in rows]}
 
-    @api.get("/reps/{rep_id}/coaching", summary="Coaching notes of a rep")
+    @api.get(
+        "/reps/{rep_id}/coaching",
+        summary="Coaching notes of a rep",
+        response_model=None,
+        responses=answers(RepCoaching),
+    )
     async def rep_coaching(rep_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             ensure_can_read(actor, await rep_territory(conn, rep_id, actor), f"rep {rep_id}'s coaching notes")
@@ -519,7 +558,12 @@ def router(runtime: Runtime) -> APIRouter:
 
     # -- the directory --------------------------------------------------------------------------
 
-    @api.get("/directory/customers/{customer_id}", summary="The directory's row of a customer")
+    @api.get(
+        "/directory/customers/{customer_id}",
+        summary="The directory's row of a customer",
+        response_model=None,
+        responses=answers(DirectoryCustomer),
+    )
     async def directory_customer(customer_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         """What this service knows of a customer; `registered: false` marks a placeholder made
         by an event that arrived before the registration."""
@@ -528,7 +572,12 @@ def router(runtime: Runtime) -> APIRouter:
         row.pop("versions", None)
         return row
 
-    @api.get("/directory/skus", summary="The catalogue as this service knows it")
+    @api.get(
+        "/directory/skus",
+        summary="The catalogue as this service knows it",
+        response_model=None,
+        responses=answers(DirectorySkus),
+    )
     async def directory_skus(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             schema = await active_schema(conn, Catalogue.name)
