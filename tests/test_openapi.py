@@ -119,7 +119,7 @@ async def test_each_document_is_valid_complete_and_makes_a_client(servers, tmp_p
 # The share of GET routes whose 200 JSON answer is documented as a bare object, per service:
 # a client generator or a fuzzer learns nothing of their fields. What is left: the platform's
 # own routes (probes, schemas, administration) and the queries not yet described.
-BARE_ANSWERS = {"customer": 0.38, "visit": 0.3, "orders": 0.5}
+BARE_ANSWERS = {"customer": 0.38, "visit": 0.24, "orders": 0.29}
 
 
 async def test_the_queries_document_their_answers(servers) -> None:

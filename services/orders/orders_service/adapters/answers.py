@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from orders_service.domain.unit_commands import Discrepancy
 from salesplatform.events import Actor
 
 
@@ -118,6 +119,11 @@ class ReturnOfOrder(BaseModel):
     reason: str
     scope: str
     amount_fen: int
+
+
+class ActorRef(BaseModel):
+    id: str
+    role: str
 
 
 class Change(BaseModel):
@@ -308,3 +314,193 @@ class RefusedVisitMessage(BaseModel):
 class VisitOrderProblems(BaseModel):
     parked: list[ParkedOrder] = Field(description="visit orders waiting for an unknown customer")
     refused: list[RefusedVisitMessage]
+
+
+class Unit(BaseModel):
+    """A unit of the inventory (销控表) and the deal on it."""
+
+    unit_id: str
+    project_id: str
+    building: str
+    unit_no: str
+    floor: int
+    layout_name: str
+    rooms: int
+    halls: int
+    bathrooms: int
+    layout: str = Field(description="室厅卫, from rooms, halls and bathrooms")
+    area_sqm: float
+    orientation: str
+    position: str | None
+    status: str
+    release: str | None
+    unit_price_fen: int | None
+    total_price_fen: int | None
+    lead_id: str | None
+    credited_rep_id: str | None
+    deal_price_fen: int | None
+    deposit_agreed_fen: int
+    deposit_total_fen: int
+    deposit_due_by: datetime | None
+    deposit_overdue: bool
+    subscription_no: str | None
+    subscription_state: str | None = Field(description="`filled` or `signed`; null without one")
+    subscription_price_fen: int | None
+    payment_plan: str | None
+    contract_no: str | None
+    status_since: datetime
+
+
+class UnitInventory(BaseModel):
+    project_id: str
+    counts: dict[str, int] = Field(description="units per status over the project, building or layout asked")
+    total: int
+    limit: int
+    offset: int
+    items: list[Unit]
+
+
+class UnitChange(BaseModel):
+    event_type: str
+    at: datetime
+    by: ActorRef
+    data: dict[str, Any]
+
+
+class UnitDetail(Unit):
+    receipts: list[dict[str, Any]]
+    history: list[UnitChange]
+
+
+class ListedPrice(BaseModel):
+    unit_id: str
+    building: str
+    unit_no: str
+    layout_name: str
+    area_sqm: float
+    unit_price_fen: int
+    total_price_fen: int
+    set_at: datetime
+    set_by: str
+    reason: str | None
+
+
+class Release(BaseModel):
+    release: str
+    prices: list[ListedPrice]
+
+
+class PriceLists(BaseModel):
+    project_id: str
+    releases: list[Release]
+
+
+class ControlledUnit(BaseModel):
+    unit_id: str
+    building: str
+    unit_no: str
+    layout_name: str
+    status: str
+    lead_id: str | None
+    credited_rep_id: str | None
+    deposit_total_fen: int
+    deposit_agreed_fen: int
+    deposit_due_by: datetime | None
+    deposit_overdue: bool
+    subscription_state: str | None
+
+
+class UnitChangeOfDay(BaseModel):
+    at: datetime
+    unit_id: str
+    building: str
+    unit_no: str
+    event_type: str
+    status_before: str | None
+    status_after: str | None
+    lead_id: str | None
+    rep_id: str | None
+    amount_fen: int | None
+    by: str
+
+
+class SalesControlCheck(BaseModel):
+    checked_by: str
+    role: str
+    at: datetime
+    units: int = Field(description="units checked")
+    discrepancies: list[Discrepancy]
+
+
+class SalesControl(BaseModel):
+    """The day's sales-control check (当日销控核实)."""
+
+    project_id: str
+    name: str
+    business_date: date
+    counts: dict[str, int]
+    units: list[ControlledUnit]
+    changes: list[UnitChangeOfDay]
+    checks: list[SalesControlCheck]
+
+
+class Range(BaseModel):
+    min: float
+    max: float
+
+
+class ExampleUnit(BaseModel):
+    unit_id: str
+    building: str
+    unit_no: str
+    area_sqm: float
+    orientation: str
+    total_price_fen: int
+
+
+class RecommendedLayout(BaseModel):
+    layout_name: str
+    rooms: int
+    halls: int
+    bathrooms: int
+    layout: str
+    area_sqm: Range
+    orientations: list[str]
+    positions: list[str]
+    total_price_fen: Range
+    available_units: int
+    example_unit: ExampleUnit = Field(description="the cheapest fitting unit")
+
+
+class Needs(BaseModel):
+    """The needs given; those not given are left out."""
+
+    rooms: int | None = None
+    area_min: float | None = None
+    area_max: float | None = None
+    budget_fen: int | None = None
+    orientation: str | None = None
+
+
+class Recommendations(BaseModel):
+    project_id: str
+    needs: Needs
+    layouts: list[RecommendedLayout]
+
+
+class DepositDue(BaseModel):
+    unit_id: str
+    building: str
+    unit_no: str
+    lead_id: str | None
+    credited_rep_id: str | None
+    deposit_agreed_fen: int
+    deposit_total_fen: int
+    missing_fen: int
+    deposit_due_by: datetime
+    deposit_overdue: bool
+
+
+class DepositsDue(BaseModel):
+    project_id: str
+    items: list[DepositDue]

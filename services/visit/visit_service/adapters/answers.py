@@ -433,3 +433,53 @@ class StandardPicture(BaseModel):
 
 class StandardPictures(BaseModel):
     standard_pictures: list[StandardPicture]
+
+
+class Photo(BaseModel):
+    photo_id: str
+    visit_id: str
+    rep_id: str
+    customer_id: str
+    business_date: date
+    district_id: str | None
+    area_id: str | None
+    kind: str
+    object_name: str
+    digest: str
+    size_bytes: int
+    content_type: str
+    taken_by: str
+    taken_at: datetime
+    verdict: str | None = Field(description="the supervisor's review; null until reviewed")
+    review_note: str | None
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    removed: str | None = Field(description="`retention` or `erasure`, once the image is gone")
+    removed_at: datetime | None
+    content_url: str | None = Field(description="where the image is read; null once removed")
+
+
+class VisitPhotos(BaseModel):
+    visit_id: str
+    photos: list[Photo]
+
+
+class PhotoAudit(BaseModel):
+    """The visit's merchandising audit against the channel's standard picture."""
+
+    standard_met: bool | None
+    missing_items: list[Any]
+    checklist: Any
+    cites_this_photo: bool
+
+
+class PhotoToReview(Photo):
+    audit: PhotoAudit
+
+
+class PhotoReview(BaseModel):
+    from_: date = Field(alias="from")
+    to: date
+    district_id: str | None
+    area_id: str | None
+    photos: list[PhotoToReview]
