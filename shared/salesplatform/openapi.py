@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import fastapi_offline
 from fastapi import FastAPI
@@ -19,6 +19,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
@@ -74,6 +75,24 @@ _PUBLIC_STATUSES = ("422", "500", "503")
 DOCS_ASSETS = "/docs/assets"
 # Swagger UI's own files, as the fastapi-offline package ships them.
 _SWAGGER_UI_FILES = Path(fastapi_offline.__file__).parent / "static"
+
+
+Item = TypeVar("Item", bound=BaseModel)
+
+
+class Page(BaseModel, Generic[Item]):
+    """One page of a list: its rows, how many the whole list has, and where the page lies."""
+
+    items: list[Item]
+    total: int = Field(description="rows of the whole list, past this page")
+    limit: int
+    offset: int
+
+
+def answers(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """A route's documented 200 answer, as `responses=`: the document describes the body while
+    the route's own JSON goes out unchanged (a `response_model` would filter and re-encode it)."""
+    return {200: {"model": model}}
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:
@@ -191,4 +210,13 @@ def serve_docs(app: FastAPI) -> None:
         )
 
 
-__all__ = ["ERROR_SCHEMA", "complete", "dangling_refs", "openapi_document", "operations", "serve_docs"]
+__all__ = [
+    "ERROR_SCHEMA",
+    "Page",
+    "answers",
+    "complete",
+    "dangling_refs",
+    "openapi_document",
+    "operations",
+    "serve_docs",
+]

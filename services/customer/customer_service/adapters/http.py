@@ -14,6 +14,15 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query
 
 from customer_service.adapters import personal_search
+from customer_service.adapters.answers import (
+    Card,
+    CardHistory,
+    Composition,
+    CustomerSummary,
+    PoolCustomer,
+    StaffList,
+    Territory,
+)
 from customer_service.adapters.cards import SUMMARY_COLUMNS, present_card, present_event
 from customer_service.adapters.sealing import keys_of
 from customer_service.domain.access import ARCHIVE_KEEPERS, customer_reach, require_in_line
@@ -26,6 +35,7 @@ from customer_service.domain.values import (
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor
 from salesplatform.inputs import Offset
+from salesplatform.openapi import Page, answers
 from salesplatform.projections import reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.territory import Place, Reach, reach_of, require_filter_in_line
@@ -159,7 +169,12 @@ def router(runtime: Runtime) -> APIRouter:
     ) -> Filters:
         return Filters(rep_id, district_id, area_id, grade, channel, status, credit_rating, q)
 
-    @api.get("/customers", summary="List customers (filters, pagination)")
+    @api.get(
+        "/customers",
+        summary="List customers (filters, pagination)",
+        response_model=None,
+        responses=answers(Page[CustomerSummary]),
+    )
     async def list_customers(
         actor: Actor = Depends(http_actor),
         f: Filters = Depends(filters),
@@ -181,7 +196,12 @@ def router(runtime: Runtime) -> APIRouter:
             )
         return {"items": [dict(r) for r in rows], "total": total, "limit": limit, "offset": offset}
 
-    @api.get("/customers/composition", summary="Customer counts per grade, channel and district")
+    @api.get(
+        "/customers/composition",
+        summary="Customer counts per grade, channel and district",
+        response_model=None,
+        responses=answers(Composition),
+    )
     async def composition(actor: Actor = Depends(http_actor), f: Filters = Depends(filters)) -> dict[str, Any]:
         """Counts approved customers (prospect, active, dormant, lost) unless a status is asked for."""
         w = _where(
@@ -200,7 +220,12 @@ def router(runtime: Runtime) -> APIRouter:
                 out[key] = {r["k"]: r["n"] for r in rows}
         return out
 
-    @api.get("/customers/pool", summary="Released prospects waiting to be claimed")
+    @api.get(
+        "/customers/pool",
+        summary="Released prospects waiting to be claimed",
+        response_model=None,
+        responses=answers(Page[PoolCustomer]),
+    )
     async def pool(
         actor: Actor = Depends(http_actor),
         district_id: str | None = None,
@@ -232,14 +257,19 @@ def router(runtime: Runtime) -> APIRouter:
         require_in_line(actor, Place(row["rep_id"], row["district_id"], row["area_id"]))
         return row
 
-    @api.get("/customers/{customer_id}", summary="The customer card")
+    @api.get("/customers/{customer_id}", summary="The customer card", response_model=None, responses=answers(Card))
     async def get_card(customer_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "customer_directory") as conn:
             row = await _card_row(conn, customer_id, actor)
             keys = await keys_of(conn, [customer_id])
         return present_card(row, keys, actor)
 
-    @api.get("/customers/{customer_id}/history", summary="Every change of the card: what, when, who, why")
+    @api.get(
+        "/customers/{customer_id}/history",
+        summary="Every change of the card: what, when, who, why",
+        response_model=None,
+        responses=answers(CardHistory),
+    )
     async def history(customer_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "customer_directory") as conn:
             await _card_row(conn, customer_id, actor)
@@ -251,7 +281,12 @@ def router(runtime: Runtime) -> APIRouter:
             )
         return {"customer_id": customer_id, "events": [present_event(r, keys, customer_id, actor) for r in rows]}
 
-    @api.get("/territory", summary="The territory tree: divisions, areas, districts")
+    @api.get(
+        "/territory",
+        summary="The territory tree: divisions, areas, districts",
+        response_model=None,
+        responses=answers(Territory),
+    )
     async def territory(_: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "territory_directory") as conn:
             rows = await conn.fetch("SELECT * FROM units ORDER BY unit_id")
@@ -272,7 +307,7 @@ def router(runtime: Runtime) -> APIRouter:
                 areas[r["area_id"]]["districts"].append({"district_id": r["unit_id"], "name": r["name"]})
         return {"divisions": list(divisions.values())}
 
-    @api.get("/staff", summary="Reps, supervisors and area managers")
+    @api.get("/staff", summary="Reps, supervisors and area managers", response_model=None, responses=answers(StaffList))
     async def staff(
         _: Actor = Depends(http_actor),
         district_id: str | None = None,

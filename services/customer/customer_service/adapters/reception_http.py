@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Depends, Query
 
+from customer_service.adapters.answers import Board, Lead, LeadWithHistory, OfficeList, Register
 from customer_service.adapters.sealing import LEADS, Keys, keys_of, open_sealed
 from customer_service.domain.access import require_in_line
 from customer_service.domain.follow_up import FOLLOW_UP_WINDOW
@@ -22,6 +23,7 @@ from salesplatform.clock import business_date
 from salesplatform.errors import NotFound, PermissionDenied
 from salesplatform.events import Actor, Role
 from salesplatform.inputs import Day, Offset
+from salesplatform.openapi import Page, answers
 from salesplatform.projections import reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.territory import OUTSIDE_LINE, ROLE_NOT_ALLOWED, Place, reach_of
@@ -114,7 +116,9 @@ def router(runtime: Runtime) -> APIRouter:
     def today() -> date:
         return business_date(runtime.clock.now(), tz)
 
-    @api.get("/offices", summary="The sales offices in the reader's line")
+    @api.get(
+        "/offices", summary="The sales offices in the reader's line", response_model=None, responses=answers(OfficeList)
+    )
     async def offices(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "office_directory") as conn:
             rows = await conn.fetch("SELECT * FROM offices ORDER BY project_id")
@@ -127,7 +131,12 @@ def router(runtime: Runtime) -> APIRouter:
             items.append(dict(row))
         return {"items": items}
 
-    @api.get("/offices/{project_id}/board", summary="The day's sign-in sheet, rotation and receptions (轮次)")
+    @api.get(
+        "/offices/{project_id}/board",
+        summary="The day's sign-in sheet, rotation and receptions (轮次)",
+        response_model=None,
+        responses=answers(Board),
+    )
     async def board(
         project_id: str, actor: Actor = Depends(http_actor), day: Day | None = Query(None, alias="date")
     ) -> dict[str, Any]:
@@ -178,7 +187,12 @@ def router(runtime: Runtime) -> APIRouter:
             "counts": dict(counts),
         }
 
-    @api.get("/offices/{project_id}/registers/{register}", summary="A lead register (客户登记本), line by line")
+    @api.get(
+        "/offices/{project_id}/registers/{register}",
+        summary="A lead register (客户登记本), line by line",
+        response_model=None,
+        responses=answers(Register),
+    )
     async def register(
         project_id: str,
         register: RegisterKind,
@@ -247,7 +261,12 @@ def router(runtime: Runtime) -> APIRouter:
             "items": items,
         }
 
-    @api.get("/leads", summary="The leads of an office (a rep: own leads)")
+    @api.get(
+        "/leads",
+        summary="The leads of an office (a rep: own leads)",
+        response_model=None,
+        responses=answers(Page[Lead]),
+    )
     async def leads(
         actor: Actor = Depends(http_actor),
         project_id: str | None = None,
@@ -291,7 +310,12 @@ def router(runtime: Runtime) -> APIRouter:
             "offset": offset,
         }
 
-    @api.get("/leads/{lead_id}", summary="A lead: rep, stage, 7-day deadlines, people, history")
+    @api.get(
+        "/leads/{lead_id}",
+        summary="A lead: rep, stage, 7-day deadlines, people, history",
+        response_model=None,
+        responses=answers(LeadWithHistory),
+    )
     async def lead(lead_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "office_directory") as conn:
             row = await conn.fetchrow("SELECT * FROM leads WHERE lead_id = $1", lead_id)

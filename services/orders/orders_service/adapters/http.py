@@ -13,6 +13,21 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 
 from orders_service.adapters import lookups
+from orders_service.adapters.answers import (
+    ApprovalQueue,
+    CatalogueSkus,
+    CustomerReceivables,
+    OrderDetail,
+    OrderList,
+    OverdueDeliveries,
+    Promotions,
+    Receivables,
+    RequiredSkus,
+    ReturnApprovalQueue,
+    ReturnDetail,
+    ReturnList,
+    VisitOrderProblems,
+)
 from orders_service.application.history import import_lines
 from orders_service.domain.customers import ORDER_READERS, may_read, place_of
 from orders_service.domain.policy import OrderPolicy
@@ -21,6 +36,7 @@ from salesplatform.clock import business_date
 from salesplatform.errors import NotFound, PermissionDenied
 from salesplatform.events import Actor, Role, rank
 from salesplatform.inputs import Day, Offset
+from salesplatform.openapi import answers
 from salesplatform.projections import active_schema, reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.store import load_stream
@@ -124,7 +140,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
 
     # -- orders ---------------------------------------------------------------------------
 
-    @api.get("/orders/{order_id}", summary="One order with its lines, invoice, returns and full history")
+    @api.get(
+        "/orders/{order_id}",
+        summary="One order with its lines, invoice, returns and full history",
+        response_model=None,
+        responses=answers(OrderDetail),
+    )
     async def get_order(order_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "order_board") as conn:
             row = await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1", order_id)
@@ -155,7 +176,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             "history": _history(history),
         }
 
-    @api.get("/orders", summary="Orders by customer, rep, status and business date (your territory)")
+    @api.get(
+        "/orders",
+        summary="Orders by customer, rep, status and business date (your territory)",
+        response_model=None,
+        responses=answers(OrderList),
+    )
     async def list_orders(
         actor: Actor = Depends(http_actor),
         customer_id: str | None = None,
@@ -190,7 +216,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             )
         return {"total": total, "limit": limit, "offset": offset, "orders": [_record(r) for r in rows]}
 
-    @api.get("/approvals", summary="The approval queue of a role (default: yours), in your territory")
+    @api.get(
+        "/approvals",
+        summary="The approval queue of a role (default: yours), in your territory",
+        response_model=None,
+        responses=answers(ApprovalQueue),
+    )
     async def approval_queue(
         actor: Actor = Depends(http_actor),
         role: Role | None = None,
@@ -211,6 +242,8 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
     @api.get(
         "/approvals/returns",
         summary="Returns waiting for a role's decision (default: yours), in your territory",
+        response_model=None,
+        responses=answers(ReturnApprovalQueue),
     )
     async def return_approval_queue(
         actor: Actor = Depends(http_actor),
@@ -249,7 +282,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             "returns": [{**_record(r), "lines": by_return[r["return_id"]]} for r in rows],
         }
 
-    @api.get("/deliveries/overdue", summary="Confirmed orders not delivered within their 24 hours")
+    @api.get(
+        "/deliveries/overdue",
+        summary="Confirmed orders not delivered within their 24 hours",
+        response_model=None,
+        responses=answers(OverdueDeliveries),
+    )
     async def overdue_deliveries(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         where = Where().add("o.status IN ('confirmed', 'dispatched') AND o.deliver_by < {}", runtime.clock.now())
         where.territory(actor, "o")
@@ -262,7 +300,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
     def _today() -> date:
         return business_date(runtime.clock.now(), runtime.settings.timezone)
 
-    @api.get("/receivables", summary="Open receivables and ageing (0–30, 31–60, 61–90, >90 days) per customer")
+    @api.get(
+        "/receivables",
+        summary="Open receivables and ageing (0–30, 31–60, 61–90, >90 days) per customer",
+        response_model=None,
+        responses=answers(Receivables),
+    )
     async def receivables(
         actor: Actor = Depends(http_actor),
         as_of: Day | None = None,
@@ -301,7 +344,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
         totals = ageing([_open(r) for r in rows], day)
         return {"as_of": day, "customers": customers, "totals": totals.__dict__}
 
-    @api.get("/receivables/{customer_id}", summary="A customer's invoices, payments, collection notes and ageing")
+    @api.get(
+        "/receivables/{customer_id}",
+        summary="A customer's invoices, payments, collection notes and ageing",
+        response_model=None,
+        responses=answers(CustomerReceivables),
+    )
     async def customer_receivables(
         customer_id: str,
         actor: Actor = Depends(http_actor),
@@ -337,7 +385,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
 
     # -- returns --------------------------------------------------------------------------
 
-    @api.get("/returns", summary="Returns by status and reason, with counts (your territory)")
+    @api.get(
+        "/returns",
+        summary="Returns by status and reason, with counts (your territory)",
+        response_model=None,
+        responses=answers(ReturnList),
+    )
     async def list_returns(
         actor: Actor = Depends(http_actor),
         status: str | None = Query(None, pattern="^(" + "|".join(RETURN_STATUSES) + ")$"),
@@ -366,7 +419,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             )
         return {"counts": [_record(r) for r in counts], "returns": [_record(r) for r in rows]}
 
-    @api.get("/returns/{return_id}", summary="One return with its lines, corrective actions and history")
+    @api.get(
+        "/returns/{return_id}",
+        summary="One return with its lines, corrective actions and history",
+        response_model=None,
+        responses=answers(ReturnDetail),
+    )
     async def get_return(return_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "returns") as conn:
             row = await conn.fetchrow("SELECT * FROM returns WHERE return_id = $1", return_id)
@@ -397,7 +455,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
 
     # -- catalogue and promotions ---------------------------------------------------------
 
-    @api.get("/catalogue/skus", summary="The SKUs with their default and area prices")
+    @api.get(
+        "/catalogue/skus",
+        summary="The SKUs with their default and area prices",
+        response_model=None,
+        responses=answers(CatalogueSkus),
+    )
     async def skus(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "catalogue") as conn:
             rows = await conn.fetch(
@@ -407,13 +470,23 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             )
         return {"skus": [{**_record(r), "area_prices": _json(r["area_prices"])} for r in rows]}
 
-    @api.get("/catalogue/required-skus", summary="The required-SKU list (必备SKU) of each channel")
+    @api.get(
+        "/catalogue/required-skus",
+        summary="The required-SKU list (必备SKU) of each channel",
+        response_model=None,
+        responses=answers(RequiredSkus),
+    )
     async def required_skus(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "catalogue") as conn:
             rows = await conn.fetch("SELECT channel, skus FROM required_skus ORDER BY channel")
         return {"channels": {r["channel"]: list(r["skus"]) for r in rows}}
 
-    @api.get("/promotions", summary="Promotions with budget spent, orders and gifts issued")
+    @api.get(
+        "/promotions",
+        summary="Promotions with budget spent, orders and gifts issued",
+        response_model=None,
+        responses=answers(Promotions),
+    )
     async def promotions(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "promotions") as conn:
             rows = await conn.fetch(
@@ -426,7 +499,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
 
     # -- visit orders that waited or were refused -----------------------------------------
 
-    @api.get("/visit-orders", summary="Visit orders parked for an unknown customer, and visit messages refused")
+    @api.get(
+        "/visit-orders",
+        summary="Visit orders parked for an unknown customer, and visit messages refused",
+        response_model=None,
+        responses=answers(VisitOrderProblems),
+    )
     async def visit_orders(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         if not (actor.at_least(Role.supervisor) or actor.role in (Role.clerk, Role.system)):
             raise PermissionDenied("visit order problems are for supervisors and up", code="outside_role_line")

@@ -14,6 +14,14 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Depends, Query
 
+from orders_service.adapters.answers import (
+    DepositsDue,
+    PriceLists,
+    Recommendations,
+    SalesControl,
+    UnitDetail,
+    UnitInventory,
+)
 from orders_service.domain.customers import ORDER_READERS
 from orders_service.domain.policy import OrderPolicy
 from orders_service.domain.unit_events import Orientation, UnitStatus
@@ -22,6 +30,7 @@ from salesplatform.clock import business_date
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor
 from salesplatform.inputs import Day, Offset
+from salesplatform.openapi import answers
 from salesplatform.projections import active_schema, reading
 from salesplatform.service import Runtime, http_actor
 from salesplatform.store import load_stream
@@ -64,7 +73,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
     def today() -> date:
         return business_date(runtime.clock.now(), policy.timezone)
 
-    @api.get("/projects/{project_id}/units", summary="The unit inventory (销控表): every unit and its status")
+    @api.get(
+        "/projects/{project_id}/units",
+        summary="The unit inventory (销控表): every unit and its status",
+        response_model=None,
+        responses=answers(UnitInventory),
+    )
     async def units(
         project_id: str,
         actor: Actor = Depends(http_actor),
@@ -106,7 +120,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             "items": [_unit(r) for r in rows],
         }
 
-    @api.get("/units/{unit_id}", summary="A unit: its figures, its deal, receipts and history")
+    @api.get(
+        "/units/{unit_id}",
+        summary="A unit: its figures, its deal, receipts and history",
+        response_model=None,
+        responses=answers(UnitDetail),
+    )
     async def unit(unit_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "sales_control") as conn:
             row = await conn.fetchrow(f"SELECT {UNIT_COLUMNS} FROM units WHERE unit_id = $1", unit_id)
@@ -129,7 +148,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             ],
         }
 
-    @api.get("/projects/{project_id}/price-lists", summary="The price lists (价目表) per release")
+    @api.get(
+        "/projects/{project_id}/price-lists",
+        summary="The price lists (价目表) per release",
+        response_model=None,
+        responses=answers(PriceLists),
+    )
     async def price_lists(project_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "sales_control") as conn:
             await _office(conn, project_id, actor)
@@ -149,6 +173,8 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
     @api.get(
         "/projects/{project_id}/sales-control",
         summary="The daily sales-control check (当日销控核实): every unit's status and what changed that day",
+        response_model=None,
+        responses=answers(SalesControl),
     )
     async def sales_control(
         project_id: str, actor: Actor = Depends(http_actor), day: Day | None = Query(None, alias="date")
@@ -189,7 +215,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             "checks": [dict(c) for c in checks],
         }
 
-    @api.get("/projects/{project_id}/recommendations", summary="Up to three layouts for a customer's needs (户型推荐)")
+    @api.get(
+        "/projects/{project_id}/recommendations",
+        summary="Up to three layouts for a customer's needs (户型推荐)",
+        response_model=None,
+        responses=answers(Recommendations),
+    )
     async def recommendations(
         project_id: str,
         actor: Actor = Depends(http_actor),
@@ -216,7 +247,12 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             "layouts": recommend_layouts((OnSale(**dict(r)) for r in rows), needs),
         }
 
-    @api.get("/projects/{project_id}/deposits-due", summary="Partial deposits to be completed within 24 hours")
+    @api.get(
+        "/projects/{project_id}/deposits-due",
+        summary="Partial deposits to be completed within 24 hours",
+        response_model=None,
+        responses=answers(DepositsDue),
+    )
     async def deposits_due(project_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with reading(runtime.pool, "sales_control") as conn:
             await _office(conn, project_id, actor)

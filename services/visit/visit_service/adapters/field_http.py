@@ -15,8 +15,16 @@ from salesplatform.commands import invalid
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor, Role
 from salesplatform.inputs import Day, Month
+from salesplatform.openapi import answers
 from salesplatform.projections import active_schema
 from salesplatform.service import Runtime, http_actor
+from visit_service.adapters.answers import (
+    FlaggedCheckIns,
+    RepRoutePlans,
+    RouteCleanup,
+    RoutePlan,
+    StandardPictures,
+)
 from visit_service.application.field_work import outlets_on_record
 from visit_service.config import FieldConfig
 from visit_service.domain.access import ListScope, Territory, ensure_can_read, list_scope
@@ -116,7 +124,12 @@ def router(runtime: Runtime, *, config: FieldConfig) -> APIRouter:
     def today() -> date:
         return business_date(runtime.clock.now(), config.timezone)
 
-    @api.get("/check-ins/flagged", summary="Check-ins not verified where the outlet is, for the supervisor")
+    @api.get(
+        "/check-ins/flagged",
+        summary="Check-ins not verified where the outlet is, for the supervisor",
+        response_model=None,
+        responses=answers(FlaggedCheckIns),
+    )
     async def flagged_check_ins(
         district_id: str | None = None,
         area_id: str | None = None,
@@ -159,7 +172,12 @@ def router(runtime: Runtime, *, config: FieldConfig) -> APIRouter:
             "repeated_coordinates": [dict(r) for r in repeated],
         }
 
-    @api.get("/route-plans", summary="A rep's route plans, newest first")
+    @api.get(
+        "/route-plans",
+        summary="A rep's route plans, newest first",
+        response_model=None,
+        responses=answers(RepRoutePlans),
+    )
     async def rep_route_plans(rep_id: str | None = None, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         rep = rep_id or (actor.id if actor.role is Role.rep else None)
         if rep is None:
@@ -172,7 +190,12 @@ def router(runtime: Runtime, *, config: FieldConfig) -> APIRouter:
             )
         return {"rep_id": rep, "plans": [_plan_view(r, {}) for r in rows]}
 
-    @api.get("/route-plans/{plan_id}", summary="A route plan: its days, and current against proposed travel")
+    @api.get(
+        "/route-plans/{plan_id}",
+        summary="A route plan: its days, and current against proposed travel",
+        response_model=None,
+        responses=answers(RoutePlan),
+    )
     async def get_route_plan(plan_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             schema = await active_schema(conn, RoutePlanBook.name)
@@ -184,7 +207,12 @@ def router(runtime: Runtime, *, config: FieldConfig) -> APIRouter:
             names = await customer_names(conn, ids)
         return _plan_view(row, names)
 
-    @api.get("/route-cleanup", summary="The monthly route cleanup (线路清理) of a district")
+    @api.get(
+        "/route-cleanup",
+        summary="The monthly route cleanup (线路清理) of a district",
+        response_model=None,
+        responses=answers(RouteCleanup),
+    )
     async def route_cleanup(
         month: Month,
         district_id: str | None = None,
@@ -235,7 +263,12 @@ def router(runtime: Runtime, *, config: FieldConfig) -> APIRouter:
             "closed": dict(closed) if closed else None,
         }
 
-    @api.get("/standard-pictures", summary="The channels' standard pictures (成功图象) as checklists")
+    @api.get(
+        "/standard-pictures",
+        summary="The channels' standard pictures (成功图象) as checklists",
+        response_model=None,
+        responses=answers(StandardPictures),
+    )
     async def standard_pictures(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             schema = await active_schema(conn, FieldStandards.name)

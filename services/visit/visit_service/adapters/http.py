@@ -14,8 +14,28 @@ from salesplatform.commands import invalid
 from salesplatform.errors import NotFound
 from salesplatform.events import Actor, Role
 from salesplatform.inputs import Day, Offset
+from salesplatform.openapi import answers
 from salesplatform.projections import active_schema
 from salesplatform.service import Runtime, http_actor
+from visit_service.adapters.answers import (
+    ApprovalQueue,
+    Complaint,
+    CustomerVisits,
+    DayPlan,
+    DirectoryCustomer,
+    DirectorySkus,
+    KeyAccountReports,
+    KeyAccountsWithoutReport,
+    OpenComplaints,
+    OverdueApprovals,
+    OverdueComplaints,
+    RepCoaching,
+    RepRoutes,
+    RepVisits,
+    Route,
+    SurveyResults,
+    VisitWithCard,
+)
 from visit_service.domain.access import ListScope, Territory, ensure_can_read, list_scope
 from visit_service.domain.planning import RouteSheet, stops_for, visit_id_for
 from visit_service.projections import directory
@@ -134,7 +154,9 @@ def router(runtime: Runtime) -> APIRouter:
 
     # -- visits -------------------------------------------------------------------------------
 
-    @api.get("/day-plan", summary="A rep's visits for a day in route order")
+    @api.get(
+        "/day-plan", summary="A rep's visits for a day in route order", response_model=None, responses=answers(DayPlan)
+    )
     async def day_plan(
         rep_id: str | None = None, on: Day | None = Query(None, alias="date"), actor: Actor = Depends(http_actor)
     ) -> dict[str, Any]:
@@ -188,7 +210,12 @@ def router(runtime: Runtime) -> APIRouter:
             v["customer_name"] = names.get(v["customer_id"])
         return {"rep_id": rep, "business_date": day, "visits": visits}
 
-    @api.get("/visits/{visit_id}", summary="A visit with its visit card")
+    @api.get(
+        "/visits/{visit_id}",
+        summary="A visit with its visit card",
+        response_model=None,
+        responses=answers(VisitWithCard),
+    )
     async def get_visit(visit_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             schema = await active_schema(conn, VisitBoard.name)
@@ -199,7 +226,7 @@ def router(runtime: Runtime) -> APIRouter:
             names = await _customer_names(conn, [row["customer_id"]])
         return _visit_view(row) | {"customer_name": names.get(row["customer_id"]), "card": _card(row)}
 
-    @api.get("/visits", summary="A rep's visits in a date range")
+    @api.get("/visits", summary="A rep's visits in a date range", response_model=None, responses=answers(RepVisits))
     async def rep_visits(
         rep_id: str | None = None,
         from_: Day | None = Query(None, alias="from"),
@@ -246,7 +273,12 @@ def router(runtime: Runtime) -> APIRouter:
             "visits": [_visit_view(r) for r in rows],
         }
 
-    @api.get("/customers/{customer_id}/visits", summary="A customer's visit history")
+    @api.get(
+        "/customers/{customer_id}/visits",
+        summary="A customer's visit history",
+        response_model=None,
+        responses=answers(CustomerVisits),
+    )
     async def customer_visits(
         customer_id: str,
         limit: int = Query(100, ge=1, le=1000),
@@ -285,7 +317,12 @@ def router(runtime: Runtime) -> APIRouter:
                 district_id = supervisor["district_id"]
         return await scope_for(conn, actor, district_id, area_id, "visit approvals")
 
-    @api.get("/approvals/queue", summary="Visit approvals waiting for a supervisor (overdue first)")
+    @api.get(
+        "/approvals/queue",
+        summary="Visit approvals waiting for a supervisor (overdue first)",
+        response_model=None,
+        responses=answers(ApprovalQueue),
+    )
     async def approval_queue(
         supervisor_id: str | None = None,
         district_id: str | None = None,
@@ -303,7 +340,12 @@ def router(runtime: Runtime) -> APIRouter:
             )
         return {"district_id": scope.district_id, "area_id": scope.area_id, "approvals": [_visit_view(r) for r in rows]}
 
-    @api.get("/approvals/overdue", summary="Visit approvals unanswered for more than 24 hours")
+    @api.get(
+        "/approvals/overdue",
+        summary="Visit approvals unanswered for more than 24 hours",
+        response_model=None,
+        responses=answers(OverdueApprovals),
+    )
     async def overdue_approvals(
         district_id: str | None = None, area_id: str | None = None, actor: Actor = Depends(http_actor)
     ) -> dict[str, Any]:
@@ -321,7 +363,12 @@ def router(runtime: Runtime) -> APIRouter:
 
     # -- complaints ---------------------------------------------------------------------------
 
-    @api.get("/complaints/overdue", summary="Complaints not acknowledged within 48 hours")
+    @api.get(
+        "/complaints/overdue",
+        summary="Complaints not acknowledged within 48 hours",
+        response_model=None,
+        responses=answers(OverdueComplaints),
+    )
     async def overdue_complaints(
         district_id: str | None = None, area_id: str | None = None, actor: Actor = Depends(http_actor)
     ) -> dict[str, Any]:
@@ -337,7 +384,12 @@ def router(runtime: Runtime) -> APIRouter:
             )
         return {"complaints": [dict(r) for r in rows]}
 
-    @api.get("/complaints/open", summary="Open complaints, by department")
+    @api.get(
+        "/complaints/open",
+        summary="Open complaints, by department",
+        response_model=None,
+        responses=answers(OpenComplaints),
+    )
     async def open_complaints(
         department: str | None = None,
         district_id: str | None = None,
@@ -360,7 +412,7 @@ def router(runtime: Runtime) -> APIRouter:
             by_department = {department: by_department.get(department, [])}
         return {"departments": by_department}
 
-    @api.get("/complaints/{complaint_id}", summary="One complaint")
+    @api.get("/complaints/{complaint_id}", summary="One complaint", response_model=None, responses=answers(Complaint))
     async def get_complaint(complaint_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             schema = await active_schema(conn, ComplaintBook.name)
@@ -373,7 +425,7 @@ def router(runtime: Runtime) -> APIRouter:
 
     # -- routes -------------------------------------------------------------------------------
 
-    @api.get("/routes", summary="A rep's routes")
+    @api.get("/routes", summary="A rep's routes", response_model=None, responses=answers(RepRoutes))
     async def rep_routes(rep_id: str | None = None, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         rep = rep_param(rep_id, actor)
         async with runtime.pool.acquire() as conn:
@@ -382,7 +434,7 @@ def router(runtime: Runtime) -> APIRouter:
             rows = await conn.fetch(f"SELECT * FROM {schema}.routes WHERE rep_id = $1 ORDER BY name, route_id", rep)
         return {"rep_id": rep, "routes": [dict(r) for r in rows]}
 
-    @api.get("/routes/{route_id}", summary="One route")
+    @api.get("/routes/{route_id}", summary="One route", response_model=None, responses=answers(Route))
     async def get_route(route_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             schema = await active_schema(conn, RouteBook.name)
@@ -394,7 +446,12 @@ def router(runtime: Runtime) -> APIRouter:
 
     # -- surveys and key accounts ---------------------------------------------------------------
 
-    @api.get("/surveys/results", summary="Satisfaction per half year against the 95/97/98% goals")
+    @api.get(
+        "/surveys/results",
+        summary="Satisfaction per half year against the 95/97/98% goals",
+        response_model=None,
+        responses=answers(SurveyResults),
+    )
     async def survey_results(
         period: str = Query(..., pattern=r"^20[0-9]{2}H[12]$"),
         district_id: str | None = None,
@@ -434,7 +491,12 @@ def router(runtime: Runtime) -> APIRouter:
             "questions": [dict(q) for q in questions],
         }
 
-    @api.get("/key-accounts/without-report", summary="A-grade customers without a visit report in 12 months")
+    @api.get(
+        "/key-accounts/without-report",
+        summary="A-grade customers without a visit report in 12 months",
+        response_model=None,
+        responses=answers(KeyAccountsWithoutReport),
+    )
     async def key_accounts_without_report(
         as_of: Day | None = None,
         district_id: str | None = None,
@@ -463,7 +525,12 @@ def router(runtime: Runtime) -> APIRouter:
             )
         return {"as_of": day, "since": since, "customers": [dict(r) for r in rows]}
 
-    @api.get("/customers/{customer_id}/key-account-reports", summary="A customer's key-account visit reports")
+    @api.get(
+        "/customers/{customer_id}/key-account-reports",
+        summary="A customer's key-account visit reports",
+        response_model=None,
+        responses=answers(KeyAccountReports),
+    )
     async def customer_reports(customer_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             await _ensure_customer_readable(conn, customer_id, actor)
@@ -474,7 +541,12 @@ def router(runtime: Runtime) -> APIRouter:
             )
         return {"customer_id": customer_id, "reports": [dict(r) for r in rows]}
 
-    @api.get("/reps/{rep_id}/coaching", summary="Coaching notes of a rep")
+    @api.get(
+        "/reps/{rep_id}/coaching",
+        summary="Coaching notes of a rep",
+        response_model=None,
+        responses=answers(RepCoaching),
+    )
     async def rep_coaching(rep_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             ensure_can_read(actor, await rep_territory(conn, rep_id, actor), f"rep {rep_id}'s coaching notes")
@@ -486,7 +558,12 @@ def router(runtime: Runtime) -> APIRouter:
 
     # -- the directory --------------------------------------------------------------------------
 
-    @api.get("/directory/customers/{customer_id}", summary="The directory's row of a customer")
+    @api.get(
+        "/directory/customers/{customer_id}",
+        summary="The directory's row of a customer",
+        response_model=None,
+        responses=answers(DirectoryCustomer),
+    )
     async def directory_customer(customer_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         """What this service knows of a customer; `registered: false` marks a placeholder made
         by an event that arrived before the registration."""
@@ -495,7 +572,12 @@ def router(runtime: Runtime) -> APIRouter:
         row.pop("versions", None)
         return row
 
-    @api.get("/directory/skus", summary="The catalogue as this service knows it")
+    @api.get(
+        "/directory/skus",
+        summary="The catalogue as this service knows it",
+        response_model=None,
+        responses=answers(DirectorySkus),
+    )
     async def directory_skus(actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             schema = await active_schema(conn, Catalogue.name)

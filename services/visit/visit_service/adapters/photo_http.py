@@ -30,8 +30,10 @@ from salesplatform.errors import NotFound, ServiceError
 from salesplatform.events import Actor
 from salesplatform.ids import uuid5
 from salesplatform.inputs import Day
+from salesplatform.openapi import answers
 from salesplatform.projections import active_schema
 from salesplatform.service import Runtime, error_response, http_actor
+from visit_service.adapters.answers import PhotoReview, VisitPhotos
 from visit_service.adapters.field_http import date_range, scope_for, scope_sql
 from visit_service.adapters.photo_store import PhotoStore, PhotoStoreUnavailable
 from visit_service.application.field_work import object_name_for
@@ -182,7 +184,12 @@ def router(runtime: Runtime, *, config: FieldConfig, photos: PhotoStore) -> APIR
                 log.warning("refused_photo_not_deleted", object_name=name, error=str(exc))
         return error_response(outcome.error)
 
-    @api.get("/visits/{visit_id}/photos", summary="The photos of a visit")
+    @api.get(
+        "/visits/{visit_id}/photos",
+        summary="The photos of a visit",
+        response_model=None,
+        responses=answers(VisitPhotos),
+    )
     async def visit_photos(visit_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             row = await visit_row(conn, visit_id)
@@ -219,7 +226,12 @@ def router(runtime: Runtime, *, config: FieldConfig, photos: PhotoStore) -> APIR
             raise PhotoGone(f"photo {photo_id} is no longer in the store")
         return Response(data, media_type=photo["content_type"], headers={"Digest": photo["digest"]})
 
-    @api.get("/photos/review", summary="Photos for the supervisor's review")
+    @api.get(
+        "/photos/review",
+        summary="Photos for the supervisor's review",
+        response_model=None,
+        responses=answers(PhotoReview),
+    )
     async def photo_review(
         district_id: str | None = None,
         area_id: str | None = None,
