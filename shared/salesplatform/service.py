@@ -110,12 +110,17 @@ class ServiceDefinition:
     projections: list[Projection] = field(default_factory=list)
     consumes: list[Consumes] = field(default_factory=list)
     migrations: Path | None = None
-    routers: list[Callable[[Runtime], APIRouter]] = field(default_factory=list)
+    # The service's HTTP routes: module-level routers whose endpoints take the runtime through
+    # the `http_runtime` dependency (or, older style, functions of the runtime that build one).
+    routers: list[APIRouter | Callable[[Runtime], APIRouter]] = field(default_factory=list)
     # Periodic jobs (SLA timers, end of business day): (name, seconds between runs, job).
     timers: list[tuple[str, float, Timer]] = field(default_factory=list)
     # Called after projection changes commit (reporting publishes reporting.changed.*).
     on_changes: Callable[[Runtime, str, list[Change]], Awaitable[None]] | None = None
     title: str = ""
+    # The service's business rules (its policy object, built from its settings), for routes to
+    # read per request as `runtime.definition.rules`.
+    rules: Any = None
     description: str = ""
     # Further subjects it publishes, for the AsyncAPI document: (subject suffix, model, text).
     extra_publishers: list[tuple[str, type, str]] = field(default_factory=list)
@@ -467,6 +472,13 @@ def error_response(exc: ServiceError) -> JSONResponse:
     return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
 
 
+def http_runtime(request: HttpRequest) -> Runtime:
+    """FastAPI dependency: the service's runtime (its pool, bus and settings), read per request,
+    so a module-level route never holds a pool that did not exist when the routes were built."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
 def http_actor(request: HttpRequest) -> Actor:
     """FastAPI dependency: the actor named by the bearer token."""
     runtime: Runtime = request.app.state.runtime
@@ -622,8 +634,8 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
     for name, spec in runtime.bus.specs.items():
         _add_command_route(app, runtime, name, spec.command, spec.summary)
 
-    for make_router in defn.routers:
-        app.include_router(make_router(runtime))
+    for routes in defn.routers:
+        app.include_router(routes if isinstance(routes, APIRouter) else routes(runtime))
     return CommandGateway(app, runtime, max_body=runtime.settings.http_command_max_bytes)
 
 

@@ -53,6 +53,7 @@ def definition(policy: OrderPolicy | None = None) -> ServiceDefinition:
         ],
         routers=[partial(router, policy=policy), partial(units_router, policy=policy)],
         timers=[("deadlines", DEADLINE_CHECK_SECONDS, check_deadlines)],
+        rules=policy,
         title="Orders service",
         description="Catalogue and prices, orders and deliveries, promotions, deposits, receivables "
         "and returns (退回产品处理单) of the sales department; sales control (销控) of the sales offices' "
