@@ -1,8 +1,8 @@
 """Figure 4: bulk import of history through the orders service's importer, against raw COPY.
 
-The orders service brings its own measurement, `orders_service.importer.bench_import_async(n)`:
-a scratch database with customers and a catalogue, `n` synthetic history records (orders,
-deliveries, payments) imported through the importer, validated against the catalogue, the
+The measurement, `bench.import_worker.bench_import_async(n)`: a scratch database with customers
+and a catalogue, `n` synthetic history records (orders, deliveries, payments) imported through
+the importer, validated against the catalogue, the
 customer directory and what came before, appended with their outbox rows and inline read
 models. It runs here in its own process (bench/import_worker.py), once per run.
 
@@ -32,10 +32,6 @@ async def run(ctx: Any, fig: FigureResult) -> None:
         Goal(f"import ≥ {GOAL_COPY_FACTOR}× raw COPY", "events_per_second", baseline="pg_copy", factor=GOAL_COPY_FACTOR)
     )
     ensure_service_importable("orders")
-    from orders_service import importer
-
-    if not hasattr(importer, "bench_import_async"):
-        raise RuntimeError("orders_service.importer has no bench_import_async yet")
     records = QUICK_RECORDS if ctx.quick else FULL_RECORDS
     events = fig.measure("events_per_second", "events imported/s", "events/s")
     per_record = fig.measure("records_per_second", "records imported/s", "records/s")

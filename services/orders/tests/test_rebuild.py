@@ -21,9 +21,10 @@ from orders_testkit import (
     ok,
 )
 
+from bench.history_data import customer_envelopes, synthetic_history
 from orders_service.application.history import import_lines
 from orders_service.domain.policy import OrderPolicy
-from orders_service.importer import IMPORT_ACTOR, customer_envelopes, synthetic_history
+from orders_service.importer import IMPORT_ACTOR
 from salesplatform.events import Envelope
 from salesplatform.projections import reading
 from salesplatform.store import copy_foreign
@@ -59,7 +60,6 @@ async def test_every_read_model_rebuilds_to_what_it_was(rt, clock) -> None:
         actor=IMPORT_ACTOR,
         clock=clock,
         policy=OrderPolicy(),
-        inline=rt.bus.inline_projections,
         chunk_size=250,
     )
     await ok(rt, "set_required_skus", {"channel": "retail", "skus": ["COLA"]}, SALES_MANAGER)

@@ -536,7 +536,6 @@ def router(runtime: Runtime, policy: OrderPolicy) -> APIRouter:
             actor=actor,
             clock=runtime.clock,
             policy=policy,
-            inline=runtime.bus.inline_projections,
         )
         return report.to_dict()
 

@@ -415,9 +415,7 @@ def build_bus(registry: EventRegistry, clock: Clock, policy: OrderPolicy, inline
         summary="Import historical orders, deliveries and payments; answers with the rejected records.",
     )
     async def import_history(cmd: c.ImportHistory, uow: UnitOfWork) -> dict[str, Any]:
-        report = await import_records(
-            uow.conn, cmd.records, actor=uow.actor, clock=uow.clock, policy=policy, inline=inline, bulk=False
-        )
+        report = await import_records(uow.conn, cmd.records, actor=uow.actor, clock=uow.clock, policy=policy)
         return report.to_dict()
 
     return bus
