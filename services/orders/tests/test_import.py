@@ -390,3 +390,51 @@ async def test_the_same_file_imported_twice_at_once_is_stored_once(rt) -> None:
     done = [r for r in results if not isinstance(r, BaseException)]
     assert stored == sum(r.events_appended for r in done) + retry.events_appended > 0
     assert twice == 0
+
+
+async def test_fields_of_the_wrong_type_or_shape_are_rejected_by_line_and_field(rt) -> None:
+    await history_ready(rt)
+    good = {
+        "kind": "order",
+        "record_id": "T1",
+        "customer_id": "h001",
+        "placed_at": (START - timedelta(days=3)).isoformat(),
+        "lines": [{"sku": "COLA", "quantity": 10, "unit_price_fen": 300}],
+    }
+    line = {"sku": "COLA", "quantity": 10, "unit_price_fen": 300}
+    lines = [
+        orjson.dumps({**good, "placed_at": "2026-02-30T10:00:00+08:00"}),  # no such day
+        orjson.dumps({**good, "placed_at": "2026-02-03T10:00:00"}),  # no UTC offset
+        orjson.dumps({**good, "lines": [line, {**line, "sku": "TEA", "quantity": 1.5}]}),
+        orjson.dumps({**good, "lines": [{**line, "colour": "red"}]}),
+        orjson.dumps({**good, "note": "x"}),
+        orjson.dumps({**good, "record_id": 7}),
+        orjson.dumps({**good, "lines": "COLA"}),
+        orjson.dumps(
+            {"kind": "payment", "record_id": "P9", "customer_id": "h001", "amount_fen": 5, "received_on": "2026-13-01"}
+        ),
+        orjson.dumps({"kind": "delivery", "record_id": "D9", "order_record_id": "T1", "delivered_at": None}),
+        orjson.dumps({**good, "record_id": "  T1  "}),  # white space around a text is dropped
+    ]
+    report = await run_import(rt, lines)
+    assert [(r.line, r.field) for r in report.rejected] == [
+        (1, "placed_at"),
+        (2, "placed_at"),
+        (3, "lines.1.quantity"),
+        (4, "lines.0.colour"),
+        (5, "note"),
+        (6, "record_id"),
+        (7, "lines"),
+        (8, "received_on"),
+        (9, "delivered_at"),
+    ]
+    assert (report.accepted, report.events_appended) == (1, 2)
+    assert report.ids["orders"] == {"T1": order_id_for_record("T1")}
+
+
+def test_the_importer_does_not_load_the_dev_stack() -> None:
+    probe = (
+        "import sys, orders_service.importer; print(any(m.startswith('salesplatform.devstack') for m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
