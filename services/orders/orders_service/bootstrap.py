@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 from orders_service.adapters.http import router
 from orders_service.adapters.units_http import router as units_router
@@ -25,8 +24,6 @@ from salesplatform.commands import CommandBus
 from salesplatform.events import EventRegistry
 from salesplatform.projections import Projection
 from salesplatform.service import Consumes, ServiceDefinition
-
-MIGRATIONS = Path(__file__).parent / "migrations"
 
 DEADLINE_CHECK_SECONDS = 60.0
 
@@ -57,7 +54,6 @@ def definition(policy: OrderPolicy | None = None) -> ServiceDefinition:
         routers=[partial(router, policy=policy), partial(units_router, policy=policy)],
         timers=[("deadlines", DEADLINE_CHECK_SECONDS, check_deadlines)],
         rules=policy,
-        migrations=MIGRATIONS,
         title="Orders service",
         description="Catalogue and prices, orders and deliveries, promotions, deposits, receivables "
         "and returns (退回产品处理单) of the sales department; sales control (销控) of the sales offices' "

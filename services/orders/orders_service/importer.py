@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 
 from orders_service.application.history import ImportReport, import_lines
-from orders_service.bootstrap import MIGRATIONS, definition, inline_projections
+from orders_service.bootstrap import definition, inline_projections
 from orders_service.config import OrderRulesSettings
 from orders_service.domain.policy import OrderPolicy
 from salesplatform.clock import SystemClock
@@ -34,7 +34,7 @@ IMPORT_ACTOR = service_actor("orders", "history-import")
 
 async def prepare(conn: asyncpg.Connection) -> None:
     """Tables and read models, for an import into a database the service has not run on yet."""
-    await migrate(conn, MIGRATIONS)
+    await migrate(conn)
     defn = definition()
     for projection in [*defn.projections, *inline_projections()]:
         await ensure_projection(conn, projection)

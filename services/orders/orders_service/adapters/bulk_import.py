@@ -2,8 +2,9 @@
 turned into events and applied to the read models by set-based statements in the chunk's
 transaction (the record format and its rules: `application/history.py`).
 
-Staging: `history_line` takes the raw lines (COPY), `history_record` one row per line with the
-typed fields, the derived ids, and `field`/`problem` once the record is rejected;
+Staging (COPY): `history_record` takes one row per line with the record's fields as read
+(`application/history.py` reads each line and checks its fields' types), its ids, and
+`field`/`problem` once it is rejected; `history_order_line` the lines of the orders;
 `history_allocation` the allocations of the accepted payments. Each is a temporary table emptied
 at commit. A record is accepted when it has no problem and was not imported before (`stored`).
 
@@ -37,15 +38,6 @@ from salesplatform.projections import locked_schemas
 READ_MODELS = ("customer_directory", "catalogue", "order_board", "receivables")
 
 _STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS history_line (
-    line_no     integer NOT NULL,
-    raw         text NOT NULL,
-    event_id    uuid,   -- the record's first event
-    event_id_2  uuid,   -- its second (order.confirmed, invoice.issued)
-    order_id    text,   -- of an order or the order a delivery names
-    invoice_id  text,
-    payment_id  text
-) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS history_record (
     line_no         integer PRIMARY KEY,
     kind            text,
@@ -57,23 +49,28 @@ CREATE TEMP TABLE IF NOT EXISTS history_record (
     received_on     date,
     amount_fen      bigint,        -- a payment's; an order's total once checked
     terms           integer,
-    lines           jsonb,
-    allocations     jsonb,
     field           text,
     problem         text,
-    stored          boolean NOT NULL DEFAULT false,
-    event_id        uuid,
-    event_id_2      uuid,
-    order_id        text,
+    event_id        uuid,          -- the record's first event
+    event_id_2      uuid,          -- its second (order.confirmed, invoice.issued)
+    order_id        text,          -- of an order, or of the order a delivery names
+    invoice_id      text,
     payment_id      text,
+    stored          boolean NOT NULL DEFAULT false,
     -- derived once checked
     stream_version  integer,       -- of a delivery: the order's next version
-    invoice_id      text,
     issued_on       date,
     due_on          date,
     on_time         boolean,
     card            jsonb,         -- an order's customer as the directory knows it
     lines_data      jsonb          -- an order's lines as order.placed carries them
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS history_order_line (
+    line_no         integer NOT NULL,
+    n               integer NOT NULL,
+    sku             text NOT NULL,
+    quantity        integer NOT NULL,
+    unit_price_fen  bigint NOT NULL
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS history_allocation (
     line_no     integer NOT NULL,
@@ -81,163 +78,30 @@ CREATE TEMP TABLE IF NOT EXISTS history_allocation (
     invoice_id  text NOT NULL,
     amount_fen  bigint NOT NULL
 ) ON COMMIT DELETE ROWS;
-TRUNCATE history_line, history_record, history_allocation;
+TRUNCATE history_record, history_order_line, history_allocation;
 """
 
-_KEYS = {
-    "order": ["kind", "record_id", "customer_id", "placed_at", "lines", "rep_id"],
-    "delivery": ["kind", "record_id", "order_record_id", "delivered_at", "payment_terms_days"],
-    "payment": ["kind", "record_id", "customer_id", "amount_fen", "received_on", "allocations"],
-}
-KINDS = tuple(_KEYS)
-LINE_COLUMNS = ("line_no", "raw", "event_id", "event_id_2", "order_id", "invoice_id", "payment_id")
-
-
-def _lit(values: Sequence[str]) -> str:
-    return "ARRAY[" + ", ".join(f"'{v}'" for v in values) + "]"
-
-
-def _text(kind: str, key: str, max_length: int, *, optional: bool = False) -> str:
-    """The CASE branches checking a text field."""
-    value = f"history_text(d->'{key}')"
-    missing = f"WHEN kind = '{kind}' AND NOT d ? '{key}' THEN ARRAY['{key}', 'required']\n" if not optional else ""
-    present = f" AND d->'{key}' <> 'null'" if optional else ""
-    return (
-        missing + f"WHEN kind = '{kind}'{present} AND coalesce(length({value}) NOT BETWEEN 1 AND {max_length}, true)"
-        f" THEN ARRAY['{key}', 'text of 1 to {max_length} characters']\n"
-    )
-
-
-def _int(kind: str, key: str, low: int, high: int, *, optional: bool = False) -> str:
-    value = f"history_int(d->'{key}')"
-    missing = f"WHEN kind = '{kind}' AND NOT d ? '{key}' THEN ARRAY['{key}', 'required']\n" if not optional else ""
-    present = f" AND d->'{key}' <> 'null'" if optional else ""
-    return (
-        missing + f"WHEN kind = '{kind}'{present} AND coalesce({value} NOT BETWEEN {low} AND {high}, true)"
-        f" THEN ARRAY['{key}', 'a whole number from {low:,} to {high:,}']\n"
-    )
-
-
-def _required(kind: str, key: str) -> str:
-    return f"WHEN kind = '{kind}' AND NOT d ? '{key}' THEN ARRAY['{key}', 'required']\n"
-
-
-def _elements(kind: str, key: str, min_n: int, max_n: int, element_checks: str, *, optional: bool = False) -> str:
-    """CASE branches for an array of objects: its length, then the first element with a problem
-    (`element_checks`: CASE branches over `x`, an element, and `n`, its index from 0, giving
-    ARRAY[field below the element, message])."""
-    present = f" AND d->'{key}' <> 'null'" if optional else ""
-    return (
-        (_required(kind, key) if not optional else "")
-        + f"WHEN kind = '{kind}'{present} AND CASE WHEN jsonb_typeof(d->'{key}') = 'array'"
-        f" THEN jsonb_array_length(d->'{key}') NOT BETWEEN {min_n} AND {max_n} ELSE true END"
-        f" THEN ARRAY['{key}', 'a list of {min_n} to {max_n} entries']\n"
-        f"WHEN kind = '{kind}'{present} AND EXISTS (SELECT 1 FROM jsonb_array_elements(d->'{key}') x"
-        " WHERE jsonb_typeof(x) <> 'object')"
-        f" THEN ARRAY['{key}', 'each entry is a JSON object']\n"
-        f"WHEN kind = '{kind}'{present} AND EXISTS (SELECT 1 FROM jsonb_array_elements(d->'{key}') WITH ORDINALITY"
-        f" AS e(x, o), LATERAL (SELECT o - 1 AS n) i WHERE (CASE {element_checks} END) IS NOT NULL)"
-        f" THEN (SELECT ARRAY['{key}.' || n || '.' || p[1], p[2]]"
-        f" FROM jsonb_array_elements(d->'{key}') WITH ORDINALITY AS e(x, o), LATERAL (SELECT o - 1 AS n) i,"
-        f" LATERAL (SELECT CASE {element_checks} END AS p) c WHERE p IS NOT NULL ORDER BY o LIMIT 1)\n"
-    )
-
-
-def _element_text(key: str, max_length: int) -> str:
-    return (
-        f"WHEN NOT x ? '{key}' THEN ARRAY['{key}', 'required'] "
-        f"WHEN coalesce(length(history_text(x->'{key}')) NOT BETWEEN 1 AND {max_length}, true)"
-        f" THEN ARRAY['{key}', 'text of 1 to {max_length} characters'] "
-    )
-
-
-def _element_int(key: str, low: int, high: int) -> str:
-    return (
-        f"WHEN NOT x ? '{key}' THEN ARRAY['{key}', 'required'] "
-        f"WHEN coalesce(history_int(x->'{key}') NOT BETWEEN {low} AND {high}, true)"
-        f" THEN ARRAY['{key}', 'a whole number from {low:,} to {high:,}'] "
-    )
-
-
-def _unknown_element_key(keys: Sequence[str]) -> str:
-    return (
-        f"WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(x) k WHERE k <> ALL ({_lit(keys)}))"
-        f" THEN ARRAY[(SELECT min(k) FROM jsonb_object_keys(x) k WHERE k <> ALL ({_lit(keys)})), 'unknown field'] "
-    )
-
-
-_AWARE = "a date and time with its UTC offset, e.g. 2025-03-01T09:30:00+08:00"
-_CHECKS = (
-    "WHEN jsonb_typeof(d) <> 'object' THEN ARRAY[NULL, 'a record is a JSON object']\n"
-    f"WHEN kind IS NULL OR kind <> ALL ({_lit(KINDS)}) THEN ARRAY[NULL, 'kind must be one of: {', '.join(KINDS)}']\n"
-    "WHEN extra IS NOT NULL THEN ARRAY[extra, 'unknown field']\n"
-    "WHEN NOT d ? 'record_id' THEN ARRAY['record_id', 'required']\n"
-    "WHEN coalesce(length(history_text(d->'record_id')) NOT BETWEEN 1 AND 100, true)"
-    " THEN ARRAY['record_id', 'text of 1 to 100 characters']\n"
-    # an order
-    + _text("order", "customer_id", 64)
-    + _required("order", "placed_at")
-    + f"WHEN kind = 'order' AND history_timestamptz(d->>'placed_at') IS NULL THEN ARRAY['placed_at', '{_AWARE}']\n"
-    + _elements(
-        "order",
-        "lines",
-        1,
-        500,
-        _unknown_element_key(["sku", "quantity", "unit_price_fen"])
-        + _element_text("sku", 64)
-        + _element_int("quantity", 1, 1_000_000)
-        + _element_int("unit_price_fen", 0, 10**11),
-    )
-    + _text("order", "rep_id", 64, optional=True)
-    # a delivery
-    + _text("delivery", "order_record_id", 100)
-    + _required("delivery", "delivered_at")
-    + f"WHEN kind = 'delivery' AND history_timestamptz(d->>'delivered_at') IS NULL"
-    f" THEN ARRAY['delivered_at', '{_AWARE}']\n"
-    + _int("delivery", "payment_terms_days", 0, 3650, optional=True)
-    # a payment
-    + _text("payment", "customer_id", 64)
-    + _int("payment", "amount_fen", 1, 10**13)
-    + _required("payment", "received_on")
-    + "WHEN kind = 'payment' AND history_date(d->>'received_on') IS NULL"
-    " THEN ARRAY['received_on', 'a date, e.g. 2025-03-20']\n"
-    + _elements(
-        "payment",
-        "allocations",
-        1,
-        500,
-        _unknown_element_key(["order_record_id", "amount_fen"])
-        + _element_text("order_record_id", 100)
-        + _element_int("amount_fen", 1, 10**13),
-        optional=True,
-    )
+KINDS = ("order", "delivery", "payment")
+RECORD_COLUMNS = (
+    "line_no",
+    "kind",
+    "record_id",
+    "customer_id",
+    "rep_id",
+    "order_record_id",
+    "at",
+    "received_on",
+    "amount_fen",
+    "terms",
+    "field",
+    "problem",
+    "event_id",
+    "event_id_2",
+    "order_id",
+    "invoice_id",
+    "payment_id",
 )
-
-_PARSE = f"""
-INSERT INTO history_record (line_no, kind, record_id, customer_id, rep_id, order_record_id, at, received_on,
-                            amount_fen, terms, lines, allocations, field, problem,
-                            event_id, event_id_2, order_id, invoice_id, payment_id)
-SELECT line_no, kind, history_text(d->'record_id'), history_text(d->'customer_id'), history_text(d->'rep_id'),
-       history_text(d->'order_record_id'),
-       CASE WHEN p IS NULL THEN history_timestamptz(coalesce(d->>'placed_at', d->>'delivered_at')) END,
-       CASE WHEN p IS NULL THEN history_date(d->>'received_on') END,
-       CASE WHEN p IS NULL THEN history_int(d->'amount_fen')::bigint END,
-       CASE WHEN p IS NULL THEN history_int(d->'payment_terms_days')::integer END,
-       CASE WHEN p IS NULL THEN d->'lines' END,
-       CASE WHEN p IS NULL AND d->'allocations' <> 'null' THEN d->'allocations' END,
-       p[1], p[2], event_id, event_id_2, order_id, invoice_id, payment_id
-FROM (
-    SELECT t.*, CASE {_CHECKS} END AS p
-    FROM (
-        SELECT l.line_no, l.d, k.kind, l.event_id, l.event_id_2, l.order_id, l.invoice_id, l.payment_id,
-               (SELECT min(key) FROM jsonb_object_keys(CASE WHEN k.kind IS NOT NULL THEN l.d ELSE '{{}}' END) key
-                 WHERE key <> ALL (CASE k.kind {" ".join(f"WHEN '{kind}' THEN {_lit(keys)}" for kind, keys in _KEYS.items())}
-                                   ELSE ARRAY['kind'] END)) AS extra
-        FROM (SELECT h.*, raw::jsonb AS d FROM history_line h) l,
-             LATERAL (SELECT CASE WHEN jsonb_typeof(l.d) = 'object' THEN l.d->>'kind' END AS kind) k
-    ) t
-) v
-"""
+ORDER_LINE_COLUMNS = ("line_no", "n", "sku", "quantity", "unit_price_fen")
 
 # Records imported before: their first event is in the log. Then the later lines of a record id
 # already given in this chunk.
@@ -258,8 +122,7 @@ WHERE t.line_no = r.line_no AND t.n > 1 AND r.line_no NOT IN (SELECT line_no FRO
 def _orders_sql(s: dict[str, str]) -> str:
     return f"""
 UPDATE history_record r SET
-    field = p.problem[1], problem = p.problem[2], card = p.card,
-    lines_data = p.lines_data, amount_fen = p.amount_fen
+    field = p.problem[1], problem = p.problem[2], card = p.card, lines_data = p.lines_data, amount_fen = p.amount_fen
 FROM (
     SELECT r.line_no,
            CASE WHEN c.customer_id IS NOT NULL THEN jsonb_build_object(
@@ -274,20 +137,20 @@ FROM (
            END AS problem
     FROM history_record r
     LEFT JOIN {s["customer_directory"]}.customers c ON c.customer_id = r.customer_id
-    CROSS JOIN LATERAL (
-        SELECT min(e.o - 1) FILTER (WHERE k.sku IS NULL) AS unknown,
-               (array_agg(history_text(e.x->'sku') ORDER BY e.o) FILTER (WHERE k.sku IS NULL))[1] AS unknown_sku,
-               count(DISTINCT history_text(e.x->'sku')) AS skus, count(*) AS n,
-               sum(history_int(e.x->'quantity') * history_int(e.x->'unit_price_fen'))::bigint AS amount_fen,
+    JOIN (
+        SELECT ol.line_no,
+               min(ol.n) FILTER (WHERE k.sku IS NULL) AS unknown,
+               (array_agg(ol.sku ORDER BY ol.n) FILTER (WHERE k.sku IS NULL))[1] AS unknown_sku,
+               count(DISTINCT ol.sku) AS skus, count(*) AS n,
+               sum(ol.quantity * ol.unit_price_fen)::bigint AS amount_fen,
                jsonb_agg(jsonb_build_object(
-                   'sku', history_text(e.x->'sku'), 'product_group', k.product_group,
-                   'quantity', history_int(e.x->'quantity')::integer,
-                   'unit_price_fen', history_int(e.x->'unit_price_fen')::bigint,
-                   'amount_fen', (history_int(e.x->'quantity') * history_int(e.x->'unit_price_fen'))::bigint,
-                   'promotion_id', NULL, 'gift_quantity', 0) ORDER BY e.o) AS lines_data
-        FROM jsonb_array_elements(r.lines) WITH ORDINALITY AS e(x, o)
-        LEFT JOIN {s["catalogue"]}.skus k ON k.sku = history_text(e.x->'sku')
-    ) l
+                   'sku', ol.sku, 'product_group', k.product_group, 'quantity', ol.quantity,
+                   'unit_price_fen', ol.unit_price_fen, 'amount_fen', ol.quantity * ol.unit_price_fen,
+                   'promotion_id', NULL, 'gift_quantity', 0) ORDER BY ol.n) AS lines_data
+        FROM history_order_line ol
+        LEFT JOIN {s["catalogue"]}.skus k ON k.sku = ol.sku
+        GROUP BY ol.line_no
+    ) l ON l.line_no = r.line_no
     WHERE r.kind = 'order' AND r.problem IS NULL AND NOT r.stored
 ) p
 WHERE p.line_no = r.line_no
@@ -351,16 +214,11 @@ WHERE r.kind = 'payment' AND r.problem IS NULL AND NOT r.stored
 
 
 def _payments_sql() -> str:
-    """The payments to allocate, in line order, with their requested allocations (order record,
-    fen)."""
+    """The payments to allocate, in line order."""
     return """
-SELECT r.line_no, r.customer_id, r.amount_fen,
-       (SELECT array_agg(ARRAY[history_text(a.x->'order_record_id'), history_int(a.x->'amount_fen')::text]
-                         ORDER BY a.o)
-          FROM jsonb_array_elements(r.allocations) WITH ORDINALITY AS a(x, o)) AS requested
-FROM history_record r
-WHERE r.kind = 'payment' AND r.problem IS NULL AND NOT r.stored
-ORDER BY r.line_no
+SELECT line_no, customer_id, amount_fen FROM history_record
+WHERE kind = 'payment' AND problem IS NULL AND NOT stored
+ORDER BY line_no
 """
 
 
@@ -438,11 +296,13 @@ WITH accepted AS MATERIALIZED (
            jsonb_build_object('payment_id', r.payment_id,
                               'customer_id', r.customer_id, 'amount_fen', r.amount_fen,
                               'received_on', to_char(r.received_on, 'YYYY-MM-DD'),
-                              'allocations', coalesce((SELECT jsonb_agg(jsonb_build_object(
-                                  'invoice_id', a.invoice_id, 'amount_fen', a.amount_fen) ORDER BY a.n)
-                                  FROM history_allocation a WHERE a.line_no = r.line_no), '[]'::jsonb)),
+                              'allocations', coalesce(a.allocations, '[]'::jsonb)),
            r.record_id
-    FROM accepted r WHERE r.kind = 'payment'
+    FROM accepted r
+    LEFT JOIN (SELECT line_no, jsonb_agg(jsonb_build_object('invoice_id', invoice_id, 'amount_fen', amount_fen)
+                                         ORDER BY n) AS allocations
+               FROM history_allocation GROUP BY line_no) a USING (line_no)
+    WHERE r.kind = 'payment'
 ), appended AS (
     INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, occurred_at,
                         recorded_at, correlation_id, causation_id, actor, data)
@@ -480,9 +340,9 @@ FROM history_record WHERE kind = 'order' AND {accepted}
             f"""
 INSERT INTO {board}.order_lines (order_id, line_no, sku, product_group, quantity, unit_price_fen, amount_fen,
                                  promotion_id, gift_quantity)
-SELECT r.order_id, l.n, l.x->>'sku', l.x->>'product_group', (l.x->>'quantity')::integer,
-       (l.x->>'unit_price_fen')::bigint, (l.x->>'amount_fen')::bigint, NULL, 0
-FROM history_record r CROSS JOIN LATERAL jsonb_array_elements(r.lines_data) WITH ORDINALITY AS l(x, n)
+SELECT r.order_id, l.n + 1, l.sku, k.product_group, l.quantity, l.unit_price_fen, l.quantity * l.unit_price_fen,
+       NULL, 0
+FROM history_record r JOIN history_order_line l USING (line_no) JOIN {s["catalogue"]}.skus k USING (sku)
 WHERE r.kind = 'order' AND r.{accepted.replace(" stored", " r.stored")}
 """,
             (),
@@ -557,14 +417,15 @@ class Staging:
         self.timezone, self.delivery_hours = timezone, delivery_hours
         self.schemas: dict[str, str] = {}
 
-    async def load(self, lines: Sequence[tuple[Any, ...]]) -> None:
-        """Stage the chunk's lines, (line number, JSON text, first event id, second event id,
-        order id, invoice id, payment id) each, and check each record's fields and types."""
+    async def load(self, records: Sequence[tuple[Any, ...]], order_lines: Sequence[tuple[Any, ...]]) -> None:
+        """Stage the chunk: its records (`RECORD_COLUMNS`) and the lines of its orders
+        (`ORDER_LINE_COLUMNS`, n from 0)."""
         await self.conn.execute(_STAGING)
         self.schemas = await locked_schemas(self.conn, READ_MODELS, {})
-        await self.conn.copy_records_to_table("history_line", records=lines, columns=LINE_COLUMNS)
-        await self.conn.execute(_PARSE)
-        await self.conn.execute("ANALYZE history_record")  # so the plans look up `events` by index
+        await self.conn.copy_records_to_table("history_record", records=records, columns=RECORD_COLUMNS)
+        if order_lines:
+            await self.conn.copy_records_to_table("history_order_line", records=order_lines, columns=ORDER_LINE_COLUMNS)
+        await self.conn.execute("ANALYZE history_record, history_order_line")  # plans that look `events` up by index
 
     async def check(self, now: datetime) -> None:
         """Records imported before, record ids given twice, then orders, deliveries and payers

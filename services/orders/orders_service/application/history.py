@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -93,7 +94,7 @@ class ImportReport:
         }
 
 
-_WHITE_SPACE = " \t\n\r\f\v"  # what a text field is stripped of (PostgreSQL's history_text too)
+_WHITE_SPACE = " \t\n\r\f\v"  # what a text field is stripped of
 
 # The events a record becomes, first and second, by kind (their ids: `record_event_id`).
 _EVENT_TYPES = {
@@ -101,29 +102,164 @@ _EVENT_TYPES = {
     "delivery": ("order.delivered", "invoice.issued"),
     "payment": ("payment.received", None),
 }
+_FIELDS = {
+    "order": {"kind", "record_id", "customer_id", "placed_at", "lines", "rep_id"},
+    "delivery": {"kind", "record_id", "order_record_id", "delivered_at", "payment_terms_days"},
+    "payment": {"kind", "record_id", "customer_id", "amount_fen", "received_on", "allocations"},
+}
+_LINE_FIELDS = {"sku", "quantity", "unit_price_fen"}
+_ALLOCATION_FIELDS = {"order_record_id", "amount_fen"}
 
 
 def record_event_id(kind: str, record_id: str, event_type: str) -> uuid.UUID:
     return uuid5(IMPORT_NAMESPACE, f"{kind}:{record_id}:{event_type}")
 
 
-def _derived_ids(doc: Any) -> tuple[uuid.UUID | None, uuid.UUID | None, str | None, str | None, str | None]:
-    """(first event id, second event id, order id, invoice id, payment id) of a record, as far
-    as it names them; PostgreSQL checks the record itself."""
-    if not isinstance(doc, dict) or doc.get("kind") not in _EVENT_TYPES or not isinstance(doc.get("record_id"), str):
-        return None, None, None, None, None
-    kind, record_id = doc["kind"], doc["record_id"].strip(_WHITE_SPACE)
-    first, second = _EVENT_TYPES[kind]
-    ids = (record_event_id(kind, record_id, first), record_event_id(kind, record_id, second) if second else None)
-    if kind == "order":
-        return *ids, order_id_for_record(record_id), None, None
-    if kind == "payment":
-        return *ids, None, None, payment_id_for_record(record_id)
-    named = doc.get("order_record_id")
-    if not isinstance(named, str):
-        return *ids, None, None, None
-    order_id = order_id_for_record(named.strip(_WHITE_SPACE))
-    return *ids, order_id, invoice_id_for(order_id), None
+class _Bad(Exception):
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+def _text(doc: dict[str, Any], key: str, max_length: int, *, required: bool = True, at: str = "") -> str | None:
+    if doc.get(key) is None and not required:
+        return None
+    if key not in doc:
+        raise _Bad(at + key, "required")
+    value = doc[key]
+    if isinstance(value, str):
+        value = value.strip(_WHITE_SPACE)
+        if 1 <= len(value) <= max_length:
+            return value
+    raise _Bad(at + key, f"text of 1 to {max_length} characters")
+
+
+def _whole(doc: dict[str, Any], key: str, low: int, high: int, *, required: bool = True, at: str = "") -> int | None:
+    """A JSON whole number (24, or 24.0 as some writers put it) from `low` to `high`."""
+    if doc.get(key) is None and not required:
+        return None
+    if key not in doc:
+        raise _Bad(at + key, "required")
+    value = doc[key]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+        return value
+    raise _Bad(at + key, f"a whole number from {low:,} to {high:,}")
+
+
+def _moment(doc: dict[str, Any], key: str) -> datetime:
+    if key not in doc:
+        raise _Bad(key, "required")
+    value = doc[key]
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise _Bad(key, "a date and time with its UTC offset, e.g. 2025-03-01T09:30:00+08:00")
+    return moment
+
+
+def _day(doc: dict[str, Any], key: str) -> date:
+    if key not in doc:
+        raise _Bad(key, "required")
+    value = doc[key]
+    try:
+        if isinstance(value, str) and len(value) == 10:
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise _Bad(key, "a date, e.g. 2025-03-20")
+
+
+def _entries(doc: dict[str, Any], key: str, fields: set[str], *, required: bool = True) -> list[dict[str, Any]] | None:
+    """A list of 1 to 500 JSON objects with only `fields`."""
+    if doc.get(key) is None and not required:
+        return None
+    if key not in doc:
+        raise _Bad(key, "required")
+    entries = doc[key]
+    if not isinstance(entries, list) or not 1 <= len(entries) <= 500:
+        raise _Bad(key, "a list of 1 to 500 entries")
+    for n, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise _Bad(key, "each entry is a JSON object")
+        extra = entry.keys() - fields
+        if extra:
+            raise _Bad(f"{key}.{n}.{min(extra)}", "unknown field")
+    return entries
+
+
+@dataclass(slots=True)
+class _Read:
+    """A line as staged: the record's row, its order lines, its requested allocations."""
+
+    row: tuple[Any, ...]
+    order_lines: list[tuple[Any, ...]]
+    requested: list[tuple[str, int]] | None
+
+
+def read_record(line_no: int, doc: Any) -> _Read:
+    """Check a record's fields and their types (the rules that need no other record) and give
+    its row for the staging table (`bulk_import.RECORD_COLUMNS`); a bad one carries its field
+    and message."""
+    record_id = doc.get("record_id") if isinstance(doc, dict) else None
+    record_id = record_id.strip(_WHITE_SPACE) if isinstance(record_id, str) else None
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    try:
+        if not isinstance(doc, dict):
+            raise _Bad(None, "a record is a JSON object")
+        if kind not in _FIELDS:
+            raise _Bad(None, f"kind must be one of: {', '.join(_FIELDS)}")
+        extra = doc.keys() - _FIELDS[kind]
+        if extra:
+            raise _Bad(min(extra), "unknown field")
+        record_id = _text(doc, "record_id", 100)
+        assert record_id is not None
+        first, second = _EVENT_TYPES[kind]
+        ids = (record_event_id(kind, record_id, first), record_event_id(kind, record_id, second) if second else None)
+        if kind == "order":
+            customer_id = _text(doc, "customer_id", 64)
+            placed_at = _moment(doc, "placed_at")
+            entries = _entries(doc, "lines", _LINE_FIELDS) or []
+            order_lines = []
+            for n, x in enumerate(entries):
+                at = f"lines.{n}."
+                sku = _text(x, "sku", 64, at=at)
+                quantity = _whole(x, "quantity", 1, 1_000_000, at=at)
+                price = _whole(x, "unit_price_fen", 0, 10**11, at=at)
+                order_lines.append((line_no, n, sku, quantity, price))
+            rep_id = _text(doc, "rep_id", 64, required=False)
+            order_id = order_id_for_record(record_id)
+            row: tuple[Any, ...] = (line_no, kind, record_id, customer_id, rep_id, None, placed_at)
+            row += (None, None, None, None, None)
+            return _Read((*row, *ids, order_id, None, None), order_lines, None)
+        if kind == "delivery":
+            named = _text(doc, "order_record_id", 100)
+            assert named is not None
+            delivered_at = _moment(doc, "delivered_at")
+            terms = _whole(doc, "payment_terms_days", 0, 3650, required=False)
+            order_id = order_id_for_record(named)
+            row = (line_no, kind, record_id, None, None, named, delivered_at, None, None, terms, None, None)
+            return _Read((*row, *ids, order_id, invoice_id_for(order_id), None), [], None)
+        customer_id = _text(doc, "customer_id", 64)
+        amount = _whole(doc, "amount_fen", 1, 10**13)
+        received_on = _day(doc, "received_on")
+        requested = None
+        allocations = _entries(doc, "allocations", _ALLOCATION_FIELDS, required=False)
+        if allocations is not None:
+            requested = []
+            for n, x in enumerate(allocations):
+                at = f"allocations.{n}."
+                named = _text(x, "order_record_id", 100, at=at)
+                fen = _whole(x, "amount_fen", 1, 10**13, at=at)
+                assert named is not None and fen is not None
+                requested.append((named, fen))
+        row = (line_no, kind, record_id, customer_id, None, None, None, received_on, amount, None, None, None)
+        return _Read((*row, *ids, None, None, payment_id_for_record(record_id)), [], requested)
+    except _Bad as bad:
+        return _Read((line_no, None, record_id, *[None] * 7, bad.field, bad.message, *[None] * 5), [], None)
 
 
 class HistoryImport:
@@ -137,35 +273,29 @@ class HistoryImport:
     def _reject(self, line: int, record_id: str | None, field: str | None, message: str) -> None:
         self.report.rejected.append(Rejection(line, record_id, field, message))
 
-    def _readable(self, numbered: Iterable[tuple[int, Any]]) -> list[tuple[Any, ...]]:
-        """The lines as JSON text for PostgreSQL, with the ids each record would be imported
-        as; a line that is not JSON is rejected here."""
+    def _read(self, numbered: Iterable[tuple[int, Any]]) -> list[_Read]:
+        """The chunk's records as staged; a line that is not JSON is rejected here."""
         out = []
         for line_no, raw in numbered:
             self.report.records += 1
-            text = raw if isinstance(raw, (str, bytes)) else orjson.dumps(raw)
             try:
-                doc = orjson.loads(text)
+                doc = orjson.loads(raw) if isinstance(raw, (str, bytes)) else raw
             except orjson.JSONDecodeError as exc:
                 self._reject(line_no, None, None, f"not JSON: {exc}")
                 continue
-            if isinstance(text, bytes):
-                text = text.decode()
-            if "\\u0000" in text:  # valid JSON that PostgreSQL's jsonb cannot hold
-                self._reject(line_no, None, None, "text may not contain \\u0000")
-                continue
-            out.append((line_no, text, *_derived_ids(doc)))
+            out.append(read_record(line_no, doc))
         return out
 
     async def import_chunk(self, conn: asyncpg.Connection, numbered: Sequence[tuple[int, Any]]) -> None:
-        lines = self._readable(numbered)
-        if not lines:
+        records = self._read(numbered)
+        if not records:
             return
         staging = Staging(conn, timezone=self.policy.timezone, delivery_hours=self.policy.delivery_hours)
         now = self.clock.now()
-        await staging.load(lines)
+        await staging.load([r.row for r in records], [line for r in records for line in r.order_lines])
         await staging.check(now)
-        rejected, allocations = _allocate_payments(await staging.payments(), await staging.open_invoices())
+        requested = {r.row[0]: r.requested for r in records if r.requested}
+        rejected, allocations = _allocate_payments(await staging.payments(), requested, await staging.open_invoices())
         await staging.settle(rejected, allocations)
         self.report.events_appended += await staging.append(
             actor=self.actor.model_dump(mode="json"), recorded_at=now, correlation_id=self.correlation_id
@@ -187,12 +317,15 @@ class HistoryImport:
                 self.report.payment_amount_fen += row["amount_fen"]
         for r in await staging.rejected():
             self._reject(r["line_no"], r["record_id"], r["field"], r["problem"])
+        self.report.rejected.sort(key=lambda r: r.line)
         for r in await staging.ids():
             self.report.ids[r["what"]][r["record_id"]] = r["imported_as"]
 
 
 def _allocate_payments(
-    payments: Sequence[asyncpg.Record], open_rows: Sequence[asyncpg.Record]
+    payments: Sequence[asyncpg.Record],
+    requested_by_line: dict[int, list[tuple[str, int]]],
+    open_rows: Sequence[asyncpg.Record],
 ) -> tuple[list[tuple[int, str | None, str]], list[tuple[int, int, str, int]]]:
     """Each payment, in line order, against its customer's invoices open at that line (stored
     ones, and those issued by earlier lines of the chunk): oldest first, or as allocated.
@@ -213,16 +346,16 @@ def _allocate_payments(
         open_now = open_by_customer.setdefault(payment["customer_id"], {})
         requested = None
         try:
-            if payment["requested"]:
+            if line_no in requested_by_line:
                 requested = []
-                for n, (order_record_id, amount) in enumerate(payment["requested"]):
+                for n, (order_record_id, amount) in enumerate(requested_by_line[line_no]):
                     invoice_id = invoice_id_for(order_id_for_record(order_record_id))
                     if invoice_id not in open_now:
                         raise DomainError(
                             f"order record {order_record_id} has no open invoice of this customer",
                             field=f"allocations.{n}.order_record_id",
                         )
-                    requested.append((invoice_id, int(amount)))
+                    requested.append((invoice_id, amount))
             made = allocate(payment["amount_fen"], list(open_now.values()), requested)
         except DomainError as exc:
             rejected.append((line_no, exc.field, exc.message))
