@@ -438,3 +438,104 @@ def test_the_importer_does_not_load_the_dev_stack() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "False"
+
+
+async def test_approvals_and_cancellations_import_with_their_history(rt) -> None:
+    """An order that needed approval arrives with its approval history; a cancellation closes an
+    order like a delivery does, and the second closing record of an order is refused."""
+    await history_ready(rt)
+    placed = START - timedelta(days=4)
+    approved = placed + timedelta(hours=2)
+
+    def order(record_id: str, sku: str, quantity: int, price: int, **more) -> bytes:
+        lines = [{"sku": sku, "quantity": quantity, "unit_price_fen": price}]
+        return orjson.dumps(
+            {"kind": "order", "record_id": record_id, "customer_id": "h001", "placed_at": placed.isoformat()}
+            | {"lines": lines}
+            | more
+        )
+
+    def closing(kind: str, record_id: str, order_record_id: str, hours: int, **more) -> bytes:
+        at = "delivered_at" if kind == "delivery" else "cancelled_at"
+        moment = (placed + timedelta(hours=hours)).isoformat()
+        return orjson.dumps(
+            {"kind": kind, "record_id": record_id, "order_record_id": order_record_id, at: moment} | more
+        )
+
+    approval = {
+        "required_role": "area_manager",
+        "reasons": ["credit_limit_exceeded"],
+        "approver_id": "m9",
+        "approved_at": approved.isoformat(),
+    }
+    lines = [
+        order("A1", "COLA", 10, 300, approval=approval),  # 3,000 fen
+        order("A2", "TEA", 4, 390),  # 1,560 fen
+        order("A3", "WATER", 5, 150),  # 750 fen
+        closing("delivery", "D1", "A1", 20),
+        closing("cancellation", "X2", "A2", 3, reason="customer withdrew"),
+        closing("delivery", "D2", "A2", 5),  # refused: A2 is cancelled
+        closing("cancellation", "X1", "A1", 30, reason="too late"),  # refused: A1 is delivered
+        closing("delivery", "D3", "A3", 1),
+        orjson.dumps(
+            {
+                "kind": "payment",
+                "record_id": "P1",
+                "customer_id": "h001",
+                "amount_fen": 1000,
+                "received_on": "2026-03-01",
+            }
+        ),
+        order("A4", "COLA", 1, 300, approval={**approval, "approved_at": (placed - timedelta(hours=1)).isoformat()}),
+    ]
+    report = await run_import(rt, lines)
+    assert [(r.line, r.record_id, r.field) for r in report.rejected] == [
+        (6, "D2", "order_record_id"),
+        (7, "X1", "order_record_id"),
+        (10, "A4", "approval.approved_at"),
+    ]
+    assert "is cancelled" in report.rejected[0].message and "is delivered" in report.rejected[1].message
+    assert (report.orders, report.deliveries, report.cancellations, report.payments) == (3, 2, 1, 1)
+    # A1: placed, approval required, approved, confirmed, delivered + invoice; A2: placed, confirmed,
+    # cancelled; A3: placed, confirmed, delivered + invoice; P1: received.
+    assert report.events_appended == 6 + 3 + 4 + 1
+
+    a1, a2 = order_id_for_record("A1"), order_id_for_record("A2")
+    async with rt.pool.acquire() as conn:
+        history = await conn.fetch(
+            "SELECT event_type, stream_version, occurred_at FROM events WHERE stream_id = $1 ORDER BY position",
+            f"order-{a1}",
+        )
+    assert [(h["event_type"], h["stream_version"]) for h in history] == [
+        ("order.placed", 1),
+        ("order.approval_required", 2),
+        ("order.approved", 3),
+        ("order.confirmed", 4),
+        ("order.delivered", 5),
+    ]
+    assert history[2]["occurred_at"] == approved
+    async with reading(rt.pool, "order_board") as conn:
+        first = await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1", a1)
+        second = await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1", a2)
+    assert (first["status"], first["required_role"], first["approval_reasons"], first["approved_by"]) == (
+        "delivered",
+        "area_manager",
+        ["credit_limit_exceeded"],
+        "m9",
+    )
+    assert (first["confirmed_at"], first["deliver_by"]) == (approved, approved + timedelta(hours=24))
+    assert first["on_time"] is True  # delivered 18 h after the approval, within 24 h
+    assert (second["status"], second["cancel_reason"], second["delivered_at"]) == (
+        "cancelled",
+        "customer withdrew",
+        None,
+    )
+    async with reading(rt.pool, "receivables") as conn:
+        totals = await conn.fetchrow(
+            "SELECT count(*) AS n, sum(amount_fen)::bigint AS invoiced, sum(paid_fen)::bigint AS paid,"
+            " sum(open_fen)::bigint AS open FROM invoices WHERE customer_id = 'h001'"
+        )
+    assert tuple(totals) == (2, 3000 + 750, 1000, 3750 - 1000)
+
+    again = await run_import(rt, lines)
+    assert (again.events_appended, again.already_imported, again.accepted) == (0, 7, 0)

@@ -54,14 +54,31 @@ async def test_every_read_model_rebuilds_to_what_it_was(rt, clock) -> None:
     customers = [f"h{i}" for i in range(10)]
     await feed_customers(rt, customer_envelopes(customers, at=START - timedelta(days=90)))
     history = synthetic_history(600, customers, {s: p for s, (p, _, _) in SKUS.items()}, end=START - timedelta(days=1))
-    await import_lines(
+    placed = START - timedelta(hours=20)
+    approval = {
+        "required_role": "sales_manager",
+        "reasons": ["below_floor_price"],
+        "approver_id": "m1",
+        "approved_at": (placed + timedelta(hours=1)).isoformat(),
+    }
+    later = [  # an order approved then delivered, and one cancelled
+        {"kind": "order", "record_id": "RB-1", "customer_id": "h1", "placed_at": placed.isoformat()}
+        | {"lines": [{"sku": "TEA", "quantity": 3, "unit_price_fen": 300}], "approval": approval},
+        {"kind": "delivery", "record_id": "RB-D1", "order_record_id": "RB-1", "delivered_at": START.isoformat()},
+        {"kind": "order", "record_id": "RB-2", "customer_id": "h2", "placed_at": placed.isoformat()}
+        | {"lines": [{"sku": "COLA", "quantity": 2, "unit_price_fen": 300}]},
+        {"kind": "cancellation", "record_id": "RB-X2", "order_record_id": "RB-2"}
+        | {"cancelled_at": START.isoformat(), "reason": "duplicate order"},
+    ]
+    imported = await import_lines(
         rt.pool,
-        [orjson.dumps(r) for r in history],
+        [orjson.dumps(r) for r in [*history, *later]],
         actor=IMPORT_ACTOR,
         clock=clock,
         policy=OrderPolicy(),
         chunk_size=250,
     )
+    assert imported.rejected == [] and imported.cancellations == 1
     await ok(rt, "set_required_skus", {"channel": "retail", "skus": ["COLA"]}, SALES_MANAGER)
     await ok(
         rt,

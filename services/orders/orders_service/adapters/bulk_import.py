@@ -56,6 +56,13 @@ CREATE TEMP TABLE IF NOT EXISTS history_record (
     order_id        text,          -- of an order, or of the order a delivery names
     invoice_id      text,
     payment_id      text,
+    event_id_3      uuid,          -- an approved order's order.approval_required
+    event_id_4      uuid,          -- and order.approved
+    approved_at     timestamptz,   -- an order's approval, if it needed one
+    approver_id     text,
+    required_role   text,
+    reasons         text[],
+    note            text,          -- a cancellation's reason
     stored          boolean NOT NULL DEFAULT false,
     -- derived once checked
     stream_version  integer,       -- of a delivery: the order's next version
@@ -81,7 +88,7 @@ CREATE TEMP TABLE IF NOT EXISTS history_allocation (
 TRUNCATE history_record, history_order_line, history_allocation;
 """
 
-KINDS = ("order", "delivery", "payment")
+KINDS = ("order", "delivery", "cancellation", "payment")
 RECORD_COLUMNS = (
     "line_no",
     "kind",
@@ -100,6 +107,13 @@ RECORD_COLUMNS = (
     "order_id",
     "invoice_id",
     "payment_id",
+    "event_id_3",
+    "event_id_4",
+    "approved_at",
+    "approver_id",
+    "required_role",
+    "reasons",
+    "note",
 )
 ORDER_LINE_COLUMNS = ("line_no", "n", "sku", "quantity", "unit_price_fen")
 
@@ -134,6 +148,8 @@ FROM (
                WHEN l.unknown IS NOT NULL THEN ARRAY['lines.' || l.unknown || '.sku', 'unknown SKU ' || l.unknown_sku]
                WHEN l.skus <> l.n THEN ARRAY['lines', 'each SKU may appear only once']
                WHEN r.at > $1 THEN ARRAY['placed_at', 'an order cannot be placed in the future']
+               WHEN r.approved_at < r.at THEN ARRAY['approval.approved_at', 'an approval cannot precede the order']
+               WHEN r.approved_at > $1 THEN ARRAY['approval.approved_at', 'an approval cannot be in the future']
            END AS problem
     FROM history_record r
     LEFT JOIN {s["customer_directory"]}.customers c ON c.customer_id = r.customer_id
@@ -157,9 +173,10 @@ WHERE p.line_no = r.line_no
 """
 
 
-def _deliveries_sql(s: dict[str, str]) -> str:
-    """Each delivery's order: accepted on an earlier line of this chunk, or stored before (the
-    order board, and the head of its stream); the first delivery of an order wins."""
+def _closings_sql(s: dict[str, str]) -> str:
+    """Each delivery's or cancellation's order: accepted on an earlier line of this chunk, or
+    stored before (the order board, and the head of its stream). An order is delivered or
+    cancelled once: the first such record of an order wins, the later ones are refused."""
     return f"""
 UPDATE history_record r SET
     field = p.problem[1], problem = p.problem[2], customer_id = p.customer_id,
@@ -167,39 +184,49 @@ UPDATE history_record r SET
     issued_on = p.issued_on, due_on = p.issued_on + coalesce(r.terms, p.terms, 0), on_time = p.on_time
 FROM (
     SELECT q.*, CASE
+               WHEN q.own_problem IS NOT NULL THEN q.own_problem
+               WHEN row_number() OVER w > 1 THEN ARRAY['order_record_id', 'order record ' || q.order_record_id
+                   || CASE first_value(q.kind) OVER w WHEN 'delivery' THEN ' is delivered' ELSE ' is cancelled' END]
+           END AS problem
+    FROM (
+        SELECT q.*, CASE
                WHEN q.status IS NULL THEN ARRAY['order_record_id', 'unknown order record ' || q.order_record_id]
                WHEN q.status NOT IN ('confirmed', 'dispatched')
                    THEN ARRAY['order_record_id', 'order record ' || q.order_record_id || ' is ' || q.status]
                WHEN q.head_tx > pg_current_xact_id() THEN ARRAY['order_record_id',
                    'order record ' || q.order_record_id || ' changed while this import ran; import the file again']
-               WHEN q.at < q.confirmed_at THEN ARRAY['delivered_at', 'a delivery cannot precede the order']
-               WHEN q.at > $1 THEN ARRAY['delivered_at', 'a delivery cannot be in the future']
-               WHEN row_number() OVER (PARTITION BY q.order_id, (q.at < q.confirmed_at OR q.at > $1)
-                                       ORDER BY q.line_no) > 1
-                   THEN ARRAY['order_record_id', 'order record ' || q.order_record_id || ' is delivered']
-           END AS problem
-    FROM (
-        SELECT r.line_no, r.order_record_id, r.at, r.order_id,
-               coalesce(n.customer_id, b.customer_id) AS customer_id,
-               coalesce(n.amount_fen, b.amount_fen) AS amount_fen,
-               CASE WHEN n.line_no IS NOT NULL THEN 'confirmed' ELSE b.status END AS status,
-               coalesce(n.at, b.confirmed_at) AS confirmed_at,
-               coalesce(n.at + make_interval(hours => $2::integer), b.deliver_by) AS deliver_by,
-               r.at <= coalesce(n.at + make_interval(hours => $2::integer), b.deliver_by) AS on_time,
-               CASE WHEN n.line_no IS NOT NULL THEN 3 ELSE h.stream_version + 1 END AS version,
-               h.tx_id AS head_tx,
-               (r.at AT TIME ZONE $3)::date AS issued_on,
-               c.payment_terms_days AS terms
-        FROM history_record r
-        LEFT JOIN history_record n ON n.kind = 'order' AND n.order_id = r.order_id AND n.problem IS NULL
-                                  AND NOT n.stored AND n.line_no < r.line_no
-        LEFT JOIN {s["order_board"]}.orders b ON n.line_no IS NULL AND b.order_id = r.order_id
-        LEFT JOIN LATERAL (SELECT e.stream_version, e.tx_id FROM events e
-                           WHERE b.order_id IS NOT NULL AND e.stream_id = 'order-' || b.order_id
-                           ORDER BY e.stream_version DESC LIMIT 1) h ON true
-        LEFT JOIN {s["customer_directory"]}.customers c ON c.customer_id = coalesce(n.customer_id, b.customer_id)
-        WHERE r.kind = 'delivery' AND r.problem IS NULL AND NOT r.stored
+               WHEN q.at < q.confirmed_at THEN ARRAY[q.at_field, 'cannot precede the order''s confirmation']
+               WHEN q.at > $1 THEN ARRAY[q.at_field, 'cannot be in the future']
+           END AS own_problem
+        FROM (
+            SELECT r.line_no, r.kind, r.order_record_id, r.at, r.order_id,
+                   CASE r.kind WHEN 'delivery' THEN 'delivered_at' ELSE 'cancelled_at' END AS at_field,
+                   coalesce(n.customer_id, b.customer_id) AS customer_id,
+                   coalesce(n.amount_fen, b.amount_fen) AS amount_fen,
+                   CASE WHEN n.line_no IS NOT NULL THEN 'confirmed' ELSE b.status END AS status,
+                   coalesce(n.approved_at, n.at, b.confirmed_at) AS confirmed_at,
+                   coalesce(coalesce(n.approved_at, n.at) + make_interval(hours => $2::integer), b.deliver_by)
+                       AS deliver_by,
+                   r.at <= coalesce(coalesce(n.approved_at, n.at) + make_interval(hours => $2::integer),
+                                    b.deliver_by) AS on_time,
+                   CASE WHEN n.approved_at IS NOT NULL THEN 5 WHEN n.line_no IS NOT NULL THEN 3
+                        ELSE h.stream_version + 1 END AS version,
+                   h.tx_id AS head_tx,
+                   (r.at AT TIME ZONE $3)::date AS issued_on,
+                   c.payment_terms_days AS terms
+            FROM history_record r
+            LEFT JOIN history_record n ON n.kind = 'order' AND n.order_id = r.order_id AND n.problem IS NULL
+                                      AND NOT n.stored AND n.line_no < r.line_no
+            LEFT JOIN {s["order_board"]}.orders b ON n.line_no IS NULL AND b.order_id = r.order_id
+            LEFT JOIN LATERAL (SELECT e.stream_version, e.tx_id FROM events e
+                               WHERE b.order_id IS NOT NULL AND e.stream_id = 'order-' || b.order_id
+                               ORDER BY e.stream_version DESC LIMIT 1) h ON true
+            LEFT JOIN {s["customer_directory"]}.customers c
+                   ON c.customer_id = coalesce(n.customer_id, b.customer_id)
+            WHERE r.kind IN ('delivery', 'cancellation') AND r.problem IS NULL AND NOT r.stored
+        ) q
     ) q
+    WINDOW w AS (PARTITION BY q.order_id, q.own_problem IS NULL ORDER BY q.line_no)
 ) p
 WHERE p.line_no = r.line_no
 """
@@ -269,21 +296,36 @@ WITH accepted AS MATERIALIZED (
            record_id
     FROM accepted WHERE kind = 'order'
     UNION ALL
-    SELECT 1, line_no, event_id_2, 'order-' || order_id,
-           2, 'order.confirmed', at,
-           jsonb_build_object('order_id', order_id, 'confirmed_at', {_iso("at")},
-                              'deliver_by', {_iso("at + make_interval(hours => $2::integer)")}),
+    SELECT 1, line_no, event_id_3, 'order-' || order_id, 2, 'order.approval_required', at,
+           jsonb_build_object('order_id', order_id, 'reasons', to_jsonb(reasons), 'required_role', required_role),
+           record_id
+    FROM accepted WHERE kind = 'order' AND approved_at IS NOT NULL
+    UNION ALL
+    SELECT 2, line_no, event_id_4, 'order-' || order_id, 3, 'order.approved', approved_at,
+           jsonb_build_object('order_id', order_id, 'approver_id', approver_id, 'reason', NULL),
+           record_id
+    FROM accepted WHERE kind = 'order' AND approved_at IS NOT NULL
+    UNION ALL
+    SELECT 3, line_no, event_id_2, 'order-' || order_id,
+           CASE WHEN approved_at IS NULL THEN 2 ELSE 4 END, 'order.confirmed', coalesce(approved_at, at),
+           jsonb_build_object('order_id', order_id, 'confirmed_at', {_iso("coalesce(approved_at, at)")},
+                              'deliver_by', {_iso("coalesce(approved_at, at) + make_interval(hours => $2::integer)")}),
            record_id
     FROM accepted WHERE kind = 'order'
     UNION ALL
-    SELECT 2, line_no, event_id,
+    SELECT 4, line_no, event_id, 'order-' || order_id, stream_version, 'order.cancelled', at,
+           jsonb_build_object('order_id', order_id, 'reason', note),
+           record_id
+    FROM accepted WHERE kind = 'cancellation'
+    UNION ALL
+    SELECT 4, line_no, event_id,
            'order-' || order_id, stream_version, 'order.delivered', at,
            jsonb_build_object('order_id', order_id, 'customer_id', customer_id, 'delivered_at', {_iso("at")},
                               'on_time', on_time),
            record_id
     FROM accepted WHERE kind = 'delivery'
     UNION ALL
-    SELECT 3, line_no, event_id_2,
+    SELECT 5, line_no, event_id_2,
            'invoice-' || invoice_id, 1, 'invoice.issued', at,
            jsonb_build_object('invoice_id', invoice_id, 'order_id', order_id, 'customer_id', customer_id,
                               'amount_fen', amount_fen, 'issued_on', to_char(issued_on, 'YYYY-MM-DD'),
@@ -291,7 +333,7 @@ WITH accepted AS MATERIALIZED (
            record_id
     FROM accepted WHERE kind = 'delivery'
     UNION ALL
-    SELECT 4, r.line_no, r.event_id, 'payment-' || r.payment_id, 1, 'payment.received',
+    SELECT 6, r.line_no, r.event_id, 'payment-' || r.payment_id, 1, 'payment.received',
            r.received_on::timestamp AT TIME ZONE $1,
            jsonb_build_object('payment_id', r.payment_id,
                               'customer_id', r.customer_id, 'amount_fen', r.amount_fen,
@@ -328,10 +370,12 @@ def _read_models_sql(s: dict[str, str]) -> list[tuple[str, tuple[str, ...]]]:
         (
             f"""
 INSERT INTO {board}.orders (order_id, customer_id, rep_id, district_id, area_id, source, visit_id, status,
-                            amount_fen, business_date, placed_at, placed_by, confirmed_at, deliver_by, updated_at)
+                            amount_fen, business_date, placed_at, placed_by, approval_reasons, required_role,
+                            approved_by, confirmed_at, deliver_by, updated_at)
 SELECT order_id, card->>'customer_id', coalesce(rep_id, card->>'rep_id'), card->>'district_id', card->>'area_id',
-       'import', NULL, 'confirmed', amount_fen, (at AT TIME ZONE $1)::date, at, $2, at,
-       at + make_interval(hours => $3::integer), at
+       'import', NULL, 'confirmed', amount_fen, (at AT TIME ZONE $1)::date, at, $2, coalesce(reasons, '{{}}'),
+       required_role, approver_id, coalesce(approved_at, at),
+       coalesce(approved_at, at) + make_interval(hours => $3::integer), coalesce(approved_at, at)
 FROM history_record WHERE kind = 'order' AND {accepted}
 """,
             ("timezone", "actor_id", "delivery_hours"),
@@ -352,6 +396,14 @@ WHERE r.kind = 'order' AND r.{accepted.replace(" stored", " r.stored")}
 UPDATE {board}.orders o SET status = 'delivered', delivered_at = r.at, on_time = r.on_time, updated_at = r.at
 FROM history_record r
 WHERE r.kind = 'delivery' AND r.{accepted.replace(" stored", " r.stored")} AND o.order_id = r.order_id
+""",
+            (),
+        ),
+        (
+            f"""
+UPDATE {board}.orders o SET status = 'cancelled', cancel_reason = r.note, updated_at = r.at
+FROM history_record r
+WHERE r.kind = 'cancellation' AND r.{accepted.replace(" stored", " r.stored")} AND o.order_id = r.order_id
 """,
             (),
         ),
@@ -405,7 +457,7 @@ _IDS = """
 SELECT CASE kind WHEN 'order' THEN 'orders' WHEN 'delivery' THEN 'invoices' ELSE 'payments' END AS what,
        record_id,
        CASE kind WHEN 'order' THEN order_id WHEN 'delivery' THEN invoice_id ELSE payment_id END AS imported_as
-FROM history_record WHERE problem IS NULL ORDER BY line_no
+FROM history_record WHERE problem IS NULL AND kind <> 'cancellation' ORDER BY line_no
 """
 
 
@@ -432,7 +484,7 @@ class Staging:
         against the directory, the catalogue, the order board and the earlier lines."""
         await self.conn.execute(_STORED_AND_TWICE)
         await self.conn.execute(_orders_sql(self.schemas), now)
-        await self.conn.execute(_deliveries_sql(self.schemas), now, self.delivery_hours, self.timezone)
+        await self.conn.execute(_closings_sql(self.schemas), now, self.delivery_hours, self.timezone)
         await self.conn.execute(_payers_sql(self.schemas))
 
     async def payments(self) -> list[asyncpg.Record]:

@@ -1,4 +1,4 @@
-"""Importing the history of an older system: orders, deliveries and payments.
+"""Importing the history of an older system: orders, deliveries, cancellations and payments.
 
 Each record is validated against the catalogue, the customer directory and what was imported or
 stored before it; an accepted record becomes events with ids derived from the record id
@@ -10,9 +10,13 @@ message and changes nothing. Record formats (one JSON object per line):
     {"kind": "delivery", "record_id": "D-1", "order_record_id": "H-1", "delivered_at": "…"}
     {"kind": "payment", "record_id": "P-1", "customer_id": "…", "amount_fen": 6000,
      "received_on": "2025-03-20", "allocations": [{"order_record_id": "H-1", "amount_fen": 6000}]}
+    {"kind": "cancellation", "record_id": "X-1", "order_record_id": "H-2", "cancelled_at": "…",
+     "reason": "customer withdrew"}
 
-An imported order is confirmed as placed (history needs no approval); a delivery issues the
-invoice like a live one; a payment without allocations pays the oldest open invoices first.
+An imported order is confirmed as placed, or, with `"approval": {"required_role", "reasons",
+"approver_id", "approved_at"}`, placed, sent for approval, approved and confirmed when approved;
+a delivery issues the invoice like a live one; a cancellation cancels a confirmed order; a payment
+without allocations pays the oldest open invoices first.
 
 The work is set-based (adapters/bulk_import.py): a chunk of lines is copied into a staging table
 and checked, turned into events and applied to the read models by SQL statements in one
@@ -33,7 +37,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from orders_service.adapters.bulk_import import KINDS, Staging
+from orders_service.adapters.bulk_import import KINDS, RECORD_COLUMNS, Staging
 from orders_service.domain.policy import OrderPolicy
 from orders_service.domain.receivables import OpenInvoice, allocate, invoice_id_for
 from salesplatform.clock import Clock
@@ -69,6 +73,7 @@ class ImportReport:
     events_appended: int = 0
     orders: int = 0
     deliveries: int = 0
+    cancellations: int = 0
     payments: int = 0
     order_amount_fen: int = 0
     payment_amount_fen: int = 0
@@ -86,6 +91,7 @@ class ImportReport:
             "events_appended": self.events_appended,
             "orders": self.orders,
             "deliveries": self.deliveries,
+            "cancellations": self.cancellations,
             "payments": self.payments,
             "order_amount_fen": self.order_amount_fen,
             "payment_amount_fen": self.payment_amount_fen,
@@ -100,15 +106,20 @@ _WHITE_SPACE = " \t\n\r\f\v"  # what a text field is stripped of
 _EVENT_TYPES = {
     "order": ("order.placed", "order.confirmed"),
     "delivery": ("order.delivered", "invoice.issued"),
+    "cancellation": ("order.cancelled", None),
     "payment": ("payment.received", None),
 }
 _FIELDS = {
-    "order": {"kind", "record_id", "customer_id", "placed_at", "lines", "rep_id"},
+    "order": {"kind", "record_id", "customer_id", "placed_at", "lines", "rep_id", "approval"},
     "delivery": {"kind", "record_id", "order_record_id", "delivered_at", "payment_terms_days"},
+    "cancellation": {"kind", "record_id", "order_record_id", "cancelled_at", "reason"},
     "payment": {"kind", "record_id", "customer_id", "amount_fen", "received_on", "allocations"},
 }
 _LINE_FIELDS = {"sku", "quantity", "unit_price_fen"}
 _ALLOCATION_FIELDS = {"order_record_id", "amount_fen"}
+_APPROVAL_FIELDS = {"required_role", "reasons", "approver_id", "approved_at"}
+# Who may have had to approve an order (the roles approval routes to).
+_APPROVER_ROLES = ("supervisor", "area_manager", "sales_manager", "general_manager")
 
 
 def record_event_id(kind: str, record_id: str, event_type: str) -> uuid.UUID:
@@ -148,16 +159,16 @@ def _whole(doc: dict[str, Any], key: str, low: int, high: int, *, required: bool
     raise _Bad(at + key, f"a whole number from {low:,} to {high:,}")
 
 
-def _moment(doc: dict[str, Any], key: str) -> datetime:
+def _moment(doc: dict[str, Any], key: str, *, at: str = "") -> datetime:
     if key not in doc:
-        raise _Bad(key, "required")
+        raise _Bad(at + key, "required")
     value = doc[key]
     try:
         moment = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
-        raise _Bad(key, "a date and time with its UTC offset, e.g. 2025-03-01T09:30:00+08:00")
+        raise _Bad(at + key, "a date and time with its UTC offset, e.g. 2025-03-01T09:30:00+08:00")
     return moment
 
 
@@ -218,48 +229,86 @@ def read_record(line_no: int, doc: Any) -> _Read:
         record_id = _text(doc, "record_id", 100)
         assert record_id is not None
         first, second = _EVENT_TYPES[kind]
-        ids = (record_event_id(kind, record_id, first), record_event_id(kind, record_id, second) if second else None)
+        row: dict[str, Any] = {
+            "line_no": line_no,
+            "kind": kind,
+            "record_id": record_id,
+            "event_id": record_event_id(kind, record_id, first),
+            "event_id_2": record_event_id(kind, record_id, second) if second else None,
+        }
+        order_lines: list[tuple[Any, ...]] = []
+        requested = None
         if kind == "order":
-            customer_id = _text(doc, "customer_id", 64)
-            placed_at = _moment(doc, "placed_at")
-            entries = _entries(doc, "lines", _LINE_FIELDS) or []
-            order_lines = []
-            for n, x in enumerate(entries):
+            row["customer_id"] = _text(doc, "customer_id", 64)
+            row["at"] = _moment(doc, "placed_at")
+            for n, x in enumerate(_entries(doc, "lines", _LINE_FIELDS) or []):
                 at = f"lines.{n}."
                 sku = _text(x, "sku", 64, at=at)
                 quantity = _whole(x, "quantity", 1, 1_000_000, at=at)
                 price = _whole(x, "unit_price_fen", 0, 10**11, at=at)
                 order_lines.append((line_no, n, sku, quantity, price))
-            rep_id = _text(doc, "rep_id", 64, required=False)
-            order_id = order_id_for_record(record_id)
-            row: tuple[Any, ...] = (line_no, kind, record_id, customer_id, rep_id, None, placed_at)
-            row += (None, None, None, None, None)
-            return _Read((*row, *ids, order_id, None, None), order_lines, None)
-        if kind == "delivery":
+            row["rep_id"] = _text(doc, "rep_id", 64, required=False)
+            row["order_id"] = order_id_for_record(record_id)
+            if doc.get("approval") is not None:
+                row.update(_approval(doc["approval"]))
+                row["event_id_3"] = record_event_id(kind, record_id, "order.approval_required")
+                row["event_id_4"] = record_event_id(kind, record_id, "order.approved")
+        elif kind in ("delivery", "cancellation"):
             named = _text(doc, "order_record_id", 100)
             assert named is not None
-            delivered_at = _moment(doc, "delivered_at")
-            terms = _whole(doc, "payment_terms_days", 0, 3650, required=False)
-            order_id = order_id_for_record(named)
-            row = (line_no, kind, record_id, None, None, named, delivered_at, None, None, terms, None, None)
-            return _Read((*row, *ids, order_id, invoice_id_for(order_id), None), [], None)
-        customer_id = _text(doc, "customer_id", 64)
-        amount = _whole(doc, "amount_fen", 1, 10**13)
-        received_on = _day(doc, "received_on")
-        requested = None
-        allocations = _entries(doc, "allocations", _ALLOCATION_FIELDS, required=False)
-        if allocations is not None:
-            requested = []
-            for n, x in enumerate(allocations):
-                at = f"allocations.{n}."
-                named = _text(x, "order_record_id", 100, at=at)
-                fen = _whole(x, "amount_fen", 1, 10**13, at=at)
-                assert named is not None and fen is not None
-                requested.append((named, fen))
-        row = (line_no, kind, record_id, customer_id, None, None, None, received_on, amount, None, None, None)
-        return _Read((*row, *ids, None, None, payment_id_for_record(record_id)), [], requested)
+            row["order_record_id"] = named
+            row["order_id"] = order_id_for_record(named)
+            if kind == "delivery":
+                row["at"] = _moment(doc, "delivered_at")
+                row["terms"] = _whole(doc, "payment_terms_days", 0, 3650, required=False)
+                row["invoice_id"] = invoice_id_for(row["order_id"])
+            else:
+                row["at"] = _moment(doc, "cancelled_at")
+                row["note"] = _text(doc, "reason", 500)
+        else:
+            row["customer_id"] = _text(doc, "customer_id", 64)
+            row["amount_fen"] = _whole(doc, "amount_fen", 1, 10**13)
+            row["received_on"] = _day(doc, "received_on")
+            row["payment_id"] = payment_id_for_record(record_id)
+            allocations = _entries(doc, "allocations", _ALLOCATION_FIELDS, required=False)
+            if allocations is not None:
+                requested = []
+                for n, x in enumerate(allocations):
+                    at = f"allocations.{n}."
+                    named = _text(x, "order_record_id", 100, at=at)
+                    fen = _whole(x, "amount_fen", 1, 10**13, at=at)
+                    assert named is not None and fen is not None
+                    requested.append((named, fen))
     except _Bad as bad:
-        return _Read((line_no, None, record_id, *[None] * 7, bad.field, bad.message, *[None] * 5), [], None)
+        row = {"line_no": line_no, "record_id": record_id, "field": bad.field, "problem": bad.message}
+        order_lines, requested = [], None
+    return _Read(tuple(row.get(c) for c in RECORD_COLUMNS), order_lines, requested)
+
+
+def _approval(value: Any) -> dict[str, Any]:
+    """An order's approval: who had to approve it and why, who did and when."""
+    if not isinstance(value, dict):
+        raise _Bad("approval", "a JSON object")
+    extra = value.keys() - _APPROVAL_FIELDS
+    if extra:
+        raise _Bad(f"approval.{min(extra)}", "unknown field")
+    role = _text(value, "required_role", 64, at="approval.")
+    if role not in _APPROVER_ROLES:
+        raise _Bad("approval.required_role", f"one of: {', '.join(_APPROVER_ROLES)}")
+    reasons = value.get("reasons")
+    if (
+        not isinstance(reasons, list)
+        or not 1 <= len(reasons) <= 20
+        or not all(isinstance(r, str) and 1 <= len(r.strip(_WHITE_SPACE)) <= 200 and "," not in r for r in reasons)
+    ):
+        raise _Bad("approval.reasons", "a list of 1 to 20 texts without commas")
+    approved_at = _moment(value, "approved_at", at="approval.")
+    return {
+        "required_role": role,
+        "reasons": [r.strip(_WHITE_SPACE) for r in reasons],
+        "approver_id": _text(value, "approver_id", 64, at="approval."),
+        "approved_at": approved_at,
+    }
 
 
 class HistoryImport:
@@ -312,6 +361,8 @@ class HistoryImport:
                 self.report.order_amount_fen += row["amount_fen"]
             elif kind == "delivery":
                 self.report.deliveries += row["accepted"]
+            elif kind == "cancellation":
+                self.report.cancellations += row["accepted"]
             else:
                 self.report.payments += row["accepted"]
                 self.report.payment_amount_fen += row["amount_fen"]
