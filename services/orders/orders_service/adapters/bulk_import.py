@@ -8,12 +8,13 @@ Staging (COPY): `history_record` takes one row per line with the record's fields
 `history_allocation` the allocations of the accepted payments. Each is a temporary table emptied
 at commit. A record is accepted when it has no problem and was not imported before (`stored`).
 
-The events are appended by one `INSERT … SELECT … ON CONFLICT DO NOTHING` in phase order (orders
-placed, confirmed, delivered, invoices, payments), so every stream's versions follow the log
-order, with their outbox rows in the same statement: the relay publishes them like any others.
-Should another transaction have stored one of them meanwhile (the same file imported twice at
-once, a command on an imported order), fewer rows are inserted than asked and the chunk is
-refused whole with a `ConcurrencyConflict`; a rerun skips what is stored. An order imported
+The events are appended by one `INSERT … SELECT` in phase order (orders placed, sent for
+approval, approved, confirmed, delivered or cancelled, invoices, payments), so every stream's
+versions follow the log order, with their outbox rows in the same statement: the relay publishes
+them like any others. Should another transaction have stored one of them meanwhile (the same
+file imported twice at once, a command on an imported order), a unique key refuses the statement
+(in a savepoint) and the chunk is refused whole with a `ConcurrencyConflict`; a rerun skips what
+is stored. An order imported
 before the transaction gets its delivery only if the head of its stream was written by an older
 transaction, the platform's own rule for the global order of the log.
 
@@ -351,12 +352,11 @@ WITH accepted AS MATERIALIZED (
     SELECT stream_id, stream_version, event_id, event_type, 1, occurred_at, $3, $4, 'import:' || record_id,
            $5::text::jsonb, data
     FROM new_events ORDER BY phase, line_no
-    ON CONFLICT DO NOTHING
     RETURNING position
 ), queued AS (
     INSERT INTO outbox (tx_id, position) SELECT pg_current_xact_id(), position FROM appended
 )
-SELECT (SELECT count(*) FROM appended) AS appended, (SELECT count(*) FROM new_events) AS wanted
+SELECT count(*) AS appended FROM appended
 """
 
 
@@ -477,7 +477,9 @@ class Staging:
         await self.conn.copy_records_to_table("history_record", records=records, columns=RECORD_COLUMNS)
         if order_lines:
             await self.conn.copy_records_to_table("history_order_line", records=order_lines, columns=ORDER_LINE_COLUMNS)
-        await self.conn.execute("ANALYZE history_record, history_order_line")  # plans that look `events` up by index
+        # Row counts and the columns joined on, so the plans look `events` up by index and join
+        # the chunk's own rows by hash.
+        await self.conn.execute("ANALYZE history_record (line_no, kind, order_id), history_order_line (line_no, sku)")
 
     async def check(self, now: datetime) -> None:
         """Records imported before, record ids given twice, then orders, deliveries and payers
@@ -511,19 +513,21 @@ class Staging:
 
     async def append(self, *, actor: dict[str, Any], recorded_at: datetime, correlation_id: str) -> int:
         """Append the accepted records' events with their outbox rows, then the read models."""
-        row = await self.conn.fetchrow(
-            _EVENTS,
-            self.timezone,
-            self.delivery_hours,
-            recorded_at,
-            correlation_id,
-            orjson.dumps(actor).decode(),
-        )
-        if row["appended"] != row["wanted"]:
+        try:
+            async with self.conn.transaction():  # a savepoint: a conflict leaves the caller's transaction usable
+                row = await self.conn.fetchrow(
+                    _EVENTS,
+                    self.timezone,
+                    self.delivery_hours,
+                    recorded_at,
+                    correlation_id,
+                    orjson.dumps(actor).decode(),
+                )
+        except asyncpg.UniqueViolationError as exc:
             raise ConcurrencyConflict(
                 "some of these records were stored while this import ran (an import of the same file at the"
                 " same time?); run the import again, records already imported are skipped"
-            )
+            ) from exc
         if row["appended"]:
             values = {"timezone": self.timezone, "actor_id": actor["id"], "delivery_hours": self.delivery_hours}
             for statement, names in _read_models_sql(self.schemas):
