@@ -27,9 +27,10 @@ before it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -282,7 +283,7 @@ def read_record(line_no: int, doc: Any) -> _Read:
     except _Bad as bad:
         row = {"line_no": line_no, "record_id": record_id, "field": bad.field, "problem": bad.message}
         order_lines, requested = [], None
-    return _Read(tuple(row.get(c) for c in RECORD_COLUMNS), order_lines, requested)
+    return _Read(tuple(map(row.get, RECORD_COLUMNS)), order_lines, requested)
 
 
 def _approval(value: Any) -> dict[str, Any]:
@@ -311,6 +312,26 @@ def _approval(value: Any) -> dict[str, Any]:
     }
 
 
+@dataclass(slots=True)
+class _Chunk:
+    lines: int
+    records: list[_Read]
+    rejected: list[Rejection]  # the lines that are not JSON
+
+
+def read_chunk(numbered: Sequence[tuple[int, Any]]) -> _Chunk:
+    """A chunk's records as staged; a line that is not JSON is rejected here."""
+    chunk = _Chunk(len(numbered), [], [])
+    for line_no, raw in numbered:
+        try:
+            doc = orjson.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        except orjson.JSONDecodeError as exc:
+            chunk.rejected.append(Rejection(line_no, None, None, f"not JSON: {exc}"))
+            continue
+        chunk.records.append(read_record(line_no, doc))
+    return chunk
+
+
 class HistoryImport:
     """One import run: chunk by chunk, each in the caller's transaction."""
 
@@ -322,21 +343,14 @@ class HistoryImport:
     def _reject(self, line: int, record_id: str | None, field: str | None, message: str) -> None:
         self.report.rejected.append(Rejection(line, record_id, field, message))
 
-    def _read(self, numbered: Iterable[tuple[int, Any]]) -> list[_Read]:
-        """The chunk's records as staged; a line that is not JSON is rejected here."""
-        out = []
-        for line_no, raw in numbered:
-            self.report.records += 1
-            try:
-                doc = orjson.loads(raw) if isinstance(raw, (str, bytes)) else raw
-            except orjson.JSONDecodeError as exc:
-                self._reject(line_no, None, None, f"not JSON: {exc}")
-                continue
-            out.append(read_record(line_no, doc))
-        return out
-
     async def import_chunk(self, conn: asyncpg.Connection, numbered: Sequence[tuple[int, Any]]) -> None:
-        records = self._read(numbered)
+        await self.import_read(conn, read_chunk(numbered))
+
+    async def import_read(self, conn: asyncpg.Connection, chunk: _Chunk) -> None:
+        """Import a chunk already read (`read_chunk`), in the caller's transaction."""
+        self.report.records += chunk.lines
+        self.report.rejected.extend(chunk.rejected)
+        records = chunk.records
         if not records:
             return
         staging = Staging(conn, timezone=self.policy.timezone, delivery_hours=self.policy.delivery_hours)
@@ -448,21 +462,40 @@ async def import_lines(
     chunk_size: int = 20_000,
 ) -> ImportReport:
     """Import a JSON-lines file, one transaction per chunk of `chunk_size` records. The lines are
-    read as they come (a file is never held whole): memory follows the chunk, not the file."""
+    read as they come (a file is never held whole): memory follows the chunk, not the file. The
+    next chunk is read and checked in a thread while PostgreSQL imports the one before."""
     started = time.perf_counter()
     run = HistoryImport(actor=actor, clock=clock, policy=policy)
-    chunk: list[tuple[int, str | bytes]] = []
+    chunks = _chunks(lines, chunk_size)
+
+    def read_next() -> _Chunk | None:
+        numbered = next(chunks, None)
+        return None if numbered is None else read_chunk(numbered)
+
     async with pool.acquire() as conn:
-        for line_no, raw in enumerate(lines, 1):
-            if not raw.strip():
-                continue
-            chunk.append((line_no, raw))
-            if len(chunk) >= chunk_size:
+        chunk = await asyncio.to_thread(read_next)
+        while chunk is not None:
+            following = asyncio.ensure_future(asyncio.to_thread(read_next))
+            try:
                 async with conn.transaction():
-                    await run.import_chunk(conn, chunk)
-                chunk = []
-        if chunk:
-            async with conn.transaction():
-                await run.import_chunk(conn, chunk)
+                    await run.import_read(conn, chunk)
+            except BaseException:
+                await asyncio.gather(following, return_exceptions=True)  # no thread left reading the file
+                raise
+            chunk = await following
     run.report.seconds = time.perf_counter() - started
     return run.report
+
+
+def _chunks(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int, str | bytes]]]:
+    """Numbered non-blank lines, `size` at a time."""
+    chunk: list[tuple[int, str | bytes]] = []
+    for line_no, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        chunk.append((line_no, raw))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
