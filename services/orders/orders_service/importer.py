@@ -1,4 +1,4 @@
-"""Bulk import of historical orders, deliveries and payments from a JSON-lines file.
+"""Bulk import of historical orders, deliveries, cancellations and payments from a JSON-lines file.
 
     python -m orders_service.importer history.jsonl          # ORDERS_DATABASE_URL names the database
 
@@ -68,7 +68,9 @@ async def import_file(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orders_service.importer", description=__doc__.splitlines()[0])
-    parser.add_argument("file", type=Path, help="JSON lines: one order, delivery or payment record per line")
+    parser.add_argument(
+        "file", type=Path, help="JSON lines: one order, delivery, cancellation or payment record per line"
+    )
     parser.add_argument("--chunk-size", type=int, default=20_000, help="records per transaction")
     parser.add_argument(
         "--database-url",

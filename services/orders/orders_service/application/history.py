@@ -18,11 +18,13 @@ An imported order is confirmed as placed, or, with `"approval": {"required_role"
 a delivery issues the invoice like a live one; a cancellation cancels a confirmed order; a payment
 without allocations pays the oldest open invoices first.
 
-The work is set-based (adapters/bulk_import.py): a chunk of lines is copied into a staging table
-and checked, turned into events and applied to the read models by SQL statements in one
-transaction. Python reads the lines (a line that is not JSON is rejected here) and allocates the
+The work is set-based (adapters/bulk_import.py): Python reads each line (orjson) and checks its
+fields and their types (`read_record`: a record that breaks one is rejected with its field path,
+e.g. `lines.0.quantity`) and derives the record's uuid5 ids; the chunk is copied into staging
+tables, checked against the directory, the catalogue, the orders and the log, turned into events
+and applied to the read models by SQL statements in one transaction. Python also allocates the
 payments in line order with the domain's `allocate`, the one rule that depends on every record
-before it.
+before it. A file's next chunk is read in a thread while PostgreSQL imports the one before.
 """
 
 from __future__ import annotations
