@@ -455,8 +455,7 @@ SELECT line_no, record_id, field, problem FROM history_record WHERE problem IS N
 # What each record accepted now or before is known by (the report's `ids`).
 _IDS = """
 SELECT CASE kind WHEN 'order' THEN 'orders' WHEN 'delivery' THEN 'invoices' ELSE 'payments' END AS what,
-       record_id,
-       CASE kind WHEN 'order' THEN order_id WHEN 'delivery' THEN invoice_id ELSE payment_id END AS imported_as
+       record_id, order_record_id
 FROM history_record WHERE problem IS NULL AND kind <> 'cancellation' ORDER BY line_no
 """
 

@@ -82,7 +82,23 @@ class ImportReport:
     payment_amount_fen: int = 0
     seconds: float = 0.0
     # record_id → the id it was imported as, per kind: for the records accepted now or before.
-    ids: dict[str, dict[str, str]] = field(default_factory=lambda: {"orders": {}, "invoices": {}, "payments": {}})
+    # The records accepted now or before, by what they became: the record ids of orders and
+    # payments, and of deliveries with the order record each names. `ids` derives the ids from
+    # them when asked, so a long file costs a record id per record here, not a dictionary entry.
+    imported: dict[str, list[str]] = field(default_factory=lambda: {"orders": [], "invoices": [], "payments": []})
+    delivered_orders: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> dict[str, dict[str, str]]:
+        """record_id → the id it was imported as, per kind, for the records accepted now or before."""
+        return {
+            "orders": {r: order_id_for_record(r) for r in self.imported["orders"]},
+            "invoices": {
+                r: invoice_id_for(order_id_for_record(o))
+                for r, o in zip(self.imported["invoices"], self.delivered_orders, strict=True)
+            },
+            "payments": {r: payment_id_for_record(r) for r in self.imported["payments"]},
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -386,7 +402,9 @@ class HistoryImport:
             self._reject(r["line_no"], r["record_id"], r["field"], r["problem"])
         self.report.rejected.sort(key=lambda r: r.line)
         for r in await staging.ids():
-            self.report.ids[r["what"]][r["record_id"]] = r["imported_as"]
+            self.report.imported[r["what"]].append(r["record_id"])
+            if r["what"] == "invoices":
+                self.report.delivered_orders.append(r["order_record_id"])
 
 
 def _allocate_payments(
