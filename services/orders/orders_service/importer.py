@@ -46,7 +46,7 @@ async def import_file(
     *,
     policy: OrderPolicy | None = None,
     actor: Actor = IMPORT_ACTOR,
-    chunk_size: int = 20_000,
+    chunk_size: int = 10_000,
 ) -> ImportReport:
     policy = policy or OrderRulesSettings().policy()
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=init_connection)
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "file", type=Path, help="JSON lines: one order, delivery, cancellation or payment record per line"
     )
-    parser.add_argument("--chunk-size", type=int, default=20_000, help="records per transaction")
+    parser.add_argument("--chunk-size", type=int, default=10_000, help="records per transaction")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("ORDERS_DATABASE_URL"),

@@ -479,7 +479,7 @@ async def import_lines(
     actor: Actor,
     clock: Clock,
     policy: OrderPolicy,
-    chunk_size: int = 20_000,
+    chunk_size: int = 10_000,
 ) -> ImportReport:
     """Import a JSON-lines file, one transaction per chunk of `chunk_size` records. The lines are
     read as they come (a file is never held whole): memory follows the chunk, not the file. The
