@@ -23,6 +23,7 @@ from customer_service.domain.access import require_in_line
 from customer_service.domain.commands import SetPosition
 from customer_service.domain.customer import Customer
 from customer_service.domain.values import Position
+from customer_service.queries import customers
 from salesplatform.clock import FixedClock
 from salesplatform.events import EventRegistry, service_actor
 from salesplatform.projections import Change, Projection
@@ -62,15 +63,7 @@ class PositionCorrections(Projection):
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
         d = event.data
         customer_id = d["customer_id"]
-        superseded = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM public.events WHERE event_type = $1 AND data->>'customer_id' = $2"
-            " AND (tx_id, position) > ($3::text::xid8, $4))",
-            CONFIRMED,
-            customer_id,
-            str(event.tx_id),
-            event.position,
-        )
-        if superseded:
+        if await customers.confirmation_superseded(conn, CONFIRMED, customer_id, event.tx_id, event.position):
             return None
         uow = UnitOfWork(
             conn,
@@ -86,13 +79,7 @@ class PositionCorrections(Projection):
         if not customer.exists or customer.status in ("merged", "rejected"):
             log.info("position_correction_skipped", customer_id=customer_id, status=customer.status)
             return None
-        already = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM public.events WHERE stream_id = $1 AND event_type = 'customer.position_set'"
-            " AND causation_id = $2)",
-            Customer.stream_id_for(customer_id),
-            str(event.envelope.event_id),
-        )
-        if already:
+        if await customers.position_set_by(conn, customer_id, str(event.envelope.event_id)):
             return None
         key = await sealing.key_for_writing(uow, customer_id)
         customer.set_position(
