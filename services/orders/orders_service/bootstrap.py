@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from orders_service.adapters.http import router
 from orders_service.adapters.units_http import router as units_router
 from orders_service.application.handlers import build_bus
@@ -51,7 +49,7 @@ def definition(policy: OrderPolicy | None = None) -> ServiceDefinition:
             Consumes("customer"),
             Consumes("visit", ["visit.order_taken", "visit.delivery_confirmed"]),
         ],
-        routers=[partial(router, policy=policy), partial(units_router, policy=policy)],
+        routers=[router, units_router],
         timers=[("deadlines", DEADLINE_CHECK_SECONDS, check_deadlines)],
         rules=policy,
         title="Orders service",
