@@ -10,7 +10,6 @@ from typing import Any
 
 import asyncpg
 
-from salesplatform.clock import business_date
 from salesplatform.commands import CommandBus, invalid
 from salesplatform.errors import DomainError
 from salesplatform.events import Role
@@ -23,11 +22,13 @@ from visit_service.application.handlers import (
     SYSTEM,
     TIMERS,
     known_customer,
+    open_visit,
+    today,
     visit_result,
     visit_territory,
 )
 from visit_service.config import FieldConfig
-from visit_service.domain.access import Territory, ensure_can_act, ensure_supervises
+from visit_service.domain.access import Territory, ensure_supervises
 from visit_service.domain.check_in import assess_position
 from visit_service.domain.commands import (
     AttachPhoto,
@@ -57,16 +58,6 @@ from visit_service.projections.visits import RouteBook, VisitBoard
 MANAGERS = {Role.sales_manager, Role.general_manager}
 
 
-async def open_visit(uow: UnitOfWork, visit_id: str) -> Visit:
-    visit = await uow.get(Visit, visit_id)
-    ensure_can_act(uow.actor, visit_territory(visit), f"visit {visit_id}")
-    return visit
-
-
-def today(uow: UnitOfWork, config: FieldConfig) -> date:
-    return business_date(uow.clock.now(), config.timezone)
-
-
 # -- check-ins ------------------------------------------------------------------------------------
 
 
@@ -93,7 +84,7 @@ async def check_in(cmd: CheckIn, uow: UnitOfWork, *, config: FieldConfig) -> dic
     outlet = None
     if customer is not None and customer["latitude"] is not None and customer["longitude"] is not None:
         outlet = Point(customer["latitude"], customer["longitude"])
-    day = today(uow, config)
+    day = today(uow, config.timezone)
     # Check-ins at the same coordinates decide one after the other, each seeing the last.
     await uow.claim(f"check_in_position:{cmd.latitude!r}:{cmd.longitude!r}")
     repeated = await same_coordinates_elsewhere(
@@ -252,7 +243,7 @@ async def close_route_cleanup(cmd: CloseRouteCleanup, uow: UnitOfWork, *, config
         raise invalid("district_id", "name the district", "missing")
     area_id = await directory.area_of_district(uow.conn, district_id)
     ensure_supervises(uow.actor, Territory(None, district_id, area_id), f"the route cleanup of district {district_id}")
-    day = today(uow, config)
+    day = today(uow, config.timezone)
     report = cleanup_report(
         await outlets_on_record(uow.conn, district_id), min(day, month_end(cmd.month)), config.cleanup
     )

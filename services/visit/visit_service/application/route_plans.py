@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import structlog
 
-from salesplatform.clock import business_date
 from salesplatform.commands import CommandBus, Request, invalid
 from salesplatform.errors import DomainError
 from salesplatform.events import Actor, EventRegistry
@@ -36,6 +35,7 @@ from visit_service.application.handlers import (
     customer_on_list,
     rep_of,
     rep_territory,
+    today,
 )
 from visit_service.application.timers import TIMER_ACTOR
 from visit_service.config import FieldConfig, hhmm, minute_of_day
@@ -182,9 +182,9 @@ async def request_route_plan(cmd: RequestRoutePlan, uow: UnitOfWork, *, config: 
         rules_of(rules)
     except ValueError as exc:
         raise invalid("day_end", str(exc), "bad_rules") from exc
-    today = business_date(uow.clock.now(), config.timezone)
-    effective_from = cmd.effective_from or monday_of(today) + timedelta(days=7)
-    if effective_from < monday_of(today):
+    this_week = monday_of(today(uow, config.timezone))
+    effective_from = cmd.effective_from or this_week + timedelta(days=7)
+    if effective_from < this_week:
         raise DomainError(
             f"a plan cannot take effect in a past week ({effective_from.isoformat()})",
             code="date_in_past",
