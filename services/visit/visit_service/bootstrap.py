@@ -9,10 +9,9 @@ from salesplatform.clock import Clock
 from salesplatform.commands import CommandBus
 from salesplatform.events import EventRegistry, Role
 from salesplatform.service import Consumes, Runtime, ServiceDefinition
-from visit_service.adapters.field_http import router as field_router
-from visit_service.adapters.http import router
-from visit_service.adapters.photo_http import router as photo_router
+from visit_service.adapters import field_http, http, photo_http
 from visit_service.adapters.photo_store import PhotoStore
+from visit_service.adapters.reads import VisitRules
 from visit_service.application import field_work, route_plans
 from visit_service.application.handlers import build_bus, inline_projections
 from visit_service.application.photos import PhotoErasure, expire_photos
@@ -109,11 +108,8 @@ def definition(
             PhotoErasure(registry, inline_projections(), photos),
         ],
         consumes=[Consumes("customer", CUSTOMER_EVENTS), Consumes("orders", ORDERS_EVENTS)],
-        routers=[
-            router,
-            functools.partial(field_router, config=config),
-            functools.partial(photo_router, config=config, photos=photos),
-        ],
+        routers=[http.router, field_http.router, photo_http.router],
+        rules=VisitRules(config, photos),
         timers=[
             ("plan_business_day", 300.0, plan_business_day),
             ("close_business_days", 300.0, close_business_days),

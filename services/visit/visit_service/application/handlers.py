@@ -11,16 +11,13 @@ from datetime import date
 from functools import partial, update_wrapper
 from typing import Any
 
-import asyncpg
-
 from salesplatform.clock import Clock, business_date
 from salesplatform.commands import CommandBus, invalid
-from salesplatform.errors import DomainError, NotFound, PermissionDenied
+from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, EventRegistry, Role
-from salesplatform.projections import active_schema
 from salesplatform.territory import OUTSIDE_LINE
 from salesplatform.uow import UnitOfWork
-from visit_service.domain.access import Territory, ensure_can_act, ensure_can_approve, ensure_supervises
+from visit_service.domain.access import Territory, ensure_can_act, ensure_can_approve, ensure_supervises, territory_of
 from visit_service.domain.commands import (
     AcknowledgeComplaint,
     AddRouteCustomer,
@@ -57,9 +54,10 @@ from visit_service.domain.records import Coaching, KeyAccountReport, SpotCheck, 
 from visit_service.domain.route import Route
 from visit_service.domain.suggestion import usual_quantities
 from visit_service.domain.visit import Visit
-from visit_service.projections import directory
 from visit_service.projections.field import FieldStandards, PhotoBook, RoutePlanBook
 from visit_service.projections.visits import ComplaintBook, FieldRecords, RouteBook, VisitBoard
+from visit_service.queries import directory
+from visit_service.queries.visits import next_unplanned_sequence
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[dict[str, Any]]]
 
@@ -82,50 +80,6 @@ def inline_projections() -> list[Any]:
     ]
 
 
-# -- directory look-ups the decisions need -----------------------------------------------------
-
-
-async def customer_on_list(conn: asyncpg.Connection, customer_id: str, rep_id: str) -> dict[str, Any]:
-    """The customer's directory row, if the customer is on the rep's list (assigned to the rep
-    and not merged away); anything else is refused."""
-    row = await directory.customer(conn, customer_id)
-    if row is None:
-        raise DomainError(
-            f"customer {customer_id} is not in the customer directory",
-            code="customer_not_on_rep_list",
-            field="customer_id",
-        )
-    if row["rep_id"] != rep_id or row["status"] in ("merged", "rejected"):
-        raise DomainError(
-            f"customer {customer_id} is not on rep {rep_id}'s list",
-            code="customer_not_on_rep_list",
-            field="customer_id",
-        )
-    return row
-
-
-async def known_customer(conn: asyncpg.Connection, customer_id: str) -> dict[str, Any]:
-    row = await directory.customer(conn, customer_id)
-    if row is None:
-        raise NotFound(f"customer {customer_id} is not in the customer directory", code="unknown_customer")
-    return row
-
-
-def customer_territory(row: dict[str, Any]) -> Territory:
-    return Territory(row["rep_id"], row["district_id"], row["area_id"])
-
-
-async def rep_territory(conn: asyncpg.Connection, rep_id: str, actor: Actor) -> Territory:
-    """Where a rep works: from the staff directory; a rep acting for themselves before the
-    directory knows them is placed by their own token."""
-    row = await directory.staff_member(conn, rep_id)
-    if row is not None:
-        return Territory(rep_id, row["district_id"], row["area_id"])
-    if actor.id == rep_id:
-        return Territory(rep_id, actor.district, actor.area)
-    return Territory(rep_id, None, None)
-
-
 def rep_of(cmd_rep_id: str | None, actor: Actor) -> str:
     if cmd_rep_id is not None:
         if actor.role is Role.rep and cmd_rep_id != actor.id:
@@ -138,14 +92,6 @@ def rep_of(cmd_rep_id: str | None, actor: Actor) -> str:
 
 def visit_territory(visit: Visit) -> Territory:
     return Territory(visit.rep_id, visit.district_id, visit.area_id)
-
-
-async def next_unplanned_sequence(conn: asyncpg.Connection, rep_id: str, day: date) -> int:
-    schema = await active_schema(conn, VisitBoard.name)
-    last = await conn.fetchval(
-        f"SELECT max(sequence) FROM {schema}.visits WHERE rep_id = $1 AND business_date = $2", rep_id, day
-    )
-    return (last or 0) + 1
 
 
 def visit_result(visit: Visit) -> dict[str, Any]:
@@ -177,7 +123,7 @@ async def saved(uow: UnitOfWork, visit: Visit, **extra: Any) -> dict[str, Any]:
 
 async def open_route(uow: UnitOfWork, route_id: str) -> Route:
     route = await uow.get(Route, route_id)
-    ensure_can_act(uow.actor, await rep_territory(uow.conn, route.rep_id, uow.actor), f"route {route_id}")
+    ensure_can_act(uow.actor, await directory.rep_territory(uow.conn, route.rep_id, uow.actor), f"route {route_id}")
     return route
 
 
@@ -192,10 +138,21 @@ async def saved_route(uow: UnitOfWork, route: Route) -> dict[str, Any]:
     }
 
 
-async def open_complaint(uow: UnitOfWork, complaint_id: str) -> Complaint:
+async def changed_route(uow: UnitOfWork, route_id: str, change: Callable[[Route], object]) -> dict[str, Any]:
+    """The route, in the actor's line, changed and saved."""
+    route = await open_route(uow, route_id)
+    change(route)
+    return await saved_route(uow, route)
+
+
+async def changed_complaint(
+    uow: UnitOfWork, complaint_id: str, change: Callable[[Complaint], object]
+) -> dict[str, Any]:
+    """The complaint, in the actor's line, changed and saved."""
     complaint = await uow.get(Complaint, complaint_id)
     ensure_can_act(uow.actor, complaint.territory, f"complaint {complaint_id}")
-    return complaint
+    change(complaint)
+    return await saved_complaint(uow, complaint)
 
 
 async def saved_complaint(uow: UnitOfWork, complaint: Complaint) -> dict[str, Any]:
@@ -226,9 +183,9 @@ async def visit_of_customer(uow: UnitOfWork, visit_id: str | None, customer_id: 
 async def define_route(cmd: DefineRoute, uow: UnitOfWork, *, timezone: str) -> dict[str, Any]:
     """Define a route: weekdays and customers in visiting order"""
     rep_id = rep_of(cmd.rep_id, uow.actor)
-    ensure_can_act(uow.actor, await rep_territory(uow.conn, rep_id, uow.actor), f"rep {rep_id}'s routes")
+    ensure_can_act(uow.actor, await directory.rep_territory(uow.conn, rep_id, uow.actor), f"rep {rep_id}'s routes")
     for customer_id in cmd.customer_ids:
-        await customer_on_list(uow.conn, customer_id, rep_id)
+        await directory.customer_on_list(uow.conn, customer_id, rep_id)
     route = await uow.load(Route, cmd.route_id or str(uuid.uuid4()))
     route.define(
         rep_id,
@@ -244,30 +201,24 @@ async def define_route(cmd: DefineRoute, uow: UnitOfWork, *, timezone: str) -> d
 async def add_route_customer(cmd: AddRouteCustomer, uow: UnitOfWork) -> dict[str, Any]:
     """Put a customer on a route (default: at the end)"""
     route = await open_route(uow, cmd.route_id)
-    await customer_on_list(uow.conn, cmd.customer_id, route.rep_id)
+    await directory.customer_on_list(uow.conn, cmd.customer_id, route.rep_id)
     route.add_customer(cmd.customer_id, cmd.position)
     return await saved_route(uow, route)
 
 
 async def remove_route_customer(cmd: RemoveRouteCustomer, uow: UnitOfWork) -> dict[str, Any]:
     """Take a customer off a route"""
-    route = await open_route(uow, cmd.route_id)
-    route.remove_customer(cmd.customer_id)
-    return await saved_route(uow, route)
+    return await changed_route(uow, cmd.route_id, lambda route: route.remove_customer(cmd.customer_id))
 
 
 async def reorder_route(cmd: ReorderRoute, uow: UnitOfWork) -> dict[str, Any]:
     """Set a new visiting order (路序) of the route's customers"""
-    route = await open_route(uow, cmd.route_id)
-    route.reorder(cmd.customer_ids)
-    return await saved_route(uow, route)
+    return await changed_route(uow, cmd.route_id, lambda route: route.reorder(cmd.customer_ids))
 
 
 async def set_route_weekdays(cmd: SetRouteWeekdays, uow: UnitOfWork) -> dict[str, Any]:
     """Set the weekdays a route is visited on"""
-    route = await open_route(uow, cmd.route_id)
-    route.set_weekdays(cmd.weekdays)
-    return await saved_route(uow, route)
+    return await changed_route(uow, cmd.route_id, lambda route: route.set_weekdays(cmd.weekdays))
 
 
 # -- planning and approvals -----------------------------------------------------------------
@@ -281,7 +232,7 @@ async def plan_visit(
     visit = await uow.load(Visit, visit_id)
     if visit.exists:
         return visit_result(visit) | {"created": False}
-    customer = await customer_on_list(uow.conn, cmd.customer_id, cmd.rep_id)
+    customer = await directory.customer_on_list(uow.conn, cmd.customer_id, cmd.rep_id)
     rep = await directory.staff_member(uow.conn, cmd.rep_id)
     visit.plan(
         rep_id=cmd.rep_id,
@@ -301,9 +252,9 @@ async def plan_visit(
 async def request_unplanned_visit(cmd: RequestUnplannedVisit, uow: UnitOfWork, *, timezone: str) -> dict[str, Any]:
     """Ask for a visit off the route (needs approval)"""
     rep_id = rep_of(cmd.rep_id, uow.actor)
-    where = await rep_territory(uow.conn, rep_id, uow.actor)
+    where = await directory.rep_territory(uow.conn, rep_id, uow.actor)
     ensure_can_act(uow.actor, where, f"rep {rep_id}'s visits")
-    customer = await customer_on_list(uow.conn, cmd.customer_id, rep_id)
+    customer = await directory.customer_on_list(uow.conn, cmd.customer_id, rep_id)
     day = cmd.business_date or today(uow, timezone)
     if day < today(uow, timezone):
         raise DomainError(f"{day.isoformat()} is in the past", code="date_in_past", field="business_date")
@@ -358,7 +309,7 @@ async def mark_visit_missed(cmd: MarkVisitMissed, uow: UnitOfWork, *, timezone: 
 async def count_stock(cmd: CountStock, uow: UnitOfWork) -> dict[str, Any]:
     """Step 2: stock per SKU on shelf and in store; suggests the order"""
     visit = await open_visit(uow, cmd.visit_id)
-    customer = await known_customer(uow.conn, visit.customer_id)
+    customer = await directory.known_customer(uow.conn, visit.customer_id)
     visit.count_stock(
         cmd.lines,
         await directory.known_skus(uow.conn, [line.sku for line in cmd.lines]),
@@ -440,8 +391,8 @@ async def check_out(cmd: CheckOut, uow: UnitOfWork) -> dict[str, Any]:
 
 async def receive_complaint(cmd: ReceiveComplaint, uow: UnitOfWork) -> dict[str, Any]:
     """Record a customer's complaint (48 h to acknowledge)"""
-    customer = await known_customer(uow.conn, cmd.customer_id)
-    ensure_can_act(uow.actor, customer_territory(customer), f"customer {cmd.customer_id}")
+    customer = await directory.known_customer(uow.conn, cmd.customer_id)
+    ensure_can_act(uow.actor, territory_of(customer), f"customer {cmd.customer_id}")
     now = uow.clock.now()
     received_at = cmd.received_at or now
     if received_at.tzinfo is None:
@@ -467,30 +418,26 @@ async def receive_complaint(cmd: ReceiveComplaint, uow: UnitOfWork) -> dict[str,
 
 async def acknowledge_complaint(cmd: AcknowledgeComplaint, uow: UnitOfWork) -> dict[str, Any]:
     """Acknowledge a complaint (someone sent or a letter out)"""
-    complaint = await open_complaint(uow, cmd.complaint_id)
-    complaint.acknowledge(uow.clock.now(), uow.actor.id)
-    return await saved_complaint(uow, complaint)
+    return await changed_complaint(
+        uow, cmd.complaint_id, lambda complaint: complaint.acknowledge(uow.clock.now(), uow.actor.id)
+    )
 
 
 async def route_complaint(cmd: RouteComplaint, uow: UnitOfWork) -> dict[str, Any]:
     """Route a complaint to the responsible department"""
-    complaint = await open_complaint(uow, cmd.complaint_id)
-    complaint.route(cmd.department)
-    return await saved_complaint(uow, complaint)
+    return await changed_complaint(uow, cmd.complaint_id, lambda complaint: complaint.route(cmd.department))
 
 
 async def resolve_complaint(cmd: ResolveComplaint, uow: UnitOfWork) -> dict[str, Any]:
     """Resolve a complaint (customer misuse is explained)"""
-    complaint = await open_complaint(uow, cmd.complaint_id)
-    complaint.resolve(cmd.resolution, cmd.customer_misuse)
-    return await saved_complaint(uow, complaint)
+    return await changed_complaint(
+        uow, cmd.complaint_id, lambda complaint: complaint.resolve(cmd.resolution, cmd.customer_misuse)
+    )
 
 
 async def close_complaint(cmd: CloseComplaint, uow: UnitOfWork) -> dict[str, Any]:
     """Close a resolved complaint with the customer's confirmation"""
-    complaint = await open_complaint(uow, cmd.complaint_id)
-    complaint.close()
-    return await saved_complaint(uow, complaint)
+    return await changed_complaint(uow, cmd.complaint_id, lambda complaint: complaint.close())
 
 
 async def flag_complaint_breach(cmd: FlagComplaintBreach, uow: UnitOfWork) -> dict[str, Any]:
@@ -505,8 +452,8 @@ async def flag_complaint_breach(cmd: FlagComplaintBreach, uow: UnitOfWork) -> di
 
 async def record_survey(cmd: RecordSurvey, uow: UnitOfWork, *, timezone: str) -> dict[str, Any]:
     """Record a customer's half-yearly satisfaction survey"""
-    customer = await known_customer(uow.conn, cmd.customer_id)
-    ensure_can_act(uow.actor, customer_territory(customer), f"customer {cmd.customer_id}")
+    customer = await directory.known_customer(uow.conn, cmd.customer_id)
+    ensure_can_act(uow.actor, territory_of(customer), f"customer {cmd.customer_id}")
     day = today(uow, timezone)
     period = cmd.period or half_year(day)
     if period > half_year(day):
@@ -528,8 +475,8 @@ async def record_survey(cmd: RecordSurvey, uow: UnitOfWork, *, timezone: str) ->
 
 async def file_key_account_report(cmd: FileKeyAccountReport, uow: UnitOfWork, *, timezone: str) -> dict[str, Any]:
     """File a key-account visit report (走访用户报告单)"""
-    customer = await known_customer(uow.conn, cmd.customer_id)
-    ensure_can_act(uow.actor, customer_territory(customer), f"customer {cmd.customer_id}")
+    customer = await directory.known_customer(uow.conn, cmd.customer_id)
+    ensure_can_act(uow.actor, territory_of(customer), f"customer {cmd.customer_id}")
     await visit_of_customer(uow, cmd.visit_id, cmd.customer_id)
     report = await uow.load(KeyAccountReport, cmd.report_id or str(uuid.uuid4()))
     report.file(
@@ -548,7 +495,7 @@ async def file_key_account_report(cmd: FileKeyAccountReport, uow: UnitOfWork, *,
 
 async def record_coaching(cmd: RecordCoaching, uow: UnitOfWork, *, timezone: str) -> dict[str, Any]:
     """Record ride-along coaching of a rep (跟线)"""
-    where = await rep_territory(uow.conn, cmd.rep_id, uow.actor)
+    where = await directory.rep_territory(uow.conn, cmd.rep_id, uow.actor)
     ensure_supervises(uow.actor, where, f"coaching of rep {cmd.rep_id}")
     if cmd.visit_id is not None:
         visit = await uow.load(Visit, cmd.visit_id)
@@ -573,8 +520,8 @@ async def record_coaching(cmd: RecordCoaching, uow: UnitOfWork, *, timezone: str
 
 async def spot_check_delivery(cmd: SpotCheckDelivery, uow: UnitOfWork, *, timezone: str) -> dict[str, Any]:
     """Record a delivery spot check"""
-    customer = await known_customer(uow.conn, cmd.customer_id)
-    ensure_supervises(uow.actor, customer_territory(customer), f"deliveries to customer {cmd.customer_id}")
+    customer = await directory.known_customer(uow.conn, cmd.customer_id)
+    ensure_supervises(uow.actor, territory_of(customer), f"deliveries to customer {cmd.customer_id}")
     known = await directory.order(uow.conn, cmd.order_id)
     if known is None or known["customer_id"] != cmd.customer_id:
         raise DomainError(

@@ -25,14 +25,14 @@ import structlog
 from salesplatform.clock import FixedClock
 from salesplatform.commands import Request
 from salesplatform.events import EventRegistry, service_actor
-from salesplatform.projections import Change, Projection, active_schema
+from salesplatform.projections import Change, Projection
 from salesplatform.store import RecordedEvent
 from salesplatform.uow import UnitOfWork
 from visit_service.adapters.photo_store import PhotoStore
 from visit_service.application.timers import TIMER_ACTOR, dispatch_all
 from visit_service.config import FieldConfig
 from visit_service.domain.visit import Visit
-from visit_service.projections.field import PhotoBook
+from visit_service.queries.photos import taken_before, visits_with_photos_of
 
 if TYPE_CHECKING:
     from salesplatform.service import Runtime
@@ -56,17 +56,7 @@ class PhotoErasure(Projection):
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
         customer_id = event.data["customer_id"]
-        visit_ids = [
-            r["visit_id"]
-            for r in await conn.fetch(
-                "SELECT DISTINCT data->>'visit_id' AS visit_id FROM public.events"
-                " WHERE event_type = 'visit.photo_attached' AND origin IS NULL AND data->>'customer_id' = $1"
-                " AND (tx_id, position) < ($2::text::xid8, $3) ORDER BY 1",
-                customer_id,
-                str(event.tx_id),
-                event.position,
-            )
-        ]
+        visit_ids = await visits_with_photos_of(conn, customer_id, event)
         if not visit_ids:
             return None
         uow = UnitOfWork(
@@ -99,13 +89,7 @@ async def expire_photos(rt: Runtime, *, config: FieldConfig, limit: int = 500) -
     """Photos kept longer than the retention time are deleted."""
     cutoff = rt.clock.now() - timedelta(days=config.photos.retention_days)
     async with rt.pool.acquire() as conn:
-        schema = await active_schema(conn, PhotoBook.name)
-        due = await conn.fetch(
-            f"SELECT visit_id, photo_id FROM {schema}.photos WHERE removed IS NULL AND taken_at <= $1"
-            " ORDER BY taken_at, photo_id LIMIT $2",
-            cutoff,
-            limit,
-        )
+        due = await taken_before(conn, cutoff, limit)
     requests = [
         Request(
             "expire_photo",

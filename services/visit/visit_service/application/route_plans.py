@@ -24,19 +24,10 @@ from salesplatform.commands import CommandBus, Request, invalid
 from salesplatform.errors import DomainError
 from salesplatform.events import Actor, EventRegistry
 from salesplatform.ids import uuid5
-from salesplatform.projections import active_schema
 from salesplatform.store import load_stream
 from salesplatform.uow import UnitOfWork
 from visit_service.adapters.route_solver import solve_in_subprocess
-from visit_service.application.handlers import (
-    LINE,
-    SUPERVISORS,
-    TIMERS,
-    customer_on_list,
-    rep_of,
-    rep_territory,
-    today,
-)
+from visit_service.application.handlers import LINE, SUPERVISORS, TIMERS, rep_of, today
 from visit_service.application.timers import TIMER_ACTOR
 from visit_service.config import FieldConfig, hhmm, minute_of_day
 from visit_service.domain.access import ensure_can_act, ensure_supervises
@@ -66,9 +57,9 @@ from visit_service.domain.route_planning import (
     loop_distance_m,
     monday_of,
 )
-from visit_service.projections.directory import CustomerDirectory
-from visit_service.projections.field import RoutePlanBook
-from visit_service.projections.visits import RouteBook
+from visit_service.queries import field
+from visit_service.queries.directory import customer_on_list, rep_territory
+from visit_service.queries.routes import rep_route_ids, route_sheets
 
 if TYPE_CHECKING:
     from salesplatform.service import Runtime
@@ -104,14 +95,7 @@ async def planning_inputs(conn: asyncpg.Connection, plan: RoutePlan) -> Planning
     """The rep's outlets to plan (prospect and active ones on the rep's list), their positions
     and grades as the directory knows them now, and the rep's current routes."""
     assert plan.rules is not None
-    customers = await active_schema(conn, CustomerDirectory.name)
-    routes_schema = await active_schema(conn, RouteBook.name)
-    rows = await conn.fetch(
-        f"SELECT customer_id, grade, latitude, longitude FROM {customers}.customers"
-        " WHERE rep_id = $1 AND status = ANY($2::text[]) ORDER BY customer_id",
-        plan.rep_id,
-        list(PLANNED_STATUSES),
-    )
+    rows = await field.outlets_to_plan(conn, plan.rep_id, PLANNED_STATUSES)
     outlets = tuple(
         Outlet(r["customer_id"], r["grade"], Point(r["latitude"], r["longitude"]))
         for r in rows
@@ -120,30 +104,10 @@ async def planning_inputs(conn: asyncpg.Connection, plan: RoutePlan) -> Planning
     unplaced = [
         Unplaced(customer_id=r["customer_id"], reason="position_unknown") for r in rows if r["latitude"] is None
     ]
-    route_rows = await conn.fetch(
-        f"SELECT * FROM {routes_schema}.routes WHERE rep_id = $1 ORDER BY name, route_id", plan.rep_id
-    )
-    routes = [
-        RouteSheet(
-            r["route_id"],
-            r["name"],
-            tuple(r["weekdays"]),
-            tuple(r["customer_ids"]),
-            r["cycle_weeks"],
-            r["cycle_offset"],
-        )
-        for r in route_rows
-    ]
+    routes = await route_sheets(conn, plan.rep_id)
     planned = {o.customer_id for o in outlets}
     others = sorted({c for r in routes for c in r.customer_ids} - planned)
-    other_positions = {
-        r["customer_id"]: Point(r["latitude"], r["longitude"])
-        for r in await conn.fetch(
-            f"SELECT customer_id, latitude, longitude FROM {customers}.customers"
-            " WHERE customer_id = ANY($1::text[]) AND latitude IS NOT NULL AND longitude IS NOT NULL",
-            others,
-        )
-    }
+    other_positions = {c: Point(*at) for c, at in (await field.positions(conn, others)).items()}
     problem = PlanningProblem(
         rep_id=plan.rep_id,
         start=Point(*plan.start),
@@ -276,13 +240,7 @@ async def adopt_route_plan(cmd: AdoptRoutePlan, uow: UnitOfWork) -> dict[str, An
             raise DomainError(
                 f"{exc.message}: the plan is out of date; ask for a new one", code="plan_outdated"
             ) from exc
-    schema = await active_schema(uow.conn, RouteBook.name)
-    current = [
-        r["route_id"]
-        for r in await uow.conn.fetch(
-            f"SELECT route_id FROM {schema}.routes WHERE rep_id = $1 ORDER BY route_id", plan.rep_id
-        )
-    ]
+    current = await rep_route_ids(uow.conn, plan.rep_id)
     retired = []
     for route_id in current:
         route = await uow.get(Route, route_id)
@@ -332,15 +290,7 @@ async def load_plan(conn: asyncpg.Connection, registry: EventRegistry, plan_id: 
 async def propose_route_plans(rt: Runtime, *, batch: int = 5) -> dict[str, Any]:
     """Solve the plans asked for, oldest first, one at a time (each in a child process)."""
     async with rt.pool.acquire() as conn:
-        schema = await active_schema(conn, RoutePlanBook.name)
-        due = [
-            r["plan_id"]
-            for r in await conn.fetch(
-                f"SELECT plan_id FROM {schema}.route_plans WHERE status = 'requested'"
-                " ORDER BY requested_at, plan_id LIMIT $1",
-                batch,
-            )
-        ]
+        due = await field.requested_plans(conn, batch)
     done = 0
     for plan_id in due:
         async with rt.pool.acquire() as conn:
