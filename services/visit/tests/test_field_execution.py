@@ -8,16 +8,22 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+import httpx
 import pytest
 from field_testdata import DEPOT, hand_made_sheets, outlets
-from visit_testkit import AM1, CLERK, REP1, REP2, SM, SUP1, SUP2, Harness
+from visit_testkit import AM1, CLERK, MONDAY_9AM, REP1, REP2, SM, SUP1, SUP2, Harness
 
+from salesplatform.clock import FixedClock
+from salesplatform.devstack.pytest_plugin import ensure_streams_of
+from salesplatform.service import Runtime, http_app
 from salesplatform.store import copy_foreign
 from visit_service.adapters.photo_store import PhotoStore, PhotoStoreUnavailable
 from visit_service.application.photos import expire_photos
 from visit_service.application.route_plans import propose_route_plans
 from visit_service.application.timers import plan_business_day
-from visit_service.config import FieldSettings
+from visit_service.bootstrap import definition
+from visit_service.config import FieldConfig, FieldSettings, PhotoRules
+from visit_service.domain.check_in import PositionRules
 from visit_service.domain.geo import Point
 from visit_service.domain.route_planning import (
     DaySheet,
@@ -26,6 +32,7 @@ from visit_service.domain.route_planning import (
     frequency_breaches,
     plan_distance_m,
 )
+from visit_service.domain.standards import CleanupRules
 
 OUTLET_C1 = Point(31.2304, 121.4737)
 OUTLET_C3 = Point(31.2400, 121.4900)
@@ -463,3 +470,29 @@ async def test_an_erasure_waits_while_the_photo_store_is_unreachable_and_is_neve
     [removed] = await h.events("visit.photo_removed")
     assert removed["data"]["reason"] == "erasure"
     assert await store.get(photo["object_name"]) is None
+
+
+async def test_the_routes_answer_with_the_numbers_the_service_was_defined_with(visit_settings) -> None:
+    """The routes are built once, with their module; each request reads the running service's
+    field numbers and photo store (its definition's rules), not the defaults."""
+    config = FieldConfig(
+        positions=PositionRules(max_distance_m=75.0),
+        photos=PhotoRules(max_bytes=1024),
+        cleanup=CleanupRules(unvisited_days=45, new_outlet_days=10),
+    )
+    clock = FixedClock(MONDAY_9AM)
+    await ensure_streams_of(visit_settings.nats_url, visit_settings.stream_prefix, ("customer", "orders"))
+    async with Runtime(definition("Asia/Shanghai", config=config), visit_settings, clock=clock, run_timers=False) as rt:
+        transport = httpx.ASGITransport(app=http_app(rt))
+        async with httpx.AsyncClient(transport=transport, base_url="http://visit") as client:
+            h = Harness(rt, clock, client)
+            await h.seed()
+            flagged = await h.get(SUP1, "/check-ins/flagged")
+            assert flagged.status_code == 200, flagged.text
+            assert flagged.json()["max_distance_m"] == 75.0
+            cleanup = await h.get(SUP1, "/route-cleanup", month="2026-11")
+            assert cleanup.status_code == 200, cleanup.text
+            assert cleanup.json()["rules"] == {"unvisited_days": 45, "new_outlet_days": 10}
+            # Over this service's 1 KiB (well under the default 5 MiB): refused before anything.
+            too_big = await upload(h, "any-visit", b"\xff\xd8\xff" + bytes(2048))
+            assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "photo_too_large"
