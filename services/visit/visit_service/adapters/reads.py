@@ -38,7 +38,9 @@ class VisitRules:
 
 def visit_rules(runtime: Runtime = Depends(http_runtime)) -> VisitRules:
     """FastAPI dependency: the service's rules."""
-    rules: VisitRules = runtime.definition.rules
+    rules = runtime.definition.rules
+    if not isinstance(rules, VisitRules):
+        raise TypeError(f"the visit service's definition carries {rules!r} as its rules, not VisitRules")
     return rules
 
 
