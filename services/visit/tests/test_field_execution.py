@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from salesplatform.devstack.pytest_plugin import ensure_streams_of
 from salesplatform.service import Runtime, http_app
 from salesplatform.store import copy_foreign
 from visit_service.adapters.photo_store import PhotoStore, PhotoStoreUnavailable
+from visit_service.adapters.reads import visit_rules
 from visit_service.application.photos import expire_photos
 from visit_service.application.route_plans import propose_route_plans
 from visit_service.application.timers import plan_business_day
@@ -496,3 +498,9 @@ async def test_the_routes_answer_with_the_numbers_the_service_was_defined_with(v
             # Over this service's 1 KiB (well under the default 5 MiB): refused before anything.
             too_big = await upload(h, "any-visit", b"\xff\xd8\xff" + bytes(2048))
             assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "photo_too_large"
+
+
+def test_a_definition_without_the_visit_rules_is_named_in_the_error() -> None:
+    runtime = SimpleNamespace(definition=SimpleNamespace(rules=None))
+    with pytest.raises(TypeError, match="carries None as its rules, not VisitRules"):
+        visit_rules(runtime)
