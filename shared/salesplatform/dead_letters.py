@@ -110,7 +110,10 @@ class DeadLetter:
                 sender = Actor.model_validate_json(h["Dlq-Sender"])
             except ValidationError:
                 sender = None
-        at = msg.time if isinstance(msg.time, datetime) else _parse_time(str(msg.time))
+        # When it was dead-lettered: its last failure, which a restore (a new stream, where
+        # JetStream stores it anew) keeps; JetStream's own time where the header is missing.
+        stored = msg.time if isinstance(msg.time, datetime) else _parse_time(str(msg.time))
+        at = _parse_time(h["Dlq-Last-Failed"], stored) if h.get("Dlq-Last-Failed") else stored
         return cls(
             seq=msg.seq or 0,
             at=at,
@@ -166,11 +169,11 @@ class DeadLetter:
         }
 
 
-def _parse_time(text: str) -> datetime:
+def _parse_time(text: str, otherwise: datetime | None = None) -> datetime:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return datetime.now(UTC)
+        return otherwise or datetime.now(UTC)
 
 
 @dataclass
