@@ -9,8 +9,11 @@ A replay goes the way the message went the first time:
 
 - a command (rejected, or failed until dead-lettered) runs through the command bus with its
   sender's rights, recorded as replayed by the operator (`Actor.replayed_by`), under its
-  original idempotency key: replaying it twice applies it once. Its result is published to
-  `<service>.result.<command>` as an ingested command's is;
+  original idempotency key: replaying it twice applies it once. Its result is kept in
+  `<SERVICE>_RESULTS` as an ingested command's is, with the message id of the first result
+  marked as a replay's (`<sender>:<command>:<key>:replayed`): replaying twice stores one result
+  (within the stream's duplicate window), and the refusal stored under the first id does not
+  hide it;
 - an event a projection could not apply is applied again to that projection (`reapply`);
 - another service's event this service could not copy is copied into its log (deduplicated
   by event id).
@@ -38,7 +41,7 @@ from pydantic import ValidationError
 from salesplatform.commands import Outcome, Request
 from salesplatform.errors import NotFound, ServiceError
 from salesplatform.events import Actor, Envelope
-from salesplatform.messaging import Failure
+from salesplatform.messaging import Failure, result_message_id
 from salesplatform.outages import is_outage
 from salesplatform.projections import reapply
 from salesplatform.store import copy_foreign
@@ -74,6 +77,10 @@ _OWN_HEADERS = frozenset(
 class NotReplayable(ServiceError):
     status = 409
     code = "not_replayable"
+
+
+# What tells a replayed command's result apart from the first one in the results stream.
+REPLAYED_RESULT_MARK = ":replayed"
 
 
 class ReplayUnavailable(ServiceError):
@@ -358,16 +365,28 @@ class DeadLetterDesk:
             raise
 
     async def _publish_result(self, dead: DeadLetter, outcome: Outcome) -> None:
-        """An ingested command's result goes where its sender listens, as the first time."""
+        """An ingested command's result goes where its sender listens, as the first time: kept
+        in the results stream, which keeps a replay's result once however often it runs. Not
+        kept (NATS down): 503, and the dead letter stays for a replay that keeps it."""
         if dead.command is None or dead.subject is None or ".ingest." not in dead.subject:
             return
-        headers = {"Idempotency-Key": dead.idempotency_key or ""}
+        assert dead.sender is not None  # a command without one is not replayed (_run_command)
+        key = dead.idempotency_key or ""
+        headers = {
+            # The first result, a refusal, holds the kept id itself: the mark keeps this one apart.
+            "Nats-Msg-Id": result_message_id(dead.sender.id, dead.command, key) + REPLAYED_RESULT_MARK,
+            "Idempotency-Key": key,
+            "Result-Status": str(outcome.status),
+        }
         if dead.correlation_id:
             headers["Correlation-Id"] = dead.correlation_id
         topology = self.runtime.topology
-        await self.runtime.nc.publish(
-            topology.subject("result", dead.command), orjson.dumps(outcome.to_dict()), headers=headers
-        )
+        try:
+            await self.runtime.js.publish(
+                topology.subject("result", dead.command), orjson.dumps(outcome.to_dict()), headers=headers
+            )
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise ReplayUnavailable(f"the result of {dead.command} was not kept: {type(exc).__name__}") from exc
 
     async def _apply_again(self, dead: DeadLetter) -> dict[str, Any]:
         name = dead.projection

@@ -1053,7 +1053,7 @@ class IngestConsumer(_PullLoop):
         for msg, request, name, key, outcome in judged:
             sender = request.actor.id if request is not None else f"unidentified@{msg.metadata.sequence.stream}"
             headers = {
-                "Nats-Msg-Id": f"{sender}:{name}:{key}",
+                "Nats-Msg-Id": result_message_id(sender, name, key),
                 "Idempotency-Key": key,
                 "Result-Status": str(outcome.status),
             }
@@ -1065,6 +1065,13 @@ class IngestConsumer(_PullLoop):
         refused = next((r for r in refusals if r is not None), None)
         if refused is not None:
             raise ConnectionError(f"JetStream did not keep a command result: {refused}")
+
+
+def result_message_id(sender: str, command: str, key: str) -> str:
+    """The message id of an ingested command's result in `<SERVICE>_RESULTS`: whom the
+    idempotency key belongs to (the sender, the command) with the key, so the stream keeps a
+    result sent again once."""
+    return f"{sender}:{command}:{key}"
 
 
 class CommandResponder:
