@@ -26,7 +26,7 @@ While the database or NATS is down a replay answers 503 and leaves the dead lett
 from __future__ import annotations
 
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -53,8 +53,9 @@ log = structlog.get_logger(__name__)
 
 # JetStream's error code for deleting a message it does not hold.
 _NO_MESSAGE_FOUND = 10057
-# How many dead letters one listing looks at, newest first.
-SCAN_LIMIT = 10_000
+# How many of the latest stream sequences a listing reads one by one, newest first (deleted
+# ones included); older dead letters are then paged through by next message, gaps skipped.
+NEWEST_WINDOW = 10_000
 # Headers that describe the dead letter itself, read into its fields.
 _OWN_HEADERS = frozenset(
     {
@@ -209,19 +210,22 @@ class Selection:
 class DeadLetterDesk:
     """An operator's work on one service's dead letters."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, newest_window: int = NEWEST_WINDOW) -> None:
         self.runtime = runtime
         self.stream = runtime.topology.dlq_stream
+        self.newest_window = newest_window
 
     async def find(self, selection: Selection) -> list[DeadLetter]:
-        """The dead letters `selection` names, newest first; looks at the latest `SCAN_LIMIT`."""
+        """The dead letters `selection` names, newest first, up to its limit, among all the
+        stream holds: the latest `newest_window` sequences are read one by one (where a listing
+        usually ends), the older ones, if the limit is not reached, paged through."""
         if selection.seqs:
             return [await self.get(seq) for seq in selection.seqs]
         state = (await self.runtime.js.stream_info(self.stream)).state
         now = datetime.now(UTC)
         found: list[DeadLetter] = []
-        seq = state.last_seq
-        lowest = max(state.first_seq, 1, state.last_seq - SCAN_LIMIT + 1)
+        first, seq = max(state.first_seq, 1), state.last_seq
+        lowest = max(first, state.last_seq - self.newest_window + 1)
         while seq >= lowest and len(found) < selection.limit:
             msg = await self._message(seq)
             seq -= 1
@@ -230,7 +234,29 @@ class DeadLetterDesk:
             dead = DeadLetter.from_msg(msg)
             if selection.matches(dead, now):
                 found.append(dead)
+        if len(found) < selection.limit and seq >= first:
+            found += await self._older(selection, first, seq, selection.limit - len(found), now)
         return found
+
+    async def _older(self, selection: Selection, first: int, last: int, wanted: int, now: datetime) -> list[DeadLetter]:
+        """The newest `wanted` dead letters `selection` names from sequence `first` to `last`,
+        newest first: paged through oldest first by next message, one request per dead letter
+        the stream holds (the gaps replays and purges left cost nothing)."""
+        kept: deque[DeadLetter] = deque(maxlen=wanted)
+        subjects = self.runtime.topology.subject("dlq", ">")
+        seq = first
+        while seq <= last:
+            try:
+                msg = await self.runtime.js.get_msg(self.stream, seq, subject=subjects, next=True)
+            except nats.js.errors.NotFoundError:
+                break
+            if msg.seq is None or msg.seq > last:
+                break
+            dead = DeadLetter.from_msg(msg)
+            if selection.matches(dead, now):
+                kept.append(dead)
+            seq = msg.seq + 1
+        return list(reversed(kept))
 
     async def get(self, seq: int) -> DeadLetter:
         msg = await self._message(seq)
