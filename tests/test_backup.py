@@ -134,6 +134,7 @@ async def test_reports_after_a_restore_into_empty_servers_equal_those_before(
     assert restored["orders"]["messages"] == {
         f"{after_ns.upper()}_ORDERS_INGEST": 0,
         f"{after_ns.upper()}_ORDERS_DLQ": 1,
+        f"{after_ns.upper()}_ORDERS_RESULTS": 1,  # the refusal its sender reconciles with
     }
     assert restored["orders"]["events_to_publish"] > 0
 
@@ -320,6 +321,16 @@ async def _dead_letters_listed(orders: Remote) -> list[dict]:
     return r.json()["dead_letters"]
 
 
+async def _results(stack: dict) -> list[tuple[str, str]]:
+    """What the orders service's results stream holds for its senders: (key, status)."""
+    nc = await nats.connect(stack["nats_url"], user="orders", password=_nats_password(stack, "orders"))
+    try:
+        held = await stream_messages(nc.jetstream(), Topology("orders").results_stream)
+    finally:
+        await nc.close()
+    return [(m.headers["Idempotency-Key"], m.headers["Result-Status"]) for m in held if m.headers]
+
+
 async def _sku_defined(orders: Remote, sku: str) -> bool:
     r = await orders.get(MANAGER, "/catalogue/skus")
     assert r.status_code == 200, r.text
@@ -364,7 +375,7 @@ async def test_a_backup_restored_onto_new_empty_servers_reports_as_before(tmp_pa
     finally:
         _stop(servers, output)
     manifest = json.loads((backup / "manifest.json").read_text())
-    assert manifest["services"]["orders"]["streams"] == {"ORDERS_INGEST": 1, "ORDERS_DLQ": 1}
+    assert manifest["services"]["orders"]["streams"] == {"ORDERS_INGEST": 1, "ORDERS_DLQ": 1, "ORDERS_RESULTS": 1}
 
     # New, empty servers in a new directory; the token keys are kept apart from backups.
     shutil.copytree(first / "auth", second / "auth")
@@ -385,6 +396,7 @@ async def test_a_backup_restored_onto_new_empty_servers_reports_as_before(tmp_pa
             events_after = await eventually(lambda: _all_published(restored), timeout=60)
             assert await _reports(s["reporting"]) == before
             assert await _dead_letters_listed(s["orders"]) == dead_before
+            assert await _results(restored) == [("erp-place_order", "404"), ("erp-define_sku", "200")]
     finally:
         _stop(stack, output)
     # Every event is in its producer's log and stream again; the queued command added its own.

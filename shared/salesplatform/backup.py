@@ -8,6 +8,8 @@ What is kept where:
 - **JetStream** holds, besides what the databases hold:
   - the **ingest queues** (`<SERVICE>_INGEST`): commands sent and not run yet;
   - the **dead letters** (`<SERVICE>_DLQ`);
+  - the **results** of ingested commands (`<SERVICE>_RESULTS`), which outside systems
+    reconcile with;
   - the **object store buckets** (`OBJ_<SERVICE>_…`, the visit photos);
   each saved message by message (subject, headers, body) and published again on restore: the
   queued commands as the outside systems' user (`system`), through the door they came in by
@@ -100,7 +102,8 @@ async def all_streams(js: JetStreamContext) -> list[StreamInfo]:
 def _streams_of(topology: Topology, names: list[str]) -> list[str]:
     """The streams of a service that hold what its database does not."""
     buckets = _OBJECT_STREAM_PREFIX + topology.stream() + "_"
-    return [topology.ingest_stream, topology.dlq_stream, *sorted(n for n in names if n.startswith(buckets))]
+    kept = [topology.ingest_stream, topology.dlq_stream, topology.results_stream]
+    return [*kept, *sorted(n for n in names if n.startswith(buckets))]
 
 
 async def back_up(
