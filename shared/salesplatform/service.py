@@ -54,6 +54,7 @@ from salesplatform.messaging import (
     CommandGuard,
     CommandResponder,
     DeadLetters,
+    FirstFailures,
     ForeignEventConsumer,
     IngestConsumer,
     JetStreamPublisher,
@@ -278,9 +279,11 @@ class Runtime:
             )
             for _ in range(max(1, s.ingest_workers))
         ]
+        first_failures = FirstFailures(self.pool)
         for loop in [*self.consumers, *self.ingest_loops]:
             loop.metrics = self.metrics
             loop.tracer = self.tracer
+            loop.first_failures = first_failures
         self.ingest = self.ingest_loops[0]
         self.group = GroupCommit(self.bus, workers=max(1, min(s.command_workers, s.pool_max - 1)))
         self.responder = CommandResponder(self.group.submit, self.nc, self.topology, self.tokens)
