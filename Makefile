@@ -8,13 +8,14 @@ SERVICE_PROJECTS := $(wildcard $(foreach s,$(SERVICES),services/$(s)/pyproject.t
 PYPROJECTS := shared/pyproject.toml $(SERVICE_PROJECTS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run servers test chaos bench bench-quick demo lint lock clean
+.PHONY: help venv run servers test test-fast chaos bench bench-quick demo lint lock clean
 
 help:
 	@echo "make venv         create .venv and install the platform, the services and test tools"
 	@echo "make run          start PostgreSQL, NATS and the four services under .run/"
 	@echo "make servers      start only PostgreSQL and NATS under .run/ (a restore goes into them)"
 	@echo "make test         run the test suite (starts its own servers on free ports)"
+	@echo "make test-fast    only the tests that need no server (pytest -m fast), in seconds"
 	@echo "make chaos        the fault suite: kills and restarts under load, then reconciles every command"
 	@echo "make bench        run the benchmarks (they start their own servers)"
 	@echo "make bench-quick  a short benchmark run"
@@ -55,6 +56,9 @@ servers: venv
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest -m fast $(PYTEST_ARGS)
 
 chaos: venv
 	$(PY) -m salesplatform.devstack chaos $(CHAOS_ARGS)

@@ -253,6 +253,7 @@ def test_the_retention_must_outlast_the_ingest_queue(service_settings) -> None:
         settings_for("tally", database_url="postgresql://x/y", idempotency_retention_hours=24)
 
 
+@pytest.mark.fast
 def test_a_body_has_one_fingerprint_across_releases_and_default_values() -> None:
     """A release whose command gained an optional field computes the fingerprint the previous
     release stored for the same body (in a rolling update either may run a redelivered

@@ -55,6 +55,7 @@ def _lost_in_cleanup() -> Exception:
         return exc
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("error", "dependency", "reason"),
     [
@@ -81,6 +82,7 @@ def test_an_outage_is_known_by_what_the_error_means(error: Exception, dependency
     assert not is_contention(error)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "error",
     [
@@ -95,6 +97,7 @@ def test_a_fault_of_the_work_itself_is_no_outage(error: Exception) -> None:
     assert not is_outage(error) and not is_contention(error)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "error",
     [
@@ -106,6 +109,7 @@ def test_serialization_failures_and_deadlocks_are_contention(error: Exception) -
     assert is_contention(error) and not is_outage(error)
 
 
+@pytest.mark.fast
 def test_an_outage_met_in_many_places_is_logged_once_when_it_begins_and_once_when_it_ends() -> None:
     outages = OutageLog("tally")
     down = asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
