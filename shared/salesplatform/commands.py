@@ -154,10 +154,14 @@ def withholding_guard(bus: CommandBus) -> Callable[[str, bytes], Awaitable[tuple
     return guard
 
 
+# How often a command alone is decided again when another writer got there first.
 _CONFLICT_RETRIES = 12
 
 
 class CommandBus:
+    """The commands of a service and their handlers (`command`), run by `dispatch` (one) or
+    `dispatch_many` (a batch); bound to the service's pool by the runtime."""
+
     def __init__(
         self,
         registry: EventRegistry,
@@ -294,8 +298,9 @@ class CommandBus:
 
     async def dispatch(self, request: Request) -> Outcome:
         """Run one command in a transaction of its own (again, up to `_CONFLICT_RETRIES` times,
-        when another writer got there first); never raises for bad input or broken rules, only
-        for an outage or a transaction PostgreSQL kept giving up."""
+        when another writer got there first). Bad input and broken rules are answered in the
+        `Outcome`, never raised; a fault below the rules (an outage, a handler's bug, a
+        transaction PostgreSQL kept giving up) is raised to the caller."""
         started = time.perf_counter()
         span = self._command_span(request, 1)
         if span is None:
