@@ -71,6 +71,7 @@ from salesplatform.projections import (
     Change,
     Projection,
     ProjectionRunner,
+    RebuildRunning,
     ensure_projection,
     rebuild,
     rebuild_states,
@@ -437,7 +438,9 @@ class Runtime:
         them."""
         projection = self.projection(name)
         try:
-            return await rebuild(self.pool, projection, on_failure=self._on_projection_failure)
+            return (await rebuild(self.pool, [projection], on_failure=self._on_projection_failure))[name]
+        except RebuildRunning:
+            raise  # the generation being built is the other rebuild's, and it goes on
         except asyncio.CancelledError:
             # The service is stopping: say so, or the generation would read as running.
             with contextlib.suppress(Exception):

@@ -21,7 +21,6 @@ from reporting_service.adapters.rows import ROWS, Row
 from reporting_service.application.rebuilds import rebuilds_of
 from reporting_service.domain.kpi import DEFAULT_DORMANT_DAYS
 from reporting_service.domain.reports import CHANGE_SUBJECTS, REPORTS
-from reporting_service.projections.rebuild import RebuildRunning
 from reporting_service.queries import (
     customers,
     field,
@@ -45,6 +44,7 @@ from salesplatform.csv_export import csv_text
 from salesplatform.errors import DomainError
 from salesplatform.events import Actor, Role
 from salesplatform.inputs import Day, Month, Offset
+from salesplatform.projections import RebuildRunning
 from salesplatform.service import http_actor, operator_actor
 
 JSON_PAGE = 100
