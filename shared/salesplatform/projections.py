@@ -167,18 +167,7 @@ async def ensure_projection(conn: asyncpg.Connection, projection: Projection) ->
                     code_version=projection.code_version,
                 )
             return bool(row["code_version"] < projection.code_version)
-        schema = f"p_{projection.name}_1"
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
-        await _use_schema(conn, schema)
-        await conn.execute(projection.schema_sql)
-        await _reset_schema(conn)
-        await conn.execute(
-            "INSERT INTO projection_generations (name, generation, schema_name, code_version, status)"
-            " VALUES ($1, 1, $2, $3, 'active')",
-            projection.name,
-            schema,
-            projection.code_version,
-        )
+        schema = await _create_generation(conn, projection, 1, "active")
         await conn.execute(
             "INSERT INTO projections (name, active_schema, generation, code_version) VALUES ($1, $2, 1, $3)",
             projection.name,
@@ -186,6 +175,26 @@ async def ensure_projection(conn: asyncpg.Connection, projection: Projection) ->
             projection.code_version,
         )
     return False
+
+
+async def _create_generation(conn: asyncpg.Connection, projection: Projection, generation: int, status: str) -> str:
+    """The schema of a generation, with the projection's empty tables, and its row in
+    `projection_generations`. Returns the schema's name."""
+    schema = f"p_{projection.name}_{generation}"
+    await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+    await _use_schema(conn, schema)
+    await conn.execute(projection.schema_sql)
+    await _reset_schema(conn)
+    await conn.execute(
+        "INSERT INTO projection_generations (name, generation, schema_name, code_version, status)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        projection.name,
+        generation,
+        schema,
+        projection.code_version,
+        status,
+    )
+    return schema
 
 
 async def apply_inline(
@@ -662,19 +671,7 @@ async def _new_generation(conn: asyncpg.Connection, projection: Projection) -> i
         generation = 1 + await conn.fetchval(
             "SELECT coalesce(max(generation), 0) FROM projection_generations WHERE name = $1", name
         )
-        schema = f"p_{name}_{generation}"
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
-        await _use_schema(conn, schema)
-        await conn.execute(projection.schema_sql)
-        await _reset_schema(conn)
-        await conn.execute(
-            "INSERT INTO projection_generations (name, generation, schema_name, code_version, status)"
-            " VALUES ($1, $2, $3, $4, 'building')",
-            name,
-            generation,
-            schema,
-            projection.code_version,
-        )
+        await _create_generation(conn, projection, generation, "building")
     return cast("int", generation)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from reporting_service.adapters import http, office_http
 from reporting_service.adapters.changes import ChangeNotice, publish_changes
-from reporting_service.adapters.http import router
-from reporting_service.adapters.office_http import router as office_router
 from reporting_service.application.handlers import build_bus
 from reporting_service.application.office import PERFORMANCE_CHECK_SECONDS, performance_timer
 from reporting_service.config import OfficeRules
@@ -52,7 +51,8 @@ def definition(timezone: str = "Asia/Shanghai", office_rules: OfficeRules | None
         ],
         consumes=[Consumes("customer"), Consumes("visit"), Consumes("orders")],
         migrations=MIGRATIONS,
-        routers=[router, partial(office_router, rules=rules)],
+        routers=[http.routes, office_http.routes],
+        rules=rules,
         timers=[("performance_warnings", PERFORMANCE_CHECK_SECONDS, performance_timer)],
         on_changes=publish_changes,
         extra_publishers=[(f"changed.{report}", ChangeNotice, _notice_text(report)) for report in CHANGE_SUBJECTS],
