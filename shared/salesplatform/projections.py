@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import asyncpg
 import structlog
@@ -50,6 +50,12 @@ ChangeSink = Callable[[str, list[Change]], Awaitable[None]]
 FailureSink = Callable[[str, RecordedEvent, str], Awaitable[None]]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+# `synchronous_commit` for a transaction that applies events: 'on' if it appended events too
+# (events are only ever written with synchronous commits), else 'off'.
+_ON_IF_APPENDED = (
+    "CASE WHEN EXISTS (SELECT 1 FROM public.events WHERE tx_id = pg_current_xact_id_if_assigned())"
+    " THEN 'on' ELSE 'off' END"
+)
 _APPLY_ATTEMPTS = 3
 
 
@@ -429,9 +435,7 @@ async def catch_up_once(
             "WITH saved AS ("
             "  UPDATE public.projection_generations SET tx_id = $3::text::xid8, position = $4,"
             "  events_applied = events_applied + $5 WHERE name = $1 AND generation = $2 RETURNING 1"
-            ") SELECT set_config('synchronous_commit', CASE WHEN EXISTS ("
-            "  SELECT 1 FROM public.events WHERE tx_id = pg_current_xact_id_if_assigned()"
-            ") THEN 'on' ELSE 'off' END, true) FROM saved",
+            f") SELECT set_config('synchronous_commit', {_ON_IF_APPENDED}, true) FROM saved",
             projection.name,
             gen.generation,
             str(reached.tx_id),
@@ -489,6 +493,7 @@ REBUILD_LANES = 2
 REBUILD_WORK_MEM = "64MB"
 
 Progress = Callable[[int], Awaitable[None] | None]
+T = TypeVar("T")
 
 
 class RebuildRunning(RuntimeError):
@@ -549,55 +554,48 @@ async def _rebuild(
     on_failure: FailureSink | None,
     on_started: Callable[[dict[str, int]], None] | None,
 ) -> dict[str, int]:
-    generations = {p.name: await _new_generation(conn, p) for p in projections}
-    log.info("projection_rebuild_started", generations=generations)
-    if on_started is not None:
-        on_started(generations)
-    passed: dict[str, int] = dict.fromkeys(generations, 0)
-    checkpoint = LOG_START
-    applied = 0
     shares = [members for members in _share(projections, lanes) if members]
-
-    async def lane(
-        own: asyncpg.Connection, members: list[Projection], after: LogPosition, stretches: list[tuple[LogPosition, int]]
-    ) -> None:
-        for upto, n in stretches:
-            async with own.transaction():
-                await own.execute(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'")
-                await _apply_stretch(own, members, generations, after, upto, n, on_failure)
-            after = upto
-            for p in members:
-                passed[p.name] += n
-            await _report(on_progress, min(passed.values()))
-
-    async def other_lane(
-        members: list[Projection], after: LogPosition, stretches: list[tuple[LogPosition, int]]
-    ) -> None:
-        async with pool.acquire() as own:
-            await lane(own, members, after, stretches)
-
-    while True:
-        # The settled log ahead is cut into stretches; every lane applies the same stretches.
-        stretches = await _cut(conn, checkpoint, size)
-        if not stretches:
-            break
+    async with contextlib.AsyncExitStack() as stack:
         # Projections are independent until the switch: the lanes build side by side, the
         # first on this connection, the others each on one of its own.
-        await _all_or_nothing(
-            [
-                lane(conn, shares[0], checkpoint, stretches),
-                *(other_lane(members, checkpoint, stretches) for members in shares[1:]),
-            ]
-        )
-        checkpoint = stretches[-1][0]
-        ahead = sum(n for _, n in stretches)
-        applied += ahead
-        if ahead < size:
-            break
+        lane_conns = [conn, *[await stack.enter_async_context(pool.acquire()) for _ in shares[1:]]]
+        made = await _all_or_nothing([_new_generations(c, m) for c, m in zip(lane_conns, shares, strict=True)])
+        generations = {name: g for share in made for name, g in share.items()}
+        log.info("projection_rebuild_started", generations=generations)
+        if on_started is not None:
+            on_started(generations)
+        passed: dict[str, int] = dict.fromkeys(generations, 0)
+
+        async def lane(
+            own: asyncpg.Connection, members: list[Projection], after: LogPosition, ends: list[tuple[LogPosition, int]]
+        ) -> None:
+            for upto, n in ends:
+                async with own.transaction():
+                    await _building(own)
+                    await _apply_stretch(own, members, generations, after, upto, n, on_failure)
+                    await _commit_lazily(own)
+                after = upto
+                for p in members:
+                    passed[p.name] += n
+                await _report(on_progress, min(passed.values()))
+
+        checkpoint = LOG_START
+        applied = 0
+        while True:
+            # The settled log ahead is cut into stretches; every lane applies the same stretches.
+            stretches = await _cut(conn, checkpoint, size)
+            if not stretches:
+                break
+            await _all_or_nothing([lane(c, m, checkpoint, stretches) for c, m in zip(lane_conns, shares, strict=True)])
+            checkpoint = stretches[-1][0]
+            ahead = sum(n for _, n in stretches)
+            applied += ahead
+            if ahead < size:
+                break
 
     inline = [p for p in projections if p.inline]
     async with conn.transaction():
-        await conn.execute(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'")
+        await _building(conn)
         # Inline writers and the catch-up runner hold these locks shared while they apply: with
         # every one held exclusively, the runner cannot apply, and no writer is between applying
         # an inline projection and committing.
@@ -635,10 +633,11 @@ def _share(projections: Sequence[Projection], lanes: int) -> list[list[Projectio
     return shares
 
 
-async def _all_or_nothing(work: list[Awaitable[None]]) -> None:
+async def _all_or_nothing(work: list[Awaitable[T]]) -> list[T]:
+    """The results of all the work, or the first failure once all of it has stopped."""
     tasks = [asyncio.ensure_future(w) for w in work]
     try:
-        await asyncio.gather(*tasks)
+        return list(await asyncio.gather(*tasks))
     except BaseException:
         for t in tasks:
             t.cancel()
@@ -653,26 +652,45 @@ async def _report(on_progress: Progress | None, applied: int) -> None:
             await result
 
 
-async def _new_generation(conn: asyncpg.Connection, projection: Projection) -> int:
-    """A new, empty generation `building`; the retired ones and any left building by a rebuild
-    that stopped are dropped."""
-    name = projection.name
+async def _new_generations(conn: asyncpg.Connection, projections: Sequence[Projection]) -> dict[str, int]:
+    """A new, empty generation `building` of each projection, in one transaction; the retired
+    ones and any left building by a rebuild that stopped are dropped."""
+    names = [p.name for p in projections]
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"rebuild:{name}")
+        await _commit_lazily(conn)
         for row in await conn.fetch(
-            "SELECT schema_name FROM projection_generations WHERE name = $1 AND status IN ('retired', 'building')",
-            name,
+            "SELECT schema_name FROM projection_generations"
+            " WHERE name = ANY($1::text[]) AND status IN ('retired', 'building')",
+            names,
         ):
             await conn.execute(f"DROP SCHEMA IF EXISTS {row['schema_name']} CASCADE")
-        await conn.execute(
-            "DELETE FROM projection_generations WHERE name = $1 AND status IN ('retired', 'building')",
-            name,
+        latest = dict(
+            await conn.fetch(
+                "WITH gone AS (DELETE FROM projection_generations"
+                "  WHERE name = ANY($1::text[]) AND status IN ('retired', 'building'))"
+                " SELECT name, max(generation) FROM projection_generations"
+                " WHERE name = ANY($1::text[]) AND status = 'active' GROUP BY name",
+                names,
+            )
         )
-        generation = 1 + await conn.fetchval(
-            "SELECT coalesce(max(generation), 0) FROM projection_generations WHERE name = $1", name
-        )
-        await _create_generation(conn, projection, generation, "building")
-    return cast("int", generation)
+        generations = {}
+        for p in projections:
+            generations[p.name] = generation = latest.get(p.name, 0) + 1
+            await _create_generation(conn, p, generation, "building")
+    return generations
+
+
+async def _building(conn: asyncpg.Connection) -> None:
+    """For the rest of the transaction: sorting and grouping a stretch stays in memory."""
+    await conn.execute("SELECT set_config('work_mem', $1, true)", REBUILD_WORK_MEM)
+
+
+async def _commit_lazily(conn: asyncpg.Connection) -> None:
+    """The commit of a transaction that builds a new generation does not wait for the disk,
+    unless it appended events (a reactor running commands): a generation is of use only once
+    switched, the switch's commit waits for all that came before it, and a crash before takes
+    back nothing but a rebuild's progress, which the next rebuild redoes from the start."""
+    await conn.execute(f"SELECT set_config('synchronous_commit', {_ON_IF_APPENDED}, true)")
 
 
 async def _stretch_end(
@@ -680,6 +698,17 @@ async def _stretch_end(
 ) -> tuple[LogPosition, int] | None:
     """The last of the next `limit` events after `after`, and how many there are (None: none)."""
     settled = "AND tx_id < pg_snapshot_xmin(pg_current_snapshot())" if settled_only else ""
+    bounds = (str(after.tx_id), after.position)
+    # A whole stretch ahead: its last event, found by skipping along the log's index.
+    row = await conn.fetchrow(
+        f"SELECT tx_id::text AS tx, position FROM public.events WHERE (tx_id, position) > ($1::text::xid8, $2)"
+        f" {settled} ORDER BY tx_id, position OFFSET $3 LIMIT 1",
+        *bounds,
+        limit - 1,
+    )
+    if row is not None:
+        return LogPosition(int(row["tx"]), row["position"]), limit
+    # The short end of the log: its last event and how many there are.
     row = await conn.fetchrow(
         f"""
         SELECT tx_id::text AS tx, position, n FROM (
@@ -689,8 +718,7 @@ async def _stretch_end(
                   ORDER BY events.tx_id, events.position LIMIT $3) AS head
         ) AS counted ORDER BY n DESC LIMIT 1
         """,
-        str(after.tx_id),
-        after.position,
+        *bounds,
         limit,
     )
     if row is None:
