@@ -483,10 +483,10 @@ async def _read_for(
     return events, len(events), LogPosition(events[-1].tx_id, events[-1].position)
 
 
-# A rebuild cuts the log into stretches: this many events when every projection rebuilt reads
-# its events with set-based SQL, this many when one loads them (they are held in memory).
+# A rebuild cuts the log into stretches of this many events; a projection that loads its events
+# (rather than reading them with set-based SQL) gets them at most this many of the log at a time.
 STRETCH_EVENTS = 100_000
-LOADED_STRETCH_EVENTS = 5_000
+LOADED_EVENTS = 5_000
 # Lanes building projections side by side: the work is in PostgreSQL, one backend per lane.
 REBUILD_LANES = 2
 # Sorting and grouping a stretch of 100,000 events stays in memory with this much.
@@ -504,7 +504,7 @@ async def rebuild(
     pool: asyncpg.Pool,
     projections: Sequence[Projection],
     *,
-    stretch_events: int | None = None,
+    stretch_events: int = STRETCH_EVENTS,
     lanes: int = REBUILD_LANES,
     on_progress: Progress | None = None,
     on_failure: FailureSink | None = None,
@@ -513,11 +513,11 @@ async def rebuild(
     """Build a new generation of each projection from the start of the log, reading the log
     once, then switch all of them in one transaction. Returns the new generation of each.
 
-    The settled log is cut into stretches (`stretch_events`; by default `STRETCH_EVENTS` if
-    every projection reads the log itself, else `LOADED_STRETCH_EVENTS`), and every projection
-    applies each stretch to its new generation in the transaction that records its checkpoint:
-    a projection that `reads_log` with its set-based statements (`apply_range`), any other with
-    the stretch's events of its types (`apply_batch`), both guarded as the catch-up runner is
+    The settled log is cut into stretches of `stretch_events`, and every projection applies
+    each stretch to its new generation in the transaction that records its checkpoint: a
+    projection that `reads_log` with its set-based statements (`apply_range`), any other with
+    the stretch's events of its types (`apply_batch`, `LOADED_EVENTS` of the log at a time,
+    so what it holds in memory stays small), both guarded as the catch-up runner is
     (an event that fails is kept in `projection_failures` and handed to `on_failure`). The
     projections are spread over `lanes` connections by their `rebuild_weight`.
 
@@ -529,7 +529,6 @@ async def rebuild(
     """
     if not projections:
         return {}
-    size = stretch_events or (STRETCH_EVENTS if all(p.reads_log for p in projections) else LOADED_STRETCH_EVENTS)
     async with pool.acquire() as conn:
         held: list[str] = []
         try:
@@ -537,7 +536,7 @@ async def rebuild(
                 if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"rebuild:{name}"):
                     raise RebuildRunning(f"a rebuild of {name} is running already")
                 held.append(name)
-            return await _rebuild(pool, conn, projections, size, lanes, on_progress, on_failure, on_started)
+            return await _rebuild(pool, conn, projections, stretch_events, lanes, on_progress, on_failure, on_started)
         finally:
             with contextlib.suppress(Exception):  # a broken connection lets go of its locks
                 for name in held:
@@ -759,10 +758,7 @@ async def _apply_stretch(
                 await _apply_range_guarded(conn, p, after, upto, None, on_failure, changes=False)
                 applied.append(scanned)
             else:
-                events = await read_log_between(conn, after, upto, p.event_types)
-                if events:
-                    await _apply_guarded(conn, p, events, on_failure)
-                applied.append(len(events))
+                applied.append(await _apply_loaded(conn, p, after, upto, on_failure))
         finally:
             await _reset_schema(conn)
     await conn.execute(
@@ -776,6 +772,30 @@ async def _apply_stretch(
         str(upto.tx_id),
         upto.position,
     )
+
+
+async def _apply_loaded(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    after: LogPosition,
+    upto: LogPosition,
+    on_failure: FailureSink | None,
+) -> int:
+    """Apply the events of the projection's types in the stretch (after, upto] through
+    `apply_batch`, loading `LOADED_EVENTS` of the log at a time. Returns how many it applied.
+    Nothing can commit inside a stretch once it is cut (see `rebuild`), so reading past its end
+    and leaving out what lies beyond sees the same events every time."""
+    applied = 0
+    while after < upto:
+        events, scanned, reached = await _read_for(conn, projection, after, LOADED_EVENTS, False)
+        if not scanned:
+            break
+        inside = [e for e in events if LogPosition(e.tx_id, e.position) <= upto]
+        if inside:
+            await _apply_guarded(conn, projection, inside, on_failure)
+        applied += len(inside)
+        after = reached
+    return applied
 
 
 async def _switch(conn: asyncpg.Connection, projection: Projection, generation: int) -> None:

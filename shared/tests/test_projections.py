@@ -510,3 +510,28 @@ async def test_a_projection_being_rebuilt_is_not_rebuilt_twice_at_once(service_s
         release.set()
         assert await first == {"sheet_totals": 2}
         assert len(await snapshot(rt, "sheet_totals", "SELECT * FROM totals")) == 5
+
+
+async def test_a_rebuild_loads_a_stretch_a_few_events_at_a_time(service_settings, monkeypatch) -> None:
+    """A projection that loads its events gets a long stretch a few events of the log at a
+    time, and ends with the rows an incremental build has."""
+    import salesplatform.projections as projections
+
+    async with Runtime(definition(), service_settings) as rt:
+        for i in range(6):
+            await rt.run_command("open_sheet", {"sheet_id": f"s{i}", "title": "T"}, REP)
+            await rt.run_command("count_visits", {"sheet_id": f"s{i}", "count": i + 1}, REP)
+        incremental = await snapshot(rt, "sheet_totals", "SELECT * FROM totals ORDER BY sheet_id")
+        totals = rt.projection("sheet_totals")
+        batches: list[int] = []
+        apply_batch = totals.apply_batch
+
+        async def counted(conn, events):
+            batches.append(len(events))
+            return await apply_batch(conn, events)
+
+        monkeypatch.setattr(totals, "apply_batch", counted)
+        monkeypatch.setattr(projections, "LOADED_EVENTS", 4)
+        assert await rebuild(rt.pool, [totals]) == {"sheet_totals": 2}
+        assert sum(batches) == 12 and max(batches) <= 4
+        assert await snapshot(rt, "sheet_totals", "SELECT * FROM totals ORDER BY sheet_id") == incremental
