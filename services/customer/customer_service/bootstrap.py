@@ -11,19 +11,23 @@ from customer_service.adapters.reception_http import router as reception_router
 from customer_service.application.handlers import build_bus
 from customer_service.application.positions import PositionCorrections
 from customer_service.application.timers import FOLLOW_UP_CHECK_SECONDS, follow_up_rules
+from customer_service.config import CustomerSettings
 from customer_service.domain.events import registry
 from customer_service.projections.customers import CustomerDirectory
 from customer_service.projections.follow_ups import FollowUps
 from customer_service.projections.personal_search import PersonalSearch
 from customer_service.projections.territory import TerritoryDirectory
 from salesplatform.service import Consumes, ServiceDefinition
+from salesplatform.settings import load
 
 
-def definition(timezone: str = "Asia/Shanghai") -> ServiceDefinition:
+def definition(settings: CustomerSettings | None = None) -> ServiceDefinition:
+    """`settings`: the service's own (default: from the environment, `config.py`)."""
+    settings = settings or load(CustomerSettings)
     return ServiceDefinition(
         name="customer",
         registry=registry,
-        build_bus=partial(build_bus, timezone=timezone),
+        build_bus=partial(build_bus, timezone=settings.timezone),
         projections=[
             FollowUps(),
             PersonalSearch(),

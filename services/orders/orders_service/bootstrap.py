@@ -22,6 +22,7 @@ from salesplatform.commands import CommandBus
 from salesplatform.events import EventRegistry
 from salesplatform.projections import Projection
 from salesplatform.service import Consumes, ServiceDefinition
+from salesplatform.settings import load
 
 DEADLINE_CHECK_SECONDS = 60.0
 
@@ -31,7 +32,7 @@ def inline_projections(timezone: str = "Asia/Shanghai") -> list[Projection]:
 
 
 def definition(policy: OrderPolicy | None = None) -> ServiceDefinition:
-    policy = policy or OrderRulesSettings().policy()
+    policy = policy or load(OrderRulesSettings).policy()
     visit_orders = VisitOrders(policy)
     inline = inline_projections(policy.timezone)
 

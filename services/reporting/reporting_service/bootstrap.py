@@ -55,6 +55,7 @@ def definition(timezone: str = "Asia/Shanghai", office_rules: OfficeRules | None
         rules=rules,
         timers=[("performance_warnings", PERFORMANCE_CHECK_SECONDS, performance_timer)],
         on_changes=publish_changes,
+        rules=rules,
         extra_publishers=[(f"changed.{report}", ChangeNotice, _notice_text(report)) for report in CHANGE_SUBJECTS],
         title="Reporting service",
         description=DESCRIPTION,

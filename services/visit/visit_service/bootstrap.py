@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import os
 
 from salesplatform.clock import Clock
 from salesplatform.commands import CommandBus
 from salesplatform.events import EventRegistry, Role
 from salesplatform.service import Consumes, Runtime, ServiceDefinition
+from salesplatform.settings import load
 from visit_service.adapters import field_http, http, photo_http
 from visit_service.adapters.photo_store import PhotoStore
 from visit_service.adapters.reads import VisitRules
@@ -68,27 +68,20 @@ async def open_photo_store(runtime: Runtime, *, photos: PhotoStore) -> None:
 
 def definition(
     timezone: str | None = None,
-    high_value_grades: frozenset[str] | None = None,
-    high_value_approver: Role | None = None,
     config: FieldConfig | None = None,
+    settings: FieldSettings | None = None,
 ) -> ServiceDefinition:
-    """`timezone`: the company time zone for business dates in commands (the platform builds
-    the command bus from the registry and clock only, so it is bound here; default
-    COMPANY_TIMEZONE or Asia/Shanghai, as in the settings).
+    """`settings`: the service's own (default: from the environment, `config.py`), which
+    `timezone` (the company time zone for business dates in commands) and `config` (the
+    numbers of field execution) override.
 
     Director-level approval of high-value accounts is a configured rule:
     VISIT_HIGH_VALUE_GRADES (e.g. "A") names the grades whose key-account visits are approved
     by VISIT_HIGH_VALUE_APPROVER (default area_manager) or above instead of the supervisor.
-
-    `config`: the numbers of field execution (default: the VISIT_… settings, config.py).
     """
-    tz = timezone or os.environ.get("COMPANY_TIMEZONE", "Asia/Shanghai")
-    if high_value_grades is None:
-        raw = os.environ.get("VISIT_HIGH_VALUE_GRADES", "")
-        high_value_grades = frozenset(g.strip().upper() for g in raw.split(",") if g.strip())
-    if high_value_approver is None:
-        high_value_approver = Role(os.environ.get("VISIT_HIGH_VALUE_APPROVER", Role.area_manager.value))
-    config = config or FieldSettings().config(tz)
+    settings = settings or load(FieldSettings)
+    tz = timezone or settings.timezone
+    config = config or settings.config(tz)
     photos = PhotoStore()
     return ServiceDefinition(
         name="visit",
@@ -96,8 +89,8 @@ def definition(
         build_bus=functools.partial(
             build_field_bus,
             timezone=tz,
-            high_value_grades=high_value_grades,
-            high_value_approver=high_value_approver,
+            high_value_grades=settings.grades_approved_higher(),
+            high_value_approver=settings.high_value_approver,
             config=config,
             photos=photos,
         ),
