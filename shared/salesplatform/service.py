@@ -1,8 +1,9 @@
 """The composition root every service uses: one definition, one runtime, one HTTP app.
 
-A service describes itself in a `ServiceDefinition` (its events, commands, projections, what it
-consumes, its routes and timers); `Runtime` opens the pool and the NATS connection, migrates,
-creates streams and runs the relay, consumers, projection runner and timers; `http_app` serves
+A service describes itself in a `ServiceDefinition` (its events, commands, projections,
+reactors, what it consumes, its routes and timers); `Runtime` opens the pool and the NATS
+connection, migrates, creates streams and runs the relay, consumers, projection runner,
+reactors and timers; `http_app` serves
 the commands and queries. Nothing is opened at import time.
 """
 
@@ -77,6 +78,7 @@ from salesplatform.projections import (
     rebuild_states,
     record_rebuild_failure,
 )
+from salesplatform.reactors import Reactor, ReactorRunner
 from salesplatform.settings import ServiceSettings
 from salesplatform.store import RecordedEvent, init_connection
 
@@ -110,6 +112,9 @@ class ServiceDefinition:
     registry: EventRegistry
     build_bus: Callable[[EventRegistry, Clock], CommandBus]
     projections: list[Projection] = field(default_factory=list)
+    # Events turned into the service's own commands, run with the runtime's bus
+    # (salesplatform.reactors).
+    reactors: list[Reactor] = field(default_factory=list)
     consumes: list[Consumes] = field(default_factory=list)
     migrations: Path | None = None
     # The service's HTTP routes: module-level routers whose endpoints take the runtime through
@@ -176,6 +181,7 @@ class Runtime:
         self.js: JetStreamContext
         self.relay: OutboxRelay
         self.runner: ProjectionRunner
+        self.reactors: ReactorRunner
         self.consumers: list[ForeignEventConsumer] = []
         self.ingest: IngestConsumer
         self.responder: CommandResponder
@@ -245,6 +251,15 @@ class Runtime:
             on_failure=self._on_projection_failure,
             outages=self.outages,
         )
+        self.reactors = ReactorRunner(
+            self.pool,
+            self.bus,
+            self.definition.reactors,
+            self.definition.name,
+            poll_interval=s.poll_interval,
+            outages=self.outages,
+        )
+        await self.reactors.ensure()
         self.bus.after_commit.append(self._after_commit)
         self.relay.metrics = self.runner.metrics = self.metrics
         self.relay.tracer = self.runner.tracer = self.tracer
@@ -297,6 +312,8 @@ class Runtime:
         self._spawn("listener", self.listener.run())
         self._spawn("relay", self.relay.run())
         self._spawn("projections", self.runner.run())
+        if self.definition.reactors:
+            self._spawn("reactors", self.reactors.run())
         for i, loop in enumerate(self.ingest_loops):
             self._spawn(f"ingest:{i}", loop.run())
         for c in self.consumers:
@@ -327,6 +344,7 @@ class Runtime:
             loop.stop()
         self.relay.stop()
         self.runner.stop()
+        self.reactors.stop()
         if self.listener is not None:
             self.listener.stop()
         # Loops end after the batch they are in (a consumer's fetch waits at most a second);
@@ -380,6 +398,7 @@ class Runtime:
     def _on_notify(self, *_: object) -> None:
         self.relay.wake()
         self.runner.wake()
+        self.reactors.wake()
 
     async def _every(self, name: str, seconds: float, job: Timer) -> None:
         """Run `job` every `seconds`. A run that met an outage is tried again sooner, after a

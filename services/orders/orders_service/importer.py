@@ -46,8 +46,8 @@ IMPORT_ACTOR = service_actor("orders", "history-import")
 
 async def prepare(conn: asyncpg.Connection) -> None:
     """Tables and read models, for an import into a database the service has not run on yet."""
-    await migrate(conn)
     defn = definition()
+    await migrate(conn, defn.migrations)
     for projection in [*defn.projections, *inline_projections()]:
         await ensure_projection(conn, projection)
 
@@ -247,7 +247,6 @@ async def bench_import_async(n: int = 100_000, *, admin_dsn: str | None = None) 
     """Import `n` synthetic records into a scratch database (created and dropped here) and
     compare with a raw COPY of the same events into a plain table."""
     from orders_service.application.handlers import build_bus
-    from orders_service.application.reactor import VisitOrders
     from orders_service.domain.events import registry
     from orders_service.projections.directory import CustomerDirectory
     from salesplatform.devstack.servers import create_database, drop_database
@@ -267,7 +266,7 @@ async def bench_import_async(n: int = 100_000, *, admin_dsn: str | None = None) 
                 customers = [f"c{i:04d}" for i in range(500)]
                 async with conn.transaction():
                     await copy_foreign(conn, "CUSTOMER", customer_envelopes(customers, at=now - timedelta(days=400)))
-            await ProjectionRunner(pool, [CustomerDirectory(VisitOrders(policy))]).run_once()
+            await ProjectionRunner(pool, [CustomerDirectory()]).run_once()
             inline = inline_projections()
             bus = build_bus(registry, clock, policy, inline)
             bus.pool = pool

@@ -12,7 +12,7 @@ from salesplatform.settings import load
 from visit_service.adapters import field_http, http, photo_http
 from visit_service.adapters.photo_store import PhotoStore
 from visit_service.adapters.reads import VisitRules
-from visit_service.application import field_work, route_plans
+from visit_service.application import field_work, reactors, route_plans
 from visit_service.application.handlers import build_bus, inline_projections
 from visit_service.application.photos import PhotoErasure, expire_photos
 from visit_service.application.reactors import RouteReassignment
@@ -59,6 +59,7 @@ def build_field_bus(
     )
     field_work.register(bus, config, photos)
     route_plans.register(bus, config)
+    reactors.register(bus)
     return bus
 
 
@@ -97,9 +98,9 @@ def definition(
         projections=[
             CustomerDirectory(tz),
             Catalogue(),
-            RouteReassignment(registry, inline_projections()),
             PhotoErasure(registry, inline_projections(), photos),
         ],
+        reactors=[RouteReassignment()],
         consumes=[Consumes("customer", CUSTOMER_EVENTS), Consumes("orders", ORDERS_EVENTS)],
         routers=[http.router, field_http.router, photo_http.router],
         rules=VisitRules(config, photos),

@@ -22,7 +22,7 @@ from salesplatform.aggregate import Aggregate
 from salesplatform.clock import business_date as business_date_of
 from salesplatform.commands import Request
 from salesplatform.errors import DomainError, NotFound
-from salesplatform.events import Role
+from salesplatform.events import Actor, Role
 from salesplatform.ids import uuid5
 from salesplatform.uow import Preloaded, UnitOfWork
 
@@ -148,6 +148,7 @@ async def place(
     visit_id: str | None,
     policy: OrderPolicy,
     rep_id: str | None = None,
+    placer: Actor | None = None,
     authorize: Callable[[CustomerCard], None] | None = None,
     directory_here: bool = False,
     business_date: date | None = None,
@@ -157,7 +158,9 @@ async def place(
     """Load what the decision needs, decide, save. An order id that already exists for the same
     customer is the same order again: nothing is appended and its state is returned.
 
-    The order's rep: `rep_id`, else the placing rep, else the customer's rep. `authorize` checks
+    The order's rep: `rep_id`, else the placing rep, else the customer's rep. `placer`: who the
+    pricing and approval rules judge as placing it (default the command's actor; the rep who
+    took a visit order). `authorize` checks
     the caller may act for the customer; `directory_here` reads the customer from the directory
     generation on the search path (the reactor, applying inside it). `new_id`: the order id
     was just made, so no stream of it can exist to read."""
@@ -192,7 +195,7 @@ async def place(
         skus=catalogue,
         promotions=promotions,
         position=context.position,
-        placer=uow.actor,
+        placer=placer or uow.actor,
         rep_id=rep_id,
         source=source,
         visit_id=visit_id,
