@@ -215,7 +215,7 @@ async def test_a_small_department_lives_two_days_in_the_real_services(start_serv
     assert any(e["position_verified"] for e in check_ins)
     requested = summary.ok[("visit", "request_route_plan")]
     assert requested == len(plan.organisation.districts)
-    assert (await propose_route_plans(visit.runtime))["planned"] == requested
+    assert (await propose_route_plans(visit.runtime)).count == requested
     rep = min(r.staff_id for r in plan.organisation.reps if r.district_id == district.district_id)
     [proposal] = (await visit.get(supervisor, "/route-plans", rep_id=rep)).json()["plans"]
     assert proposal["status"] == "proposed" and proposal["distance"]["proposed_m"] > 0, proposal

@@ -40,6 +40,7 @@ from nats.js.api import ConsumerInfo
 from prometheus_client import (
     GC_COLLECTOR,
     CollectorRegistry,
+    Counter,
     Histogram,
     generate_latest,
 )
@@ -119,6 +120,12 @@ class ServiceMetrics:
             buckets=LAG_BUCKETS,
             registry=registry,
         )
+        self.timer_commands = Counter(
+            "sales_timer_commands",
+            "Commands a timer sent, by what came of them: done, already (done before), not_due, refused.",
+            ["service", "timer", "outcome"],
+            registry=registry,
+        )
         self._commands: dict[tuple[str, int], Any] = {}
         # The state and counts read at scrape time (a registered runtime's only).
         self.scraped: StateCollector | None = None
@@ -140,6 +147,11 @@ class ServiceMetrics:
                 self.service, command, outcome_of(status)
             )
         child.observe(seconds)
+
+    def count_timer_run(self, timer: str, counts: dict[str, int]) -> None:
+        for outcome, n in counts.items():
+            if n:
+                self.timer_commands.labels(self.service, timer, outcome).inc(n)
 
     def observe_publish(self, seconds: float) -> None:
         self.publish_seconds.labels(self.service).observe(seconds)

@@ -81,6 +81,7 @@ from salesplatform.projections import (
 from salesplatform.reactors import Reactor, ReactorRunner
 from salesplatform.settings import ServiceSettings
 from salesplatform.store import RecordedEvent, init_connection
+from salesplatform.timers import Timer, TimerRun, log_run
 
 log = structlog.get_logger(__name__)
 
@@ -103,9 +104,6 @@ class Consumes:
     event_types: list[str] | None = None
 
 
-Timer = Callable[["Runtime"], Awaitable[Any]]
-
-
 @dataclass
 class ServiceDefinition:
     name: str
@@ -120,8 +118,8 @@ class ServiceDefinition:
     # The service's HTTP routes: module-level routers whose endpoints take the runtime through
     # the `http_runtime` dependency (or, older style, functions of the runtime that build one).
     routers: list[APIRouter | Callable[[Runtime], APIRouter]] = field(default_factory=list)
-    # Periodic jobs (SLA timers, end of business day): (name, seconds between runs, job).
-    timers: list[tuple[str, float, Timer]] = field(default_factory=list)
+    # Periodic jobs (SLA timers, end of business day), run as the service (salesplatform.timers).
+    timers: list[Timer] = field(default_factory=list)
     # Called after projection changes commit (reporting publishes reporting.changed.*).
     on_changes: Callable[[Runtime, str, list[Change]], Awaitable[None]] | None = None
     title: str = ""
@@ -319,9 +317,9 @@ class Runtime:
         for c in self.consumers:
             self._spawn(c.durable, c.run())
         if self.run_timers:
-            for name, every, job in self.definition.timers:
-                self._spawn(f"timer:{name}", self._every(name, every, job))
-        self._spawn("timer:idempotency_retention", self._every("idempotency_retention", 3600.0, _forget_results))
+            for timer in self.definition.timers:
+                self._spawn(f"timer:{timer.name}", self._every(timer))
+        self._spawn("timer:idempotency_retention", self._every(Timer("idempotency_retention", 3600.0, _forget_results)))
         for p in due:
             self._spawn(f"rebuild:{p.name}", self.rebuild(p.name))
         # Everything built at start (modules, models, pools) lives as long as the process:
@@ -400,17 +398,22 @@ class Runtime:
         self.runner.wake()
         self.reactors.wake()
 
-    async def _every(self, name: str, seconds: float, job: Timer) -> None:
-        """Run `job` every `seconds`. A run that met an outage is tried again sooner, after a
-        pause that doubles while the outage lasts (never longer than its interval)."""
+    async def _every(self, timer: Timer) -> None:
+        """Run the timer's job every period (and as each business day begins, if it says so);
+        what a run did is logged and counted. A run that met an outage is tried again sooner,
+        after a pause that doubles while the outage lasts (never longer than its interval)."""
+        name, seconds = timer.name, timer.every
         place = f"timer:{name}"
         backoff = _TIMER_BACKOFF_FIRST
         while True:
             pause = seconds
             try:
-                await job(self)
+                run = await timer.job(self)
+                log_run(name, run)
+                self.metrics.count_timer_run(name, run.counts())
                 self.outages.recovered(place)
                 backoff = _TIMER_BACKOFF_FIRST
+                pause = timer.pause_after(self.clock.now(), self.settings.timezone)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -482,12 +485,13 @@ class Runtime:
         return await self.bus.dispatch(Request(name=name, payload=payload, actor=actor, **kw))
 
 
-async def _forget_results(runtime: Runtime) -> None:
+async def _forget_results(runtime: Runtime) -> TimerRun:
     """The idempotency retention: results older than it are deleted (hourly)."""
     async with runtime.pool.acquire() as conn:
         forgotten = await forget_command_results(conn, runtime.settings.idempotency_retention_hours)
     if forgotten:
         log.info("command_results_forgotten", count=forgotten)
+    return TimerRun(facts={"forgotten": forgotten})
 
 
 # -- HTTP -----------------------------------------------------------------------------------

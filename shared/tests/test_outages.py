@@ -38,6 +38,7 @@ from salesplatform.outages import OutageLog, is_contention, is_outage, outage_of
 from salesplatform.projections import Projection, catch_up_once, ensure_projection
 from salesplatform.service import Runtime, http_app
 from salesplatform.store import append, init_connection
+from salesplatform.timers import Timer, TimerRun
 
 ERP = Actor(id="erp", role=Role.system)
 
@@ -475,13 +476,14 @@ async def test_the_relay_listens_again_after_postgres_restarts(own_postgres, nat
 async def test_a_timer_that_meets_an_outage_runs_again_soon_and_logs_no_failure(service_settings) -> None:
     runs: list[str] = []
 
-    async def job(rt: Runtime) -> None:
+    async def job(rt: Runtime) -> TimerRun:
         runs.append("run")
         if len(runs) <= 2:
             raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+        return TimerRun()
 
     defn = definition()
-    defn.timers = [("check", 3600.0, job)]
+    defn.timers = [Timer("check", 3600.0, job)]
     with structlog.testing.capture_logs() as logs:
         async with Runtime(defn, service_settings) as rt:
 

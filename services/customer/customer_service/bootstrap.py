@@ -19,6 +19,7 @@ from customer_service.projections.personal_search import PersonalSearch
 from customer_service.projections.territory import TerritoryDirectory
 from salesplatform.service import Consumes, ServiceDefinition
 from salesplatform.settings import load
+from salesplatform.timers import Timer
 
 
 def definition(settings: CustomerSettings | None = None) -> ServiceDefinition:
@@ -43,7 +44,7 @@ def definition(settings: CustomerSettings | None = None) -> ServiceDefinition:
         ],
         migrations=Path(__file__).parent / "migrations",
         routers=[router, reception_router],
-        timers=[("follow_up_rules", FOLLOW_UP_CHECK_SECONDS, follow_up_rules)],
+        timers=[Timer("follow_up_rules", FOLLOW_UP_CHECK_SECONDS, follow_up_rules)],
         dead_letter_guard=dead_letter_guard,
         open_dead_letter=open_dead_letter,
         title="Customer service",

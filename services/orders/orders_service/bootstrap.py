@@ -27,6 +27,7 @@ from salesplatform.events import EventRegistry
 from salesplatform.projections import Projection
 from salesplatform.service import Consumes, ServiceDefinition
 from salesplatform.settings import load
+from salesplatform.timers import Timer
 
 DEADLINE_CHECK_SECONDS = 60.0
 
@@ -57,7 +58,7 @@ def definition(policy: OrderPolicy | None = None) -> ServiceDefinition:
             Consumes("visit", ["visit.order_taken", "visit.delivery_confirmed"]),
         ],
         routers=[router, units_router],
-        timers=[("deadlines", DEADLINE_CHECK_SECONDS, check_deadlines)],
+        timers=[Timer("deadlines", DEADLINE_CHECK_SECONDS, check_deadlines)],
         rules=policy,
         title="Orders service",
         description="Catalogue and prices, orders and deliveries, promotions, deposits, receivables "

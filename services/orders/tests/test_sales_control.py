@@ -183,10 +183,10 @@ async def test_a_partial_deposit_not_completed_in_24_hours_is_flagged(rt, projec
     assert taken["deposit_due_by"] == (clock.now() + timedelta(hours=24)).isoformat()
     assert taken["receipt"]["amount_in_words"] == "人民币贰万元整" and taken["receipt"]["receipt_no"] == "P1-3-1201-D1"
     clock.advance(timedelta(hours=23))
-    assert (await check_deadlines(rt))["unit_deposit_overdue"] == []
+    assert (await check_deadlines(rt)).of("flag_unit_deposit_overdue") == []
     clock.advance(timedelta(hours=2))
-    assert (await check_deadlines(rt))["unit_deposit_overdue"] == ["P1-3-1201"]
-    assert (await check_deadlines(rt))["unit_deposit_overdue"] == []  # flagged once
+    assert (await check_deadlines(rt)).of("flag_unit_deposit_overdue") == ["P1-3-1201"]
+    assert (await check_deadlines(rt)).of("flag_unit_deposit_overdue") == []  # flagged once
     await ok(rt, "take_deposit", deposit(amount=30_000_00), FINANCE)
     async with rt.pool.acquire() as conn:
         kinds = await conn.fetch(

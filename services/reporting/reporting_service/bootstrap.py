@@ -19,6 +19,7 @@ from reporting_service.projections.sales import SalesProjection
 from reporting_service.projections.sales_office import SalesOfficeProjection
 from reporting_service.projections.service_quality import ServiceQualityProjection
 from salesplatform.service import Consumes, ServiceDefinition
+from salesplatform.timers import Timer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -52,8 +53,7 @@ def definition(timezone: str = "Asia/Shanghai", office_rules: OfficeRules | None
         consumes=[Consumes("customer"), Consumes("visit"), Consumes("orders")],
         migrations=MIGRATIONS,
         routers=[http.routes, office_http.routes],
-        rules=rules,
-        timers=[("performance_warnings", PERFORMANCE_CHECK_SECONDS, performance_timer)],
+        timers=[Timer("performance_warnings", PERFORMANCE_CHECK_SECONDS, performance_timer)],
         on_changes=publish_changes,
         rules=rules,
         extra_publishers=[(f"changed.{report}", ChangeNotice, _notice_text(report)) for report in CHANGE_SUBJECTS],

@@ -9,6 +9,7 @@ from salesplatform.commands import CommandBus
 from salesplatform.events import EventRegistry, Role
 from salesplatform.service import Consumes, Runtime, ServiceDefinition
 from salesplatform.settings import load
+from salesplatform.timers import Timer
 from visit_service.adapters import field_http, http, photo_http
 from visit_service.adapters.photo_store import PhotoStore
 from visit_service.adapters.reads import VisitRules
@@ -105,12 +106,12 @@ def definition(
         routers=[http.router, field_http.router, photo_http.router],
         rules=VisitRules(config, photos),
         timers=[
-            ("plan_business_day", 300.0, plan_business_day),
-            ("close_business_days", 300.0, close_business_days),
-            ("visit_approval_sla", 60.0, flag_overdue_approvals),
-            ("complaint_sla", 60.0, flag_breached_complaints),
-            ("propose_route_plans", PLANNER_SECONDS, propose_route_plans),
-            ("photo_retention", RETENTION_SECONDS, functools.partial(expire_photos, config=config)),
+            Timer("plan_business_day", 300.0, plan_business_day, at_day_start=True),
+            Timer("close_business_days", 300.0, close_business_days, at_day_start=True),
+            Timer("visit_approval_sla", 60.0, flag_overdue_approvals),
+            Timer("complaint_sla", 60.0, flag_breached_complaints),
+            Timer("propose_route_plans", PLANNER_SECONDS, propose_route_plans),
+            Timer("photo_retention", RETENTION_SECONDS, functools.partial(expire_photos, config=config)),
         ],
         on_start=functools.partial(open_photo_store, photos=photos),
         title="Visit service",

@@ -23,6 +23,7 @@ from salesplatform.errors import DomainError, NotFound, PermissionDenied
 from salesplatform.events import Role, service_actor
 from salesplatform.projections import active_schema
 from salesplatform.territory import OUTSIDE_LINE
+from salesplatform.timers import TimerRun
 from salesplatform.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -136,14 +137,17 @@ async def review_performance(
 REVIEW_ACTOR = service_actor("reporting", "performance-review")
 
 
-async def performance_timer(rt: Runtime) -> None:
+async def performance_timer(rt: Runtime) -> TimerRun:
     """The hourly review, by the service itself: a warning due today is given once (its file's
-    stream)."""
+    stream). The run names the reps warned now (`review_performance`), with their levels."""
     outcome = await rt.run_command("review_performance", {}, REVIEW_ACTOR)
     if not outcome.ok:
         log.warning("performance_review_failed", error=outcome.error.to_dict() if outcome.error else None)
-    elif outcome.result and outcome.result["warnings"]:
-        log.info("performance_warnings_given", warnings=outcome.result["warnings"])
+        return TimerRun(refused=["review_performance"])
+    warnings = (outcome.result or {}).get("warnings") or {}
+    if not warnings:
+        return TimerRun()
+    return TimerRun(done={"review_performance": sorted(warnings)}, facts={"warnings": warnings})
 
 
 def _bind(handler: Callable[..., Awaitable[dict[str, Any]]], **settings: Any) -> Handler:

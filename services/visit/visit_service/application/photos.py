@@ -17,19 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
 
 from salesplatform.clock import FixedClock
-from salesplatform.commands import Request
 from salesplatform.events import EventRegistry, service_actor
 from salesplatform.projections import Change, Projection
 from salesplatform.store import RecordedEvent
+from salesplatform.timers import SystemCommand, TimerRun, send_system_commands
 from salesplatform.uow import UnitOfWork
 from visit_service.adapters.photo_store import PhotoStore
-from visit_service.application.timers import TIMER_ACTOR, dispatch_all
+from visit_service.application.timers import TIMER_ACTOR
 from visit_service.config import FieldConfig
 from visit_service.domain.visit import Visit
 from visit_service.queries.photos import taken_before, visits_with_photos_of
@@ -85,19 +85,18 @@ class PhotoErasure(Projection):
         return [{"customer_id": customer_id, "photos": removed}]
 
 
-async def expire_photos(rt: Runtime, *, config: FieldConfig, limit: int = 500) -> dict[str, Any]:
-    """Photos kept longer than the retention time are deleted."""
+async def expire_photos(rt: Runtime, *, config: FieldConfig, limit: int = 500) -> TimerRun:
+    """Photos kept longer than the retention time are deleted (`expire_photo`, by photo id)."""
     cutoff = rt.clock.now() - timedelta(days=config.photos.retention_days)
     async with rt.pool.acquire() as conn:
         due = await taken_before(conn, cutoff, limit)
-    requests = [
-        Request(
+    commands = [
+        SystemCommand(
             "expire_photo",
             {"visit_id": r["visit_id"], "photo_id": r["photo_id"]},
-            TIMER_ACTOR,
-            idempotency_key=f"expire_photo:{r['photo_id']}",
+            f"expire_photo:{r['photo_id']}",
+            r["photo_id"],
         )
         for r in due
     ]
-    outcomes = await dispatch_all(rt, requests, {"photo_removed", "not_due"})
-    return {"expired": sum(1 for o in outcomes if o.ok and not o.replayed)}
+    return await send_system_commands(rt, TIMER_ACTOR, commands, not_due={"photo_removed", "not_due"})

@@ -25,6 +25,7 @@ from salesplatform.errors import DomainError
 from salesplatform.events import Actor, EventRegistry
 from salesplatform.ids import uuid5
 from salesplatform.store import load_stream
+from salesplatform.timers import TimerRun
 from salesplatform.uow import UnitOfWork
 from visit_service.adapters.route_solver import solve_in_subprocess
 from visit_service.application.handlers import LINE, SUPERVISORS, TIMERS, rep_of, today
@@ -287,11 +288,12 @@ async def load_plan(conn: asyncpg.Connection, registry: EventRegistry, plan_id: 
     return RoutePlan.replay(plan_id, [registry.decode(e.envelope) for e in events])
 
 
-async def propose_route_plans(rt: Runtime, *, batch: int = 5) -> dict[str, Any]:
-    """Solve the plans asked for, oldest first, one at a time (each in a child process)."""
+async def propose_route_plans(rt: Runtime, *, batch: int = 5) -> TimerRun:
+    """Solve the plans asked for, oldest first, one at a time (each in a child process); the
+    run names the plans proposed (`propose_route_plan`) and failed (`fail_route_plan`)."""
     async with rt.pool.acquire() as conn:
         due = await field.requested_plans(conn, batch)
-    done = 0
+    run = TimerRun()
     for plan_id in due:
         async with rt.pool.acquire() as conn:
             plan = await load_plan(conn, rt.registry, plan_id)
@@ -320,14 +322,24 @@ async def propose_route_plans(rt: Runtime, *, batch: int = 5) -> dict[str, Any]:
                 request = _failure(plan_id, result.reason or result.status, TIMER_ACTOR)
         outcome = await rt.bus.dispatch(request)
         if not outcome.ok and outcome.error is not None and outcome.error.code == "plan_breaks_rules":
-            outcome = await rt.bus.dispatch(_failure(plan_id, outcome.error.message, TIMER_ACTOR))
+            request = _failure(plan_id, outcome.error.message, TIMER_ACTOR)
+            outcome = await rt.bus.dispatch(request)
         if outcome.ok:
-            done += 1
-        elif outcome.error is not None and not outcome.error.code.startswith("plan_"):
+            if outcome.replayed:
+                run.already.append(plan_id)
+            else:
+                run.done.setdefault(request.name, []).append(plan_id)
+        elif outcome.error is not None and outcome.error.code.startswith("plan_"):
+            run.not_due.append(plan_id)  # answered meanwhile
+        else:
+            run.refused.append(plan_id)
             log.warning(
-                "route_plan_not_recorded", plan_id=plan_id, code=outcome.error.code, error=outcome.error.message
+                "route_plan_not_recorded",
+                plan_id=plan_id,
+                code=outcome.error.code if outcome.error else None,
+                error=outcome.error.message if outcome.error else None,
             )
-    return {"planned": done}
+    return run
 
 
 def _failure(plan_id: str, reason: str, actor: Actor) -> Request:
