@@ -14,7 +14,8 @@ from visit_service.adapters import field_http, http, photo_http
 from visit_service.adapters.photo_store import PhotoStore
 from visit_service.adapters.reads import VisitRules
 from visit_service.application import field_work, reactors, route_plans
-from visit_service.application.handlers import build_bus, inline_projections
+from visit_service.application import photos as photo_erasure
+from visit_service.application.handlers import build_bus
 from visit_service.application.photos import PhotoErasure, expire_photos
 from visit_service.application.reactors import RouteReassignment
 from visit_service.application.route_plans import propose_route_plans
@@ -61,6 +62,7 @@ def build_field_bus(
     field_work.register(bus, config, photos)
     route_plans.register(bus, config)
     reactors.register(bus)
+    photo_erasure.register(bus, photos)
     return bus
 
 
@@ -99,9 +101,8 @@ def definition(
         projections=[
             CustomerDirectory(tz),
             Catalogue(),
-            PhotoErasure(registry, inline_projections(), photos),
         ],
-        reactors=[RouteReassignment()],
+        reactors=[RouteReassignment(), PhotoErasure()],
         consumes=[Consumes("customer", CUSTOMER_EVENTS), Consumes("orders", ORDERS_EVENTS)],
         routers=[http.router, field_http.router, photo_http.router],
         rules=VisitRules(config, photos),
