@@ -46,6 +46,8 @@ log = structlog.get_logger(__name__)
 
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 10.0
+# How soon a reactor held back by a projection it waits for looks again.
+_HELD_BACK_PAUSE = 0.05
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,9 @@ class ReactorRunner:
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        # Set when a reactor stopped short of the log for a projection it waits for: the runner
+        # then looks again soon rather than at the next poll.
+        self._held_back = False
         self.actors: dict[str, Actor] = {r.name: service_actor(self.service, r.name) for r in self.reactors}
         if len(self.actors) != len(self.reactors):
             raise ValueError("two reactors share a name")
@@ -184,6 +189,7 @@ class ReactorRunner:
                 events, scanned, reached = await read_log_of_types(conn, after, self.batch_size, reactor.event_types)
                 bound = await _bound(conn, reactor.after)
                 if bound is not None and reached > bound:
+                    self._held_back = True
                     reached = max(bound, after)
                     events = [e for e in events if LogPosition(e.tx_id, e.position) <= reached]
                 if reached == after:
@@ -225,6 +231,7 @@ class ReactorRunner:
         backoff = _BACKOFF_FIRST
         while not self._stopping.is_set():
             self._wake.clear()
+            self._held_back = False
             try:
                 await self.run_once()
                 backoff = _BACKOFF_FIRST
@@ -242,7 +249,7 @@ class ReactorRunner:
                 backoff = min(backoff * 2, _BACKOFF_MAX)
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), _HELD_BACK_PAUSE if self._held_back else self.poll_interval)
 
 
 async def _bound(conn: asyncpg.Connection, projections: tuple[str, ...]) -> LogPosition | None:
