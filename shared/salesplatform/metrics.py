@@ -247,6 +247,7 @@ class State:
     head: int = 0
     failures: int = 0
     projections: list[dict[str, Any]] = field(default_factory=list)
+    reactors: list[dict[str, Any]] = field(default_factory=list)
     consumers: list[tuple[str, ConsumerInfo]] = field(default_factory=list)
 
 
@@ -269,14 +270,24 @@ SELECT p.name, g.generation, g.position, g.events_applied,
 async def read_state(runtime: Runtime) -> State:
     async with runtime.pool.acquire() as conn:
         row = await conn.fetchrow(_STATE)
-        # Inline projections change with the events themselves: never behind, no checkpoint.
-        inline = {p.name for p in runtime.bus.inline_projections}
-        projections = [dict(r) for r in await conn.fetch(_PROJECTIONS) if r["name"] not in inline]
+        # Inline projections change with the events themselves: never behind, no checkpoint. A
+        # projection an older release ran (one that became a reactor) is no longer reported.
+        caught_up = {p.name for p in runtime.definition.projections}
+        projections = [dict(r) for r in await conn.fetch(_PROJECTIONS) if r["name"] in caught_up]
+        reactors = [
+            dict(r)
+            for r in await conn.fetch(
+                "SELECT name, position, reacted FROM public.reactor_checkpoints WHERE name = ANY($1::text[])"
+                " ORDER BY name",
+                [r.name for r in runtime.definition.reactors],
+            )
+        ]
     return State(
         outbox=row["outbox"],
         head=int(row["head"]),
         failures=row["failures"],
         projections=projections,
+        reactors=reactors,
         consumers=await _consumers(runtime),
     )
 
@@ -316,6 +327,18 @@ class StateCollector(Collector):
         for p in s.projections:
             m.add_metric([service, p["name"]], max(0, s.head - p["position"]))
         yield m
+        m = gauge(
+            "sales_reactor_positions_behind",
+            "Log positions between a reactor's checkpoint and the head (at most the events to react to).",
+            ["reactor"],
+        )
+        for r in s.reactors:
+            m.add_metric([service, r["name"]], max(0, s.head - r["position"]))
+        yield m
+        reacted = counter("sales_reactor_events", "Events of its types a reactor has reacted to.", ["reactor"])
+        for r in s.reactors:
+            reacted.add_metric([service, r["name"]], r["reacted"])
+        yield reacted
         m = gauge(
             "sales_projection_events_applied",
             "Events applied by a catch-up projection's active generation.",

@@ -3,18 +3,22 @@ however often they run, in log order, waiting out outages, never ahead of what t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import pytest
-from tally import EventCounts, Sheet, SheetTotals, build_bus, registry
+from tally import EventCounts, Sheet, SheetTotals, build_bus, definition, registry
+from test_metrics import sample
 
+from salesplatform import metrics
 from salesplatform.clock import SystemClock
 from salesplatform.commands import Command, CommandBus, Request
 from salesplatform.events import Actor, Role
-from salesplatform.projections import ProjectionRunner, ensure_projection
+from salesplatform.projections import Projection, ProjectionRunner, ensure_projection
 from salesplatform.reactors import Answer, Reaction, Reactor, ReactorRunner
+from salesplatform.service import Runtime
 from salesplatform.store import RecordedEvent
 from salesplatform.uow import UnitOfWork
 
@@ -162,3 +166,34 @@ async def test_a_reactor_never_runs_ahead_of_the_projections_it_reads(db) -> Non
     await ProjectionRunner(db, [EventCounts()]).run_once()
     assert await runner.run_once() > 0
     assert await total(db, "tally") == 1
+
+
+class Retired(Projection):
+    """A catch-up projection an older release ran (it became a reactor since)."""
+
+    name = "retired"
+    schema_sql = "CREATE TABLE nothing (id int)"
+
+
+async def test_metrics_say_how_far_behind_each_reactor_is_and_leave_retired_projections_out(
+    service_settings,
+) -> None:
+    defn = definition()
+    defn.build_bus = lambda _registry, _clock: bus_with_reactions()
+    defn.reactors = [Openings()]
+    async with Runtime(defn, service_settings, run_timers=False) as rt:
+        async with rt.pool.acquire() as conn:
+            await ensure_projection(conn, Retired())
+        rt.reactors.stop()  # the reactor now moves only when told to
+        for sheet_id, title in (("tally", "tally"), ("a", "tally")):
+            assert (await rt.run_command("open_sheet", {"sheet_id": sheet_id, "title": title}, CLERK)).ok
+        await asyncio.sleep(0.2)
+        behind = (await metrics.exposition(rt)).decode()
+        assert sample(behind, "sales_reactor_positions_behind", reactor="openings") == 2
+        assert sample(behind, "sales_projection_positions_behind", projection="event_counts") is not None
+        assert sample(behind, "sales_projection_positions_behind", projection="retired") is None
+        rt.reactors._stopping.clear()
+        await rt.reactors.run_once()
+        caught_up = (await metrics.exposition(rt)).decode()
+        assert sample(caught_up, "sales_reactor_positions_behind", reactor="openings") == 0
+        assert sample(caught_up, "sales_reactor_events_total", reactor="openings") == 2
