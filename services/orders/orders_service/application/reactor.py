@@ -26,13 +26,13 @@ import asyncpg
 import structlog
 from pydantic import Field
 
-from orders_service.adapters import lookups
 from orders_service.application import ordering
 from orders_service.domain.commands import Id, LineIn
 from orders_service.domain.order import Order
 from orders_service.domain.ordering import RequestedLine
 from orders_service.domain.policy import OrderPolicy
 from orders_service.projections.directory import CUSTOMER_EVENTS
+from orders_service.queries import customers
 from salesplatform.commands import Command, CommandBus
 from salesplatform.errors import NotFound, ServiceError
 from salesplatform.events import Actor, Envelope, Role
@@ -130,16 +130,16 @@ def placement(envelope: Envelope) -> Reaction:
 class VisitOrders(Reactor):
     name = "visit_orders"
     event_types = VISIT_EVENTS | CUSTOMER_EVENTS
-    after = (lookups.DIRECTORY,)
+    after = (customers.DIRECTORY,)
     # Older releases reacted inside the customer directory's catch-up: carry on where it stopped.
-    takes_over = lookups.DIRECTORY
+    takes_over = customers.DIRECTORY
 
     async def react(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Reaction]:
         data = event.data
         if event.event_type == "visit.order_taken":
             order_id, customer_id = data.get("order_id"), data.get("customer_id")
             keyed = isinstance(order_id, str) and isinstance(customer_id, str)
-            if keyed and await lookups.customer_card(conn, str(customer_id)) is None:
+            if keyed and await customers.customer_card(conn, str(customer_id)) is None:
                 await conn.execute(
                     "INSERT INTO parked_orders (order_id, customer_id, envelope, parked_at, reason)"
                     " VALUES ($1, $2, $3, $4, 'unknown_customer') ON CONFLICT (order_id) DO NOTHING",
