@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial, update_wrapper
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -71,6 +72,7 @@ __all__ = [
     "Request",
     "Result",
     "Scope",
+    "bound",
     "check_idempotency_key",
     "fingerprint",
     "forget_command_results",
@@ -84,6 +86,13 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[Result]]
 Preload = Callable[[UnitOfWork, list[tuple[Request, Any]]], Awaitable[None]]
+
+
+def bound(handler: Callable[..., Awaitable[Result]], **settings: Any) -> Handler:
+    """The handler with its settings given at registration (the company's time zone, a
+    service's rules): `bus.command(C)(bound(handler, timezone=tz))`. It keeps the handler's
+    name and docstring, which is the command's summary."""
+    return update_wrapper(partial(handler, **settings), handler)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
-from functools import partial, update_wrapper
 from typing import Any
 
 from customer_service.adapters import lead_phones, sealing
@@ -46,7 +45,7 @@ from customer_service.domain.reception import (
 from customer_service.domain.territory import StaffMember, TerritoryUnit
 from customer_service.queries import offices
 from salesplatform.clock import business_date
-from salesplatform.commands import CommandBus, invalid
+from salesplatform.commands import CommandBus, bound, invalid
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, Role
 from salesplatform.territory import Place
@@ -421,19 +420,14 @@ async def erase_lead_personal_data(cmd: EraseLeadPersonalData, uow: UnitOfWork) 
 # -- registration on the bus --------------------------------------------------------------------------
 
 
-def _bind(handler: Callable[..., Awaitable[dict[str, Any]]], **settings: Any) -> Handler:
-    """The handler with its settings given (the company's time zone), keeping its name and text."""
-    return update_wrapper(partial(handler, **settings), handler)
-
-
 def register(bus: CommandBus, timezone: str) -> None:
     """Every command of the sales offices, one line each."""
     bus.command(OpenSalesOffice, roles={*MANAGERS, Role.system})(open_sales_office)
-    bus.command(SignIn, roles={Role.rep, Role.system})(_bind(sign_in, timezone=timezone))
-    bus.command(SignOut, roles={Role.rep, Role.system, *LINE})(_bind(sign_out, timezone=timezone))
-    bus.command(ReceiveWalkIn, roles=FRONT_DESK)(_bind(receive_walk_in, timezone=timezone))
-    bus.command(ReceivePhoneEnquiry, roles=FRONT_DESK)(_bind(receive_phone_enquiry, timezone=timezone))
-    bus.command(FinishReception, roles=FRONT_DESK)(_bind(finish_reception, timezone=timezone))
+    bus.command(SignIn, roles={Role.rep, Role.system})(bound(sign_in, timezone=timezone))
+    bus.command(SignOut, roles={Role.rep, Role.system, *LINE})(bound(sign_out, timezone=timezone))
+    bus.command(ReceiveWalkIn, roles=FRONT_DESK)(bound(receive_walk_in, timezone=timezone))
+    bus.command(ReceivePhoneEnquiry, roles=FRONT_DESK)(bound(receive_phone_enquiry, timezone=timezone))
+    bus.command(FinishReception, roles=FRONT_DESK)(bound(finish_reception, timezone=timezone))
     bus.command(RegisterReferral, roles={Role.rep, *LINE})(register_referral)
     bus.command(AddLeadMember, roles={Role.rep, Role.clerk, *LINE})(add_lead_member)
     bus.command(LogLeadFollowUp, roles={Role.rep, Role.supervisor})(log_lead_follow_up)

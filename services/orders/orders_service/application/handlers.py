@@ -1,5 +1,6 @@
-"""Command handlers: load → decide → save, one transaction each (the bus opens it). One
-function each, registered on the bus by `build_bus`; sales control's are in `units`."""
+"""Command handlers: load → decide → save, in the transaction the bus opens (a command's own,
+or a group commit's shared with other commands of its batch). One function each, registered
+on the bus by `build_bus`; sales control's are in `units`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from functools import partial
 from typing import Any
 
 from orders_service.application import ordering, units
-from orders_service.application.bound import bound
 from orders_service.application.history import import_records
 from orders_service.domain import commands as c
 from orders_service.domain.catalogue import RequiredSkuList, Sku
@@ -31,7 +31,7 @@ from orders_service.domain.returns import ReturnRequest, delivered_lines
 from orders_service.queries import catalogue, receivables, returns
 from orders_service.queries.customers import customer_card
 from salesplatform.clock import Clock, business_date
-from salesplatform.commands import CommandBus
+from salesplatform.commands import CommandBus, bound
 from salesplatform.errors import NotFound, PermissionDenied
 from salesplatform.events import EventRegistry, Role
 from salesplatform.projections import Projection

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from orders_service.application.bound import bound
 from orders_service.domain.customers import CustomerCard, may_act_for
 from orders_service.domain.policy import OrderPolicy
 from orders_service.domain.unit_commands import (
@@ -34,7 +33,7 @@ from orders_service.domain.units import Project, Unit
 from orders_service.queries import sales_control
 from orders_service.queries.sales_control import Office
 from salesplatform.clock import business_date
-from salesplatform.commands import CommandBus
+from salesplatform.commands import CommandBus, bound
 from salesplatform.errors import DomainError, NotFound, PermissionDenied
 from salesplatform.events import Actor, Role
 from salesplatform.territory import OUTSIDE_LINE

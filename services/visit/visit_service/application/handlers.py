@@ -8,11 +8,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
-from functools import partial, update_wrapper
 from typing import Any
 
 from salesplatform.clock import Clock, business_date
-from salesplatform.commands import CommandBus, invalid
+from salesplatform.commands import CommandBus, bound, invalid
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, EventRegistry, Role
 from salesplatform.territory import OUTSIDE_LINE
@@ -547,12 +546,6 @@ async def spot_check_delivery(cmd: SpotCheckDelivery, uow: UnitOfWork, *, timezo
 # -- the bus --------------------------------------------------------------------------------
 
 
-def bind(handler: Callable[..., Awaitable[dict[str, Any]]], **settings: Any) -> Handler:
-    """The handler with its settings given (the company's time zone), keeping its name and
-    docstring (the command's summary)."""
-    return update_wrapper(partial(handler, **settings), handler)
-
-
 def build_bus(
     registry: EventRegistry,
     clock: Clock,
@@ -566,19 +559,19 @@ def build_bus(
     instead of by the supervisor; empty: none."""
     bus = CommandBus(registry, clock, inline_projections=inline_projections())
     tz = {"timezone": timezone}
-    bus.command(DefineRoute, roles=LINE)(bind(define_route, **tz))
+    bus.command(DefineRoute, roles=LINE)(bound(define_route, **tz))
     bus.command(AddRouteCustomer, roles=LINE)(add_route_customer)
     bus.command(RemoveRouteCustomer, roles=LINE)(remove_route_customer)
     bus.command(ReorderRoute, roles=LINE)(reorder_route)
     bus.command(SetRouteWeekdays, roles=LINE)(set_route_weekdays)
     bus.command(PlanVisit, roles=TIMERS | SYSTEM)(
-        bind(plan_visit, high_value_grades=high_value_grades, high_value_approver=high_value_approver)
+        bound(plan_visit, high_value_grades=high_value_grades, high_value_approver=high_value_approver)
     )
-    bus.command(RequestUnplannedVisit, roles=LINE)(bind(request_unplanned_visit, **tz))
+    bus.command(RequestUnplannedVisit, roles=LINE)(bound(request_unplanned_visit, **tz))
     bus.command(ApproveVisit, roles=SUPERVISORS)(approve_visit)
     bus.command(RejectVisit, roles=SUPERVISORS)(reject_visit)
     bus.command(FlagApprovalOverdue, roles=TIMERS)(flag_approval_overdue)
-    bus.command(MarkVisitMissed, roles=TIMERS)(bind(mark_visit_missed, **tz))
+    bus.command(MarkVisitMissed, roles=TIMERS)(bound(mark_visit_missed, **tz))
     bus.command(CountStock, roles=LINE)(count_stock)
     bus.command(CheckCooler, roles=LINE)(check_cooler)
     bus.command(ObserveCompetitor, roles=LINE)(observe_competitor)
@@ -592,8 +585,8 @@ def build_bus(
     bus.command(ResolveComplaint, roles=LINE)(resolve_complaint)
     bus.command(CloseComplaint, roles=LINE)(close_complaint)
     bus.command(FlagComplaintBreach, roles=TIMERS)(flag_complaint_breach)
-    bus.command(RecordSurvey, roles=LINE | SYSTEM)(bind(record_survey, **tz))
-    bus.command(FileKeyAccountReport, roles=LINE)(bind(file_key_account_report, **tz))
-    bus.command(RecordCoaching, roles=SUPERVISORS)(bind(record_coaching, **tz))
-    bus.command(SpotCheckDelivery, roles=SUPERVISORS)(bind(spot_check_delivery, **tz))
+    bus.command(RecordSurvey, roles=LINE | SYSTEM)(bound(record_survey, **tz))
+    bus.command(FileKeyAccountReport, roles=LINE)(bound(file_key_account_report, **tz))
+    bus.command(RecordCoaching, roles=SUPERVISORS)(bound(record_coaching, **tz))
+    bus.command(SpotCheckDelivery, roles=SUPERVISORS)(bound(spot_check_delivery, **tz))
     return bus
