@@ -8,12 +8,14 @@ SERVICE_PROJECTS := $(wildcard $(foreach s,$(SERVICES),services/$(s)/pyproject.t
 PYPROJECTS := shared/pyproject.toml $(SERVICE_PROJECTS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test chaos bench bench-quick demo lint lock clean
+.PHONY: help venv run servers test test-fast chaos bench bench-quick demo lint lock clean
 
 help:
 	@echo "make venv         create .venv and install the platform, the services and test tools"
 	@echo "make run          start PostgreSQL, NATS and the four services under .run/"
+	@echo "make servers      start only PostgreSQL and NATS under .run/ (a restore goes into them)"
 	@echo "make test         run the test suite (starts its own servers on free ports)"
+	@echo "make test-fast    only the tests that need no server (pytest -m fast), in seconds"
 	@echo "make chaos        the fault suite: kills and restarts under load, then reconciles every command"
 	@echo "make bench        run the benchmarks (they start their own servers)"
 	@echo "make bench-quick  a short benchmark run"
@@ -49,8 +51,17 @@ lock: venv
 run: venv
 	$(PY) -m salesplatform.devstack run
 
+servers: venv
+	$(PY) -m salesplatform.devstack servers
+
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Only the files that mark tests fast are collected: the others are not even imported.
+FAST_TEST_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.fast' shared/tests services/*/tests tests)
+
+test-fast: venv
+	$(PY) -m pytest -m fast $(FAST_TEST_FILES) $(PYTEST_ARGS)
 
 chaos: venv
 	$(PY) -m salesplatform.devstack chaos $(CHAOS_ARGS)

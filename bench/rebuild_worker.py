@@ -1,9 +1,9 @@
 """The process that rebuilds the reporting projections for figure 5, while a task keeps reading
 every projection through `reading()` and counts the reads that fail. Each run has two passes:
 
-- platform: `salesplatform.projections.rebuild(pool, projection)` for each projection in turn;
-- together: the reporting service's own one-pass rebuild of all its reports
-  (`reporting_service.projections.rebuild.rebuild_together`), when the service has one.
+- platform: `salesplatform.projections.rebuild(pool, [projection])` for each projection in turn;
+- together: `salesplatform.projections.rebuild(pool, reports)`, one pass over the log for all
+  the reports, switched together.
 
 It runs as its own process so that its memory is measured like a service's. It reads its job as
 JSON on stdin and prints the result as one JSON line on stdout:
@@ -71,22 +71,12 @@ class Reader:
         self._stop.set()
 
 
-def one_pass_rebuild() -> Any | None:
-    """The reporting service's rebuild of all reports in one pass over the log, if it has one."""
-    try:
-        from reporting_service.projections.rebuild import rebuild_together
-    except ImportError:
-        return None
-    return rebuild_together
-
-
 async def rebuild_all(job: dict[str, Any]) -> dict[str, Any]:
     from salesplatform.projections import rebuild
     from salesplatform.store import init_connection
 
     projections = projections_by_name(job["projections"]) if job.get("platform", True) else []
     together = projections_by_name(job.get("together") or [])
-    rebuild_together = one_pass_rebuild() if together else None
     pool = await asyncpg.create_pool(job["dsn"], min_size=2, max_size=4, init=init_connection)
     runs = []
     try:
@@ -98,12 +88,12 @@ async def rebuild_all(job: dict[str, Any]) -> dict[str, Any]:
             try:
                 for projection in projections:
                     start = time.perf_counter()
-                    await rebuild(pool, projection)
+                    await rebuild(pool, [projection])
                     seconds[projection.name] = time.perf_counter() - start
-                if rebuild_together is not None:
+                if together:
                     start = time.perf_counter()
                     try:
-                        await rebuild_together(pool, together)
+                        await rebuild(pool, together)
                         run["together_seconds"] = time.perf_counter() - start
                     except Exception as exc:  # noqa: BLE001 - reported with the figure; the platform pass stands
                         run["together_error"] = f"{type(exc).__name__}: {exc}"
@@ -123,7 +113,7 @@ async def rebuild_all(job: dict[str, Any]) -> dict[str, Any]:
             )
     finally:
         await pool.close()
-    return {"runs": runs, "together_available": rebuild_together is not None}
+    return {"runs": runs, "together_available": bool(together)}
 
 
 async def _failed_events(pool: asyncpg.Pool) -> int:

@@ -6,21 +6,36 @@ they reported before, keep the dead letter and run the command that was still qu
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+import asyncpg
+import httpx
+import nats
 import orjson
+import pytest
 from nats.js.api import StorageType, StreamConfig
 from running_system import eventually, start_service_on
 
 from customer_service.bootstrap import definition as customer_definition
 from orders_service.bootstrap import definition as orders_definition
 from reporting_service.bootstrap import definition as reporting_definition
-from salesplatform.auth import mint
+from salesplatform.auth import SigningKey, load_signing_key, mint
 from salesplatform.backup import all_streams, back_up, restore
 from salesplatform.clock import business_date
 from salesplatform.devstack.pytest_plugin import TEST_SIGNING_KEY, connected_as, nats_login_for_tests, stream_messages
 from salesplatform.events import Actor, Role
+from salesplatform.messaging import Topology
+from salesplatform.nats_layout import SYSTEM_USER
 
 MANAGER = Actor(id="m-1", role=Role.sales_manager)
 SUPERVISOR = Actor(id="s-1", role=Role.supervisor, district="d-1", area="a-1")
@@ -119,6 +134,7 @@ async def test_reports_after_a_restore_into_empty_servers_equal_those_before(
     assert restored["orders"]["messages"] == {
         f"{after_ns.upper()}_ORDERS_INGEST": 0,
         f"{after_ns.upper()}_ORDERS_DLQ": 1,
+        f"{after_ns.upper()}_ORDERS_RESULTS": 1,  # the refusal its sender reconciles with
     }
     assert restored["orders"]["events_to_publish"] > 0
 
@@ -161,3 +177,230 @@ async def test_every_stream_of_an_account_is_listed_past_the_first_page(nats_url
                 with contextlib.suppress(Exception):
                     await js.delete_stream(name)
     assert set(names) <= listed
+
+
+# -- onto freshly started servers, as an operator does it ----------------------------------------
+
+OPERATOR = Actor(id="ops-1", role=Role.operator)
+UNKNOWN_CUSTOMERS_ORDER = {"customer_id": "c-9", "lines": [{"sku": "COLA", "quantity": 1}]}
+JUICE = {"sku": "JUICE", "name": "Juice", "brand": "B", "product_group": "drinks", "package": "can"}
+DEVSTACK_TIMEOUT = 240.0
+
+
+@dataclass
+class Remote:
+    """A service of a running stack, over HTTP with tokens the stack's key signs."""
+
+    http: httpx.AsyncClient
+    url: str
+    key: SigningKey
+
+    async def command(self, actor: Actor, name: str, payload: dict) -> httpx.Response:
+        return await self.http.post(f"{self.url}/commands/{name}", json=payload, headers=self._bearer(actor))
+
+    async def ok(self, actor: Actor, name: str, payload: dict) -> dict:
+        r = await self.command(actor, name, payload)
+        assert r.status_code == 200, f"{name}: {r.status_code} {r.text}"
+        return r.json()
+
+    async def get(self, actor: Actor, path: str, **params) -> httpx.Response:
+        return await self.http.get(f"{self.url}{path}", params=params, headers=self._bearer(actor))
+
+    def _bearer(self, actor: Actor) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint(actor, self.key)}"}
+
+
+def _devstack(mode: str, root: Path, output: Path) -> subprocess.Popen[bytes]:
+    """`make run` (`run`) or `make servers` (`servers`) on the run directory `root`."""
+    command = [sys.executable, "-m", "salesplatform.devstack", mode, "--root", str(root)]
+    command += ["--ready-timeout", str(DEVSTACK_TIMEOUT)] if mode == "run" else []
+    with output.open("ab") as handle:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=_env(),
+            start_new_session=True,
+        )
+
+
+def _env() -> dict[str, str]:
+    """This environment without the test servers' settings: what a person's shell has."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "NATS_", "TEST_", "SALESCTL_"))}
+
+
+def _running(root: Path, process: subprocess.Popen[bytes], output: Path) -> dict:
+    """The stack file once `process` has written it: its servers (and services) are ready."""
+    deadline = time.monotonic() + DEVSTACK_TIMEOUT
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"exited with {process.returncode}:\n{output.read_text()[-4000:]}"
+        with contextlib.suppress(OSError, ValueError):
+            stack = json.loads((root / "stack.json").read_text())
+            if stack.get("pid") == process.pid:
+                return stack
+        time.sleep(0.25)
+    raise AssertionError(f"not running within {DEVSTACK_TIMEOUT} s:\n{output.read_text()[-4000:]}")
+
+
+def _stop(process: subprocess.Popen[bytes], output: Path) -> None:
+    """SIGTERM to the stack's own process: services, then NATS, then PostgreSQL stop in order."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output.read_text()[-4000:]
+
+
+def _salesctl(stack: Path, *args: str) -> str:
+    run = subprocess.run(
+        [sys.executable, "-m", "salesplatform.salesctl", "--stack", str(stack), "--operator", "ops-1", *args],
+        capture_output=True,
+        text=True,
+        env={**_env(), "COLUMNS": "200"},
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+def _nats_password(stack: dict, user: str) -> str:
+    return json.loads(Path(stack["secrets_file"]).read_text())["nats_passwords"][user]
+
+
+async def _events_kept(stack: dict) -> dict[str, tuple[int, int]]:
+    """Each service's own events: (in its log, in its event stream)."""
+    kept = {}
+    for service, url in stack["databases"].items():
+        conn = await asyncpg.connect(url)
+        try:
+            logged = await conn.fetchval("SELECT count(*) FROM events WHERE origin IS NULL")
+        finally:
+            await conn.close()
+        nc = await nats.connect(stack["nats_url"], user=service, password=_nats_password(stack, service))
+        try:
+            published = (await nc.jetstream().stream_info(Topology(service).event_stream)).state.messages
+        finally:
+            await nc.close()
+        kept[service] = (logged, published)
+    return kept
+
+
+async def _tables(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await conn.close()
+
+
+async def _all_published(stack: dict) -> dict[str, tuple[int, int]] | None:
+    kept = await _events_kept(stack)
+    return kept if all(logged == published for logged, published in kept.values()) else None
+
+
+async def _send_to_ingest(stack: dict, key: SigningKey, actor: Actor, command: str, payload: dict) -> None:
+    """As an outside system: publish a command to the orders service's ingest queue."""
+    nc = await nats.connect(stack["nats_url"], user=SYSTEM_USER, password=_nats_password(stack, SYSTEM_USER))
+    try:
+        await nc.jetstream().publish(
+            Topology("orders").subject("ingest", command),
+            orjson.dumps(payload),
+            headers={"Authorization": f"Bearer {mint(actor, key)}", "Idempotency-Key": f"erp-{command}"},
+        )
+    finally:
+        await nc.close()
+
+
+async def _dead_letters_listed(orders: Remote) -> list[dict]:
+    r = await orders.get(OPERATOR, "/admin/dead-letters")
+    assert r.status_code == 200, r.text
+    return r.json()["dead_letters"]
+
+
+async def _results(stack: dict) -> list[tuple[str, str]]:
+    """What the orders service's results stream holds for its senders: (key, status)."""
+    nc = await nats.connect(stack["nats_url"], user="orders", password=_nats_password(stack, "orders"))
+    try:
+        held = await stream_messages(nc.jetstream(), Topology("orders").results_stream)
+    finally:
+        await nc.close()
+    return [(m.headers["Idempotency-Key"], m.headers["Result-Status"]) for m in held if m.headers]
+
+
+async def _sku_defined(orders: Remote, sku: str) -> bool:
+    r = await orders.get(MANAGER, "/catalogue/skus")
+    assert r.status_code == 200, r.text
+    return sku in {s["sku"] for s in r.json()["skus"]}
+
+
+@pytest.mark.timeout(600)
+async def test_a_backup_restored_onto_new_empty_servers_reports_as_before(tmp_path) -> None:
+    """The operator's procedure end to end, each step the command it is: `make run`, business,
+    a command left queued, `salesctl backup`; everything stopped; `make servers` on a new
+    directory, `salesctl restore`, `make run` there."""
+    first, second, backup, output = tmp_path / "first", tmp_path / "second", tmp_path / "backup", tmp_path / "out"
+    stack = _devstack("run", first, output)
+    try:
+        running = _running(first, stack, output)
+        key = load_signing_key(running["signing_key_file"])
+        async with httpx.AsyncClient(timeout=30) as http:
+            s = {name: Remote(http, running["services"][name]["url"], key) for name in SERVICES}
+            await _do_business(s)
+
+            async def sales_counted():
+                reports = await _reports(s["reporting"])
+                return reports if len(reports["sales"]["items"]) == 3 else None
+
+            before = await eventually(sales_counted)
+            await _send_to_ingest(running, key, REP, "place_order", UNKNOWN_CUSTOMERS_ORDER)
+            dead_before = await eventually(lambda: _dead_letters_listed(s["orders"]))
+        events_before = await eventually(lambda: _all_published(running))
+    finally:
+        _stop(stack, output)
+    assert events_before["customer"][0] > 0 and events_before["orders"][0] > 0
+
+    # The services stopped: a command sent now waits in the ingest queue; then the backup.
+    servers = _devstack("servers", first, output)
+    try:
+        running = _running(first, servers, output)
+        assert running["services"] == {}
+        await _send_to_ingest(
+            running, key, MANAGER, "define_sku", {**JUICE, "list_price_fen": 300, "floor_price_fen": 250}
+        )
+        _salesctl(first / "stack.json", "backup", str(backup))
+    finally:
+        _stop(servers, output)
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert manifest["services"]["orders"]["streams"] == {"ORDERS_INGEST": 1, "ORDERS_DLQ": 1, "ORDERS_RESULTS": 1}
+
+    # New, empty servers in a new directory; the token keys are kept apart from backups.
+    shutil.copytree(first / "auth", second / "auth")
+    servers = _devstack("servers", second, output)
+    try:
+        fresh = _running(second, servers, output)
+        assert [await _tables(url) for url in fresh["databases"].values()] == [0, 0, 0, 0]
+        _salesctl(second / "stack.json", "restore", str(backup))
+    finally:
+        _stop(servers, output)
+
+    stack = _devstack("run", second, output)
+    try:
+        restored = _running(second, stack, output)
+        async with httpx.AsyncClient(timeout=30) as http:
+            s = {name: Remote(http, restored["services"][name]["url"], key) for name in SERVICES}
+            await eventually(lambda: _sku_defined(s["orders"], "JUICE"), timeout=60)
+            events_after = await eventually(lambda: _all_published(restored), timeout=60)
+            assert await _reports(s["reporting"]) == before
+            assert await _dead_letters_listed(s["orders"]) == dead_before
+            assert await _results(restored) == [("erp-place_order", "404"), ("erp-define_sku", "200")]
+    finally:
+        _stop(stack, output)
+    # Every event is in its producer's log and stream again; the queued command added its own.
+    assert {n: e for n, e in events_after.items() if n != "orders"} == {
+        n: e for n, e in events_before.items() if n != "orders"
+    }
+    assert events_after["orders"][0] > events_before["orders"][0]

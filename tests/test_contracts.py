@@ -13,6 +13,8 @@ from orders_service.bootstrap import definition as orders
 from reporting_service.bootstrap import definition as reporting
 from visit_service.bootstrap import definition as visit
 
+pytestmark = pytest.mark.fast
+
 DEFINITIONS = {d.name: d for d in (customer(), visit(), orders(), reporting())}
 
 # The fields other services read from each event's data (the shared contract).

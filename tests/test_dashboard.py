@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reporting_service.bootstrap import definition as reporting_definition
@@ -57,6 +58,7 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
+@pytest.mark.fast
 def test_the_query_parser_finds_metric_names() -> None:
     assert metric_names(
         'histogram_quantile(0.95, sum by (le, service) (rate(sales_x_bucket{service=~"$service"}[5m])))'

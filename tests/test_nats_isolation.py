@@ -479,6 +479,7 @@ async def test_no_one_connects_without_credentials_or_with_anothers(production: 
             )
 
 
+@pytest.mark.fast
 def test_every_service_consumes_what_the_layout_grants_it() -> None:
     for name, definition in DEFINITIONS.items():
         consumed = tuple(c.service for c in definition().consumes)

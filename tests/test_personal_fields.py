@@ -15,6 +15,8 @@ from salesplatform.clock import SystemClock
 from salesplatform.commands import WITHHELD, withholding_guard
 from visit_service.bootstrap import definition as visit_definition
 
+pytestmark = pytest.mark.fast
+
 DEFINITIONS = [
     customer_definition(),
     visit_definition("Asia/Shanghai"),

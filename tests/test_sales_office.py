@@ -70,7 +70,7 @@ async def test_a_sale_after_a_release_counts_for_the_rep_who_received_the_custom
     # Day 9: the 7 days ran out; the timer releases the customer.
     clock.advance(timedelta(days=8))
     await customer.runtime.runner.run_once()
-    assert (await release_neglected_leads(customer.runtime)).released == [first["lead_id"]]
+    assert (await release_neglected_leads(customer.runtime)).of("release_lead") == [first["lead_id"]]
 
     # Day 10: the customer comes again; r-2 is next in turn and receives them as new.
     clock.advance(timedelta(days=1))
@@ -120,7 +120,7 @@ async def test_a_sale_after_a_release_counts_for_the_rep_who_received_the_custom
     clock.advance(timedelta(days=9))
     await customer.runtime.runner.run_once()
     run = await release_neglected_leads(customer.runtime)
-    assert first["lead_id"] not in run.released
+    assert first["lead_id"] not in run.of("release_lead")
     lead = (await customer.get(MANAGER, f"/leads/{first['lead_id']}")).json()
     assert (lead["stage"], lead["rep_id"]) == ("walk_in", "r-2")
 

@@ -26,6 +26,7 @@ from salesplatform.devstack.pytest_plugin import (
     connected_as,
     nats_password_for_tests,
     next_stream_message,
+    stream_messages,
 )
 from salesplatform.events import Actor, Role
 from salesplatform.service import http_app
@@ -174,6 +175,13 @@ async def test_an_operator_repairs_a_dead_letter_with_salesctl(system) -> None:
     assert code == 0 and "applied" in out and "already_applied" not in out
     code, out = await salesctl(stack, "dlq", "replay", "orders", "--reason", "rejected")
     assert code == 0 and "already_applied" in out
+    # The sender's results: the refusal, then the replay's once, though it was replayed twice.
+    results = await stream_messages(orders.runtime.js, orders.runtime.topology.results_stream)
+    mine = [r.headers for r in results if (r.headers or {}).get("Idempotency-Key") == "erp-4711"]
+    assert [(h["Result-Status"], h["Nats-Msg-Id"]) for h in mine] == [
+        ("404", "r-1:place_order:erp-4711"),
+        ("200", "r-1:place_order:erp-4711:replayed"),
+    ]
 
     async with orders.runtime.pool.acquire() as conn:
         placed = await conn.fetch("SELECT actor FROM events WHERE event_type = 'order.placed'")

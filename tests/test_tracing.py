@@ -153,6 +153,7 @@ async def test_with_tracing_off_nothing_is_recorded_or_carried(start_service: An
         await conn.close()
 
 
+@pytest.mark.fast
 def test_the_exporter_is_chosen_by_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     def exporter() -> tracing.Exporter:
         return settings_for("orders", database_url="postgresql://x/y").traces_exporter

@@ -8,8 +8,12 @@ What is kept where:
 - **JetStream** holds, besides what the databases hold:
   - the **ingest queues** (`<SERVICE>_INGEST`): commands sent and not run yet;
   - the **dead letters** (`<SERVICE>_DLQ`);
+  - the **results** of ingested commands (`<SERVICE>_RESULTS`), which outside systems
+    reconcile with;
   - the **object store buckets** (`OBJ_<SERVICE>_…`, the visit photos);
-  each saved message by message (subject, headers, body) and published again on restore.
+  each saved message by message (subject, headers, body) and published again on restore: the
+  queued commands as the outside systems' user (`system`), through the door they came in by
+  (a service's own user may not send commands to itself), the rest as the service's user.
 - The **event streams** need no copy: every event is in its producer's log. The restore puts
   each service's own events back in its outbox, so its relay publishes them again once it
   starts; the consumers of the new servers start from the beginning and keep each event once
@@ -44,6 +48,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
 from salesplatform.messaging import Topology, ensure_streams
+from salesplatform.nats_layout import SYSTEM_USER
 
 log = structlog.get_logger(__name__)
 
@@ -97,7 +102,8 @@ async def all_streams(js: JetStreamContext) -> list[StreamInfo]:
 def _streams_of(topology: Topology, names: list[str]) -> list[str]:
     """The streams of a service that hold what its database does not."""
     buckets = _OBJECT_STREAM_PREFIX + topology.stream() + "_"
-    return [topology.ingest_stream, topology.dlq_stream, *sorted(n for n in names if n.startswith(buckets))]
+    kept = [topology.ingest_stream, topology.dlq_stream, topology.results_stream]
+    return [*kept, *sorted(n for n in names if n.startswith(buckets))]
 
 
 async def back_up(
@@ -164,8 +170,10 @@ async def restore(
     """Restore the backup in `directory` into empty servers: each service's database (which
     must exist and be empty) from its dump, its own events put back in its outbox, and the saved
     JetStream messages published again into the service's streams (made here if missing).
-    `namespace`: the new servers' (tests), when not the backup's. Run it before the services
-    start: they then publish their events again and run the queued commands."""
+    `login(user)`: how to connect as each service's user and as the outside systems' user
+    (`system`, which sends the queued commands again). `namespace`: the new servers' (tests),
+    when not the backup's. Run it before the services start: they then publish their events
+    again and run the queued commands."""
     manifest = json.loads(await asyncio.to_thread((directory / MANIFEST).read_text))
     old = manifest.get("namespace", "")
     restored: dict[str, Any] = {}
@@ -183,9 +191,7 @@ async def restore(
             )
         finally:
             await conn.close()
-        published = await _publish_streams(
-            directory, service, entry["streams"], nats_url, login(service), old, namespace
-        )
+        published = await _publish_streams(directory, service, entry["streams"], nats_url, login, old, namespace)
         restored[service] = {"events_to_publish": int(requeued.split()[-1]), "messages": published}
         log.info("service_restored", service=service, **restored[service])
     return restored
@@ -215,14 +221,15 @@ async def _publish_streams(
     service: str,
     streams: dict[str, int],
     nats_url: str,
-    login: dict[str, str],
+    login: Login,
     old: str,
     new: str,
 ) -> dict[str, int]:
     topology = Topology(service, new)
-    nc = await nats.connect(nats_url, **login)
-    try:
-        js = nc.jetstream()
+    async with contextlib.AsyncExitStack() as connections:
+        own = await nats.connect(nats_url, **login(service))
+        connections.push_async_callback(own.close)
+        js = own.jetstream()
         await ensure_streams(js, topology)
         published = {}
         for stream in streams:
@@ -231,10 +238,13 @@ async def _publish_streams(
                 await js.create_object_store(target.removeprefix(_OBJECT_STREAM_PREFIX))
             saved = await asyncio.to_thread((directory / f"{stream}.jsonl").read_text)
             records = [json.loads(line) for line in saved.splitlines() if line]
+            sender = js
+            if target == topology.ingest_stream and records:
+                outside = await nats.connect(nats_url, **login(SYSTEM_USER))
+                connections.push_async_callback(outside.close)
+                sender = outside.jetstream()
             for record in records:
                 subject = _subject_in(record["subject"], old, new)
-                await js.publish(subject, base64.b64decode(record["data"]), headers=record["headers"] or None)
+                await sender.publish(subject, base64.b64decode(record["data"]), headers=record["headers"] or None)
             published[target] = len(records)
         return published
-    finally:
-        await nc.close()

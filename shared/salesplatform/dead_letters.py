@@ -9,8 +9,11 @@ A replay goes the way the message went the first time:
 
 - a command (rejected, or failed until dead-lettered) runs through the command bus with its
   sender's rights, recorded as replayed by the operator (`Actor.replayed_by`), under its
-  original idempotency key: replaying it twice applies it once. Its result is published to
-  `<service>.result.<command>` as an ingested command's is;
+  original idempotency key: replaying it twice applies it once. Its result is kept in
+  `<SERVICE>_RESULTS` as an ingested command's is, with the message id of the first result
+  marked as a replay's (`<sender>:<command>:<key>:replayed`): replaying twice stores one result
+  (within the stream's duplicate window), and the refusal stored under the first id does not
+  hide it;
 - an event a projection could not apply is applied again to that projection (`reapply`);
 - another service's event this service could not copy is copied into its log (deduplicated
   by event id).
@@ -23,7 +26,7 @@ While the database or NATS is down a replay answers 503 and leaves the dead lett
 from __future__ import annotations
 
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,7 +41,7 @@ from pydantic import ValidationError
 from salesplatform.commands import Outcome, Request
 from salesplatform.errors import NotFound, ServiceError
 from salesplatform.events import Actor, Envelope
-from salesplatform.messaging import Failure
+from salesplatform.messaging import Failure, result_message_id
 from salesplatform.outages import is_outage
 from salesplatform.projections import reapply
 from salesplatform.store import copy_foreign
@@ -50,8 +53,9 @@ log = structlog.get_logger(__name__)
 
 # JetStream's error code for deleting a message it does not hold.
 _NO_MESSAGE_FOUND = 10057
-# How many dead letters one listing looks at, newest first.
-SCAN_LIMIT = 10_000
+# How many of the latest stream sequences a listing reads one by one, newest first (deleted
+# ones included); older dead letters are then paged through by next message, gaps skipped.
+NEWEST_WINDOW = 10_000
 # Headers that describe the dead letter itself, read into its fields.
 _OWN_HEADERS = frozenset(
     {
@@ -74,6 +78,10 @@ _OWN_HEADERS = frozenset(
 class NotReplayable(ServiceError):
     status = 409
     code = "not_replayable"
+
+
+# What tells a replayed command's result apart from the first one in the results stream.
+REPLAYED_RESULT_MARK = ":replayed"
 
 
 class ReplayUnavailable(ServiceError):
@@ -110,7 +118,10 @@ class DeadLetter:
                 sender = Actor.model_validate_json(h["Dlq-Sender"])
             except ValidationError:
                 sender = None
-        at = msg.time if isinstance(msg.time, datetime) else _parse_time(str(msg.time))
+        # When it was dead-lettered: its last failure, which a restore (a new stream, where
+        # JetStream stores it anew) keeps; JetStream's own time where the header is missing.
+        stored = msg.time if isinstance(msg.time, datetime) else _parse_time(str(msg.time))
+        at = _parse_time(h["Dlq-Last-Failed"], stored) if h.get("Dlq-Last-Failed") else stored
         return cls(
             seq=msg.seq or 0,
             at=at,
@@ -166,11 +177,11 @@ class DeadLetter:
         }
 
 
-def _parse_time(text: str) -> datetime:
+def _parse_time(text: str, otherwise: datetime | None = None) -> datetime:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return datetime.now(UTC)
+        return otherwise or datetime.now(UTC)
 
 
 @dataclass
@@ -199,19 +210,22 @@ class Selection:
 class DeadLetterDesk:
     """An operator's work on one service's dead letters."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, newest_window: int = NEWEST_WINDOW) -> None:
         self.runtime = runtime
         self.stream = runtime.topology.dlq_stream
+        self.newest_window = newest_window
 
     async def find(self, selection: Selection) -> list[DeadLetter]:
-        """The dead letters `selection` names, newest first; looks at the latest `SCAN_LIMIT`."""
+        """The dead letters `selection` names, newest first, up to its limit, among all the
+        stream holds: the latest `newest_window` sequences are read one by one (where a listing
+        usually ends), the older ones, if the limit is not reached, paged through."""
         if selection.seqs:
             return [await self.get(seq) for seq in selection.seqs]
         state = (await self.runtime.js.stream_info(self.stream)).state
         now = datetime.now(UTC)
         found: list[DeadLetter] = []
-        seq = state.last_seq
-        lowest = max(state.first_seq, 1, state.last_seq - SCAN_LIMIT + 1)
+        first, seq = max(state.first_seq, 1), state.last_seq
+        lowest = max(first, state.last_seq - self.newest_window + 1)
         while seq >= lowest and len(found) < selection.limit:
             msg = await self._message(seq)
             seq -= 1
@@ -220,7 +234,29 @@ class DeadLetterDesk:
             dead = DeadLetter.from_msg(msg)
             if selection.matches(dead, now):
                 found.append(dead)
+        if len(found) < selection.limit and seq >= first:
+            found += await self._older(selection, first, seq, selection.limit - len(found), now)
         return found
+
+    async def _older(self, selection: Selection, first: int, last: int, wanted: int, now: datetime) -> list[DeadLetter]:
+        """The newest `wanted` dead letters `selection` names from sequence `first` to `last`,
+        newest first: paged through oldest first by next message, one request per dead letter
+        the stream holds (the gaps replays and purges left cost nothing)."""
+        kept: deque[DeadLetter] = deque(maxlen=wanted)
+        subjects = self.runtime.topology.subject("dlq", ">")
+        seq = first
+        while seq <= last:
+            try:
+                msg = await self.runtime.js.get_msg(self.stream, seq, subject=subjects, next=True)
+            except nats.js.errors.NotFoundError:
+                break
+            if msg.seq is None or msg.seq > last:
+                break
+            dead = DeadLetter.from_msg(msg)
+            if selection.matches(dead, now):
+                kept.append(dead)
+            seq = msg.seq + 1
+        return list(reversed(kept))
 
     async def get(self, seq: int) -> DeadLetter:
         msg = await self._message(seq)
@@ -355,16 +391,28 @@ class DeadLetterDesk:
             raise
 
     async def _publish_result(self, dead: DeadLetter, outcome: Outcome) -> None:
-        """An ingested command's result goes where its sender listens, as the first time."""
+        """An ingested command's result goes where its sender listens, as the first time: kept
+        in the results stream, which keeps a replay's result once however often it runs. Not
+        kept (NATS down): 503, and the dead letter stays for a replay that keeps it."""
         if dead.command is None or dead.subject is None or ".ingest." not in dead.subject:
             return
-        headers = {"Idempotency-Key": dead.idempotency_key or ""}
+        assert dead.sender is not None  # a command without one is not replayed (_run_command)
+        key = dead.idempotency_key or ""
+        headers = {
+            # The first result, a refusal, holds the kept id itself: the mark keeps this one apart.
+            "Nats-Msg-Id": result_message_id(dead.sender.id, dead.command, key) + REPLAYED_RESULT_MARK,
+            "Idempotency-Key": key,
+            "Result-Status": str(outcome.status),
+        }
         if dead.correlation_id:
             headers["Correlation-Id"] = dead.correlation_id
         topology = self.runtime.topology
-        await self.runtime.nc.publish(
-            topology.subject("result", dead.command), orjson.dumps(outcome.to_dict()), headers=headers
-        )
+        try:
+            await self.runtime.js.publish(
+                topology.subject("result", dead.command), orjson.dumps(outcome.to_dict()), headers=headers
+            )
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise ReplayUnavailable(f"the result of {dead.command} was not kept: {type(exc).__name__}") from exc
 
     async def _apply_again(self, dead: DeadLetter) -> dict[str, Any]:
         name = dead.projection

@@ -578,8 +578,53 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
 
-# How many first failures a pull loop remembers (of messages retried, not yet dead-lettered).
-_FIRST_FAILURES_KEPT = 10_000
+# How long the first failure of a message that went through after failing is kept: a message
+# that keeps failing is dead-lettered within minutes.
+_FIRST_FAILURES_KEPT_HOURS = 24
+
+
+class FirstFailures:
+    """When each message a pull loop keeps failing on first failed, in the service's database
+    (`processing_failures`) until the message is dead-lettered: the dead letter's first failure
+    survives a restart of the service in between."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def first(self, durable: str, msg: Msg) -> float:
+        """When `msg` first failed (now, if this is its first failure), seconds since 1970. A
+        row older than the message is of another message with its sequence (a stream made
+        again): it is replaced."""
+        stored_at = msg.metadata.timestamp
+        async with self.pool.acquire() as conn:
+            first: datetime = await conn.fetchval(
+                "WITH kept AS ("
+                " INSERT INTO processing_failures (durable, stream_seq, stored_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (durable, stream_seq) DO UPDATE"
+                " SET stored_at = EXCLUDED.stored_at, first_failed = EXCLUDED.first_failed"
+                " WHERE processing_failures.stored_at <> EXCLUDED.stored_at"
+                " RETURNING first_failed)"
+                " SELECT first_failed FROM kept"
+                " UNION ALL SELECT first_failed FROM processing_failures WHERE durable = $1 AND stream_seq = $2"
+                " LIMIT 1",
+                durable,
+                msg.metadata.sequence.stream,
+                stored_at,
+            )
+        return first.timestamp()
+
+    async def forget(self, durable: str, seq: int) -> None:
+        """The message was dead-lettered; with it go rows of messages that went through since."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM processing_failures WHERE (durable = $1 AND stream_seq = $2)"
+                " OR first_failed < now() - make_interval(hours => $3)",
+                durable,
+                seq,
+                _FIRST_FAILURES_KEPT_HOURS,
+            )
+
+
 # How long a pull loop waits for more messages once one has arrived.
 _GATHER_SECONDS = 0.005
 # How long a pull loop pauses while the database or NATS is down: doubling from the first.
@@ -617,8 +662,9 @@ class _PullLoop(ABC):
         # Where processing times and spans go (the runtime's).
         self.metrics: ServiceMetrics = DETACHED
         self.tracer = tracing.OFF
-        # When each message failing now first failed (by stream sequence), for its dead letter.
-        self._first_failed: dict[int, float] = {}
+        # When each message failing now first failed, for its dead letter (the runtime's); a
+        # loop built alone, without it, takes each failure as the first.
+        self.first_failures: FirstFailures | None = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -662,17 +708,32 @@ class _PullLoop(ABC):
         for msg in msgs:
             if msg.is_acked:
                 continue  # handled before the batch failed
-            seq = msg.metadata.sequence.stream
-            if len(self._first_failed) >= _FIRST_FAILURES_KEPT and seq not in self._first_failed:
-                self._first_failed.clear()  # of messages that went through since: forgotten
-            first = self._first_failed.setdefault(seq, time.time())
+            first = await self._first_failure(msg)
             delivered = msg.metadata.num_delivered
             if delivered >= self.max_deliveries:
                 await self.dead_letter("processing_failed", msg, error, Failure(first_failed=first))
-                self._first_failed.pop(seq, None)
                 await msg.ack()
+                await self._forget_failure(msg)
             else:
                 await msg.nak(delay=min(0.2 * 2**delivered, 10.0))
+
+    async def _first_failure(self, msg: Msg) -> float:
+        if self.first_failures is None:
+            return time.time()
+        try:
+            return await self.first_failures.first(self.durable, msg)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            # The failure is counted all the same; only when it first failed is lost.
+            log.warning("first_failure_not_kept", durable=self.durable, error=repr(exc))
+            return time.time()
+
+    async def _forget_failure(self, msg: Msg) -> None:
+        if self.first_failures is None:
+            return
+        try:
+            await self.first_failures.forget(self.durable, msg.metadata.sequence.stream)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:  # removed by age later
+            log.warning("first_failure_not_forgotten", durable=self.durable, error=repr(exc))
 
     async def _failed(self, msgs: list[Msg], exc: Exception) -> None:
         """A batch failed. If what the service depends on is down, the messages wait for it
@@ -1053,7 +1114,7 @@ class IngestConsumer(_PullLoop):
         for msg, request, name, key, outcome in judged:
             sender = request.actor.id if request is not None else f"unidentified@{msg.metadata.sequence.stream}"
             headers = {
-                "Nats-Msg-Id": f"{sender}:{name}:{key}",
+                "Nats-Msg-Id": result_message_id(sender, name, key),
                 "Idempotency-Key": key,
                 "Result-Status": str(outcome.status),
             }
@@ -1065,6 +1126,13 @@ class IngestConsumer(_PullLoop):
         refused = next((r for r in refusals if r is not None), None)
         if refused is not None:
             raise ConnectionError(f"JetStream did not keep a command result: {refused}")
+
+
+def result_message_id(sender: str, command: str, key: str) -> str:
+    """The message id of an ingested command's result in `<SERVICE>_RESULTS`: whom the
+    idempotency key belongs to (the sender, the command) with the key, so the stream keeps a
+    result sent again once."""
+    return f"{sender}:{command}:{key}"
 
 
 class CommandResponder:

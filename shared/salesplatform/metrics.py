@@ -27,6 +27,7 @@ import contextlib
 import functools
 import platform
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,7 @@ from nats.js.api import ConsumerInfo
 from prometheus_client import (
     GC_COLLECTOR,
     CollectorRegistry,
+    Counter,
     Histogram,
     generate_latest,
 )
@@ -58,6 +60,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 COMMAND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # A relay publish or a consumer batch: one round trip to JetStream up to many statements.
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# An HTTP request answered: a page or a health check in milliseconds, a report page waiting for
+# the services' APIs up to their timeout.
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # From recorded to applied: milliseconds when all runs, up to hours after an outage or a rebuild.
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
 
@@ -115,6 +120,12 @@ class ServiceMetrics:
             buckets=LAG_BUCKETS,
             registry=registry,
         )
+        self.timer_commands = Counter(
+            "sales_timer_commands",
+            "Commands a timer sent, by what came of them: done, already (done before), not_due, refused.",
+            ["service", "timer", "outcome"],
+            registry=registry,
+        )
         self._commands: dict[tuple[str, int], Any] = {}
         # The state and counts read at scrape time (a registered runtime's only).
         self.scraped: StateCollector | None = None
@@ -123,11 +134,7 @@ class ServiceMetrics:
     def registered(cls, runtime: Runtime) -> ServiceMetrics:
         """A service's metrics in a registry of its own, with the process, platform, build and
         state collectors."""
-        registry = CollectorRegistry(auto_describe=True)
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
-        if GC_COLLECTOR is not None:
-            GCCollector(registry=registry)
+        registry = process_registry(runtime.definition.name)
         found = cls(runtime.definition.name, registry=registry)
         found.scraped = StateCollector(runtime)
         registry.register(found.scraped)
@@ -141,6 +148,11 @@ class ServiceMetrics:
             )
         child.observe(seconds)
 
+    def count_timer_run(self, timer: str, counts: dict[str, int]) -> None:
+        for outcome, n in counts.items():
+            if n:
+                self.timer_commands.labels(self.service, timer, outcome).inc(n)
+
     def observe_publish(self, seconds: float) -> None:
         self.publish_seconds.labels(self.service).observe(seconds)
 
@@ -149,6 +161,77 @@ class ServiceMetrics:
 
     def observe_lag(self, projection: str, recorded_at: datetime, applied_at: datetime) -> None:
         self.lag_seconds.labels(self.service, projection).observe(max(0.0, (applied_at - recorded_at).total_seconds()))
+
+
+def process_registry(service: str) -> CollectorRegistry:
+    """A registry of its own for `service`'s process: the process, platform and GC collectors
+    of `prometheus_client` and `sales_build_info`. What every process serving `/metrics` has."""
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    if GC_COLLECTOR is not None:
+        GCCollector(registry=registry)
+    registry.register(BuildCollector(service))
+    return registry
+
+
+class BuildCollector(Collector):
+    """`sales_build_info{service, version, python, implementation}`: the running build."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        info = InfoMetricFamily("sales_build", "The running build of the service.", labels=["service"])
+        info.add_metric(
+            [self.service],
+            {
+                "version": build_version(self.service),
+                "python": platform.python_version(),
+                "implementation": sys.implementation.name,
+            },
+        )
+        yield info
+
+
+class RequestDurations:
+    """ASGI middleware observing `sales_http_request_duration_seconds{service, method, route,
+    status}`: from a request arriving to its response starting (a stream, such as Server-Sent
+    Events, counts until its first byte, not while it stays open). `route` is the path template
+    the request matched (`/photos/{visit_id}/{photo_id}`), "" when none did, so a scraper sees
+    a bounded set of series whatever paths are asked."""
+
+    def __init__(self, app: Any, *, service: str, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.service = service
+        self.seconds = Histogram(
+            "sales_http_request_duration_seconds",
+            "Time from an HTTP request arriving to its response starting, by route template and status.",
+            ["service", "method", "route", "status"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                route = getattr(scope.get("route"), "path", "")
+                self.seconds.labels(self.service, scope["method"], route, str(message["status"])).observe(
+                    time.perf_counter() - started
+                )
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
+def exposition_of(registry: CollectorRegistry) -> bytes:
+    """Every family of `registry` in Prometheus text format (`CONTENT_TYPE`)."""
+    return generate_latest(registry)
 
 
 # What a bus, relay, consumer or runner observes into until a runtime gives it its own
@@ -164,6 +247,7 @@ class State:
     head: int = 0
     failures: int = 0
     projections: list[dict[str, Any]] = field(default_factory=list)
+    reactors: list[dict[str, Any]] = field(default_factory=list)
     consumers: list[tuple[str, ConsumerInfo]] = field(default_factory=list)
 
 
@@ -186,14 +270,24 @@ SELECT p.name, g.generation, g.position, g.events_applied,
 async def read_state(runtime: Runtime) -> State:
     async with runtime.pool.acquire() as conn:
         row = await conn.fetchrow(_STATE)
-        # Inline projections change with the events themselves: never behind, no checkpoint.
-        inline = {p.name for p in runtime.bus.inline_projections}
-        projections = [dict(r) for r in await conn.fetch(_PROJECTIONS) if r["name"] not in inline]
+        # Inline projections change with the events themselves: never behind, no checkpoint. A
+        # projection an older release ran (one that became a reactor) is no longer reported.
+        caught_up = {p.name for p in runtime.definition.projections}
+        projections = [dict(r) for r in await conn.fetch(_PROJECTIONS) if r["name"] in caught_up]
+        reactors = [
+            dict(r)
+            for r in await conn.fetch(
+                "SELECT name, position, reacted FROM public.reactor_checkpoints WHERE name = ANY($1::text[])"
+                " ORDER BY name",
+                [r.name for r in runtime.definition.reactors],
+            )
+        ]
     return State(
         outbox=row["outbox"],
         head=int(row["head"]),
         failures=row["failures"],
         projections=projections,
+        reactors=reactors,
         consumers=await _consumers(runtime),
     )
 
@@ -219,17 +313,6 @@ class StateCollector(Collector):
         def counter(name: str, text: str, labels: list[str]) -> CounterMetricFamily:
             return CounterMetricFamily(name, text, labels=["service", *labels])
 
-        info = InfoMetricFamily("sales_build", "The running build of the service.", labels=["service"])
-        info.add_metric(
-            [service],
-            {
-                "version": build_version(service),
-                "python": platform.python_version(),
-                "implementation": sys.implementation.name,
-            },
-        )
-        yield info
-
         m = gauge("sales_outbox_pending", "Committed events not yet confirmed by JetStream.", [])
         m.add_metric([service], s.outbox)
         yield m
@@ -244,6 +327,18 @@ class StateCollector(Collector):
         for p in s.projections:
             m.add_metric([service, p["name"]], max(0, s.head - p["position"]))
         yield m
+        m = gauge(
+            "sales_reactor_positions_behind",
+            "Log positions between a reactor's checkpoint and the head (at most the events to react to).",
+            ["reactor"],
+        )
+        for r in s.reactors:
+            m.add_metric([service, r["name"]], max(0, s.head - r["position"]))
+        yield m
+        reacted = counter("sales_reactor_events", "Events of its types a reactor has reacted to.", ["reactor"])
+        for r in s.reactors:
+            reacted.add_metric([service, r["name"]], r["reacted"])
+        yield reacted
         m = gauge(
             "sales_projection_events_applied",
             "Events applied by a catch-up projection's active generation.",
@@ -321,7 +416,7 @@ async def exposition(runtime: Runtime) -> bytes:
     found = runtime.metrics
     assert found.registry is not None and found.scraped is not None, "a runtime's metrics are registered"
     found.scraped.state = await read_state(runtime)
-    return generate_latest(found.registry)
+    return exposition_of(found.registry)
 
 
 async def _consumers(runtime: Runtime) -> list[tuple[str, ConsumerInfo]]:

@@ -9,7 +9,8 @@ table names; the runner points `search_path` at the right generation.
   checkpoint in the same transaction as the change (exactly-once effect).
 - Rebuild: a new generation is filled from position 0 while the active one keeps serving; the
   switch takes the projection's lock exclusively (writers hold it shared while they apply),
-  applies the last events and flips `active_schema` in one transaction.
+  applies the last events and flips `active_schema` in one transaction. Several projections
+  rebuild in one pass over the log, stretch by stretch, and switch together.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import asyncpg
 import structlog
@@ -49,6 +50,12 @@ ChangeSink = Callable[[str, list[Change]], Awaitable[None]]
 FailureSink = Callable[[str, RecordedEvent, str], Awaitable[None]]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+# `synchronous_commit` for a transaction that applies events: 'on' if it appended events too
+# (events are only ever written with synchronous commits), else 'off'.
+_ON_IF_APPENDED = (
+    "CASE WHEN EXISTS (SELECT 1 FROM public.events WHERE tx_id = pg_current_xact_id_if_assigned())"
+    " THEN 'on' ELSE 'off' END"
+)
 _APPLY_ATTEMPTS = 3
 
 
@@ -68,6 +75,7 @@ class Projection:
     `reads_log`: the projection reads its events from the log itself, with set-based SQL over
     a stretch of it (`apply_range`); the catch-up runner then only scans the stretch for the
     types present instead of loading the events. It must name its `event_types`.
+    `rebuild_weight`: its share of the work when several projections are rebuilt together.
     """
 
     name: ClassVar[str]
@@ -76,6 +84,7 @@ class Projection:
     code_version: ClassVar[int] = 1
     inline: ClassVar[bool] = False
     reads_log: ClassVar[bool] = False
+    rebuild_weight: ClassVar[float] = 1.0
 
     def handles(self, event: RecordedEvent) -> bool:
         return self.event_types is None or event.event_type in self.event_types
@@ -95,10 +104,18 @@ class Projection:
         return changes
 
     async def apply_range(
-        self, conn: asyncpg.Connection, after: LogPosition, upto: LogPosition, present: frozenset[str]
+        self,
+        conn: asyncpg.Connection,
+        after: LogPosition,
+        upto: LogPosition,
+        present: frozenset[str] | None,
+        *,
+        changes: bool = True,
     ) -> list[Change]:
         """Apply the events of its types in the stretch (after, upto] of `public.events`;
-        `present`: the types that occur there. For projections that set `reads_log`."""
+        `present`: the types that occur there (None: not known). With `changes` false (a
+        rebuild, which publishes nothing) it need not say what changed. For projections that
+        set `reads_log`."""
         raise TypeError(f"{type(self).__name__} sets reads_log but does not override apply_range")
 
 
@@ -156,18 +173,7 @@ async def ensure_projection(conn: asyncpg.Connection, projection: Projection) ->
                     code_version=projection.code_version,
                 )
             return bool(row["code_version"] < projection.code_version)
-        schema = f"p_{projection.name}_1"
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
-        await _use_schema(conn, schema)
-        await conn.execute(projection.schema_sql)
-        await _reset_schema(conn)
-        await conn.execute(
-            "INSERT INTO projection_generations (name, generation, schema_name, code_version, status)"
-            " VALUES ($1, 1, $2, $3, 'active')",
-            projection.name,
-            schema,
-            projection.code_version,
-        )
+        schema = await _create_generation(conn, projection, 1, "active")
         await conn.execute(
             "INSERT INTO projections (name, active_schema, generation, code_version) VALUES ($1, $2, 1, $3)",
             projection.name,
@@ -175,6 +181,26 @@ async def ensure_projection(conn: asyncpg.Connection, projection: Projection) ->
             projection.code_version,
         )
     return False
+
+
+async def _create_generation(conn: asyncpg.Connection, projection: Projection, generation: int, status: str) -> str:
+    """The schema of a generation, with the projection's empty tables, and its row in
+    `projection_generations`. Returns the schema's name."""
+    schema = f"p_{projection.name}_{generation}"
+    await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+    await _use_schema(conn, schema)
+    await conn.execute(projection.schema_sql)
+    await _reset_schema(conn)
+    await conn.execute(
+        "INSERT INTO projection_generations (name, generation, schema_name, code_version, status)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        projection.name,
+        generation,
+        schema,
+        projection.code_version,
+        status,
+    )
+    return schema
 
 
 async def apply_inline(
@@ -259,18 +285,6 @@ class _Generation:
     schema: str
     generation: int
     checkpoint: LogPosition
-
-
-async def _save_checkpoint(conn: asyncpg.Connection, name: str, generation: int, at: LogPosition, applied: int) -> None:
-    await conn.execute(
-        "UPDATE public.projection_generations SET tx_id = $3::text::xid8, position = $4,"
-        " events_applied = events_applied + $5 WHERE name = $1 AND generation = $2",
-        name,
-        generation,
-        str(at.tx_id),
-        at.position,
-        applied,
-    )
 
 
 async def _apply_guarded(
@@ -421,9 +435,7 @@ async def catch_up_once(
             "WITH saved AS ("
             "  UPDATE public.projection_generations SET tx_id = $3::text::xid8, position = $4,"
             "  events_applied = events_applied + $5 WHERE name = $1 AND generation = $2 RETURNING 1"
-            ") SELECT set_config('synchronous_commit', CASE WHEN EXISTS ("
-            "  SELECT 1 FROM public.events WHERE tx_id = pg_current_xact_id_if_assigned()"
-            ") THEN 'on' ELSE 'off' END, true) FROM saved",
+            f") SELECT set_config('synchronous_commit', {_ON_IF_APPENDED}, true) FROM saved",
             projection.name,
             gen.generation,
             str(reached.tx_id),
@@ -440,14 +452,16 @@ async def _apply_range_guarded(
     projection: Projection,
     after: LogPosition,
     upto: LogPosition,
-    present: frozenset[str],
+    present: frozenset[str] | None,
     on_failure: FailureSink | None,
+    *,
+    changes: bool = True,
 ) -> list[Change]:
     """`apply_range`; if it fails, the stretch's events are loaded and applied the guarded way
     (`_apply_guarded`), so an event that fails is isolated and recorded as for any projection."""
     try:
         async with conn.transaction():
-            return await projection.apply_range(conn, after, upto, present)
+            return await projection.apply_range(conn, after, upto, present, changes=changes)
     except Exception as exc:  # any failure: the events are applied one by one below
         if says_nothing_about_the_event(exc):
             raise
@@ -469,106 +483,339 @@ async def _read_for(
     return events, len(events), LogPosition(events[-1].tx_id, events[-1].position)
 
 
+# A rebuild cuts the log into stretches of this many events; a projection that loads its events
+# (rather than reading them with set-based SQL) gets them at most this many of the log at a time.
+STRETCH_EVENTS = 100_000
+LOADED_EVENTS = 5_000
+# Lanes building projections side by side: the work is in PostgreSQL, one backend per lane.
+REBUILD_LANES = 2
+# Sorting and grouping a stretch of 100,000 events stays in memory with this much.
+REBUILD_WORK_MEM = "64MB"
+
+Progress = Callable[[int], Awaitable[None] | None]
+T = TypeVar("T")
+
+
+class RebuildRunning(RuntimeError):
+    """A rebuild of one of the projections asked for is running already (on any replica)."""
+
+
 async def rebuild(
     pool: asyncpg.Pool,
-    projection: Projection,
+    projections: Sequence[Projection],
     *,
-    batch_size: int = 5000,
-    on_progress: Callable[[int], Awaitable[None] | None] | None = None,
+    stretch_events: int = STRETCH_EVENTS,
+    lanes: int = REBUILD_LANES,
+    on_progress: Progress | None = None,
     on_failure: FailureSink | None = None,
-) -> int:
-    """Build a new generation from the start of the log, then switch to it atomically.
+    on_started: Callable[[dict[str, int]], None] | None = None,
+) -> dict[str, int]:
+    """Build a new generation of each projection from the start of the log, reading the log
+    once, then switch all of them in one transaction. Returns the new generation of each.
 
-    The active generation keeps answering queries (and being updated) until the switch.
-    Returns the new generation number.
+    The settled log is cut into stretches of `stretch_events`, and every projection applies
+    each stretch to its new generation in the transaction that records its checkpoint: a
+    projection that `reads_log` with its set-based statements (`apply_range`), any other with
+    the stretch's events of its types (`apply_batch`, `LOADED_EVENTS` of the log at a time,
+    so what it holds in memory stays small), both guarded as the catch-up runner is
+    (an event that fails is kept in `projection_failures` and handed to `on_failure`). The
+    projections are spread over `lanes` connections by their `rebuild_weight`.
+
+    The active generations keep answering queries (and being updated) until the switch, which
+    holds every projection's lock exclusively, applies the last events and flips them all.
+    `on_started` is told the generations once they exist (from then on `projection_generations`
+    shows them being built); `on_progress` the events passed so far. Raises `RebuildRunning` if
+    one of them is being rebuilt already (its rebuild holds the lock `rebuild:<name>`).
     """
-    name = projection.name
+    if not projections:
+        return {}
     async with pool.acquire() as conn:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"rebuild:{name}")
-            for row in await conn.fetch(
-                "SELECT schema_name FROM projection_generations WHERE name = $1 AND status IN ('retired', 'building')",
-                name,
-            ):
-                await conn.execute(f"DROP SCHEMA IF EXISTS {row['schema_name']} CASCADE")
-            await conn.execute(
-                "DELETE FROM projection_generations WHERE name = $1 AND status IN ('retired', 'building')",
-                name,
-            )
-            generation = 1 + await conn.fetchval(
-                "SELECT coalesce(max(generation), 0) FROM projection_generations WHERE name = $1", name
-            )
-            schema = f"p_{name}_{generation}"
-            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
-            await _use_schema(conn, schema)
-            await conn.execute(projection.schema_sql)
-            await _reset_schema(conn)
-            await conn.execute(
-                "INSERT INTO projection_generations (name, generation, schema_name, code_version, status)"
-                " VALUES ($1, $2, $3, $4, 'building')",
-                name,
-                generation,
-                schema,
-                projection.code_version,
-            )
-        log.info("projection_rebuild_started", projection=name, generation=generation)
+        held: list[str] = []
+        try:
+            for name in sorted({p.name for p in projections}):
+                if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"rebuild:{name}"):
+                    raise RebuildRunning(f"a rebuild of {name} is running already")
+                held.append(name)
+            return await _rebuild(pool, conn, projections, stretch_events, lanes, on_progress, on_failure, on_started)
+        finally:
+            with contextlib.suppress(Exception):  # a broken connection lets go of its locks
+                for name in held:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"rebuild:{name}")
+
+
+async def _rebuild(
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    projections: Sequence[Projection],
+    size: int,
+    lanes: int,
+    on_progress: Progress | None,
+    on_failure: FailureSink | None,
+    on_started: Callable[[dict[str, int]], None] | None,
+) -> dict[str, int]:
+    shares = [members for members in _share(projections, lanes) if members]
+    async with contextlib.AsyncExitStack() as stack:
+        # Projections are independent until the switch: the lanes build side by side, the
+        # first on this connection, the others each on one of its own.
+        lane_conns = [conn, *[await stack.enter_async_context(pool.acquire()) for _ in shares[1:]]]
+        made = await _all_or_nothing([_new_generations(c, m) for c, m in zip(lane_conns, shares, strict=True)])
+        generations = {name: g for share in made for name, g in share.items()}
+        log.info("projection_rebuild_started", generations=generations)
+        if on_started is not None:
+            on_started(generations)
+        passed: dict[str, int] = dict.fromkeys(generations, 0)
+
+        async def lane(
+            own: asyncpg.Connection, members: list[Projection], after: LogPosition, ends: list[tuple[LogPosition, int]]
+        ) -> None:
+            for upto, n in ends:
+                async with own.transaction():
+                    await _building(own)
+                    await _apply_stretch(own, members, generations, after, upto, n, on_failure)
+                    await _commit_lazily(own)
+                after = upto
+                for p in members:
+                    passed[p.name] += n
+                await _report(on_progress, min(passed.values()))
 
         checkpoint = LOG_START
         applied = 0
-
-        async def step(settled_only: bool) -> int:
-            nonlocal checkpoint, applied
-            events, scanned, reached = await _read_for(conn, projection, checkpoint, batch_size, settled_only)
-            if not scanned:
-                return 0
-            if events:
-                await _use_schema(conn, schema)
-                await _apply_guarded(conn, projection, events, on_failure)
-                await _reset_schema(conn)
-            checkpoint = reached
-            applied += scanned
-            await _save_checkpoint(conn, name, generation, checkpoint, len(events))
-            if on_progress is not None:
-                result = on_progress(applied)
-                if asyncio.iscoroutine(result):
-                    await result
-            return scanned
-
         while True:
-            async with conn.transaction():
-                n = await step(settled_only=True)
-            if n < batch_size:
+            # The settled log ahead is cut into stretches; every lane applies the same stretches.
+            stretches = await _cut(conn, checkpoint, size)
+            if not stretches:
+                break
+            await _all_or_nothing([lane(c, m, checkpoint, stretches) for c, m in zip(lane_conns, shares, strict=True)])
+            checkpoint = stretches[-1][0]
+            ahead = sum(n for _, n in stretches)
+            applied += ahead
+            if ahead < size:
                 break
 
-        async with conn.transaction():
-            # Inline writers and the catch-up runner hold this lock shared while they apply.
+    inline = [p for p in projections if p.inline]
+    async with conn.transaction():
+        await _building(conn)
+        # Inline writers and the catch-up runner hold these locks shared while they apply: with
+        # every one held exclusively, the runner cannot apply, and no writer is between applying
+        # an inline projection and committing.
+        for name in sorted(generations):
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _lock_key(name))
-            # Inline projections: every writer of their events applies them under the shared
-            # lock, so with it held exclusively all of them are committed and visible.
-            # Catch-up projections: other writers (consumers copying foreign events) do not take
-            # the lock, so only settled events are safe; the runner goes on from the checkpoint.
-            while await step(settled_only=not projection.inline) == batch_size:
-                pass
-            await conn.execute(
-                "UPDATE projection_generations SET status = 'retired', finished_at = now()"
-                " WHERE name = $1 AND status = 'active'",
-                name,
+        # What settled meanwhile goes to every projection. A transaction still running (a
+        # consumer copying foreign events, which takes no lock) has a larger id than anything
+        # settled, so its events come after these checkpoints and the runner applies them.
+        while (end := await _stretch_end(conn, checkpoint, size, settled_only=True)) is not None:
+            upto, n = end
+            await _apply_stretch(conn, projections, generations, checkpoint, upto, n, on_failure)
+            checkpoint = upto
+            applied += n
+        # Inline projections are never caught up by the runner; their writers are held off by
+        # the locks, so all they can miss is committed and visible: apply it now.
+        while inline and (end := await _stretch_end(conn, checkpoint, size, settled_only=False)) is not None:
+            upto, n = end
+            await _apply_stretch(conn, inline, generations, checkpoint, upto, n, on_failure)
+            checkpoint = upto
+        for p in projections:
+            await _switch(conn, p, generations[p.name])
+    await _report(on_progress, applied)
+    log.info("projection_rebuilt", generations=generations, events=applied)
+    return generations
+
+
+def _share(projections: Sequence[Projection], lanes: int) -> list[list[Projection]]:
+    """Spread the projections over the lanes by their weight, heaviest first."""
+    shares: list[list[Projection]] = [[] for _ in range(max(1, lanes))]
+    loads = [0.0] * len(shares)
+    for p in sorted(projections, key=lambda p: -p.rebuild_weight):
+        i = loads.index(min(loads))
+        shares[i].append(p)
+        loads[i] += p.rebuild_weight
+    return shares
+
+
+async def _all_or_nothing(work: list[Awaitable[T]]) -> list[T]:
+    """The results of all the work, or the first failure once all of it has stopped."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _report(on_progress: Progress | None, applied: int) -> None:
+    if on_progress is not None:
+        result = on_progress(applied)
+        if result is not None:
+            await result
+
+
+async def _new_generations(conn: asyncpg.Connection, projections: Sequence[Projection]) -> dict[str, int]:
+    """A new, empty generation `building` of each projection, in one transaction; the retired
+    ones and any left building by a rebuild that stopped are dropped."""
+    names = [p.name for p in projections]
+    async with conn.transaction():
+        await _commit_lazily(conn)
+        for row in await conn.fetch(
+            "SELECT schema_name FROM projection_generations"
+            " WHERE name = ANY($1::text[]) AND status IN ('retired', 'building')",
+            names,
+        ):
+            await conn.execute(f"DROP SCHEMA IF EXISTS {row['schema_name']} CASCADE")
+        latest = dict(
+            await conn.fetch(
+                "WITH gone AS (DELETE FROM projection_generations"
+                "  WHERE name = ANY($1::text[]) AND status IN ('retired', 'building'))"
+                " SELECT name, max(generation) FROM projection_generations"
+                " WHERE name = ANY($1::text[]) AND status = 'active' GROUP BY name",
+                names,
             )
-            await conn.execute(
-                "UPDATE projection_generations SET status = 'active', finished_at = now()"
-                " WHERE name = $1 AND generation = $2",
-                name,
-                generation,
-            )
-            await conn.execute(
-                "UPDATE projections SET active_schema = $2, generation = $3, code_version = $4 WHERE name = $1",
-                name,
-                schema,
-                generation,
-                projection.code_version,
-            )
-    log.info("projection_rebuilt", projection=name, generation=generation, events=applied)
-    return cast("int", generation)
+        )
+        generations = {}
+        for p in projections:
+            generations[p.name] = generation = latest.get(p.name, 0) + 1
+            await _create_generation(conn, p, generation, "building")
+    return generations
+
+
+async def _building(conn: asyncpg.Connection) -> None:
+    """For the rest of the transaction: sorting and grouping a stretch stays in memory."""
+    await conn.execute("SELECT set_config('work_mem', $1, true)", REBUILD_WORK_MEM)
+
+
+async def _commit_lazily(conn: asyncpg.Connection) -> None:
+    """The commit of a transaction that builds a new generation does not wait for the disk,
+    unless it appended events (a reactor running commands): a generation is of use only once
+    switched, the switch's commit waits for all that came before it, and a crash before takes
+    back nothing but a rebuild's progress, which the next rebuild redoes from the start."""
+    await conn.execute(f"SELECT set_config('synchronous_commit', {_ON_IF_APPENDED}, true)")
+
+
+async def _stretch_end(
+    conn: asyncpg.Connection, after: LogPosition, limit: int, *, settled_only: bool
+) -> tuple[LogPosition, int] | None:
+    """The last of the next `limit` events after `after`, and how many there are (None: none)."""
+    settled = "AND tx_id < pg_snapshot_xmin(pg_current_snapshot())" if settled_only else ""
+    bounds = (str(after.tx_id), after.position)
+    # A whole stretch ahead: its last event, found by skipping along the log's index.
+    row = await conn.fetchrow(
+        f"SELECT tx_id::text AS tx, position FROM public.events WHERE (tx_id, position) > ($1::text::xid8, $2)"
+        f" {settled} ORDER BY tx_id, position OFFSET $3 LIMIT 1",
+        *bounds,
+        limit - 1,
+    )
+    if row is not None:
+        return LogPosition(int(row["tx"]), row["position"]), limit
+    # The short end of the log: its last event and how many there are.
+    row = await conn.fetchrow(
+        f"""
+        SELECT tx_id::text AS tx, position, n FROM (
+            SELECT tx_id, position, row_number() OVER (ORDER BY tx_id, position) AS n
+            FROM (SELECT tx_id, position FROM public.events
+                  WHERE (tx_id, position) > ($1::text::xid8, $2) {settled}
+                  ORDER BY events.tx_id, events.position LIMIT $3) AS head
+        ) AS counted ORDER BY n DESC LIMIT 1
+        """,
+        *bounds,
+        limit,
+    )
+    if row is None:
+        return None
+    return LogPosition(int(row["tx"]), row["position"]), row["n"]
+
+
+async def _cut(conn: asyncpg.Connection, after: LogPosition, size: int) -> list[tuple[LogPosition, int]]:
+    """The settled events after `after` as stretches of `size` events (the last may be short):
+    the end of each, and how many it holds."""
+    out: list[tuple[LogPosition, int]] = []
+    while (end := await _stretch_end(conn, after, size, settled_only=True)) is not None:
+        out.append(end)
+        after, n = end
+        if n < size:
+            break
+    return out
+
+
+async def _apply_stretch(
+    conn: asyncpg.Connection,
+    projections: Sequence[Projection],
+    generations: dict[str, int],
+    after: LogPosition,
+    upto: LogPosition,
+    scanned: int,
+    on_failure: FailureSink | None,
+) -> None:
+    """Apply the stretch (after, upto] to the new generation of each projection, and record
+    their checkpoints at `upto`, in the caller's transaction."""
+    applied: list[int] = []
+    for p in projections:
+        await _use_schema(conn, f"p_{p.name}_{generations[p.name]}")
+        try:
+            if p.reads_log:
+                # Statements for types the stretch does not hold find nothing through the
+                # (event_type, tx_id, position) index: no need to list the types first.
+                await _apply_range_guarded(conn, p, after, upto, None, on_failure, changes=False)
+                applied.append(scanned)
+            else:
+                applied.append(await _apply_loaded(conn, p, after, upto, on_failure))
+        finally:
+            await _reset_schema(conn)
+    await conn.execute(
+        "UPDATE public.projection_generations g SET tx_id = $4::text::xid8, position = $5,"
+        " events_applied = g.events_applied + b.applied"
+        " FROM unnest($1::text[], $2::int[], $3::bigint[]) AS b(name, generation, applied)"
+        " WHERE g.name = b.name AND g.generation = b.generation",
+        [p.name for p in projections],
+        [generations[p.name] for p in projections],
+        applied,
+        str(upto.tx_id),
+        upto.position,
+    )
+
+
+async def _apply_loaded(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    after: LogPosition,
+    upto: LogPosition,
+    on_failure: FailureSink | None,
+) -> int:
+    """Apply the events of the projection's types in the stretch (after, upto] through
+    `apply_batch`, loading `LOADED_EVENTS` of the log at a time. Returns how many it applied.
+    Nothing can commit inside a stretch once it is cut (see `rebuild`), so reading past its end
+    and leaving out what lies beyond sees the same events every time."""
+    applied = 0
+    while after < upto:
+        events, scanned, reached = await _read_for(conn, projection, after, LOADED_EVENTS, False)
+        if not scanned:
+            break
+        inside = [e for e in events if LogPosition(e.tx_id, e.position) <= upto]
+        if inside:
+            await _apply_guarded(conn, projection, inside, on_failure)
+        applied += len(inside)
+        after = reached
+    return applied
+
+
+async def _switch(conn: asyncpg.Connection, projection: Projection, generation: int) -> None:
+    name = projection.name
+    await conn.execute(
+        "UPDATE projection_generations SET status = 'retired', finished_at = now() WHERE name = $1 AND status = 'active'",
+        name,
+    )
+    await conn.execute(
+        "UPDATE projection_generations SET status = 'active', finished_at = now() WHERE name = $1 AND generation = $2",
+        name,
+        generation,
+    )
+    await conn.execute(
+        "UPDATE projections SET active_schema = $2, generation = $3, code_version = $4 WHERE name = $1",
+        name,
+        f"p_{name}_{generation}",
+        generation,
+        projection.code_version,
+    )
 
 
 class ProjectionRunner:

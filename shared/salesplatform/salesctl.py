@@ -28,7 +28,7 @@ from rich.table import Table
 from salesplatform import auth
 from salesplatform.events import Actor, Role
 from salesplatform.logging import configure_logging
-from salesplatform.nats_layout import api_prefix
+from salesplatform.nats_layout import SYSTEM_USER, api_prefix, password_variable
 
 SERVICES = ("customer", "visit", "orders", "reporting")
 DEFAULT_STACK = Path(".run/stack.json")
@@ -55,15 +55,14 @@ class Target:
     operator: str = "operator"
     token: str | None = None
     database_urls: dict[str, str] = field(default_factory=dict)
-    # Each service's NATS password (its user is named after it): backup and restore act as it.
+    # Each service's NATS password (its user is named after it): backup and restore act as it;
+    # restore sends the queued commands again as the outside systems' user (`system`).
     nats_passwords: dict[str, str] = field(default_factory=dict)
 
-    def service_login(self, service: str) -> dict[str, str]:
-        if service not in self.nats_passwords:
-            raise typer.BadParameter(
-                f"no NATS password for {service}: a stack file, or {service.upper()}_NATS_PASSWORD"
-            )
-        return {"user": service, "password": self.nats_passwords[service]}
+    def nats_user_login(self, user: str) -> dict[str, str]:
+        if user not in self.nats_passwords:
+            raise typer.BadParameter(f"no NATS password for {user}: a stack file, or {password_variable(user)}")
+        return {"user": user, "password": self.nats_passwords[user]}
 
     def bearer(self) -> dict[str, str]:
         if self.token is None:
@@ -87,11 +86,9 @@ def load_target(stack: Path | None, operator: str) -> Target:
     target = Target(urls={}, operator=operator, token=env.get("SALESCTL_TOKEN"))
     if path.exists():
         doc = json.loads(path.read_text())
-        for name, svc in doc.get("services", {}).items():
-            if name in SERVICES:
-                target.urls[name] = svc["url"]
-                if svc.get("database_url"):
-                    target.database_urls[name] = svc["database_url"]
+        target.urls = {name: svc["url"] for name, svc in doc.get("services", {}).items() if name in SERVICES}
+        # Each database, whether its service runs or not (`make servers` runs none).
+        target.database_urls = {name: url for name, url in doc.get("databases", {}).items() if name in SERVICES}
         target.nats_url = doc.get("nats_url")
         target.signing_key_file = doc.get("signing_key_file")
         secrets_file = doc.get("secrets_file")
@@ -99,7 +96,7 @@ def load_target(stack: Path | None, operator: str) -> Target:
             passwords = json.loads(Path(secrets_file).read_text()).get("nats_passwords", {})
             if passwords.get("operator"):
                 target.nats_login = {"user": "operator", "password": passwords["operator"]}
-            target.nats_passwords = {s: passwords[s] for s in SERVICES if s in passwords}
+            target.nats_passwords = {u: passwords[u] for u in (*SERVICES, SYSTEM_USER) if u in passwords}
         return target
     for name in SERVICES:
         upper = name.upper()
@@ -109,8 +106,9 @@ def load_target(stack: Path | None, operator: str) -> Target:
             target.urls[name] = f"http://{env.get(f'{upper}_HTTP_HOST', '127.0.0.1')}:{env[f'{upper}_HTTP_PORT']}"
         if env.get(f"{upper}_DATABASE_URL"):
             target.database_urls[name] = env[f"{upper}_DATABASE_URL"]
-        if env.get(f"{upper}_NATS_PASSWORD"):
-            target.nats_passwords[name] = env[f"{upper}_NATS_PASSWORD"]
+    for user in (*SERVICES, SYSTEM_USER):
+        if env.get(password_variable(user)):
+            target.nats_passwords[user] = env[password_variable(user)]
     target.nats_url = env.get("NATS_URL")
     if env.get("SALESCTL_NATS_USER"):
         target.nats_login = {"user": env["SALESCTL_NATS_USER"], "password": env.get("SALESCTL_NATS_PASSWORD", "")}
@@ -509,7 +507,7 @@ def backup(
     target = _target(ctx)
     if not target.nats_url:
         raise typer.BadParameter("no NATS address: a stack file, or NATS_URL")
-    manifest = asyncio.run(back_up(directory, _databases(target, service), target.nats_url, target.service_login))
+    manifest = asyncio.run(back_up(directory, _databases(target, service), target.nats_url, target.nats_user_login))
     table = Table(title=f"backup in {directory}")
     for column in ("service", "database", "streams (messages)"):
         table.add_column(column)
@@ -530,7 +528,7 @@ def restore(
     target = _target(ctx)
     if not target.nats_url:
         raise typer.BadParameter("no NATS address: a stack file, or NATS_URL")
-    done = asyncio.run(restore_backup(directory, _databases(target, service), target.nats_url, target.service_login))
+    done = asyncio.run(restore_backup(directory, _databases(target, service), target.nats_url, target.nats_user_login))
     table = Table(title=f"restored from {directory}")
     for column in ("service", "events to publish again", "messages"):
         table.add_column(column)

@@ -1,8 +1,9 @@
 """The composition root every service uses: one definition, one runtime, one HTTP app.
 
-A service describes itself in a `ServiceDefinition` (its events, commands, projections, what it
-consumes, its routes and timers); `Runtime` opens the pool and the NATS connection, migrates,
-creates streams and runs the relay, consumers, projection runner and timers; `http_app` serves
+A service describes itself in a `ServiceDefinition` (its events, commands, projections,
+reactors, what it consumes, its routes and timers); `Runtime` opens the pool and the NATS
+connection, migrates, creates streams and runs the relay, consumers, projection runner,
+reactors and timers; `http_app` serves
 the commands and queries. Nothing is opened at import time.
 """
 
@@ -54,6 +55,7 @@ from salesplatform.messaging import (
     CommandGuard,
     CommandResponder,
     DeadLetters,
+    FirstFailures,
     ForeignEventConsumer,
     IngestConsumer,
     JetStreamPublisher,
@@ -70,13 +72,16 @@ from salesplatform.projections import (
     Change,
     Projection,
     ProjectionRunner,
+    RebuildRunning,
     ensure_projection,
     rebuild,
     rebuild_states,
     record_rebuild_failure,
 )
+from salesplatform.reactors import Reactor, ReactorRunner
 from salesplatform.settings import ServiceSettings
 from salesplatform.store import RecordedEvent, init_connection
+from salesplatform.timers import Timer, TimerRun, log_run
 
 log = structlog.get_logger(__name__)
 
@@ -99,22 +104,22 @@ class Consumes:
     event_types: list[str] | None = None
 
 
-Timer = Callable[["Runtime"], Awaitable[Any]]
-
-
 @dataclass
 class ServiceDefinition:
     name: str
     registry: EventRegistry
     build_bus: Callable[[EventRegistry, Clock], CommandBus]
     projections: list[Projection] = field(default_factory=list)
+    # Events turned into the service's own commands, run with the runtime's bus
+    # (salesplatform.reactors).
+    reactors: list[Reactor] = field(default_factory=list)
     consumes: list[Consumes] = field(default_factory=list)
     migrations: Path | None = None
     # The service's HTTP routes: module-level routers whose endpoints take the runtime through
     # the `http_runtime` dependency (or, older style, functions of the runtime that build one).
     routers: list[APIRouter | Callable[[Runtime], APIRouter]] = field(default_factory=list)
-    # Periodic jobs (SLA timers, end of business day): (name, seconds between runs, job).
-    timers: list[tuple[str, float, Timer]] = field(default_factory=list)
+    # Periodic jobs (SLA timers, end of business day), run as the service (salesplatform.timers).
+    timers: list[Timer] = field(default_factory=list)
     # Called after projection changes commit (reporting publishes reporting.changed.*).
     on_changes: Callable[[Runtime, str, list[Change]], Awaitable[None]] | None = None
     title: str = ""
@@ -174,6 +179,7 @@ class Runtime:
         self.js: JetStreamContext
         self.relay: OutboxRelay
         self.runner: ProjectionRunner
+        self.reactors: ReactorRunner
         self.consumers: list[ForeignEventConsumer] = []
         self.ingest: IngestConsumer
         self.responder: CommandResponder
@@ -243,6 +249,15 @@ class Runtime:
             on_failure=self._on_projection_failure,
             outages=self.outages,
         )
+        self.reactors = ReactorRunner(
+            self.pool,
+            self.bus,
+            self.definition.reactors,
+            self.definition.name,
+            poll_interval=s.poll_interval,
+            outages=self.outages,
+        )
+        await self.reactors.ensure()
         self.bus.after_commit.append(self._after_commit)
         self.relay.metrics = self.runner.metrics = self.metrics
         self.relay.tracer = self.runner.tracer = self.tracer
@@ -278,9 +293,11 @@ class Runtime:
             )
             for _ in range(max(1, s.ingest_workers))
         ]
+        first_failures = FirstFailures(self.pool)
         for loop in [*self.consumers, *self.ingest_loops]:
             loop.metrics = self.metrics
             loop.tracer = self.tracer
+            loop.first_failures = first_failures
         self.ingest = self.ingest_loops[0]
         self.group = GroupCommit(self.bus, workers=max(1, min(s.command_workers, s.pool_max - 1)))
         self.responder = CommandResponder(self.group.submit, self.nc, self.topology, self.tokens)
@@ -293,14 +310,16 @@ class Runtime:
         self._spawn("listener", self.listener.run())
         self._spawn("relay", self.relay.run())
         self._spawn("projections", self.runner.run())
+        if self.definition.reactors:
+            self._spawn("reactors", self.reactors.run())
         for i, loop in enumerate(self.ingest_loops):
             self._spawn(f"ingest:{i}", loop.run())
         for c in self.consumers:
             self._spawn(c.durable, c.run())
         if self.run_timers:
-            for name, every, job in self.definition.timers:
-                self._spawn(f"timer:{name}", self._every(name, every, job))
-        self._spawn("timer:idempotency_retention", self._every("idempotency_retention", 3600.0, _forget_results))
+            for timer in self.definition.timers:
+                self._spawn(f"timer:{timer.name}", self._every(timer))
+        self._spawn("timer:idempotency_retention", self._every(Timer("idempotency_retention", 3600.0, _forget_results)))
         for p in due:
             self._spawn(f"rebuild:{p.name}", self.rebuild(p.name))
         # Everything built at start (modules, models, pools) lives as long as the process:
@@ -323,6 +342,7 @@ class Runtime:
             loop.stop()
         self.relay.stop()
         self.runner.stop()
+        self.reactors.stop()
         if self.listener is not None:
             self.listener.stop()
         # Loops end after the batch they are in (a consumer's fetch waits at most a second);
@@ -376,18 +396,24 @@ class Runtime:
     def _on_notify(self, *_: object) -> None:
         self.relay.wake()
         self.runner.wake()
+        self.reactors.wake()
 
-    async def _every(self, name: str, seconds: float, job: Timer) -> None:
-        """Run `job` every `seconds`. A run that met an outage is tried again sooner, after a
-        pause that doubles while the outage lasts (never longer than its interval)."""
+    async def _every(self, timer: Timer) -> None:
+        """Run the timer's job every period (and as each business day begins, if it says so);
+        what a run did is logged and counted. A run that met an outage is tried again sooner,
+        after a pause that doubles while the outage lasts (never longer than its interval)."""
+        name, seconds = timer.name, timer.every
         place = f"timer:{name}"
         backoff = _TIMER_BACKOFF_FIRST
         while True:
             pause = seconds
             try:
-                await job(self)
+                run = await timer.job(self)
+                log_run(name, run)
+                self.metrics.count_timer_run(name, run.counts())
                 self.outages.recovered(place)
                 backoff = _TIMER_BACKOFF_FIRST
+                pause = timer.pause_after(self.clock.now(), self.settings.timezone)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -434,7 +460,9 @@ class Runtime:
         them."""
         projection = self.projection(name)
         try:
-            return await rebuild(self.pool, projection, on_failure=self._on_projection_failure)
+            return (await rebuild(self.pool, [projection], on_failure=self._on_projection_failure))[name]
+        except RebuildRunning:
+            raise  # the generation being built is the other rebuild's, and it goes on
         except asyncio.CancelledError:
             # The service is stopping: say so, or the generation would read as running.
             with contextlib.suppress(Exception):
@@ -457,12 +485,13 @@ class Runtime:
         return await self.bus.dispatch(Request(name=name, payload=payload, actor=actor, **kw))
 
 
-async def _forget_results(runtime: Runtime) -> None:
+async def _forget_results(runtime: Runtime) -> TimerRun:
     """The idempotency retention: results older than it are deleted (hourly)."""
     async with runtime.pool.acquire() as conn:
         forgotten = await forget_command_results(conn, runtime.settings.idempotency_retention_hours)
     if forgotten:
         log.info("command_results_forgotten", count=forgotten)
+    return TimerRun(facts={"forgotten": forgotten})
 
 
 # -- HTTP -----------------------------------------------------------------------------------

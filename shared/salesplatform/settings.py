@@ -4,10 +4,32 @@ shared by all."""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, model_validator
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from salesplatform.tracing import Exporter
+
+
+def known_timezone(name: str) -> str:
+    """`name` if it is a time zone of the IANA database ("Asia/Shanghai"), else ValueError."""
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError, OSError):
+        raise ValueError(f"not a time zone of the IANA database (e.g. Asia/Shanghai): {name!r}") from None
+    return name
+
+
+# The company's time zone, shared by every service (COMPANY_TIMEZONE): business dates and days.
+TimeZoneName = Annotated[str, AfterValidator(known_timezone)]
+
+
+def company_timezone() -> Any:
+    """The field every service's settings read COMPANY_TIMEZONE into (`timezone=` with
+    `populate_by_name`)."""
+    return Field("Asia/Shanghai", validation_alias=AliasChoices("COMPANY_TIMEZONE"))
 
 
 class ServiceSettings(BaseSettings):
@@ -30,7 +52,7 @@ class ServiceSettings(BaseSettings):
     jwks_file: str | None = Field(None, validation_alias=AliasChoices("AUTH_JWKS_FILE"))
     jwks_url: str | None = Field(None, validation_alias=AliasChoices("AUTH_JWKS_URL"))
     jwks_refresh_seconds: float = Field(300.0, gt=0, validation_alias=AliasChoices("AUTH_JWKS_REFRESH_SECONDS"))
-    timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("COMPANY_TIMEZONE"))
+    timezone: TimeZoneName = company_timezone()
     log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL"))
     # Where spans go: none (tracing off), console or otlp (salesplatform.tracing).
     traces_exporter: Exporter = Field(Exporter.none, validation_alias=AliasChoices("OTEL_TRACES_EXPORTER"))
@@ -83,10 +105,54 @@ class ServiceSettings(BaseSettings):
         return self
 
 
+Settings = TypeVar("Settings", bound=BaseSettings)
+
+
+class InvalidSettings(SystemExit):
+    """Settings the environment gives that cannot be used, each named by its variable. A
+    `SystemExit`: a service started with them stops at once with this message, and no traceback."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings:\n  " + "\n  ".join(problems))
+
+
+def variable_of(cls: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
+    """The environment variable a settings field is read from (its alias, or prefix + name)."""
+    if not loc:
+        return ""
+    name = str(loc[0])
+    info = cls.model_fields.get(name)
+    if info is None:  # pydantic reports a field read through its alias under the alias
+        return name.upper()
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0].upper()
+    if isinstance(alias, str):
+        return alias.upper()
+    return f"{cls.model_config.get('env_prefix', '')}{name}".upper()
+
+
+def load(cls: type[Settings], **overrides: Any) -> Settings:
+    """`cls` read from the environment (and `overrides`), or `InvalidSettings` naming each
+    variable whose value is refused, with why and the value given."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = variable_of(cls, error["loc"])
+            given = error.get("input")
+            shown = f" (given {given!r})" if variable and isinstance(given, str | int | float) else ""
+            problems.append(f"{variable}: {error['msg']}{shown}" if variable else error["msg"])
+        raise InvalidSettings(problems) from None
+
+
 def settings_for(service: str, **overrides: object) -> ServiceSettings:
-    """Settings of one service: `CUSTOMER_DATABASE_URL`, `CUSTOMER_HTTP_PORT`, …"""
+    """Settings of one service: `CUSTOMER_DATABASE_URL`, `CUSTOMER_HTTP_PORT`, … A value that
+    cannot be used stops it with `InvalidSettings`."""
 
     class _Settings(ServiceSettings):
         model_config = SettingsConfigDict(env_prefix=f"{service.upper()}_", extra="ignore", populate_by_name=True)
 
-    return _Settings(**overrides)  # type: ignore[arg-type]
+    return load(_Settings, **overrides)

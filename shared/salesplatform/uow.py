@@ -1,5 +1,5 @@
-"""Unit of work: load aggregates, decide, then append + inline projections + outbox in one
-transaction. No dual write: publishing happens later, from the outbox, by the relay.
+"""Unit of work: load aggregates, decide, then append + inline projections + outbox in the
+command's transaction. No dual write: publishing happens later, from the outbox, by the relay.
 
 A unit of work writes at once, or — for commands registered `batched` and run in a batch —
 keeps its writes for the batch to apply together with other commands' (a `Wave`): one append
@@ -66,15 +66,20 @@ async def wait_for_claims(conn: asyncpg.Connection, keys: Sequence[str]) -> None
 
 class ClaimBusy(ConcurrencyConflict):
     """A key this command claims is held by another transaction, and the command runs in a
-    batch, which does not wait: it runs again alone after the batch."""
+    batch, which does not wait: it runs again alone after the batch. Raised, like
+    `WaveConflict`, to leave the handler."""
 
     code = "claim_busy"
 
 
 class WaveConflict(Exception):
     """A batched command reads what an earlier command of its wave is about to write (a stream
-    it appends to, or a key it claimed): the wave is applied first and the command runs again.
-    `own`: the command reads a stream it wrote itself, which only writing at once supports."""
+    it appends to, or a key it claimed): the wave is applied first and the command runs again
+    in the next wave (writing at once, if it conflicts again). `own`: the command reads a
+    stream it wrote itself, which only writing at once supports.
+
+    Raised, not returned: it has to leave the handler, which stands between the unit of work
+    and the batch (see `salesplatform.batching`)."""
 
     def __init__(self, what: str, *, own: bool = False) -> None:
         super().__init__(what)
@@ -237,7 +242,8 @@ class UnitOfWork:
         return agg
 
     async def preload_streams(self, stream_ids: Sequence[str]) -> None:
-        """Read these streams ahead, for the loads of the batch's commands (one statement)."""
+        """Read these streams ahead, for the loads of the batch's commands (one statement).
+        Alone (no batch reads ahead) it does nothing: each load reads its own stream."""
         if self.preloaded is None:
             return
         after = {sid: self.cache.version(sid) if self.cache is not None else 0 for sid in stream_ids}
@@ -253,9 +259,11 @@ class UnitOfWork:
         customer's open orders and invoices), before reading it. Commands claiming one key run
         one after the other, each seeing the last one's writes: in a batch by waves, across
         transactions by a lock held until commit. Alone, a command waits for the lock. A batch
-        takes the claims its commands declare ahead, waiting (`CommandSpec.claims`); a claim
-        beyond those does not wait in a batch (`ClaimBusy`: the command runs again alone once
-        the batch has committed), so two batches never wait for each other's handlers."""
+        takes the claims its commands declare (`CommandSpec.claims`) ahead without waiting: the
+        commands whose claims another transaction holds run next, in a batch that waits for
+        them. A claim beyond the declared ones does not wait in a batch (`ClaimBusy`: the
+        command runs again alone once the batch has committed), so two batches never wait for
+        each other's handlers."""
         if self.wave is not None:
             for key in keys:
                 if key in self.wave.keys:
@@ -279,6 +287,7 @@ class UnitOfWork:
         return await locked_schemas(self.conn, projection_names, self.locked_projections)
 
     async def save(self, *aggregates: Aggregate) -> None:
+        """Append each aggregate's new events, in the order given (see `append`)."""
         for agg in aggregates:
             if not agg.pending:
                 continue
@@ -287,6 +296,9 @@ class UnitOfWork:
             agg.pending = []
 
     async def append(self, stream_id: str, expected_version: int, events: Sequence[Event]) -> None:
+        """Append `events` to the stream if it is still at `expected_version`: at once, with
+        the outbox rows and the inline projections (`ConcurrencyConflict` if another writer got
+        there first), or, in a wave, kept for the batch to append with the wave's."""
         now = self.clock.now()
         data = [e.model_dump(mode="json") for e in events]
         for one in data:

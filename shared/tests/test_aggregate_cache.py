@@ -3,6 +3,7 @@ transaction did not commit is ever kept."""
 
 from __future__ import annotations
 
+import pytest
 import pytest_asyncio
 from tally import Sheet, SheetOpened, VisitsCounted, definition, new_event
 
@@ -25,6 +26,7 @@ def sheet(id: str, *counts: int) -> Sheet:
     return Sheet.replay(id, [SheetOpened(title="T", owner="r1"), *(VisitsCounted(count=c) for c in counts)])
 
 
+@pytest.mark.fast
 def test_the_cache_gives_copies_keeps_the_newest_and_stays_bounded() -> None:
     cache = AggregateCache(size=2)
     cache.put([sheet("a", 1, 2)])
@@ -44,6 +46,7 @@ def test_the_cache_gives_copies_keeps_the_newest_and_stays_bounded() -> None:
     assert len(cache) == 2 and cache.get("sheet-a") is None  # least recently used went
 
 
+@pytest.mark.fast
 def test_copies_share_the_kept_state_until_an_event_changes_them() -> None:
     cache = AggregateCache()
     cache.put([sheet("a", 1)])

@@ -21,6 +21,8 @@ from salesplatform.errors import Unauthenticated
 from salesplatform.events import Actor, Role, service_actor
 from salesplatform.settings import ServiceSettings
 
+pytestmark = pytest.mark.fast
+
 REP = Actor(id="r1", role=Role.rep, district="d1")
 KEY = auth.SigningKey.generate("k1")
 OTHER = auth.SigningKey.generate("k2")

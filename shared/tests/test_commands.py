@@ -242,6 +242,7 @@ async def test_ingest_publishes_results_and_dead_letters_rejections(rt, outside)
     await wait_for(ingest_emptied)  # processed commands leave the stream, tokens and all
 
 
+@pytest.mark.fast
 async def test_upcaster_turns_old_versions_into_current_on_read() -> None:
     old = Envelope.model_validate(
         {
@@ -260,6 +261,7 @@ async def test_upcaster_turns_old_versions_into_current_on_read() -> None:
     assert event.owner == "clerk" and event.title == "old"
 
 
+@pytest.mark.fast
 def test_json_schema_export_lists_every_event_type() -> None:
     schemas = registry.json_schemas()
     assert set(schemas) == {"envelope", "sheet.opened", "sheet.counted"}

@@ -10,6 +10,8 @@ import pytest
 
 from salesplatform.csv_export import cell, csv_text
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
 def test_a_text_cell_that_could_start_a_formula_is_made_plain_text(start: str) -> None:

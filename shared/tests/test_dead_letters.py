@@ -7,8 +7,10 @@ import httpx
 import orjson
 import pytest_asyncio
 from tally import SIGNING_KEY, definition
+from waiting import wait_for
 
 from salesplatform.auth import mint
+from salesplatform.dead_letters import DeadLetterDesk, Selection
 from salesplatform.devstack.pytest_plugin import next_stream_message
 from salesplatform.events import Actor, Role
 from salesplatform.service import Runtime, http_app
@@ -65,3 +67,23 @@ async def test_only_operators_read_the_dead_letters(rt, outside) -> None:
     assert "validation_failed" in listed[1]["error"] and listed[0]["seq"] == last.seq
     assert "Authorization" not in listed[0]["headers"]
     assert one == listed[:1]
+
+
+async def test_a_listing_pages_past_the_newest_window_through_every_dead_letter(rt, outside) -> None:
+    """A listing reads the newest sequences one by one; the dead letters older than that window
+    are paged through too, however many replays and purges left gaps among them."""
+    for n in range(8):
+        await _ingest(outside, rt, "note_sheet", orjson.dumps({"sheet_id": f"none-{n}", "note": "x"}))
+    await wait_for(lambda: _held(rt, 8))
+    desk = DeadLetterDesk(rt, newest_window=3)
+    everything = [d.seq for d in await desk.find(Selection(limit=500))]
+    assert everything == list(range(8, 0, -1))
+    for seq in (6, 7, 8, 2):  # the newest window now holds nothing; a gap among the older ones
+        await desk.purge(seq)
+    assert [d.seq for d in await desk.find(Selection(limit=500))] == [5, 4, 3, 1]
+    assert [d.seq for d in await desk.find(Selection(limit=2))] == [5, 4]
+    assert [d.seq for d in await desk.find(Selection(reason="malformed"))] == []
+
+
+async def _held(rt: Runtime, n: int) -> bool:
+    return bool((await rt.js.stream_info(rt.topology.dlq_stream)).state.messages == n)

@@ -41,6 +41,7 @@ def _accepts(port: int) -> bool:
         return False
 
 
+@pytest.mark.fast
 def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as sock:

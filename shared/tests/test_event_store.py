@@ -227,6 +227,7 @@ async def test_an_append_for_the_relay_wakes_listeners_once_it_commits(db: async
     assert heard == ["events"]
 
 
+@pytest.mark.fast
 def test_a_trusted_model_is_the_model_construct_gives() -> None:
     from salesplatform.events import Envelope, trusted
 

@@ -51,6 +51,7 @@ async def test_a_fault_in_a_query_is_500_in_the_error_body(service_settings) -> 
                 assert refused.json()["error"]["code"] == "validation_failed"
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("written", ["0", "1700000000", "2026-3-2", "2026-02-30", "0001-01-01", "9999-12-31", ""])
 def test_a_business_date_is_only_a_written_date(written: str) -> None:
     from pydantic import TypeAdapter, ValidationError
@@ -59,6 +60,7 @@ def test_a_business_date_is_only_a_written_date(written: str) -> None:
         TypeAdapter(Day).validate_python(written)
 
 
+@pytest.mark.fast
 def test_a_business_date_and_month_within_the_years() -> None:
     from pydantic import TypeAdapter, ValidationError
 

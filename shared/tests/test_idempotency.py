@@ -12,7 +12,6 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-from pydantic import ValidationError
 from tally import SIGNING_KEY, definition
 from waiting import wait_for
 
@@ -22,7 +21,7 @@ from salesplatform.devstack.pytest_plugin import next_stream_message
 from salesplatform.events import Actor, Role
 from salesplatform.migrations import _platform_files
 from salesplatform.service import Runtime, http_app
-from salesplatform.settings import settings_for
+from salesplatform.settings import InvalidSettings, settings_for
 from salesplatform.store import load_stream
 
 REP = Actor(id="r1", role=Role.rep, district="d1", area="a1")
@@ -249,10 +248,11 @@ async def test_concurrent_callers_with_one_key_each_get_their_own_result(rt) -> 
 def test_the_retention_must_outlast_the_ingest_queue(service_settings) -> None:
     """A queued message redelivered after its result was forgotten would run twice."""
     assert service_settings.idempotency_retention_hours > service_settings.ingest_max_queue_hours
-    with pytest.raises(ValidationError, match="retention"):
+    with pytest.raises(InvalidSettings, match="retention"):
         settings_for("tally", database_url="postgresql://x/y", idempotency_retention_hours=24)
 
 
+@pytest.mark.fast
 def test_a_body_has_one_fingerprint_across_releases_and_default_values() -> None:
     """A release whose command gained an optional field computes the fingerprint the previous
     release stored for the same body (in a rolling update either may run a redelivered

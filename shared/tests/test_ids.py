@@ -10,6 +10,8 @@ import pytest
 
 from salesplatform.ids import uuid4, uuid5
 
+pytestmark = pytest.mark.fast
+
 
 def test_uuid5_gives_the_ids_the_standard_library_gives() -> None:
     rng = random.Random(5)

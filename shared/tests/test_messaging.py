@@ -508,6 +508,7 @@ async def test_an_event_that_fails_in_a_batch_is_dead_lettered_alone(service_set
             await board.stop()
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("bad", [b"", b"[]", b'{"event_type": "x"}'])
 def test_envelope_rejects_bad_payloads(bad: bytes) -> None:
     from pydantic import ValidationError

@@ -38,6 +38,7 @@ from salesplatform.outages import OutageLog, is_contention, is_outage, outage_of
 from salesplatform.projections import Projection, catch_up_once, ensure_projection
 from salesplatform.service import Runtime, http_app
 from salesplatform.store import append, init_connection
+from salesplatform.timers import Timer, TimerRun
 
 ERP = Actor(id="erp", role=Role.system)
 
@@ -55,6 +56,7 @@ def _lost_in_cleanup() -> Exception:
         return exc
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("error", "dependency", "reason"),
     [
@@ -81,6 +83,7 @@ def test_an_outage_is_known_by_what_the_error_means(error: Exception, dependency
     assert not is_contention(error)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "error",
     [
@@ -95,6 +98,7 @@ def test_a_fault_of_the_work_itself_is_no_outage(error: Exception) -> None:
     assert not is_outage(error) and not is_contention(error)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "error",
     [
@@ -106,6 +110,7 @@ def test_serialization_failures_and_deadlocks_are_contention(error: Exception) -
     assert is_contention(error) and not is_outage(error)
 
 
+@pytest.mark.fast
 def test_an_outage_met_in_many_places_is_logged_once_when_it_begins_and_once_when_it_ends() -> None:
     outages = OutageLog("tally")
     down = asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
@@ -471,13 +476,14 @@ async def test_the_relay_listens_again_after_postgres_restarts(own_postgres, nat
 async def test_a_timer_that_meets_an_outage_runs_again_soon_and_logs_no_failure(service_settings) -> None:
     runs: list[str] = []
 
-    async def job(rt: Runtime) -> None:
+    async def job(rt: Runtime) -> TimerRun:
         runs.append("run")
         if len(runs) <= 2:
             raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+        return TimerRun()
 
     defn = definition()
-    defn.timers = [("check", 3600.0, job)]
+    defn.timers = [Timer("check", 3600.0, job)]
     with structlog.testing.capture_logs() as logs:
         async with Runtime(defn, service_settings) as rt:
 

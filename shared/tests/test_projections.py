@@ -5,10 +5,19 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC
 
+import pytest
 from tally import EventCounts, definition
 
 from salesplatform.events import Actor, Role
-from salesplatform.projections import StatementRuns, catch_up_once, locked_schemas, reading
+from salesplatform.projections import (
+    RebuildRunning,
+    StatementRuns,
+    catch_up_once,
+    locked_schemas,
+    reading,
+    rebuild,
+    rebuild_states,
+)
 from salesplatform.service import Runtime
 
 REP = Actor(id="r1", role=Role.rep, district="d1")
@@ -328,7 +337,7 @@ class _RangeTotals:
             event_types = frozenset({"sheet.counted"})
             schema_sql = "CREATE TABLE totals (n bigint NOT NULL); INSERT INTO totals VALUES (0)"
 
-            async def apply_range(self, conn, after, upto, present):
+            async def apply_range(self, conn, after, upto, present, *, changes=True):
                 calls.append(("range", after, upto, present))
                 stretch = (
                     f"(e.tx_id, e.position) > ('{after.tx_id}'::xid8, {after.position})"
@@ -431,3 +440,98 @@ async def test_a_stretch_that_fails_is_applied_event_by_event_and_the_failing_ev
         assert await conn.fetchval("SELECT position FROM projection_failures WHERE name = 'range_totals'") == poison
         assert len(changes) == 2
         assert await catch_up_once(conn, projection, on_failure=on_failure) == (0, [])
+
+
+async def test_several_projections_rebuild_in_one_pass_and_switch_together(service_settings) -> None:
+    """An inline and a catch-up projection rebuilt together, the log cut into stretches of 3
+    events over two lanes, while commands keep coming: both switch in one transaction to rows
+    equal to the incremental ones, and the runner goes on from their checkpoints."""
+    async with Runtime(definition(), service_settings) as rt:
+        for i in range(10):
+            await rt.run_command("open_sheet", {"sheet_id": f"s{i}", "title": "T"}, REP)
+            await rt.run_command("count_visits", {"sheet_id": f"s{i}", "count": 2}, REP)
+        stop = asyncio.Event()
+
+        async def keep_writing() -> None:
+            i = 0
+            while not stop.is_set():
+                await rt.run_command("count_visits", {"sheet_id": f"s{i % 10}", "count": 1}, REP)
+                i += 1
+
+        writer = asyncio.create_task(keep_writing())
+        started: list[dict[str, int]] = []
+        progress: list[int] = []
+        generations = await rebuild(
+            rt.pool,
+            [rt.projection("sheet_totals"), rt.projection("event_counts")],
+            stretch_events=3,
+            lanes=2,
+            on_started=started.append,
+            on_progress=progress.append,
+        )
+        stop.set()
+        await writer
+        assert generations == {"sheet_totals": 2, "event_counts": 2} and started == [generations]
+        assert progress and progress == sorted(progress)
+        async with rt.pool.acquire() as conn:
+            active = dict(await conn.fetch("SELECT name, active_schema FROM projections"))
+        assert active == {"sheet_totals": "p_sheet_totals_2", "event_counts": "p_event_counts_2"}
+        totals = await snapshot(rt, "sheet_totals", "SELECT sum(total) FROM totals")
+        assert totals == [(await _sum_counted(rt),)]
+        counted = await _count_of(rt, "sheet.counted")
+        await settled(rt, "SELECT n FROM counts WHERE event_type = 'sheet.counted'", [(counted,)])
+
+
+async def _count_of(rt: Runtime, event_type: str) -> int:
+    async with rt.pool.acquire() as conn:
+        return await conn.fetchval("SELECT count(*) FROM events WHERE event_type = $1", event_type)
+
+
+async def test_a_projection_being_rebuilt_is_not_rebuilt_twice_at_once(service_settings) -> None:
+    """A second rebuild of a projection whose rebuild runs is refused, and leaves the running
+    one to finish: it neither drops its generation nor marks it failed."""
+    async with Runtime(definition(), service_settings) as rt:
+        for i in range(5):
+            await rt.run_command("open_sheet", {"sheet_id": f"s{i}", "title": "T"}, REP)
+        holding = asyncio.Event()
+        release = asyncio.Event()
+
+        async def held(applied: int) -> None:
+            holding.set()
+            await release.wait()
+
+        first = asyncio.create_task(rebuild(rt.pool, [rt.projection("sheet_totals")], on_progress=held))
+        await holding.wait()
+        with pytest.raises(RebuildRunning):
+            await rt.rebuild("sheet_totals")
+        async with rt.pool.acquire() as conn:
+            states = await rebuild_states(conn)
+        assert states["sheet_totals"]["status"] == "running" and states["sheet_totals"]["generation"] == 2
+        release.set()
+        assert await first == {"sheet_totals": 2}
+        assert len(await snapshot(rt, "sheet_totals", "SELECT * FROM totals")) == 5
+
+
+async def test_a_rebuild_loads_a_stretch_a_few_events_at_a_time(service_settings, monkeypatch) -> None:
+    """A projection that loads its events gets a long stretch a few events of the log at a
+    time, and ends with the rows an incremental build has."""
+    import salesplatform.projections as projections
+
+    async with Runtime(definition(), service_settings) as rt:
+        for i in range(6):
+            await rt.run_command("open_sheet", {"sheet_id": f"s{i}", "title": "T"}, REP)
+            await rt.run_command("count_visits", {"sheet_id": f"s{i}", "count": i + 1}, REP)
+        incremental = await snapshot(rt, "sheet_totals", "SELECT * FROM totals ORDER BY sheet_id")
+        totals = rt.projection("sheet_totals")
+        batches: list[int] = []
+        apply_batch = totals.apply_batch
+
+        async def counted(conn, events):
+            batches.append(len(events))
+            return await apply_batch(conn, events)
+
+        monkeypatch.setattr(totals, "apply_batch", counted)
+        monkeypatch.setattr(projections, "LOADED_EVENTS", 4)
+        assert await rebuild(rt.pool, [totals]) == {"sheet_totals": 2}
+        assert sum(batches) == 12 and max(batches) <= 4
+        assert await snapshot(rt, "sheet_totals", "SELECT * FROM totals ORDER BY sheet_id") == incremental

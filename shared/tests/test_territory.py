@@ -9,6 +9,8 @@ from salesplatform.errors import PermissionDenied
 from salesplatform.events import Actor, Role
 from salesplatform.territory import Place, Reach, reach_of, require_filter_in_line, require_in_line
 
+pytestmark = pytest.mark.fast
+
 R1 = Actor(id="r1", role=Role.rep, district="D1", area="A1")
 S1 = Actor(id="s1", role=Role.supervisor, district="D1", area="A1")
 AM1 = Actor(id="am1", role=Role.area_manager, area="A1")

@@ -21,6 +21,7 @@ from console_service.application.directory import Directory
 from console_service.config import ConsoleSettings
 from salesplatform.auth import TokenVerifier, key_source, load_signing_key
 from salesplatform.logging import configure_logging
+from salesplatform.settings import load
 
 
 @contextlib.asynccontextmanager
@@ -75,7 +76,7 @@ class ConsoleServer(uvicorn.Server):
 
 
 def main() -> None:
-    settings = ConsoleSettings()
+    settings = load(ConsoleSettings)
     configure_logging("console", settings.log_level)
     # One line per API call is noise in the console's log; failures are logged where they occur.
     logging.getLogger("httpx").setLevel(logging.WARNING)

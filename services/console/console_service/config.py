@@ -7,6 +7,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from salesplatform.settings import TimeZoneName, company_timezone
+
 SERVICES = ("customer", "visit", "orders", "reporting")
 
 
@@ -34,7 +36,7 @@ class ConsoleSettings(BaseSettings):
     jwks_refresh_seconds: float = Field(300.0, gt=0, validation_alias=AliasChoices("AUTH_JWKS_REFRESH_SECONDS"))
     # The private key the local login signs with (only with `local_login`).
     signing_key_file: str | None = Field(None, validation_alias=AliasChoices("AUTH_SIGNING_KEY_FILE"))
-    timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("COMPANY_TIMEZONE"))
+    timezone: TimeZoneName = company_timezone()
     log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL"))
     # `make run`: sign in by picking a staff member of the department; the console then mints
     # the viewer's token itself. Never in a deployment: there the company's identity provider

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from console_service.application.changes import QUEUE_SIZE, ChangeHub, Notice
+
+pytestmark = pytest.mark.fast
 
 
 def drained(subscription) -> list[Notice | None]:

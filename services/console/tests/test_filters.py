@@ -3,8 +3,12 @@ may be read)."""
 
 from __future__ import annotations
 
+import pytest
+
 from console_service.application.directory import Names, StaffMember, territory_options
 from salesplatform.events import Actor, Role
+
+pytestmark = pytest.mark.fast
 
 
 def tree() -> Names:

@@ -11,6 +11,8 @@ from console_service.adapters.identity import Identity, Unauthenticated
 from salesplatform.auth import KeySet, SigningKey, StaticKeys, TokenVerifier, mint
 from salesplatform.events import Actor, Role
 
+pytestmark = pytest.mark.fast
+
 KEY = SigningKey.generate("platform")
 SUPERVISOR = Actor(id="sv1", role=Role.supervisor, district="d1", area="a1")
 

@@ -9,12 +9,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from console_service.adapters.identity import Viewer
 from console_service.adapters.services import ApiError
 from console_service.application.directory import Names, StaffMember
 from console_service.application.office import office, units
 from console_service.application.pages import Context
 from salesplatform.events import Actor, Role
+
+pytestmark = pytest.mark.fast
 
 ZONE = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 12, 6)

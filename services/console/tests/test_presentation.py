@@ -15,6 +15,8 @@ from console_service.domain.periods import chosen_range, month_of, preset_range
 from console_service.domain.tables import Column, Table, csv_rows
 from salesplatform.csv_export import csv_text
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize(
     ("fen", "shown"),

@@ -7,6 +7,10 @@ import hashlib
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.fast
+
 PACKAGE = Path(__file__).resolve().parents[1] / "console_service"
 VENDOR = PACKAGE / "static" / "vendor"
 

@@ -1,6 +1,7 @@
 from customer_service.bootstrap import definition
+from customer_service.config import CustomerSettings
 from salesplatform.service import main
-from salesplatform.settings import settings_for
+from salesplatform.settings import load, settings_for
 
-settings = settings_for("customer")
-main(definition(timezone=settings.timezone), settings)
+if __name__ == "__main__":
+    main(definition(load(CustomerSettings)), settings_for("customer"))

@@ -8,27 +8,40 @@ from pathlib import Path
 from customer_service.adapters.dead_letters import dead_letter_guard, open_dead_letter
 from customer_service.adapters.http import router
 from customer_service.adapters.reception_http import router as reception_router
+from customer_service.application import positions
 from customer_service.application.handlers import build_bus
 from customer_service.application.positions import PositionCorrections
 from customer_service.application.timers import FOLLOW_UP_CHECK_SECONDS, follow_up_rules
+from customer_service.config import CustomerSettings
 from customer_service.domain.events import registry
-from customer_service.projections.customers import CustomerDirectory
 from customer_service.projections.follow_ups import FollowUps
 from customer_service.projections.personal_search import PersonalSearch
-from customer_service.projections.territory import TerritoryDirectory
+from salesplatform.clock import Clock
+from salesplatform.commands import CommandBus
+from salesplatform.events import EventRegistry
 from salesplatform.service import Consumes, ServiceDefinition
+from salesplatform.settings import load
+from salesplatform.timers import Timer
 
 
-def definition(timezone: str = "Asia/Shanghai") -> ServiceDefinition:
+def build_customer_bus(registry: EventRegistry, clock: Clock, *, timezone: str) -> CommandBus:
+    bus = build_bus(registry, clock, timezone=timezone)
+    positions.register(bus)
+    return bus
+
+
+def definition(settings: CustomerSettings | None = None) -> ServiceDefinition:
+    """`settings`: the service's own (default: from the environment, `config.py`)."""
+    settings = settings or load(CustomerSettings)
     return ServiceDefinition(
         name="customer",
         registry=registry,
-        build_bus=partial(build_bus, timezone=timezone),
+        build_bus=partial(build_customer_bus, timezone=settings.timezone),
         projections=[
             FollowUps(),
             PersonalSearch(),
-            PositionCorrections(registry, [TerritoryDirectory(), CustomerDirectory()]),
         ],
+        reactors=[PositionCorrections()],
         consumes=[
             # visits count as follow-ups for the 7-day rule; confirmed check-ins correct the
             # outlet's position
@@ -39,7 +52,7 @@ def definition(timezone: str = "Asia/Shanghai") -> ServiceDefinition:
         ],
         migrations=Path(__file__).parent / "migrations",
         routers=[router, reception_router],
-        timers=[("follow_up_rules", FOLLOW_UP_CHECK_SECONDS, follow_up_rules)],
+        timers=[Timer("follow_up_rules", FOLLOW_UP_CHECK_SECONDS, follow_up_rules)],
         dead_letter_guard=dead_letter_guard,
         open_dead_letter=open_dead_letter,
         title="Customer service",

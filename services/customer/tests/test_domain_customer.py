@@ -32,6 +32,8 @@ from customer_service.domain.values import (
 )
 from salesplatform.errors import DomainError, PermissionDenied
 
+pytestmark = pytest.mark.fast
+
 NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 
 

@@ -23,6 +23,8 @@ from customer_service.domain.reception import (
 from customer_service.domain.territory import StaffMember, TerritoryUnit
 from salesplatform.errors import DomainError, PermissionDenied
 
+pytestmark = pytest.mark.fast
+
 NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 DAY = date(2026, 3, 2)
 

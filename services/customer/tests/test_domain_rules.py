@@ -20,6 +20,8 @@ from salesplatform.errors import InvalidInput, PermissionDenied
 from salesplatform.events import Actor, Role
 from salesplatform.territory import Place
 
+pytestmark = pytest.mark.fast
+
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
 

@@ -8,6 +8,8 @@ from customer_service.domain.events import CustomerCodeIssued, DistrictDefined, 
 from customer_service.domain.territory import StaffMember, TerritoryUnit
 from salesplatform.errors import DomainError
 
+pytestmark = pytest.mark.fast
+
 
 def committed(agg):
     agg.version += len(agg.pending)

@@ -20,7 +20,7 @@ async def caught_up(rt) -> None:
 
 async def release(rt) -> list[str]:
     await caught_up(rt)
-    return (await release_neglected_prospects(rt)).released
+    return (await release_neglected_prospects(rt)).of("release_customer")
 
 
 async def publish_check_in(rt, visit_rep: str, customer_id: str, at) -> None:
@@ -141,7 +141,7 @@ async def test_a_rerun_of_the_timer_on_stale_candidates_releases_nobody_twice(rt
     # Not caught up: the projection still lists the prospect as due; the same idempotency key
     # (customer, rep, follow-up instant) returns the first result and appends nothing.
     rerun = await release_neglected_prospects(rt)
-    assert rerun.released == [] and rerun.already_released == [prospect]
+    assert rerun.of("release_customer") == [] and rerun.already == [prospect]
     async with rt.pool.acquire() as conn:
         assert (
             await conn.fetchval(

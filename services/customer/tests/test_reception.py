@@ -126,12 +126,12 @@ async def test_a_phone_lead_not_seen_in_7_days_lapses_and_comes_back_as_a_new_wa
 
     clock.advance(timedelta(days=7))
     await rt.runner.run_once()
-    assert (await release_neglected_leads(rt)).lapsed == []  # exactly 7 days is not "more than 7"
+    assert (await release_neglected_leads(rt)).of("lapse_lead") == []  # exactly 7 days is not "more than 7"
     clock.advance(timedelta(minutes=1))
     await rt.runner.run_once()
     run = await release_neglected_leads(rt)
-    assert run.lapsed == [call["lead_id"]]
-    assert (await release_neglected_leads(rt)).lapsed == []  # a rerun lapses nobody twice
+    assert run.of("lapse_lead") == [call["lead_id"]]
+    assert (await release_neglected_leads(rt)).of("lapse_lead") == []  # a rerun lapses nobody twice
     lead = (await api.get(org.sm, f"/leads/{call['lead_id']}")).json()
     assert lead["stage"] == "lapsed" and lead["rep_id"] is None
     assert lead["history"][-1]["event"] == "lead.lapsed"
@@ -164,7 +164,7 @@ async def test_a_walk_in_not_followed_up_is_released_and_belongs_to_who_receives
     clock.advance(timedelta(days=7, minutes=1))  # 12 days after the visit, 7 after the call
     await rt.runner.run_once()
     run = await release_neglected_leads(rt)
-    assert run.released == [first["lead_id"]]
+    assert run.of("release_lead") == [first["lead_id"]]
     r = await api.command(org.r1, "log_lead_follow_up", {"lead_id": first["lead_id"], "channel": "phone"})
     assert r.status_code == 409 and await code_of(r) == "lead_not_followed"
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 from orders_service.adapters.http import router
 from orders_service.adapters.units_http import router as units_router
+from orders_service.application import reactor
 from orders_service.application.handlers import build_bus
 from orders_service.application.reactor import VisitOrders
 from orders_service.application.timers import check_deadlines
@@ -24,6 +26,8 @@ from salesplatform.commands import CommandBus
 from salesplatform.events import EventRegistry
 from salesplatform.projections import Projection
 from salesplatform.service import Consumes, ServiceDefinition
+from salesplatform.settings import load
+from salesplatform.timers import Timer
 
 DEADLINE_CHECK_SECONDS = 60.0
 
@@ -32,27 +36,29 @@ def inline_projections(timezone: str = "Asia/Shanghai") -> list[Projection]:
     return [OrderBoard(), Receivables(), Catalogue(), Promotions(), Returns(), SalesControl(timezone)]
 
 
+def build_orders_bus(
+    registry: EventRegistry, clock: Clock, *, policy: OrderPolicy, inline: list[Projection]
+) -> CommandBus:
+    bus = build_bus(registry, clock, policy, inline)
+    reactor.register(bus, policy)
+    return bus
+
+
 def definition(policy: OrderPolicy | None = None) -> ServiceDefinition:
-    policy = policy or OrderRulesSettings().policy()
-    visit_orders = VisitOrders(policy)
-    inline = inline_projections(policy.timezone)
-
-    def build(reg: EventRegistry, clock: Clock) -> CommandBus:
-        bus = build_bus(reg, clock, policy, inline)
-        visit_orders.bus = bus  # the reactor runs its commands with the runtime's bus and clock
-        return bus
-
+    policy = policy or load(OrderRulesSettings).policy()
     return ServiceDefinition(
         name="orders",
         registry=registry,
-        build_bus=build,
-        projections=[CustomerDirectory(visit_orders), SalesOffices()],
+        build_bus=partial(build_orders_bus, policy=policy, inline=inline_projections(policy.timezone)),
+        projections=[CustomerDirectory(), SalesOffices()],
+        reactors=[VisitOrders()],
+        migrations=Path(__file__).parent / "migrations",
         consumes=[
             Consumes("customer"),
             Consumes("visit", ["visit.order_taken", "visit.delivery_confirmed"]),
         ],
-        routers=[partial(router, policy=policy), partial(units_router, policy=policy)],
-        timers=[("deadlines", DEADLINE_CHECK_SECONDS, check_deadlines)],
+        routers=[router, units_router],
+        timers=[Timer("deadlines", DEADLINE_CHECK_SECONDS, check_deadlines)],
         rules=policy,
         title="Orders service",
         description="Catalogue and prices, orders and deliveries, promotions, deposits, receivables "

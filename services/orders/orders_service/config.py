@@ -1,16 +1,18 @@
-"""The orders rules' numbers from the environment (`ORDERS_…`, `COMPANY_TIMEZONE`)."""
+"""The orders rules' numbers from the environment (`ORDERS_…`, `COMPANY_TIMEZONE`), checked at
+start: a value that cannot be used stops the service naming its variable."""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orders_service.domain.policy import ApprovalPolicy, OrderPolicy
 from salesplatform.events import Role
+from salesplatform.settings import TimeZoneName, company_timezone
 
 
 class OrderRulesSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore", populate_by_name=True)
 
     approval_threshold_fen: int = Field(500_000, gt=0)
     supervisor_approves_up_to_fen: int = Field(2_000_000, gt=0)
@@ -21,7 +23,7 @@ class OrderRulesSettings(BaseSettings):
     price_float_role: Role = Role.area_manager
     delivery_hours: int = Field(24, gt=0)
     deposit_hours: int = Field(24, gt=0)
-    timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("COMPANY_TIMEZONE"))
+    timezone: TimeZoneName = company_timezone()
 
     def policy(self) -> OrderPolicy:
         return OrderPolicy(

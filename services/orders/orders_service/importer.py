@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from salesplatform.clock import SystemClock
 from salesplatform.events import Actor, service_actor
 from salesplatform.migrations import migrate
 from salesplatform.projections import ensure_projection
+from salesplatform.settings import InvalidSettings, settings_for
 from salesplatform.store import init_connection
 
 IMPORT_ACTOR = service_actor("orders", "history-import")
@@ -34,8 +34,8 @@ IMPORT_ACTOR = service_actor("orders", "history-import")
 
 async def prepare(conn: asyncpg.Connection) -> None:
     """Tables and read models, for an import into a database the service has not run on yet."""
-    await migrate(conn)
     defn = definition()
+    await migrate(conn, defn.migrations)
     for projection in [*defn.projections, *inline_projections()]:
         await ensure_projection(conn, projection)
 
@@ -72,17 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         "file", type=Path, help="JSON lines: one order, delivery, cancellation or payment record per line"
     )
     parser.add_argument("--chunk-size", type=int, default=10_000, help="records per transaction")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("ORDERS_DATABASE_URL"),
-        help="the orders database (default: ORDERS_DATABASE_URL)",
-    )
+    parser.add_argument("--database-url", help="the orders database (default: ORDERS_DATABASE_URL)")
     args = parser.parse_args(argv)
     if not args.file.exists():
         parser.error(f"{args.file} does not exist")
-    if not args.database_url:
-        parser.error("set ORDERS_DATABASE_URL or pass --database-url")
-    report = asyncio.run(import_file(args.database_url, args.file, chunk_size=args.chunk_size))
+    database_url = args.database_url
+    if not database_url:
+        try:
+            database_url = settings_for("orders").database_url
+        except InvalidSettings as exc:
+            parser.error(f"set ORDERS_DATABASE_URL or pass --database-url ({exc})")
+    report = asyncio.run(import_file(database_url, args.file, chunk_size=args.chunk_size))
     sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
     return 2 if report.rejected else 0
 

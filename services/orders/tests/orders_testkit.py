@@ -98,6 +98,7 @@ async def feed_customers(rt: Runtime, envelopes: list[Envelope]) -> None:
         async with conn.transaction():
             await copy_foreign(conn, "CUSTOMER", envelopes)
     await rt.runner.run_once()
+    await rt.reactors.run_once()
 
 
 async def add_customer(rt: Runtime, customer_id: str, **kw: Any) -> None:

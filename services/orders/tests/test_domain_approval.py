@@ -28,6 +28,8 @@ from orders_service.domain.promotion import Promotion
 from salesplatform.errors import DomainError, NotFound, PermissionDenied
 from salesplatform.events import Actor, Role
 
+pytestmark = pytest.mark.fast
+
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 DAY = date(2026, 3, 2)
 POLICY = OrderPolicy()

@@ -16,6 +16,8 @@ from orders_service.domain.receivables import (
 )
 from salesplatform.errors import DomainError
 
+pytestmark = pytest.mark.fast
+
 INVOICES = [
     OpenInvoice("inv-b", date(2026, 2, 1), date(2026, 3, 3), 7_001),
     OpenInvoice("inv-a", date(2026, 1, 10), date(2026, 2, 9), 3_333),

@@ -9,6 +9,8 @@ from orders_service.domain.returns import Returned, ReturnRequest, delivered_lin
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, Role
 
+pytestmark = pytest.mark.fast
+
 REP = Actor(id="r1", role=Role.rep)
 SUPERVISOR = Actor(id="s1", role=Role.supervisor)
 AREA_MANAGER = Actor(id="am1", role=Role.area_manager)

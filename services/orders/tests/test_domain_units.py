@@ -23,6 +23,8 @@ from orders_service.domain.units import (
 )
 from salesplatform.errors import DomainError, PermissionDenied
 
+pytestmark = pytest.mark.fast
+
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 TZ = "Asia/Shanghai"
 SPEC = {

@@ -266,14 +266,10 @@ async def test_a_delivery_not_done_in_24_hours_is_flagged_and_arrives_late(rt, c
     clock.advance(timedelta(hours=23))
     delivered = await ok(rt, "deliver_order", {"order_id": on_time["order_id"]}, SYSTEM)
     assert delivered["on_time"] is True
-    assert await check_deadlines(rt) == {"delivery_overdue": [], "deposit_overdue": [], "unit_deposit_overdue": []}
+    assert (await check_deadlines(rt)).done == {}
     clock.advance(timedelta(hours=2))
-    assert await check_deadlines(rt) == {
-        "delivery_overdue": [placed["order_id"]],
-        "deposit_overdue": [],
-        "unit_deposit_overdue": [],
-    }
-    assert await check_deadlines(rt) == {"delivery_overdue": [], "deposit_overdue": [], "unit_deposit_overdue": []}
+    assert (await check_deadlines(rt)).done == {"flag_delivery_overdue": [placed["order_id"]]}
+    assert (await check_deadlines(rt)).done == {}  # flagged once
     assert (await order_row(rt, placed["order_id"]))["delivery_overdue"] is True
     late = await ok(rt, "deliver_order", {"order_id": placed["order_id"]}, SYSTEM)
     assert late["on_time"] is False
@@ -315,7 +311,7 @@ async def test_a_partial_deposit_not_completed_in_24_hours_is_flagged_and_settle
     )
     clock.advance(timedelta(hours=25))
     flagged = await check_deadlines(rt)
-    assert flagged["deposit_overdue"] == [partial["order_id"]]
+    assert flagged.of("flag_deposit_overdue") == [partial["order_id"]]
     assert (await order_row(rt, partial["order_id"]))["deposit_overdue"] is True
     await ok(rt, "record_deposit", {"order_id": partial["order_id"], "amount_fen": 1000}, REP)
     await ok(rt, "deliver_order", {"order_id": partial["order_id"]}, SYSTEM)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from orders_testkit import (
 
 from orders_service.application.timers import check_deadlines
 from orders_service.application.units import unit_claim
+from orders_service.domain.policy import OrderPolicy
 from salesplatform.auth import mint
 from salesplatform.commands import Request
 from salesplatform.events import Actor, Envelope, Role
@@ -181,10 +183,10 @@ async def test_a_partial_deposit_not_completed_in_24_hours_is_flagged(rt, projec
     assert taken["deposit_due_by"] == (clock.now() + timedelta(hours=24)).isoformat()
     assert taken["receipt"]["amount_in_words"] == "人民币贰万元整" and taken["receipt"]["receipt_no"] == "P1-3-1201-D1"
     clock.advance(timedelta(hours=23))
-    assert (await check_deadlines(rt))["unit_deposit_overdue"] == []
+    assert (await check_deadlines(rt)).of("flag_unit_deposit_overdue") == []
     clock.advance(timedelta(hours=2))
-    assert (await check_deadlines(rt))["unit_deposit_overdue"] == ["P1-3-1201"]
-    assert (await check_deadlines(rt))["unit_deposit_overdue"] == []  # flagged once
+    assert (await check_deadlines(rt)).of("flag_unit_deposit_overdue") == ["P1-3-1201"]
+    assert (await check_deadlines(rt)).of("flag_unit_deposit_overdue") == []  # flagged once
     await ok(rt, "take_deposit", deposit(amount=30_000_00), FINANCE)
     async with rt.pool.acquire() as conn:
         kinds = await conn.fetch(
@@ -317,3 +319,16 @@ async def test_the_daily_check_recommendations_and_inventory_over_http(rt, proje
             unit["receipts"][0]["amount_in_words"] == "人民币伍万元整"
             and unit["history"][0]["event_type"] == "unit.defined"
         )
+
+
+async def test_the_daily_check_is_of_the_business_day_of_the_services_order_rules(rt, project) -> None:
+    """The routes read the order rules of the running service per request: the day the check
+    shows by default is today where the rules' time zone says (02:00 UTC is still the 1st of
+    March in Los Angeles, the 2nd in Shanghai)."""
+    app = http_app(rt)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://orders") as client:
+        headers = {"Authorization": f"Bearer {mint(SUPERVISOR, SIGNING_KEY)}"}
+        shanghai = (await client.get("/projects/P1/sales-control", headers=headers)).json()
+        rt.definition = replace(rt.definition, rules=OrderPolicy(timezone="America/Los_Angeles"))
+        pacific = (await client.get("/projects/P1/sales-control", headers=headers)).json()
+    assert (shanghai["business_date"], pacific["business_date"]) == ("2026-03-02", "2026-03-01")

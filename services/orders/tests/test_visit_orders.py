@@ -51,6 +51,7 @@ async def deliver_from_visit(rt, *envelopes: Envelope) -> None:
         async with conn.transaction():
             await copy_foreign(conn, "VISIT", list(envelopes))
     await rt.runner.run_once()
+    await rt.reactors.run_once()
 
 
 async def orders_of(rt, order_id: str) -> list:
@@ -73,7 +74,9 @@ async def test_an_order_taken_on_a_visit_is_placed_once(rt) -> None:
     await deliver_from_visit(rt, taken)
     events = await orders_of(rt, taken.data["order_id"])
     assert [e["event_type"] for e in events] == ["order.placed", "order.confirmed"]
-    assert events[0]["actor"]["id"] == "r1" and events[0]["causation_id"] == str(taken.event_id)
+    # Placed by the service's reactor, caused by the visit event, judged as the rep's order.
+    assert events[0]["actor"]["id"] == "service:orders:visit_orders"
+    assert events[0]["causation_id"] == str(taken.event_id)
     async with reading(rt.pool, "order_board") as conn:
         row = await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1", taken.data["order_id"])
     assert (row["source"], row["visit_id"], row["rep_id"], row["amount_fen"]) == (
@@ -82,14 +85,12 @@ async def test_an_order_taken_on_a_visit_is_placed_once(rt) -> None:
         "r1",
         7200,
     )
-    # Redelivered copy, a replay of the reactor over the same log, and the same order in a new
-    # envelope: nothing is placed twice.
+    # Redelivered copy, the reactor sending its commands again over the same log (a crash
+    # before its checkpoint), and the same order in a new envelope: nothing is placed twice.
     await deliver_from_visit(rt, taken)
     async with rt.pool.acquire() as conn:
-        await conn.execute(
-            "UPDATE projection_generations SET tx_id = '0', position = 0 WHERE name = 'customer_directory'"
-        )
-    await rt.runner.run_once()
+        await conn.execute("UPDATE reactor_checkpoints SET tx_id = '0', position = 0 WHERE name = 'visit_orders'")
+    assert await rt.reactors.run_once() > 0
     await deliver_from_visit(rt, taken.model_copy(update={"event_id": uuid.uuid4()}))
     assert len(await orders_of(rt, taken.data["order_id"])) == 2
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from reporting_service.adapters import http, office_http
 from reporting_service.adapters.changes import ChangeNotice, publish_changes
-from reporting_service.adapters.http import router
-from reporting_service.adapters.office_http import router as office_router
 from reporting_service.application.handlers import build_bus
 from reporting_service.application.office import PERFORMANCE_CHECK_SECONDS, performance_timer
 from reporting_service.config import OfficeRules
@@ -20,6 +19,7 @@ from reporting_service.projections.sales import SalesProjection
 from reporting_service.projections.sales_office import SalesOfficeProjection
 from reporting_service.projections.service_quality import ServiceQualityProjection
 from salesplatform.service import Consumes, ServiceDefinition
+from salesplatform.timers import Timer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -52,9 +52,10 @@ def definition(timezone: str = "Asia/Shanghai", office_rules: OfficeRules | None
         ],
         consumes=[Consumes("customer"), Consumes("visit"), Consumes("orders")],
         migrations=MIGRATIONS,
-        routers=[router, partial(office_router, rules=rules)],
-        timers=[("performance_warnings", PERFORMANCE_CHECK_SECONDS, performance_timer)],
+        routers=[http.routes, office_http.routes],
+        timers=[Timer("performance_warnings", PERFORMANCE_CHECK_SECONDS, performance_timer)],
         on_changes=publish_changes,
+        rules=rules,
         extra_publishers=[(f"changed.{report}", ChangeNotice, _notice_text(report)) for report in CHANGE_SUBJECTS],
         title="Reporting service",
         description=DESCRIPTION,

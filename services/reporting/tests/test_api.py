@@ -241,3 +241,20 @@ async def test_only_operators_rebuild(shared_month) -> None:
     assert (await h.client.get("/admin/projections", headers=auth(OPERATOR))).status_code == 200
     for business in ("/reports/sales", "/reports/kpi"):
         assert (await h.client.get(business, headers=auth(OPERATOR))).status_code == 403
+
+
+async def test_the_routes_are_built_before_the_runtime_opens_its_pool() -> None:
+    """The report routes are module-level and read the runtime per request: the app is built
+    from a runtime that has not started (no pool yet), as when the service runs as a process."""
+    from fastapi import APIRouter
+
+    from reporting_service.bootstrap import definition
+    from salesplatform.devstack.pytest_plugin import settings_for_tests
+    from salesplatform.service import Runtime, http_app
+
+    defn = definition()
+    assert all(isinstance(r, APIRouter) for r in defn.routers)
+    rt = Runtime(defn, settings_for_tests("postgresql://nowhere/none", "nats://nowhere:1", "t", service="reporting"))
+    assert not hasattr(rt, "pool")
+    paths = set(http_app(rt).api.openapi()["paths"])
+    assert {"/reports/sales", "/reports/office-leads", "/admin/rebuild-all"} <= paths

@@ -16,7 +16,7 @@ from typing import Any
 
 from reporting_testkit import MANAGER, Fed, Month, by, local
 
-from reporting_service.projections.rebuild import rebuild_together
+from salesplatform.projections import rebuild
 
 
 def story() -> list[Fed]:
@@ -170,6 +170,6 @@ async def test_credit_notes_due_today_and_classification_at_sale_survive_rebuild
     for name in ("receivables", "directory", "sales"):
         await h.rt.rebuild(name)
     assert await figures(h) == seen
-    await rebuild_together(h.rt.pool, h.rt.definition.projections, stretch_events=7, lanes=1)
+    await rebuild(h.rt.pool, h.rt.definition.projections, stretch_events=7, lanes=1)
     assert await figures(h) == seen
     assert by(await h.report("/reports/receivables", MANAGER, as_of="2026-11-30"), "customer_id").keys() == {"c1"}

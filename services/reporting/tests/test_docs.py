@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reporting_service.domain.reports import CHANGE_SUBJECTS, REPORTS
+
+pytestmark = pytest.mark.fast
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 

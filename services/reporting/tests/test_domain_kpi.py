@@ -14,6 +14,8 @@ from reporting_service.domain.kpi import (
     satisfaction_goal,
 )
 
+pytestmark = pytest.mark.fast
+
 
 def test_a_rate_is_none_without_a_denominator() -> None:
     assert rate(0, 0) is None

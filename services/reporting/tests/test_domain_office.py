@@ -20,6 +20,8 @@ from reporting_service.domain.office import (
 )
 from salesplatform.errors import DomainError
 
+pytestmark = pytest.mark.fast
+
 
 def test_a_forecast_is_missed_when_any_figure_falls_short() -> None:
     forecast = Figures(deposits=2, subscriptions=1, contracts=0, amount_fen=300)

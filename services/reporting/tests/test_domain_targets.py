@@ -17,6 +17,8 @@ from reporting_service.domain.target import (
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, Role
 
+pytestmark = pytest.mark.fast
+
 A1 = Subject("area", "a1", "a1")
 D1 = Subject("district", "d1", "a1", "d1")
 D3 = Subject("district", "d3", "a2", "d3")

@@ -8,8 +8,7 @@ from typing import Any
 
 from reporting_testkit import MANAGER, OPERATOR, Month, auth, by, copy, local, settle
 
-from reporting_service.projections.rebuild import rebuild_together
-from salesplatform.projections import reading
+from salesplatform.projections import reading, rebuild
 from salesplatform.store import copy_foreign
 
 REPORTS: list[tuple[str, dict[str, Any]]] = [
@@ -109,7 +108,7 @@ async def test_rebuilding_all_reports_gives_identical_results_while_they_keep_an
     assert await h.rt.rebuild("sales") == 3
     assert await tables(h) == rows
     # And a one-pass rebuild cut into small stretches, on one lane.
-    await rebuild_together(h.rt.pool, h.rt.definition.projections, stretch_events=37, lanes=1)
+    await rebuild(h.rt.pool, h.rt.definition.projections, stretch_events=37, lanes=1)
     assert await tables(h) == rows
     assert await reports(h) == before
 
@@ -143,7 +142,7 @@ async def test_a_rebuild_while_events_keep_arriving_misses_none(month) -> None:
             await asyncio.sleep(0.01)
 
     feeding = asyncio.create_task(trickle())
-    await rebuild_together(h.rt.pool, h.rt.definition.projections, stretch_events=25)
+    await rebuild(h.rt.pool, h.rt.definition.projections, stretch_events=25)
     await feeding
     await settle(h.rt)
     [r4] = await h.report("/reports/kpi", MANAGER, from_="2026-11-24", to="2026-11-24")
@@ -178,7 +177,7 @@ async def test_events_of_a_copy_still_running_at_the_switch_are_applied_after_it
         await copying.start()
         await copy_foreign(held, "VISIT", [planned(1)[1], planned(2)[1]])
         await copy(h.rt, [planned(3)])  # younger, committed first
-        await rebuild_together(h.rt.pool, h.rt.definition.projections)
+        await rebuild(h.rt.pool, h.rt.definition.projections)
         await copying.commit()
     await settle(h.rt)
     [r4] = await h.report("/reports/kpi", MANAGER, from_="2026-11-25", to="2026-11-25")
@@ -253,7 +252,7 @@ async def test_an_event_a_projection_cannot_apply_is_kept_aside_and_the_rest_goe
         failures = await conn.fetch("SELECT name, event_id, error FROM projection_failures")
     assert [(f["name"], f["event_id"]) for f in failures] == [("field_work", bad[1].event_id)]
     # A one-pass rebuild keeps it aside the same way.
-    await rebuild_together(h.rt.pool, h.rt.definition.projections)
+    await rebuild(h.rt.pool, h.rt.definition.projections)
     [r1] = await h.report("/reports/kpi", MANAGER, from_="2026-11-01", to="2026-11-30")
     assert (r1["planned"], r1["done"]) == (1, 1)
 

@@ -36,8 +36,7 @@ from reporting_testkit import (
     local,
 )
 
-from reporting_service.projections.rebuild import rebuild_together
-from salesplatform.projections import reading
+from salesplatform.projections import reading, rebuild
 
 NOV = {"from_": "2026-11-01", "to": "2026-11-30"}
 PRICES = {"U1": 300_000_000, "U2": 310_000_000, "U3": 200_000_000, "U4": 210_000_000}
@@ -433,7 +432,7 @@ async def test_a_rebuild_of_the_office_reports_equals_what_was_built_incremental
             t: await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2")
             for t in ("office_lines", "office_units", "office_deals")
         }
-    await rebuild_together(h.rt.pool, [h.rt.projection("sales_office")], stretch_events=7, lanes=1)
+    await rebuild(h.rt.pool, [h.rt.projection("sales_office")], stretch_events=7, lanes=1)
     async with reading(h.rt.pool, "sales_office") as conn:
         again = {t: await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2") for t in rows}
     assert {t: [tuple(r) for r in v] for t, v in again.items()} == {t: [tuple(r) for r in v] for t, v in rows.items()}

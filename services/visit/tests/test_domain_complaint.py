@@ -10,6 +10,8 @@ from salesplatform.errors import DomainError
 from visit_service.domain.complaint import ACKNOWLEDGE_SLA, DEFAULT_DEPARTMENT, Complaint
 from visit_service.domain.events import ComplaintClosed, ComplaintSlaBreached
 
+pytestmark = pytest.mark.fast
+
 AT = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 
 

@@ -38,6 +38,8 @@ from visit_service.domain.route_planning import (
 )
 from visit_service.domain.standards import CleanupRules, OutletOnRecord, cleanup_report
 
+pytestmark = pytest.mark.fast
+
 RULES = PositionRules()  # 200 m
 OUTLET = Point(31.2304, 121.4737)
 

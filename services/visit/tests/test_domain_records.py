@@ -19,6 +19,8 @@ from visit_service.domain.access import (
 from visit_service.domain.events import ReportIssue
 from visit_service.domain.records import Coaching, KeyAccountReport, SpotCheck, Survey, half_year, survey_id_for
 
+pytestmark = pytest.mark.fast
+
 DAY = date(2026, 11, 2)
 
 

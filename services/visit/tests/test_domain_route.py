@@ -11,6 +11,8 @@ from visit_service.domain.events import RouteChanged, RouteDefined
 from visit_service.domain.planning import RouteSheet, order_id_for, stops_for, visit_id_for
 from visit_service.domain.route import Route
 
+pytestmark = pytest.mark.fast
+
 MONDAY = date(2026, 11, 2)
 
 

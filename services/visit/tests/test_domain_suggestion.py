@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
+
 from visit_service.domain.events import OrderLine, StockLine, SuggestedLine
 from visit_service.domain.suggestion import suggest_order, suggestion_adopted, usual_quantities
+
+pytestmark = pytest.mark.fast
 
 
 def stock(**counts: tuple[int, int]) -> list[StockLine]:

@@ -25,6 +25,8 @@ from visit_service.domain.events import (
 )
 from visit_service.domain.visit import APPROVAL_SLA, Visit
 
+pytestmark = pytest.mark.fast
+
 DAY = date(2026, 11, 2)
 NINE = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 TZ = "Asia/Shanghai"

@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from types import SimpleNamespace
 
+import httpx
 import pytest
 from field_testdata import DEPOT, hand_made_sheets, outlets
-from visit_testkit import AM1, CLERK, REP1, REP2, SM, SUP1, SUP2, Harness
+from visit_testkit import AM1, CLERK, MONDAY_9AM, REP1, REP2, SM, SUP1, SUP2, Harness
 
+from salesplatform.clock import FixedClock
+from salesplatform.devstack.pytest_plugin import ensure_streams_of
+from salesplatform.service import Runtime, http_app
 from salesplatform.store import copy_foreign
 from visit_service.adapters.photo_store import PhotoStore, PhotoStoreUnavailable
+from visit_service.adapters.reads import visit_rules
 from visit_service.application.photos import expire_photos
 from visit_service.application.route_plans import propose_route_plans
 from visit_service.application.timers import plan_business_day
-from visit_service.config import FieldSettings
+from visit_service.bootstrap import definition
+from visit_service.config import FieldConfig, FieldSettings, PhotoRules
+from visit_service.domain.check_in import PositionRules
 from visit_service.domain.geo import Point
 from visit_service.domain.route_planning import (
     DaySheet,
@@ -26,6 +34,7 @@ from visit_service.domain.route_planning import (
     frequency_breaches,
     plan_distance_m,
 )
+from visit_service.domain.standards import CleanupRules
 
 OUTLET_C1 = Point(31.2304, 121.4737)
 OUTLET_C3 = Point(31.2400, 121.4900)
@@ -159,7 +168,7 @@ async def test_a_plan_for_40_outlets_keeps_their_frequencies_beats_the_hand_made
     assert r.status_code == 200, r.text
     plan_id = r.json()["plan_id"]
     assert r.json()["effective_from"] == effective_from
-    assert (await propose_route_plans(h.rt)) == {"planned": 1}
+    assert (await propose_route_plans(h.rt)).count == 1
 
     plan = (await h.get(SUP1, f"/route-plans/{plan_id}")).json()
     assert plan["status"] == "proposed" and plan["cycle_weeks"] == 4, plan
@@ -280,8 +289,10 @@ async def test_a_photo_round_trips_through_the_object_store_and_is_gone_after_er
     gone = await h.get(SUP1, f"/visits/{visit_id}/photos/{photo['photo_id']}")
     assert gone.status_code == 410
     assert await store.get(other["object_name"]) == JPEG[:1000]
-    # A replay of the log finds nothing more to remove.
-    await h.rt.rebuild("photo_erasure")
+    # Reacting again from the start of the log finds nothing more to remove.
+    async with h.rt.pool.acquire() as conn:
+        await conn.execute("UPDATE reactor_checkpoints SET tx_id = '0', position = 0 WHERE name = 'photo_erasure'")
+    assert await h.rt.reactors.run_once() > 0
     assert len(await h.events("visit.photo_removed")) == 1
 
 
@@ -378,10 +389,10 @@ async def test_photos_are_deleted_after_their_retention(world) -> None:
     photo = (await upload(h, visit_id, JPEG)).json()
     config = FieldSettings().config()
     h.clock.advance(timedelta(days=config.photos.retention_days) - timedelta(minutes=1))
-    assert await expire_photos(h.rt, config=config) == {"expired": 0}
+    assert (await expire_photos(h.rt, config=config)).count == 0
     h.clock.advance(timedelta(minutes=1))
-    assert await expire_photos(h.rt, config=config) == {"expired": 1}
-    assert await expire_photos(h.rt, config=config) == {"expired": 0}
+    assert (await expire_photos(h.rt, config=config)).count == 1
+    assert (await expire_photos(h.rt, config=config)).count == 0
     [removed] = await h.events("visit.photo_removed")
     assert removed["data"]["reason"] == "retention"
     assert await (await store_of(h)).get(photo["object_name"]) is None
@@ -438,20 +449,20 @@ async def test_an_erasure_waits_while_the_photo_store_is_unreachable_and_is_neve
     visit_id = (await day_plan_visits(h, ["c1"]))["c1"]
     await h.post(REP1, "check_in", {"visit_id": visit_id, "latitude": 31.23, "longitude": 121.47})
     photo = (await upload(h, visit_id, JPEG)).json()
-    erasure = next(p for p in h.rt.definition.projections if p.name == "photo_erasure")
 
-    async def unreachable(name: str) -> bool:
+    async def unreachable(store: PhotoStore, name: str) -> bool:
         raise PhotoStoreUnavailable("the photo store cannot be reached")
 
-    monkeypatch.setattr(erasure.photos, "delete", unreachable)
+    monkeypatch.setattr(PhotoStore, "delete", unreachable)
     async with h.rt.pool.acquire() as conn:
         async with conn.transaction():
             await copy_foreign(
                 conn, h.rt.topology.of("customer").event_stream, [h.customer("customer.personal_data_erased", "c1")]
             )
+    await h.rt.runner.run_once()
     for _ in range(3):
         with pytest.raises(PhotoStoreUnavailable):
-            await h.rt.runner.run_once()
+            await h.rt.reactors.run_once()
     assert await h.events("visit.photo_removed") == []
     async with h.rt.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM projection_failures") == 0
@@ -459,7 +470,39 @@ async def test_an_erasure_waits_while_the_photo_store_is_unreachable_and_is_neve
     assert await store.get(photo["object_name"]) == JPEG
 
     monkeypatch.undo()  # the store is back
-    await h.rt.runner.run_once()
+    await h.rt.reactors.run_once()
     [removed] = await h.events("visit.photo_removed")
     assert removed["data"]["reason"] == "erasure"
     assert await store.get(photo["object_name"]) is None
+
+
+async def test_the_routes_answer_with_the_numbers_the_service_was_defined_with(visit_settings) -> None:
+    """The routes are built once, with their module; each request reads the running service's
+    field numbers and photo store (its definition's rules), not the defaults."""
+    config = FieldConfig(
+        positions=PositionRules(max_distance_m=75.0),
+        photos=PhotoRules(max_bytes=1024),
+        cleanup=CleanupRules(unvisited_days=45, new_outlet_days=10),
+    )
+    clock = FixedClock(MONDAY_9AM)
+    await ensure_streams_of(visit_settings.nats_url, visit_settings.stream_prefix, ("customer", "orders"))
+    async with Runtime(definition("Asia/Shanghai", config=config), visit_settings, clock=clock, run_timers=False) as rt:
+        transport = httpx.ASGITransport(app=http_app(rt))
+        async with httpx.AsyncClient(transport=transport, base_url="http://visit") as client:
+            h = Harness(rt, clock, client)
+            await h.seed()
+            flagged = await h.get(SUP1, "/check-ins/flagged")
+            assert flagged.status_code == 200, flagged.text
+            assert flagged.json()["max_distance_m"] == 75.0
+            cleanup = await h.get(SUP1, "/route-cleanup", month="2026-11")
+            assert cleanup.status_code == 200, cleanup.text
+            assert cleanup.json()["rules"] == {"unvisited_days": 45, "new_outlet_days": 10}
+            # Over this service's 1 KiB (well under the default 5 MiB): refused before anything.
+            too_big = await upload(h, "any-visit", b"\xff\xd8\xff" + bytes(2048))
+            assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "photo_too_large"
+
+
+def test_a_definition_without_the_visit_rules_is_named_in_the_error() -> None:
+    runtime = SimpleNamespace(definition=SimpleNamespace(rules=None))
+    with pytest.raises(TypeError, match="carries None as its rules, not VisitRules"):
+        visit_rules(runtime)

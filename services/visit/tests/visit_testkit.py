@@ -78,23 +78,27 @@ class Harness:
         await self.settle()
 
     async def settle(self) -> None:
-        """Run the catch-up projections until every one has reached the head of the log."""
+        """Run the catch-up projections and the reactors until every one has reached the head
+        of the log."""
         async with self.rt.pool.acquire() as conn:
             head = await log_head(conn)
         for _ in range(200):
             await self.rt.runner.run_once()
+            await self.rt.reactors.run_once()
             async with self.rt.pool.acquire() as conn:
                 behind = await conn.fetchval(
-                    "SELECT count(*) FROM projection_generations g JOIN projections p"
+                    "SELECT (SELECT count(*) FROM projection_generations g JOIN projections p"
                     " ON p.name = g.name AND p.generation = g.generation"
                     " WHERE (g.tx_id::text::bigint, g.position) < ($1::bigint, $2::bigint)"
-                    " AND p.name IN ('customer_directory', 'catalogue', 'route_reassignment')",
+                    " AND p.name IN ('customer_directory', 'catalogue'))"
+                    " + (SELECT count(*) FROM reactor_checkpoints"
+                    " WHERE (tx_id::text::bigint, position) < ($1::bigint, $2::bigint))",
                     head.tx_id,
                     head.position,
                 )
             if behind == 0:
                 return
-        raise AssertionError("projections did not catch up")
+        raise AssertionError("projections and reactors did not catch up")
 
     def customer(self, event_type: str, customer_id: str, version: int | None = None, **data: Any) -> Envelope:
         return self.envelope(event_type, f"customer-{customer_id}", {"customer_id": customer_id, **data}, version)

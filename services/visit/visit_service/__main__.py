@@ -1,7 +1,7 @@
 from salesplatform.service import main
-from salesplatform.settings import settings_for
+from salesplatform.settings import load, settings_for
 from visit_service.bootstrap import definition
+from visit_service.config import FieldSettings
 
 if __name__ == "__main__":
-    settings = settings_for("visit")
-    main(definition(timezone=settings.timezone), settings)
+    main(definition(settings=load(FieldSettings)), settings_for("visit"))

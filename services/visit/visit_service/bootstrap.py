@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import functools
-import os
 
 from salesplatform.clock import Clock
 from salesplatform.commands import CommandBus
 from salesplatform.events import EventRegistry, Role
 from salesplatform.service import Consumes, Runtime, ServiceDefinition
-from visit_service.adapters.field_http import router as field_router
-from visit_service.adapters.http import router
-from visit_service.adapters.photo_http import router as photo_router
+from salesplatform.settings import load
+from salesplatform.timers import Timer
+from visit_service.adapters import field_http, http, photo_http
 from visit_service.adapters.photo_store import PhotoStore
-from visit_service.application import field_work, route_plans
-from visit_service.application.handlers import build_bus, inline_projections
+from visit_service.adapters.reads import VisitRules
+from visit_service.application import field_work, reactors, route_plans
+from visit_service.application import photos as photo_erasure
+from visit_service.application.handlers import build_bus
 from visit_service.application.photos import PhotoErasure, expire_photos
 from visit_service.application.reactors import RouteReassignment
 from visit_service.application.route_plans import propose_route_plans
@@ -60,6 +61,8 @@ def build_field_bus(
     )
     field_work.register(bus, config, photos)
     route_plans.register(bus, config)
+    reactors.register(bus)
+    photo_erasure.register(bus, photos)
     return bus
 
 
@@ -69,27 +72,20 @@ async def open_photo_store(runtime: Runtime, *, photos: PhotoStore) -> None:
 
 def definition(
     timezone: str | None = None,
-    high_value_grades: frozenset[str] | None = None,
-    high_value_approver: Role | None = None,
     config: FieldConfig | None = None,
+    settings: FieldSettings | None = None,
 ) -> ServiceDefinition:
-    """`timezone`: the company time zone for business dates in commands (the platform builds
-    the command bus from the registry and clock only, so it is bound here; default
-    COMPANY_TIMEZONE or Asia/Shanghai, as in the settings).
+    """`settings`: the service's own (default: from the environment, `config.py`), which
+    `timezone` (the company time zone for business dates in commands) and `config` (the
+    numbers of field execution) override.
 
     Director-level approval of high-value accounts is a configured rule:
     VISIT_HIGH_VALUE_GRADES (e.g. "A") names the grades whose key-account visits are approved
     by VISIT_HIGH_VALUE_APPROVER (default area_manager) or above instead of the supervisor.
-
-    `config`: the numbers of field execution (default: the VISIT_… settings, config.py).
     """
-    tz = timezone or os.environ.get("COMPANY_TIMEZONE", "Asia/Shanghai")
-    if high_value_grades is None:
-        raw = os.environ.get("VISIT_HIGH_VALUE_GRADES", "")
-        high_value_grades = frozenset(g.strip().upper() for g in raw.split(",") if g.strip())
-    if high_value_approver is None:
-        high_value_approver = Role(os.environ.get("VISIT_HIGH_VALUE_APPROVER", Role.area_manager.value))
-    config = config or FieldSettings().config(tz)
+    settings = settings or load(FieldSettings)
+    tz = timezone or settings.timezone
+    config = config or settings.config(tz)
     photos = PhotoStore()
     return ServiceDefinition(
         name="visit",
@@ -97,30 +93,26 @@ def definition(
         build_bus=functools.partial(
             build_field_bus,
             timezone=tz,
-            high_value_grades=high_value_grades,
-            high_value_approver=high_value_approver,
+            high_value_grades=settings.grades_approved_higher(),
+            high_value_approver=settings.high_value_approver,
             config=config,
             photos=photos,
         ),
         projections=[
             CustomerDirectory(tz),
             Catalogue(),
-            RouteReassignment(registry, inline_projections()),
-            PhotoErasure(registry, inline_projections(), photos),
         ],
+        reactors=[RouteReassignment(), PhotoErasure()],
         consumes=[Consumes("customer", CUSTOMER_EVENTS), Consumes("orders", ORDERS_EVENTS)],
-        routers=[
-            router,
-            functools.partial(field_router, config=config),
-            functools.partial(photo_router, config=config, photos=photos),
-        ],
+        routers=[http.router, field_http.router, photo_http.router],
+        rules=VisitRules(config, photos),
         timers=[
-            ("plan_business_day", 300.0, plan_business_day),
-            ("close_business_days", 300.0, close_business_days),
-            ("visit_approval_sla", 60.0, flag_overdue_approvals),
-            ("complaint_sla", 60.0, flag_breached_complaints),
-            ("propose_route_plans", PLANNER_SECONDS, propose_route_plans),
-            ("photo_retention", RETENTION_SECONDS, functools.partial(expire_photos, config=config)),
+            Timer("plan_business_day", 300.0, plan_business_day, at_day_start=True),
+            Timer("close_business_days", 300.0, close_business_days, at_day_start=True),
+            Timer("visit_approval_sla", 60.0, flag_overdue_approvals),
+            Timer("complaint_sla", 60.0, flag_breached_complaints),
+            Timer("propose_route_plans", PLANNER_SECONDS, propose_route_plans),
+            Timer("photo_retention", RETENTION_SECONDS, functools.partial(expire_photos, config=config)),
         ],
         on_start=functools.partial(open_photo_store, photos=photos),
         title="Visit service",

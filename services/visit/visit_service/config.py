@@ -1,13 +1,17 @@
-"""The numbers of field execution from the environment (`VISIT_…`, `COMPANY_TIMEZONE`):
-check-in positions, route planning, photos and the monthly route cleanup."""
+"""The visit service's settings from the environment (`VISIT_…`, `COMPANY_TIMEZONE`): the
+numbers of field execution (check-in positions, route planning, photos and the monthly route
+cleanup) and who approves high-value accounts' visits, checked at start: a value that cannot be
+used stops the service naming its variable."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from salesplatform.events import Role
+from salesplatform.settings import TimeZoneName, company_timezone
 from visit_service.domain.check_in import PositionRules
 from visit_service.domain.route_planning import DEFAULT_FREQUENCY_WEEKS, PlanningRules
 from visit_service.domain.standards import CleanupRules
@@ -47,7 +51,7 @@ class FieldConfig:
 
 
 class FieldSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VISIT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VISIT_", extra="ignore", populate_by_name=True)
 
     # Check-ins farther than this from the outlet (or read with a coarser accuracy) are flagged.
     check_in_max_distance_m: float = Field(200.0, gt=0)
@@ -66,7 +70,34 @@ class FieldSettings(BaseSettings):
     photo_retention_days: int = Field(180, ge=1)
     cleanup_unvisited_days: int = Field(30, ge=1)
     cleanup_new_outlet_days: int = Field(30, ge=1)
-    timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("COMPANY_TIMEZONE"))
+    # Director-level approval of high-value accounts: the grades (e.g. "A") whose key-account
+    # visits are approved by `high_value_approver` or above instead of the supervisor.
+    high_value_grades: str = ""
+    high_value_approver: Role = Role.area_manager
+    timezone: TimeZoneName = company_timezone()
+
+    @field_validator("plan_frequencies")
+    @classmethod
+    def _frequencies(cls, v: str) -> str:
+        parse_frequencies(v)
+        return v
+
+    @field_validator("plan_day_start", "plan_day_end")
+    @classmethod
+    def _time_of_day(cls, v: str) -> str:
+        minute_of_day(v)
+        return v
+
+    @field_validator("plan_workdays")
+    @classmethod
+    def _workdays(cls, v: str) -> str:
+        days = [d.strip() for d in v.split(",") if d.strip()]
+        if not days or not all(d.isdigit() and 1 <= int(d) <= 7 for d in days):
+            raise ValueError(f"days of the week 1 (Monday) to 7, separated by commas; not {v!r}")
+        return v
+
+    def grades_approved_higher(self) -> frozenset[str]:
+        return frozenset(g.strip().upper() for g in self.high_value_grades.split(",") if g.strip())
 
     @field_validator("photo_types")
     @classmethod
@@ -105,5 +136,7 @@ def parse_frequencies(text: str) -> dict[str, int]:
         if not part.strip():
             continue
         grade, _, weeks = part.partition(":")
+        if not grade.strip() or not weeks.strip().isdigit() or int(weeks) < 1:
+            raise ValueError(f"grade:weeks pairs separated by commas (A:1,B:2,C:4); not {part!r}")
         out[grade.strip().upper()] = int(weeks)
     return out or dict(DEFAULT_FREQUENCY_WEEKS)

@@ -1,4 +1,4 @@
-"""`python -m salesplatform.devstack run`: see salesplatform.devstack.run."""
+"""`python -m salesplatform.devstack run|servers|chaos`: see salesplatform.devstack.run."""
 
 from salesplatform.devstack.run import main
 

@@ -156,6 +156,14 @@ def _run_coroutine(coroutine: Coroutine[Any, Any, None]) -> None:
         raise errors[0]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked `fast` runs without servers: asking for them (directly or through another
+    fixture) fails it before any server starts, so `pytest -m fast` never starts one."""
+    if item.get_closest_marker("fast") is not None and "stack_servers" in getattr(item, "fixturenames", ()):
+        pytest.fail(f"{item.nodeid} is marked fast but asks for the servers (stack_servers)", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def stack_servers() -> Iterator[StackServers]:
     """Start (or locate) the session's PostgreSQL and NATS servers; stop ours at the end."""

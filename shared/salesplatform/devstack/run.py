@@ -13,6 +13,11 @@ the first run in `.run/auth/` (services read only its public key set). Ctrl-C or
 it all in order: services first (so they finish in-flight work against live servers), then
 NATS, then PostgreSQL. Data, credentials and ports stay in the run directory, so the next run
 continues where this one stopped.
+
+`python -m salesplatform.devstack servers` (`make servers`) starts only PostgreSQL, with each
+service's empty database and role, and NATS, with the accounts and users: the empty servers a
+restore goes into (`salesctl restore`). `make run` on the same directory then starts the
+services on what was restored.
 """
 
 from __future__ import annotations
@@ -234,8 +239,10 @@ def _say(message: str = "") -> None:
 class Stack:
     """The orchestrator: starts, watches and stops the servers and the services."""
 
-    def __init__(self, root: Path, ready_timeout: float = 60.0) -> None:
+    def __init__(self, root: Path, ready_timeout: float = 60.0, *, services: tuple[str, ...] = SERVICES) -> None:
         self.root = root.absolute()
+        # What runs besides the servers: every service, or none (the servers a restore goes into).
+        self.service_names = services
         self.ready_timeout = ready_timeout
         self.logs_dir = self.root / "logs"
         self.stack_file = self.root / "stack.json"
@@ -247,6 +254,7 @@ class Stack:
         self.ports: dict[str, int] = {}
         self.nats_restarts = Restarts()
         self.services: list[ServiceProcess] = []
+        self.database_urls: dict[str, str] = {}
         self._nats_passwords: dict[str, str] = {}
         self._started_at = ""
         self._signal: int | None = None
@@ -305,7 +313,8 @@ class Stack:
             raise SystemExit(f"the stack in {self.root} is already running (pid {pid}); stop it first")
 
     def _start(self) -> None:
-        _say(f"Starting the sales platform in {self.root}")
+        what = "the sales platform" if self.service_names else "PostgreSQL and NATS, without services,"
+        _say(f"Starting {what} in {self.root}")
         data = load_secrets(self.secrets_file)
         key = init_keys(self.keys_dir)
         _say(f"  tokens     signed with key {key.kid}; public key set {self._rel(self.keys_dir / JWKS_FILE)}")
@@ -326,11 +335,11 @@ class Stack:
         self.nats_restarts.started(time.monotonic())
         self._check_interrupt()
         _say(f"  nats       {self.nats.url}")
-        database_urls = asyncio.run(self._create_databases(data["database_passwords"]))
+        self.database_urls = asyncio.run(self._create_databases(data["database_passwords"]))
         self._check_interrupt()
-        for name in SERVICES:
+        for name in self.service_names:
             self.services.append(
-                ServiceProcess(name, self._port(name), database_urls.get(name), self.logs_dir / f"{name}.log")
+                ServiceProcess(name, self._port(name), self.database_urls.get(name), self.logs_dir / f"{name}.log")
             )
         self._nats_passwords = data["nats_passwords"]
         for service in self.services:
@@ -467,10 +476,14 @@ class Stack:
                 "nats_monitor_url": self.nats.monitor_url,
                 "postgres_admin_dsn": self.postgres.admin_dsn,
                 "secrets_file": str(self.secrets_file),
+                # Each service's database, whether the service runs or not (backup, restore).
+                "databases": self.database_urls,
                 "jwks_file": str(self.keys_dir / JWKS_FILE),
                 "signing_key_file": str(self.keys_dir / SIGNING_KEY_FILE),
-                # What the next run of this directory takes again when free (see _port).
+                # What the next run of this directory takes again when free (see _port); the
+                # ports of services not running now are kept for the next run that starts them.
                 "ports": {
+                    **self.ports,
                     "postgres": self.postgres.port,
                     "nats": self.nats.port,
                     "nats_monitor": self.nats.monitor_port,
@@ -480,7 +493,6 @@ class Stack:
                     s.name: {
                         "url": s.base_url,
                         "docs": f"{s.base_url}/docs" if s.name in DATABASE_SERVICES else None,
-                        "database_url": s.database_url,
                         "log": str(s.log_path),
                         "pid": s.process.pid if s.process else None,
                     }
@@ -504,9 +516,15 @@ class Stack:
         ]
         width = max(len(r[0]) for r in rows)
         url_width = max(len(r[1]) for r in rows)
-        _say("\nThe sales platform is running. Ctrl-C stops it; data stays in " + self._rel(self.root) + "\n")
+        running = "The sales platform is running" if self.services else "PostgreSQL and NATS are running, no service"
+        _say(f"\n{running}. Ctrl-C stops it; data stays in {self._rel(self.root)}\n")
         for label, url, extra in rows:
             _say(f"  {label:<{width}}  {url:<{url_width}}  {extra}")
+        if not self.services:
+            stack = self._rel(self.stack_file)
+            _say(f"\n  restore a backup into them: salesctl --stack {stack} restore <backup directory>")
+            _say("  then stop them (Ctrl-C) and start everything on what was restored: make run\n")
+            return
         console = next((s for s in self.services if s.name == "console"), None)
         if console is not None:
             _say(f"\n  the sales console:      {console.base_url}  (sign in as any staff member)")
@@ -590,6 +608,10 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="start PostgreSQL, NATS, the four services and the console (make run)")
     run.add_argument("--root", type=Path, default=Path(".run"), help="where data, logs and secrets live")
     run.add_argument("--ready-timeout", type=float, default=60.0, help="seconds each service may take to be ready")
+    servers = commands.add_parser(
+        "servers", help="start PostgreSQL and NATS only, for a restore before the services start (make servers)"
+    )
+    servers.add_argument("--root", type=Path, default=Path(".run"), help="where data, logs and secrets live")
     chaos = commands.add_parser("chaos", help="the fault suite: faults under a steady load, then a reconciliation")
     chaos.add_argument("--small", action="store_true", help="three faults instead of all (the test suite's run)")
     chaos.add_argument("--rate", type=float, default=40.0, help="commands sent per second")
@@ -599,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     if args.command == "run":
         return Stack(args.root, ready_timeout=args.ready_timeout).run()
+    if args.command == "servers":
+        return Stack(args.root, services=()).run()
     if args.command == "chaos":
         from salesplatform.devstack import chaos as fault_suite  # it imports this module
 

@@ -42,6 +42,7 @@ from console_service.domain import i18n
 from console_service.domain.judgement import light
 from console_service.domain.money import percent, yuan
 from console_service.domain.tables import Column, Table, csv_rows
+from salesplatform import metrics
 from salesplatform.clock import business_date
 from salesplatform.csv_export import csv_text
 from salesplatform.events import Actor, Role
@@ -191,6 +192,9 @@ def query_without(request: Request, *names: str) -> str:
 
 def create_app(console: Console, *, lifespan: Any = None) -> Any:
     app = FastAPI(title="Sales console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    # The process, its build and how long each request took, as every service reports them.
+    registry = metrics.process_registry("console")
+    app.add_middleware(metrics.RequestDurations, service="console", registry=registry)
     env = templates()
     app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
 
@@ -252,6 +256,12 @@ def create_app(console: Console, *, lifespan: Any = None) -> Any:
         services = await console.services.reachable()
         body = {"status": "ready" if feed else "not_ready", "checks": {"nats": feed}, "services": services}
         return JSONResponse(body, status_code=200 if feed else 503)
+
+    @app.get("/metrics")
+    async def metrics_exposition() -> Response:
+        """The process, the build and HTTP request durations, in Prometheus text format: for a
+        scraper on the operators' network."""
+        return Response(metrics.exposition_of(registry), media_type=metrics.CONTENT_TYPE)
 
     # -- sign-in ------------------------------------------------------------------------------
 

@@ -13,11 +13,6 @@ from customer_service.domain.access import sees_restricted
 from customer_service.domain.values import PERSON_ROLES
 from salesplatform.events import Actor
 
-SUMMARY_COLUMNS = (
-    "customer_id, customer_code, name, address, phone, status, nature, channel, location_type, grade, "
-    "district_id, area_id, rep_id, credit_rating, verified, merged_into, registered_at"
-)
-
 
 def open_parts(tokens: list[str], keys: Keys, customer_id: str) -> tuple[dict[str, Any], bool]:
     """(the personal document folded from the parts that open, whether some did not)."""

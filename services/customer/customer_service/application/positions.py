@@ -1,39 +1,54 @@
 """Outlet positions: set on the card, and corrected from check-ins a supervisor confirmed.
 
 The visit service records `visit.check_in_confirmed` when a supervisor vouches that the rep
-was at the outlet; the check-in's position is then the outlet's. `PositionCorrections` is a
-catch-up projection over the copied visit events whose `apply` records
-`customer.position_set` (source `check_in`) in the transaction of its checkpoint, so each
-confirmation corrects the card exactly once. A confirmation followed in the log by a newer one
-for the same customer is skipped (the newer one decides), so replaying the log ends in the
-same position. An individual customer's position is their home: sealed like their other
-personal data.
+was at the outlet; the check-in's position is then the outlet's. The reactor
+`position_corrections` (salesplatform.reactors) sends `correct_position_from_check_in` for each
+copied confirmation, as `service:customer:position_corrections`, keyed by the confirmation's
+event id, so each confirmation corrects the card once; the command records
+`customer.position_set` (source `check_in`). A confirmation followed in the log by a newer one
+for the same customer is skipped (the newer one decides), so reacting again ends in the same
+position. An individual customer's position is their home: sealed like their other personal
+data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import structlog
+from pydantic import Field
 
 from customer_service.adapters import sealing
 from customer_service.domain.access import require_in_line
 from customer_service.domain.commands import SetPosition
 from customer_service.domain.customer import Customer
-from customer_service.domain.values import Position
-from salesplatform.clock import FixedClock
-from salesplatform.events import EventRegistry, service_actor
-from salesplatform.projections import Change, Projection
+from customer_service.domain.values import Id, Position
+from customer_service.queries import customers
+from salesplatform.commands import Command, CommandBus
+from salesplatform.events import Role
+from salesplatform.reactors import Reaction, Reactor
 from salesplatform.store import RecordedEvent
 from salesplatform.territory import Place
 from salesplatform.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
-REACTOR_ACTOR = service_actor("customer", "position-corrections")
 CONFIRMED = "visit.check_in_confirmed"
+
+
+class CorrectPositionFromCheckIn(Command):
+    """The outlet is where a check-in a supervisor confirmed was made (sent by the service)."""
+
+    name = "correct_position_from_check_in"
+    personal_fields = frozenset({"latitude", "longitude"})  # an individual's home
+    customer_id: Id
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    visit_id: str | None = Field(default=None, max_length=100)
+    accuracy_m: float | None = Field(default=None, ge=0)
+    confirmed_by: str | None = Field(default=None, max_length=100)
 
 
 async def set_position(cmd: SetPosition, uow: UnitOfWork) -> dict[str, Any]:
@@ -49,60 +64,50 @@ async def set_position(cmd: SetPosition, uow: UnitOfWork) -> dict[str, Any]:
     return {"customer_id": customer.id, "sealed": customer.individual, "version": customer.version}
 
 
-class PositionCorrections(Projection):
+async def correct_position_from_check_in(cmd: CorrectPositionFromCheckIn, uow: UnitOfWork) -> dict[str, Any]:
+    customer = await uow.load(Customer, cmd.customer_id)
+    if not customer.exists or customer.status in ("merged", "rejected"):
+        log.info("position_correction_skipped", customer_id=cmd.customer_id, status=customer.status)
+        return {"customer_id": cmd.customer_id, "corrected": False}
+    key = await sealing.key_for_writing(uow, customer.id)
+    customer.set_position(
+        Position(latitude=cmd.latitude, longitude=cmd.longitude),
+        key.seal,
+        source="check_in",
+        visit_id=cmd.visit_id,
+        accuracy_m=cmd.accuracy_m,
+        reason=f"check-in of visit {cmd.visit_id} confirmed by {cmd.confirmed_by}",
+    )
+    await uow.save(customer)
+    await sealing.keep(uow, key)
+    return {"customer_id": customer.id, "corrected": True, "version": customer.version}
+
+
+def register(bus: CommandBus) -> None:
+    """The command the reactor sends, on the service's bus (only the service sends it)."""
+    bus.command(CorrectPositionFromCheckIn, roles={Role.service}, summary=CorrectPositionFromCheckIn.__doc__ or "")(
+        correct_position_from_check_in
+    )
+
+
+class PositionCorrections(Reactor):
     name = "position_corrections"
     event_types = frozenset({CONFIRMED})
-    # No tables: what it did is in the log (customer.position_set caused by the confirmation).
-    schema_sql = "SELECT 1"
+    # Older releases reacted in a catch-up projection of this name: carry on where it stopped.
+    takes_over = "position_corrections"
 
-    def __init__(self, registry: EventRegistry, inline_projections: list[Projection]) -> None:
-        self.registry = registry
-        self.inline_projections = inline_projections
-
-    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
+    async def react(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Reaction]:
         d = event.data
-        customer_id = d["customer_id"]
-        superseded = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM public.events WHERE event_type = $1 AND data->>'customer_id' = $2"
-            " AND (tx_id, position) > ($3::text::xid8, $4))",
-            CONFIRMED,
-            customer_id,
-            str(event.tx_id),
-            event.position,
-        )
-        if superseded:
-            return None
-        uow = UnitOfWork(
-            conn,
-            self.registry,
-            # The correction takes the time of its cause, so replaying the log gives the same events.
-            FixedClock(event.envelope.occurred_at),
-            REACTOR_ACTOR,
-            self.inline_projections,
-            correlation_id=event.envelope.correlation_id,
-            causation_id=str(event.envelope.event_id),
-        )
-        customer = await uow.load(Customer, customer_id)
-        if not customer.exists or customer.status in ("merged", "rejected"):
-            log.info("position_correction_skipped", customer_id=customer_id, status=customer.status)
-            return None
-        already = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM public.events WHERE stream_id = $1 AND event_type = 'customer.position_set'"
-            " AND causation_id = $2)",
-            Customer.stream_id_for(customer_id),
-            str(event.envelope.event_id),
-        )
-        if already:
-            return None
-        key = await sealing.key_for_writing(uow, customer_id)
-        customer.set_position(
-            Position(latitude=d["latitude"], longitude=d["longitude"]),
-            key.seal,
-            source="check_in",
-            visit_id=d.get("visit_id"),
-            accuracy_m=d.get("accuracy_m"),
-            reason=f"check-in of visit {d.get('visit_id')} confirmed by {d.get('confirmed_by')}",
-        )
-        await uow.save(customer)
-        await sealing.keep(uow, key)
-        return [{"customer_id": customer_id}]
+        if await customers.confirmation_superseded(
+            conn, CONFIRMED, d.get("customer_id", ""), event.tx_id, event.position
+        ):
+            return []
+        payload = {
+            "customer_id": d.get("customer_id"),
+            "latitude": d.get("latitude"),
+            "longitude": d.get("longitude"),
+            "visit_id": d.get("visit_id"),
+            "accuracy_m": d.get("accuracy_m"),
+            "confirmed_by": d.get("confirmed_by"),
+        }
+        return [Reaction(CorrectPositionFromCheckIn.name, {k: v for k, v in payload.items() if v is not None})]

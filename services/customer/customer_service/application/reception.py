@@ -11,12 +11,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
-from functools import partial, update_wrapper
 from typing import Any
 
 from customer_service.adapters import lead_phones, sealing
 from customer_service.adapters.sealing import LEADS, open_sealed
-from customer_service.application import lookups
 from customer_service.domain.access import require_in_line
 from customer_service.domain.office_commands import (
     AddLeadMember,
@@ -45,11 +43,11 @@ from customer_service.domain.reception import (
     same_customer,
 )
 from customer_service.domain.territory import StaffMember, TerritoryUnit
+from customer_service.queries import offices
 from salesplatform.clock import business_date
-from salesplatform.commands import CommandBus, invalid
+from salesplatform.commands import CommandBus, bound, invalid
 from salesplatform.errors import DomainError, PermissionDenied
 from salesplatform.events import Actor, Role
-from salesplatform.projections import active_schema
 from salesplatform.territory import Place
 from salesplatform.uow import UnitOfWork
 
@@ -193,7 +191,7 @@ async def _receive(cmd: _Reception, uow: UnitOfWork, kind: str, timezone: str) -
         lead = await uow.get(Lead, lead_id, what="lead")
         if lead.project_id != office.id:
             raise DomainError(f"lead {lead_id} is a customer of {lead.project_id}", code="lead_of_another_project")
-        lead.settle(now, await lookups.lead_has_deal(uow.conn, lead.id))
+        lead.settle(now, await offices.lead_has_deal(uow.conn, lead.id))
         rep_id, basis = reception.receive(
             office.id, day, kind, lead.id, own_rep=lead.following_rep, asked=asked, at=now
         )
@@ -332,7 +330,7 @@ async def log_lead_follow_up(cmd: LogLeadFollowUp, uow: UnitOfWork) -> dict[str,
 async def lapse_lead(cmd: LapseLead, uow: UnitOfWork) -> dict[str, Any]:
     """Timer: a phone lead not seen within 7 days lapses."""
     lead, _ = await _lead(uow, cmd.lead_id)
-    lead.lapse(uow.clock.now(), await lookups.lead_has_deal(uow.conn, lead.id))
+    lead.lapse(uow.clock.now(), await offices.lead_has_deal(uow.conn, lead.id))
     await uow.save(lead)
     return {"lead_id": lead.id, "stage": lead.stage}
 
@@ -340,7 +338,7 @@ async def lapse_lead(cmd: LapseLead, uow: UnitOfWork) -> dict[str, Any]:
 async def release_lead(cmd: ReleaseLead, uow: UnitOfWork) -> dict[str, Any]:
     """Timer: a walk-in not followed up for more than 7 days is released."""
     lead, _ = await _lead(uow, cmd.lead_id)
-    lead.release(cmd.rep_id, uow.clock.now(), await lookups.lead_has_deal(uow.conn, lead.id))
+    lead.release(cmd.rep_id, uow.clock.now(), await offices.lead_has_deal(uow.conn, lead.id))
     await uow.save(lead)
     return {"lead_id": lead.id, "stage": lead.stage, "released_from": cmd.rep_id}
 
@@ -398,16 +396,10 @@ async def correct_register_entry(cmd: CorrectRegisterEntry, uow: UnitOfWork) -> 
 
 async def _written_phone(uow: UnitOfWork, project_id: str, register: str, entry_no: int, lead_id: str) -> str | None:
     """The phone a register line shows now (its last sealed part naming one)."""
-    schema = await active_schema(uow.conn, "office_directory")
-    parts = await uow.conn.fetchval(
-        f"SELECT personal FROM {schema}.register_entries WHERE project_id = $1 AND register = $2 AND entry_no = $3",
-        project_id,
-        register,
-        entry_no,
-    )
+    parts = await offices.register_line_parts(uow.conn, project_id, register, entry_no)
     keys = await sealing.keys_of(uow.conn, [lead_id], LEADS)
     phone = None
-    for token in parts or []:
+    for token in parts:
         part = open_sealed(token, keys, lead_id, LEADS)
         if part is not None and part.get("phone"):
             phone = part["phone"]
@@ -428,19 +420,14 @@ async def erase_lead_personal_data(cmd: EraseLeadPersonalData, uow: UnitOfWork) 
 # -- registration on the bus --------------------------------------------------------------------------
 
 
-def _bind(handler: Callable[..., Awaitable[dict[str, Any]]], **settings: Any) -> Handler:
-    """The handler with its settings given (the company's time zone), keeping its name and text."""
-    return update_wrapper(partial(handler, **settings), handler)
-
-
 def register(bus: CommandBus, timezone: str) -> None:
     """Every command of the sales offices, one line each."""
     bus.command(OpenSalesOffice, roles={*MANAGERS, Role.system})(open_sales_office)
-    bus.command(SignIn, roles={Role.rep, Role.system})(_bind(sign_in, timezone=timezone))
-    bus.command(SignOut, roles={Role.rep, Role.system, *LINE})(_bind(sign_out, timezone=timezone))
-    bus.command(ReceiveWalkIn, roles=FRONT_DESK)(_bind(receive_walk_in, timezone=timezone))
-    bus.command(ReceivePhoneEnquiry, roles=FRONT_DESK)(_bind(receive_phone_enquiry, timezone=timezone))
-    bus.command(FinishReception, roles=FRONT_DESK)(_bind(finish_reception, timezone=timezone))
+    bus.command(SignIn, roles={Role.rep, Role.system})(bound(sign_in, timezone=timezone))
+    bus.command(SignOut, roles={Role.rep, Role.system, *LINE})(bound(sign_out, timezone=timezone))
+    bus.command(ReceiveWalkIn, roles=FRONT_DESK)(bound(receive_walk_in, timezone=timezone))
+    bus.command(ReceivePhoneEnquiry, roles=FRONT_DESK)(bound(receive_phone_enquiry, timezone=timezone))
+    bus.command(FinishReception, roles=FRONT_DESK)(bound(finish_reception, timezone=timezone))
     bus.command(RegisterReferral, roles={Role.rep, *LINE})(register_referral)
     bus.command(AddLeadMember, roles={Role.rep, Role.clerk, *LINE})(add_lead_member)
     bus.command(LogLeadFollowUp, roles={Role.rep, Role.supervisor})(log_lead_follow_up)

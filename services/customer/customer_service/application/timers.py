@@ -11,38 +11,27 @@ the log once more; a candidate followed up in the meantime is refused and stays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-import structlog
 
 from customer_service.domain.follow_up import release_due_before
 from customer_service.domain.reception import lapse_due_before
 from salesplatform.events import service_actor
 from salesplatform.projections import reading
+from salesplatform.timers import SystemCommand, TimerRun, send_system_commands
 
 if TYPE_CHECKING:
     from salesplatform.service import Runtime
-
-log = structlog.get_logger(__name__)
 
 FOLLOW_UP_CHECK_SECONDS = 900.0
 FOLLOW_UP_ACTOR = service_actor("customer", "follow-up")
 # Refusals that mean "not due after all" (followed up, reassigned, no longer a prospect).
 _NOT_DUE = {"followed_up_recently", "rep_changed", "not_prospect", "customer_merged", "customer_rejected"}
+# Refusals that mean "not due after all" (followed up, received again, reserved a unit).
+_LEAD_NOT_DUE = {"not_due", "rep_changed", "lead_has_a_deal"}
 
 
-@dataclass
-class ReleaseRun:
-    """What one run of the timer did, by customer id."""
-
-    released: list[str] = field(default_factory=list)
-    already_released: list[str] = field(default_factory=list)  # same key seen before: nothing appended
-    not_due: list[str] = field(default_factory=list)
-
-
-async def release_neglected_prospects(rt: Runtime) -> ReleaseRun:
-    """Release every prospect due now."""
+async def release_neglected_prospects(rt: Runtime) -> TimerRun:
+    """Release every prospect due now (`release_customer`, by customer id)."""
     due_before = release_due_before(rt.clock.now())
     async with reading(rt.pool, "follow_ups") as conn:
         rows = await conn.fetch(
@@ -50,41 +39,22 @@ async def release_neglected_prospects(rt: Runtime) -> ReleaseRun:
             " WHERE status = 'prospect' AND rep_id IS NOT NULL AND since < $1 ORDER BY since, customer_id",
             due_before,
         )
-    run = ReleaseRun()
-    for row in rows:
-        outcome = await rt.run_command(
+    commands = [
+        SystemCommand(
             "release_customer",
             {"customer_id": row["customer_id"], "rep_id": row["rep_id"]},
-            FOLLOW_UP_ACTOR,
-            idempotency_key=f"release:{row['customer_id']}:{row['rep_id']}:{row['since'].isoformat()}",
+            f"release:{row['customer_id']}:{row['rep_id']}:{row['since'].isoformat()}",
+            row["customer_id"],
         )
-        if outcome.ok:
-            (run.already_released if outcome.replayed else run.released).append(row["customer_id"])
-        elif outcome.error.code in _NOT_DUE:
-            run.not_due.append(row["customer_id"])
-        else:
-            log.warning("release_failed", customer_id=row["customer_id"], error=outcome.error.to_dict())
-    if run.released:
-        log.info("prospects_released", count=len(run.released))
-    return run
+        for row in rows
+    ]
+    return await send_system_commands(rt, FOLLOW_UP_ACTOR, commands, not_due=_NOT_DUE)
 
 
-@dataclass
-class LeadRun:
-    """What one run of the timer did to the leads, by lead id."""
-
-    lapsed: list[str] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)
-    not_due: list[str] = field(default_factory=list)
-
-
-# Refusals that mean "not due after all" (followed up, received again, reserved a unit).
-_LEAD_NOT_DUE = {"not_due", "rep_changed", "lead_has_a_deal"}
-
-
-async def release_neglected_leads(rt: Runtime) -> LeadRun:
-    """Lapse every phone lead and release every walk-in due now (the same 7 days and the same
-    shape as the prospects': a command per lead, keyed by the instant its 7 days ran from)."""
+async def release_neglected_leads(rt: Runtime) -> TimerRun:
+    """Lapse every phone lead (`lapse_lead`) and release every walk-in (`release_lead`) due now,
+    by lead id (the same 7 days and the same shape as the prospects': a command per lead,
+    keyed by the instant its 7 days ran from)."""
     now = rt.clock.now()
     async with reading(rt.pool, "follow_ups") as conn:
         rows = await conn.fetch(
@@ -94,38 +64,26 @@ async def release_neglected_leads(rt: Runtime) -> LeadRun:
             lapse_due_before(now),
             release_due_before(now),
         )
-    run = LeadRun()
-    for row in rows:
-        lead_id = row["lead_id"]
-        if row["stage"] == "phone":
-            outcome = await rt.run_command(
-                "lapse_lead",
-                {"lead_id": lead_id},
-                FOLLOW_UP_ACTOR,
-                idempotency_key=f"lapse:{lead_id}:{row['phone_since'].isoformat()}",
-            )
-            done = run.lapsed
-        else:
-            outcome = await rt.run_command(
-                "release_lead",
-                {"lead_id": lead_id, "rep_id": row["rep_id"]},
-                FOLLOW_UP_ACTOR,
-                idempotency_key=f"release-lead:{lead_id}:{row['rep_id']}:{row['since'].isoformat()}",
-            )
-            done = run.released
-        if outcome.ok:
-            if not outcome.replayed:
-                done.append(lead_id)
-        elif outcome.error.code in _LEAD_NOT_DUE:
-            run.not_due.append(lead_id)
-        else:
-            log.warning("lead_not_released", lead_id=lead_id, error=outcome.error.to_dict())
-    if run.lapsed or run.released:
-        log.info("leads_released", lapsed=len(run.lapsed), released=len(run.released))
-    return run
+    commands = [
+        SystemCommand(
+            "lapse_lead",
+            {"lead_id": r["lead_id"]},
+            f"lapse:{r['lead_id']}:{r['phone_since'].isoformat()}",
+            r["lead_id"],
+        )
+        if r["stage"] == "phone"
+        else SystemCommand(
+            "release_lead",
+            {"lead_id": r["lead_id"], "rep_id": r["rep_id"]},
+            f"release-lead:{r['lead_id']}:{r['rep_id']}:{r['since'].isoformat()}",
+            r["lead_id"],
+        )
+        for r in rows
+    ]
+    return await send_system_commands(rt, FOLLOW_UP_ACTOR, commands, not_due=_LEAD_NOT_DUE)
 
 
-async def follow_up_rules(rt: Runtime) -> None:
+async def follow_up_rules(rt: Runtime) -> TimerRun:
     """The timer's job: the prospects' 7 days, then the leads'."""
-    await release_neglected_prospects(rt)
-    await release_neglected_leads(rt)
+    run = await release_neglected_prospects(rt)
+    return run.add(await release_neglected_leads(rt))

@@ -33,7 +33,7 @@ from customer_service.domain.values import (
     Text,
     TradingStatus,
 )
-from salesplatform.commands import Command
+from salesplatform.command import Command
 
 # -- territory and staff --------------------------------------------------------------------
 

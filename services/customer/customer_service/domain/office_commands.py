@@ -17,7 +17,7 @@ from customer_service.domain.values import (
     Relation,
     Text,
 )
-from salesplatform.commands import Command
+from salesplatform.command import Command
 
 
 class RelatedTo(BaseModel):

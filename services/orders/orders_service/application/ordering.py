@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from orders_service.adapters import lookups
 from orders_service.domain.catalogue import Sku
 from orders_service.domain.commands import PlaceOrder
 from orders_service.domain.customers import CustomerCard
 from orders_service.domain.events import Source
 from orders_service.domain.order import Order
-from orders_service.domain.ordering import RequestedLine, take_order
+from orders_service.domain.ordering import CreditPosition, RequestedLine, take_order
 from orders_service.domain.policy import OrderPolicy
 from orders_service.domain.promotion import Promotion
+from orders_service.queries.customers import DIRECTORY
+from orders_service.queries.orders import CustomerStanding, standings
 from salesplatform.aggregate import Aggregate
 from salesplatform.clock import business_date as business_date_of
 from salesplatform.commands import Request
 from salesplatform.errors import DomainError, NotFound
-from salesplatform.events import Role
+from salesplatform.events import Actor, Role
 from salesplatform.ids import uuid5
-from salesplatform.uow import UnitOfWork
+from salesplatform.uow import Preloaded, UnitOfWork
 
 _ORDER_KEY_NS = uuid.UUID("2f4e7b1c-5a8d-4c3e-9b6f-7d1a0e2c8b45")
+# Claimed by commands that change promotions, which orders read.
+PROMOTIONS_CLAIM = "promotions"
 
 
 def order_id_for_key(sender: str, key: str) -> str:
@@ -61,19 +65,69 @@ def summary(order: Order, **extra: Any) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class OrderContext:
+    """What deciding an order needs from the read side."""
+
+    card: CustomerCard | None
+    position: CreditPosition
+    promotion_ids: list[str]
+
+
+async def _read_standings(
+    uow: UnitOfWork, customer_ids: list[str], skus: list[str], day: date, *, here: bool = False
+) -> tuple[dict[str, CustomerStanding], dict[str, set[str]]]:
+    """`queries.orders.standings` in the generations this transaction reads (their locks held)."""
+    schemas = await uow.schemas("receivables", "order_board", "promotions", *(() if here else (DIRECTORY,)))
+    return await standings(uow.conn, schemas, customer_ids, skus, day, here=here)
+
+
+async def order_context(
+    uow: UnitOfWork,
+    customer_id: str,
+    skus: list[str],
+    day: date,
+    *,
+    here: bool = False,
+) -> OrderContext:
+    """The customer card, its credit position (open and overdue invoices, confirmed orders not
+    yet invoiced) and the promotions covering these SKUs on `day`: read ahead by the batch
+    (`preload_order_contexts`) when it still holds, else read now. `here`: the directory
+    generation on the search path (the reactor, applying inside it)."""
+    standing: Any = Preloaded.MISSING
+    promotions: Any = Preloaded.MISSING
+    if uow.preloaded is not None and not here:
+        standing = uow.preloaded.value("standing", f"{customer_id}@{day}")
+        promotions = uow.preloaded.value("promotions", str(day))
+    if standing is Preloaded.MISSING or promotions is Preloaded.MISSING:
+        found, promotions = await _read_standings(uow, [customer_id], skus, day, here=here)
+        standing = found[customer_id]
+    wanted = set(skus)
+    promotion_ids = sorted(p for p, covered in promotions.items() if wanted & covered)
+    return OrderContext(standing.card, standing.position, promotion_ids)
+
+
+async def preload_order_contexts(
+    uow: UnitOfWork, customer_ids: list[str], skus: list[str], day: date
+) -> dict[str, list[str]]:
+    """Read the order contexts of a batch's orders at once, for `order_context` to find. Each
+    customer's standing is kept under its claim: once an order of the batch for that customer
+    is written, it is read again. Returns the promotions in scope by id, with their SKUs."""
+    assert uow.preloaded is not None
+    found, promotions = await _read_standings(uow, customer_ids, skus, day)
+    for customer_id, standing in found.items():
+        uow.preloaded.keep("standing", f"{customer_id}@{day}", standing, claim=customer_claim(customer_id))
+    uow.preloaded.keep("promotions", str(day), promotions, claim=PROMOTIONS_CLAIM)
+    return {p: sorted(covered) for p, covered in promotions.items()}
+
+
 async def preload(uow: UnitOfWork, items: list[tuple[Request, PlaceOrder]], policy: OrderPolicy) -> None:
     """Read ahead what a batch's orders need (`place` finds it in the unit of work): the
     customers' standings and the promotions in scope, and the streams of the orders, their
     SKUs and those promotions."""
     day = business_date_of(uow.clock.now(), policy.timezone)
     skus = sorted({line.sku for _, cmd in items for line in cmd.lines})
-    promotions = await lookups.preload_order_contexts(
-        uow,
-        [cmd.customer_id for _, cmd in items],
-        skus,
-        day,
-        claim_of=customer_claim,
-    )
+    promotions = await preload_order_contexts(uow, [cmd.customer_id for _, cmd in items], skus, day)
     order_ids = {requested_order_id(cmd, request.actor.id) for request, cmd in items}
     await uow.preload_streams(
         [
@@ -94,6 +148,7 @@ async def place(
     visit_id: str | None,
     policy: OrderPolicy,
     rep_id: str | None = None,
+    placer: Actor | None = None,
     authorize: Callable[[CustomerCard], None] | None = None,
     directory_here: bool = False,
     business_date: date | None = None,
@@ -103,7 +158,9 @@ async def place(
     """Load what the decision needs, decide, save. An order id that already exists for the same
     customer is the same order again: nothing is appended and its state is returned.
 
-    The order's rep: `rep_id`, else the placing rep, else the customer's rep. `authorize` checks
+    The order's rep: `rep_id`, else the placing rep, else the customer's rep. `placer`: who the
+    pricing and approval rules judge as placing it (default the command's actor; the rep who
+    took a visit order). `authorize` checks
     the caller may act for the customer; `directory_here` reads the customer from the directory
     generation on the search path (the reactor, applying inside it). `new_id`: the order id
     was just made, so no stream of it can exist to read."""
@@ -111,7 +168,7 @@ async def place(
     day = business_date or business_date_of(now, policy.timezone)
     skus = [line.sku for line in lines]
     await uow.claim(customer_claim(customer_id))
-    context = await lookups.order_context(uow, customer_id, skus, day, here=directory_here)
+    context = await order_context(uow, customer_id, skus, day, here=directory_here)
     if context.card is None:
         raise NotFound(f"customer {customer_id} is not known here", code="unknown_customer", field="customer_id")
     if authorize is not None:
@@ -138,7 +195,7 @@ async def place(
         skus=catalogue,
         promotions=promotions,
         position=context.position,
-        placer=uow.actor,
+        placer=placer or uow.actor,
         rep_id=rep_id,
         source=source,
         visit_id=visit_id,

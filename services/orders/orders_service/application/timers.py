@@ -4,22 +4,24 @@ flagged. Runs as a timer; tests call it directly with a FixedClock."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import structlog
+from typing import TYPE_CHECKING
 
 from salesplatform.events import service_actor
 from salesplatform.projections import reading
-from salesplatform.service import Runtime
+from salesplatform.timers import SystemCommand, TimerRun, send_system_commands
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from salesplatform.service import Runtime
 
 TIMER_ACTOR = service_actor("orders", "deadlines")
+# Refusals that mean "not late after all" (delivered or deposited meanwhile).
+_NOT_DUE = {"not_yet_overdue", "nothing_overdue"}
 
 
-async def check_deadlines(runtime: Runtime) -> dict[str, Any]:
-    """Flag what is late now. Each flag is its own command (idempotency key per order), so a
-    second run, or two replicas running at once, flags nothing twice."""
+async def check_deadlines(runtime: Runtime) -> TimerRun:
+    """Flag what is late now (`flag_delivery_overdue`, `flag_deposit_overdue` by order id,
+    `flag_unit_deposit_overdue` by unit id). Each flag is its own command (idempotency key per
+    order), so a second run, or two replicas running at once, flags nothing twice."""
     now = runtime.clock.now()
     async with reading(runtime.pool, "order_board") as conn:
         late = await conn.fetch(
@@ -39,30 +41,22 @@ async def check_deadlines(runtime: Runtime) -> dict[str, Any]:
             " ORDER BY deposit_due_by, unit_id",
             now,
         )
-    flagged: dict[str, list[str]] = {"delivery_overdue": [], "deposit_overdue": [], "unit_deposit_overdue": []}
-    for command, key, field, due in (
-        ("flag_delivery_overdue", "delivery_overdue", "order_id", [(r["order_id"], "") for r in late]),
-        ("flag_deposit_overdue", "deposit_overdue", "order_id", [(r["order_id"], "") for r in deposits]),
+    commands = [
+        *(
+            SystemCommand(name, {"order_id": r["order_id"]}, f"{name}:{r['order_id']}", r["order_id"])
+            for name, rows in (("flag_delivery_overdue", late), ("flag_deposit_overdue", deposits))
+            for r in rows
+        ),
         # The same 24 hours on the sales offices' units; the key names the deadline too, so a
         # reservation released and made again is flagged again.
-        (
-            "flag_unit_deposit_overdue",
-            "unit_deposit_overdue",
-            "unit_id",
-            [(r["unit_id"], f":{r['deposit_due_by'].isoformat()}") for r in units],
-        ),
-    ):
-        for id_, deadline in due:
-            outcome = await runtime.run_command(
-                command, {field: id_}, TIMER_ACTOR, idempotency_key=f"{command}:{id_}{deadline}"
+        *(
+            SystemCommand(
+                "flag_unit_deposit_overdue",
+                {"unit_id": r["unit_id"]},
+                f"flag_unit_deposit_overdue:{r['unit_id']}:{r['deposit_due_by'].isoformat()}",
+                r["unit_id"],
             )
-            if outcome.ok and not outcome.replayed:
-                flagged[key].append(id_)
-            elif not outcome.ok:
-                log.info(
-                    "deadline_not_flagged",
-                    command=command,
-                    id=id_,
-                    error=outcome.error.to_dict() if outcome.error else None,
-                )
-    return flagged
+            for r in units
+        ),
+    ]
+    return await send_system_commands(runtime, TIMER_ACTOR, commands, not_due=_NOT_DUE)

@@ -9,12 +9,8 @@ second sees the unit reserved.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import partial, update_wrapper
 from typing import Any
 
-from orders_service.adapters import lookups
-from orders_service.adapters.lookups import Office
 from orders_service.domain.customers import CustomerCard, may_act_for
 from orders_service.domain.policy import OrderPolicy
 from orders_service.domain.unit_commands import (
@@ -34,15 +30,14 @@ from orders_service.domain.unit_commands import (
     TakeDeposit,
 )
 from orders_service.domain.units import Project, Unit
+from orders_service.queries import sales_control
+from orders_service.queries.sales_control import Office
 from salesplatform.clock import business_date
-from salesplatform.commands import CommandBus
+from salesplatform.commands import CommandBus, bound
 from salesplatform.errors import DomainError, NotFound, PermissionDenied
 from salesplatform.events import Actor, Role
-from salesplatform.projections import active_schema
 from salesplatform.territory import OUTSIDE_LINE
 from salesplatform.uow import UnitOfWork
-
-Handler = Callable[[Any, UnitOfWork], Awaitable[dict[str, Any]]]
 
 MANAGERS = {Role.sales_manager, Role.general_manager}
 # Deposits: the sales manager, someone the manager names (any role), or finance (a system).
@@ -67,7 +62,7 @@ def require_project_line(actor: Actor, office: Office, rep_id: str | None = None
 
 
 async def _office(uow: UnitOfWork, project_id: str) -> Office:
-    office = await lookups.office(uow.conn, project_id)
+    office = await sales_control.office(uow.conn, project_id)
     if office is None:
         raise NotFound(f"project {project_id} has no sales office here (yet)", code="unknown_project")
     return office
@@ -82,7 +77,7 @@ async def _unit(uow: UnitOfWork, unit_id: str, *, claim: bool = True) -> Unit:
 async def _credited_rep(uow: UnitOfWork, unit: Unit) -> str:
     """Whoever follows the buyer now (a dispute decided since the deposit moves the credit),
     else the rep the reservation credited."""
-    lead = await lookups.lead(uow.conn, unit.lead_id or "")
+    lead = await sales_control.lead(uow.conn, unit.lead_id or "")
     rep = (lead.rep_id if lead else None) or unit.credited_rep_id
     assert rep is not None
     return rep
@@ -155,7 +150,7 @@ async def take_deposit(cmd: TakeDeposit, uow: UnitOfWork, *, policy: OrderPolicy
             f"{actor.id} takes no deposits: the sales manager, someone the manager names, or finance does",
             code="not_a_deposit_taker",
         )
-    lead = await lookups.lead(uow.conn, cmd.lead_id)
+    lead = await sales_control.lead(uow.conn, cmd.lead_id)
     if lead is None:
         raise NotFound(f"lead {cmd.lead_id} is not known here (yet)", code="unknown_lead", field="lead_id")
     if lead.project_id != unit.project_id:
@@ -281,11 +276,7 @@ async def check_sales_control(cmd: CheckSalesControl, uow: UnitOfWork, *, policy
             raise PermissionDenied(f"rep {actor.id} does not work at this office", code=OUTSIDE_LINE)
     else:
         require_project_line(actor, office)
-    schema = await active_schema(uow.conn, "sales_control")
-    units = {
-        r["unit_id"]
-        for r in await uow.conn.fetch(f"SELECT unit_id FROM {schema}.units WHERE project_id = $1", office.project_id)
-    }
+    units = await sales_control.unit_ids(uow.conn, office.project_id)
     unknown = sorted({d.unit_id for d in cmd.discrepancies} - units)
     if unknown:
         raise DomainError(f"not units of {office.project_id}: {', '.join(unknown)}", code="unknown_unit")
@@ -301,11 +292,6 @@ async def check_sales_control(cmd: CheckSalesControl, uow: UnitOfWork, *, policy
 # -- registration on the bus ------------------------------------------------------------------------------
 
 
-def _bind(handler: Callable[..., Awaitable[dict[str, Any]]], **settings: Any) -> Handler:
-    """The handler with its settings given, keeping its name and text."""
-    return update_wrapper(partial(handler, **settings), handler)
-
-
 def _on_unit(cmd: Any) -> list[str]:
     return [unit_claim(cmd.unit_id)]
 
@@ -316,18 +302,18 @@ def register(bus: CommandBus, policy: OrderPolicy) -> None:
     bus.command(IssuePriceList, roles={Role.sales_manager})(issue_price_list)
     bus.command(NameDepositTaker, roles={Role.sales_manager})(name_deposit_taker)
     bus.command(RevokeDepositTaker, roles={Role.sales_manager})(revoke_deposit_taker)
-    bus.command(TakeDeposit, roles=DEPOSIT_ROLES, batched=True, claims=_on_unit)(_bind(take_deposit, policy=policy))
+    bus.command(TakeDeposit, roles=DEPOSIT_ROLES, batched=True, claims=_on_unit)(bound(take_deposit, policy=policy))
     # The deadline timer, as the service itself.
     bus.command(FlagUnitDepositOverdue, roles={Role.service}, claims=_on_unit)(flag_unit_deposit_overdue)
-    bus.command(ReleaseReservation, roles=MANAGERS, claims=_on_unit)(_bind(release_reservation, policy=policy))
+    bus.command(ReleaseReservation, roles=MANAGERS, claims=_on_unit)(bound(release_reservation, policy=policy))
     bus.command(FillSubscription, roles={Role.rep, Role.supervisor, Role.area_manager, *MANAGERS}, claims=_on_unit)(
         fill_subscription
     )
     bus.command(ReturnSubscription, roles=MANAGERS, claims=_on_unit)(return_subscription)
-    bus.command(SignSubscription, roles={Role.sales_manager}, claims=_on_unit)(_bind(sign_subscription, policy=policy))
-    bus.command(SignContract, roles=MANAGERS, claims=_on_unit)(_bind(sign_contract, policy=policy))
-    bus.command(StartMortgage, roles={Role.system, *MANAGERS}, claims=_on_unit)(_bind(start_mortgage, policy=policy))
-    bus.command(HandOver, roles={Role.system, *MANAGERS}, claims=_on_unit)(_bind(hand_over, policy=policy))
+    bus.command(SignSubscription, roles={Role.sales_manager}, claims=_on_unit)(bound(sign_subscription, policy=policy))
+    bus.command(SignContract, roles=MANAGERS, claims=_on_unit)(bound(sign_contract, policy=policy))
+    bus.command(StartMortgage, roles={Role.system, *MANAGERS}, claims=_on_unit)(bound(start_mortgage, policy=policy))
+    bus.command(HandOver, roles={Role.system, *MANAGERS}, claims=_on_unit)(bound(hand_over, policy=policy))
     bus.command(CheckSalesControl, roles={Role.rep, Role.supervisor, Role.area_manager, *MANAGERS})(
-        _bind(check_sales_control, policy=policy)
+        bound(check_sales_control, policy=policy)
     )

@@ -18,7 +18,7 @@ from orders_service.domain.unit_events import (
     PaymentMethod,
     PaymentPlan,
 )
-from salesplatform.commands import Command
+from salesplatform.command import Command
 
 Short = Annotated[str, Field(min_length=1, max_length=40)]
 Area = Annotated[Decimal, Field(gt=0, le=100_000, max_digits=8, decimal_places=2)]

@@ -1,10 +1,8 @@
-"""The local directory of customers and staff, kept from the customer service's events, and the
-reactor that turns visit orders into orders.
+"""The local directory of customers and staff, kept from the customer service's events.
 
-Both live in one catch-up projection on purpose: the reactor must judge a visit order against
-the directory exactly as it stood at that point of the log. As two projections with separate
-checkpoints, the reactor could run ahead of the directory, park an order for a customer whose
-events it had already passed, and never place it.
+The reactor that turns visit orders into orders (`application.reactor`) reads it and never runs
+ahead of it, so it judges each visit order against the directory as it stood at least at that
+point of the log.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from typing import Any
 
 import asyncpg
 
-from orders_service.application.reactor import VisitOrders
 from salesplatform.projections import Change, Projection
 from salesplatform.store import RecordedEvent
 
@@ -35,7 +32,6 @@ CUSTOMER_EVENTS = frozenset(
     }
 )
 STAFF_EVENTS = frozenset({"staff.assigned", "staff.departed"})
-VISIT_EVENTS = frozenset({"visit.order_taken", "visit.delivery_confirmed"})
 
 # customer.<type> → (SQL assignments, data keys feeding $2, $3, …)
 _UPDATES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -62,8 +58,9 @@ _PROFILE_FIELDS = ("name", "channel", "district_id", "area_id", "division_id")
 
 class CustomerDirectory(Projection):
     name = "customer_directory"
-    code_version = 1
-    event_types = CUSTOMER_EVENTS | STAFF_EVENTS | VISIT_EVENTS
+    # 2: the visit orders' tables moved to the reactor (migrations/001_visit_orders.sql).
+    code_version = 2
+    event_types = CUSTOMER_EVENTS | STAFF_EVENTS
     schema_sql = """
     CREATE TABLE customers (
         customer_id         text PRIMARY KEY,
@@ -94,43 +91,13 @@ class CustomerDirectory(Projection):
         supervisor_id   text,
         departed        boolean NOT NULL DEFAULT false
     );
-    -- Visit orders that arrived before their customer did; placed when it arrives.
-    CREATE TABLE parked_orders (
-        order_id        text PRIMARY KEY,
-        customer_id     text NOT NULL,
-        envelope        jsonb NOT NULL,
-        parked_at       timestamptz NOT NULL,
-        reason          text NOT NULL,
-        outcome         text,
-        settled_at      timestamptz
-    );
-    CREATE INDEX parked_orders_waiting ON parked_orders (customer_id) WHERE outcome IS NULL;
-    -- Visit messages that broke a rule here, with the reason.
-    CREATE TABLE visit_messages_refused (
-        event_id        uuid PRIMARY KEY,
-        event_type      text NOT NULL,
-        order_id        text,
-        customer_id     text,
-        code            text NOT NULL,
-        detail          jsonb NOT NULL,
-        at              timestamptz NOT NULL
-    );
     """
 
-    def __init__(self, visit_orders: VisitOrders) -> None:
-        self.visit_orders = visit_orders
-
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
-        t = event.event_type
-        if t == "visit.order_taken":
-            await self.visit_orders.order_taken(conn, event)
-        elif t == "visit.delivery_confirmed":
-            await self.visit_orders.delivery_confirmed(conn, event)
-        elif t in STAFF_EVENTS:
+        if event.event_type in STAFF_EVENTS:
             await self._staff(conn, event)
         else:
             await self._customer(conn, event)
-            await self.visit_orders.customer_known(conn, event.data["customer_id"], event.envelope.occurred_at)
         return None
 
     async def _customer(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:

@@ -21,7 +21,6 @@ from reporting_service.adapters.rows import ROWS, Row
 from reporting_service.application.rebuilds import rebuilds_of
 from reporting_service.domain.kpi import DEFAULT_DORMANT_DAYS
 from reporting_service.domain.reports import CHANGE_SUBJECTS, REPORTS
-from reporting_service.projections.rebuild import RebuildRunning
 from reporting_service.queries import (
     customers,
     field,
@@ -45,7 +44,8 @@ from salesplatform.csv_export import csv_text
 from salesplatform.errors import DomainError
 from salesplatform.events import Actor, Role
 from salesplatform.inputs import Day, Month, Offset
-from salesplatform.service import http_actor, operator_actor
+from salesplatform.projections import RebuildRunning
+from salesplatform.service import Runtime, http_actor, http_runtime, operator_actor
 
 JSON_PAGE = 100
 JSON_PAGE_MAX = 1000
@@ -99,7 +99,7 @@ class Paging:
         self.page = Page(limit or (JSON_PAGE if format == "json" else CSV_ROWS_MAX), offset)
 
 
-def _group_list(
+def group_list(
     value: str | None, allowed: set[str] | dict[str, Any], default: list[str], field: str = "group_by"
 ) -> list[str]:
     if value is None:
@@ -161,440 +161,441 @@ def respond(report: str, result: Result, paging: Paging, filters: dict[str, Any]
     return Response(orjson.dumps(body, default=str), media_type="application/json")
 
 
-def router(runtime: Any) -> APIRouter:
-    api = APIRouter()
-    tz = runtime.settings.timezone
+Served = Annotated[Runtime, Depends(http_runtime)]
+Reader = Annotated[Actor, Depends(http_actor)]
+Paged = Annotated[Paging, Depends()]
 
-    def today() -> date:
-        return business_date(runtime.clock.now(), tz)
 
-    def date_range(start: date | None, end: date | None) -> tuple[date, date]:
-        end = end or today()
-        start = start or end.replace(day=1)
-        if start > end:
-            raise invalid("from", "the range starts after it ends", "date_range")
-        return start, end
+def today(runtime: Runtime) -> date:
+    """The business date now, in the company time zone."""
+    return business_date(runtime.clock.now(), runtime.settings.timezone)
 
-    def describe(name: str) -> dict[str, Any]:
-        d = REPORTS[name]
-        return {"summary": d.title, "description": d.text, "tags": ["reports"], "responses": report_responses(name)}
 
-    async def run(
-        actor: Actor, asked: Territory, query: ReportQuery, *, extra_roles: frozenset[Role] = frozenset()
-    ) -> Result:
-        scope = scope_of(actor, extra_roles=extra_roles)
-        async with reading_reports(runtime.pool) as (conn, schemas):
+def date_range(runtime: Runtime, start: date | None, end: date | None) -> tuple[date, date]:
+    """A report's range of business dates: `end` defaults to today, `start` to the first of
+    the month of `end`; a range that starts after it ends is refused."""
+    end = end or today(runtime)
+    start = start or end.replace(day=1)
+    if start > end:
+        raise invalid("from", "the range starts after it ends", "date_range")
+    return start, end
+
+
+def described(name: str, tag: str) -> dict[str, Any]:
+    """A report route's summary, description, tag and documented answer."""
+    d = REPORTS[name]
+    return {"summary": d.title, "description": d.text, "tags": [tag], "responses": report_responses(name)}
+
+
+class ReportRequest:
+    """A request for a report (FastAPI dependency): the runtime that answers it, the reader
+    and the page asked for."""
+
+    def __init__(self, runtime: Served, actor: Reader, paging: Paged) -> None:
+        self.runtime = runtime
+        self.actor = actor
+        self.paging = paging
+
+    async def answer(
+        self,
+        report: str,
+        asked: Territory,
+        filters: dict[str, Any],
+        query: ReportQuery,
+        *,
+        extra_roles: frozenset[Role] = frozenset(),
+    ) -> Response:
+        """A page of `report` (JSON or CSV): its query runs once the filters `asked` are checked
+        to lie within the reader's line of sight (403 otherwise)."""
+        scope = scope_of(self.actor, extra_roles=extra_roles)
+        async with reading_reports(self.runtime.pool) as (conn, schemas):
             await check_within(conn, schemas, scope, asked)
-            return await query(conn, schemas, scope)
+            result = await query(conn, schemas, scope)
+        return respond(report, result, self.paging, filters)
 
-    @api.get("/reports", tags=["reports"], summary="Every report and what it counts")
-    async def list_reports(actor: Annotated[Actor, Depends(http_actor)]) -> dict[str, Any]:
-        return {
-            "reports": {name: {"title": d.title, "definition": d.text} for name, d in REPORTS.items()},
-            "changes": {"subject": runtime.topology.subject("changed", "<report>"), "reports": list(CHANGE_SUBJECTS)},
-        }
 
-    @api.get("/reports/sales", **describe("sales"))
-    async def sales_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        start: From = None,
-        to: To = None,
-        period: Annotated[sales.Period, Param()] = "day",
-        group_by: Annotated[
-            str | None, Param(description="comma list of rep, customer, sku, product_group, district, area")
-        ] = None,
-        rep_id: ID = None,
-        district_id: ID = None,
-        area_id: ID = None,
-        customer_id: ID = None,
-        sku: ID = None,
-        product_group: ID = None,
-    ) -> Response:
-        first, last = date_range(start, to)
-        groups = _group_list(group_by, sales.SALES_DIMENSIONS, [])
-        asked = Territory(rep_id, district_id, area_id, customer_id)
-        result = await run(
-            actor,
+Requested = Annotated[ReportRequest, Depends()]
+
+
+def report_route(name: str) -> dict[str, Any]:
+    return described(name, "reports")
+
+
+routes = APIRouter()
+
+
+@routes.get("/reports", tags=["reports"], summary="Every report and what it counts")
+async def list_reports(runtime: Served, actor: Reader) -> dict[str, Any]:
+    return {
+        "reports": {name: {"title": d.title, "definition": d.text} for name, d in REPORTS.items()},
+        "changes": {"subject": runtime.topology.subject("changed", "<report>"), "reports": list(CHANGE_SUBJECTS)},
+    }
+
+
+@routes.get("/reports/sales", **report_route("sales"))
+async def sales_report(
+    req: Requested,
+    start: From = None,
+    to: To = None,
+    period: Annotated[sales.Period, Param()] = "day",
+    group_by: Annotated[
+        str | None, Param(description="comma list of rep, customer, sku, product_group, district, area")
+    ] = None,
+    rep_id: ID = None,
+    district_id: ID = None,
+    area_id: ID = None,
+    customer_id: ID = None,
+    sku: ID = None,
+    product_group: ID = None,
+) -> Response:
+    first, last = date_range(req.runtime, start, to)
+    groups = group_list(group_by, sales.SALES_DIMENSIONS, [])
+    asked = Territory(rep_id, district_id, area_id, customer_id)
+    return await req.answer(
+        "sales",
+        asked,
+        {
+            "from": first,
+            "to": last,
+            "period": period,
+            "group_by": groups,
+            **asked_filters(asked),
+            "sku": sku,
+            "product_group": product_group,
+        },
+        lambda c, s, sc: sales.sales(
+            c,
+            s,
+            sc,
             asked,
-            lambda c, s, sc: sales.sales(
-                c,
-                s,
-                sc,
-                asked,
-                start=first,
-                end=last,
-                period=period,
-                group_by=groups,
-                sku=sku,
-                product_group=product_group,
-                page=paging.page,
-            ),
-        )
-        return respond(
-            "sales",
-            result,
-            paging,
-            {
-                "from": first,
-                "to": last,
-                "period": period,
-                "group_by": groups,
-                **_asked(asked),
-                "sku": sku,
-                "product_group": product_group,
-            },
-        )
-
-    @api.get("/reports/composition", **describe("composition"))
-    async def composition_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        start: From = None,
-        to: To = None,
-        by: Annotated[
-            Literal["grade", "channel", "credit_rating", "product_group", "sku", "district", "area"], Param()
-        ] = "grade",
-        classification: Annotated[
-            Literal["at_sale", "current"],
-            Param(
-                description="grade, channel and credit rating: those in force on the sale's day (default),"
-                " or the customer's current classification"
-            ),
-        ] = "at_sale",
-        rep_id: ID = None,
-        district_id: ID = None,
-        area_id: ID = None,
-    ) -> Response:
-        first, last = date_range(start, to)
-        asked = Territory(rep_id, district_id, area_id)
-        result = await run(
-            actor,
-            asked,
-            lambda c, s, sc: sales.composition(
-                c, s, sc, asked, start=first, end=last, by=by, classification=classification, page=paging.page
-            ),
-        )
-        return respond(
-            "composition",
-            result,
-            paging,
-            {"from": first, "to": last, "by": by, "classification": classification, **_asked(asked)},
-        )
-
-    @api.get("/reports/credit", **describe("credit"))
-    async def credit_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        start: From = None,
-        to: To = None,
-        as_of: Annotated[Day | None, Param(description="day of the open receivables (default: `to`)")] = None,
-        group_by: Annotated[Literal["credit_rating", "customer"], Param()] = "credit_rating",
-        rep_id: ID = None,
-        district_id: ID = None,
-        area_id: ID = None,
-        customer_id: ID = None,
-    ) -> Response:
-        first, last = date_range(start, to)
-        at = as_of or last
-        asked = Territory(rep_id, district_id, area_id, customer_id)
-        result = await run(
-            actor,
-            asked,
-            lambda c, s, sc: receivables.credit(
-                c, s, sc, asked, start=first, end=last, as_of=at, group_by=group_by, page=paging.page
-            ),
-        )
-        return respond(
-            "credit", result, paging, {"from": first, "to": last, "as_of": at, "group_by": group_by, **_asked(asked)}
-        )
-
-    @api.get("/reports/kpi", **describe("kpi"))
-    async def kpi_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        start: From = None,
-        to: To = None,
-        group_by: Annotated[field.Grouping, Param()] = "rep",
-        rep_id: ID = None,
-        district_id: ID = None,
-        area_id: ID = None,
-    ) -> Response:
-        first, last = date_range(start, to)
-        asked = Territory(rep_id, district_id, area_id)
-        result = await run(
-            actor,
-            asked,
-            lambda c, s, sc: field.kpi_board(
-                c, s, sc, asked, start=first, end=last, group_by=group_by, page=paging.page
-            ),
-        )
-        return respond("kpi", result, paging, {"from": first, "to": last, "group_by": group_by, **_asked(asked)})
-
-    @api.get("/reports/targets", **describe("target_achievement"))
-    async def targets_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        month: Annotated[Month | None, Param(description="YYYY-MM, a year 1900–2999 (default: this month)")] = None,
-        as_of: Annotated[Day | None, Param(description="month to date up to this day (default: today)")] = None,
-        level: Annotated[Literal["rep", "district", "area"] | None, Param()] = None,
-        subject_id: Annotated[str | None, Param(min_length=1, max_length=100, description="needs `level`")] = None,
-        product_group: ID = None,
-    ) -> Response:
-        at = as_of or today()
-        which = month or f"{at.year:04d}-{at.month:02d}"
-        if subject_id is not None and level is None:
-            raise invalid("subject_id", "say which level the subject is: level=rep|district|area", "missing_level")
-        # A subject outside the reader's line is refused like any other filter.
-        asked = Territory(**({f"{level}_id": subject_id} if subject_id else {}))
-        result = await run(
-            actor,
-            asked,
-            lambda c, s, sc: sales.target_achievement(
-                c,
-                s,
-                sc,
-                month=which,
-                as_of=at,
-                level=level,
-                subject_id=subject_id,
-                product_group=product_group,
-                page=paging.page,
-            ),
-        )
-        return respond(
-            "target_achievement",
-            result,
-            paging,
-            {"month": which, "as_of": at, "level": level, "subject_id": subject_id, "product_group": product_group},
-        )
-
-    @api.get("/reports/receivables", **describe("receivables"))
-    async def receivables_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        as_of: Annotated[Day | None, Param(description="default: today")] = None,
-        group_by: Annotated[Literal["customer", "rep", "district", "area", "total"], Param()] = "customer",
-        rep_id: ID = None,
-        district_id: ID = None,
-        area_id: ID = None,
-        customer_id: ID = None,
-    ) -> Response:
-        at = as_of or today()
-        asked = Territory(rep_id, district_id, area_id, customer_id)
-        result = await run(
-            actor,
-            asked,
-            lambda c, s, sc: receivables.ageing(c, s, sc, asked, as_of=at, group_by=group_by, page=paging.page),
-        )
-        return respond("receivables", result, paging, {"as_of": at, "group_by": group_by, **_asked(asked)})
-
-    @api.get("/reports/collections", **describe("collections"))
-    async def collections_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        start: From = None,
-        to: To = None,
-        group_by: Annotated[Literal["customer", "rep", "district", "area", "total"], Param()] = "customer",
-        rep_id: ID = None,
-        district_id: ID = None,
-        area_id: ID = None,
-        customer_id: ID = None,
-    ) -> Response:
-        first, last = date_range(start, to)
-        asked = Territory(rep_id, district_id, area_id, customer_id)
-        result = await run(
-            actor,
-            asked,
-            lambda c, s, sc: receivables.collections(
-                c, s, sc, asked, start=first, end=last, group_by=group_by, page=paging.page
-            ),
-        )
-        return respond(
-            "collections", result, paging, {"from": first, "to": last, "group_by": group_by, **_asked(asked)}
-        )
-
-    @api.get("/reports/returns", **describe("returns"))
-    async def returns_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        start: From = None,
-        to: To = None,
-        group_by: Annotated[
-            str | None,
-            Param(
-                description="comma list of reason, sku, product_group, resolution, scope, status, rep, district, area"
-            ),
-        ] = None,
-        rep_id: ID = None,
-        district_id: ID = None,
-        area_id: ID = None,
-        customer_id: ID = None,
-    ) -> Response:
-        first, last = date_range(start, to)
-        groups = _group_list(group_by, returns.RETURN_DIMENSIONS, ["reason"])
-        asked = Territory(rep_id, district_id, area_id, customer_id)
-        # Inspectors re-inspect returned goods, so they read the returns report (all of it).
-        result = await run(
-            actor,
-            asked,
-            lambda c, s, sc: returns.returns(c, s, sc, asked, start=first, end=last, group_by=groups, page=paging.page),
-            extra_roles=frozenset({Role.inspector}),
-        )
-        return respond("returns", result, paging, {"from": first, "to": last, "group_by": groups, **_asked(asked)})
-
-    @api.get("/reports/complaints", **describe("complaints"))
-    async def complaints_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        start: From = None,
-        to: To = None,
-        group_by: Annotated[
-            str | None, Param(description="comma list of category, severity, channel, department")
-        ] = None,
-        rep_id: ID = None,
-        district_id: ID = None,
-        area_id: ID = None,
-        customer_id: ID = None,
-    ) -> Response:
-        first, last = date_range(start, to)
-        groups = _group_list(group_by, service_quality.COMPLAINT_DIMENSIONS, ["category"])
-        asked = Territory(rep_id, district_id, area_id, customer_id)
-        result = await run(
-            actor,
-            asked,
-            lambda c, s, sc: service_quality.complaints(
-                c, s, sc, asked, start=first, end=last, group_by=groups, page=paging.page
-            ),
-        )
-        return respond("complaints", result, paging, {"from": first, "to": last, "group_by": groups, **_asked(asked)})
-
-    @api.get("/reports/promotions", **describe("promotions"))
-    async def promotions_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        promotion_id: ID = None,
-        active_on: Annotated[Day | None, Param(description="only promotions running on this day")] = None,
-        rep_id: ID = None,
-        district_id: ID = None,
-        area_id: ID = None,
-    ) -> Response:
-        asked = Territory(rep_id, district_id, area_id)
-        result = await run(
-            actor,
-            asked,
-            lambda c, s, sc: sales.promotions(
-                c, s, sc, asked, promotion_id=promotion_id, active_on=active_on, page=paging.page
-            ),
-        )
-        return respond(
-            "promotions", result, paging, {"promotion_id": promotion_id, "active_on": active_on, **_asked(asked)}
-        )
-
-    @api.get("/reports/satisfaction", **describe("satisfaction"))
-    async def satisfaction_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        from_period: Annotated[str | None, Param(pattern=r"^[0-9]{4}H[12]$")] = None,
-        to_period: Annotated[str | None, Param(pattern=r"^[0-9]{4}H[12]$")] = None,
-        group_by: Annotated[
-            str | None, Param(description="comma list of rep, district, area (the period is always a group)")
-        ] = None,
-        rep_id: ID = None,
-        district_id: ID = None,
-        area_id: ID = None,
-        customer_id: ID = None,
-    ) -> Response:
-        groups = _group_list(group_by, service_quality.SATISFACTION_DIMENSIONS, [])
-        asked = Territory(rep_id, district_id, area_id, customer_id)
-        result = await run(
-            actor,
-            asked,
-            lambda c, s, sc: service_quality.satisfaction(
-                c, s, sc, asked, from_period=from_period, to_period=to_period, group_by=groups, page=paging.page
-            ),
-        )
-        return respond(
-            "satisfaction",
-            result,
-            paging,
-            {"from_period": from_period, "to_period": to_period, "group_by": groups, **_asked(asked)},
-        )
-
-    @api.get("/reports/customer-base", **describe("customer_base"))
-    async def customer_base_report(
-        actor: Annotated[Actor, Depends(http_actor)],
-        paging: Annotated[Paging, Depends()],
-        start: From = None,
-        as_of: Annotated[Day | None, Param(description="default: today")] = None,
-        dormant_days: Annotated[int, Param(ge=1, le=3650)] = DEFAULT_DORMANT_DAYS,
-        group_by: Annotated[Literal["total", "rep", "district", "area"], Param()] = "total",
-        rep_id: ID = None,
-        district_id: ID = None,
-        area_id: ID = None,
-    ) -> Response:
-        first, last = date_range(start, as_of)
-        asked = Territory(rep_id, district_id, area_id)
-        result = await run(
-            actor,
-            asked,
-            lambda c, s, sc: customers.customer_base(
-                c, s, sc, asked, start=first, end=last, dormant_days=dormant_days, group_by=group_by, page=paging.page
-            ),
-        )
-        return respond(
-            "customer_base",
-            result,
-            paging,
-            {"from": first, "as_of": last, "dormant_days": dormant_days, "group_by": group_by, **_asked(asked)},
-        )
-
-    @api.get("/schemas/changes", tags=["contract"], summary="The change notices report consumers subscribe to")
-    async def change_schema() -> dict[str, Any]:
-        return {
-            "subject": runtime.topology.subject("changed", "<report>"),
-            "transport": "core NATS (at most once; re-read the report after a reconnect)",
-            "reports": list(CHANGE_SUBJECTS),
-            "body": {
-                "report": "the report name (the last subject token)",
-                "projection": "the read model that changed, or rebuild-all",
-                "changes": "list of keys that changed: period (YYYY-MM-DD) or month (YYYY-MM), "
-                "rep_id, district_id, area_id, customer_id, category, reason, "
-                "promotion_id, level, subject_id, as fit the report",
-                "rebuilt": "a change {rebuilt: true} after a rebuild switched: re-read everything",
-            },
-        }
-
-    @api.post(
-        "/admin/rebuild-all",
-        tags=["operations"],
-        status_code=202,
-        summary="Rebuild every report projection in one pass over the log, then switch",
+            start=first,
+            end=last,
+            period=period,
+            group_by=groups,
+            sku=sku,
+            product_group=product_group,
+            page=req.paging.page,
+        ),
     )
-    async def rebuild_all(
-        actor: Annotated[Actor, Depends(operator_actor)],
-        projections: Annotated[str | None, Param(description="comma list of projection names (default: all)")] = None,
-    ) -> Any:
-        """Reads this service's own copy of the log once and builds a new generation of each
-        projection while the current ones keep answering; then switches all of them in one
-        transaction. Progress: GET /admin/projections (`rebuilds`)."""
-        rebuilds = rebuilds_of(runtime)
-        try:
-            chosen = rebuilds.projections(
-                [n.strip() for n in projections.split(",") if n.strip()] if projections else None
-            )
-        except LookupError as exc:
-            raise invalid("projections", f"unknown projection {exc}", "enum") from None
-        try:
-            await rebuilds.start(chosen)
-        except RebuildRunning as exc:
-            raise DomainError(str(exc), code="rebuild_running") from None
-        return JSONResponse({"status": "started", "projections": [p.name for p in chosen]}, status_code=202)
-
-    return api
 
 
-def _asked(asked: Territory) -> dict[str, Any]:
+@routes.get("/reports/composition", **report_route("composition"))
+async def composition_report(
+    req: Requested,
+    start: From = None,
+    to: To = None,
+    by: Annotated[
+        Literal["grade", "channel", "credit_rating", "product_group", "sku", "district", "area"], Param()
+    ] = "grade",
+    classification: Annotated[
+        Literal["at_sale", "current"],
+        Param(
+            description="grade, channel and credit rating: those in force on the sale's day (default),"
+            " or the customer's current classification"
+        ),
+    ] = "at_sale",
+    rep_id: ID = None,
+    district_id: ID = None,
+    area_id: ID = None,
+) -> Response:
+    first, last = date_range(req.runtime, start, to)
+    asked = Territory(rep_id, district_id, area_id)
+    return await req.answer(
+        "composition",
+        asked,
+        {"from": first, "to": last, "by": by, "classification": classification, **asked_filters(asked)},
+        lambda c, s, sc: sales.composition(
+            c, s, sc, asked, start=first, end=last, by=by, classification=classification, page=req.paging.page
+        ),
+    )
+
+
+@routes.get("/reports/credit", **report_route("credit"))
+async def credit_report(
+    req: Requested,
+    start: From = None,
+    to: To = None,
+    as_of: Annotated[Day | None, Param(description="day of the open receivables (default: `to`)")] = None,
+    group_by: Annotated[Literal["credit_rating", "customer"], Param()] = "credit_rating",
+    rep_id: ID = None,
+    district_id: ID = None,
+    area_id: ID = None,
+    customer_id: ID = None,
+) -> Response:
+    first, last = date_range(req.runtime, start, to)
+    at = as_of or last
+    asked = Territory(rep_id, district_id, area_id, customer_id)
+    return await req.answer(
+        "credit",
+        asked,
+        {"from": first, "to": last, "as_of": at, "group_by": group_by, **asked_filters(asked)},
+        lambda c, s, sc: receivables.credit(
+            c, s, sc, asked, start=first, end=last, as_of=at, group_by=group_by, page=req.paging.page
+        ),
+    )
+
+
+@routes.get("/reports/kpi", **report_route("kpi"))
+async def kpi_report(
+    req: Requested,
+    start: From = None,
+    to: To = None,
+    group_by: Annotated[field.Grouping, Param()] = "rep",
+    rep_id: ID = None,
+    district_id: ID = None,
+    area_id: ID = None,
+) -> Response:
+    first, last = date_range(req.runtime, start, to)
+    asked = Territory(rep_id, district_id, area_id)
+    return await req.answer(
+        "kpi",
+        asked,
+        {"from": first, "to": last, "group_by": group_by, **asked_filters(asked)},
+        lambda c, s, sc: field.kpi_board(
+            c, s, sc, asked, start=first, end=last, group_by=group_by, page=req.paging.page
+        ),
+    )
+
+
+@routes.get("/reports/targets", **report_route("target_achievement"))
+async def targets_report(
+    req: Requested,
+    month: Annotated[Month | None, Param(description="YYYY-MM, a year 1900–2999 (default: this month)")] = None,
+    as_of: Annotated[Day | None, Param(description="month to date up to this day (default: today)")] = None,
+    level: Annotated[Literal["rep", "district", "area"] | None, Param()] = None,
+    subject_id: Annotated[str | None, Param(min_length=1, max_length=100, description="needs `level`")] = None,
+    product_group: ID = None,
+) -> Response:
+    at = as_of or today(req.runtime)
+    which = month or f"{at.year:04d}-{at.month:02d}"
+    if subject_id is not None and level is None:
+        raise invalid("subject_id", "say which level the subject is: level=rep|district|area", "missing_level")
+    # A subject outside the reader's line is refused like any other filter.
+    asked = Territory(**({f"{level}_id": subject_id} if subject_id else {}))
+    return await req.answer(
+        "target_achievement",
+        asked,
+        {"month": which, "as_of": at, "level": level, "subject_id": subject_id, "product_group": product_group},
+        lambda c, s, sc: sales.target_achievement(
+            c,
+            s,
+            sc,
+            month=which,
+            as_of=at,
+            level=level,
+            subject_id=subject_id,
+            product_group=product_group,
+            page=req.paging.page,
+        ),
+    )
+
+
+@routes.get("/reports/receivables", **report_route("receivables"))
+async def receivables_report(
+    req: Requested,
+    as_of: Annotated[Day | None, Param(description="default: today")] = None,
+    group_by: Annotated[Literal["customer", "rep", "district", "area", "total"], Param()] = "customer",
+    rep_id: ID = None,
+    district_id: ID = None,
+    area_id: ID = None,
+    customer_id: ID = None,
+) -> Response:
+    at = as_of or today(req.runtime)
+    asked = Territory(rep_id, district_id, area_id, customer_id)
+    return await req.answer(
+        "receivables",
+        asked,
+        {"as_of": at, "group_by": group_by, **asked_filters(asked)},
+        lambda c, s, sc: receivables.ageing(c, s, sc, asked, as_of=at, group_by=group_by, page=req.paging.page),
+    )
+
+
+@routes.get("/reports/collections", **report_route("collections"))
+async def collections_report(
+    req: Requested,
+    start: From = None,
+    to: To = None,
+    group_by: Annotated[Literal["customer", "rep", "district", "area", "total"], Param()] = "customer",
+    rep_id: ID = None,
+    district_id: ID = None,
+    area_id: ID = None,
+    customer_id: ID = None,
+) -> Response:
+    first, last = date_range(req.runtime, start, to)
+    asked = Territory(rep_id, district_id, area_id, customer_id)
+    return await req.answer(
+        "collections",
+        asked,
+        {"from": first, "to": last, "group_by": group_by, **asked_filters(asked)},
+        lambda c, s, sc: receivables.collections(
+            c, s, sc, asked, start=first, end=last, group_by=group_by, page=req.paging.page
+        ),
+    )
+
+
+@routes.get("/reports/returns", **report_route("returns"))
+async def returns_report(
+    req: Requested,
+    start: From = None,
+    to: To = None,
+    group_by: Annotated[
+        str | None,
+        Param(description="comma list of reason, sku, product_group, resolution, scope, status, rep, district, area"),
+    ] = None,
+    rep_id: ID = None,
+    district_id: ID = None,
+    area_id: ID = None,
+    customer_id: ID = None,
+) -> Response:
+    first, last = date_range(req.runtime, start, to)
+    groups = group_list(group_by, returns.RETURN_DIMENSIONS, ["reason"])
+    asked = Territory(rep_id, district_id, area_id, customer_id)
+    # Inspectors re-inspect returned goods, so they read the returns report (all of it).
+    return await req.answer(
+        "returns",
+        asked,
+        {"from": first, "to": last, "group_by": groups, **asked_filters(asked)},
+        lambda c, s, sc: returns.returns(c, s, sc, asked, start=first, end=last, group_by=groups, page=req.paging.page),
+        extra_roles=frozenset({Role.inspector}),
+    )
+
+
+@routes.get("/reports/complaints", **report_route("complaints"))
+async def complaints_report(
+    req: Requested,
+    start: From = None,
+    to: To = None,
+    group_by: Annotated[str | None, Param(description="comma list of category, severity, channel, department")] = None,
+    rep_id: ID = None,
+    district_id: ID = None,
+    area_id: ID = None,
+    customer_id: ID = None,
+) -> Response:
+    first, last = date_range(req.runtime, start, to)
+    groups = group_list(group_by, service_quality.COMPLAINT_DIMENSIONS, ["category"])
+    asked = Territory(rep_id, district_id, area_id, customer_id)
+    return await req.answer(
+        "complaints",
+        asked,
+        {"from": first, "to": last, "group_by": groups, **asked_filters(asked)},
+        lambda c, s, sc: service_quality.complaints(
+            c, s, sc, asked, start=first, end=last, group_by=groups, page=req.paging.page
+        ),
+    )
+
+
+@routes.get("/reports/promotions", **report_route("promotions"))
+async def promotions_report(
+    req: Requested,
+    promotion_id: ID = None,
+    active_on: Annotated[Day | None, Param(description="only promotions running on this day")] = None,
+    rep_id: ID = None,
+    district_id: ID = None,
+    area_id: ID = None,
+) -> Response:
+    asked = Territory(rep_id, district_id, area_id)
+    return await req.answer(
+        "promotions",
+        asked,
+        {"promotion_id": promotion_id, "active_on": active_on, **asked_filters(asked)},
+        lambda c, s, sc: sales.promotions(
+            c, s, sc, asked, promotion_id=promotion_id, active_on=active_on, page=req.paging.page
+        ),
+    )
+
+
+@routes.get("/reports/satisfaction", **report_route("satisfaction"))
+async def satisfaction_report(
+    req: Requested,
+    from_period: Annotated[str | None, Param(pattern=r"^[0-9]{4}H[12]$")] = None,
+    to_period: Annotated[str | None, Param(pattern=r"^[0-9]{4}H[12]$")] = None,
+    group_by: Annotated[
+        str | None, Param(description="comma list of rep, district, area (the period is always a group)")
+    ] = None,
+    rep_id: ID = None,
+    district_id: ID = None,
+    area_id: ID = None,
+    customer_id: ID = None,
+) -> Response:
+    groups = group_list(group_by, service_quality.SATISFACTION_DIMENSIONS, [])
+    asked = Territory(rep_id, district_id, area_id, customer_id)
+    return await req.answer(
+        "satisfaction",
+        asked,
+        {"from_period": from_period, "to_period": to_period, "group_by": groups, **asked_filters(asked)},
+        lambda c, s, sc: service_quality.satisfaction(
+            c, s, sc, asked, from_period=from_period, to_period=to_period, group_by=groups, page=req.paging.page
+        ),
+    )
+
+
+@routes.get("/reports/customer-base", **report_route("customer_base"))
+async def customer_base_report(
+    req: Requested,
+    start: From = None,
+    as_of: Annotated[Day | None, Param(description="default: today")] = None,
+    dormant_days: Annotated[int, Param(ge=1, le=3650)] = DEFAULT_DORMANT_DAYS,
+    group_by: Annotated[Literal["total", "rep", "district", "area"], Param()] = "total",
+    rep_id: ID = None,
+    district_id: ID = None,
+    area_id: ID = None,
+) -> Response:
+    first, last = date_range(req.runtime, start, as_of)
+    asked = Territory(rep_id, district_id, area_id)
+    return await req.answer(
+        "customer_base",
+        asked,
+        {"from": first, "as_of": last, "dormant_days": dormant_days, "group_by": group_by, **asked_filters(asked)},
+        lambda c, s, sc: customers.customer_base(
+            c, s, sc, asked, start=first, end=last, dormant_days=dormant_days, group_by=group_by, page=req.paging.page
+        ),
+    )
+
+
+@routes.get("/schemas/changes", tags=["contract"], summary="The change notices report consumers subscribe to")
+async def change_schema(runtime: Served) -> dict[str, Any]:
+    return {
+        "subject": runtime.topology.subject("changed", "<report>"),
+        "transport": "core NATS (at most once; re-read the report after a reconnect)",
+        "reports": list(CHANGE_SUBJECTS),
+        "body": {
+            "report": "the report name (the last subject token)",
+            "projection": "the read model that changed, or rebuild-all",
+            "changes": "list of keys that changed: period (YYYY-MM-DD) or month (YYYY-MM), "
+            "rep_id, district_id, area_id, customer_id, category, reason, "
+            "promotion_id, level, subject_id, as fit the report",
+            "rebuilt": "a change {rebuilt: true} after a rebuild switched: re-read everything",
+        },
+    }
+
+
+@routes.post(
+    "/admin/rebuild-all",
+    tags=["operations"],
+    status_code=202,
+    summary="Rebuild every report projection in one pass over the log, then switch",
+)
+async def rebuild_all(
+    runtime: Served,
+    actor: Annotated[Actor, Depends(operator_actor)],
+    projections: Annotated[str | None, Param(description="comma list of projection names (default: all)")] = None,
+) -> Any:
+    """Reads this service's own copy of the log once and builds a new generation of each
+    projection while the current ones keep answering; then switches all of them in one
+    transaction. Progress: GET /admin/projections (`rebuilds`)."""
+    rebuilds = rebuilds_of(runtime)
+    try:
+        chosen = rebuilds.projections([n.strip() for n in projections.split(",") if n.strip()] if projections else None)
+    except LookupError as exc:
+        raise invalid("projections", f"unknown projection {exc}", "enum") from None
+    try:
+        await rebuilds.start(chosen)
+    except RebuildRunning as exc:
+        raise DomainError(str(exc), code="rebuild_running") from None
+    return JSONResponse({"status": "started", "projections": [p.name for p in chosen]}, status_code=202)
+
+
+def asked_filters(asked: Territory) -> dict[str, Any]:
     return {
         "rep_id": asked.rep_id,
         "district_id": asked.district_id,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from functools import partial, update_wrapper
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -18,11 +17,12 @@ from reporting_service.domain.office_commands import ClaimWeeklyTarget, RecordDa
 from reporting_service.queries.common import Territory, scope_of
 from reporting_service.queries.office import office_reps_behind
 from salesplatform.clock import business_date
-from salesplatform.commands import CommandBus, invalid
+from salesplatform.commands import CommandBus, bound, invalid
 from salesplatform.errors import DomainError, NotFound, PermissionDenied
 from salesplatform.events import Role, service_actor
 from salesplatform.projections import active_schema
 from salesplatform.territory import OUTSIDE_LINE
+from salesplatform.timers import TimerRun
 from salesplatform.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -136,26 +136,24 @@ async def review_performance(
 REVIEW_ACTOR = service_actor("reporting", "performance-review")
 
 
-async def performance_timer(rt: Runtime) -> None:
+async def performance_timer(rt: Runtime) -> TimerRun:
     """The hourly review, by the service itself: a warning due today is given once (its file's
-    stream)."""
+    stream). The run names the reps warned now (`review_performance`), with their levels."""
     outcome = await rt.run_command("review_performance", {}, REVIEW_ACTOR)
     if not outcome.ok:
         log.warning("performance_review_failed", error=outcome.error.to_dict() if outcome.error else None)
-    elif outcome.result and outcome.result["warnings"]:
-        log.info("performance_warnings_given", warnings=outcome.result["warnings"])
-
-
-def _bind(handler: Callable[..., Awaitable[dict[str, Any]]], **settings: Any) -> Handler:
-    """The handler with its settings given, keeping its name and text."""
-    return update_wrapper(partial(handler, **settings), handler)
+        return TimerRun(refused=["review_performance"])
+    warnings = (outcome.result or {}).get("warnings") or {}
+    if not warnings:
+        return TimerRun()
+    return TimerRun(done={"review_performance": sorted(warnings)}, facts={"warnings": warnings})
 
 
 def register(bus: CommandBus, timezone: str, rules: OfficeRules) -> None:
     """Every command of the sales offices' meetings and assessments, one line each."""
     line = {Role.rep, Role.supervisor, Role.area_manager, *MANAGERS}
-    bus.command(RecordDailyClose, roles=line)(_bind(record_daily_close, timezone=timezone))
-    bus.command(ClaimWeeklyTarget, roles=line)(_bind(claim_weekly_target, timezone=timezone))
+    bus.command(RecordDailyClose, roles=line)(bound(record_daily_close, timezone=timezone))
+    bus.command(ClaimWeeklyTarget, roles=line)(bound(claim_weekly_target, timezone=timezone))
     bus.command(ReviewPerformance, roles={Role.service, Role.system, Role.supervisor, Role.area_manager, *MANAGERS})(
-        _bind(review_performance, timezone=timezone, rules=rules)
+        bound(review_performance, timezone=timezone, rules=rules)
     )

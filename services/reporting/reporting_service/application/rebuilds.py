@@ -1,4 +1,5 @@
-"""Rebuild all report projections (or some) in one pass, in the background, with progress."""
+"""Rebuild all report projections (or some) in one pass over the log (the platform's
+`rebuild` of several projections), in the background, with progress."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from typing import Any
 
 from reporting_service.adapters.changes import publish_changes
 from reporting_service.domain.reports import CHANGE_SUBJECTS
-from reporting_service.projections.rebuild import RebuildRunning, rebuild_together
-from salesplatform.projections import Projection, record_rebuild_failure
+from salesplatform.projections import Projection, RebuildRunning, rebuild, record_rebuild_failure
 from salesplatform.store import RecordedEvent
 
 
@@ -78,9 +78,7 @@ class ReportRebuilds:
                 started.set_result(generations)
 
         try:
-            generations = await rebuild_together(
-                self.runtime.pool, projections, on_failure=self.dead_letter, on_started=began
-            )
+            generations = await rebuild(self.runtime.pool, projections, on_failure=self.dead_letter, on_started=began)
         except asyncio.CancelledError:
             if finished is not None and not finished.done():
                 finished.cancel()

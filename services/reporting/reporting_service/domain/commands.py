@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from reporting_service.domain.events import MONTH_PATTERN, Level
-from salesplatform.commands import Command
+from salesplatform.command import Command
 
 _ID = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")
 

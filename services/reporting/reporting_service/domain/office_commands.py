@@ -7,7 +7,7 @@ from datetime import date
 from pydantic import BaseModel, ConfigDict, Field
 
 from reporting_service.domain.events import MONTH_PATTERN
-from salesplatform.commands import Command
+from salesplatform.command import Command
 
 _ID = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")
 _COUNT = Field(ge=0, le=10_000)

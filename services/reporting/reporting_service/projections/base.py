@@ -3,8 +3,8 @@
 The platform hands `apply_batch` the events of one batch, in log order. Every statement here
 reads its events straight from the local log (`public.events`) for the stretch that batch
 covers, so a batch of thousands of events costs a handful of statements, whatever its size.
-The same code serves the catch-up runner, the platform's rebuild and the one-pass rebuild of
-all reports (`rebuild.py`), which hands over stretches of 100,000 events at a time.
+The same code serves the catch-up runner and the platform's rebuild, which hands over
+stretches of 100,000 events at a time, one pass over the log for all reports at once.
 
 A stretch is (after, upto]: `after` exclusive, `upto` inclusive, in the log's (tx_id, position)
 order. A batch read by the runner is exactly such a stretch (its events are settled, so nothing
@@ -81,9 +81,17 @@ class StretchProjection(Projection, ABC):
         self.timezone = checked_timezone(timezone)
 
     async def apply_range(
-        self, conn: asyncpg.Connection, after: LogPosition, upto: LogPosition, present: frozenset[str]
+        self,
+        conn: asyncpg.Connection,
+        after: LogPosition,
+        upto: LogPosition,
+        present: frozenset[str] | None,
+        *,
+        changes: bool = True,
     ) -> list[Change]:
-        return await self.apply_stretch(conn, Stretch(after, upto), set(present), changes=True)
+        return await self.apply_stretch(
+            conn, Stretch(after, upto), None if present is None else set(present), changes=changes
+        )
 
     async def apply_batch(self, conn: asyncpg.Connection, events: list[RecordedEvent]) -> list[Change]:
         if not events:

@@ -163,7 +163,7 @@ def _kpi_keys(row: asyncpg.Record) -> list[Change]:
 class FieldWorkProjection(SqlProjection):
     name = "field_work"
     code_version = 2
-    rebuild_weight = 2.0  # share of a one-pass rebuild's work (rebuild.py)
+    rebuild_weight = 2.0  # its share of a rebuild of all reports
     schema_sql = SCHEMA
     event_types = frozenset({"visit.planned", *_COUNTED_TYPES})
     statements = (

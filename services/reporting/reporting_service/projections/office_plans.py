@@ -51,7 +51,7 @@ class OfficePlansProjection(Projection):
     name = "office_plans"
     inline = True
     code_version = 1
-    rebuild_weight = 0.05  # share of a one-pass rebuild's work (rebuild.py)
+    rebuild_weight = 0.05  # its share of a rebuild of all reports
     schema_sql = SCHEMA
     event_types = frozenset({"daily_close.recorded", "weekly_target.claimed", "performance_warning.given"})
 

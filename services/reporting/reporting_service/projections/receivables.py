@@ -162,7 +162,7 @@ def _credit_keys(row: asyncpg.Record) -> list[Change]:
 class ReceivablesProjection(SqlProjection):
     name = "receivables"
     code_version = 2
-    rebuild_weight = 1.5  # share of a one-pass rebuild's work (rebuild.py)
+    rebuild_weight = 1.5  # its share of a rebuild of all reports
     schema_sql = SCHEMA
     event_types = frozenset({"invoice.issued", "payment.received", "return.requested", "return.resolved"})
     # In this order: a credit note reads the invoices, payments and returns before it.

@@ -422,7 +422,7 @@ def _promotion_keys(row: asyncpg.Record) -> list[Change]:
 class SalesProjection(SqlProjection):
     name = "sales"
     code_version = 1
-    rebuild_weight = 4.0  # share of a one-pass rebuild's work (rebuild.py)
+    rebuild_weight = 4.0  # its share of a rebuild of all reports
     schema_sql = SCHEMA
     event_types = frozenset(
         {

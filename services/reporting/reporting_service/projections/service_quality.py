@@ -117,7 +117,7 @@ def _survey_keys(row: asyncpg.Record) -> list[Change]:
 class ServiceQualityProjection(SqlProjection):
     name = "service_quality"
     code_version = 1
-    rebuild_weight = 0.3  # share of a one-pass rebuild's work (rebuild.py)
+    rebuild_weight = 0.3  # its share of a rebuild of all reports
     schema_sql = SCHEMA
     event_types = frozenset(
         {

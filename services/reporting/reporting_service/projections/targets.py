@@ -28,7 +28,7 @@ class TargetsProjection(Projection):
     name = "targets"
     inline = True
     code_version = 1
-    rebuild_weight = 0.1  # share of a one-pass rebuild's work (rebuild.py)
+    rebuild_weight = 0.1  # its share of a rebuild of all reports
     schema_sql = SCHEMA
     event_types = frozenset({"target.set"})
 

@@ -24,23 +24,28 @@ from fastapi import APIRouter, Depends, Query
 from fastapi import Request as HttpRequest
 from fastapi.responses import Response
 
-from salesplatform.clock import business_date
 from salesplatform.commands import Request
 from salesplatform.errors import NotFound, ServiceError
 from salesplatform.events import Actor
 from salesplatform.ids import uuid5
 from salesplatform.inputs import Day
 from salesplatform.openapi import answers
-from salesplatform.projections import active_schema
-from salesplatform.service import Runtime, error_response, http_actor
+from salesplatform.service import Runtime, error_response, http_actor, http_runtime
 from visit_service.adapters.answers import PhotoReview, VisitPhotos
-from visit_service.adapters.field_http import date_range, scope_for, scope_sql
-from visit_service.adapters.photo_store import PhotoStore, PhotoStoreUnavailable
+from visit_service.adapters.photo_store import PhotoStoreUnavailable
+from visit_service.adapters.reads import (
+    VisitRules,
+    date_range,
+    existing_visit,
+    read_in_scope,
+    readable_visit,
+    today,
+    visit_rules,
+)
 from visit_service.application.field_work import object_name_for
-from visit_service.config import FieldConfig
-from visit_service.domain.access import Territory, ensure_can_act, ensure_can_read
-from visit_service.projections.field import PhotoBook
-from visit_service.projections.visits import VisitBoard
+from visit_service.config import PHOTO_TYPES
+from visit_service.domain.access import ensure_can_act, territory_of
+from visit_service.queries import photos
 
 log = structlog.get_logger(__name__)
 
@@ -98,178 +103,166 @@ async def _read_body(request: HttpRequest, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def router(runtime: Runtime, *, config: FieldConfig, photos: PhotoStore) -> APIRouter:
-    api = APIRouter(tags=["photos"])
-    rules = config.photos
+router = APIRouter(tags=["photos"])
 
-    async def visit_row(conn: asyncpg.Connection, visit_id: str) -> asyncpg.Record:
-        schema = await active_schema(conn, VisitBoard.name)
-        row = await conn.fetchrow(f"SELECT * FROM {schema}.visits WHERE visit_id = $1", visit_id)
-        if row is None:
-            raise NotFound(f"visit {visit_id} does not exist", code="visit_not_found")
-        return row
 
-    async def is_attached(photo_id: str) -> bool:
-        async with runtime.pool.acquire() as conn:
-            schema = await active_schema(conn, PhotoBook.name)
-            return bool(await conn.fetchval(f"SELECT 1 FROM {schema}.photos WHERE photo_id = $1", photo_id))
-
-    @api.post(
-        "/visits/{visit_id}/photos",
-        summary="Upload a photo of a visit step (the image as the request body)",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in rules.content_types},
-            }
-        },
-    )
-    async def upload_photo(
-        visit_id: str,
-        request: HttpRequest,
-        kind: Literal["shelf", "cooler", "display"] = Query(...),
-        actor: Actor = Depends(http_actor),
-    ) -> Any:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in rules.content_types:
-            raise UnsupportedPhoto(
-                f"a photo is one of {', '.join(rules.content_types)}, not {content_type or 'untyped'}"
-            )
-        data = await _read_body(request, rules.max_bytes)
-        if not data:
-            raise UnsupportedPhoto("the request holds no image")
-        if not SIGNATURES[content_type](data):
-            raise UnsupportedPhoto(f"the body is not a {content_type} image", code="photo_content_mismatch")
-        async with runtime.pool.acquire() as conn:
-            row = await visit_row(conn, visit_id)
-        ensure_can_act(actor, Territory(row["rep_id"], row["district_id"], row["area_id"]), f"visit {visit_id}")
-        digest = "SHA-256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
-        photo_id = photo_id_for(visit_id, digest)
-        name = object_name_for(visit_id, photo_id)
-        try:
-            stored = await photos.info(name)
-            if stored is None or stored.digest != digest:
-                stored = await photos.put(name, data, content_type)
-        except PhotoStoreUnavailable as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        outcome = await runtime.group.submit(
-            Request(
-                name="attach_photo",
-                payload={
-                    "visit_id": visit_id,
-                    "photo_id": photo_id,
-                    "kind": kind,
-                    "object_name": name,
-                    "digest": stored.digest,
-                    "size_bytes": stored.size_bytes,
-                    "content_type": content_type,
-                },
-                actor=actor,
-                idempotency_key=request.headers.get("idempotency-key") or f"attach_photo:{photo_id}",
-                correlation_id=request.headers.get("x-correlation-id"),
-            )
+@router.post(
+    "/visits/{visit_id}/photos",
+    summary="Upload a photo of a visit step (the image as the request body)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            # The types a photo may have; VISIT_PHOTO_TYPES may allow fewer.
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in PHOTO_TYPES},
+        }
+    },
+)
+async def upload_photo(
+    visit_id: str,
+    request: HttpRequest,
+    kind: Literal["shelf", "cooler", "display"] = Query(...),
+    actor: Actor = Depends(http_actor),
+    runtime: Runtime = Depends(http_runtime),
+    rules: VisitRules = Depends(visit_rules),
+) -> Any:
+    allowed = rules.config.photos
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in allowed.content_types:
+        raise UnsupportedPhoto(f"a photo is one of {', '.join(allowed.content_types)}, not {content_type or 'untyped'}")
+    data = await _read_body(request, allowed.max_bytes)
+    if not data:
+        raise UnsupportedPhoto("the request holds no image")
+    if not SIGNATURES[content_type](data):
+        raise UnsupportedPhoto(f"the body is not a {content_type} image", code="photo_content_mismatch")
+    async with runtime.pool.acquire() as conn:
+        row = await existing_visit(conn, visit_id)
+    ensure_can_act(actor, territory_of(row), f"visit {visit_id}")
+    digest = "SHA-256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
+    photo_id = photo_id_for(visit_id, digest)
+    name = object_name_for(visit_id, photo_id)
+    store = rules.photos
+    try:
+        stored = await store.info(name)
+        if stored is None or stored.digest != digest:
+            stored = await store.put(name, data, content_type)
+    except PhotoStoreUnavailable as exc:
+        raise StoreUnavailable(str(exc)) from exc
+    outcome = await runtime.group.submit(
+        Request(
+            name="attach_photo",
+            payload={
+                "visit_id": visit_id,
+                "photo_id": photo_id,
+                "kind": kind,
+                "object_name": name,
+                "digest": stored.digest,
+                "size_bytes": stored.size_bytes,
+                "content_type": content_type,
+            },
+            actor=actor,
+            idempotency_key=request.headers.get("idempotency-key") or f"attach_photo:{photo_id}",
+            correlation_id=request.headers.get("x-correlation-id"),
         )
-        body = {"visit_id": visit_id, "photo_id": photo_id, "object_name": name, "digest": stored.digest}
-        if outcome.ok:
-            return body | {"size_bytes": stored.size_bytes, "content_type": content_type, "replayed": outcome.replayed}
-        assert outcome.error is not None
-        if outcome.error.code == "photo_already_attached":
-            return body | {"size_bytes": stored.size_bytes, "content_type": content_type, "replayed": True}
-        # Refused: keep nothing, unless the same photo was attached meanwhile.
-        if not await is_attached(photo_id):
-            try:
-                await photos.delete(name)
-            except PhotoStoreUnavailable as exc:
-                # Unreferenced bytes no query shows; named in the log for an operator to remove.
-                log.warning("refused_photo_not_deleted", object_name=name, error=str(exc))
-        return error_response(outcome.error)
-
-    @api.get(
-        "/visits/{visit_id}/photos",
-        summary="The photos of a visit",
-        response_model=None,
-        responses=answers(VisitPhotos),
     )
-    async def visit_photos(visit_id: str, actor: Actor = Depends(http_actor)) -> dict[str, Any]:
-        async with runtime.pool.acquire() as conn:
-            row = await visit_row(conn, visit_id)
-            ensure_can_read(actor, Territory(row["rep_id"], row["district_id"], row["area_id"]), f"visit {visit_id}")
-            schema = await active_schema(conn, PhotoBook.name)
-            rows = await conn.fetch(
-                f"SELECT * FROM {schema}.photos WHERE visit_id = $1 ORDER BY taken_at, photo_id", visit_id
-            )
-        return {"visit_id": visit_id, "photos": [_photo_view(r) for r in rows]}
-
-    @api.get(
-        "/visits/{visit_id}/photos/{photo_id}",
-        summary="A photo's image",
-        response_class=Response,
-        responses={200: {"content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}},
-    )
-    async def photo_content(visit_id: str, photo_id: str, actor: Actor = Depends(http_actor)) -> Response:
-        async with runtime.pool.acquire() as conn:
-            row = await visit_row(conn, visit_id)
-            ensure_can_read(actor, Territory(row["rep_id"], row["district_id"], row["area_id"]), f"visit {visit_id}")
-            schema = await active_schema(conn, PhotoBook.name)
-            photo = await conn.fetchrow(
-                f"SELECT * FROM {schema}.photos WHERE visit_id = $1 AND photo_id = $2", visit_id, photo_id
-            )
-        if photo is None:
-            raise NotFound(f"visit {visit_id} has no photo {photo_id}", code="photo_not_found")
-        if photo["removed"]:
-            raise PhotoGone(f"photo {photo_id} was removed ({photo['removed']})")
+    body = {"visit_id": visit_id, "photo_id": photo_id, "object_name": name, "digest": stored.digest}
+    if outcome.ok:
+        return body | {"size_bytes": stored.size_bytes, "content_type": content_type, "replayed": outcome.replayed}
+    assert outcome.error is not None
+    if outcome.error.code == "photo_already_attached":
+        return body | {"size_bytes": stored.size_bytes, "content_type": content_type, "replayed": True}
+    # Refused: keep nothing, unless the same photo was attached meanwhile.
+    async with runtime.pool.acquire() as conn:
+        attached = await photos.is_attached(conn, photo_id)
+    if not attached:
         try:
-            data = await photos.get(photo["object_name"])
+            await store.delete(name)
         except PhotoStoreUnavailable as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        if data is None:
-            raise PhotoGone(f"photo {photo_id} is no longer in the store")
-        return Response(data, media_type=photo["content_type"], headers={"Digest": photo["digest"]})
+            # Unreferenced bytes no query shows; named in the log for an operator to remove.
+            log.warning("refused_photo_not_deleted", object_name=name, error=str(exc))
+    return error_response(outcome.error)
 
-    @api.get(
-        "/photos/review",
-        summary="Photos for the supervisor's review",
-        response_model=None,
-        responses=answers(PhotoReview),
+
+@router.get(
+    "/visits/{visit_id}/photos",
+    summary="The photos of a visit",
+    response_model=None,
+    responses=answers(VisitPhotos),
+)
+async def visit_photos(
+    visit_id: str, actor: Actor = Depends(http_actor), runtime: Runtime = Depends(http_runtime)
+) -> dict[str, Any]:
+    async with runtime.pool.acquire() as conn:
+        await readable_visit(conn, visit_id, actor)
+        rows = await photos.visit_photos(conn, visit_id)
+    return {"visit_id": visit_id, "photos": [_photo_view(r) for r in rows]}
+
+
+@router.get(
+    "/visits/{visit_id}/photos/{photo_id}",
+    summary="A photo's image",
+    response_class=Response,
+    responses={200: {"content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def photo_content(
+    visit_id: str,
+    photo_id: str,
+    actor: Actor = Depends(http_actor),
+    runtime: Runtime = Depends(http_runtime),
+    rules: VisitRules = Depends(visit_rules),
+) -> Response:
+    async with runtime.pool.acquire() as conn:
+        await readable_visit(conn, visit_id, actor)
+        photo = await photos.photo(conn, visit_id, photo_id)
+    if photo is None:
+        raise NotFound(f"visit {visit_id} has no photo {photo_id}", code="photo_not_found")
+    if photo["removed"]:
+        raise PhotoGone(f"photo {photo_id} was removed ({photo['removed']})")
+    try:
+        data = await rules.photos.get(photo["object_name"])
+    except PhotoStoreUnavailable as exc:
+        raise StoreUnavailable(str(exc)) from exc
+    if data is None:
+        raise PhotoGone(f"photo {photo_id} is no longer in the store")
+    return Response(data, media_type=photo["content_type"], headers={"Digest": photo["digest"]})
+
+
+@router.get(
+    "/photos/review",
+    summary="Photos for the supervisor's review",
+    response_model=None,
+    responses=answers(PhotoReview),
+)
+async def photo_review(
+    district_id: str | None = None,
+    area_id: str | None = None,
+    from_: Day | None = Query(None, alias="from"),
+    to: Day | None = None,
+    status: Literal["pending", "reviewed", "all"] = "pending",
+    actor: Actor = Depends(http_actor),
+    runtime: Runtime = Depends(http_runtime),
+    rules: VisitRules = Depends(visit_rules),
+) -> dict[str, Any]:
+    """Photos kept in the date range (by the visit's business date) with the visit's audit
+    against the standard picture: not yet reviewed by default."""
+    start, end = date_range(from_, to, today(runtime, rules.config.timezone))
+    scope, rows = await read_in_scope(
+        runtime,
+        actor,
+        district_id,
+        area_id,
+        "photos",
+        lambda conn, scope: photos.for_review(conn, start, end, status, scope),
     )
-    async def photo_review(
-        district_id: str | None = None,
-        area_id: str | None = None,
-        from_: Day | None = Query(None, alias="from"),
-        to: Day | None = None,
-        status: Literal["pending", "reviewed", "all"] = "pending",
-        actor: Actor = Depends(http_actor),
-    ) -> dict[str, Any]:
-        """Photos kept in the date range (by the visit's business date) with the visit's audit
-        against the standard picture: not yet reviewed by default."""
-        start, end = date_range(from_, to, business_date(runtime.clock.now(), config.timezone))
-        async with runtime.pool.acquire() as conn:
-            scope = await scope_for(conn, actor, district_id, area_id, "photos")
-            photos_schema = await active_schema(conn, PhotoBook.name)
-            visits_schema = await active_schema(conn, VisitBoard.name)
-            where, args = scope_sql(scope, 3, "p.")
-            verdict = {"pending": " AND p.verdict IS NULL", "reviewed": " AND p.verdict IS NOT NULL", "all": ""}
-            rows = await conn.fetch(
-                f"SELECT p.*, v.merchandising FROM {photos_schema}.photos p"
-                f" LEFT JOIN {visits_schema}.visits v ON v.visit_id = p.visit_id"
-                f" WHERE p.removed IS NULL AND p.business_date BETWEEN $1 AND $2{verdict[status]}{where}"
-                " ORDER BY p.business_date, p.taken_at, p.photo_id",
-                start,
-                end,
-                *args,
-            )
-        items = []
-        for r in rows:
-            audit = r["merchandising"] or {}
-            item = _photo_view(r)
-            item.pop("merchandising", None)
-            item["audit"] = {
-                "standard_met": audit.get("standard_met"),
-                "missing_items": audit.get("missing_items", []),
-                "checklist": audit.get("checklist"),
-                "cites_this_photo": r["photo_id"] in (audit.get("photo_ids") or []),
-            }
-            items.append(item)
-        return {"from": start, "to": end, "district_id": scope.district_id, "area_id": scope.area_id, "photos": items}
-
-    return api
+    items = []
+    for r in rows:
+        audit = r["merchandising"] or {}
+        item = _photo_view(r)
+        item.pop("merchandising", None)
+        item["audit"] = {
+            "standard_met": audit.get("standard_met"),
+            "missing_items": audit.get("missing_items", []),
+            "checklist": audit.get("checklist"),
+            "cites_this_photo": r["photo_id"] in (audit.get("photo_ids") or []),
+        }
+        items.append(item)
+    return {"from": start, "to": end, "district_id": scope.district_id, "area_id": scope.area_id, "photos": items}

@@ -4,17 +4,13 @@ reviewing photos, defining standard pictures, closing the monthly route cleanup)
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
-import asyncpg
-
-from salesplatform.clock import business_date
 from salesplatform.commands import CommandBus, invalid
 from salesplatform.errors import DomainError
 from salesplatform.events import Role
-from salesplatform.projections import active_schema
 from salesplatform.uow import UnitOfWork
 from visit_service.adapters.photo_store import PhotoStore
 from visit_service.application.handlers import (
@@ -22,12 +18,13 @@ from visit_service.application.handlers import (
     SUPERVISORS,
     SYSTEM,
     TIMERS,
-    known_customer,
+    open_visit,
+    today,
     visit_result,
     visit_territory,
 )
 from visit_service.config import FieldConfig
-from visit_service.domain.access import Territory, ensure_can_act, ensure_supervises
+from visit_service.domain.access import Territory, ensure_supervises
 from visit_service.domain.check_in import assess_position
 from visit_service.domain.commands import (
     AttachPhoto,
@@ -42,7 +39,6 @@ from visit_service.domain.commands import (
 from visit_service.domain.geo import Point
 from visit_service.domain.merchandising import compare_with_standard
 from visit_service.domain.standards import (
-    OutletOnRecord,
     RouteCleanup,
     StandardPicture,
     cleanup_id_for,
@@ -50,40 +46,12 @@ from visit_service.domain.standards import (
     month_end,
 )
 from visit_service.domain.visit import Visit
-from visit_service.projections import directory
-from visit_service.projections.directory import CustomerDirectory
-from visit_service.projections.visits import RouteBook, VisitBoard
+from visit_service.queries import directory, field, visits
 
 MANAGERS = {Role.sales_manager, Role.general_manager}
 
 
-async def open_visit(uow: UnitOfWork, visit_id: str) -> Visit:
-    visit = await uow.get(Visit, visit_id)
-    ensure_can_act(uow.actor, visit_territory(visit), f"visit {visit_id}")
-    return visit
-
-
-def today(uow: UnitOfWork, config: FieldConfig) -> date:
-    return business_date(uow.clock.now(), config.timezone)
-
-
 # -- check-ins ------------------------------------------------------------------------------------
-
-
-async def same_coordinates_elsewhere(
-    conn: asyncpg.Connection, latitude: float, longitude: float, customer_id: str, since: date
-) -> list[str]:
-    """Visits to other outlets checked in at exactly these coordinates since `since`."""
-    schema = await active_schema(conn, VisitBoard.name)
-    rows = await conn.fetch(
-        f"SELECT visit_id FROM {schema}.visits WHERE latitude = $1 AND longitude = $2 AND customer_id <> $3"
-        " AND checked_in_at IS NOT NULL AND business_date >= $4 ORDER BY visit_id LIMIT 20",
-        latitude,
-        longitude,
-        customer_id,
-        since,
-    )
-    return [r["visit_id"] for r in rows]
 
 
 async def check_in(cmd: CheckIn, uow: UnitOfWork, *, config: FieldConfig) -> dict[str, Any]:
@@ -93,10 +61,10 @@ async def check_in(cmd: CheckIn, uow: UnitOfWork, *, config: FieldConfig) -> dic
     outlet = None
     if customer is not None and customer["latitude"] is not None and customer["longitude"] is not None:
         outlet = Point(customer["latitude"], customer["longitude"])
-    day = today(uow, config)
+    day = today(uow, config.timezone)
     # Check-ins at the same coordinates decide one after the other, each seeing the last.
     await uow.claim(f"check_in_position:{cmd.latitude!r}:{cmd.longitude!r}")
-    repeated = await same_coordinates_elsewhere(
+    repeated = await visits.checked_in_at(
         uow.conn,
         cmd.latitude,
         cmd.longitude,
@@ -128,7 +96,7 @@ async def confirm_check_in(cmd: ConfirmCheckIn, uow: UnitOfWork) -> dict[str, An
 async def audit_merchandising(cmd: AuditMerchandising, uow: UnitOfWork) -> dict[str, Any]:
     """Step 3: required SKUs, price tags, display, and the channel's standard picture."""
     visit = await open_visit(uow, cmd.visit_id)
-    customer = await known_customer(uow.conn, visit.customer_id)
+    customer = await directory.known_customer(uow.conn, visit.customer_id)
     required = await directory.required_skus(uow.conn, customer["channel"])
     standard = await uow.load(StandardPicture, customer["channel"] or "")
     comparison = compare_with_standard([i.code for i in standard.items], cmd.checklist)
@@ -222,29 +190,6 @@ async def expire_photo(cmd: ExpirePhoto, uow: UnitOfWork, *, photos: PhotoStore,
 # -- the monthly route cleanup ----------------------------------------------------------------------
 
 
-async def outlets_on_record(conn: asyncpg.Connection, district_id: str) -> list[OutletOnRecord]:
-    """Every customer of the district with its routes and its last check-in."""
-    customers = await active_schema(conn, CustomerDirectory.name)
-    routes = await active_schema(conn, RouteBook.name)
-    visits = await active_schema(conn, VisitBoard.name)
-    rows = await conn.fetch(
-        f"""SELECT c.customer_id, c.rep_id, c.status, c.approved_on,
-                   coalesce((SELECT array_agg(r.route_id ORDER BY r.route_id) FROM {routes}.routes r
-                             WHERE r.customer_ids @> ARRAY[c.customer_id]), '{{}}') AS route_ids,
-                   (SELECT max(v.business_date) FROM {visits}.visits v
-                     WHERE v.customer_id = c.customer_id AND v.checked_in_at IS NOT NULL) AS last_visit_on
-              FROM {customers}.customers c
-             WHERE c.district_id = $1 AND c.registered""",
-        district_id,
-    )
-    return [
-        OutletOnRecord(
-            r["customer_id"], r["rep_id"], r["status"], r["approved_on"], tuple(r["route_ids"]), r["last_visit_on"]
-        )
-        for r in rows
-    ]
-
-
 async def close_route_cleanup(cmd: CloseRouteCleanup, uow: UnitOfWork, *, config: FieldConfig) -> dict[str, Any]:
     """Close the district's cleanup of the month; the report as it stands is kept with it."""
     district_id = cmd.district_id or uow.actor.district
@@ -252,9 +197,9 @@ async def close_route_cleanup(cmd: CloseRouteCleanup, uow: UnitOfWork, *, config
         raise invalid("district_id", "name the district", "missing")
     area_id = await directory.area_of_district(uow.conn, district_id)
     ensure_supervises(uow.actor, Territory(None, district_id, area_id), f"the route cleanup of district {district_id}")
-    day = today(uow, config)
+    day = today(uow, config.timezone)
     report = cleanup_report(
-        await outlets_on_record(uow.conn, district_id), min(day, month_end(cmd.month)), config.cleanup
+        await field.outlets_on_record(uow.conn, district_id), min(day, month_end(cmd.month)), config.cleanup
     )
     cleanup = await uow.load(RouteCleanup, cleanup_id_for(district_id, cmd.month))
     cleanup.close(

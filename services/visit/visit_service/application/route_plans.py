@@ -20,23 +20,15 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import structlog
 
-from salesplatform.clock import business_date
 from salesplatform.commands import CommandBus, Request, invalid
 from salesplatform.errors import DomainError
 from salesplatform.events import Actor, EventRegistry
 from salesplatform.ids import uuid5
-from salesplatform.projections import active_schema
 from salesplatform.store import load_stream
+from salesplatform.timers import TimerRun
 from salesplatform.uow import UnitOfWork
 from visit_service.adapters.route_solver import solve_in_subprocess
-from visit_service.application.handlers import (
-    LINE,
-    SUPERVISORS,
-    TIMERS,
-    customer_on_list,
-    rep_of,
-    rep_territory,
-)
+from visit_service.application.handlers import LINE, SUPERVISORS, TIMERS, rep_of, today
 from visit_service.application.timers import TIMER_ACTOR
 from visit_service.config import FieldConfig, hhmm, minute_of_day
 from visit_service.domain.access import ensure_can_act, ensure_supervises
@@ -66,9 +58,9 @@ from visit_service.domain.route_planning import (
     loop_distance_m,
     monday_of,
 )
-from visit_service.projections.directory import CustomerDirectory
-from visit_service.projections.field import RoutePlanBook
-from visit_service.projections.visits import RouteBook
+from visit_service.queries import field
+from visit_service.queries.directory import customer_on_list, rep_territory
+from visit_service.queries.routes import rep_route_ids, route_sheets
 
 if TYPE_CHECKING:
     from salesplatform.service import Runtime
@@ -104,14 +96,7 @@ async def planning_inputs(conn: asyncpg.Connection, plan: RoutePlan) -> Planning
     """The rep's outlets to plan (prospect and active ones on the rep's list), their positions
     and grades as the directory knows them now, and the rep's current routes."""
     assert plan.rules is not None
-    customers = await active_schema(conn, CustomerDirectory.name)
-    routes_schema = await active_schema(conn, RouteBook.name)
-    rows = await conn.fetch(
-        f"SELECT customer_id, grade, latitude, longitude FROM {customers}.customers"
-        " WHERE rep_id = $1 AND status = ANY($2::text[]) ORDER BY customer_id",
-        plan.rep_id,
-        list(PLANNED_STATUSES),
-    )
+    rows = await field.outlets_to_plan(conn, plan.rep_id, PLANNED_STATUSES)
     outlets = tuple(
         Outlet(r["customer_id"], r["grade"], Point(r["latitude"], r["longitude"]))
         for r in rows
@@ -120,30 +105,10 @@ async def planning_inputs(conn: asyncpg.Connection, plan: RoutePlan) -> Planning
     unplaced = [
         Unplaced(customer_id=r["customer_id"], reason="position_unknown") for r in rows if r["latitude"] is None
     ]
-    route_rows = await conn.fetch(
-        f"SELECT * FROM {routes_schema}.routes WHERE rep_id = $1 ORDER BY name, route_id", plan.rep_id
-    )
-    routes = [
-        RouteSheet(
-            r["route_id"],
-            r["name"],
-            tuple(r["weekdays"]),
-            tuple(r["customer_ids"]),
-            r["cycle_weeks"],
-            r["cycle_offset"],
-        )
-        for r in route_rows
-    ]
+    routes = await route_sheets(conn, plan.rep_id)
     planned = {o.customer_id for o in outlets}
     others = sorted({c for r in routes for c in r.customer_ids} - planned)
-    other_positions = {
-        r["customer_id"]: Point(r["latitude"], r["longitude"])
-        for r in await conn.fetch(
-            f"SELECT customer_id, latitude, longitude FROM {customers}.customers"
-            " WHERE customer_id = ANY($1::text[]) AND latitude IS NOT NULL AND longitude IS NOT NULL",
-            others,
-        )
-    }
+    other_positions = {c: Point(*at) for c, at in (await field.positions(conn, others)).items()}
     problem = PlanningProblem(
         rep_id=plan.rep_id,
         start=Point(*plan.start),
@@ -182,9 +147,9 @@ async def request_route_plan(cmd: RequestRoutePlan, uow: UnitOfWork, *, config: 
         rules_of(rules)
     except ValueError as exc:
         raise invalid("day_end", str(exc), "bad_rules") from exc
-    today = business_date(uow.clock.now(), config.timezone)
-    effective_from = cmd.effective_from or monday_of(today) + timedelta(days=7)
-    if effective_from < monday_of(today):
+    this_week = monday_of(today(uow, config.timezone))
+    effective_from = cmd.effective_from or this_week + timedelta(days=7)
+    if effective_from < this_week:
         raise DomainError(
             f"a plan cannot take effect in a past week ({effective_from.isoformat()})",
             code="date_in_past",
@@ -276,13 +241,7 @@ async def adopt_route_plan(cmd: AdoptRoutePlan, uow: UnitOfWork) -> dict[str, An
             raise DomainError(
                 f"{exc.message}: the plan is out of date; ask for a new one", code="plan_outdated"
             ) from exc
-    schema = await active_schema(uow.conn, RouteBook.name)
-    current = [
-        r["route_id"]
-        for r in await uow.conn.fetch(
-            f"SELECT route_id FROM {schema}.routes WHERE rep_id = $1 ORDER BY route_id", plan.rep_id
-        )
-    ]
+    current = await rep_route_ids(uow.conn, plan.rep_id)
     retired = []
     for route_id in current:
         route = await uow.get(Route, route_id)
@@ -329,19 +288,12 @@ async def load_plan(conn: asyncpg.Connection, registry: EventRegistry, plan_id: 
     return RoutePlan.replay(plan_id, [registry.decode(e.envelope) for e in events])
 
 
-async def propose_route_plans(rt: Runtime, *, batch: int = 5) -> dict[str, Any]:
-    """Solve the plans asked for, oldest first, one at a time (each in a child process)."""
+async def propose_route_plans(rt: Runtime, *, batch: int = 5) -> TimerRun:
+    """Solve the plans asked for, oldest first, one at a time (each in a child process); the
+    run names the plans proposed (`propose_route_plan`) and failed (`fail_route_plan`)."""
     async with rt.pool.acquire() as conn:
-        schema = await active_schema(conn, RoutePlanBook.name)
-        due = [
-            r["plan_id"]
-            for r in await conn.fetch(
-                f"SELECT plan_id FROM {schema}.route_plans WHERE status = 'requested'"
-                " ORDER BY requested_at, plan_id LIMIT $1",
-                batch,
-            )
-        ]
-    done = 0
+        due = await field.requested_plans(conn, batch)
+    run = TimerRun()
     for plan_id in due:
         async with rt.pool.acquire() as conn:
             plan = await load_plan(conn, rt.registry, plan_id)
@@ -370,14 +322,24 @@ async def propose_route_plans(rt: Runtime, *, batch: int = 5) -> dict[str, Any]:
                 request = _failure(plan_id, result.reason or result.status, TIMER_ACTOR)
         outcome = await rt.bus.dispatch(request)
         if not outcome.ok and outcome.error is not None and outcome.error.code == "plan_breaks_rules":
-            outcome = await rt.bus.dispatch(_failure(plan_id, outcome.error.message, TIMER_ACTOR))
+            request = _failure(plan_id, outcome.error.message, TIMER_ACTOR)
+            outcome = await rt.bus.dispatch(request)
         if outcome.ok:
-            done += 1
-        elif outcome.error is not None and not outcome.error.code.startswith("plan_"):
+            if outcome.replayed:
+                run.already.append(plan_id)
+            else:
+                run.done.setdefault(request.name, []).append(plan_id)
+        elif outcome.error is not None and outcome.error.code.startswith("plan_"):
+            run.not_due.append(plan_id)  # answered meanwhile
+        else:
+            run.refused.append(plan_id)
             log.warning(
-                "route_plan_not_recorded", plan_id=plan_id, code=outcome.error.code, error=outcome.error.message
+                "route_plan_not_recorded",
+                plan_id=plan_id,
+                code=outcome.error.code if outcome.error else None,
+                error=outcome.error.message if outcome.error else None,
             )
-    return {"planned": done}
+    return run
 
 
 def _failure(plan_id: str, reason: str, actor: Actor) -> Request:

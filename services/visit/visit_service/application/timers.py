@@ -10,15 +10,12 @@ Every command carries an idempotency key derived from what it is about.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-import structlog
+from typing import TYPE_CHECKING
 
 from salesplatform.clock import business_date
-from salesplatform.commands import Outcome, Request
 from salesplatform.events import service_actor
 from salesplatform.projections import active_schema
+from salesplatform.timers import SystemCommand, TimerRun, send_system_commands
 from visit_service.domain.planning import RouteSheet, stops_for, visit_id_for
 from visit_service.projections.directory import CustomerDirectory
 from visit_service.projections.visits import ComplaintBook, RouteBook, VisitBoard
@@ -26,34 +23,12 @@ from visit_service.projections.visits import ComplaintBook, RouteBook, VisitBoar
 if TYPE_CHECKING:
     from salesplatform.service import Runtime
 
-log = structlog.get_logger(__name__)
-
 TIMER_ACTOR = service_actor("visit", "timers")
-_CHUNK = 200
 
 
-async def dispatch_all(rt: Runtime, requests: Sequence[Request], expected_refusals: set[str]) -> list[Outcome]:
-    outcomes: list[Outcome] = []
-    for start in range(0, len(requests), _CHUNK):
-        outcomes.extend(await rt.bus.dispatch_many(list(requests[start : start + _CHUNK])))
-    for request, outcome in zip(requests, outcomes, strict=False):
-        if not outcome.ok and outcome.error is not None and outcome.error.code not in expected_refusals:
-            log.warning(
-                "timer_command_refused",
-                command=request.name,
-                payload=request.payload,
-                code=outcome.error.code,
-                error=outcome.error.message,
-            )
-    return outcomes
-
-
-def _done(outcomes: Sequence[Outcome]) -> int:
-    return sum(1 for o in outcomes if o.ok and not o.replayed and (o.result or {}).get("created", True))
-
-
-async def plan_business_day(rt: Runtime) -> dict[str, Any]:
-    """Plan today's route visits (company time zone) for every rep, in route order."""
+async def plan_business_day(rt: Runtime) -> TimerRun:
+    """Plan today's route visits (company time zone) for every rep, in route order
+    (`plan_visit`, by visit id; `facts` names the business date)."""
     day = business_date(rt.clock.now(), rt.settings.timezone)
     weekday = day.isoweekday()
     async with rt.pool.acquire() as conn:
@@ -87,32 +62,34 @@ async def plan_business_day(rt: Runtime) -> dict[str, Any]:
         sheets[r["rep_id"]].append(
             RouteSheet(r["route_id"], r["name"], tuple(r["weekdays"]), eligible, r["cycle_weeks"], r["cycle_offset"])
         )
-    requests = []
+    commands = []
     for rep_id, rep_routes in sorted(sheets.items()):
         for stop in stops_for(rep_routes, day):
             visit_id = visit_id_for(rep_id, stop.customer_id, day)
             if visit_id in existing:
                 continue
-            requests.append(
-                Request(
-                    name="plan_visit",
-                    payload={
+            commands.append(
+                SystemCommand(
+                    "plan_visit",
+                    {
                         "rep_id": rep_id,
                         "customer_id": stop.customer_id,
                         "business_date": day.isoformat(),
                         "route_id": stop.route_id,
                         "sequence": stop.sequence,
                     },
-                    actor=TIMER_ACTOR,
-                    idempotency_key=f"plan_visit:{visit_id}",
+                    f"plan_visit:{visit_id}",
+                    visit_id,
                 )
             )
-    outcomes = await dispatch_all(rt, requests, {"customer_not_on_rep_list"})
-    return {"business_date": day.isoformat(), "planned": _done(outcomes)}
+    run = await send_system_commands(rt, TIMER_ACTOR, commands, not_due={"customer_not_on_rep_list"})
+    run.facts["business_date"] = day.isoformat()
+    return run
 
 
-async def close_business_days(rt: Runtime) -> dict[str, Any]:
-    """Every visit of an ended business day that was never checked in becomes missed."""
+async def close_business_days(rt: Runtime) -> TimerRun:
+    """Every visit of an ended business day that was never checked in becomes missed
+    (`mark_visit_missed`, by visit id)."""
     today = business_date(rt.clock.now(), rt.settings.timezone)
     async with rt.pool.acquire() as conn:
         schema = await active_schema(conn, VisitBoard.name)
@@ -121,21 +98,18 @@ async def close_business_days(rt: Runtime) -> dict[str, Any]:
             " ORDER BY business_date, visit_id",
             today,
         )
-    requests = [
-        Request(
-            "mark_visit_missed",
-            {"visit_id": r["visit_id"]},
-            TIMER_ACTOR,
-            idempotency_key=f"mark_visit_missed:{r['visit_id']}",
+    commands = [
+        SystemCommand(
+            "mark_visit_missed", {"visit_id": r["visit_id"]}, f"mark_visit_missed:{r['visit_id']}", r["visit_id"]
         )
         for r in due
     ]
-    outcomes = await dispatch_all(rt, requests, {"not_missable"})
-    return {"missed": _done(outcomes)}
+    return await send_system_commands(rt, TIMER_ACTOR, commands, not_due={"not_missable"})
 
 
-async def flag_overdue_approvals(rt: Runtime) -> dict[str, Any]:
-    """Approval requests unanswered for 24 hours are flagged to the supervisor."""
+async def flag_overdue_approvals(rt: Runtime) -> TimerRun:
+    """Approval requests unanswered for 24 hours are flagged to the supervisor
+    (`flag_approval_overdue`, by visit id)."""
     now = rt.clock.now()
     async with rt.pool.acquire() as conn:
         schema = await active_schema(conn, VisitBoard.name)
@@ -144,21 +118,21 @@ async def flag_overdue_approvals(rt: Runtime) -> dict[str, Any]:
             " AND NOT approval_overdue AND approval_due_at <= $1 ORDER BY approval_due_at",
             now,
         )
-    requests = [
-        Request(
+    commands = [
+        SystemCommand(
             "flag_approval_overdue",
             {"visit_id": r["visit_id"]},
-            TIMER_ACTOR,
-            idempotency_key=f"flag_approval_overdue:{r['visit_id']}",
+            f"flag_approval_overdue:{r['visit_id']}",
+            r["visit_id"],
         )
         for r in due
     ]
-    outcomes = await dispatch_all(rt, requests, {"no_approval_pending", "already_flagged"})
-    return {"flagged": _done(outcomes)}
+    return await send_system_commands(rt, TIMER_ACTOR, commands, not_due={"no_approval_pending", "already_flagged"})
 
 
-async def flag_breached_complaints(rt: Runtime) -> dict[str, Any]:
-    """Complaints not acknowledged within 48 hours are flagged as breached."""
+async def flag_breached_complaints(rt: Runtime) -> TimerRun:
+    """Complaints not acknowledged within 48 hours are flagged as breached
+    (`flag_complaint_breach`, by complaint id)."""
     now = rt.clock.now()
     async with rt.pool.acquire() as conn:
         schema = await active_schema(conn, ComplaintBook.name)
@@ -167,14 +141,13 @@ async def flag_breached_complaints(rt: Runtime) -> dict[str, Any]:
             " AND NOT sla_breached AND acknowledge_by < $1 ORDER BY acknowledge_by",
             now,
         )
-    requests = [
-        Request(
+    commands = [
+        SystemCommand(
             "flag_complaint_breach",
             {"complaint_id": r["complaint_id"]},
-            TIMER_ACTOR,
-            idempotency_key=f"flag_complaint_breach:{r['complaint_id']}",
+            f"flag_complaint_breach:{r['complaint_id']}",
+            r["complaint_id"],
         )
         for r in due
     ]
-    outcomes = await dispatch_all(rt, requests, {"already_acknowledged", "already_flagged"})
-    return {"flagged": _done(outcomes)}
+    return await send_system_commands(rt, TIMER_ACTOR, commands, not_due={"already_acknowledged", "already_flagged"})

@@ -9,7 +9,9 @@ reason (403 `outside_line`), never filtered silently.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from salesplatform.errors import PermissionDenied
 from salesplatform.events import Actor, Role
@@ -17,6 +19,13 @@ from salesplatform.territory import ROLE_NOT_ALLOWED, Place, reach_of, require_f
 
 # Where a thing belongs: the rep who owns it and the district/area it lies in.
 Territory = Place
+
+
+def territory_of(row: Mapping[str, Any]) -> Territory:
+    """Where a row of the directory or the visit service's books belongs (its rep, district
+    and area columns)."""
+    return Territory(row["rep_id"], row["district_id"], row["area_id"])
+
 
 # Beyond the line of command, reading only: the clerk, who keeps the archives.
 FIELD_READERS = frozenset({Role.clerk})

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from salesplatform.commands import Command
+from salesplatform.command import Command
 from visit_service.domain.events import (
     ComplaintCategory,
     Department,

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from salesplatform.projections import Change, Projection, active_schema
+from salesplatform.projections import Change, Projection
 from salesplatform.store import RecordedEvent
 
 CUSTOMER_EVENTS = [
@@ -390,100 +390,3 @@ def _timestamp(value: Any) -> Any:
     if value is None or not isinstance(value, str):
         return value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-# -- lookups (handlers, timers and queries) ----------------------------------------------------
-# Each takes any connection and qualifies tables with the active generation's schema, so it
-# works inside a command's transaction as well as on a plain pooled connection.
-
-
-async def customer(conn: asyncpg.Connection, customer_id: str) -> dict[str, Any] | None:
-    schema = await active_schema(conn, CustomerDirectory.name)
-    row = await conn.fetchrow(f"SELECT * FROM {schema}.customers WHERE customer_id = $1", customer_id)
-    return dict(row) if row else None
-
-
-async def staff_member(conn: asyncpg.Connection, staff_id: str) -> dict[str, Any] | None:
-    schema = await active_schema(conn, CustomerDirectory.name)
-    row = await conn.fetchrow(f"SELECT * FROM {schema}.staff WHERE staff_id = $1", staff_id)
-    return dict(row) if row else None
-
-
-async def area_of_district(conn: asyncpg.Connection, district_id: str) -> str | None:
-    schema = await active_schema(conn, CustomerDirectory.name)
-    return cast(
-        "str | None", await conn.fetchval(f"SELECT area_id FROM {schema}.districts WHERE district_id = $1", district_id)
-    )
-
-
-async def supervisor_of(conn: asyncpg.Connection, rep_id: str, district_id: str | None) -> str | None:
-    """The rep's supervisor as the staff directory names it, else the district's supervisor."""
-    schema = await active_schema(conn, CustomerDirectory.name)
-    named = await conn.fetchval(
-        f"SELECT supervisor_id FROM {schema}.staff WHERE staff_id = $1 AND supervisor_id IS NOT NULL", rep_id
-    )
-    if named:
-        return cast("str | None", named)
-    if district_id is None:
-        return None
-    return cast(
-        "str | None",
-        await conn.fetchval(
-            f"SELECT staff_id FROM {schema}.staff WHERE district_id = $1 AND role = 'supervisor' AND active"
-            " ORDER BY staff_id LIMIT 1",
-            district_id,
-        ),
-    )
-
-
-async def known_skus(conn: asyncpg.Connection, skus: Iterable[str]) -> set[str]:
-    schema = await active_schema(conn, Catalogue.name)
-    rows = await conn.fetch(f"SELECT sku FROM {schema}.skus WHERE sku = ANY($1::text[])", list(skus))
-    return {r["sku"] for r in rows}
-
-
-async def required_skus(conn: asyncpg.Connection, channel: str | None) -> list[str]:
-    if channel is None:
-        return []
-    schema = await active_schema(conn, Catalogue.name)
-    skus = await conn.fetchval(f"SELECT skus FROM {schema}.required_skus WHERE channel = $1", channel)
-    return list(skus or [])
-
-
-async def recent_orders(conn: asyncpg.Connection, customer_id: str, limit: int = 3) -> list[dict[str, int]]:
-    """Quantity per SKU of the customer's latest orders, newest first; cancelled and rejected
-    orders do not count, nor do rows known only from a delivery (no lines yet)."""
-    schema = await active_schema(conn, Catalogue.name)
-    rows = await conn.fetch(
-        f"SELECT lines FROM {schema}.orders WHERE customer_id = $1 AND lines IS NOT NULL"
-        " AND placed_at IS NOT NULL AND status NOT IN ('cancelled', 'rejected')"
-        " ORDER BY placed_at DESC, order_id DESC LIMIT $2",
-        customer_id,
-        limit,
-    )
-    out: list[dict[str, int]] = []
-    for r in rows:
-        quantities: dict[str, int] = {}
-        for line in r["lines"]:
-            quantities[line["sku"]] = quantities.get(line["sku"], 0) + int(line["quantity"])
-        out.append(quantities)
-    return out
-
-
-async def order(conn: asyncpg.Connection, order_id: str) -> dict[str, Any] | None:
-    schema = await active_schema(conn, Catalogue.name)
-    row = await conn.fetchrow(f"SELECT * FROM {schema}.orders WHERE order_id = $1", order_id)
-    return dict(row) if row else None
-
-
-async def previous_order(conn: asyncpg.Connection, customer_id: str, visit_id: str) -> dict[str, Any] | None:
-    """The customer's latest order not taken on this visit."""
-    schema = await active_schema(conn, Catalogue.name)
-    row = await conn.fetchrow(
-        f"SELECT * FROM {schema}.orders WHERE customer_id = $1 AND placed_at IS NOT NULL"
-        " AND visit_id IS DISTINCT FROM $2 AND status NOT IN ('cancelled', 'rejected')"
-        " ORDER BY placed_at DESC, order_id DESC LIMIT 1",
-        customer_id,
-        visit_id,
-    )
-    return dict(row) if row else None
