@@ -173,7 +173,7 @@ async def measure(
             ctx.profiled(reporting.pid, f"fig{ctx.figure}-reporting-e2e", last=last),
         ):
             n, seconds = await burst(desk, watcher, orders, offset)
-        record_cpu(fig, meter, n, "order end to end")
+        record_cpu(fig, meter, n, of=sustained.key, context=" end to end")
         offset += n
         sustained.add(n / seconds)
         # Lag at a fixed rate, open loop; orders not visible after the wait count with the

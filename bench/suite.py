@@ -35,6 +35,7 @@ from bench.harness import (
     MemorySampler,
     ServiceProcess,
     Stack,
+    cpu_line,
     error_text,
     machine,
     markdown,
@@ -44,7 +45,7 @@ from bench.harness import (
 )
 from bench.profiling import Profile, render, sampling
 
-MEMORY_GOAL_MB = 200.0
+MEMORY_GOAL_MB = 120.0
 MEMORY_FIGURES = {"1", "2", "3", "4", "5"}
 
 
@@ -303,14 +304,10 @@ def profile_report(ctx: Context, results: list[FigureResult]) -> dict[str, Any]:
     fig = next(f for f in results if f.figure == number)
     chosen = [s for s in summaries if s.get("figure") == number]
     sentences = [f"Slowest path: figure {number} ({fig.title}), the furthest below its goal."]
-    cpu = [
-        (m.label.split(": ", 1)[-1], m.median)
-        for k, m in fig.measurements.items()
-        if k.startswith("cpu_us_") and m.runs
-    ]
+    cpu = fig.cpu_per_event()
     if cpu:
-        what = next(m.label for k, m in fig.measurements.items() if k.startswith("cpu_us_")).split(":")[0]
-        sentences.append(f"{what} (median): " + ", ".join(f"{name} {us:,.0f}" for name, us in cpu) + ".")
+        of, per_process = next(iter(cpu.items()))
+        sentences.append(f"CPU µs per event of {fig.measurements[of].label} (median): {cpu_line(per_process)}.")
     for s in chosen:
         if "error" in s:
             continue
