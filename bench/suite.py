@@ -62,6 +62,7 @@ class Context:
     log_level: str = "INFO"
     rebuild_events: int | None = None  # figure 5's N, when not the mode's default
     http_client: str = "keepalive"  # figure 1's load generator (bench/load.py)
+    lag_rate: float = 1_000.0  # figure 3's fixed rate for the lag runs (the goal's)
     figure: str = ""
     profile: bool = True  # py-spy samples the last measured run of each figure
     profiles: list[Profile] = field(default_factory=list)
@@ -246,6 +247,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         profile=not args.no_profile,
         rebuild_events=args.rebuild_events,
         http_client=args.http_client,
+        lag_rate=args.lag_rate,
     )
     results: list[FigureResult] = []
     report.update(baselines={}, baseline_errors={}, figures=[], profile=None)
@@ -350,6 +352,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rebuild-events", type=int, default=None, help="N of figure 5 (default 1,000,000; quick 20,000)"
+    )
+    parser.add_argument(
+        "--lag-rate",
+        type=float,
+        default=1_000.0,
+        help="figure 3's orders/s in the lag runs (default 1,000, the goal's; another rate has no goal)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
     args = parser.parse_args(argv)
