@@ -697,7 +697,7 @@ class _PullLoop(ABC):
         # When each message failing now first failed, for its dead letter (the runtime's); a
         # loop built alone, without it, takes each failure as the first.
         self.first_failures: FirstFailures | None = None
-        self._last_batch = 0.0  # when the last batch was taken
+        self._last_batch = 0.0  # when the last batch was done with
 
     def stop(self) -> None:
         self._stopping.set()
@@ -874,16 +874,15 @@ class _PullLoop(ABC):
 
     async def _next_batch(self, psub: JetStreamContext.PullSubscription) -> list[Msg]:
         """Wait (up to a second) for one message, then take what else is there, up to a batch.
-        A busy loop (its message came soon after the last batch) also takes what arrives
-        within a few milliseconds, so it runs fewer, larger batches; one that was idle a while
-        runs at once. Asking for a whole batch at once would hold the first message until the
+        A busy loop (its message came within IDLE_SECONDS of the end of its last batch) also
+        takes what arrives within a few milliseconds, so it runs fewer, larger batches; one that
+        was idle a while runs at once. Asking for a whole batch at once would hold the first message until the
         batch fills or the wait ends: up to a second of lag at a low rate."""
         msgs = await psub.fetch(1, timeout=1.0)
         if self.batch_size > 1:
             idle = time.perf_counter() - self._last_batch >= IDLE_SECONDS
             with contextlib.suppress(nats.errors.TimeoutError, asyncio.TimeoutError):
                 msgs += await psub.fetch(self.batch_size - 1, timeout=_PROBE_SECONDS if idle else _GATHER_SECONDS)
-        self._last_batch = time.perf_counter()
         return msgs
 
     async def _loop(self) -> None:
@@ -930,6 +929,7 @@ class _PullLoop(ABC):
                     else:
                         log.warning("consumer_retry", durable=self.durable, error=repr(worse))
                     await asyncio.sleep(1.0)
+            self._last_batch = time.perf_counter()
 
 
 class ForeignEventConsumer(_PullLoop):
