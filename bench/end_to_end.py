@@ -144,25 +144,26 @@ async def measure(
         "events/s",
         note="order.placed events per second, publish of the first to visibility of the last",
     )
-    p50 = fig.measure("lag_p50_ms", f"lag p50 at {LAG_RATE:,.0f}/s", "ms", higher_is_better=False)
-    p99 = fig.measure("lag_p99_ms", f"lag p99 at {LAG_RATE:,.0f}/s", "ms", higher_is_better=False)
+    rate = ctx.lag_rate
+    p50 = fig.measure("lag_p50_ms", f"lag p50 at {rate:,.0f}/s", "ms", higher_is_better=False)
+    p99 = fig.measure("lag_p99_ms", f"lag p99 at {rate:,.0f}/s", "ms", higher_is_better=False)
     warm, warm_seconds = await burst(desk, watcher, sizes.probe, 0)
     offset = warm
     orders = max(sizes.probe, min(sizes.max_burst, int(warm / warm_seconds * sizes.target_seconds)))
     fig.details["orders_per_burst"] = orders
     lag_seconds = sizes.lag_seconds
-    if warm / warm_seconds < LAG_RATE:
+    if warm / warm_seconds < rate:
         # The pipeline cannot carry the fixed rate: every lag run only builds a queue that must
         # drain before the next run. Short runs show the same (the goal is missed either way).
         lag_seconds = min(lag_seconds, 0.5)
         fig.notes.append(
             f"The warm-up carried {warm / warm_seconds:,.0f} orders/s, below the fixed "
-            f"{LAG_RATE:,.0f}/s, so the lag runs were cut to {lag_seconds} s each."
+            f"{rate:,.0f}/s, so the lag runs were cut to {lag_seconds} s each."
         )
     fig.details["lag_seconds"] = lag_seconds
     ctx.say(
         f"bursts of {orders:,} orders (warm-up: {warm / warm_seconds:,.0f}/s), then "
-        f"{LAG_RATE:,.0f}/s for {lag_seconds} s, × {ctx.runs} runs"
+        f"{rate:,.0f}/s for {lag_seconds} s, × {ctx.runs} runs"
     )
     meter = CpuMeter(ctx.stack, {"orders": desk.service.pid, "reporting": reporting.pid})
     for run in range(ctx.runs):
@@ -173,12 +174,12 @@ async def measure(
             ctx.profiled(reporting.pid, f"fig{ctx.figure}-reporting-e2e", last=last),
         ):
             n, seconds = await burst(desk, watcher, orders, offset)
-        record_cpu(fig, meter, n, "order end to end")
+        record_cpu(fig, meter, n, of=sustained.key, context=" end to end")
         offset += n
         sustained.add(n / seconds)
         # Lag at a fixed rate, open loop; orders not visible after the wait count with the
         # time they had waited so far (a lower bound).
-        published = await _paced(desk, LAG_RATE, lag_seconds, offset)
+        published = await _paced(desk, rate, lag_seconds, offset)
         offset += len(published)
         orders_sent = list(published)
         await wait_until(_AllSeen(watcher, orders_sent), timeout=sizes.lag_wait_seconds, interval=0.01)
@@ -238,8 +239,13 @@ async def run(ctx: Any, fig: FigureResult) -> None:
     fig.ratios += [Ratio("orders_per_second", "nats_fetch_ack")]
     fig.goals += [
         Goal(f"end to end ≥ {GOAL_EVENTS_PER_SECOND:,} events/s", "orders_per_second", target=GOAL_EVENTS_PER_SECOND),
-        Goal(f"lag p99 ≤ {GOAL_P99_MS:.0f} ms at {LAG_RATE:,.0f}/s", "lag_p99_ms", at_least=False, target=GOAL_P99_MS),
     ]
+    if ctx.lag_rate == LAG_RATE:  # the goal is at that rate; another (--lag-rate) is a diagnosis
+        fig.goals.append(
+            Goal(
+                f"lag p99 ≤ {GOAL_P99_MS:.0f} ms at {LAG_RATE:,.0f}/s", "lag_p99_ms", at_least=False, target=GOAL_P99_MS
+            )
+        )
     readers = order_readers()
     if not readers:
         raise RuntimeError("no reporting projection reads order.placed, so nothing to wait for")
@@ -279,7 +285,7 @@ async def run(ctx: Any, fig: FigureResult) -> None:
     fig.notes.append(
         f"Bursts of {fig.details.get('orders_per_burst', 0):,} orders (sized from a warm-up to take "
         f"about {sizes.target_seconds:g} s); lag runs of {fig.details.get('lag_seconds')} s at "
-        f"{LAG_RATE:,.0f} orders/s; visibility polled every {POLL_SECONDS * 1000:.0f} ms and on "
+        f"{ctx.lag_rate:,.0f} orders/s; visibility polled every {POLL_SECONDS * 1000:.0f} ms and on "
         "reporting.changed.*."
     )
     late = fig.details.get("lag_not_visible_in_time")
@@ -287,5 +293,5 @@ async def run(ctx: Any, fig: FigureResult) -> None:
         fig.notes.append(
             f"{late:,} orders of the lag runs were not visible {sizes.lag_wait_seconds:.0f} s after the "
             "last publish; they count with the time waited so far (a lower bound): the pipeline "
-            f"does not keep up with {LAG_RATE:,.0f}/s."
+            f"does not keep up with {ctx.lag_rate:,.0f}/s."
         )

@@ -51,6 +51,10 @@ class Measurement:
     runs: list[float] = field(default_factory=list)
     higher_is_better: bool = True
     note: str = ""
+    # For a "CPU µs per event" measurement: the key of the throughput measurement it belongs to
+    # (the report shows the processes' medians on one line next to that throughput).
+    cpu_of: str = ""
+    process: str = ""
 
     def add(self, value: float) -> None:
         self.runs.append(float(value))
@@ -77,6 +81,7 @@ class Measurement:
             "runs": self.runs,
             "higher_is_better": self.higher_is_better,
             **({"note": self.note} if self.note else {}),
+            **({"cpu_of": self.cpu_of, "process": self.process} if self.cpu_of else {}),
         }
 
 
@@ -124,7 +129,9 @@ class Goal:
         m = figure.measurements.get(self.measurement)
         target = self.target
         if self.baseline is not None:
-            b = baselines.get(self.baseline)
+            # A baseline of the run, or another measurement of the same figure (the raw COPY of
+            # the very events an import appended, the raw replay of the log a rebuild read).
+            b = baselines.get(self.baseline) or figure.measurements.get(self.baseline)
             target = self.factor * b.median if b is not None and b.runs else None
         if m is None or not m.runs or target is None:
             out.update(measured=None, target=target, ratio_to_goal=None, met=None)
@@ -167,6 +174,14 @@ class FigureResult:
             self.measurements[key] = Measurement(key, label, unit, higher_is_better=higher_is_better, note=note)
         return self.measurements[key]
 
+    def cpu_per_event(self) -> dict[str, dict[str, float]]:
+        """Throughput measurement key -> process -> median CPU µs per event."""
+        out: dict[str, dict[str, float]] = {}
+        for m in self.measurements.values():
+            if m.cpu_of and m.runs:
+                out.setdefault(m.cpu_of, {})[m.process] = m.median
+        return out
+
     def fail(self, reason: str) -> None:
         self.status = "error" if not any(m.runs for m in self.measurements.values()) else "partial"
         self.error = reason if self.error is None else f"{self.error}; {reason}"
@@ -180,6 +195,7 @@ class FigureResult:
             "error": self.error,
             "seconds": round(self.seconds, 1),
             "measurements": {k: m.to_dict() for k, m in self.measurements.items()},
+            "cpu_us_per_event": self.cpu_per_event(),
             "ratios": [r.evaluate(self, baselines) for r in self.ratios],
             "goals": [g.evaluate(self, baselines) for g in self.goals],
             "baselines": {k: m.to_dict() for k, m in self.baselines.items()},
@@ -299,13 +315,24 @@ class CpuMeter:
         return {k: (end[k] - self._start[k]) / operations * 1e6 for k in end if k in self._start}
 
 
-def record_cpu(
-    fig: FigureResult, meter: CpuMeter, operations: int, what: str, *, key: str = "", context: str = ""
-) -> None:
-    """Add one run's CPU µs per operation of each process to the figure."""
-    for name, us in meter.per_operation_us(operations).items():
-        part = "".join(c if c.isalnum() else "_" for c in name.split(" (")[0])
-        fig.measure(f"cpu_us_{part}{key}", f"CPU µs per {what}{context}: {name}", "µs", higher_is_better=False).add(us)
+def record_cpu(fig: FigureResult, meter: CpuMeter, events: int, *, of: str, context: str = "") -> None:
+    """Add one run's CPU µs per event of each process to the figure, as belonging to the
+    throughput measurement `of` (the report puts the medians on a line next to it)."""
+    for name, us in meter.per_operation_us(events).items():
+        cpu_measurement(fig, name, of, context).add(us)
+
+
+def cpu_measurement(fig: FigureResult, process: str, of: str, context: str = "") -> Measurement:
+    """The figure's "CPU µs per event" of one process, for the throughput measurement `of`."""
+    part = "".join(c if c.isalnum() else "_" for c in process.split(" (")[0])
+    m = fig.measure(f"cpu_us_{part}_{of}", f"CPU µs per event{context}: {process}", "µs", higher_is_better=False)
+    m.cpu_of, m.process = of, process.split(" (")[0]
+    return m
+
+
+def cpu_line(per_process: Mapping[str, float]) -> str:
+    """`orders 118 · postgres 80 · …`: one throughput's CPU µs per event, process by process."""
+    return " · ".join(f"{name} {fmt(us)}" for name, us in per_process.items())
 
 
 class MemorySampler:
@@ -780,12 +807,17 @@ def markdown(report: Mapping[str, Any]) -> str:
                 _row(["measurement", "median", "min–max", "unit", "runs"]),
                 _row(["---", "---:", "---:", "---", "---:"]),
             ]
-            for m in fig["measurements"].values():
-                if m["median"] is None:
+            cpu = fig.get("cpu_us_per_event", {})
+            for key, m in fig["measurements"].items():
+                # CPU per event is shown as one line next to its throughput (min–max in the JSON).
+                if m["median"] is None or m.get("cpu_of"):
                     continue
                 lines.append(
                     _row([m["label"], fmt(m["median"], m["unit"]), _spread(m), m["unit"], str(len(m["runs"]))])
                 )
+                if key in cpu:
+                    runs = max(len(c["runs"]) for c in fig["measurements"].values() if c.get("cpu_of") == key)
+                    lines.append(_row([f"↳ **CPU µs per event**: {cpu_line(cpu[key])}", "", "", "µs", str(runs)]))
             lines.append("")
         ratios = [r for r in fig["ratios"] if r.get("ratio") is not None]
         if ratios:

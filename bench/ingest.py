@@ -283,7 +283,7 @@ async def measure_ingest(ctx: Any, fig: FigureResult, desk: OrdersDesk, sizes: S
         meter.start()
         with ctx.profiled(desk.service.pid, f"fig{ctx.figure}-orders-ingest", last=run == runs - 1):
             result = await ingest_once(desk, orders, offset)
-        record_cpu(fig, meter, result.orders, "order")
+        record_cpu(fig, meter, result.events, of=stored.key)
         offset += orders
         if result.rejected:
             fig.details["rejected"] = fig.details.get("rejected", 0) + result.rejected

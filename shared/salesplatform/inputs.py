@@ -16,6 +16,7 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Query, Request
 from pydantic import BeforeValidator, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -33,7 +34,21 @@ MAX_OFFSET = 1_000_000
 
 
 def unstorable_at(value: Any, path: str = "") -> str | None:
-    """The path (`a.b.0.c`) of the first text in `value` that cannot be stored, or None."""
+    """The path (`a.b.0.c`) of the first text in `value` that cannot be stored, or None.
+
+    Most data holds none: one orjson encoding (which refuses a lone surrogate and writes NUL
+    as `\\u0000`) answers for all of it at once; only data it cannot clear is walked."""
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError:  # a lone surrogate, or a value JSON does not hold: walk it
+        pass
+    else:
+        if b"\\u0000" not in encoded:
+            return None
+    return _first_unstorable(value, path)
+
+
+def _first_unstorable(value: Any, path: str) -> str | None:
     if isinstance(value, str):
         return path if _UNSTORABLE.search(value) else None
     if isinstance(value, dict):
@@ -41,12 +56,12 @@ def unstorable_at(value: Any, path: str = "") -> str | None:
             name = f"{path}.{key}" if path else str(key)
             if isinstance(key, str) and _UNSTORABLE.search(key):
                 return name
-            found = unstorable_at(item, name)
+            found = _first_unstorable(item, name)
             if found is not None:
                 return found
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            found = unstorable_at(item, f"{path}.{i}" if path else str(i))
+            found = _first_unstorable(item, f"{path}.{i}" if path else str(i))
             if found is not None:
                 return found
     return None

@@ -45,8 +45,12 @@ from salesplatform.store import RecordedEvent, copy_foreign
 log = structlog.get_logger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 120.0
-# How long a woken loop waits for more work to arrive before it runs.
+# How long a woken loop that is busy waits for more work to arrive before it runs, so that
+# one batch serves many commits.
 COALESCE_SECONDS = 0.005
+# A loop that waited at least this long for work was idle: it runs what woke it at once (a
+# lone event is not held back for company that is not coming).
+IDLE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -441,6 +445,8 @@ class OutboxRelay:
         self._one_batch = asyncio.Lock()
         self.published = 0
         self._deleted_since_vacuum = 0
+        self._vacuum: asyncio.Task[None] | None = None
+        self._last_batch = 0.0  # when the last batch that published anything ended
         # Where publish latencies and spans go (the runtime's).
         self.metrics: ServiceMetrics = DETACHED
         self.tracer = tracing.OFF
@@ -519,6 +525,13 @@ class OutboxRelay:
         return confirmed
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            if self._vacuum is not None:
+                await asyncio.gather(self._vacuum, return_exceptions=True)
+
+    async def _run(self) -> None:
         backoff = 0.2
         while not self._stopping.is_set():
             try:
@@ -534,14 +547,19 @@ class OutboxRelay:
                         while not self._stopping.is_set():
                             self._wake.clear()
                             n = await self.publish_pending(conn)
+                            if n:
+                                self._last_batch = time.perf_counter()
                             backoff = 0.2
                             self.outages.recovered("relay")
                             await self._vacuum_if_due(conn, n)
                             if n < self.batch_size:
+                                # Busy (woken soon after the last batch): let the commits of
+                                # the next few milliseconds join this batch, one round of
+                                # publishes and one delete for many commands. Woken after a
+                                # while idle: publish at once.
                                 await self._sleep(self.poll_interval)
-                                # Let the commits of the next few milliseconds join this batch:
-                                # one round of publishes and one delete for many commands.
-                                await asyncio.sleep(COALESCE_SECONDS)
+                                if time.perf_counter() - self._last_batch < IDLE_SECONDS:
+                                    await asyncio.sleep(COALESCE_SECONDS)
                     finally:
                         conn.remove_termination_listener(self._on_session_ended)
                         with contextlib.suppress(Exception):
@@ -561,11 +579,22 @@ class OutboxRelay:
         """The outbox is a queue: every row is deleted soon after it is written. Its dead rows
         are cleared here every few thousand events rather than at autovacuum's pace (a minute),
         so reading the oldest pending rows never walks far past deleted ones. Only once the
-        relay has caught up: with a backlog, each vacuum would scan what is still pending."""
+        relay has caught up: with a backlog, each vacuum would scan what is still pending.
+        The vacuum runs on a connection of its own while the relay goes on publishing (it
+        takes no lock that the relay's reads and deletes wait for), so the events committed
+        meanwhile do not wait for it."""
         self._deleted_since_vacuum += deleted
-        if deleted < self.batch_size and self._deleted_since_vacuum >= VACUUM_EVERY:
+        running = self._vacuum is not None and not self._vacuum.done()
+        if deleted < self.batch_size and self._deleted_since_vacuum >= VACUUM_EVERY and not running:
             self._deleted_since_vacuum = 0
-            await conn.execute("VACUUM (SKIP_LOCKED) outbox")
+            self._vacuum = asyncio.create_task(self._vacuum_outbox(), name="outbox-vacuum")
+
+    async def _vacuum_outbox(self) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.execute("VACUUM (SKIP_LOCKED) outbox")
+        except Exception as exc:  # noqa: BLE001 - autovacuum clears what this one did not
+            log.info("outbox_vacuum_skipped", error=repr(exc))
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -625,8 +654,11 @@ class FirstFailures:
             )
 
 
-# How long a pull loop waits for more messages once one has arrived.
+# How long a busy pull loop waits for more messages once one has arrived.
 _GATHER_SECONDS = 0.005
+# How long one that was idle waits for the server's answer to "what else is there?" (what
+# answers later is taken with the next batch).
+_PROBE_SECONDS = 0.001
 # How long a pull loop pauses while the database or NATS is down: doubling from the first.
 _OUTAGE_BACKOFF_FIRST = 0.5
 _OUTAGE_BACKOFF_MAX = 10.0
@@ -665,6 +697,7 @@ class _PullLoop(ABC):
         # When each message failing now first failed, for its dead letter (the runtime's); a
         # loop built alone, without it, takes each failure as the first.
         self.first_failures: FirstFailures | None = None
+        self._last_batch = 0.0  # when the last batch was done with
 
     def stop(self) -> None:
         self._stopping.set()
@@ -840,13 +873,16 @@ class _PullLoop(ABC):
         return []
 
     async def _next_batch(self, psub: JetStreamContext.PullSubscription) -> list[Msg]:
-        """Wait (up to a second) for one message, then take what else has arrived, up to a
-        batch, within a few milliseconds. Asking for a whole batch at once would hold the first
-        message until the batch fills or the wait ends: up to a second of lag at a low rate."""
+        """Wait (up to a second) for one message, then take what else is there, up to a batch.
+        A busy loop (its message came within IDLE_SECONDS of the end of its last batch) also
+        takes what arrives within a few milliseconds, so it runs fewer, larger batches; one that
+        was idle a while runs at once. Asking for a whole batch at once would hold the first message until the
+        batch fills or the wait ends: up to a second of lag at a low rate."""
         msgs = await psub.fetch(1, timeout=1.0)
         if self.batch_size > 1:
+            idle = time.perf_counter() - self._last_batch >= IDLE_SECONDS
             with contextlib.suppress(nats.errors.TimeoutError, asyncio.TimeoutError):
-                msgs += await psub.fetch(self.batch_size - 1, timeout=_GATHER_SECONDS)
+                msgs += await psub.fetch(self.batch_size - 1, timeout=_PROBE_SECONDS if idle else _GATHER_SECONDS)
         return msgs
 
     async def _loop(self) -> None:
@@ -893,6 +929,7 @@ class _PullLoop(ABC):
                     else:
                         log.warning("consumer_retry", durable=self.durable, error=repr(worse))
                     await asyncio.sleep(1.0)
+            self._last_batch = time.perf_counter()
 
 
 class ForeignEventConsumer(_PullLoop):

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -818,6 +819,12 @@ async def _switch(conn: asyncpg.Connection, projection: Projection, generation: 
     )
 
 
+# How long a busy runner waits for more commits before it runs; one that waited at least
+# IDLE_SECONDS for work was idle and runs at once.
+COALESCE_SECONDS = 0.005
+IDLE_SECONDS = 0.05
+
+
 class ProjectionRunner:
     """Keeps the catch-up projections of a service up to date with its log.
 
@@ -891,10 +898,12 @@ class ProjectionRunner:
 
     async def run(self) -> None:
         backoff = 0.5
+        last_read = 0.0  # when the last run that read events ended
         while not self._stopping.is_set():
             self._wake.clear()
             try:
-                await self.run_once()
+                if await self.run_once():
+                    last_read = time.perf_counter()
                 backoff = 0.5
                 self.outages.recovered("projections")
             except Exception as exc:  # noqa: BLE001 - the runner outlives any failure, with a backoff
@@ -905,10 +914,12 @@ class ProjectionRunner:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
                 continue
+            # Busy (woken soon after the last run that read events): a few milliseconds more
+            # make one batch of many commits. Woken after a while idle: catch up at once.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            # Commits arrive in bursts: a few milliseconds more make one batch of many.
-            await asyncio.sleep(0.005)
+            if time.perf_counter() - last_read < IDLE_SECONDS:
+                await asyncio.sleep(COALESCE_SECONDS)
 
 
 async def record_rebuild_failure(pool: asyncpg.Pool, name: str, error: str) -> None:

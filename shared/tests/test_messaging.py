@@ -576,3 +576,31 @@ async def test_the_relay_clears_the_outbox_of_dead_rows_as_it_goes(service_setti
                 )
 
         await wait_for(vacuumed)
+
+
+async def test_an_idle_pipeline_carries_an_event_without_waiting_for_more(
+    service_settings, make_database, monkeypatch
+) -> None:
+    """The waits that gather work into larger batches apply only to a busy relay, consumer or
+    projection runner: with every such wait made two seconds long, one event of an idle
+    service still reaches another service's projection within a second and a half."""
+    from salesplatform import messaging, projections
+
+    monkeypatch.setattr(messaging, "COALESCE_SECONDS", 2.0)
+    monkeypatch.setattr(messaging, "_GATHER_SECONDS", 2.0)
+    monkeypatch.setattr(projections, "COALESCE_SECONDS", 2.0)
+    board_settings = board_settings_of(service_settings, await make_database("board"))
+    async with (
+        Runtime(definition("tally"), service_settings) as tally,
+        Runtime(definition("board", consumes=[Consumes("tally")]), board_settings) as board,
+    ):
+        await asyncio.sleep(2.5)  # whatever starting up left busy has gone idle
+        started = asyncio.get_running_loop().time()
+        await tally.run_command("open_sheet", {"sheet_id": "idle", "title": "M"}, REP)
+
+        async def counted() -> bool:
+            async with reading(board.pool, "event_counts") as conn:
+                return await conn.fetchval("SELECT coalesce(sum(n), 0) FROM counts") == 1
+
+        await wait_for(counted)
+        assert asyncio.get_running_loop().time() - started < 1.5
