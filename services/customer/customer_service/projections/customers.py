@@ -15,6 +15,7 @@ import asyncpg
 
 from customer_service.domain import card
 from salesplatform.projections import Change, Projection, StatementRuns
+from salesplatform.published import CUSTOMER_CARD_EVENTS, CUSTOMER_CREDIT_EVENTS, CUSTOMER_POSITION_EVENTS
 from salesplatform.store import RecordedEvent
 
 
@@ -22,25 +23,11 @@ class CustomerDirectory(Projection):
     name = "customer_directory"
     inline = True
     code_version = 2
-    event_types = frozenset(
-        {
-            "customer.registered",
-            "customer.data_verified",
-            "customer.approved",
-            "customer.rejected",
-            "customer.classified",
-            "customer.credit_limit_set",
-            "customer.assigned",
-            "customer.status_changed",
-            "customer.released",
-            "customer.claimed",
-            "customer.contact_logged",
-            "customer.profile_updated",
-            "customer.position_set",
-            "customer.merged",
-            "customer.duplicate_absorbed",
-            "customer.personal_data_erased",
-        }
+    event_types = (
+        CUSTOMER_CARD_EVENTS
+        | CUSTOMER_CREDIT_EVENTS
+        | CUSTOMER_POSITION_EVENTS
+        | {"customer.data_verified", "customer.contact_logged", "customer.duplicate_absorbed"}
     )
     schema_sql = """
         CREATE TABLE customers (

@@ -19,6 +19,8 @@ from typing import Any
 import asyncpg
 
 from salesplatform.projections import Change, Projection
+from salesplatform.published import SALES_OFFICE_EVENTS
+from salesplatform.replicas import opened_sales_office, sales_office_table
 from salesplatform.store import RecordedEvent
 
 _LEAD_PERSONAL = ("lead.registered", "lead.member_added", "lead.details_corrected")
@@ -27,9 +29,8 @@ _LEAD_PERSONAL = ("lead.registered", "lead.member_added", "lead.details_correcte
 class OfficeDirectory(Projection):
     name = "office_directory"
     inline = True
-    event_types = frozenset(
+    event_types = SALES_OFFICE_EVENTS | frozenset(
         {
-            "sales_office.opened",
             "reception.signed_in",
             "reception.signed_out",
             "reception.customer_received",
@@ -47,15 +48,9 @@ class OfficeDirectory(Projection):
             "lead.personal_data_erased",
         }
     )
-    schema_sql = """
-        CREATE TABLE offices (
-            project_id   text PRIMARY KEY,
-            name         text NOT NULL,
-            district_id  text NOT NULL,
-            area_id      text NOT NULL,
-            division_id  text,
-            opened_at    timestamptz NOT NULL
-        );
+    schema_sql = (
+        sales_office_table("offices", "division_id  text", "opened_at    timestamptz NOT NULL")
+        + """
         CREATE TABLE sign_ins (
             project_id     text NOT NULL,
             business_date  date NOT NULL,
@@ -115,6 +110,7 @@ class OfficeDirectory(Projection):
         CREATE INDEX leads_by_project ON leads (project_id, stage);
         CREATE INDEX leads_by_rep ON leads (rep_id);
     """
+    )
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change]:
         d: dict[str, Any] = event.data
@@ -128,10 +124,7 @@ class OfficeDirectory(Projection):
                 await conn.execute(
                     "INSERT INTO offices VALUES ($1, $2, $3, $4, $5, $6)"
                     " ON CONFLICT (project_id) DO UPDATE SET name = excluded.name",
-                    d["project_id"],
-                    d["name"],
-                    d["district_id"],
-                    d["area_id"],
+                    *opened_sales_office(d).values(),
                     d.get("division_id"),
                     at,
                 )

@@ -13,25 +13,11 @@ from typing import Any
 import asyncpg
 
 from salesplatform.projections import Change, Projection
+from salesplatform.published import CUSTOMER_CARD_EVENTS, CUSTOMER_CREDIT_EVENTS, STAFF_EVENTS
+from salesplatform.replicas import assigned_staff, staff_table
 from salesplatform.store import RecordedEvent
 
-CUSTOMER_EVENTS = frozenset(
-    {
-        "customer.registered",
-        "customer.approved",
-        "customer.rejected",
-        "customer.classified",
-        "customer.credit_limit_set",
-        "customer.assigned",
-        "customer.status_changed",
-        "customer.released",
-        "customer.claimed",
-        "customer.merged",
-        "customer.profile_updated",
-        "customer.personal_data_erased",
-    }
-)
-STAFF_EVENTS = frozenset({"staff.assigned", "staff.departed"})
+CUSTOMER_EVENTS = CUSTOMER_CARD_EVENTS | CUSTOMER_CREDIT_EVENTS
 
 # customer.<type> → (SQL assignments, data keys feeding $2, $3, …)
 _UPDATES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -82,16 +68,7 @@ class CustomerDirectory(Projection):
         updated_at          timestamptz NOT NULL
     );
     CREATE INDEX customers_by_rep ON customers (rep_id);
-    CREATE TABLE staff (
-        staff_id        text PRIMARY KEY,
-        name            text,
-        role            text,
-        district_id     text,
-        area_id         text,
-        supervisor_id   text,
-        departed        boolean NOT NULL DEFAULT false
-    );
-    """
+    """ + staff_table("departed boolean NOT NULL DEFAULT false")
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
         if event.event_type in STAFF_EVENTS:
@@ -165,9 +142,5 @@ class CustomerDirectory(Projection):
                 supervisor_id = $6, departed = false
             """,
             d["staff_id"],
-            d.get("name"),
-            d.get("role"),
-            d.get("district_id"),
-            d.get("area_id"),
-            d.get("supervisor_id"),
+            *assigned_staff(d).values(),
         )

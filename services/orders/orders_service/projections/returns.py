@@ -8,6 +8,7 @@ import asyncpg
 
 from orders_service.domain.returns import route_for
 from orders_service.projections.base import Run, RunProjection
+from salesplatform.published import RETURN_EVENTS
 
 
 class Returns(RunProjection):
@@ -15,17 +16,7 @@ class Returns(RunProjection):
     inline = True
     # 2: the route (approver_role, inspection_required), for the approval queue of returns.
     code_version = 2
-    event_types = frozenset(
-        {
-            "return.requested",
-            "return.inspected",
-            "return.approved",
-            "return.rejected",
-            "return.resolved",
-            "return.goods_received",
-            "corrective_action.assigned",
-        }
-    )
+    event_types = RETURN_EVENTS
     schema_sql = """
     CREATE TABLE returns (
         return_id               text PRIMARY KEY,

@@ -16,6 +16,8 @@ from typing import Any
 import asyncpg
 
 from salesplatform.projections import Change, Projection
+from salesplatform.published import SALES_OFFICE_EVENTS
+from salesplatform.replicas import opened_sales_office, sales_office_table
 from salesplatform.store import RecordedEvent
 
 
@@ -25,24 +27,16 @@ def _time(value: Any) -> Any:
 
 class SalesOffices(Projection):
     name = "sales_offices"
-    event_types = frozenset(
-        {
-            "sales_office.opened",
-            "lead.registered",
-            "lead.received",
-            "lead.lapsed",
-            "lead.released",
-            "lead.dispute_decided",
-        }
-    )
-    schema_sql = """
-        CREATE TABLE offices (
-            project_id   text PRIMARY KEY,
-            name         text NOT NULL,
-            district_id  text NOT NULL,
-            area_id      text NOT NULL,
-            division_id  text
-        );
+    event_types = SALES_OFFICE_EVENTS | {
+        "lead.registered",
+        "lead.received",
+        "lead.lapsed",
+        "lead.released",
+        "lead.dispute_decided",
+    }
+    schema_sql = (
+        sales_office_table("offices", "division_id  text")
+        + """
         CREATE TABLE leads (
             lead_id     text PRIMARY KEY,
             project_id  text NOT NULL,
@@ -50,6 +44,7 @@ class SalesOffices(Projection):
             stage       text NOT NULL
         );
     """
+    )
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
         d = event.data
@@ -58,10 +53,7 @@ class SalesOffices(Projection):
                 await conn.execute(
                     "INSERT INTO offices VALUES ($1, $2, $3, $4, $5)"
                     " ON CONFLICT (project_id) DO UPDATE SET name = excluded.name",
-                    d["project_id"],
-                    d["name"],
-                    d["district_id"],
-                    d["area_id"],
+                    *opened_sales_office(d).values(),
                     d.get("division_id"),
                 )
             case "lead.registered":

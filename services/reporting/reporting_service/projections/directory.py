@@ -16,22 +16,24 @@ import asyncpg
 
 from reporting_service.projections.base import Stretch, StretchProjection, keys
 from salesplatform.projections import Change
+from salesplatform.published import (
+    CUSTOMER_CARD_EVENTS,
+    CUSTOMER_CREDIT_EVENTS,
+    STAFF_EVENTS,
+    TERRITORY_EVENTS,
+)
+from salesplatform.replicas import STAFF_COLUMNS as COPIED_STAFF_COLUMNS
+from salesplatform.replicas import assigned_staff, staff_table
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE divisions (division_id text PRIMARY KEY, name text);
 CREATE TABLE areas (area_id text PRIMARY KEY, name text, division_id text);
 CREATE TABLE districts (district_id text PRIMARY KEY, name text, area_id text, division_id text);
 
-CREATE TABLE staff (
-    staff_id      text PRIMARY KEY,
-    name          text,
-    role          text,
-    district_id   text,
-    area_id       text,
-    supervisor_id text,
-    active        boolean NOT NULL
-);
-
+"""
+    + staff_table("active        boolean NOT NULL")
+    + """
 CREATE TABLE customers (
     customer_id        text PRIMARY KEY,
     name               text,
@@ -79,6 +81,7 @@ CREATE TABLE customer_classes (
 
 CREATE TABLE skus (sku text PRIMARY KEY, name text, brand text, product_group text, package text);
 """
+)
 
 CUSTOMER_COLUMNS = (
     "customer_id",
@@ -128,7 +131,7 @@ CUSTOMER_TYPES = {
 }
 # What a sale is classified by (composition, credit analysis): kept as of each change.
 CLASS_COLUMNS = ("grade", "channel", "credit_rating")
-STAFF_COLUMNS = ("staff_id", "name", "role", "district_id", "area_id", "supervisor_id", "active")
+STAFF_COLUMNS = (*COPIED_STAFF_COLUMNS, "active")
 STAFF_TYPES = dict.fromkeys(STAFF_COLUMNS, "text") | {"active": "boolean"}
 
 # Fields a `customer.profile_updated` may change that the reports use.
@@ -144,22 +147,7 @@ _PROFILE_FIELDS = {
     "grade",
 }
 
-TERRITORY_TYPES = {"territory.division_defined", "territory.area_defined", "territory.district_defined"}
-STAFF_EVENT_TYPES = {"staff.assigned", "staff.departed"}
-CUSTOMER_EVENT_TYPES = {
-    "customer.registered",
-    "customer.approved",
-    "customer.rejected",
-    "customer.classified",
-    "customer.credit_limit_set",
-    "customer.assigned",
-    "customer.status_changed",
-    "customer.released",
-    "customer.claimed",
-    "customer.merged",
-    "customer.profile_updated",
-    "customer.personal_data_erased",
-}
+CUSTOMER_EVENT_TYPES = CUSTOMER_CARD_EVENTS | CUSTOMER_CREDIT_EVENTS
 
 
 def _upsert(table: str, key: str, columns: tuple[str, ...], types: dict[str, str]) -> str:
@@ -192,7 +180,7 @@ class DirectoryProjection(StretchProjection):
     code_version = 2
     rebuild_weight = 0.3  # share of a one-pass rebuild's work (rebuild.py)
     schema_sql = SCHEMA
-    event_types = frozenset(TERRITORY_TYPES | STAFF_EVENT_TYPES | CUSTOMER_EVENT_TYPES | {"sku.defined"})
+    event_types = TERRITORY_EVENTS | STAFF_EVENTS | CUSTOMER_EVENT_TYPES | {"sku.defined"}
 
     def __init__(self, timezone: str = "Asia/Shanghai") -> None:
         super().__init__(timezone)
@@ -215,7 +203,7 @@ class DirectoryProjection(StretchProjection):
         if not rows:
             return []
         customer_ids = {r["data"].get("customer_id") for r in rows if r["event_type"] in CUSTOMER_EVENT_TYPES}
-        staff_ids = {r["data"].get("staff_id") for r in rows if r["event_type"] in STAFF_EVENT_TYPES}
+        staff_ids = {r["data"].get("staff_id") for r in rows if r["event_type"] in STAFF_EVENTS}
         customers = (
             {
                 r["customer_id"]: dict(r)
@@ -269,18 +257,11 @@ class DirectoryProjection(StretchProjection):
                         card["approved_on"] = day
                     statuses.append((cid, r["position"], day, status))
                 touched_customers.add(cid)
-            elif t in STAFF_EVENT_TYPES:
+            elif t in STAFF_EVENTS:
                 sid = d["staff_id"]
                 person = staff.get(sid) or dict.fromkeys(STAFF_COLUMNS) | {"staff_id": sid, "active": True}
                 if t == "staff.assigned":
-                    person.update(
-                        name=d.get("name"),
-                        role=d.get("role"),
-                        district_id=d.get("district_id"),
-                        area_id=d.get("area_id"),
-                        supervisor_id=d.get("supervisor_id"),
-                        active=True,
-                    )
+                    person.update(assigned_staff(d), active=True)
                 else:
                     person["active"] = False
                 staff[sid] = person

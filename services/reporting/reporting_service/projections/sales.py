@@ -13,6 +13,7 @@ import asyncpg
 
 from reporting_service.projections.base import SqlProjection, Statement, keys, month_of
 from salesplatform.projections import Change
+from salesplatform.published import RETURN_EVENTS
 
 SCHEMA = """
 CREATE TABLE orders (
@@ -424,23 +425,14 @@ class SalesProjection(SqlProjection):
     code_version = 1
     rebuild_weight = 4.0  # its share of a rebuild of all reports
     schema_sql = SCHEMA
-    event_types = frozenset(
-        {
-            "order.placed",
-            "order.delivered",
-            "order.cancelled",
-            "return.requested",
-            "return.inspected",
-            "return.approved",
-            "return.rejected",
-            "return.resolved",
-            "return.goods_received",
-            "corrective_action.assigned",
-            "promotion.planned",
-            "promotion.cost_incurred",
-            "promotion.cost_released",
-        }
-    )
+    event_types = RETURN_EVENTS | {
+        "order.placed",
+        "order.delivered",
+        "order.cancelled",
+        "promotion.planned",
+        "promotion.cost_incurred",
+        "promotion.cost_released",
+    }
     # Order matters: an order is known before its delivery is counted, a return's lines
     # before its approval takes them back.
     statements = (

@@ -18,14 +18,12 @@ import asyncpg
 
 from reporting_service.projections.base import Stretch, StretchProjection, keys
 from salesplatform.projections import Change
+from salesplatform.published import SALES_OFFICE_EVENTS
+from salesplatform.replicas import opened_sales_office, sales_office_table
 
-SCHEMA = """
-CREATE TABLE office_projects (
-    project_id   text PRIMARY KEY,
-    name         text NOT NULL,
-    district_id  text NOT NULL,
-    area_id      text NOT NULL
-);
+SCHEMA = (
+    sales_office_table("office_projects")
+    + """
 
 CREATE TABLE office_sign_ins (
     project_id     text NOT NULL,
@@ -89,8 +87,9 @@ CREATE TABLE office_deals (
 CREATE INDEX office_deals_by_day ON office_deals (business_date, kind);
 CREATE INDEX office_deals_by_lead ON office_deals (lead_id, business_date);
 """
+)
 
-CUSTOMER_TYPES = frozenset({"sales_office.opened", "reception.signed_in", "lead_register.entry_recorded"})
+CUSTOMER_TYPES = SALES_OFFICE_EVENTS | {"reception.signed_in", "lead_register.entry_recorded"}
 UNIT_TYPES = frozenset(
     {
         "unit.defined",
@@ -169,10 +168,7 @@ class SalesOfficeProjection(StretchProjection):
                 await conn.execute(
                     "INSERT INTO office_projects VALUES ($1, $2, $3, $4)"
                     " ON CONFLICT (project_id) DO UPDATE SET name = excluded.name",
-                    d["project_id"],
-                    d["name"],
-                    d["district_id"],
-                    d["area_id"],
+                    *opened_sales_office(d).values(),
                 )
                 return []
             case "reception.signed_in":

@@ -22,27 +22,11 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from salesplatform.projections import Change, Projection
+from salesplatform.published import CUSTOMER_CARD_EVENTS, CUSTOMER_POSITION_EVENTS, STAFF_EVENTS, TERRITORY_EVENTS
+from salesplatform.replicas import assigned_staff, staff_table
 from salesplatform.store import RecordedEvent
 
-CUSTOMER_EVENTS = [
-    "customer.registered",
-    "customer.approved",
-    "customer.rejected",
-    "customer.classified",
-    "customer.assigned",
-    "customer.status_changed",
-    "customer.released",
-    "customer.claimed",
-    "customer.merged",
-    "customer.profile_updated",
-    "customer.position_set",
-    "customer.personal_data_erased",
-    "territory.division_defined",
-    "territory.area_defined",
-    "territory.district_defined",
-    "staff.assigned",
-    "staff.departed",
-]
+CUSTOMER_EVENTS = sorted(CUSTOMER_CARD_EVENTS | CUSTOMER_POSITION_EVENTS | TERRITORY_EVENTS | STAFF_EVENTS)
 
 ORDERS_EVENTS = [
     "sku.defined",
@@ -91,7 +75,8 @@ class CustomerDirectory(Projection):
     def __init__(self, timezone: str = "Asia/Shanghai") -> None:
         self.zone = ZoneInfo(timezone)
 
-    schema_sql = """
+    schema_sql = (
+        """
     CREATE TABLE customers (
         customer_id   text PRIMARY KEY,
         registered    boolean NOT NULL DEFAULT false,
@@ -114,16 +99,9 @@ class CustomerDirectory(Projection):
     CREATE INDEX customers_rep ON customers (rep_id);
     CREATE INDEX customers_district ON customers (district_id);
     CREATE INDEX customers_area_grade ON customers (area_id, grade);
-    CREATE TABLE staff (
-        staff_id      text PRIMARY KEY,
-        name          text,
-        role          text,
-        district_id   text,
-        area_id       text,
-        supervisor_id text,
-        active        boolean NOT NULL DEFAULT true,
-        versions      jsonb NOT NULL DEFAULT '{}'
-    );
+    """
+        + staff_table("active        boolean NOT NULL DEFAULT true", "versions      jsonb NOT NULL DEFAULT '{}'")
+        + """
     CREATE INDEX staff_district ON staff (district_id, role);
     CREATE TABLE districts (
         district_id text PRIMARY KEY,
@@ -139,6 +117,7 @@ class CustomerDirectory(Projection):
         versions    jsonb NOT NULL DEFAULT '{}'
     );
     """
+    )
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Iterable[Change] | None:
         d = event.data
@@ -214,14 +193,7 @@ class CustomerDirectory(Projection):
                     "staff_id",
                     d["staff_id"],
                     v,
-                    {
-                        "name": d.get("name"),
-                        "role": d.get("role"),
-                        "district_id": d.get("district_id"),
-                        "area_id": d.get("area_id"),
-                        "supervisor_id": d.get("supervisor_id"),
-                        "active": True,
-                    },
+                    assigned_staff(d) | {"active": True},
                 )
             case "staff.departed":
                 await merge_row(conn, "staff", "staff_id", d["staff_id"], v, {"active": False})
