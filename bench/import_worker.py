@@ -31,7 +31,6 @@ import structlog
 from bench.history_data import customer_envelopes, synthetic_history
 from orders_service.application.handlers import build_bus
 from orders_service.application.history import import_lines
-from orders_service.application.reactor import VisitOrders
 from orders_service.bootstrap import inline_projections
 from orders_service.config import OrderRulesSettings
 from orders_service.domain.events import registry
@@ -63,7 +62,7 @@ async def bench_import_async(n: int = 100_000, *, admin_dsn: str) -> dict[str, A
                 customers = [f"c{i:04d}" for i in range(500)]
                 async with conn.transaction():
                     await copy_foreign(conn, "CUSTOMER", customer_envelopes(customers, at=now - timedelta(days=400)))
-            await ProjectionRunner(pool, [CustomerDirectory(VisitOrders(policy))]).run_once()
+            await ProjectionRunner(pool, [CustomerDirectory()]).run_once()
             bus = build_bus(registry, clock, policy, inline_projections())
             bus.pool = pool
             skus = {f"SKU-{i:02d}": 200 + 25 * i for i in range(20)}
