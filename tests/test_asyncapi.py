@@ -64,11 +64,11 @@ def test_results_and_rejections_have_channels_headers_and_schemas(described: Des
     bus = definition.build_bus(definition.registry, SystemClock())
     addresses = {c["address"] for c in doc["channels"].values()}
     service = definition.name
-    for name in bus.specs:
+    for name in bus.published():
         assert {f"{service}.cmd.{name}", f"{service}.ingest.{name}", f"{service}.result.{name}"} <= addresses
     assert f"{service}.dlq.rejected" in addresses
     messages = doc["components"]["messages"]
-    result = messages[f"result.{next(iter(bus.specs))}:Message"]
+    result = messages[f"result.{next(iter(bus.published()))}:Message"]
     assert result["payload"] == {"$ref": "#/components/schemas/CommandResult"}
     assert result["correlationId"] == {"location": "$message.header#/Idempotency-Key"}
     assert "Idempotency-Key" in result["headers"]["required"]
@@ -101,3 +101,16 @@ def test_the_tokens_claims_are_documented(described: Described) -> None:
         assert claim in token["description"], claim
     commands = [o for k, o in doc["operations"].items() if k.startswith(("cmd.", "ingest."))]
     assert commands and all(o["security"] == [{"$ref": "#/components/securitySchemes/token"}] for o in commands)
+
+
+def test_commands_only_the_service_sends_are_no_part_of_the_contract(described: Described) -> None:
+    """A reactor's or timer's own command (role `service`, which no token carries) has no
+    channel, no schema and no route: an outside system is never shown what it cannot send."""
+    definition, doc = described
+    bus = definition.build_bus(definition.registry, SystemClock())
+    internal = {name for name, spec in bus.specs.items() if spec.internal}
+    addresses = {c["address"] for c in doc["channels"].values()}
+    for name in internal:
+        assert not any(address.endswith(f".{name}") for address in addresses), name
+        assert name not in bus.json_schemas()
+    assert set(bus.published()) == set(bus.specs) - internal

@@ -162,33 +162,6 @@ class FillSubscription(BaseModel):
     )
 
 
-class FlagDeliveryOverdue(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    order_id: constr(pattern=r"^[A-Za-z0-9_.:-]+$", min_length=1, max_length=64) = (
-        Field(..., title="Order Id")
-    )
-
-
-class FlagDepositOverdue(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    order_id: constr(pattern=r"^[A-Za-z0-9_.:-]+$", min_length=1, max_length=64) = (
-        Field(..., title="Order Id")
-    )
-
-
-class FlagUnitDepositOverdue(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    unit_id: constr(pattern=r"^[A-Za-z0-9_.:-]+$", min_length=1, max_length=64) = Field(
-        ..., title="Unit Id"
-    )
-
-
 class GiftRuleIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",

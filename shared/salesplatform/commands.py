@@ -110,6 +110,12 @@ class CommandSpec:
     # Reads ahead for a batch's commands of this kind: (unit of work, [(request, command)]).
     preload: Preload | None = None
 
+    @property
+    def internal(self) -> bool:
+        """Only the service itself sends it (its reactors and timers): it is no part of the
+        published contract (routes, command schemas, AsyncAPI), and no token may send it."""
+        return self.roles == frozenset({Role.service})
+
 
 class Ran(NamedTuple):
     """A command run by `CommandBus.run_in`, not yet committed."""
@@ -405,8 +411,12 @@ class CommandBus:
             for hook in self.after_commit:
                 await hook(outcome.changes)
 
+    def published(self) -> dict[str, CommandSpec]:
+        """The commands others may send: every one but those only the service sends itself."""
+        return {name: spec for name, spec in self.specs.items() if not spec.internal}
+
     def json_schemas(self) -> dict[str, Any]:
-        return {name: spec.command.model_json_schema() for name, spec in sorted(self.specs.items())}
+        return {name: spec.command.model_json_schema() for name, spec in sorted(self.published().items())}
 
 
 def invalid(field_name: str, message: str, code: str = "invalid") -> InvalidInput:

@@ -181,7 +181,7 @@ def asyncapi(
             schema=_envelope_of(cls.event_type, cls),
         )
     rejected = topology.subject("dlq", "rejected")
-    for name, command in bus.specs.items():
+    for name, command in bus.published().items():
         doc = command.summary or name
         roles = ", ".join(sorted(r.value for r in command.roles)) if command.roles else "any authenticated actor"
         broker.subscriber(
@@ -210,7 +210,7 @@ def asyncapi(
             "an outage of its own.",
             schema=CommandResult,
         )
-    if bus.specs:
+    if bus.published():
         broker.publisher(
             rejected,
             title="dlq.rejected",

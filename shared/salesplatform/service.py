@@ -660,7 +660,7 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
 
     app.include_router(operations_router(runtime))
 
-    for name, spec in runtime.bus.specs.items():
+    for name, spec in runtime.bus.published().items():
         _add_command_route(app, runtime, name, spec.command, spec.summary)
 
     for routes in defn.routers:
@@ -720,6 +720,8 @@ class CommandGateway:
         self.api = api
         self.runtime = runtime
         self.max_body = max_body
+        # The commands served at /commands/<name>: those the service publishes.
+        self.commands = frozenset(runtime.bus.published())
 
     async def __call__(
         self,
@@ -783,7 +785,7 @@ class CommandGateway:
     ) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
-            if path.startswith(self.PREFIX) and path[len(self.PREFIX) :] in self.runtime.bus.specs:
+            if path.startswith(self.PREFIX) and path[len(self.PREFIX) :] in self.commands:
                 status, body = await self._command(path[len(self.PREFIX) :], scope, receive)
                 await send(
                     {
