@@ -159,10 +159,9 @@ async def run(ctx: Any, fig: FigureResult) -> None:
     except Exception as exc:  # noqa: BLE001 - reported with the run's results
         errors.append(f"commands: {type(exc).__name__}: {exc}")
     try:
-        # Quick mode keeps to the service's one-pass rebuild (if it has one): the platform's
-        # rebuild of every projection in turn at ten times the data would take most of the
-        # two minutes.
-        platform = not ctx.quick or not rebuild.has_one_pass_rebuild()
+        # Quick mode keeps to the one-pass rebuild of all reports: rebuilding every projection
+        # in turn at ten times the data would take most of the two minutes.
+        platform = not ctx.quick
         await rebuild.measure(ctx, fig, rebuild_events, key_suffix="_1x", platform=platform)
         await rebuild.measure(ctx, fig, rebuild_events * FACTOR, key_suffix="_10x", platform=platform)
         growth_ratio(

@@ -178,7 +178,7 @@ _PLAIN_UPSERTS = {
 class DirectoryProjection(StretchProjection):
     name = "directory"
     code_version = 2
-    rebuild_weight = 0.3  # share of a one-pass rebuild's work (rebuild.py)
+    rebuild_weight = 0.3  # share of a one-pass rebuild's work (salesplatform.projections.rebuild)
     schema_sql = SCHEMA
     event_types = TERRITORY_EVENTS | STAFF_EVENTS | CUSTOMER_EVENT_TYPES | {"sku.defined"}
 

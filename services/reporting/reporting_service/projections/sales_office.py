@@ -135,7 +135,7 @@ def _date(value: Any) -> date:
 class SalesOfficeProjection(StretchProjection):
     name = "sales_office"
     code_version = 1
-    rebuild_weight = 0.2  # share of a one-pass rebuild's work (rebuild.py)
+    rebuild_weight = 0.2  # share of a one-pass rebuild's work (salesplatform.projections.rebuild)
     schema_sql = SCHEMA
     event_types = CUSTOMER_TYPES | UNIT_TYPES
 
