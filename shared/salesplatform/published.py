@@ -48,6 +48,22 @@ RETURN_EVENTS = frozenset(
     }
 )
 
+# orders service: the status a unit of a sales office is left in by each sales-control (销控)
+# event that moves it; its own read model and reporting's follow the same steps.
+UNIT_STATUS_AFTER: dict[str, str] = {
+    "unit.reserved": "reserved",
+    "unit.subscribed": "subscribed",
+    "unit.contracted": "contracted",
+    "unit.mortgage_started": "mortgage",
+    "unit.handed_over": "handed_over",
+    "unit.reservation_released": "available",
+}
+# orders service: a unit's life in sales control, as reporting follows it: defined, priced,
+# deposits, and each step that moves its status.
+UNIT_EVENTS = frozenset(
+    {"unit.defined", "unit.priced", "unit.deposit_received", "unit.deposit_completed", "unit.deposit_overdue"}
+) | frozenset(UNIT_STATUS_AFTER)
+
 # Each service's published event types named here (tests/test_published.py holds every name to
 # the producer's event registry, so a renamed event fails there, not silently in a consumer).
 PUBLISHED_BY: dict[str, frozenset[str]] = {
@@ -57,5 +73,5 @@ PUBLISHED_BY: dict[str, frozenset[str]] = {
     | STAFF_EVENTS
     | TERRITORY_EVENTS
     | SALES_OFFICE_EVENTS,
-    "orders": RETURN_EVENTS,
+    "orders": RETURN_EVENTS | UNIT_EVENTS,
 }

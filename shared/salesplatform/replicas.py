@@ -59,3 +59,46 @@ def sales_office_table(name: str, *extra_columns: str) -> str:
     """DDL of a table of the sales offices named `name`: the copied columns, then the
     service's own."""
     return _table(name, _SALES_OFFICE_DEFINITIONS, extra_columns)
+
+
+def column_lines(*definitions: str) -> str:
+    """SQL column definitions joined for a CREATE TABLE (no trailing comma)."""
+    return ",\n    ".join(definitions)
+
+
+# Where a customer card sits and who holds it, as the customer events tell it: every service
+# keeping a directory of cards copies these, in this order, among columns of its own.
+CARD_PLACEMENT = column_lines(
+    "customer_code text",
+    "district_id   text",
+    "area_id       text",
+    "division_id   text",
+    "rep_id        text",
+    "channel       text",
+)
+
+# A line of a sales office's lead register (`lead_register.entry_recorded`), after the
+# register it belongs to: the front desk keeps it (customer service), reporting counts it.
+REGISTER_LINE = column_lines(
+    "entry_no       integer NOT NULL",
+    "business_date  date NOT NULL",
+    "at             timestamptz NOT NULL",
+    "lead_id        text NOT NULL",
+    "rep_id         text NOT NULL",
+    "basis          text NOT NULL",
+    "new_lead       boolean NOT NULL",
+    "first_visit    boolean NOT NULL",
+)
+
+# A unit's deal, as the sales-control events tell it: the orders service keeps it for its
+# own checks, reporting for the office's reports.
+UNIT_DEAL = column_lines(
+    "total_price_fen     bigint",
+    "lead_id             text",
+    "credited_rep_id     text",
+    "deal_price_fen      bigint",
+    "deposit_agreed_fen  bigint NOT NULL DEFAULT 0",
+    "deposit_total_fen   bigint NOT NULL DEFAULT 0",
+    "deposit_due_by      timestamptz",
+    "deposit_overdue     boolean NOT NULL DEFAULT false",
+)

@@ -20,7 +20,7 @@ import asyncpg
 
 from salesplatform.projections import Change, Projection
 from salesplatform.published import SALES_OFFICE_EVENTS
-from salesplatform.replicas import opened_sales_office, sales_office_table
+from salesplatform.replicas import REGISTER_LINE, opened_sales_office, sales_office_table
 from salesplatform.store import RecordedEvent
 
 _LEAD_PERSONAL = ("lead.registered", "lead.member_added", "lead.details_corrected")
@@ -50,7 +50,7 @@ class OfficeDirectory(Projection):
     )
     schema_sql = (
         sales_office_table("offices", "division_id  text", "opened_at    timestamptz NOT NULL")
-        + """
+        + f"""
         CREATE TABLE sign_ins (
             project_id     text NOT NULL,
             business_date  date NOT NULL,
@@ -70,14 +70,7 @@ class OfficeDirectory(Projection):
         CREATE TABLE register_entries (
             project_id      text NOT NULL,
             register        text NOT NULL,
-            entry_no        integer NOT NULL,
-            business_date   date NOT NULL,
-            at              timestamptz NOT NULL,
-            lead_id         text NOT NULL,
-            rep_id          text NOT NULL,
-            basis           text NOT NULL,
-            new_lead        boolean NOT NULL,
-            first_visit     boolean NOT NULL,
+            {REGISTER_LINE},
             remark          text,
             source_channel  text,
             personal        jsonb NOT NULL DEFAULT '[]',

@@ -14,7 +14,7 @@ import asyncpg
 
 from salesplatform.projections import Change, Projection
 from salesplatform.published import CUSTOMER_CARD_EVENTS, CUSTOMER_CREDIT_EVENTS, STAFF_EVENTS
-from salesplatform.replicas import assigned_staff, staff_table
+from salesplatform.replicas import CARD_PLACEMENT, assigned_staff, staff_table
 from salesplatform.store import RecordedEvent
 
 CUSTOMER_EVENTS = CUSTOMER_CARD_EVENTS | CUSTOMER_CREDIT_EVENTS
@@ -47,17 +47,12 @@ class CustomerDirectory(Projection):
     # 2: the visit orders' tables moved to the reactor (migrations/001_visit_orders.sql).
     code_version = 2
     event_types = CUSTOMER_EVENTS | STAFF_EVENTS
-    schema_sql = """
+    schema_sql = f"""
     CREATE TABLE customers (
         customer_id         text PRIMARY KEY,
         name                text,
         status              text NOT NULL,
-        customer_code       text,
-        district_id         text,
-        area_id             text,
-        division_id         text,
-        rep_id              text,
-        channel             text,
+        {CARD_PLACEMENT},
         nature              text,
         location_type       text,
         grade               text,

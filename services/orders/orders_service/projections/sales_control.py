@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 
 from salesplatform.projections import Change, Projection
-from salesplatform.published import SALES_OFFICE_EVENTS
-from salesplatform.replicas import opened_sales_office, sales_office_table
+from salesplatform.published import SALES_OFFICE_EVENTS, UNIT_EVENTS, UNIT_STATUS_AFTER
+from salesplatform.replicas import UNIT_DEAL, opened_sales_office, sales_office_table
 from salesplatform.store import RecordedEvent
 
 
@@ -87,41 +87,23 @@ class SalesOffices(Projection):
 
 
 # Each event's status afterwards (None: the status does not change).
-_STATUS_AFTER = {
+_STATUS_AFTER: dict[str, str | None] = {
     "unit.priced": None,  # unreleased → available, handled in SQL
-    "unit.reserved": "reserved",
-    "unit.subscribed": "subscribed",
-    "unit.contracted": "contracted",
-    "unit.mortgage_started": "mortgage",
-    "unit.handed_over": "handed_over",
-    "unit.reservation_released": "available",
+    **UNIT_STATUS_AFTER,
 }
 
 
 class SalesControl(Projection):
     name = "sales_control"
     inline = True
-    event_types = frozenset(
-        {
-            "unit.defined",
-            "unit.priced",
-            "unit.reserved",
-            "unit.deposit_received",
-            "unit.deposit_completed",
-            "unit.deposit_overdue",
-            "unit.subscription_filled",
-            "unit.subscription_returned",
-            "unit.subscribed",
-            "unit.contracted",
-            "unit.mortgage_started",
-            "unit.handed_over",
-            "unit.reservation_released",
-            "project.deposit_taker_named",
-            "project.deposit_taker_revoked",
-            "sales_control.checked",
-        }
-    )
-    schema_sql = """
+    event_types = UNIT_EVENTS | {
+        "unit.subscription_filled",
+        "unit.subscription_returned",
+        "project.deposit_taker_named",
+        "project.deposit_taker_revoked",
+        "sales_control.checked",
+    }
+    schema_sql = f"""
         CREATE TABLE units (
             unit_id            text PRIMARY KEY,
             project_id         text NOT NULL,
@@ -138,14 +120,7 @@ class SalesControl(Projection):
             status             text NOT NULL,
             release            text,
             unit_price_fen     bigint,
-            total_price_fen    bigint,
-            lead_id            text,
-            credited_rep_id    text,
-            deal_price_fen     bigint,
-            deposit_agreed_fen bigint NOT NULL DEFAULT 0,
-            deposit_total_fen  bigint NOT NULL DEFAULT 0,
-            deposit_due_by     timestamptz,
-            deposit_overdue    boolean NOT NULL DEFAULT false,
+            {UNIT_DEAL},
             subscription_no    text,
             subscription_state text,            -- filled | signed (null: none)
             subscription_price_fen bigint,

@@ -22,8 +22,8 @@ from salesplatform.published import (
     STAFF_EVENTS,
     TERRITORY_EVENTS,
 )
+from salesplatform.replicas import CARD_PLACEMENT, assigned_staff, staff_table
 from salesplatform.replicas import STAFF_COLUMNS as COPIED_STAFF_COLUMNS
-from salesplatform.replicas import assigned_staff, staff_table
 
 SCHEMA = (
     """
@@ -33,16 +33,11 @@ CREATE TABLE districts (district_id text PRIMARY KEY, name text, area_id text, d
 
 """
     + staff_table("active        boolean NOT NULL")
-    + """
+    + f"""
 CREATE TABLE customers (
     customer_id        text PRIMARY KEY,
     name               text,
-    customer_code      text,
-    district_id        text,
-    area_id            text,
-    division_id        text,
-    rep_id             text,
-    channel            text,
+    {CARD_PLACEMENT},
     nature             text,
     ownership          text,
     location_type      text,

@@ -18,12 +18,12 @@ import asyncpg
 
 from reporting_service.projections.base import Stretch, StretchProjection, keys
 from salesplatform.projections import Change
-from salesplatform.published import SALES_OFFICE_EVENTS
-from salesplatform.replicas import opened_sales_office, sales_office_table
+from salesplatform.published import SALES_OFFICE_EVENTS, UNIT_EVENTS, UNIT_STATUS_AFTER
+from salesplatform.replicas import REGISTER_LINE, UNIT_DEAL, opened_sales_office, sales_office_table
 
 SCHEMA = (
     sales_office_table("office_projects")
-    + """
+    + f"""
 
 CREATE TABLE office_sign_ins (
     project_id     text NOT NULL,
@@ -36,14 +36,7 @@ CREATE TABLE office_sign_ins (
 CREATE TABLE office_lines (
     project_id     text NOT NULL,
     register_kind  text NOT NULL,
-    entry_no       integer NOT NULL,
-    business_date  date NOT NULL,
-    at             timestamptz NOT NULL,
-    lead_id        text NOT NULL,
-    rep_id         text NOT NULL,
-    basis          text NOT NULL,
-    new_lead       boolean NOT NULL,
-    first_visit    boolean NOT NULL,
+    {REGISTER_LINE},
     PRIMARY KEY (project_id, register_kind, entry_no)
 );
 CREATE INDEX office_lines_by_lead ON office_lines (lead_id, at);
@@ -60,14 +53,7 @@ CREATE TABLE office_units (
     bathrooms           integer NOT NULL,
     area_sqm            numeric(10, 2) NOT NULL,
     status              text NOT NULL,
-    total_price_fen     bigint,
-    lead_id             text,
-    credited_rep_id     text,
-    deal_price_fen      bigint,
-    deposit_agreed_fen  bigint NOT NULL DEFAULT 0,
-    deposit_total_fen   bigint NOT NULL DEFAULT 0,
-    deposit_due_by      timestamptz,
-    deposit_overdue     boolean NOT NULL DEFAULT false
+    {UNIT_DEAL}
 );
 CREATE INDEX office_units_by_project ON office_units (project_id, status);
 
@@ -90,30 +76,9 @@ CREATE INDEX office_deals_by_lead ON office_deals (lead_id, business_date);
 )
 
 CUSTOMER_TYPES = SALES_OFFICE_EVENTS | {"reception.signed_in", "lead_register.entry_recorded"}
-UNIT_TYPES = frozenset(
-    {
-        "unit.defined",
-        "unit.priced",
-        "unit.reserved",
-        "unit.deposit_received",
-        "unit.deposit_completed",
-        "unit.deposit_overdue",
-        "unit.subscribed",
-        "unit.contracted",
-        "unit.mortgage_started",
-        "unit.handed_over",
-        "unit.reservation_released",
-    }
-)
+UNIT_TYPES = UNIT_EVENTS
 # Unit events after which the unit has this status.
-_STATUS = {
-    "unit.reserved": "reserved",
-    "unit.subscribed": "subscribed",
-    "unit.contracted": "contracted",
-    "unit.mortgage_started": "mortgage",
-    "unit.handed_over": "handed_over",
-    "unit.reservation_released": "available",
-}
+_STATUS = UNIT_STATUS_AFTER
 # Unit events that are a step of a deal (office_deals.kind).
 _DEAL_STEP = {
     "unit.reserved": "reserved",

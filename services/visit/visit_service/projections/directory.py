@@ -23,7 +23,7 @@ import asyncpg
 
 from salesplatform.projections import Change, Projection
 from salesplatform.published import CUSTOMER_CARD_EVENTS, CUSTOMER_POSITION_EVENTS, STAFF_EVENTS, TERRITORY_EVENTS
-from salesplatform.replicas import assigned_staff, staff_table
+from salesplatform.replicas import CARD_PLACEMENT, assigned_staff, staff_table
 from salesplatform.store import RecordedEvent
 
 CUSTOMER_EVENTS = sorted(CUSTOMER_CARD_EVENTS | CUSTOMER_POSITION_EVENTS | TERRITORY_EVENTS | STAFF_EVENTS)
@@ -76,25 +76,20 @@ class CustomerDirectory(Projection):
         self.zone = ZoneInfo(timezone)
 
     schema_sql = (
-        """
+        f"""
     CREATE TABLE customers (
         customer_id   text PRIMARY KEY,
         registered    boolean NOT NULL DEFAULT false,
         name          text,
         address       text,
-        customer_code text,
-        district_id   text,
-        area_id       text,
-        division_id   text,
-        rep_id        text,
-        channel       text,
+        {CARD_PLACEMENT},
         grade         text,
         status        text,
         merged_into   text,
         approved_on   date,
         latitude      double precision,  -- the outlet's position, when known and public
         longitude     double precision,
-        versions      jsonb NOT NULL DEFAULT '{}'
+        versions      jsonb NOT NULL DEFAULT '{{}}'
     );
     CREATE INDEX customers_rep ON customers (rep_id);
     CREATE INDEX customers_district ON customers (district_id);
