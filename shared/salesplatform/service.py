@@ -720,8 +720,10 @@ class CommandGateway:
         self.api = api
         self.runtime = runtime
         self.max_body = max_body
-        # The commands served at /commands/<name>: those the service publishes.
-        self.commands = frozenset(runtime.bus.published())
+        # Every command is answered at /commands/<name>, also those only the service sends
+        # itself: they are left out of the documents, and the bus refuses them to any token
+        # with 403, as it does over NATS.
+        self.commands = frozenset(runtime.bus.specs)
 
     async def __call__(
         self,

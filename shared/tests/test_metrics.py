@@ -161,6 +161,10 @@ async def test_a_rebuild_stopped_with_its_service_is_not_left_running(service_se
     async with Runtime(definition(), service_settings) as rt:
         await rt.run_command("open_sheet", {"sheet_id": "s1", "title": "T"}, REP)
         rt.runner.stop()  # only the rebuild applies events from here on
+        # A pass the runner began before it was told to stop ends first (it would otherwise
+        # meet the held apply below, and take the projection's lock from the rebuild).
+        runner = next(task for task in rt._tasks if task.get_name() == "projections")
+        await asyncio.wait_for(runner, 30)
         applying = asyncio.Event()
 
         async def held(conn: object, event: object) -> None:
