@@ -637,7 +637,9 @@ def http_app(runtime: Runtime, *, lifespan: Any = None) -> CommandGateway:
     @app.get("/admin/projections", tags=["operations"])
     async def projections_state(request: HttpRequest) -> Any:
         operator_actor(request)
-        async with runtime.pool.acquire() as conn:
+        # One snapshot for both reads: a switch committing between them would show a rebuild
+        # done beside the generations it replaced.
+        async with runtime.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch(
                 "SELECT g.name, g.generation, g.status, g.events_applied, g.position, g.started_at,"
                 " g.finished_at, g.error FROM projection_generations g ORDER BY g.name, g.generation"
