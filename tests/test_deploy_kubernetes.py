@@ -246,11 +246,12 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def _peak_rss_mb() -> dict[str, float]:
-    """The highest RSS each service process reached in the latest full benchmark run."""
+    """The highest RSS each service process reached in the latest full benchmark run that
+    measured memory (a run of some figures only, `--only`, leaves figure 6 out)."""
     runs = [json.loads(path.read_text()) for path in (ROOT / "bench/results").glob("*.json")]
-    latest = max((run for run in runs if run["mode"] == "full"), key=lambda run: run["started_at"])
-    figures = latest["figures"]
-    memory = next(f for f in figures if f["figure"] == "6")["measurements"]
+    measured = [run for run in runs if run["mode"] == "full" and any(f["figure"] == "6" for f in run["figures"])]
+    latest = max(measured, key=lambda run: run["started_at"])
+    memory = next(f for f in latest["figures"] if f["figure"] == "6")["measurements"]
     return {key.removeprefix("peak_rss_"): value["max"] for key, value in memory.items()}
 
 
