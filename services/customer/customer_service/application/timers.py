@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from customer_service.domain.follow_up import release_due_before
 from customer_service.domain.reception import lapse_due_before
+from customer_service.queries import follow_ups
 from salesplatform.events import service_actor
 from salesplatform.projections import reading
 from salesplatform.timers import SystemCommand, TimerRun, send_system_commands
@@ -34,11 +35,7 @@ async def release_neglected_prospects(rt: Runtime) -> TimerRun:
     """Release every prospect due now (`release_customer`, by customer id)."""
     due_before = release_due_before(rt.clock.now())
     async with reading(rt.pool, "follow_ups") as conn:
-        rows = await conn.fetch(
-            "SELECT customer_id, rep_id, since FROM follow_ups"
-            " WHERE status = 'prospect' AND rep_id IS NOT NULL AND since < $1 ORDER BY since, customer_id",
-            due_before,
-        )
+        rows = await follow_ups.prospects_due(conn, due_before)
     commands = [
         SystemCommand(
             "release_customer",
@@ -57,13 +54,7 @@ async def release_neglected_leads(rt: Runtime) -> TimerRun:
     keyed by the instant its 7 days ran from)."""
     now = rt.clock.now()
     async with reading(rt.pool, "follow_ups") as conn:
-        rows = await conn.fetch(
-            "SELECT lead_id, rep_id, stage, phone_since, since FROM lead_follow_ups"
-            " WHERE open_deals <= 0 AND ((stage = 'phone' AND phone_since < $1) OR (stage = 'walk_in' AND since < $2))"
-            " ORDER BY lead_id",
-            lapse_due_before(now),
-            release_due_before(now),
-        )
+        rows = await follow_ups.leads_due(conn, lapse_due_before(now), release_due_before(now))
     commands = [
         SystemCommand(
             "lapse_lead",

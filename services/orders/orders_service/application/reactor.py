@@ -160,10 +160,7 @@ class VisitOrders(Reactor):
                 )
             ]
         # A customer event: the visit orders that waited for this customer are placed now.
-        rows = await conn.fetch(
-            "SELECT envelope FROM parked_orders WHERE customer_id = $1 AND outcome IS NULL ORDER BY parked_at, order_id",
-            data["customer_id"],
-        )
+        rows = await customers.parked_for(conn, data["customer_id"])
         return [placement(Envelope.model_validate(row["envelope"])) for row in rows]
 
     async def answered(self, conn: asyncpg.Connection, answer: Answer) -> None:
@@ -171,7 +168,7 @@ class VisitOrders(Reactor):
         if cause.event_type in CUSTOMER_EVENTS:
             # A parked order placed (or refused) now: the parked visit event is the cause.
             order_id = answer.reaction.payload.get("order_id")
-            parked = await conn.fetchval("SELECT envelope FROM parked_orders WHERE order_id = $1", order_id)
+            parked = await customers.parked_envelope(conn, str(order_id))
             if answer.error is not None:
                 outcome = await self._refuse(conn, Envelope.model_validate(parked), answer.error)
             else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from orders_service.queries import orders, sales_control
 from salesplatform.events import service_actor
 from salesplatform.projections import reading
 from salesplatform.timers import SystemCommand, TimerRun, send_system_commands
@@ -24,23 +25,10 @@ async def check_deadlines(runtime: Runtime) -> TimerRun:
     order), so a second run, or two replicas running at once, flags nothing twice."""
     now = runtime.clock.now()
     async with reading(runtime.pool, "order_board") as conn:
-        late = await conn.fetch(
-            "SELECT order_id FROM orders WHERE status IN ('confirmed', 'dispatched')"
-            " AND NOT delivery_overdue AND deliver_by < $1 ORDER BY deliver_by",
-            now,
-        )
-        deposits = await conn.fetch(
-            "SELECT order_id FROM orders WHERE deposit_due_by < $1 AND NOT deposit_overdue"
-            " AND status NOT IN ('cancelled', 'rejected') ORDER BY deposit_due_by",
-            now,
-        )
+        late = await orders.deliveries_to_flag(conn, now)
+        deposits = await orders.deposits_to_flag(conn, now)
     async with reading(runtime.pool, "sales_control") as conn:
-        units = await conn.fetch(
-            "SELECT unit_id, deposit_due_by FROM units"
-            " WHERE status = 'reserved' AND deposit_due_by < $1 AND NOT deposit_overdue"
-            " ORDER BY deposit_due_by, unit_id",
-            now,
-        )
+        units = await sales_control.unit_deposits_to_flag(conn, now)
     commands = [
         *(
             SystemCommand(name, {"order_id": r["order_id"]}, f"{name}:{r['order_id']}", r["order_id"])

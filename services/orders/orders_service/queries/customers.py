@@ -3,6 +3,8 @@ knows them, and the visit orders that waited for a customer or were refused."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from orders_service.domain.customers import CustomerCard
@@ -55,6 +57,21 @@ async def parked_orders(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             "SELECT order_id, customer_id, parked_at, reason, outcome, settled_at FROM parked_orders ORDER BY parked_at"
         )
     )
+
+
+async def parked_for(conn: asyncpg.Connection, customer_id: str) -> list[asyncpg.Record]:
+    """The envelopes of the visit orders still waiting for the customer, first parked first."""
+    return list(
+        await conn.fetch(
+            "SELECT envelope FROM parked_orders WHERE customer_id = $1 AND outcome IS NULL ORDER BY parked_at, order_id",
+            customer_id,
+        )
+    )
+
+
+async def parked_envelope(conn: asyncpg.Connection, order_id: str) -> Any:
+    """The envelope of the visit event a parked order came in (None: not parked)."""
+    return await conn.fetchval("SELECT envelope FROM parked_orders WHERE order_id = $1", order_id)
 
 
 async def refused_visit_messages(conn: asyncpg.Connection) -> list[asyncpg.Record]:

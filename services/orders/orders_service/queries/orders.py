@@ -85,6 +85,28 @@ async def overdue_deliveries(
     return list(await conn.fetch(f"SELECT o.* FROM orders o WHERE {where.sql} ORDER BY o.deliver_by", *where.args))
 
 
+async def deliveries_to_flag(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
+    """Orders whose delivery deadline passed before `now` and are not flagged yet, the oldest first."""
+    return list(
+        await conn.fetch(
+            "SELECT order_id FROM orders WHERE status IN ('confirmed', 'dispatched')"
+            " AND NOT delivery_overdue AND deliver_by < $1 ORDER BY deliver_by",
+            now,
+        )
+    )
+
+
+async def deposits_to_flag(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
+    """Live orders whose deposit deadline passed before `now` and are not flagged yet, the oldest first."""
+    return list(
+        await conn.fetch(
+            "SELECT order_id FROM orders WHERE deposit_due_by < $1 AND NOT deposit_overdue"
+            " AND status NOT IN ('cancelled', 'rejected') ORDER BY deposit_due_by",
+            now,
+        )
+    )
+
+
 async def orders_with_heads(conn: asyncpg.Connection, order_ids: list[str]) -> list[asyncpg.Record]:
     """Stored orders with the version their stream is at (for appending to it)."""
     schema = await active_schema(conn, "order_board")

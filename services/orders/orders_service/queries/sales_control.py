@@ -4,7 +4,7 @@ units of each project with their deals, price lists, the day's changes and check
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -172,5 +172,17 @@ async def deposits_due(conn: asyncpg.Connection, project_id: str) -> list[asyncp
             " FROM units WHERE project_id = $1 AND status = 'reserved' AND deposit_due_by IS NOT NULL"
             " ORDER BY deposit_due_by, unit_id",
             project_id,
+        )
+    )
+
+
+async def unit_deposits_to_flag(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
+    """Reserved units whose deposit deadline passed before `now` and are not flagged yet, the oldest first."""
+    return list(
+        await conn.fetch(
+            "SELECT unit_id, deposit_due_by FROM units"
+            " WHERE status = 'reserved' AND deposit_due_by < $1 AND NOT deposit_overdue"
+            " ORDER BY deposit_due_by, unit_id",
+            now,
         )
     )

@@ -15,7 +15,8 @@ from reporting_service.domain.kpi import month_bounds
 from reporting_service.domain.office import DailyClose, Figures, PerformanceFile, WeeklyClaim, monday_of, month_of
 from reporting_service.domain.office_commands import ClaimWeeklyTarget, RecordDailyClose, ReviewPerformance
 from reporting_service.queries.common import Territory, scope_of
-from reporting_service.queries.office import office_reps_behind
+from reporting_service.queries.office import office_place, office_reps_behind
+from reporting_service.queries.territory import district_of_active_rep
 from salesplatform.clock import business_date
 from salesplatform.commands import CommandBus, bound, invalid
 from salesplatform.errors import DomainError, NotFound, PermissionDenied
@@ -39,10 +40,7 @@ async def _office_rep(uow: UnitOfWork, project_id: str, named: str | None) -> st
     """The rep a close-out or claim is about: a rep for self; a supervisor of the office's
     district or a manager names the rep. The rep must work in the office's district."""
     conn: asyncpg.Connection = uow.conn
-    so, d = await active_schema(conn, "sales_office"), await active_schema(conn, "directory")
-    office = await conn.fetchrow(
-        f"SELECT district_id, area_id FROM {so}.office_projects WHERE project_id = $1", project_id
-    )
+    office = await office_place(conn, project_id)
     if office is None:
         raise NotFound(f"project {project_id} has no sales office (yet)", code="unknown_project", field="project_id")
     actor = uow.actor
@@ -58,9 +56,7 @@ async def _office_rep(uow: UnitOfWork, project_id: str, named: str | None) -> st
         if actor.role == Role.area_manager and actor.area != office["area_id"]:
             raise PermissionDenied(f"the office of {project_id} is not in your area", code=OUTSIDE_LINE)
         rep_id = named
-    where = await conn.fetchval(
-        f"SELECT district_id FROM {d}.staff WHERE staff_id = $1 AND role = 'rep' AND active", rep_id
-    )
+    where = await district_of_active_rep(conn, rep_id)
     if where != office["district_id"]:
         raise DomainError(f"{rep_id} is not a rep of the office of {project_id}", code="not_an_office_rep")
     return rep_id

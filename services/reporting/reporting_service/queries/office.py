@@ -18,6 +18,7 @@ import asyncpg
 from reporting_service.domain.kpi import rate
 from reporting_service.domain.office import Figures, behind, expected_by_now, forecast_missed
 from reporting_service.queries.common import Page, Query, Result, Territory, paged
+from salesplatform.projections import active_schema
 from salesplatform.territory import Reach
 
 # group_by name → (column in the grouped rows, its name column or None)
@@ -48,6 +49,14 @@ async def _rep_district(conn: asyncpg.Connection, schemas: dict[str, str], rep_i
     return cast(
         "str | None",
         await conn.fetchval(f"SELECT district_id FROM {schemas['directory']}.staff WHERE staff_id = $1", rep_id),
+    )
+
+
+async def office_place(conn: asyncpg.Connection, project_id: str) -> asyncpg.Record | None:
+    """The district and area of the project's sales office (None: no office known yet)."""
+    so = await active_schema(conn, "sales_office")
+    return await conn.fetchrow(
+        f"SELECT district_id, area_id FROM {so}.office_projects WHERE project_id = $1", project_id
     )
 
 

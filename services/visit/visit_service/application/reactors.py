@@ -27,12 +27,11 @@ import structlog
 
 from salesplatform.commands import Command, CommandBus
 from salesplatform.events import Role
-from salesplatform.projections import active_schema
 from salesplatform.reactors import Reaction, Reactor
 from salesplatform.store import RecordedEvent
 from salesplatform.uow import UnitOfWork
 from visit_service.domain.route import Route
-from visit_service.projections.visits import RouteBook
+from visit_service.queries import directory, routes
 
 log = structlog.get_logger(__name__)
 
@@ -75,29 +74,18 @@ class RouteReassignment(Reactor):
 
     async def react(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Reaction]:
         customer_id = event.data["customer_id"]
-        superseded = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM public.events WHERE stream_id = $1 AND stream_version > $2"
-            " AND event_type = ANY($3::text[]))",
-            event.envelope.stream_id,
-            event.envelope.stream_version,
-            list(ASSIGNMENTS),
-        )
-        if superseded:
+        if await directory.assignment_superseded(
+            conn, event.envelope.stream_id, event.envelope.stream_version, list(ASSIGNMENTS)
+        ):
             return []
         names_a_rep = event.event_type in ("customer.assigned", "customer.claimed")
         current_rep = event.data.get("rep_id") if names_a_rep else None
-        schema = await active_schema(conn, RouteBook.name)
-        rows = await conn.fetch(
-            f"SELECT route_id FROM {schema}.routes WHERE customer_ids @> ARRAY[$1]::text[]"
-            " AND rep_id IS DISTINCT FROM $2 ORDER BY route_id",
-            customer_id,
-            current_rep,
-        )
+        route_ids = await routes.route_ids_with_customer_not_of(conn, customer_id, current_rep)
         return [
             Reaction(
                 RemoveReassignedCustomer.name,
-                {"route_id": r["route_id"], "customer_id": customer_id, "rep_id": current_rep},
-                key=r["route_id"],
+                {"route_id": route_id, "customer_id": customer_id, "rep_id": current_rep},
+                key=route_id,
             )
-            for r in rows
+            for route_id in route_ids
         ]

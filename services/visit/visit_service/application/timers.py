@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING
 
 from salesplatform.clock import business_date
 from salesplatform.events import service_actor
-from salesplatform.projections import active_schema
 from salesplatform.timers import SystemCommand, TimerRun, send_system_commands
 from visit_service.domain.planning import RouteSheet, stops_for, visit_id_for
-from visit_service.projections.directory import CustomerDirectory
-from visit_service.projections.visits import ComplaintBook, RouteBook, VisitBoard
+from visit_service.queries import complaints, directory, visits
+from visit_service.queries import routes as route_book
 
 if TYPE_CHECKING:
     from salesplatform.service import Runtime
@@ -32,28 +31,10 @@ async def plan_business_day(rt: Runtime) -> TimerRun:
     day = business_date(rt.clock.now(), rt.settings.timezone)
     weekday = day.isoweekday()
     async with rt.pool.acquire() as conn:
-        routes_schema = await active_schema(conn, RouteBook.name)
-        visits_schema = await active_schema(conn, VisitBoard.name)
-        directory_schema = await active_schema(conn, CustomerDirectory.name)
-        routes = await conn.fetch(
-            f"SELECT route_id, rep_id, name, weekdays, customer_ids, cycle_weeks, cycle_offset"
-            f" FROM {routes_schema}.routes WHERE $1 = ANY(weekdays)",
-            weekday,
-        )
-        existing = {
-            r["visit_id"]
-            for r in await conn.fetch(f"SELECT visit_id FROM {visits_schema}.visits WHERE business_date = $1", day)
-        }
+        routes = await route_book.routes_on_weekday(conn, weekday)
+        existing = await visits.visit_ids_of_day(conn, day)
         customer_ids = sorted({c for r in routes for c in r["customer_ids"]})
-        reps = {
-            r["customer_id"]: r["rep_id"]
-            for r in await conn.fetch(
-                f"SELECT customer_id, rep_id FROM {directory_schema}.customers"
-                " WHERE customer_id = ANY($1::text[]) AND status IS DISTINCT FROM 'merged'"
-                " AND status IS DISTINCT FROM 'rejected'",
-                customer_ids,
-            )
-        }
+        reps = await directory.reps_of(conn, customer_ids)
     sheets: dict[str, list[RouteSheet]] = defaultdict(list)
     for r in routes:
         # A customer reassigned a moment ago may still be on the old rep's route until the
@@ -92,12 +73,7 @@ async def close_business_days(rt: Runtime) -> TimerRun:
     (`mark_visit_missed`, by visit id)."""
     today = business_date(rt.clock.now(), rt.settings.timezone)
     async with rt.pool.acquire() as conn:
-        schema = await active_schema(conn, VisitBoard.name)
-        due = await conn.fetch(
-            f"SELECT visit_id FROM {schema}.visits WHERE status = 'planned' AND business_date < $1"
-            " ORDER BY business_date, visit_id",
-            today,
-        )
+        due = await visits.planned_before(conn, today)
     commands = [
         SystemCommand(
             "mark_visit_missed", {"visit_id": r["visit_id"]}, f"mark_visit_missed:{r['visit_id']}", r["visit_id"]
@@ -112,12 +88,7 @@ async def flag_overdue_approvals(rt: Runtime) -> TimerRun:
     (`flag_approval_overdue`, by visit id)."""
     now = rt.clock.now()
     async with rt.pool.acquire() as conn:
-        schema = await active_schema(conn, VisitBoard.name)
-        due = await conn.fetch(
-            f"SELECT visit_id FROM {schema}.visits WHERE approval_status = 'pending'"
-            " AND NOT approval_overdue AND approval_due_at <= $1 ORDER BY approval_due_at",
-            now,
-        )
+        due = await visits.approvals_to_flag(conn, now)
     commands = [
         SystemCommand(
             "flag_approval_overdue",
@@ -135,12 +106,7 @@ async def flag_breached_complaints(rt: Runtime) -> TimerRun:
     (`flag_complaint_breach`, by complaint id)."""
     now = rt.clock.now()
     async with rt.pool.acquire() as conn:
-        schema = await active_schema(conn, ComplaintBook.name)
-        due = await conn.fetch(
-            f"SELECT complaint_id FROM {schema}.complaints WHERE status = 'received'"
-            " AND NOT sla_breached AND acknowledge_by < $1 ORDER BY acknowledge_by",
-            now,
-        )
+        due = await complaints.breaches_to_flag(conn, now)
     commands = [
         SystemCommand(
             "flag_complaint_breach",

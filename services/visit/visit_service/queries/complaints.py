@@ -30,6 +30,17 @@ async def overdue(conn: asyncpg.Connection, now: datetime, scope: ListScope) -> 
     )
 
 
+async def breaches_to_flag(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
+    """Complaints not acknowledged by their deadline before `now` and not flagged yet, the oldest first."""
+    schema = await active_schema(conn, ComplaintBook.name)
+    return await fetch(
+        conn,
+        f"SELECT complaint_id FROM {schema}.complaints WHERE status = 'received'"
+        " AND NOT sla_breached AND acknowledge_by < $1 ORDER BY acknowledge_by",
+        now,
+    )
+
+
 async def still_open(conn: asyncpg.Connection, scope: ListScope) -> list[asyncpg.Record]:
     """Complaints not closed, oldest first."""
     schema = await active_schema(conn, ComplaintBook.name)

@@ -1,5 +1,6 @@
 """The local directory as handlers and queries read it: customers, staff and territory, the
-catalogue, required SKUs and the customers' orders (tables of `projections/directory.py`).
+catalogue, required SKUs and the customers' orders (tables of `projections/directory.py`), and
+whether a customer's assignment is its latest (its stream as copied into the log).
 
 Each takes any connection and qualifies tables with the active generation's schema, so it
 works inside a command's transaction as well as on a plain pooled connection."""
@@ -119,6 +120,33 @@ async def customer_names(conn: asyncpg.Connection, customer_ids: list[str]) -> d
         f"SELECT customer_id, name FROM {schema}.customers WHERE customer_id = ANY($1::text[])", customer_ids
     )
     return {r["customer_id"]: r["name"] for r in rows}
+
+
+async def reps_of(conn: asyncpg.Connection, customer_ids: list[str]) -> dict[str, str | None]:
+    """The rep of each of the customers the directory knows, unless merged away or rejected."""
+    schema = await active_schema(conn, CustomerDirectory.name)
+    rows = await conn.fetch(
+        f"SELECT customer_id, rep_id FROM {schema}.customers"
+        " WHERE customer_id = ANY($1::text[]) AND status IS DISTINCT FROM 'merged'"
+        " AND status IS DISTINCT FROM 'rejected'",
+        customer_ids,
+    )
+    return {r["customer_id"]: r["rep_id"] for r in rows}
+
+
+async def assignment_superseded(
+    conn: asyncpg.Connection, stream_id: str, stream_version: int, assignments: list[str]
+) -> bool:
+    """Whether the customer's stream (its copy in this log) goes on past `stream_version` with another assignment."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM public.events WHERE stream_id = $1 AND stream_version > $2"
+            " AND event_type = ANY($3::text[]))",
+            stream_id,
+            stream_version,
+            assignments,
+        )
+    )
 
 
 async def catalogue(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:

@@ -41,3 +41,27 @@ async def route_sheets(conn: asyncpg.Connection, rep_id: str) -> list[RouteSheet
         )
         for r in await rep_routes(conn, rep_id)
     ]
+
+
+async def routes_on_weekday(conn: asyncpg.Connection, weekday: int) -> list[asyncpg.Record]:
+    """Every route that runs on the ISO weekday (1 = Monday), as the day planning reads it."""
+    schema = await active_schema(conn, RouteBook.name)
+    return await fetch(
+        conn,
+        f"SELECT route_id, rep_id, name, weekdays, customer_ids, cycle_weeks, cycle_offset"
+        f" FROM {schema}.routes WHERE $1 = ANY(weekdays)",
+        weekday,
+    )
+
+
+async def route_ids_with_customer_not_of(conn: asyncpg.Connection, customer_id: str, rep_id: str | None) -> list[str]:
+    """The ids of the routes the customer is on whose rep is not `rep_id`, in order."""
+    schema = await active_schema(conn, RouteBook.name)
+    rows = await fetch(
+        conn,
+        f"SELECT route_id FROM {schema}.routes WHERE customer_ids @> ARRAY[$1]::text[]"
+        " AND rep_id IS DISTINCT FROM $2 ORDER BY route_id",
+        customer_id,
+        rep_id,
+    )
+    return [r["route_id"] for r in rows]

@@ -97,6 +97,36 @@ async def overdue_approvals(conn: asyncpg.Connection, now: datetime, scope: List
     )
 
 
+async def visit_ids_of_day(conn: asyncpg.Connection, day: date) -> set[str]:
+    """The ids of every visit of the business day, planned or not."""
+    schema = await active_schema(conn, VisitBoard.name)
+    return {
+        r["visit_id"] for r in await fetch(conn, f"SELECT visit_id FROM {schema}.visits WHERE business_date = $1", day)
+    }
+
+
+async def planned_before(conn: asyncpg.Connection, day: date) -> list[asyncpg.Record]:
+    """Visits still planned on a business day before `day`, by day and id."""
+    schema = await active_schema(conn, VisitBoard.name)
+    return await fetch(
+        conn,
+        f"SELECT visit_id FROM {schema}.visits WHERE status = 'planned' AND business_date < $1"
+        " ORDER BY business_date, visit_id",
+        day,
+    )
+
+
+async def approvals_to_flag(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
+    """Approvals still pending and not flagged whose deadline is `now` or earlier, the oldest first."""
+    schema = await active_schema(conn, VisitBoard.name)
+    return await fetch(
+        conn,
+        f"SELECT visit_id FROM {schema}.visits WHERE approval_status = 'pending'"
+        " AND NOT approval_overdue AND approval_due_at <= $1 ORDER BY approval_due_at",
+        now,
+    )
+
+
 async def checked_in_at(
     conn: asyncpg.Connection, latitude: float, longitude: float, other_than: str, since: date
 ) -> list[str]:
