@@ -11,6 +11,7 @@ projections apart.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, datetime
 from typing import Any
 
 # The staff as `staff.assigned` describes them (customer service).
@@ -89,6 +90,35 @@ REGISTER_LINE = column_lines(
     "new_lead       boolean NOT NULL",
     "first_visit    boolean NOT NULL",
 )
+
+
+def register_lines_table(name: str, register_column: str, *extra_columns: str) -> str:
+    """DDL of a table of register lines named `name`: the project, the register (walk-ins or
+    calls, in the column `register_column`) and the copied line, then the service's own columns;
+    a line is keyed by its project, its register and its number."""
+    lines = column_lines(
+        "project_id  text NOT NULL",
+        f"{register_column}  text NOT NULL",
+        REGISTER_LINE,
+        *extra_columns,
+        f"PRIMARY KEY (project_id, {register_column}, entry_no)",
+    )
+    return f"CREATE TABLE {name} (\n    {lines}\n);\n"
+
+
+def recorded_register_line(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What a `lead_register.entry_recorded` event sets of a register line, in table order:
+    its key and the copied columns, the day and the time parsed (ISO strings in a payload)."""
+    day, at = data["business_date"], data["at"]
+    return {
+        "project_id": data["project_id"],
+        "register_kind": data["register_kind"],
+        "entry_no": data["entry_no"],
+        "business_date": date.fromisoformat(day) if isinstance(day, str) else day,
+        "at": datetime.fromisoformat(at) if isinstance(at, str) else at,
+        **{column: data[column] for column in ("lead_id", "rep_id", "basis", "new_lead", "first_visit")},
+    }
+
 
 # A unit's deal, as the sales-control events tell it: the orders service keeps it for its
 # own checks, reporting for the office's reports.

@@ -20,7 +20,12 @@ import asyncpg
 
 from salesplatform.projections import Change, Projection
 from salesplatform.published import SALES_OFFICE_EVENTS
-from salesplatform.replicas import REGISTER_LINE, opened_sales_office, sales_office_table
+from salesplatform.replicas import (
+    opened_sales_office,
+    recorded_register_line,
+    register_lines_table,
+    sales_office_table,
+)
 from salesplatform.store import RecordedEvent
 
 _LEAD_PERSONAL = ("lead.registered", "lead.member_added", "lead.details_corrected")
@@ -50,7 +55,7 @@ class OfficeDirectory(Projection):
     )
     schema_sql = (
         sales_office_table("offices", "division_id  text", "opened_at    timestamptz NOT NULL")
-        + f"""
+        + """
         CREATE TABLE sign_ins (
             project_id     text NOT NULL,
             business_date  date NOT NULL,
@@ -67,16 +72,16 @@ class OfficeDirectory(Projection):
             duties         integer NOT NULL DEFAULT 0,
             PRIMARY KEY (project_id, business_date, rep_id)
         );
-        CREATE TABLE register_entries (
-            project_id      text NOT NULL,
-            register        text NOT NULL,
-            {REGISTER_LINE},
-            remark          text,
-            source_channel  text,
-            personal        jsonb NOT NULL DEFAULT '[]',
-            corrections     jsonb NOT NULL DEFAULT '[]',
-            PRIMARY KEY (project_id, register, entry_no)
-        );
+    """
+        + register_lines_table(
+            "register_entries",
+            "register",
+            "remark          text",
+            "source_channel  text",
+            "personal        jsonb NOT NULL DEFAULT '[]'",
+            "corrections     jsonb NOT NULL DEFAULT '[]'",
+        )
+        + """
         CREATE INDEX register_entries_by_day ON register_entries (project_id, business_date);
         CREATE INDEX register_entries_by_lead ON register_entries (lead_id);
         CREATE TABLE leads (
@@ -173,17 +178,8 @@ class OfficeDirectory(Projection):
                 await conn.execute(
                     "INSERT INTO register_entries (project_id, register, entry_no, business_date, at, lead_id,"
                     " rep_id, basis, new_lead, first_visit, remark, source_channel, personal)"
-                    " VALUES ($1, $2, $3, $4::text::date, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                    d["project_id"],
-                    d["register_kind"],
-                    d["entry_no"],
-                    d["business_date"],
-                    _time(d["at"]),
-                    d["lead_id"],
-                    d["rep_id"],
-                    d["basis"],
-                    d["new_lead"],
-                    d["first_visit"],
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    *recorded_register_line(d).values(),
                     d.get("remark"),
                     d.get("source_channel"),
                     [d["personal"]] if d.get("personal") else [],

@@ -19,11 +19,17 @@ import asyncpg
 from reporting_service.projections.base import Stretch, StretchProjection, keys
 from salesplatform.projections import Change
 from salesplatform.published import SALES_OFFICE_EVENTS, UNIT_EVENTS, UNIT_STATUS_AFTER
-from salesplatform.replicas import REGISTER_LINE, UNIT_DEAL, opened_sales_office, sales_office_table
+from salesplatform.replicas import (
+    UNIT_DEAL,
+    opened_sales_office,
+    recorded_register_line,
+    register_lines_table,
+    sales_office_table,
+)
 
 SCHEMA = (
     sales_office_table("office_projects")
-    + f"""
+    + """
 
 CREATE TABLE office_sign_ins (
     project_id     text NOT NULL,
@@ -33,13 +39,9 @@ CREATE TABLE office_sign_ins (
 );
 
 -- One row per register line (lead_register.entry_recorded).
-CREATE TABLE office_lines (
-    project_id     text NOT NULL,
-    register_kind  text NOT NULL,
-    {REGISTER_LINE},
-    PRIMARY KEY (project_id, register_kind, entry_no)
-);
-CREATE INDEX office_lines_by_lead ON office_lines (lead_id, at);
+"""
+    + register_lines_table("office_lines", "register_kind")
+    + f"""CREATE INDEX office_lines_by_lead ON office_lines (lead_id, at);
 CREATE INDEX office_lines_by_day ON office_lines (business_date);
 
 CREATE TABLE office_units (
@@ -148,16 +150,7 @@ class SalesOfficeProjection(StretchProjection):
                 line_day = _date(d["business_date"])
                 await conn.execute(
                     "INSERT INTO office_lines VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-                    d["project_id"],
-                    d["register_kind"],
-                    d["entry_no"],
-                    line_day,
-                    _time(d["at"]),
-                    d["lead_id"],
-                    d["rep_id"],
-                    d["basis"],
-                    d["new_lead"],
-                    d["first_visit"],
+                    *recorded_register_line(d).values(),
                 )
                 return list(keys({"report": "office_leads", "period": line_day, "rep_id": d["rep_id"]}))
             case "unit.defined":
