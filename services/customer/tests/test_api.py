@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from customer_service.domain.events import CustomerRegistered
 from salesplatform.events import Actor, Envelope, Role
 from salesplatform.published import PUBLISHED_BY
 from salesplatform.store import copy_foreign
@@ -343,23 +344,9 @@ async def test_contracts_are_published_as_json_schemas(api, org) -> None:
     events = (await api.get(org.r1, "/schemas/events")).json()
     for event_type in sorted(PUBLISHED_BY["customer"]):
         assert events[event_type]["x-event-type"] == event_type
-    registered = events["customer.registered"]["properties"]
-    for field in (
-        "customer_id",
-        "name",
-        "address",
-        "phone",
-        "district_id",
-        "area_id",
-        "division_id",
-        "rep_id",
-        "channel",
-        "nature",
-        "location_type",
-        "source",
-        "status",
-    ):
-        assert field in registered
+    # Every field of the event is in its published schema (which fields other services read is
+    # held by tests/test_contracts.py).
+    assert set(events["customer.registered"]["properties"]) == set(CustomerRegistered.model_fields)
     commands = (await api.get(org.r1, "/schemas/commands")).json()
     assert {
         "register_customer",
