@@ -12,7 +12,7 @@ import pytest
 from tally import EventCounts, Sheet, SheetTotals, build_bus, definition, registry
 from test_metrics import sample
 
-from salesplatform import metrics
+from salesplatform import metrics, reactors
 from salesplatform.clock import SystemClock
 from salesplatform.commands import Command, CommandBus, Request
 from salesplatform.events import Actor, Role
@@ -166,6 +166,41 @@ async def test_a_reactor_never_runs_ahead_of_the_projections_it_reads(db) -> Non
     await ProjectionRunner(db, [EventCounts()]).run_once()
     assert await runner.run_once() > 0
     assert await total(db, "tally") == 1
+
+
+async def test_a_busy_runner_gathers_commits_into_few_passes_and_misses_none(db, monkeypatch) -> None:
+    """Every commit wakes the runner. Under a stream of commits it lets them gather rather
+    than reading the log once per commit, and still reacts to every event."""
+    monkeypatch.setattr(reactors, "_BUSY_GATHER_SECONDS", 0.3)
+    reactor = Openings()
+    runner = await runner_of(db, reactor)
+    passes = 0
+    react_once = runner.react_once
+
+    async def counted(r: Reactor) -> int:
+        nonlocal passes
+        passes += 1
+        return await react_once(r)
+
+    runner.react_once = counted  # type: ignore[method-assign]
+    await open_sheets(runner, ("tally", "tally"))
+    task = asyncio.create_task(runner.run())
+    try:
+        for i in range(40):
+            await open_sheets(runner, (f"s{i}", "tally"))
+            runner.wake()
+            await asyncio.sleep(0.005)
+        for _ in range(100):
+            if await total(db, "tally") == 40:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        runner.stop()
+        await task
+    assert await total(db, "tally") == 40
+    # 40 commits, each waking the runner; passes only as often as commits gathered (a pass
+    # that finds nothing new counts too).
+    assert passes <= 15, passes
 
 
 class Retired(Projection):
