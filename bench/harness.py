@@ -34,6 +34,8 @@ from typing import Any, Self
 
 import orjson
 
+from bench import pg_statements as statements
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SERVICES_DIR = REPO / "services"
@@ -399,7 +401,7 @@ class Stack:
     prefix), plus a `bench` account for the raw baselines; tokens are signed with a key pair
     made for the run."""
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, *, pg_statements: bool = False) -> None:
         import secrets
 
         from salesplatform.auth import SigningKey
@@ -407,7 +409,13 @@ class Stack:
         from salesplatform.nats_layout import PRODUCTION, ServiceGrant
 
         self.work_dir = work_dir
-        self.postgres = PostgresServer(work_dir / "postgres", max_connections=300)
+        self.pg_statements = pg_statements
+        self.databases: dict[int, str] = {}  # oid -> name of every database made for a figure
+        self.postgres = PostgresServer(
+            work_dir / "postgres",
+            max_connections=300,
+            settings=statements.SETTINGS if pg_statements else None,
+        )
         self.layout = PRODUCTION.with_services(ServiceGrant("bench"))
         self.nats_passwords = {user: secrets.token_urlsafe(18) for user in self.layout.users}
         self.nats_config = work_dir / "nats.conf"
@@ -445,7 +453,10 @@ class Stack:
         from salesplatform.devstack.servers import create_database
 
         name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-        return await create_database(self.admin_dsn, name)
+        dsn = await create_database(self.admin_dsn, name)
+        if self.pg_statements:
+            self.databases[await statements.oid_of(self.admin_dsn, name)] = name
+        return dsn
 
     async def drop_database(self, dsn: str) -> None:
         """Drop a figure's database to keep the disk small; a failure only costs disk space."""
@@ -854,6 +865,13 @@ def markdown(report: Mapping[str, Any]) -> str:
             lines.append(f"- {note}")
         if fig["notes"]:
             lines.append("")
+        if fig["details"].get("pg_statements"):
+            lines += [
+                "PostgreSQL's execution time by statement during the figure (pg_stat_statements):",
+                "",
+                *statements.markdown_rows(fig["details"]["pg_statements"]),
+                "",
+            ]
 
     lines += [
         "## Goals",

@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from bench import baselines as base
+from bench import pg_statements as statements
 from bench.harness import (
     RESULTS_DIR,
     FigureResult,
@@ -151,7 +152,13 @@ async def run_figure(ctx: Context, figure: Figure) -> FigureResult:
             ctx.stack, list(figure.baselines), base.QUICK if ctx.quick else base.FULL, ctx.runs, say=ctx.say
         )
     try:
+        if ctx.stack.pg_statements:
+            await statements.reset(ctx.stack.admin_dsn)
         await fn(ctx, fig)
+        if ctx.stack.pg_statements:
+            fig.details["pg_statements"] = [
+                s.to_dict() for s in await statements.top(ctx.stack.admin_dsn, ctx.stack.databases)
+            ]
     except Exception as exc:  # noqa: BLE001 - reported with the run's results
         fig.fail(error_text(exc))
         if getattr(exc, "stderr", None):
@@ -221,7 +228,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     started_at = datetime.now(UTC)
     t0 = time.monotonic()
     work_dir = new_work_dir(args.work_dir)
-    stack = Stack(work_dir)
+    stack = Stack(work_dir, pg_statements=args.pg_statements)
     sampler = MemorySampler()
     report: dict[str, Any] = {
         "started_at": started_at.isoformat(timespec="seconds"),
@@ -230,7 +237,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "versions": versions(),
         "settings": {
-            "postgres": "default settings (fsync on)",
+            "postgres": "default settings (fsync on)" + (", pg_stat_statements loaded" if args.pg_statements else ""),
             "service_log_level": args.log_level,
             "http_client": args.http_client,
         },
@@ -358,6 +365,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=1_000.0,
         help="figure 3's orders/s in the lag runs (default 1,000, the goal's; another rate has no goal)",
+    )
+    parser.add_argument(
+        "--pg-statements",
+        action="store_true",
+        help="load pg_stat_statements and report each figure's PostgreSQL time by statement",
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
     args = parser.parse_args(argv)
