@@ -147,6 +147,23 @@ async def test_records_of_later_chunks_find_what_earlier_chunks_imported(rt) -> 
         assert await conn.fetchval("SELECT count(*) FROM invoices WHERE open_fen < 0") == 0
 
 
+async def test_the_report_keeps_a_chunk_of_ids_in_one_string_and_names_every_record(rt) -> None:
+    """What the records became is kept a chunk at a time, not as an object per record (which
+    made the importer's memory grow with the file), and still names every record's id."""
+    await history_ready(rt)
+    history = records(3000)
+    report = await run_import(rt, [orjson.dumps(r) for r in history], chunk_size=500)
+    assert report.rejected == []
+    kept = [block for blocks in report.imported.values() for block in blocks] + report.delivered_orders
+    assert len(kept) <= 4 * (3000 // 500)  # a string per kind per chunk, however many records
+    ids = report.ids
+    orders = [r["record_id"] for r in history if r["kind"] == "order"]
+    assert list(ids["orders"]) == orders
+    assert all(ids["orders"][rid] == order_id_for_record(rid) for rid in orders)
+    assert list(ids["invoices"]) == [r["record_id"] for r in history if r["kind"] == "delivery"]
+    assert list(ids["payments"]) == [r["record_id"] for r in history if r["kind"] == "payment"]
+
+
 async def test_rejected_records_are_listed_and_change_nothing(rt) -> None:
     await history_ready(rt)
     placed = (START - timedelta(days=3)).isoformat()

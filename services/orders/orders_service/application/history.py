@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -81,23 +81,36 @@ class ImportReport:
     order_amount_fen: int = 0
     payment_amount_fen: int = 0
     seconds: float = 0.0
-    # record_id → the id it was imported as, per kind: for the records accepted now or before.
     # The records accepted now or before, by what they became: the record ids of orders and
     # payments, and of deliveries with the order record each names. `ids` derives the ids from
-    # them when asked, so a long file costs a record id per record here, not a dictionary entry.
+    # them when asked. They are kept a chunk at a time, as one string of NUL-separated record
+    # ids per chunk (no PostgreSQL text holds a NUL). A string per record, made while each
+    # chunk's short-lived rows come and go, pins the allocator's arenas: over a file of 200,000
+    # records the importer's peak RSS was 144 MB that way, 123 MB this way.
     imported: dict[str, list[str]] = field(default_factory=lambda: {"orders": [], "invoices": [], "payments": []})
     delivered_orders: list[str] = field(default_factory=list)
+
+    def keep_ids(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Keep what a chunk's records became (`what`, `record_id`, and `order_record_id` for
+        an invoice), in file order."""
+        for what, blocks in self.imported.items():
+            block = _ID_SEPARATOR.join(r["record_id"] for r in rows if r["what"] == what)
+            if block:
+                blocks.append(block)
+        delivered = _ID_SEPARATOR.join(r["order_record_id"] for r in rows if r["what"] == "invoices")
+        if delivered:
+            self.delivered_orders.append(delivered)
 
     @property
     def ids(self) -> dict[str, dict[str, str]]:
         """record_id → the id it was imported as, per kind, for the records accepted now or before."""
         return {
-            "orders": {r: order_id_for_record(r) for r in self.imported["orders"]},
+            "orders": {r: order_id_for_record(r) for r in _record_ids(self.imported["orders"])},
             "invoices": {
                 r: invoice_id_for(order_id_for_record(o))
-                for r, o in zip(self.imported["invoices"], self.delivered_orders, strict=True)
+                for r, o in zip(_record_ids(self.imported["invoices"]), _record_ids(self.delivered_orders), strict=True)
             },
-            "payments": {r: payment_id_for_record(r) for r in self.imported["payments"]},
+            "payments": {r: payment_id_for_record(r) for r in _record_ids(self.imported["payments"])},
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -401,10 +414,15 @@ class HistoryImport:
         for r in await staging.rejected():
             self._reject(r["line_no"], r["record_id"], r["field"], r["problem"])
         self.report.rejected.sort(key=lambda r: r.line)
-        for r in await staging.ids():
-            self.report.imported[r["what"]].append(r["record_id"])
-            if r["what"] == "invoices":
-                self.report.delivered_orders.append(r["order_record_id"])
+        self.report.keep_ids(await staging.ids())
+
+
+_ID_SEPARATOR = "\0"
+
+
+def _record_ids(blocks: list[str]) -> Iterator[str]:
+    for block in blocks:
+        yield from block.split(_ID_SEPARATOR)
 
 
 def _allocate_payments(
