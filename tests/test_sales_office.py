@@ -12,6 +12,7 @@ from running_system import eventually
 from customer_service.application.timers import release_neglected_leads
 from customer_service.bootstrap import definition as customer_definition
 from orders_service.bootstrap import definition as orders_definition
+from orders_service.queries import sales_control
 from reporting_service.bootstrap import definition as reporting_definition
 from salesplatform.clock import FixedClock, business_date
 from salesplatform.events import Actor, Role
@@ -93,11 +94,18 @@ async def test_a_sale_after_a_release_counts_for_the_rep_who_received_the_custom
         "source_of_funds": "family_funds",
     }
 
-    async def credited():
-        r = await orders.command(MANAGER, "take_deposit", deposit, **{"Idempotency-Key": "deposit-1"})
-        return r.json() if r.status_code == 200 and r.json()["credited_rep_id"] == "r-2" else None
+    # Wait for it first: a deposit taken while the orders service still saw r-1's lead would be
+    # credited to r-1, and kept under its idempotency key.
+    async def knows_r2() -> bool:
+        async with orders.runtime.pool.acquire() as conn:
+            lead = await sales_control.lead(conn, first["lead_id"])
+        return lead is not None and lead.rep_id == "r-2"
 
-    taken = await eventually(credited)
+    await eventually(knows_r2)
+    r = await orders.command(MANAGER, "take_deposit", deposit, **{"Idempotency-Key": "deposit-1"})
+    assert r.status_code == 200, r.text
+    taken = r.json()
+    assert taken["credited_rep_id"] == "r-2"
     assert taken["status"] == "reserved" and taken["receipt"]["amount_in_words"] == "人民币伍万元整"
     await orders.ok(
         R2,
