@@ -3,25 +3,13 @@ ran in even after the figure dropped it, and nothing from before the figure star
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from bench import pg_statements as statements
 from bench.harness import Stack, markdown
 from salesplatform.devstack.servers import PostgresServer, drop_database
-
-
-@pytest.fixture
-def scratch_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="sp-bench-"))
-    path.chmod(0o711)  # PostgreSQL's OS account must reach it when tests run as root
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_a_figure_sees_its_own_statements_by_database_after_the_drop(scratch_dir: Path) -> None:

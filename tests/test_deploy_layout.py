@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -201,14 +198,6 @@ def test_compose_gives_nats_every_users_password() -> None:
     compose_file: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     env = compose_file["services"]["nats"]["environment"]
     assert set(env) == {password_variable(user) for user in PRODUCTION.users}
-
-
-@pytest.fixture
-def scratch_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="sp-deploy-"))
-    path.chmod(0o711)  # PostgreSQL's OS account must reach it when tests run as root
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # --- the shared-server Postgres init script, run by psql --------------------------------------
